@@ -1,0 +1,248 @@
+//! `jetlog server`: turns flags into a `ServerConfig`, sets up logging, runs until a signal.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::parse_duration;
+use crate::protocol::connect::NATS_COMPAT_VERSION;
+use crate::server::config::DEFAULT_PORT;
+use crate::server::{AuthConfig, Server, ServerConfig, SyncMode};
+
+/// Flags of `jetlog server`. Names follow nats-server so scripts can switch binaries.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Port for clients; -1 picks a free one.
+    #[arg(short = 'p', long, default_value_t = i32::from(DEFAULT_PORT), allow_negative_numbers = true)]
+    port: i32,
+    /// Address to listen on.
+    #[arg(
+        short = 'a',
+        long = "addr",
+        visible_alias = "net",
+        default_value = "0.0.0.0"
+    )]
+    addr: IpAddr,
+    /// Accepted for nats-server compatibility: JetStream is always on in jetlog.
+    #[arg(long)]
+    jetstream: bool,
+    /// Where streams are stored.
+    #[arg(
+        long = "store_dir",
+        visible_alias = "store-dir",
+        default_value = "./data"
+    )]
+    store_dir: PathBuf,
+    /// Server name (defaults to the server id).
+    #[arg(short = 'n', long = "server_name", visible_alias = "name")]
+    server_name: Option<String>,
+    /// Debug logging.
+    #[arg(short = 'D', long = "debug")]
+    debug: bool,
+    /// Trace logging.
+    #[arg(short = 'V', long = "trace")]
+    trace: bool,
+    /// HTTP monitoring port (accepted; monitoring is not served yet).
+    #[arg(short = 'm', long = "http_port")]
+    http_port: Option<u16>,
+    /// User required to connect (with --pass).
+    #[arg(long)]
+    user: Option<String>,
+    /// Password required to connect (with --user).
+    #[arg(long)]
+    pass: Option<String>,
+    /// Token required to connect.
+    #[arg(long)]
+    auth: Option<String>,
+    /// When appended messages are fsynced: always, never, or an interval such as 100ms.
+    #[arg(long, default_value = "always", value_parser = parse_sync_mode)]
+    sync: SyncMode,
+    /// Largest message a client may publish, headers included.
+    #[arg(long = "max_payload")]
+    max_payload: Option<usize>,
+    /// Outbound bytes queued for one client before it is cut off as a slow consumer.
+    #[arg(long = "max_pending")]
+    max_pending: Option<usize>,
+    /// Most client connections at once.
+    #[arg(long = "max_connections")]
+    max_connections: Option<usize>,
+    /// How often idle clients are PINGed (e.g. 2m).
+    #[arg(long = "ping_interval", value_parser = parse_duration)]
+    ping_interval: Option<Duration>,
+    /// Unanswered PINGs before a connection is stale.
+    #[arg(long = "ping_max")]
+    ping_max: Option<u32>,
+    /// How long a client has to authenticate.
+    #[arg(long = "auth_timeout", value_parser = parse_duration)]
+    auth_timeout: Option<Duration>,
+    /// How long one write to a client may take.
+    #[arg(long = "write_deadline", value_parser = parse_duration)]
+    write_deadline: Option<Duration>,
+}
+
+fn parse_sync_mode(text: &str) -> Result<SyncMode, String> {
+    match text {
+        "always" => Ok(SyncMode::Always),
+        "never" => Ok(SyncMode::Never),
+        other => match parse_duration(other) {
+            Ok(d) if !d.is_zero() => Ok(SyncMode::Interval(d)),
+            _ => Err(format!(
+                "invalid sync mode {other:?}: use always, never or an interval such as 100ms"
+            )),
+        },
+    }
+}
+
+impl ServerArgs {
+    /// Builds the configuration, refusing combinations that cannot work.
+    fn into_config(self) -> Result<ServerConfig, String> {
+        let port = match self.port {
+            -1 => 0,
+            p => u16::try_from(p).map_err(|_| format!("invalid port {p}: use 0-65535 or -1"))?,
+        };
+        let auth = match (self.user, self.pass, self.auth) {
+            (None, None, None) => None,
+            (Some(user), Some(password), None) => Some(AuthConfig::UserPassword { user, password }),
+            (None, None, Some(token)) => Some(AuthConfig::Token(token)),
+            (Some(_), None, _) | (None, Some(_), _) => {
+                return Err("--user and --pass must be given together".to_string())
+            }
+            (Some(_), Some(_), Some(_)) => {
+                return Err("--auth (token) cannot be combined with --user/--pass".to_string())
+            }
+        };
+        let defaults = ServerConfig::default();
+        let config = ServerConfig {
+            listen: SocketAddr::new(self.addr, port),
+            server_name: self.server_name,
+            store_dir: self.store_dir,
+            sync: self.sync,
+            auth,
+            max_payload_bytes: self.max_payload.unwrap_or(defaults.max_payload_bytes),
+            max_control_line_bytes: defaults.max_control_line_bytes,
+            max_pending_bytes: self.max_pending.unwrap_or(defaults.max_pending_bytes),
+            max_connections: self.max_connections.unwrap_or(defaults.max_connections),
+            ping_interval: self.ping_interval.unwrap_or(defaults.ping_interval),
+            max_pings_out: self.ping_max.unwrap_or(defaults.max_pings_out),
+            auth_timeout: self.auth_timeout.unwrap_or(defaults.auth_timeout),
+            write_deadline: self.write_deadline.unwrap_or(defaults.write_deadline),
+            http_port: self.http_port,
+        };
+        if config.max_payload_bytes == 0 || config.max_payload_bytes > config.max_pending_bytes {
+            return Err(format!(
+                "max_payload ({}) must be above 0 and at most max_pending ({})",
+                config.max_payload_bytes, config.max_pending_bytes
+            ));
+        }
+        if config.ping_interval.is_zero() || config.max_connections == 0 {
+            return Err("ping_interval and max_connections must be above 0".to_string());
+        }
+        Ok(config)
+    }
+}
+
+fn init_logging(debug: bool, trace: bool) {
+    let level = if trace {
+        "trace"
+    } else if debug {
+        "debug"
+    } else {
+        "info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: ServerArgs) -> ExitCode {
+    init_logging(args.debug, args.trace);
+    let config = match args.into_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("jetlog server: {message}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("jetlog server: cannot start the runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(config: ServerConfig) -> Result<(), String> {
+    std::fs::create_dir_all(&config.store_dir).map_err(|e| {
+        format!(
+            "cannot create store directory {}: {e}",
+            config.store_dir.display()
+        )
+    })?;
+    let store_dir = config.store_dir.display().to_string();
+    let sync = config.sync;
+    let http_port = config.http_port;
+    let server = Server::bind(config.clone())
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let local = server.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(
+        "Starting jetlog {} (NATS protocol as nats-server {NATS_COMPAT_VERSION}), store {store_dir:?}, sync {sync}",
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Some(port) = http_port {
+        tracing::warn!("HTTP monitoring port {port} requested, but monitoring is not served yet");
+    }
+    tracing::info!(
+        "JetStream API not served yet in this build: $JS.API requests get no responders"
+    );
+    tracing::info!("Listening for client connections on {local}");
+    tracing::info!("Server is ready");
+    server.run(shutdown_signal()).await;
+    tracing::info!("Server Exiting..");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("Initiating Shutdown...");
+}

@@ -1,0 +1,6 @@
+//! jetlog: a persistent stream server that speaks the NATS client protocol and the JetStream API.
+
+pub mod broker;
+pub mod cli;
+pub mod protocol;
+pub mod server;

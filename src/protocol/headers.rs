@@ -1,0 +1,89 @@
+//! The NATS header block: `NATS/1.0[ <status>[ <description>]]\r\n`, `Key: Value\r\n` lines,
+//! and a blank line. Lookups follow nats-server (`server/client.go` getHeader): keys match
+//! case-sensitively, the first occurrence wins, spaces after the colon are skipped.
+
+use bytes::{BufMut, BytesMut};
+
+/// The version line every header block starts with.
+pub const HEADER_VERSION: &[u8] = b"NATS/1.0";
+
+/// The value of the first header named exactly `key`, if any.
+pub fn header_value<'a>(block: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut lines = block.split(|b| *b == b'\n').skip(1);
+    lines.find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let rest = line.strip_prefix(key)?.strip_prefix(b":")?;
+        let start = rest
+            .iter()
+            .position(|b| !matches!(b, b' ' | b'\t'))
+            .unwrap_or(rest.len());
+        Some(&rest[start..])
+    })
+}
+
+/// The status code of a header block's version line (`NATS/1.0 503` gives 503).
+pub fn status_code(block: &[u8]) -> Option<u16> {
+    let first = block.split(|b| *b == b'\r').next()?;
+    let code = first.strip_prefix(HEADER_VERSION)?.strip_prefix(b" ")?;
+    let code = code.get(..3)?;
+    std::str::from_utf8(code).ok()?.parse().ok()
+}
+
+/// Builds a header block from a status line and key/value pairs.
+pub fn build_block(out: &mut BytesMut, status: Option<(u16, &str)>, pairs: &[(&str, &[u8])]) {
+    out.put_slice(HEADER_VERSION);
+    if let Some((code, description)) = status {
+        out.put_u8(b' ');
+        out.put_slice(code.to_string().as_bytes());
+        if !description.is_empty() {
+            out.put_u8(b' ');
+            out.put_slice(description.as_bytes());
+        }
+    }
+    out.put_slice(b"\r\n");
+    for (key, value) in pairs {
+        out.put_slice(key.as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value);
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"\r\n");
+}
+
+/// The header block nats-server sends for a request nobody answered: `NATS/1.0 503` with the
+/// original subject in `Nats-Subject` (server/client.go, sendNoResponders... in processMsgResults).
+pub fn no_responders_block(out: &mut BytesMut, subject: &[u8]) {
+    build_block(out, Some((503, "")), &[("Nats-Subject", subject)]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLOCK: &[u8] = b"NATS/1.0\r\nNats-Msg-Id: abc\r\nX:  y \r\nNats-Msg-Id: second\r\n\r\n";
+
+    #[test]
+    fn first_occurrence_wins_and_spaces_after_colon_are_skipped() {
+        assert_eq!(header_value(BLOCK, b"Nats-Msg-Id"), Some(&b"abc"[..]));
+        assert_eq!(header_value(BLOCK, b"X"), Some(&b"y "[..]));
+        assert_eq!(header_value(BLOCK, b"nats-msg-id"), None);
+        assert_eq!(header_value(BLOCK, b"Nats-Msg"), None);
+    }
+
+    #[test]
+    fn no_responders_block_has_the_length_clients_expect() {
+        let mut out = BytesMut::new();
+        no_responders_block(&mut out, b"svc.x");
+        assert_eq!(&out[..], b"NATS/1.0 503\r\nNats-Subject: svc.x\r\n\r\n");
+        assert_eq!(out.len(), 32 + 5);
+        assert_eq!(status_code(&out), Some(503));
+    }
+
+    #[test]
+    fn status_with_description() {
+        let mut out = BytesMut::new();
+        build_block(&mut out, Some((404, "No Messages")), &[]);
+        assert_eq!(&out[..], b"NATS/1.0 404 No Messages\r\n\r\n");
+        assert_eq!(status_code(b"NATS/1.0\r\n\r\n"), None);
+    }
+}

@@ -1,0 +1,84 @@
+//! Checking a client's CONNECT credentials against the configured ones.
+//!
+//! Secrets are compared in constant time so that response timing does not reveal how many
+//! leading bytes of a guess were right.
+
+use super::config::AuthConfig;
+use crate::protocol::connect::ConnectOptions;
+
+/// Whether the credentials in `opts` satisfy `auth`.
+pub fn is_authorized(auth: &AuthConfig, opts: &ConnectOptions) -> bool {
+    match auth {
+        AuthConfig::UserPassword { user, password } => {
+            let user_ok = constant_time_eq(
+                opts.user.as_deref().unwrap_or("").as_bytes(),
+                user.as_bytes(),
+            );
+            let pass_ok = constant_time_eq(
+                opts.pass.as_deref().unwrap_or("").as_bytes(),
+                password.as_bytes(),
+            );
+            opts.user.is_some() & opts.pass.is_some() & user_ok & pass_ok
+        }
+        AuthConfig::Token(token) => {
+            let ok = constant_time_eq(
+                opts.auth_token.as_deref().unwrap_or("").as_bytes(),
+                token.as_bytes(),
+            );
+            opts.auth_token.is_some() & ok
+        }
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len().max(b.len());
+    let mut diff = (a.len() ^ b.len()) as u64;
+    for i in 0..len {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= u64::from(x ^ y);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(user: Option<&str>, pass: Option<&str>, token: Option<&str>) -> ConnectOptions {
+        ConnectOptions {
+            user: user.map(str::to_string),
+            pass: pass.map(str::to_string),
+            auth_token: token.map(str::to_string),
+            ..ConnectOptions::default()
+        }
+    }
+
+    #[test]
+    fn user_and_password_must_both_match() {
+        let auth = AuthConfig::UserPassword {
+            user: "u".into(),
+            password: "p".into(),
+        };
+        assert!(is_authorized(&auth, &opts(Some("u"), Some("p"), None)));
+        assert!(!is_authorized(&auth, &opts(Some("u"), Some("x"), None)));
+        assert!(!is_authorized(&auth, &opts(Some("u"), None, None)));
+        assert!(!is_authorized(&auth, &opts(None, None, Some("p"))));
+    }
+
+    #[test]
+    fn token_must_match() {
+        let auth = AuthConfig::Token("s3cret".into());
+        assert!(is_authorized(&auth, &opts(None, None, Some("s3cret"))));
+        assert!(!is_authorized(&auth, &opts(None, None, Some("s3cre"))));
+        assert!(!is_authorized(&auth, &opts(None, None, None)));
+    }
+
+    #[test]
+    fn equal_lengths_and_bytes_are_required() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"a", b"a\0"));
+        assert!(!constant_time_eq(b"ab", b"ac"));
+    }
+}

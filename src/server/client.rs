@@ -1,0 +1,327 @@
+//! One client connection's reading task: it parses ops, applies them, and routes publishes.
+//!
+//! The task owns the read half, the parser, the connection's CONNECT options, its match cache
+//! and its PING timer; everything other tasks need lives in the shared `ClientHandle`.
+
+use std::collections::hash_map::Entry;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::time::{sleep, Instant};
+
+use super::auth::is_authorized;
+use super::outbound::{ClientHandle, CloseReason, Enqueued, Subscription};
+use super::router::Publisher;
+use super::ServerState;
+use crate::broker::MatchCache;
+use crate::protocol::connect::ConnectOptions;
+use crate::protocol::encode::{self, OutMsg};
+use crate::protocol::headers::no_responders_block;
+use crate::protocol::subject::{is_valid_literal_subject, is_valid_queue_name, is_valid_subject};
+use crate::protocol::{ClientOp, Parser, ParserLimits, ProtocolError, Publish};
+
+/// Capacity of the read buffer; one read takes up to this much.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Below this much free space the read buffer is grown before the next read.
+const MIN_READ_SPACE_BYTES: usize = 4 * 1024;
+/// The longest a publisher waits, per read, for a subscriber's writer to drain.
+const STALL_MAX: Duration = Duration::from_millis(10);
+
+/// The reading side of one connection.
+pub(super) struct Connection {
+    state: Arc<ServerState>,
+    handle: Arc<ClientHandle>,
+    opts: ConnectOptions,
+    /// CONNECT has been accepted.
+    connected: bool,
+    parser: Parser,
+    cache: MatchCache<Subscription>,
+    /// Connections (maybe this one) whose writers need a wake-up after this read.
+    wake: Vec<Arc<ClientHandle>>,
+    rng: u64,
+    pings_out: u32,
+    /// When the client last sent PUB, SUB, UNSUB or PING (what nats-server counts as activity).
+    last_activity: Instant,
+}
+
+impl Connection {
+    pub(super) fn new(state: Arc<ServerState>, handle: Arc<ClientHandle>) -> Self {
+        let limits = ParserLimits {
+            max_control_line_bytes: state.config.max_control_line_bytes,
+            max_payload_bytes: state.config.max_payload_bytes,
+        };
+        let rng = 0x9E37_79B9_7F4A_7C15 ^ handle.id.wrapping_mul(0xD134_2543_DE82_EF95) | 1;
+        Self {
+            state,
+            handle,
+            opts: ConnectOptions::default(),
+            connected: false,
+            parser: Parser::new(limits),
+            cache: MatchCache::default(),
+            wake: Vec::new(),
+            rng,
+            pings_out: 0,
+            last_activity: Instant::now() - Duration::from_secs(3600),
+        }
+    }
+
+    /// Reads and applies ops until the connection ends; returns why it ended.
+    pub(super) async fn run(&mut self, mut socket: OwnedReadHalf) -> CloseReason {
+        let ping_interval = self.state.config.ping_interval;
+        let max_pings_out = self.state.config.max_pings_out;
+        let auth_required = self.state.config.auth.is_some();
+        let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
+        let auth_deadline = sleep(self.state.config.auth_timeout);
+        tokio::pin!(auth_deadline);
+        loop {
+            let spare = buf.capacity() - buf.len();
+            let wanted = self.parser.bytes_wanted(buf.len());
+            if spare < MIN_READ_SPACE_BYTES || spare < wanted {
+                buf.reserve(wanted.max(READ_BUFFER_BYTES));
+            }
+            tokio::select! {
+                read = socket.read_buf(&mut buf) => {
+                    match read {
+                        Ok(0) | Err(_) => return CloseReason::ClientClosed,
+                        Ok(_) => {}
+                    }
+                    let outcome = self.process(&mut buf);
+                    self.wake_writers().await;
+                    if let Err(reason) = outcome {
+                        return reason;
+                    }
+                }
+                _ = ping.tick() => {
+                    // Like nats-server, a client that has been sending us traffic needs no PING
+                    // to prove it is alive, and so is never declared stale while it talks.
+                    if self.last_activity.elapsed() < ping_interval {
+                        continue;
+                    }
+                    if self.pings_out >= max_pings_out {
+                        return self.fail(&ProtocolError::StaleConnection);
+                    }
+                    self.pings_out += 1;
+                    self.send(encode::PING);
+                    self.handle.wake();
+                }
+                _ = &mut auth_deadline, if auth_required && !self.connected => {
+                    return self.fail(&ProtocolError::AuthenticationTimeout);
+                }
+                _ = self.handle.closed_elsewhere() => {
+                    return self.handle.close_reason().unwrap_or(CloseReason::ServerShutdown);
+                }
+            }
+        }
+    }
+
+    /// Applies every complete op in `buf`.
+    fn process(&mut self, buf: &mut BytesMut) -> Result<(), CloseReason> {
+        loop {
+            let op = match self.parser.next_op(buf) {
+                Ok(Some(op)) => op,
+                Ok(None) => return Ok(()),
+                Err(err) => return Err(self.fail(&err)),
+            };
+            if !self.connected
+                && self.state.config.auth.is_some()
+                && !matches!(op, ClientOp::Connect(_))
+            {
+                return Err(self.fail(&ProtocolError::AuthorizationViolation));
+            }
+            if !matches!(op, ClientOp::Connect(_) | ClientOp::Pong) {
+                self.last_activity = Instant::now();
+            }
+            match op {
+                ClientOp::Connect(json) => self.on_connect(&json)?,
+                ClientOp::Publish(msg) => self.on_publish(msg),
+                ClientOp::Subscribe {
+                    subject,
+                    queue,
+                    sid,
+                } => self.on_subscribe(subject, queue, sid),
+                ClientOp::Unsubscribe { sid, max_msgs } => self.on_unsubscribe(&sid, max_msgs),
+                ClientOp::Ping => self.send(encode::PONG),
+                ClientOp::Pong => self.pings_out = 0,
+            }
+        }
+    }
+
+    fn on_connect(&mut self, json: &[u8]) -> Result<(), CloseReason> {
+        let opts: ConnectOptions = match serde_json::from_slice(json) {
+            Ok(opts) => opts,
+            Err(_) => return Err(self.fail(&ProtocolError::UnknownOperation)),
+        };
+        // The order of these checks is nats-server's (processConnect): credentials first.
+        if let Some(auth) = &self.state.config.auth {
+            if !is_authorized(auth, &opts) {
+                tracing::debug!(cid = self.handle.id, "authorization violation");
+                return Err(self.fail(&ProtocolError::AuthorizationViolation));
+            }
+        }
+        if !(0..=1).contains(&opts.protocol) {
+            return Err(self.fail(&ProtocolError::InvalidClientProtocol));
+        }
+        if opts.no_responders && !opts.headers {
+            return Err(self.fail(&ProtocolError::NoRespondersRequiresHeaders));
+        }
+        self.handle.headers.store(opts.headers, Ordering::Relaxed);
+        self.opts = opts;
+        self.connected = true;
+        self.ok();
+        Ok(())
+    }
+
+    fn on_publish(&mut self, msg: Publish) {
+        if !is_valid_literal_subject(&msg.subject) {
+            self.error(&ProtocolError::InvalidPublishSubject);
+            return;
+        }
+        self.ok();
+        let from = Publisher {
+            client: &self.handle,
+            echo: self.opts.echo,
+        };
+        let delivered =
+            self.state
+                .router
+                .route(&from, &msg, &mut self.cache, &mut self.wake, &mut self.rng);
+        if delivered == 0 && self.opts.no_responders {
+            if let Some(reply) = &msg.reply {
+                self.send_no_responders(&msg.subject, reply);
+            }
+        }
+    }
+
+    /// Tells a requester nobody is listening: a 503 status on its own reply subscription.
+    fn send_no_responders(&mut self, subject: &[u8], reply: &Bytes) {
+        let matches = self.state.router.lookup(reply, &mut self.cache);
+        let Some(sub) = matches.plain.iter().find(|s| s.client.id == self.handle.id) else {
+            return;
+        };
+        let mut headers = BytesMut::with_capacity(32 + subject.len());
+        no_responders_block(&mut headers, subject);
+        let out = OutMsg {
+            subject: reply,
+            sid: &sub.sid,
+            reply: None,
+            headers: Some(&headers),
+            payload: b"",
+        };
+        if self.handle.enqueue_msg(&out) == Enqueued::NeedsWake {
+            self.wake.push(self.handle.clone());
+        }
+    }
+
+    fn on_subscribe(&mut self, subject: Bytes, queue: Option<Bytes>, sid: Bytes) {
+        let queue_ok = queue.as_ref().is_none_or(is_valid_queue_name);
+        if !is_valid_subject(&subject) || !queue_ok {
+            self.error(&ProtocolError::InvalidSubject);
+            return;
+        }
+        let sub = Arc::new(Subscription {
+            client: self.handle.clone(),
+            subject,
+            queue,
+            sid: sid.clone(),
+            max_msgs: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+        });
+        let is_new = {
+            let mut subs = self.handle.subs.lock().unwrap_or_else(|p| p.into_inner());
+            // nats-server ignores a SUB that reuses a live sid.
+            match subs.entry(sid) {
+                Entry::Occupied(_) => false,
+                Entry::Vacant(slot) => {
+                    slot.insert(sub.clone());
+                    true
+                }
+            }
+        };
+        if is_new {
+            self.state.router.subscribe(sub);
+        }
+        self.ok();
+    }
+
+    fn on_unsubscribe(&mut self, sid: &Bytes, max_msgs: Option<u64>) {
+        let sub = {
+            let subs = self.handle.subs.lock().unwrap_or_else(|p| p.into_inner());
+            subs.get(sid).cloned()
+        };
+        if let Some(sub) = sub {
+            let delivered = sub.delivered.load(Ordering::Acquire);
+            match max_msgs {
+                Some(max) if max > delivered => sub.max_msgs.store(max, Ordering::Release),
+                _ => self.state.router.remove_subscription(&sub),
+            }
+        }
+        self.ok();
+    }
+
+    /// Removes every subscription of this connection; called once it has ended.
+    pub(super) fn remove_all_subscriptions(&mut self) {
+        let subs: Vec<_> = {
+            let mut subs = self.handle.subs.lock().unwrap_or_else(|p| p.into_inner());
+            subs.drain().map(|(_, s)| s).collect()
+        };
+        for sub in subs {
+            self.state.router.unsubscribe(&sub);
+        }
+    }
+
+    /// Queues the INFO this connection starts with.
+    pub(super) fn send_info(&mut self, client_ip: String) {
+        let json = self.state.info_json(self.handle.id, client_ip);
+        let mut line = BytesMut::with_capacity(json.len() + 8);
+        encode::write_info(&mut line, &json);
+        self.send(&line);
+        self.handle.wake();
+    }
+
+    fn ok(&mut self) {
+        if self.opts.verbose {
+            self.send(encode::OK);
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        if self.handle.enqueue_raw(bytes) == Enqueued::NeedsWake {
+            self.wake.push(self.handle.clone());
+        }
+    }
+
+    /// Sends a non-fatal `-ERR`.
+    fn error(&mut self, err: &ProtocolError) {
+        let mut line = BytesMut::with_capacity(64);
+        encode::write_err(&mut line, err);
+        self.send(&line);
+    }
+
+    /// Sends a fatal `-ERR` and says the connection must close.
+    fn fail(&mut self, err: &ProtocolError) -> CloseReason {
+        debug_assert!(err.closes_connection());
+        self.error(err);
+        tracing::debug!(cid = self.handle.id, error = %err, "closing connection");
+        CloseReason::ProtocolError
+    }
+
+    /// Wakes each writer that has new bytes, then, if one of them is far behind, gives it a
+    /// moment to drain before reading more (nats-server stalls fast producers the same way).
+    async fn wake_writers(&mut self) {
+        let mut stall_on = None;
+        for client in self.wake.drain(..) {
+            client.wake();
+            if client.id != self.handle.id && client.pending_bytes() > client.stall_threshold() {
+                stall_on = Some(client);
+            }
+        }
+        if let Some(client) = stall_on {
+            client.wait_drained(STALL_MAX).await;
+        }
+    }
+}

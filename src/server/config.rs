@@ -1,0 +1,93 @@
+//! The server's settings and the limits it enforces, with nats-server's defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::protocol::parser::{MAX_CONTROL_LINE_BYTES, MAX_PAYLOAD_BYTES};
+
+/// The client port nats-server listens on by default.
+pub const DEFAULT_PORT: u16 = 4222;
+/// Outbound bytes a client may have queued before it is cut off as a slow consumer
+/// (nats-server `MAX_PENDING_SIZE`).
+pub const MAX_PENDING_BYTES_PER_CLIENT: usize = 64 * 1024 * 1024;
+/// nats-server `DEFAULT_MAX_CONNECTIONS`.
+pub const MAX_CONNECTIONS: usize = 64 * 1024;
+/// How often the server PINGs an idle client (nats-server `DEFAULT_PING_INTERVAL`).
+pub const PING_INTERVAL: Duration = Duration::from_secs(120);
+/// Unanswered PINGs after which a connection is stale (nats-server `DEFAULT_PING_MAX_OUT`).
+pub const MAX_PINGS_OUT: u32 = 2;
+/// How long a client has to send CONNECT when auth is required (`AUTH_TIMEOUT`).
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one flush to a client may take before it is a slow consumer (`DEFAULT_FLUSH_DEADLINE`).
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How the store makes appended bytes durable before a publish is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// fsync every batch before its acks leave (group commit). The default.
+    Always,
+    /// fsync at most this often; acks of the last interval can be lost on power failure.
+    Interval(Duration),
+    /// Leave it to the operating system.
+    Never,
+}
+
+impl std::fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Always => f.write_str("always"),
+            Self::Never => f.write_str("never"),
+            Self::Interval(d) => write!(f, "{}ms", d.as_millis()),
+        }
+    }
+}
+
+/// Credentials clients must present in CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthConfig {
+    UserPassword { user: String, password: String },
+    Token(String),
+}
+
+/// Everything `jetlog server` can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen; port 0 picks a free one.
+    pub listen: SocketAddr,
+    pub server_name: Option<String>,
+    pub store_dir: PathBuf,
+    pub sync: SyncMode,
+    pub auth: Option<AuthConfig>,
+    pub max_payload_bytes: usize,
+    pub max_control_line_bytes: usize,
+    pub max_pending_bytes: usize,
+    pub max_connections: usize,
+    pub ping_interval: Duration,
+    pub max_pings_out: u32,
+    pub auth_timeout: Duration,
+    pub write_deadline: Duration,
+    /// Accepted for nats-server compatibility; monitoring is not served yet and the log says so.
+    pub http_port: Option<u16>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            server_name: None,
+            store_dir: PathBuf::from("./data"),
+            sync: SyncMode::Always,
+            auth: None,
+            max_payload_bytes: MAX_PAYLOAD_BYTES,
+            max_control_line_bytes: MAX_CONTROL_LINE_BYTES,
+            max_pending_bytes: MAX_PENDING_BYTES_PER_CLIENT,
+            max_connections: MAX_CONNECTIONS,
+            ping_interval: PING_INTERVAL,
+            max_pings_out: MAX_PINGS_OUT,
+            auth_timeout: AUTH_TIMEOUT,
+            write_deadline: WRITE_DEADLINE,
+            http_port: None,
+        }
+    }
+}

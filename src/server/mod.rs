@@ -1,0 +1,199 @@
+//! The tokio glue: the listener, one reading task and one writing task per connection, and
+//! shutdown. Protocol rules live in `protocol`, routing decisions in `broker`; this layer moves
+//! bytes and time between the socket and them.
+
+pub mod auth;
+mod client;
+pub mod config;
+mod outbound;
+mod router;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+pub use config::{AuthConfig, ServerConfig, SyncMode};
+use outbound::{ClientHandle, CloseReason};
+use router::Router;
+
+use crate::protocol::connect::{ServerInfo, NATS_COMPAT_VERSION};
+use crate::protocol::{encode, ProtocolError};
+
+/// How long shutdown waits for connections to flush what they have queued.
+const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// State every connection shares.
+pub(crate) struct ServerState {
+    config: ServerConfig,
+    router: Router,
+    clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
+    next_client_id: AtomicU64,
+    info: ServerInfo,
+}
+
+impl ServerState {
+    /// The INFO JSON for one connection.
+    fn info_json(&self, client_id: u64, client_ip: String) -> Vec<u8> {
+        let mut info = self.info.clone();
+        info.client_id = client_id;
+        info.client_ip = client_ip;
+        serde_json::to_vec(&info).unwrap_or_default()
+    }
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<ServerState>,
+}
+
+impl Server {
+    /// Binds the listener; the configured port may be 0 to pick a free one.
+    pub async fn bind(config: ServerConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let local = listener.local_addr()?;
+        let server_id = new_server_id();
+        let info = ServerInfo {
+            server_name: config
+                .server_name
+                .clone()
+                .unwrap_or_else(|| server_id.clone()),
+            server_id,
+            version: NATS_COMPAT_VERSION.to_string(),
+            proto: 1,
+            go: "jetlog (rust)".to_string(),
+            host: local.ip().to_string(),
+            port: local.port(),
+            headers: true,
+            max_payload: config.max_payload_bytes,
+            auth_required: config.auth.is_some(),
+            jetstream: false,
+            client_id: 0,
+            client_ip: String::new(),
+            jetlog_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let state = Arc::new(ServerState {
+            config,
+            router: Router::default(),
+            clients: Mutex::new(HashMap::new()),
+            next_client_id: AtomicU64::new(1),
+            info,
+        });
+        Ok(Self { listener, state })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves clients until `shutdown` resolves, then stops accepting, lets every connection
+    /// flush what is queued (bounded), and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tasks = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        let state = self.state.clone();
+                        tasks.spawn(serve(state, socket, peer));
+                    }
+                    Err(err) => {
+                        // Running out of file descriptors must not end the server.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        drop(self.listener);
+        let clients: Vec<_> = lock(&self.state.clients).values().cloned().collect();
+        for client in clients {
+            client.close(CloseReason::ServerShutdown);
+        }
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_FLUSH_LIMIT, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not flush before shutdown");
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs one connection to its end.
+async fn serve(state: Arc<ServerState>, socket: TcpStream, peer: SocketAddr) {
+    let _ = socket.set_nodelay(true);
+    let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let handle = Arc::new(ClientHandle::new(id, state.config.max_pending_bytes));
+    let (read_half, write_half) = socket.into_split();
+    let writer = tokio::spawn(
+        handle
+            .clone()
+            .run_writer(write_half, state.config.write_deadline),
+    );
+    let mut conn = client::Connection::new(state.clone(), handle.clone());
+    conn.send_info(peer.ip().to_string());
+    let admitted = {
+        let mut clients = lock(&state.clients);
+        let admitted = clients.len() < state.config.max_connections;
+        if admitted {
+            clients.insert(id, handle.clone());
+        }
+        admitted
+    };
+    let reason = if admitted {
+        tracing::debug!(cid = id, %peer, "client connected");
+        conn.run(read_half).await
+    } else {
+        let mut line = BytesMut::new();
+        encode::write_err(&mut line, &ProtocolError::MaxConnectionsExceeded);
+        handle.enqueue_raw(&line);
+        tracing::warn!(%peer, "maximum connections exceeded");
+        CloseReason::ProtocolError
+    };
+    handle.close(reason);
+    conn.remove_all_subscriptions();
+    lock(&state.clients).remove(&id);
+    let flush_limit = state.config.write_deadline.min(SHUTDOWN_FLUSH_LIMIT);
+    if tokio::time::timeout(flush_limit, writer).await.is_err() {
+        tracing::debug!(cid = id, "writer did not finish flushing in time");
+    }
+    tracing::debug!(cid = id, ?reason, "client closed");
+}
+
+/// A server id in nats-server's shape: 56 upper-case characters starting with `N`.
+fn new_server_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut id = String::with_capacity(56);
+    id.push('N');
+    let mut seed = {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.finish() | 1
+    };
+    while id.len() < 56 {
+        let r = router::next_random(&mut seed);
+        id.push(char::from(ALPHABET[(r % 32) as usize]));
+    }
+    id
+}

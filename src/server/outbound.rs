@@ -1,0 +1,241 @@
+//! A connection's outbound side: the buffer other tasks encode messages into, and the writer
+//! task that flushes it.
+//!
+//! Publishers route on their own task and append directly into each subscriber's buffer, so a
+//! routed message costs one copy into memory that is already allocated. The writer swaps the
+//! filled buffer for an empty one and writes it with one `write_all`, so everything queued
+//! while the previous write was in flight leaves in a single syscall. The buffer is capped at
+//! `max_pending`: a subscriber that cannot keep up is disconnected rather than allowed to grow
+//! the server's memory (nats-server's slow consumer rule).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Notify;
+
+use crate::protocol::encode::{write_msg, OutMsg};
+
+/// The writer keeps a spare buffer of up to this capacity between flushes; a larger one (left by
+/// a burst) is dropped so an idle connection does not pin a burst's worth of memory.
+const MAX_IDLE_BUFFER_BYTES: usize = 1 << 20;
+/// Starting capacity of each outbound buffer.
+const INITIAL_BUFFER_BYTES: usize = 32 * 1024;
+
+/// Why a connection is being closed; decides whether queued bytes are still flushed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client went away or the read side failed.
+    ClientClosed,
+    /// A protocol error; the queued `-ERR` must still go out.
+    ProtocolError,
+    /// Outbound bytes exceeded max_pending or a flush missed the write deadline.
+    SlowConsumer,
+    /// The server is stopping; queued bytes are flushed first.
+    ServerShutdown,
+}
+
+/// What happened to a message offered to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Appended; the writer must be woken (the caller batches wake-ups).
+    NeedsWake,
+    /// Appended; a wake-up is already scheduled.
+    Queued,
+    /// The connection is closed or was just closed as a slow consumer; nothing was queued.
+    Dropped,
+}
+
+struct Outbound {
+    buf: BytesMut,
+    /// Set once a wake-up is owed for the bytes in `buf`; cleared when the writer takes them.
+    wake_scheduled: bool,
+    closed: Option<CloseReason>,
+}
+
+/// One subscription of a connection, shared with the sublist.
+pub struct Subscription {
+    pub client: Arc<ClientHandle>,
+    pub subject: Bytes,
+    pub queue: Option<Bytes>,
+    pub sid: Bytes,
+    /// Deliveries after which the subscription removes itself; 0 means no limit.
+    pub max_msgs: AtomicU64,
+    pub delivered: AtomicU64,
+}
+
+/// The parts of a connection other tasks touch: its outbound buffer, its subscriptions and
+/// the flags routing needs. The reading task owns everything else.
+pub struct ClientHandle {
+    pub id: u64,
+    max_pending_bytes: usize,
+    outbound: Mutex<Outbound>,
+    /// Wakes the writer when bytes are queued or the connection closes.
+    wake_writer: Notify,
+    /// Wakes the reader when someone else closed the connection.
+    wake_reader: Notify,
+    /// Signalled after every flush, for publishers stalled on this connection.
+    drained: Notify,
+    /// Whether the client sent `headers:true` in CONNECT (else it gets MSG without headers).
+    pub headers: AtomicBool,
+    /// Subscriptions by sid; a std mutex because nothing awaits while it is held.
+    pub subs: Mutex<HashMap<Bytes, Arc<Subscription>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind, never a broken
+    // invariant that later users could trip on, so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+impl ClientHandle {
+    pub fn new(id: u64, max_pending_bytes: usize) -> Self {
+        Self {
+            id,
+            max_pending_bytes,
+            outbound: Mutex::new(Outbound {
+                buf: BytesMut::with_capacity(INITIAL_BUFFER_BYTES),
+                wake_scheduled: false,
+                closed: None,
+            }),
+            wake_writer: Notify::new(),
+            wake_reader: Notify::new(),
+            drained: Notify::new(),
+            headers: AtomicBool::new(false),
+            subs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Encodes a message into the outbound buffer, or closes the connection as a slow
+    /// consumer if that would take it past max_pending.
+    pub fn enqueue_msg(&self, msg: &OutMsg<'_>) -> Enqueued {
+        self.enqueue_with(msg.encoded_len(), |buf| write_msg(buf, msg))
+    }
+
+    /// Appends raw protocol bytes (INFO, PONG, +OK, -ERR).
+    pub fn enqueue_raw(&self, bytes: &[u8]) -> Enqueued {
+        self.enqueue_with(bytes.len(), |buf| buf.extend_from_slice(bytes))
+    }
+
+    fn enqueue_with(&self, len: usize, write: impl FnOnce(&mut BytesMut)) -> Enqueued {
+        let mut out = lock(&self.outbound);
+        if out.closed.is_some() {
+            return Enqueued::Dropped;
+        }
+        if out.buf.len() + len > self.max_pending_bytes {
+            out.closed = Some(CloseReason::SlowConsumer);
+            drop(out);
+            tracing::warn!(
+                cid = self.id,
+                "Slow Consumer Detected: MaxPending of {} Exceeded",
+                self.max_pending_bytes
+            );
+            self.wake_writer.notify_one();
+            self.wake_reader.notify_one();
+            return Enqueued::Dropped;
+        }
+        write(&mut out.buf);
+        if out.wake_scheduled {
+            Enqueued::Queued
+        } else {
+            out.wake_scheduled = true;
+            Enqueued::NeedsWake
+        }
+    }
+
+    /// Wakes the writer to flush what is queued.
+    pub fn wake(&self) {
+        self.wake_writer.notify_one();
+    }
+
+    /// Bytes queued and not yet handed to the socket.
+    pub fn pending_bytes(&self) -> usize {
+        lock(&self.outbound).buf.len()
+    }
+
+    /// The stall threshold: above it publishers pause briefly to let this writer catch up.
+    pub fn stall_threshold(&self) -> usize {
+        self.max_pending_bytes / 4 * 3
+    }
+
+    /// Waits until the writer has flushed once, or `limit` passes.
+    pub async fn wait_drained(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.drained.notified()).await;
+    }
+
+    /// Marks the connection closed (the first reason wins) and wakes both of its tasks.
+    pub fn close(&self, reason: CloseReason) {
+        let mut out = lock(&self.outbound);
+        if out.closed.is_none() {
+            out.closed = Some(reason);
+        }
+        drop(out);
+        self.wake_writer.notify_one();
+        self.wake_reader.notify_one();
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        lock(&self.outbound).closed
+    }
+
+    /// Resolves when another task closes this connection.
+    pub async fn closed_elsewhere(&self) {
+        self.wake_reader.notified().await;
+    }
+
+    /// The writer task: flushes queued bytes until the connection closes.
+    pub async fn run_writer(self: Arc<Self>, mut socket: OwnedWriteHalf, write_deadline: Duration) {
+        let mut spare = BytesMut::with_capacity(INITIAL_BUFFER_BYTES);
+        loop {
+            self.wake_writer.notified().await;
+            loop {
+                let closed = {
+                    let mut out = lock(&self.outbound);
+                    std::mem::swap(&mut out.buf, &mut spare);
+                    out.wake_scheduled = false;
+                    out.closed
+                };
+                if closed == Some(CloseReason::SlowConsumer)
+                    || closed == Some(CloseReason::ClientClosed)
+                {
+                    let _ = socket.shutdown().await;
+                    self.drained.notify_waiters();
+                    return;
+                }
+                if spare.is_empty() {
+                    if closed.is_some() {
+                        let _ = socket.shutdown().await;
+                        self.drained.notify_waiters();
+                        return;
+                    }
+                    break;
+                }
+                match tokio::time::timeout(write_deadline, socket.write_all(&spare)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => {
+                        self.close(CloseReason::ClientClosed);
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            cid = self.id,
+                            "Slow Consumer Detected: WriteDeadline of {write_deadline:?} exceeded"
+                        );
+                        self.close(CloseReason::SlowConsumer);
+                        continue;
+                    }
+                }
+                if spare.capacity() > MAX_IDLE_BUFFER_BYTES {
+                    spare = BytesMut::with_capacity(INITIAL_BUFFER_BYTES);
+                } else {
+                    spare.clear();
+                }
+                self.drained.notify_waiters();
+            }
+        }
+    }
+}
