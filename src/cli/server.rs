@@ -12,8 +12,10 @@ use crate::protocol::connect::NATS_COMPAT_VERSION;
 use crate::server::config::DEFAULT_PORT;
 use crate::server::{AuthConfig, Server, ServerConfig, SyncMode};
 
-/// Flags of `jetlog server`. Names follow nats-server so scripts can switch binaries.
+/// Flags of `jetlog server`. Names follow nats-server so scripts can switch binaries; as with
+/// Go's flag package, a flag given twice takes its last value.
 #[derive(Debug, Args)]
+#[command(args_override_self = true)]
 pub struct ServerArgs {
     /// Port for clients; -1 picks a free one.
     #[arg(short = 'p', long, default_value_t = i32::from(DEFAULT_PORT), allow_negative_numbers = true)]

@@ -28,8 +28,11 @@ use crate::protocol::{ClientOp, Parser, ParserLimits, ProtocolError, Publish};
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Below this much free space the read buffer is grown before the next read.
 const MIN_READ_SPACE_BYTES: usize = 4 * 1024;
-/// The longest a publisher waits, per read, for a subscriber's writer to drain.
-const STALL_MAX: Duration = Duration::from_millis(10);
+/// The longest a publisher is held back, per read, by a subscriber that is behind.
+const STALL_MAX: Duration = Duration::from_millis(250);
+/// A subscriber that flushes nothing for this long is stuck, not slow: stalling the publisher
+/// for it would only spread the damage, so the publisher goes on and the cap cuts it off.
+const STALL_PROGRESS_WAIT: Duration = Duration::from_millis(50);
 
 /// The reading side of one connection.
 pub(super) struct Connection {
@@ -42,6 +45,8 @@ pub(super) struct Connection {
     cache: MatchCache<Subscription>,
     /// Connections (maybe this one) whose writers need a wake-up after this read.
     wake: Vec<Arc<ClientHandle>>,
+    /// Subscribers found far behind after a read; kept to reuse the allocation.
+    lagging: Vec<Arc<ClientHandle>>,
     rng: u64,
     pings_out: u32,
     /// When the client last sent PUB, SUB, UNSUB or PING (what nats-server counts as activity).
@@ -63,6 +68,7 @@ impl Connection {
             parser: Parser::new(limits),
             cache: MatchCache::default(),
             wake: Vec::new(),
+            lagging: Vec::new(),
             rng,
             pings_out: 0,
             last_activity: Instant::now() - Duration::from_secs(3600),
@@ -212,7 +218,7 @@ impl Connection {
             headers: Some(&headers),
             payload: b"",
         };
-        if self.handle.enqueue_msg(&out) == Enqueued::NeedsWake {
+        if matches!(self.handle.enqueue_msg(&out), Enqueued::NeedsWake | Enqueued::Lagging) {
             self.wake.push(self.handle.clone());
         }
     }
@@ -290,7 +296,7 @@ impl Connection {
     }
 
     fn send(&mut self, bytes: &[u8]) {
-        if self.handle.enqueue_raw(bytes) == Enqueued::NeedsWake {
+        if matches!(self.handle.enqueue_raw(bytes), Enqueued::NeedsWake | Enqueued::Lagging) {
             self.wake.push(self.handle.clone());
         }
     }
@@ -310,18 +316,29 @@ impl Connection {
         CloseReason::ProtocolError
     }
 
-    /// Wakes each writer that has new bytes, then, if one of them is far behind, gives it a
-    /// moment to drain before reading more (nats-server stalls fast producers the same way).
+    /// Wakes each writer that has new bytes, then, if one of them is far behind, holds this
+    /// publisher back while that writer keeps making progress (nats-server stalls fast
+    /// producers the same way). A writer that makes no progress is not waited for.
     async fn wake_writers(&mut self) {
-        let mut stall_on = None;
         for client in self.wake.drain(..) {
             client.wake();
-            if client.id != self.handle.id && client.pending_bytes() > client.stall_threshold() {
-                stall_on = Some(client);
+            let lagging = client.id != self.handle.id
+                && client.pending_bytes() > client.stall_threshold()
+                && !self.lagging.iter().any(|c| c.id == client.id);
+            if lagging {
+                self.lagging.push(client);
             }
         }
-        if let Some(client) = stall_on {
-            client.wait_drained(STALL_MAX).await;
+        let deadline = Instant::now() + STALL_MAX;
+        for client in self.lagging.drain(..) {
+            while client.pending_bytes() > client.stall_threshold()
+                && client.close_reason().is_none()
+                && Instant::now() < deadline
+            {
+                if !client.wait_drained(STALL_PROGRESS_WAIT).await {
+                    break;
+                }
+            }
         }
     }
 }

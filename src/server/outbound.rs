@@ -39,6 +39,14 @@ pub enum CloseReason {
     ServerShutdown,
 }
 
+impl CloseReason {
+    /// Whether bytes already queued are still written before the socket closes. A slow
+    /// consumer's backlog is discarded, as nats-server does (skipFlushOnClose).
+    pub fn flushes(self) -> bool {
+        matches!(self, Self::ProtocolError | Self::ServerShutdown)
+    }
+}
+
 /// What happened to a message offered to a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -46,12 +54,18 @@ pub enum Enqueued {
     NeedsWake,
     /// Appended; a wake-up is already scheduled.
     Queued,
+    /// Appended, a wake-up is scheduled, and the connection is past its stall threshold: the
+    /// publisher should slow down for it.
+    Lagging,
     /// The connection is closed or was just closed as a slow consumer; nothing was queued.
     Dropped,
 }
 
 struct Outbound {
     buf: BytesMut,
+    /// Bytes the writer has taken but not yet written; counted against max_pending so that
+    /// queued plus in-flight bytes never pass the cap.
+    in_flight: usize,
     /// Set once a wake-up is owed for the bytes in `buf`; cleared when the writer takes them.
     wake_scheduled: bool,
     closed: Option<CloseReason>,
@@ -80,6 +94,8 @@ pub struct ClientHandle {
     wake_reader: Notify,
     /// Signalled after every flush, for publishers stalled on this connection.
     drained: Notify,
+    /// Aborts a write in progress when the connection is closed without a final flush.
+    abort_write: Notify,
     /// Whether the client sent `headers:true` in CONNECT (else it gets MSG without headers).
     pub headers: AtomicBool,
     /// Subscriptions by sid; a std mutex because nothing awaits while it is held.
@@ -99,12 +115,14 @@ impl ClientHandle {
             max_pending_bytes,
             outbound: Mutex::new(Outbound {
                 buf: BytesMut::with_capacity(INITIAL_BUFFER_BYTES),
+                in_flight: 0,
                 wake_scheduled: false,
                 closed: None,
             }),
             wake_writer: Notify::new(),
             wake_reader: Notify::new(),
             drained: Notify::new(),
+            abort_write: Notify::new(),
             headers: AtomicBool::new(false),
             subs: Mutex::new(HashMap::new()),
         }
@@ -126,9 +144,10 @@ impl ClientHandle {
         if out.closed.is_some() {
             return Enqueued::Dropped;
         }
-        if out.buf.len() + len > self.max_pending_bytes {
+        if out.buf.len() + out.in_flight + len > self.max_pending_bytes {
             out.closed = Some(CloseReason::SlowConsumer);
             drop(out);
+            self.abort_write.notify_one();
             tracing::warn!(
                 cid = self.id,
                 "Slow Consumer Detected: MaxPending of {} Exceeded",
@@ -139,11 +158,13 @@ impl ClientHandle {
             return Enqueued::Dropped;
         }
         write(&mut out.buf);
-        if out.wake_scheduled {
-            Enqueued::Queued
-        } else {
+        if !out.wake_scheduled {
             out.wake_scheduled = true;
             Enqueued::NeedsWake
+        } else if out.buf.len() + out.in_flight > self.stall_threshold() {
+            Enqueued::Lagging
+        } else {
+            Enqueued::Queued
         }
     }
 
@@ -152,9 +173,10 @@ impl ClientHandle {
         self.wake_writer.notify_one();
     }
 
-    /// Bytes queued and not yet handed to the socket.
+    /// Bytes queued or in flight, not yet accepted by the socket.
     pub fn pending_bytes(&self) -> usize {
-        lock(&self.outbound).buf.len()
+        let out = lock(&self.outbound);
+        out.buf.len() + out.in_flight
     }
 
     /// The stall threshold: above it publishers pause briefly to let this writer catch up.
@@ -162,9 +184,10 @@ impl ClientHandle {
         self.max_pending_bytes / 4 * 3
     }
 
-    /// Waits until the writer has flushed once, or `limit` passes.
-    pub async fn wait_drained(&self, limit: Duration) {
-        let _ = tokio::time::timeout(limit, self.drained.notified()).await;
+    /// Waits until the writer has moved some bytes to the socket (true), or `limit` passes
+    /// (false).
+    pub async fn wait_drained(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.drained.notified()).await.is_ok()
     }
 
     /// Marks the connection closed (the first reason wins) and wakes both of its tasks.
@@ -173,7 +196,11 @@ impl ClientHandle {
         if out.closed.is_none() {
             out.closed = Some(reason);
         }
+        let discard = !out.closed.is_some_and(CloseReason::flushes);
         drop(out);
+        if discard {
+            self.abort_write.notify_one();
+        }
         self.wake_writer.notify_one();
         self.wake_reader.notify_one();
     }
@@ -190,43 +217,29 @@ impl ClientHandle {
     /// The writer task: flushes queued bytes until the connection closes.
     pub async fn run_writer(self: Arc<Self>, mut socket: OwnedWriteHalf, write_deadline: Duration) {
         let mut spare = BytesMut::with_capacity(INITIAL_BUFFER_BYTES);
-        loop {
+        'run: loop {
             self.wake_writer.notified().await;
             loop {
                 let closed = {
                     let mut out = lock(&self.outbound);
                     std::mem::swap(&mut out.buf, &mut spare);
+                    out.in_flight = spare.len();
                     out.wake_scheduled = false;
                     out.closed
                 };
-                if closed == Some(CloseReason::SlowConsumer)
-                    || closed == Some(CloseReason::ClientClosed)
-                {
-                    let _ = socket.shutdown().await;
-                    self.drained.notify_waiters();
-                    return;
+                if closed.is_some_and(|reason| !reason.flushes()) {
+                    break 'run;
                 }
                 if spare.is_empty() {
                     if closed.is_some() {
-                        let _ = socket.shutdown().await;
-                        self.drained.notify_waiters();
-                        return;
+                        break 'run;
                     }
                     break;
                 }
-                match tokio::time::timeout(write_deadline, socket.write_all(&spare)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => {
-                        self.close(CloseReason::ClientClosed);
-                        continue;
-                    }
-                    Err(_) => {
-                        tracing::warn!(
-                            cid = self.id,
-                            "Slow Consumer Detected: WriteDeadline of {write_deadline:?} exceeded"
-                        );
-                        self.close(CloseReason::SlowConsumer);
-                        continue;
+                if let Err(reason) = self.write_out(&mut socket, &spare, write_deadline).await {
+                    self.close(reason);
+                    if !reason.flushes() {
+                        break 'run;
                     }
                 }
                 if spare.capacity() > MAX_IDLE_BUFFER_BYTES {
@@ -234,8 +247,41 @@ impl ClientHandle {
                 } else {
                     spare.clear();
                 }
-                self.drained.notify_waiters();
             }
         }
+        let _ = socket.shutdown().await;
+        self.drained.notify_waiters();
+    }
+
+    /// Writes one buffer, recording progress after every partial write so that stalled
+    /// publishers see it. Stops early when the connection is closed without a final flush.
+    async fn write_out(
+        &self,
+        socket: &mut OwnedWriteHalf,
+        data: &[u8],
+        write_deadline: Duration,
+    ) -> Result<(), CloseReason> {
+        let mut written = 0;
+        while written < data.len() {
+            let write = tokio::time::timeout(write_deadline, socket.write(&data[written..]));
+            let result = tokio::select! {
+                result = write => result,
+                _ = self.abort_write.notified() => return Err(CloseReason::ClientClosed),
+            };
+            match result {
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(CloseReason::ClientClosed),
+                Ok(Ok(n)) => written += n,
+                Err(_) => {
+                    tracing::warn!(
+                        cid = self.id,
+                        "Slow Consumer Detected: WriteDeadline of {write_deadline:?} exceeded"
+                    );
+                    return Err(CloseReason::SlowConsumer);
+                }
+            }
+            lock(&self.outbound).in_flight = data.len() - written;
+            self.drained.notify_waiters();
+        }
+        Ok(())
     }
 }

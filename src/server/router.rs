@@ -147,7 +147,7 @@ impl Router {
             payload: &msg.payload,
         };
         let queued = match sub.client.enqueue_msg(&out) {
-            Enqueued::NeedsWake => {
+            Enqueued::NeedsWake | Enqueued::Lagging => {
                 wake.push(sub.client.clone());
                 true
             }
