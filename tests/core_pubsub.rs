@@ -11,7 +11,9 @@ use common::{within, TestServer};
 use futures::StreamExt;
 
 async fn connect(server: &TestServer) -> async_nats::Client {
-    within("connect", async_nats::connect(server.url())).await.expect("connect")
+    within("connect", async_nats::connect(server.url()))
+        .await
+        .expect("connect")
 }
 
 /// Takes `n` messages from a subscriber, failing if they do not arrive in time.
@@ -29,7 +31,11 @@ async fn take(sub: &mut async_nats::Subscriber, n: usize) -> Vec<async_nats::Mes
 /// Asserts nothing arrives on `sub` for a short while.
 async fn assert_silent(sub: &mut async_nats::Subscriber) {
     let got = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
-    assert!(got.is_err(), "expected no message, got {:?}", got.ok().flatten().map(|m| m.subject));
+    assert!(
+        got.is_err(),
+        "expected no message, got {:?}",
+        got.ok().flatten().map(|m| m.subject)
+    );
 }
 
 #[tokio::test]
@@ -42,8 +48,14 @@ async fn publish_reaches_literal_and_wildcard_subscribers() {
     let mut other = client.subscribe("orders.*").await.unwrap();
     client.flush().await.unwrap();
 
-    client.publish("orders.eu.created", Bytes::from_static(b"1")).await.unwrap();
-    client.publish("orders.us.shipped.late", Bytes::from_static(b"2")).await.unwrap();
+    client
+        .publish("orders.eu.created", Bytes::from_static(b"1"))
+        .await
+        .unwrap();
+    client
+        .publish("orders.us.shipped.late", Bytes::from_static(b"2"))
+        .await
+        .unwrap();
     client.flush().await.unwrap();
 
     assert_eq!(take(&mut literal, 1).await[0].payload, "1");
@@ -60,30 +72,55 @@ async fn each_message_goes_to_exactly_one_queue_member() {
     let client = connect(&server).await;
     let mut members = Vec::new();
     for _ in 0..3 {
-        members.push(client.queue_subscribe("jobs.>", "workers".into()).await.unwrap());
+        members.push(
+            client
+                .queue_subscribe("jobs.>", "workers".into())
+                .await
+                .unwrap(),
+        );
     }
     let mut plain = client.subscribe("jobs.>").await.unwrap();
     client.flush().await.unwrap();
 
     const N: usize = 300;
     for i in 0..N {
-        client.publish(format!("jobs.{i}"), Bytes::from(i.to_string())).await.unwrap();
+        client
+            .publish(format!("jobs.{i}"), Bytes::from(i.to_string()))
+            .await
+            .unwrap();
     }
     client.flush().await.unwrap();
 
-    assert_eq!(take(&mut plain, N).await.len(), N, "plain subscribers get every message");
+    assert_eq!(
+        take(&mut plain, N).await.len(),
+        N,
+        "plain subscribers get every message"
+    );
     let mut seen = HashSet::new();
     let mut per_member = Vec::new();
     for member in &mut members {
         let mut count = 0;
-        while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(300), member.next()).await {
-            assert!(seen.insert(msg.payload.clone()), "message delivered twice: {:?}", msg.payload);
+        while let Ok(Some(msg)) =
+            tokio::time::timeout(Duration::from_millis(300), member.next()).await
+        {
+            assert!(
+                seen.insert(msg.payload.clone()),
+                "message delivered twice: {:?}",
+                msg.payload
+            );
             count += 1;
         }
         per_member.push(count);
     }
-    assert_eq!(seen.len(), N, "every message reached the group: {per_member:?}");
-    assert!(per_member.iter().all(|c| *c > 0), "load is spread: {per_member:?}");
+    assert_eq!(
+        seen.len(),
+        N,
+        "every message reached the group: {per_member:?}"
+    );
+    assert!(
+        per_member.iter().all(|c| *c > 0),
+        "load is spread: {per_member:?}"
+    );
 }
 
 #[tokio::test]
@@ -104,7 +141,12 @@ async fn request_reply_round_trip() {
     });
     let client = connect(&server).await;
     for i in 0..20 {
-        let reply = within("reply", client.request("svc.echo", Bytes::from(format!("{i}")))).await.unwrap();
+        let reply = within(
+            "reply",
+            client.request("svc.echo", Bytes::from(format!("{i}"))),
+        )
+        .await
+        .unwrap();
         assert_eq!(reply.payload, format!("echo:{i}"));
     }
     task.abort();
@@ -115,9 +157,18 @@ async fn request_without_responders_fails_fast() {
     let server = TestServer::start(&[]);
     let client = connect(&server).await;
     let started = std::time::Instant::now();
-    let err = within("no responders", client.request("nobody.home", Bytes::new())).await.unwrap_err();
-    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders, "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2), "answered at once, not by timeout");
+    let err = within("no responders", client.request("nobody.home", Bytes::new()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        async_nats::RequestErrorKind::NoResponders,
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at once, not by timeout"
+    );
 }
 
 #[tokio::test]
@@ -130,14 +181,20 @@ async fn multi_valued_headers_round_trip() {
     headers.insert("Trace-Id", "abc-123");
     headers.append("X-Multi", "one");
     headers.append("X-Multi", "two");
-    client.publish_with_headers("h.test", headers, Bytes::from_static(b"body")).await.unwrap();
+    client
+        .publish_with_headers("h.test", headers, Bytes::from_static(b"body"))
+        .await
+        .unwrap();
     client.flush().await.unwrap();
 
     let msg = take(&mut sub, 1).await.remove(0);
     assert_eq!(msg.payload, "body");
     let got = msg.headers.expect("headers");
     assert_eq!(got.get("Trace-Id").map(|v| v.as_str()), Some("abc-123"));
-    let multi: Vec<_> = got.get_all("X-Multi").map(|v| v.as_str().to_string()).collect();
+    let multi: Vec<_> = got
+        .get_all("X-Multi")
+        .map(|v| v.as_str().to_string())
+        .collect();
     assert_eq!(multi, ["one", "two"]);
 }
 
@@ -149,7 +206,10 @@ async fn unsubscribe_after_max_delivers_exactly_max() {
     sub.unsubscribe_after(3).await.unwrap();
     client.flush().await.unwrap();
     for i in 0..5 {
-        client.publish("limited", Bytes::from(format!("{i}"))).await.unwrap();
+        client
+            .publish("limited", Bytes::from(format!("{i}")))
+            .await
+            .unwrap();
     }
     client.flush().await.unwrap();
     let mut got = Vec::new();
@@ -162,19 +222,30 @@ async fn unsubscribe_after_max_delivers_exactly_max() {
 #[tokio::test]
 async fn echo_off_hides_own_messages_from_own_subscriptions() {
     let server = TestServer::start(&[]);
-    let quiet = within("connect", ConnectOptions::new().no_echo().connect(server.url())).await.unwrap();
+    let quiet = within(
+        "connect",
+        ConnectOptions::new().no_echo().connect(server.url()),
+    )
+    .await
+    .unwrap();
     let other = connect(&server).await;
     let mut own = quiet.subscribe("echo.test").await.unwrap();
     let mut theirs = other.subscribe("echo.test").await.unwrap();
     quiet.flush().await.unwrap();
     other.flush().await.unwrap();
 
-    quiet.publish("echo.test", Bytes::from_static(b"mine")).await.unwrap();
+    quiet
+        .publish("echo.test", Bytes::from_static(b"mine"))
+        .await
+        .unwrap();
     quiet.flush().await.unwrap();
     assert_eq!(take(&mut theirs, 1).await[0].payload, "mine");
     assert_silent(&mut own).await;
 
-    other.publish("echo.test", Bytes::from_static(b"yours")).await.unwrap();
+    other
+        .publish("echo.test", Bytes::from_static(b"yours"))
+        .await
+        .unwrap();
     other.flush().await.unwrap();
     assert_eq!(take(&mut own, 1).await[0].payload, "yours");
 }
@@ -184,12 +255,21 @@ async fn payload_over_max_payload_is_refused() {
     let server = TestServer::start(&["--max_payload", "1024"]);
     let client = connect(&server).await;
     assert_eq!(client.server_info().max_payload, 1024);
-    let err = client.publish("big", Bytes::from(vec![0u8; 1025])).await.unwrap_err();
-    assert_eq!(err.kind(), async_nats::client::PublishErrorKind::MaxPayloadExceeded);
+    let err = client
+        .publish("big", Bytes::from(vec![0u8; 1025]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        async_nats::client::PublishErrorKind::MaxPayloadExceeded
+    );
     // Exactly the limit is fine.
     let mut sub = client.subscribe("big").await.unwrap();
     client.flush().await.unwrap();
-    client.publish("big", Bytes::from(vec![7u8; 1024])).await.unwrap();
+    client
+        .publish("big", Bytes::from(vec![7u8; 1024]))
+        .await
+        .unwrap();
     client.flush().await.unwrap();
     assert_eq!(take(&mut sub, 1).await[0].payload.len(), 1024);
 }
@@ -221,15 +301,29 @@ async fn slow_consumer_is_cut_off_while_a_fast_one_keeps_receiving() {
         n
     });
     for _ in 0..N {
-        publisher.publish("firehose", payload.clone()).await.unwrap();
+        publisher
+            .publish("firehose", payload.clone())
+            .await
+            .unwrap();
     }
     publisher.flush().await.unwrap();
     let got = receiving.await.unwrap();
-    assert_eq!(got, N, "the fast subscriber got everything; log: {:?}", server.log.lock().unwrap());
+    assert_eq!(
+        got,
+        N,
+        "the fast subscriber got everything; log: {:?}",
+        server.log.lock().unwrap()
+    );
 
     // The slow one was disconnected: draining its socket ends in EOF well short of N messages.
     let (bytes, closed) = slow.read_for(Duration::from_secs(10));
     assert!(closed, "slow consumer connection was closed");
-    assert!(bytes.len() < N * payload.len(), "slow consumer did not get everything");
-    assert!(server.log_contains("Slow Consumer Detected"), "and it was logged");
+    assert!(
+        bytes.len() < N * payload.len(),
+        "slow consumer did not get everything"
+    );
+    assert!(
+        server.log_contains("Slow Consumer Detected"),
+        "and it was logged"
+    );
 }

@@ -8,7 +8,10 @@ use std::time::Duration;
 use common::TestServer;
 
 fn jetlog(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_jetlog")).args(args).output().expect("run jetlog")
+    Command::new(env!("CARGO_BIN_EXE_jetlog"))
+        .args(args)
+        .output()
+        .expect("run jetlog")
 }
 
 #[test]
@@ -16,14 +19,23 @@ fn unknown_flags_fail_with_exit_code_1() {
     let out = jetlog(&["server", "--no-such-flag"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("unexpected argument '--no-such-flag'"), "{stderr}");
+    assert!(
+        stderr.contains("unexpected argument '--no-such-flag'"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn impossible_configurations_are_refused() {
     for (args, message) in [
-        (&["server", "--user", "a"][..], "--user and --pass must be given together"),
-        (&["server", "--auth", "t", "--user", "a", "--pass", "b"], "cannot be combined"),
+        (
+            &["server", "--user", "a"][..],
+            "--user and --pass must be given together",
+        ),
+        (
+            &["server", "--auth", "t", "--user", "a", "--pass", "b"],
+            "cannot be combined",
+        ),
         (&["server", "-p", "70000"], "invalid port 70000"),
         (&["server", "--sync", "sometimes"], "invalid sync mode"),
         (&["server", "--max_payload", "0"], "max_payload"),
@@ -62,5 +74,8 @@ fn sigterm_stops_the_server_cleanly() {
     let (_, closed) = client.read_for(Duration::from_secs(2));
     assert!(closed, "clients are disconnected");
     let log = log.lock().unwrap();
-    assert!(log.iter().any(|l| l.contains("Initiating Shutdown...")), "{log:?}");
+    assert!(
+        log.iter().any(|l| l.contains("Initiating Shutdown...")),
+        "{log:?}"
+    );
 }

@@ -27,7 +27,12 @@ fn assert_reply(server: &TestServer, input: &[u8], expected: &[u8], closes: bool
         "reply to {:?}",
         String::from_utf8_lossy(input)
     );
-    assert_eq!(closed, closes, "connection closed? input {:?}", String::from_utf8_lossy(input));
+    assert_eq!(
+        closed,
+        closes,
+        "connection closed? input {:?}",
+        String::from_utf8_lossy(input)
+    );
 }
 
 #[test]
@@ -51,9 +56,19 @@ fn info_describes_the_server_in_nats_shape() {
 #[test]
 fn defaults_are_verbose_and_ping_gets_pong() {
     let server = TestServer::start(&[]);
-    assert_reply(&server, b"CONNECT {}\r\nPING\r\n", b"+OK\r\nPONG\r\n", false);
+    assert_reply(
+        &server,
+        b"CONNECT {}\r\nPING\r\n",
+        b"+OK\r\nPONG\r\n",
+        false,
+    );
     // Without auth, ops before CONNECT run with the verbose default.
-    assert_reply(&server, b"SUB foo 1\r\nUNSUB 1\r\nUNSUB 99\r\n", b"+OK\r\n+OK\r\n+OK\r\n", false);
+    assert_reply(
+        &server,
+        b"SUB foo 1\r\nUNSUB 1\r\nUNSUB 99\r\n",
+        b"+OK\r\n+OK\r\n+OK\r\n",
+        false,
+    );
 }
 
 #[test]
@@ -71,9 +86,12 @@ fn verbose_ok_comes_before_the_echoed_message() {
 fn many_ops_in_one_write_are_all_applied_in_order() {
     let server = TestServer::start(&[]);
     let mut input = QUIET.to_vec();
-    input.extend_from_slice(b"SUB a.* 1\r\nSUB a.> q 2\r\nsub b 3\r\nPUB a.x 1\r\n1\r\npub a.y r 2\r\n22\r\n");
+    input.extend_from_slice(
+        b"SUB a.* 1\r\nSUB a.> q 2\r\nsub b 3\r\nPUB a.x 1\r\n1\r\npub a.y r 2\r\n22\r\n",
+    );
     input.extend_from_slice(b"PUB b 0\r\n\r\nUNSUB 1\r\nPUB a.z 1\r\n3\r\nPING\r\n");
-    let expected = b"MSG a.x 1 1\r\n1\r\nMSG a.x 2 1\r\n1\r\nMSG a.y 1 r 2\r\n22\r\nMSG a.y 2 r 2\r\n22\r\n\
+    let expected =
+        b"MSG a.x 1 1\r\n1\r\nMSG a.x 2 1\r\n1\r\nMSG a.y 1 r 2\r\n22\r\nMSG a.y 2 r 2\r\n22\r\n\
 MSG b 3 0\r\n\r\nMSG a.z 2 1\r\n3\r\nPONG\r\n";
     assert_reply(&server, &input, expected, false);
 }
@@ -113,7 +131,10 @@ fn headers_are_stripped_for_clients_that_did_not_ask_for_them() {
     let mut publisher = server.raw();
     publisher.read_info();
     publisher.send(b"CONNECT {\"verbose\":false,\"headers\":true}\r\nHPUB h 18 20\r\nNATS/1.0\r\nK: v\r\n\r\nok\r\n");
-    assert_eq!(plain.read_until_contains(b"ok\r\n", LONG), b"MSG h 1 2\r\nok\r\n");
+    assert_eq!(
+        plain.read_until_contains(b"ok\r\n", LONG),
+        b"MSG h 1 2\r\nok\r\n"
+    );
     assert_eq!(
         with_headers.read_until_contains(b"ok\r\n", LONG),
         b"HMSG h 2 18 20\r\nNATS/1.0\r\nK: v\r\n\r\nok\r\n"
@@ -123,9 +144,11 @@ fn headers_are_stripped_for_clients_that_did_not_ask_for_them() {
 #[test]
 fn no_responders_status_goes_to_the_requesters_reply_subscription() {
     let server = TestServer::start(&[]);
-    let mut input = b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\n".to_vec();
+    let mut input =
+        b"CONNECT {\"verbose\":false,\"headers\":true,\"no_responders\":true}\r\n".to_vec();
     input.extend_from_slice(b"SUB _INBOX.abc.* 9\r\nPUB svc.none _INBOX.abc.1 2\r\nhi\r\nPING\r\n");
-    let expected = b"HMSG _INBOX.abc.1 9 40 40\r\nNATS/1.0 503\r\nNats-Subject: svc.none\r\n\r\n\r\nPONG\r\n";
+    let expected =
+        b"HMSG _INBOX.abc.1 9 40 40\r\nNATS/1.0 503\r\nNats-Subject: svc.none\r\n\r\n\r\nPONG\r\n";
     assert_reply(&server, &input, expected, false);
     // Without no_responders in CONNECT the request is simply dropped.
     let mut input = QUIET.to_vec();
@@ -137,8 +160,15 @@ fn no_responders_status_goes_to_the_requesters_reply_subscription() {
 fn unsub_with_max_stops_after_max_deliveries() {
     let server = TestServer::start(&[]);
     let mut input = QUIET.to_vec();
-    input.extend_from_slice(b"SUB m 1\r\nUNSUB 1 2\r\nPUB m 1\r\na\r\nPUB m 1\r\nb\r\nPUB m 1\r\nc\r\nPING\r\n");
-    assert_reply(&server, &input, b"MSG m 1 1\r\na\r\nMSG m 1 1\r\nb\r\nPONG\r\n", false);
+    input.extend_from_slice(
+        b"SUB m 1\r\nUNSUB 1 2\r\nPUB m 1\r\na\r\nPUB m 1\r\nb\r\nPUB m 1\r\nc\r\nPING\r\n",
+    );
+    assert_reply(
+        &server,
+        &input,
+        b"MSG m 1 1\r\na\r\nMSG m 1 1\r\nb\r\nPONG\r\n",
+        false,
+    );
 }
 
 #[test]
@@ -160,13 +190,33 @@ fn fatal_protocol_errors_are_reported_and_close_the_connection() {
     ] {
         assert_reply(&server, input, unknown, true);
     }
-    assert_reply(&server, b"PUB foo 1048577\r\n", b"-ERR 'Maximum Payload Violation'\r\n", true);
-    assert_reply(&server, b"HPUB foo 12 1048577\r\n", b"-ERR 'Maximum Payload Violation'\r\n", true);
+    assert_reply(
+        &server,
+        b"PUB foo 1048577\r\n",
+        b"-ERR 'Maximum Payload Violation'\r\n",
+        true,
+    );
+    assert_reply(
+        &server,
+        b"HPUB foo 12 1048577\r\n",
+        b"-ERR 'Maximum Payload Violation'\r\n",
+        true,
+    );
     let mut long = b"SUB ".to_vec();
     long.extend(vec![b'a'; 4097]);
     long.extend_from_slice(b" 1\r\n");
-    assert_reply(&server, &long, b"-ERR 'maximum control line exceeded'\r\n", true);
-    assert_reply(&server, b"CONNECT {\"protocol\":2}\r\n", b"-ERR 'invalid client protocol'\r\n", true);
+    assert_reply(
+        &server,
+        &long,
+        b"-ERR 'maximum control line exceeded'\r\n",
+        true,
+    );
+    assert_reply(
+        &server,
+        b"CONNECT {\"protocol\":2}\r\n",
+        b"-ERR 'invalid client protocol'\r\n",
+        true,
+    );
     assert_reply(
         &server,
         b"CONNECT {\"no_responders\":true}\r\n",
@@ -181,7 +231,12 @@ fn payload_at_max_payload_is_accepted() {
     let mut input = QUIET.to_vec();
     input.extend_from_slice(b"SUB p 1\r\nPUB p 8\r\n12345678\r\nPING\r\n");
     assert_reply(&server, &input, b"MSG p 1 8\r\n12345678\r\nPONG\r\n", false);
-    assert_reply(&server, b"PUB p 9\r\n", b"-ERR 'Maximum Payload Violation'\r\n", true);
+    assert_reply(
+        &server,
+        b"PUB p 9\r\n",
+        b"-ERR 'Maximum Payload Violation'\r\n",
+        true,
+    );
 }
 
 #[test]
@@ -190,24 +245,46 @@ fn invalid_subjects_are_reported_and_the_connection_stays_open() {
     for bad in ["foo.", ".foo", "foo..bar", "foo.>.bar"] {
         let mut input = QUIET.to_vec();
         input.extend_from_slice(format!("SUB {bad} 1\r\nPING\r\n").as_bytes());
-        assert_reply(&server, &input, b"-ERR 'Invalid Subject'\r\nPONG\r\n", false);
+        assert_reply(
+            &server,
+            &input,
+            b"-ERR 'Invalid Subject'\r\nPONG\r\n",
+            false,
+        );
     }
     for bad in ["foo.*", "foo.>", "foo..bar"] {
         let mut input = QUIET.to_vec();
         input.extend_from_slice(format!("SUB > 1\r\nPUB {bad} 1\r\nx\r\nPING\r\n").as_bytes());
-        assert_reply(&server, &input, b"-ERR 'Invalid Publish Subject'\r\nPONG\r\n", false);
+        assert_reply(
+            &server,
+            &input,
+            b"-ERR 'Invalid Publish Subject'\r\nPONG\r\n",
+            false,
+        );
     }
 }
 
 #[test]
 fn user_and_password_are_enforced() {
-    let server = TestServer::start(&["--user", "alice", "--pass", "s3cret", "--auth_timeout", "300ms"]);
+    let server = TestServer::start(&[
+        "--user",
+        "alice",
+        "--pass",
+        "s3cret",
+        "--auth_timeout",
+        "300ms",
+    ]);
     let mut client = server.raw();
     assert_eq!(client.read_info()["auth_required"], true);
     let violation = b"-ERR 'Authorization Violation'\r\n";
     assert_reply(&server, b"PING\r\n", violation, true);
     assert_reply(&server, b"CONNECT {\"verbose\":false}\r\n", violation, true);
-    assert_reply(&server, b"CONNECT {\"user\":\"alice\",\"pass\":\"wrong\"}\r\n", violation, true);
+    assert_reply(
+        &server,
+        b"CONNECT {\"user\":\"alice\",\"pass\":\"wrong\"}\r\n",
+        violation,
+        true,
+    );
     assert_reply(
         &server,
         b"CONNECT {\"verbose\":false,\"user\":\"alice\",\"pass\":\"s3cret\"}\r\nPING\r\n",
@@ -225,8 +302,18 @@ fn user_and_password_are_enforced() {
 #[test]
 fn token_is_enforced() {
     let server = TestServer::start(&["--auth", "tok3n"]);
-    assert_reply(&server, b"CONNECT {\"auth_token\":\"nope\"}\r\n", b"-ERR 'Authorization Violation'\r\n", true);
-    assert_reply(&server, b"CONNECT {\"auth_token\":\"tok3n\"}\r\nPING\r\n", b"+OK\r\nPONG\r\n", false);
+    assert_reply(
+        &server,
+        b"CONNECT {\"auth_token\":\"nope\"}\r\n",
+        b"-ERR 'Authorization Violation'\r\n",
+        true,
+    );
+    assert_reply(
+        &server,
+        b"CONNECT {\"auth_token\":\"tok3n\"}\r\nPING\r\n",
+        b"+OK\r\nPONG\r\n",
+        false,
+    );
 }
 
 #[test]
@@ -236,7 +323,10 @@ fn unanswered_pings_make_the_connection_stale() {
     client.read_info();
     client.send(QUIET);
     let (got, closed) = client.read_for(Duration::from_secs(3));
-    assert_eq!(String::from_utf8_lossy(&got), "PING\r\nPING\r\n-ERR 'Stale Connection'\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "PING\r\nPING\r\n-ERR 'Stale Connection'\r\n"
+    );
     assert!(closed);
 }
 
@@ -252,7 +342,10 @@ fn answered_pings_keep_the_connection() {
         client.send(b"PONG\r\n");
     }
     client.send(b"PING\r\n");
-    assert!(contains(&client.read_until_contains(b"PONG\r\n", LONG), b"PONG\r\n"));
+    assert!(contains(
+        &client.read_until_contains(b"PONG\r\n", LONG),
+        b"PONG\r\n"
+    ));
 }
 
 #[test]

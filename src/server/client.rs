@@ -218,7 +218,10 @@ impl Connection {
             headers: Some(&headers),
             payload: b"",
         };
-        if matches!(self.handle.enqueue_msg(&out), Enqueued::NeedsWake | Enqueued::Lagging) {
+        if matches!(
+            self.handle.enqueue_msg(&out),
+            Enqueued::NeedsWake | Enqueued::Lagging
+        ) {
             self.wake.push(self.handle.clone());
         }
     }
@@ -296,7 +299,10 @@ impl Connection {
     }
 
     fn send(&mut self, bytes: &[u8]) {
-        if matches!(self.handle.enqueue_raw(bytes), Enqueued::NeedsWake | Enqueued::Lagging) {
+        if matches!(
+            self.handle.enqueue_raw(bytes),
+            Enqueued::NeedsWake | Enqueued::Lagging
+        ) {
             self.wake.push(self.handle.clone());
         }
     }

@@ -23,6 +23,9 @@ use crate::protocol::encode::{write_msg, OutMsg};
 /// The writer keeps a spare buffer of up to this capacity between flushes; a larger one (left by
 /// a burst) is dropped so an idle connection does not pin a burst's worth of memory.
 const MAX_IDLE_BUFFER_BYTES: usize = 1 << 20;
+/// A subscriber this far behind holds its publishers back, whatever max_pending is: a larger
+/// backlog buys no throughput (the socket drains at its own pace) and costs memory.
+const STALL_THRESHOLD_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// Starting capacity of each outbound buffer.
 const INITIAL_BUFFER_BYTES: usize = 32 * 1024;
 
@@ -179,15 +182,17 @@ impl ClientHandle {
         out.buf.len() + out.in_flight
     }
 
-    /// The stall threshold: above it publishers pause briefly to let this writer catch up.
+    /// The stall threshold: above it publishers pause to let this writer catch up.
     pub fn stall_threshold(&self) -> usize {
-        self.max_pending_bytes / 4 * 3
+        (self.max_pending_bytes / 4 * 3).min(STALL_THRESHOLD_MAX_BYTES)
     }
 
     /// Waits until the writer has moved some bytes to the socket (true), or `limit` passes
     /// (false).
     pub async fn wait_drained(&self, limit: Duration) -> bool {
-        tokio::time::timeout(limit, self.drained.notified()).await.is_ok()
+        tokio::time::timeout(limit, self.drained.notified())
+            .await
+            .is_ok()
     }
 
     /// Marks the connection closed (the first reason wins) and wakes both of its tasks.

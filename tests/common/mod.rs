@@ -67,7 +67,12 @@ impl TestServer {
                 panic!("server did not start; log: {:?}", log.lock().unwrap());
             }
         };
-        Self { child, port, store, log }
+        Self {
+            child,
+            port,
+            store,
+            log,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -77,9 +82,14 @@ impl TestServer {
     /// Connects a raw TCP socket with a read timeout, so no test can hang on a read.
     pub fn raw(&self) -> RawClient {
         let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
-        RawClient { stream, buf: Vec::new() }
+        RawClient {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -88,7 +98,9 @@ impl TestServer {
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -130,7 +142,11 @@ impl RawClient {
             match self.stream.read(&mut chunk) {
                 Ok(0) => break,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => break,
             }
         }
@@ -149,7 +165,11 @@ impl RawClient {
                     break;
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => {
                     closed = true;
                     break;
@@ -162,7 +182,10 @@ impl RawClient {
     /// Reads the INFO line the server sends first and returns its JSON.
     pub fn read_info(&mut self) -> serde_json::Value {
         let mut bytes = self.read_until_contains(b"\r\n", Duration::from_secs(5));
-        let end = bytes.windows(2).position(|w| w == b"\r\n").map_or(bytes.len(), |p| p + 2);
+        let end = bytes
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(bytes.len(), |p| p + 2);
         // Whatever came after the INFO line stays buffered for the next read.
         self.buf = bytes.split_off(end);
         let line = String::from_utf8(bytes).expect("utf8");
