@@ -2,5 +2,6 @@
 
 pub mod broker;
 pub mod cli;
+pub mod jetstream;
 pub mod protocol;
 pub mod server;

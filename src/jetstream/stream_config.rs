@@ -1,0 +1,388 @@
+//! The JetStream `StreamConfig` as clients send and receive it, with nats-server's defaults
+//! (`checkStreamCfg` in server/stream.go) and its validation texts, and the rules for what an
+//! update may change.
+//!
+//! Clients compare the config they sent with the one echoed back (nats.go's `AddStream` is
+//! idempotent only for an identical effective config), so defaults are filled in exactly as
+//! nats-server fills them: 0 limits become -1, the duplicate window becomes 2 minutes (or
+//! max_age when that is shorter), an empty subject list becomes the stream's name.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::error::ApiError;
+use crate::protocol::subject::{is_subset_match, is_valid_subject, subjects_overlap};
+
+/// nats-server `JSMaxNameLen`.
+pub const MAX_NAME_BYTES: usize = 255;
+/// nats-server `JSMaxDescriptionLen`.
+pub const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
+/// nats-server `StreamMaxReplicas`.
+pub const MAX_REPLICAS: i64 = 5;
+/// nats-server `StreamDefaultDuplicatesWindow`, in nanoseconds.
+pub const DEFAULT_DUPLICATE_WINDOW_NS: i64 = 120 * 1_000_000_000;
+/// The shortest max_age and duplicate window nats-server accepts, in nanoseconds.
+pub const MIN_WINDOW_NS: i64 = 100_000_000;
+
+/// When messages leave a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retention {
+    #[default]
+    Limits,
+    Interest,
+    WorkQueue,
+}
+
+/// Which messages give way when a limit is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Discard {
+    #[default]
+    Old,
+    New,
+}
+
+/// Where a stream keeps its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Storage {
+    #[default]
+    File,
+    Memory,
+}
+
+/// Serde for enums that travel as lower-case strings and are read case-insensitively.
+macro_rules! string_enum {
+    ($name:ident { $($variant:ident => $text:literal),+ }) => {
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                match text.to_ascii_lowercase().as_str() {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(serde::de::Error::custom(format!("can not unmarshal {text:?}"))),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(Retention { Limits => "limits", Interest => "interest", WorkQueue => "workqueue" });
+string_enum!(Discard { Old => "old", New => "new" });
+string_enum!(Storage { File => "file", Memory => "memory" });
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Limits the stream imposes on its consumers; always emitted, as `{}` when empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConsumerLimits {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inactive_threshold: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ack_pending: Option<i64>,
+}
+
+/// A stream's configuration, field for field as JetStream's JSON has it (durations in ns).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamConfig {
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub subjects: Vec<String>,
+    pub retention: Retention,
+    pub max_consumers: i64,
+    pub max_msgs: i64,
+    pub max_bytes: i64,
+    pub max_age: i64,
+    pub max_msgs_per_subject: i64,
+    pub max_msg_size: i64,
+    pub discard: Discard,
+    #[serde(skip_serializing_if = "is_false")]
+    pub discard_new_per_subject: bool,
+    pub storage: Storage,
+    pub num_replicas: i64,
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_ack: bool,
+    pub duplicate_window: i64,
+    pub compression: String,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub first_seq: u64,
+    pub allow_direct: bool,
+    pub mirror_direct: bool,
+    pub sealed: bool,
+    pub deny_delete: bool,
+    pub deny_purge: bool,
+    pub allow_rollup_hdrs: bool,
+    pub consumer_limits: ConsumerLimits,
+    #[serde(skip_serializing_if = "is_false")]
+    pub allow_msg_ttl: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Accepted and echoed; placement means nothing on a single server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<serde_json::Value>,
+    /// Not supported yet: a stream asking for one is refused with a clear error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub republish: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_transform: Option<serde_json::Value>,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            description: String::new(),
+            subjects: Vec::new(),
+            retention: Retention::Limits,
+            max_consumers: 0,
+            max_msgs: 0,
+            max_bytes: 0,
+            max_age: 0,
+            max_msgs_per_subject: 0,
+            max_msg_size: 0,
+            discard: Discard::Old,
+            discard_new_per_subject: false,
+            storage: Storage::File,
+            num_replicas: 0,
+            no_ack: false,
+            duplicate_window: 0,
+            compression: String::new(),
+            first_seq: 0,
+            allow_direct: false,
+            mirror_direct: false,
+            sealed: false,
+            deny_delete: false,
+            deny_purge: false,
+            allow_rollup_hdrs: false,
+            consumer_limits: ConsumerLimits::default(),
+            allow_msg_ttl: false,
+            metadata: None,
+            placement: None,
+            mirror: None,
+            sources: None,
+            republish: None,
+            subject_transform: None,
+        }
+    }
+}
+
+/// Subject spaces the server itself answers in; a stream capturing them would swallow API
+/// replies unless it sends no acks (nats-server's rule, with its two exceptions).
+fn overlaps_reserved(subject: &str) -> bool {
+    let reserved = ["$JS.>", "$JSC.>", "$NRG.>", "$SYS.>"];
+    let allowed = ["$JS.EVENT.>", "$SYS.ACCOUNT.>"];
+    reserved.iter().any(|r| subjects_overlap(subject, *r))
+        && !allowed.iter().any(|a| is_subset_match(subject, *a))
+}
+
+/// Whether `name` may name a stream or consumer: non-empty, at most 255 bytes, and none of the
+/// characters that would break subjects or file paths.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_BYTES
+        && !name.chars().any(|c| {
+            matches!(
+                c,
+                ' ' | '\t' | '\r' | '\n' | '\x0c' | '.' | '*' | '>' | '\\' | '/' | '\0'
+            )
+        })
+}
+
+fn invalid(text: &str) -> ApiError {
+    ApiError::stream_invalid_config(text)
+}
+
+/// Replaces a 0 or below-minus-one limit with -1 (unlimited), as nats-server does.
+fn unlimited_if_unset(value: &mut i64) {
+    if *value == 0 || *value < -1 {
+        *value = -1;
+    }
+}
+
+impl StreamConfig {
+    /// Fills in defaults and checks the result, giving the effective config or the error
+    /// nats-server would give for the same request.
+    pub fn normalized(mut self) -> Result<Self, ApiError> {
+        if !is_valid_name(&self.name) {
+            return Err(invalid(
+                "stream name is required and can not contain '.', '*', '>'",
+            ));
+        }
+        if self.description.len() > MAX_DESCRIPTION_BYTES {
+            return Err(invalid(
+                "stream description is too long, maximum allowed is 4096",
+            ));
+        }
+        if self.mirror.is_some() || self.sources.is_some() {
+            return Err(invalid(
+                "stream mirrors and sources are not supported by jetlog yet",
+            ));
+        }
+        if self.republish.is_some() || self.subject_transform.is_some() {
+            return Err(invalid(
+                "stream republish and subject transforms are not supported by jetlog yet",
+            ));
+        }
+        if self.num_replicas < 0 {
+            return Err(invalid("replicas count cannot be negative"));
+        }
+        if self.num_replicas == 0 {
+            self.num_replicas = 1;
+        }
+        if self.num_replicas > MAX_REPLICAS {
+            return Err(invalid("maximum replicas is 5"));
+        }
+        if self.num_replicas > 1 {
+            return Err(ApiError::replicas_not_supported());
+        }
+        for limit in [
+            &mut self.max_consumers,
+            &mut self.max_msgs,
+            &mut self.max_bytes,
+        ] {
+            unlimited_if_unset(limit);
+        }
+        unlimited_if_unset(&mut self.max_msgs_per_subject);
+        unlimited_if_unset(&mut self.max_msg_size);
+        if self.max_age < 0 {
+            return Err(invalid("max age can not be negative"));
+        }
+        if self.max_age > 0 && self.max_age < MIN_WINDOW_NS {
+            return Err(invalid("max age needs to be >= 100ms"));
+        }
+        if self.duplicate_window < 0 {
+            return Err(invalid("duplicates window can not be negative"));
+        }
+        if self.duplicate_window == 0 {
+            self.duplicate_window =
+                if self.max_age != 0 && self.max_age < DEFAULT_DUPLICATE_WINDOW_NS {
+                    self.max_age
+                } else {
+                    DEFAULT_DUPLICATE_WINDOW_NS
+                };
+        }
+        if self.max_age != 0 && self.duplicate_window > self.max_age {
+            return Err(invalid("duplicates window can not be larger then max age"));
+        }
+        if self.duplicate_window < MIN_WINDOW_NS {
+            return Err(invalid("duplicates window needs to be >= 100ms"));
+        }
+        if self.deny_purge && self.allow_rollup_hdrs {
+            return Err(invalid("roll-ups require the purge permission"));
+        }
+        if self.discard_new_per_subject {
+            if self.discard != Discard::New {
+                return Err(invalid(
+                    "discard new per subject requires discard new policy to be set",
+                ));
+            }
+            if self.max_msgs_per_subject <= 0 {
+                return Err(invalid(
+                    "discard new per subject requires max msgs per subject > 0",
+                ));
+            }
+        }
+        match self.compression.as_str() {
+            "" | "none" => self.compression = "none".to_string(),
+            "s2" => {
+                return Err(invalid(
+                    "stream compression s2 is not supported by jetlog yet",
+                ))
+            }
+            _ => return Err(invalid("invalid compression algorithm")),
+        }
+        if self.subjects.is_empty() {
+            self.subjects.push(self.name.clone());
+        }
+        self.check_subjects()?;
+        Ok(self)
+    }
+
+    fn check_subjects(&self) -> Result<(), ApiError> {
+        for (i, subject) in self.subjects.iter().enumerate() {
+            if !is_valid_subject(subject.as_str()) {
+                return Err(invalid(&format!("invalid subject {subject:?}")));
+            }
+            if self.subjects[..i].iter().any(|s| s == subject) {
+                return Err(invalid("duplicate subjects detected"));
+            }
+            if let Some(other) = self.subjects[..i]
+                .iter()
+                .find(|s| subjects_overlap(s.as_str(), subject.as_str()))
+            {
+                return Err(invalid(&format!(
+                    "subject {other:?} overlaps with {subject:?}"
+                )));
+            }
+            if !self.no_ack && overlaps_reserved(subject) {
+                return Err(invalid(
+                    "subjects that overlap with jetstream api require no-ack to be true",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `new` (already normalized) may replace `self`, with nats-server's rules.
+    pub fn check_update(&self, new: &StreamConfig) -> Result<(), ApiError> {
+        if new.name != self.name {
+            return Err(ApiError::stream_name_mismatch());
+        }
+        if new.storage != self.storage {
+            return Err(ApiError::stream_update("storage type"));
+        }
+        let workqueue_change =
+            (self.retention == Retention::WorkQueue) != (new.retention == Retention::WorkQueue);
+        if self.retention != new.retention && workqueue_change {
+            return Err(ApiError::stream_update(
+                "retention policy to/from workqueue",
+            ));
+        }
+        if self.sealed && !new.sealed {
+            return Err(invalid(
+                "stream configuration update can not unseal a sealed stream",
+            ));
+        }
+        if self.deny_delete && !new.deny_delete {
+            return Err(invalid(
+                "stream configuration update can not cancel deny message deletes",
+            ));
+        }
+        if self.deny_purge && !new.deny_purge {
+            return Err(invalid(
+                "stream configuration update can not cancel deny purge",
+            ));
+        }
+        if self.allow_msg_ttl && !new.allow_msg_ttl {
+            return Err(invalid(
+                "stream configuration update can not disable message TTL",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "stream_config_tests.rs"]
+mod tests;
