@@ -3,6 +3,7 @@
 pub mod broker;
 pub mod cli;
 pub mod jetstream;
+pub mod meta;
 pub mod protocol;
 pub mod server;
 pub mod store;
