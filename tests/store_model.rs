@@ -1,13 +1,17 @@
 //! Model-based test: random appends, deletes, purges, reads, scans, expiry and reopens against
 //! a `BTreeMap` model. After every operation (and every reopen) the log and the model must
 //! agree on state, on every `get`, on `next_matching` and on per-subject counts.
+//!
+//! The same operations also drive a [`MemLog`], which must agree with the model in the same
+//! way and with the file log on every result, on `state(true)` and on every stored message.
+//! A reopen applies to the file log only: a memory log keeps going as it is.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use jetlog::protocol::subject::subject_matches;
-use jetlog::store::{Log, LogConfig, NewMessage, PurgeRequest, SyncPolicy};
+use jetlog::store::{Log, LogConfig, MemLog, NewMessage, PurgeRequest, StreamStore, SyncPolicy};
 use proptest::prelude::*;
 
 const SUBJECTS: [&str; 5] = ["a", "b", "c.x", "c.y", "d.e.f"];
@@ -143,7 +147,7 @@ impl Model {
     }
 }
 
-fn check(log: &Log, model: &Model) -> Result<(), TestCaseError> {
+fn check(log: &StreamStore, model: &Model) -> Result<(), TestCaseError> {
     let st = log
         .state(true)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -213,12 +217,40 @@ fn check(log: &Log, model: &Model) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+fn fail(e: impl ToString) -> TestCaseError {
+    TestCaseError::fail(e.to_string())
+}
+
+/// The file log and the memory log hold the same messages and report the same state.
+fn check_same(file: &StreamStore, mem: &StreamStore) -> Result<(), TestCaseError> {
+    prop_assert_eq!(
+        file.state(true).map_err(fail)?,
+        mem.state(true).map_err(fail)?
+    );
+    prop_assert_eq!(
+        file.scan(0, &[], usize::MAX).map_err(fail)?,
+        mem.scan(0, &[], usize::MAX).map_err(fail)?
+    );
+    prop_assert_eq!(
+        file.next_expiry_ns().map_err(fail)?,
+        mem.next_expiry_ns().map_err(fail)?
+    );
+    for ts in [0, 5, 17, 40, u64::MAX] {
+        prop_assert_eq!(
+            file.seq_at_or_after_time(ts).map_err(fail)?,
+            mem.seq_at_or_after_time(ts).map_err(fail)?,
+            "seq_at_or_after_time({})",
+            ts
+        );
+    }
+    Ok(())
+}
+
 fn run(cfg: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let open = |cfg: &LogConfig| {
-        Log::open(dir.path(), cfg.clone()).map_err(|e| TestCaseError::fail(e.to_string()))
-    };
-    let mut log = open(&cfg)?;
+    let dir = tempfile::tempdir().map_err(fail)?;
+    let open = |cfg: &LogConfig| Log::open(dir.path(), cfg.clone()).map_err(fail);
+    let mut log = StreamStore::File(open(&cfg)?);
+    let mut mem = StreamStore::Memory(MemLog::new(cfg.clone()).map_err(fail)?);
     let mut model = Model::default();
     let mut clock = 0u64;
     for op in ops {
@@ -244,17 +276,15 @@ fn run(cfg: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                         ts_ns: *ts,
                     })
                     .collect();
-                let res = log
-                    .append_batch(&msgs)
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let res = log.append_batch(&msgs).map_err(fail)?;
                 prop_assert!(res.iter().all(|r| r.is_ok()));
+                prop_assert_eq!(mem.append_batch(&msgs).map_err(fail)?, res);
                 model.append(&cfg, &batch);
             }
             Op::Delete(seq) => {
-                let got = log
-                    .delete(seq)
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let got = log.delete(seq).map_err(fail)?;
                 prop_assert_eq!(got, model.msgs.remove(&seq).is_some());
+                prop_assert_eq!(mem.delete(seq).map_err(fail)?, got);
             }
             Op::Purge {
                 filter,
@@ -267,9 +297,8 @@ fn run(cfg: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     up_to_seq: up_to,
                     keep,
                 };
-                let n = log
-                    .purge(&req)
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let n = log.purge(&req).map_err(fail)?;
+                prop_assert_eq!(mem.purge(&req).map_err(fail)?, n);
                 let before = model.msgs.len();
                 let matches = |s: &str| f.is_none_or(|f| subject_matches(f, s));
                 match keep {
@@ -286,35 +315,44 @@ fn run(cfg: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Expire(delta) => {
                 let now = model.clock + delta;
-                log.expire(now)
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let n = log.expire(now).map_err(fail)?;
+                prop_assert_eq!(mem.expire(now).map_err(fail)?, n);
                 model.clock = now;
                 model.expire(&cfg, now);
             }
             Op::Reopen { clean } => {
                 if clean {
-                    log.close()
-                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    log.close().map_err(fail)?;
                 } else {
-                    log.sync().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    log.sync().map_err(fail)?;
                     drop(log);
                 }
-                log = open(&cfg)?;
-                let report = log.recovery_report();
+                let reopened = open(&cfg)?;
+                let report = reopened.recovery_report();
                 prop_assert!(!report.found_damage(), "{:?}", report);
                 prop_assert_eq!(report.used_snapshot, clean);
+                log = StreamStore::File(reopened);
             }
         }
         check(&log, &model)?;
+        check(&mem, &model)?;
+        check_same(&log, &mem)?;
     }
     Ok(())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 128,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
-    fn log_agrees_with_model(cfg in config(), ops in prop::collection::vec(op(), 1..50)) {
+    fn file_and_memory_logs_agree_with_model(
+        cfg in config(),
+        ops in prop::collection::vec(op(), 1..50),
+    ) {
         run(cfg, ops)?;
     }
 }

@@ -338,3 +338,25 @@ fn update_config_applies_retention_at_once() {
         })
         .is_err());
 }
+
+/// A batch larger than a segment is written in parts; the per-subject limit must count each
+/// message once, not again after its part reached the subject map.
+#[test]
+fn per_subject_limit_counts_a_multi_segment_batch_once() {
+    use jetlog::store::config::MIN_SEGMENT_BYTES;
+    use jetlog::store::{Discard, Log, LogConfig, NewMessage};
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        max_msgs_per_subject: 3,
+        discard: Discard::New,
+        discard_new_per_subject: true,
+        segment_bytes: MIN_SEGMENT_BYTES,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), config).unwrap();
+    let big = NewMessage::new("s", vec![0u8; 4100], 1);
+    let small = NewMessage::new("s", vec![1u8; 10], 2);
+    let results = log.append_batch(&[big, small.clone(), small]).unwrap();
+    assert_eq!(results, vec![Ok(1), Ok(2), Ok(3)]);
+    assert_eq!(log.msgs(), 3);
+}

@@ -10,6 +10,8 @@
 //!   [`meta`]: `deletes.dat` and the clean-shutdown `snapshot.dat`.
 //! - [`segment`]: one segment file; [`scan`]: sequential reads and the recovery scan.
 //! - [`log`]: the log (append, sync, reads, removal, retention, recovery on open).
+//! - [`memory`]: [`MemLog`], the same log held in memory for `storage: memory` streams;
+//!   [`stream_store`]: [`StreamStore`], either kind behind one type for the stream layer.
 //! - [`io`]: the file-system trait everything goes through; [`fault`]: a fault-injecting
 //!   implementation for tests.
 
@@ -19,12 +21,14 @@ pub mod fault;
 pub mod index;
 pub mod io;
 pub mod log;
+pub mod memory;
 pub mod meta;
 pub mod ranges;
 pub mod record;
 pub mod recovery;
 pub mod scan;
 pub mod segment;
+pub mod stream_store;
 pub mod subjects;
 
 pub use config::{
@@ -32,4 +36,6 @@ pub use config::{
 };
 pub use error::{Rejection, Result, StoreError};
 pub use log::{AppendResult, Log};
+pub use memory::MemLog;
 pub use recovery::{Finding, FindingKind, RecoveryReport};
+pub use stream_store::StreamStore;

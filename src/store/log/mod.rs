@@ -266,6 +266,9 @@ impl Log {
                 self.write_part(msgs, &part, buf)?;
                 part.clear();
                 buf.clear();
+                // The part just written is in the subject map now; counting it again in the
+                // batch's own tally would refuse messages below max_msgs_per_subject.
+                batch_counts.clear();
             }
         }
         if !part.is_empty() {
