@@ -203,9 +203,7 @@ async fn serve(config: ServerConfig) -> Result<(), String> {
     let store_dir = config.store_dir.display().to_string();
     let sync = config.sync;
     let http_port = config.http_port;
-    let server = Server::bind(config.clone())
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let server = Server::bind(config.clone()).await?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         "Starting jetlog {} (NATS protocol as nats-server {NATS_COMPAT_VERSION}), store {store_dir:?}, sync {sync}",

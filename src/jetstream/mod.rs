@@ -1,9 +1,13 @@
-//! JetStream: the API's JSON types, errors and validation. The stream and consumer state
-//! machines and the API handlers build on these (their issues are open).
+//! JetStream: the API's JSON types and errors, validation, and the stream state machine. The
+//! tokio side (actors, API dispatch) lives in `server`.
 
+pub mod api_types;
+pub mod dedup;
 pub mod error;
+pub mod stream;
 pub mod stream_config;
 pub mod time;
 
 pub use error::ApiError;
+pub use stream::Stream;
 pub use stream_config::StreamConfig;

@@ -42,7 +42,7 @@ pub enum ClientOp {
 }
 
 /// A published message as it came off the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Publish {
     pub subject: Bytes,
     pub reply: Option<Bytes>,

@@ -14,8 +14,8 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::{sleep, Instant};
 
 use super::auth::is_authorized;
-use super::outbound::{ClientHandle, CloseReason, Enqueued, Subscription};
-use super::router::Publisher;
+use super::outbound::{ClientHandle, CloseReason, Enqueued, Owner, Subscription};
+use super::router::{Deliveries, Publisher};
 use super::ServerState;
 use crate::broker::MatchCache;
 use crate::protocol::connect::ConnectOptions;
@@ -43,8 +43,8 @@ pub(super) struct Connection {
     connected: bool,
     parser: Parser,
     cache: MatchCache<Subscription>,
-    /// Connections (maybe this one) whose writers need a wake-up after this read.
-    wake: Vec<Arc<ClientHandle>>,
+    /// Writers to wake and internal hand-overs owed after this read.
+    out: Deliveries,
     /// Subscribers found far behind after a read; kept to reuse the allocation.
     lagging: Vec<Arc<ClientHandle>>,
     rng: u64,
@@ -67,7 +67,7 @@ impl Connection {
             connected: false,
             parser: Parser::new(limits),
             cache: MatchCache::default(),
-            wake: Vec::new(),
+            out: Deliveries::default(),
             lagging: Vec::new(),
             rng,
             pings_out: 0,
@@ -97,7 +97,7 @@ impl Connection {
                         Ok(_) => {}
                     }
                     let outcome = self.process(&mut buf);
-                    self.wake_writers().await;
+                    self.after_read().await;
                     if let Err(reason) = outcome {
                         return reason;
                     }
@@ -189,13 +189,13 @@ impl Connection {
         }
         self.ok();
         let from = Publisher {
-            client: &self.handle,
+            client: Some(&self.handle),
             echo: self.opts.echo,
         };
         let delivered =
             self.state
                 .router
-                .route(&from, &msg, &mut self.cache, &mut self.wake, &mut self.rng);
+                .route(&from, &msg, &mut self.cache, &mut self.out, &mut self.rng);
         if delivered == 0 && self.opts.no_responders {
             if let Some(reply) = &msg.reply {
                 self.send_no_responders(&msg.subject, reply);
@@ -206,7 +206,11 @@ impl Connection {
     /// Tells a requester nobody is listening: a 503 status on its own reply subscription.
     fn send_no_responders(&mut self, subject: &[u8], reply: &Bytes) {
         let matches = self.state.router.lookup(reply, &mut self.cache);
-        let Some(sub) = matches.plain.iter().find(|s| s.client.id == self.handle.id) else {
+        let Some(sub) = matches
+            .plain
+            .iter()
+            .find(|s| s.owner_id() == self.handle.id)
+        else {
             return;
         };
         let mut headers = BytesMut::with_capacity(32 + subject.len());
@@ -222,7 +226,7 @@ impl Connection {
             self.handle.enqueue_msg(&out),
             Enqueued::NeedsWake | Enqueued::Lagging
         ) {
-            self.wake.push(self.handle.clone());
+            self.out.wake.push(self.handle.clone());
         }
     }
 
@@ -233,7 +237,7 @@ impl Connection {
             return;
         }
         let sub = Arc::new(Subscription {
-            client: self.handle.clone(),
+            owner: Owner::Client(self.handle.clone()),
             subject,
             queue,
             sid: sid.clone(),
@@ -303,7 +307,7 @@ impl Connection {
             self.handle.enqueue_raw(bytes),
             Enqueued::NeedsWake | Enqueued::Lagging
         ) {
-            self.wake.push(self.handle.clone());
+            self.out.wake.push(self.handle.clone());
         }
     }
 
@@ -322,11 +326,13 @@ impl Connection {
         CloseReason::ProtocolError
     }
 
-    /// Wakes each writer that has new bytes, then, if one of them is far behind, holds this
+    /// Hands internal messages over, wakes each writer that has new bytes, then, if one of
+    /// them is far behind, holds this
     /// publisher back while that writer keeps making progress (nats-server stalls fast
     /// producers the same way). A writer that makes no progress is not waited for.
-    async fn wake_writers(&mut self) {
-        for client in self.wake.drain(..) {
+    async fn after_read(&mut self) {
+        self.out.flush_internal().await;
+        for client in self.out.wake.drain(..) {
             client.wake();
             let lagging = client.id != self.handle.id
                 && client.pending_bytes() > client.stall_threshold()

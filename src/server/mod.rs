@@ -5,6 +5,8 @@
 pub mod auth;
 mod client;
 pub mod config;
+mod internal;
+mod jetstream;
 mod outbound;
 mod router;
 
@@ -20,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 pub use config::{AuthConfig, ServerConfig, SyncMode};
+use jetstream::JetStream;
 use outbound::{ClientHandle, CloseReason};
 use router::Router;
 
@@ -32,10 +35,19 @@ const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 /// State every connection shares.
 pub(crate) struct ServerState {
     config: ServerConfig,
-    router: Router,
+    router: Arc<Router>,
     clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
     next_client_id: AtomicU64,
     info: ServerInfo,
+}
+
+/// The store's sync policy for the server's sync mode.
+fn sync_policy(mode: SyncMode) -> crate::store::SyncPolicy {
+    match mode {
+        SyncMode::Always => crate::store::SyncPolicy::Always,
+        SyncMode::Interval(d) => crate::store::SyncPolicy::Interval(d),
+        SyncMode::Never => crate::store::SyncPolicy::Never,
+    }
 }
 
 impl ServerState {
@@ -52,13 +64,17 @@ impl ServerState {
 pub struct Server {
     listener: TcpListener,
     state: Arc<ServerState>,
+    jetstream: Arc<JetStream>,
 }
 
 impl Server {
-    /// Binds the listener; the configured port may be 0 to pick a free one.
-    pub async fn bind(config: ServerConfig) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(config.listen).await?;
-        let local = listener.local_addr()?;
+    /// Binds the listener (the configured port may be 0 to pick a free one) and starts
+    /// JetStream on the store directory, reopening every stream it holds.
+    pub async fn bind(config: ServerConfig) -> Result<Self, String> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
         let server_id = new_server_id();
         let info = ServerInfo {
             server_name: config
@@ -74,19 +90,30 @@ impl Server {
             headers: true,
             max_payload: config.max_payload_bytes,
             auth_required: config.auth.is_some(),
-            jetstream: false,
+            jetstream: true,
             client_id: 0,
             client_ip: String::new(),
             jetlog_version: env!("CARGO_PKG_VERSION").to_string(),
         };
+        let router = Arc::new(Router::default());
+        let jetstream = JetStream::start(
+            router.clone(),
+            &config.store_dir,
+            sync_policy(config.sync),
+            info.server_name.clone(),
+        )?;
         let state = Arc::new(ServerState {
             config,
-            router: Router::default(),
+            router,
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
             info,
         });
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            jetstream,
+        })
     }
 
     /// The address actually bound.
@@ -117,6 +144,10 @@ impl Server {
             }
         }
         drop(self.listener);
+        // Stream actors finish (and sync) what was queued before connections are closed, so
+        // their last acknowledgements can still be flushed to the publishers.
+        let jetstream = self.jetstream.clone();
+        let _ = tokio::task::spawn_blocking(move || jetstream.shutdown()).await;
         let clients: Vec<_> = lock(&self.state.clients).values().cloned().collect();
         for client in clients {
             client.close(CloseReason::ServerShutdown);

@@ -74,15 +74,58 @@ struct Outbound {
     closed: Option<CloseReason>,
 }
 
-/// One subscription of a connection, shared with the sublist.
+/// Who receives a subscription's messages.
+pub enum Owner {
+    /// A client connection: messages are encoded into its outbound buffer.
+    Client(Arc<ClientHandle>),
+    /// A component inside the server (the JetStream API, a stream): messages are handed over
+    /// through a bounded channel, whose capacity pushes back on the publisher.
+    Internal(InternalSink),
+}
+
+/// Where an internal subscription's messages go.
+#[derive(Clone)]
+pub struct InternalSink {
+    /// Chosen by the subscriber to tell its subscriptions apart on a shared channel.
+    pub tag: u64,
+    pub tx: tokio::sync::mpsc::Sender<InternalDelivery>,
+    /// Subjects this subscription does not take even though its pattern matches them, so that
+    /// a catch-all (the JetStream API on `$JS.API.>`) leaves them to their own owners and a
+    /// request nobody owns still gets a no-responders status.
+    pub exclude: &'static [&'static str],
+}
+
+/// A message for an internal subscriber.
+#[derive(Debug)]
+pub struct InternalDelivery {
+    pub tag: u64,
+    pub msg: crate::protocol::Publish,
+}
+
+/// One subscription, shared with the sublist.
 pub struct Subscription {
-    pub client: Arc<ClientHandle>,
+    pub owner: Owner,
     pub subject: Bytes,
     pub queue: Option<Bytes>,
     pub sid: Bytes,
     /// Deliveries after which the subscription removes itself; 0 means no limit.
     pub max_msgs: AtomicU64,
     pub delivered: AtomicU64,
+}
+
+impl Subscription {
+    /// The owning connection, if a client owns this subscription.
+    pub fn client(&self) -> Option<&Arc<ClientHandle>> {
+        match &self.owner {
+            Owner::Client(client) => Some(client),
+            Owner::Internal(_) => None,
+        }
+    }
+
+    /// The owning connection's id; 0 (never a client's) for internal subscriptions.
+    pub fn owner_id(&self) -> u64 {
+        self.client().map_or(0, |c| c.id)
+    }
 }
 
 /// The parts of a connection other tasks touch: its outbound buffer, its subscriptions and

@@ -1,16 +1,20 @@
 //! Delivery of a published message to the subscriptions its subject matches.
 //!
 //! Routing runs on the publisher's task: it looks the subject up (through the publisher's own
-//! match cache), encodes the message straight into each subscriber's outbound buffer, and
-//! collects the connections whose writers need waking so the caller can wake each once per
-//! read instead of once per message.
+//! match cache), encodes the message straight into each subscribing client's outbound buffer,
+//! and collects what must happen after the read: writers to wake (once each, not once per
+//! message) and messages for internal subscribers, which the publisher then hands over through
+//! bounded channels, waiting when they are full.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use super::outbound::{ClientHandle, Enqueued, Subscription};
+use tokio::sync::mpsc;
+
+use super::outbound::{ClientHandle, Enqueued, InternalDelivery, Owner, Subscription};
 use crate::broker::{MatchCache, MatchResult, Sublist};
 use crate::protocol::encode::OutMsg;
+use crate::protocol::subject::subject_matches;
 use crate::protocol::Publish;
 
 /// The sublist plus the generation counter readers check without taking the lock.
@@ -20,11 +24,57 @@ pub struct Router {
     generation: AtomicU64,
 }
 
-/// What the publishing connection brings to a routing decision.
+/// What the publisher brings to a routing decision.
 pub struct Publisher<'a> {
-    pub client: &'a ClientHandle,
+    /// The publishing connection; `None` when the server itself publishes (API replies, acks).
+    pub client: Option<&'a ClientHandle>,
     /// `echo:false` in CONNECT: the publisher's own subscriptions are skipped.
     pub echo: bool,
+}
+
+impl Publisher<'_> {
+    fn id(&self) -> u64 {
+        self.client.map_or(0, |c| c.id)
+    }
+
+    /// Whether `sub` belongs to this publisher and echo is off.
+    fn skips(&self, sub: &Subscription) -> bool {
+        !self.echo && self.client.is_some() && sub.owner_id() == self.id()
+    }
+}
+
+/// Work a routing pass leaves for after the read: it is batched so each writer is woken once
+/// and internal hand-overs can wait for channel capacity outside the synchronous routing.
+#[derive(Default)]
+pub struct Deliveries {
+    pub wake: Vec<Arc<ClientHandle>>,
+    pub internal: Vec<(mpsc::Sender<InternalDelivery>, InternalDelivery)>,
+}
+
+impl Deliveries {
+    /// Hands internal messages over, waiting for channel capacity: this is how a stream that
+    /// cannot keep up slows its publishers down instead of queueing without bound.
+    pub async fn flush_internal(&mut self) {
+        for (tx, delivery) in self.internal.drain(..) {
+            // A closed channel means the subscriber is going away; its message has no taker.
+            let _ = tx.send(delivery).await;
+        }
+    }
+
+    /// Wakes every writer with new bytes.
+    pub fn wake_all(&mut self) {
+        for client in self.wake.drain(..) {
+            client.wake();
+        }
+    }
+}
+
+/// Whether an internal subscription declines this subject.
+fn excludes(sub: &Subscription, subject: &[u8]) -> bool {
+    match &sub.owner {
+        Owner::Internal(sink) => sink.exclude.iter().any(|p| subject_matches(*p, subject)),
+        Owner::Client(_) => false,
+    }
 }
 
 /// Whether a subscription may take one more message, given its UNSUB max.
@@ -63,9 +113,11 @@ impl Router {
     /// Removes a subscription from the sublist and from its connection's sid map.
     pub fn remove_subscription(&self, sub: &Arc<Subscription>) {
         self.unsubscribe(sub);
-        let mut subs = sub.client.subs.lock().unwrap_or_else(|p| p.into_inner());
-        if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
-            subs.remove(&sub.sid);
+        if let Some(client) = sub.client() {
+            let mut subs = client.subs.lock().unwrap_or_else(|p| p.into_inner());
+            if subs.get(&sub.sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
+                subs.remove(&sub.sid);
+            }
         }
     }
 
@@ -86,34 +138,32 @@ impl Router {
     }
 
     /// Delivers `msg` to every matching subscription (one member per queue group). Returns
-    /// how many subscriptions it was queued for.
+    /// how many subscriptions took it.
     pub fn route(
         &self,
         from: &Publisher<'_>,
         msg: &Publish,
         cache: &mut MatchCache<Subscription>,
-        wake: &mut Vec<Arc<ClientHandle>>,
+        out: &mut Deliveries,
         rng: &mut u64,
     ) -> usize {
         let matches = self.lookup(&msg.subject, cache);
         let mut delivered = 0;
         for sub in &matches.plain {
-            if !from.echo && sub.client.id == from.client.id {
-                continue;
+            if !from.skips(sub) && !excludes(sub, &msg.subject) {
+                delivered += usize::from(self.deliver(sub, msg, out));
             }
-            delivered += usize::from(self.deliver(sub, msg, wake));
         }
         for group in &matches.queues {
             let n = group.members.len();
             let start = (next_random(rng) % n as u64) as usize;
             for i in 0..n {
                 let sub = &group.members[(start + i) % n];
-                if (!from.echo && sub.client.id == from.client.id)
-                    || sub.client.close_reason().is_some()
-                {
+                let closed = sub.client().is_some_and(|c| c.close_reason().is_some());
+                if from.skips(sub) || closed {
                     continue;
                 }
-                if self.deliver(sub, msg, wake) {
+                if self.deliver(sub, msg, out) {
                     delivered += 1;
                     break;
                 }
@@ -123,41 +173,55 @@ impl Router {
     }
 
     /// Queues `msg` for one subscription; false if it could not take it.
-    fn deliver(
-        &self,
-        sub: &Arc<Subscription>,
-        msg: &Publish,
-        wake: &mut Vec<Arc<ClientHandle>>,
-    ) -> bool {
+    fn deliver(&self, sub: &Arc<Subscription>, msg: &Publish, out: &mut Deliveries) -> bool {
         let last = match claim(sub) {
             Claim::Skip => return false,
             Claim::Deliver => false,
             Claim::DeliverLast => true,
         };
-        let headers = if sub.client.headers.load(Ordering::Relaxed) {
-            msg.headers.as_deref()
-        } else {
-            None
-        };
-        let out = OutMsg {
-            subject: &msg.subject,
-            sid: &sub.sid,
-            reply: msg.reply.as_deref(),
-            headers,
-            payload: &msg.payload,
-        };
-        let queued = match sub.client.enqueue_msg(&out) {
-            Enqueued::NeedsWake | Enqueued::Lagging => {
-                wake.push(sub.client.clone());
+        let taken = match &sub.owner {
+            Owner::Client(client) => deliver_to_client(client, sub, msg, out),
+            Owner::Internal(sink) => {
+                let delivery = InternalDelivery {
+                    tag: sink.tag,
+                    msg: msg.clone(),
+                };
+                out.internal.push((sink.tx.clone(), delivery));
                 true
             }
-            Enqueued::Queued => true,
-            Enqueued::Dropped => false,
         };
         if last {
             self.remove_subscription(sub);
         }
-        queued
+        taken
+    }
+}
+
+fn deliver_to_client(
+    client: &Arc<ClientHandle>,
+    sub: &Subscription,
+    msg: &Publish,
+    out: &mut Deliveries,
+) -> bool {
+    let headers = if client.headers.load(Ordering::Relaxed) {
+        msg.headers.as_deref()
+    } else {
+        None
+    };
+    let encoded = OutMsg {
+        subject: &msg.subject,
+        sid: &sub.sid,
+        reply: msg.reply.as_deref(),
+        headers,
+        payload: &msg.payload,
+    };
+    match client.enqueue_msg(&encoded) {
+        Enqueued::NeedsWake | Enqueued::Lagging => {
+            out.wake.push(client.clone());
+            true
+        }
+        Enqueued::Queued => true,
+        Enqueued::Dropped => false,
     }
 }
 

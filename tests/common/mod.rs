@@ -111,6 +111,26 @@ impl TestServer {
         None
     }
 
+    /// Kills the server with SIGKILL (no chance to flush or sync) and hands over its store
+    /// directory for a restart.
+    pub fn kill_and_take_store(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.store, tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// Stops the server with SIGTERM (bounded wait) and hands over its store directory.
+    pub fn store_handoff(mut self) -> tempfile::TempDir {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::mem::replace(&mut self.store, tempfile::tempdir().expect("temp dir"))
+    }
+
     pub fn log_contains(&self, needle: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }

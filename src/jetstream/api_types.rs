@@ -1,0 +1,218 @@
+//! JSON bodies of the stream API's requests and responses, with nats-server's field names.
+//! Responses are built as `serde_json::Value`-free structs so the field set is fixed by type.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::stream_config::StreamConfig;
+
+/// A stream's state as `STREAM.INFO` reports it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamState {
+    pub messages: u64,
+    pub bytes: u64,
+    pub first_seq: u64,
+    /// RFC 3339, the zero time when the stream is empty.
+    pub first_ts: String,
+    pub last_seq: u64,
+    pub last_ts: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub num_subjects: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subjects: Option<BTreeMap<String, u64>>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub num_deleted: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Vec<u64>>,
+    pub consumer_count: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Cluster information; a single server reports itself as leader.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterInfo {
+    pub leader: String,
+}
+
+/// `STREAM.INFO`, `STREAM.CREATE` and `STREAM.UPDATE` bodies (less `type` and paging).
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamInfo {
+    pub config: StreamConfig,
+    pub created: String,
+    pub state: StreamState,
+    pub cluster: ClusterInfo,
+    pub ts: String,
+}
+
+/// Options of `STREAM.INFO`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct StreamInfoRequest {
+    pub deleted_details: bool,
+    pub subjects_filter: Option<String>,
+    pub offset: usize,
+}
+
+/// Options of `STREAM.NAMES` and `STREAM.LIST`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct StreamListRequest {
+    pub offset: usize,
+    pub subject: Option<String>,
+}
+
+/// Body of `STREAM.PURGE`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct PurgeRequestJson {
+    pub filter: Option<String>,
+    pub seq: Option<u64>,
+    pub keep: Option<u64>,
+}
+
+/// Body of `STREAM.MSG.GET` and of `DIRECT.GET` with a JSON request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MsgGetRequest {
+    pub seq: Option<u64>,
+    pub last_by_subj: Option<String>,
+    pub next_by_subj: Option<String>,
+    pub start_time: Option<String>,
+    pub batch: Option<i64>,
+    pub max_bytes: Option<i64>,
+    pub multi_last: Option<Vec<String>>,
+    pub up_to_seq: Option<u64>,
+    pub up_to_time: Option<String>,
+    pub no_hdr: bool,
+}
+
+/// Body of `STREAM.MSG.DELETE`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct MsgDeleteRequest {
+    pub seq: u64,
+    pub no_erase: bool,
+}
+
+/// A stored message as `STREAM.MSG.GET` returns it (headers and data in base64).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiMessage {
+    pub subject: String,
+    pub seq: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hdrs: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    pub time: String,
+}
+
+/// The acknowledgement of a stored (or refused) publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PubAck {
+    Stored { seq: u64 },
+    Duplicate { seq: u64 },
+    Failed(ApiError),
+}
+
+impl PubAck {
+    /// The JSON nats-server sends: `{"stream","seq"[,"duplicate":true]}`, or the error with
+    /// `stream` and `seq` 0 so that clients which require `stream` still parse it.
+    pub fn to_json(&self, stream: &str) -> Vec<u8> {
+        let value = match self {
+            Self::Stored { seq } => serde_json::json!({ "stream": stream, "seq": seq }),
+            Self::Duplicate { seq } => {
+                serde_json::json!({ "stream": stream, "seq": seq, "duplicate": true })
+            }
+            Self::Failed(err) => serde_json::json!({ "error": err, "stream": stream, "seq": 0 }),
+        };
+        serde_json::to_vec(&value).unwrap_or_default()
+    }
+}
+
+/// Standard base64 with padding, as Go's `[]byte` JSON encoding uses.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decodes a request body the way Go's `encoding/json` does for nats-server: a `null` field
+/// means the zero value. Clients send `"consumer_limits":null` and the like, which serde would
+/// otherwise refuse for non-`Option` fields.
+pub fn from_go_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)?;
+    if value.is_null() {
+        // A body of `null` leaves every field at its zero value, as in Go.
+        value = serde_json::Value::Object(serde_json::Map::new());
+    }
+    strip_nulls(&mut value);
+    serde_json::from_value(value)
+}
+
+fn strip_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_standard_alphabet() {
+        assert_eq!(base64_encode(b""), "");
+        assert_eq!(base64_encode(b"f"), "Zg==");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert_eq!(base64_encode(b"foo"), "Zm9v");
+        assert_eq!(base64_encode(&[0xfb, 0xff]), "+/8=");
+    }
+
+    #[test]
+    fn nulls_decode_as_zero_values_like_go() {
+        let req: StreamInfoRequest = from_go_json(b"null").unwrap();
+        assert!(!req.deleted_details);
+        let cfg: crate::jetstream::StreamConfig =
+            from_go_json(br#"{"name":"S","consumer_limits":null,"subjects":null}"#).unwrap();
+        assert!(cfg.subjects.is_empty());
+        assert!(from_go_json::<StreamInfoRequest>(b"{bad").is_err());
+    }
+
+    #[test]
+    fn pub_acks_have_nats_shape() {
+        assert_eq!(
+            PubAck::Stored { seq: 3 }.to_json("S"),
+            br#"{"seq":3,"stream":"S"}"#
+        );
+        let dup = String::from_utf8(PubAck::Duplicate { seq: 2 }.to_json("S")).unwrap();
+        assert!(dup.contains(r#""duplicate":true"#));
+        let err = String::from_utf8(PubAck::Failed(ApiError::wrong_last_sequence(4)).to_json("S"))
+            .unwrap();
+        assert!(err.contains(r#""err_code":10071"#) && err.contains(r#""stream":"S""#));
+    }
+}

@@ -1,0 +1,412 @@
+//! One stream: its configuration, its log, and the rules a publish must pass to be stored.
+//!
+//! `Stream` is a synchronous state machine: the server's stream actor hands it a batch of
+//! publishes with the current time, gets one `PubAck` per publish back, then calls `sync`
+//! before any ack leaves. Messages without expectations are appended together with one write;
+//! a message whose checks depend on what was stored before it (expected sequences, a message
+//! id already in the batch, a rollup) first flushes what is pending, so every check sees the
+//! exact state nats-server's one-at-a-time processing would show it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::api_types::PubAck;
+use super::dedup::DedupWindow;
+use super::error::ApiError;
+use super::stream_config::{Discard, Storage, StreamConfig};
+use crate::protocol::headers::header_value;
+use crate::store::{
+    self, Log, LogConfig, MemLog, NewMessage, PurgeRequest, Rejection, StoreError, StreamStore,
+    SyncPolicy,
+};
+
+/// Header names a publish may carry, exactly as nats-server matches them (case-sensitive).
+pub mod header {
+    pub const MSG_ID: &[u8] = b"Nats-Msg-Id";
+    pub const EXPECTED_STREAM: &[u8] = b"Nats-Expected-Stream";
+    pub const EXPECTED_LAST_SEQ: &[u8] = b"Nats-Expected-Last-Sequence";
+    pub const EXPECTED_LAST_SUBJECT_SEQ: &[u8] = b"Nats-Expected-Last-Subject-Sequence";
+    pub const EXPECTED_LAST_MSG_ID: &[u8] = b"Nats-Expected-Last-Msg-Id";
+    pub const ROLLUP: &[u8] = b"Nats-Rollup";
+}
+
+/// nats-server refuses header blocks larger than this (`JSMaxHeaderSize`... 10097).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// A publish on its way into a stream.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub subject: Bytes,
+    pub headers: Option<Bytes>,
+    pub payload: Bytes,
+}
+
+/// What a publish's headers ask of the stream.
+#[derive(Debug, Default)]
+struct Expectations {
+    msg_id: Option<String>,
+    stream: Option<String>,
+    last_seq: Option<u64>,
+    last_subject_seq: Option<u64>,
+    last_msg_id: Option<String>,
+    rollup: Option<String>,
+}
+
+impl Expectations {
+    fn parse(headers: Option<&Bytes>) -> Result<Self, ApiError> {
+        let Some(block) = headers.filter(|h| !h.is_empty()) else {
+            return Ok(Self::default());
+        };
+        let text =
+            |name| header_value(block, name).map(|v| String::from_utf8_lossy(v).into_owned());
+        let number = |name: &[u8]| -> Result<Option<u64>, ApiError> {
+            match header_value(block, name) {
+                None => Ok(None),
+                Some(v) => std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .map(Some)
+                    .ok_or_else(|| ApiError::bad_request(Some("invalid expected sequence header"))),
+            }
+        };
+        Ok(Self {
+            msg_id: text(header::MSG_ID).filter(|s| !s.is_empty()),
+            stream: text(header::EXPECTED_STREAM),
+            last_seq: number(header::EXPECTED_LAST_SEQ)?,
+            last_subject_seq: number(header::EXPECTED_LAST_SUBJECT_SEQ)?,
+            last_msg_id: text(header::EXPECTED_LAST_MSG_ID),
+            rollup: text(header::ROLLUP),
+        })
+    }
+
+    /// Whether checking this publish needs everything before it stored first.
+    fn needs_settled_state(&self) -> bool {
+        self.last_seq.is_some()
+            || self.last_subject_seq.is_some()
+            || self.last_msg_id.is_some()
+            || self.rollup.is_some()
+    }
+}
+
+/// A publish accepted by the checks and waiting to be appended.
+struct Pending {
+    index: usize,
+    msg_id: Option<String>,
+}
+
+/// A stream and its log.
+pub struct Stream {
+    config: StreamConfig,
+    created_ns: i64,
+    dir: PathBuf,
+    /// A file log, or a memory log for `storage: memory` (same semantics, nothing on disk).
+    log: StreamStore,
+    sync: SyncPolicy,
+    dedup: DedupWindow,
+    /// The `Nats-Msg-Id` of the newest stored message, for `Nats-Expected-Last-Msg-Id`.
+    last_msg_id: Option<String>,
+}
+
+/// Store limits for a stream configuration.
+pub fn log_config(config: &StreamConfig, sync: SyncPolicy) -> LogConfig {
+    LogConfig {
+        max_msgs: config.max_msgs,
+        max_bytes: config.max_bytes,
+        max_age: Duration::from_nanos(config.max_age.max(0) as u64),
+        max_msgs_per_subject: config.max_msgs_per_subject,
+        max_msg_size: config.max_msg_size,
+        discard: match config.discard {
+            Discard::Old => store::Discard::Old,
+            Discard::New => store::Discard::New,
+        },
+        discard_new_per_subject: config.discard_new_per_subject,
+        sync,
+        ..LogConfig::default()
+    }
+}
+
+fn store_error(err: StoreError) -> ApiError {
+    ApiError::store_failed(err)
+}
+
+fn rejection_error(rejection: Rejection) -> ApiError {
+    match rejection {
+        Rejection::MsgTooLarge => ApiError::message_too_large(),
+        Rejection::InvalidSubject => ApiError::bad_request(Some("invalid subject")),
+        other => ApiError::store_failed(other),
+    }
+}
+
+impl Stream {
+    /// Opens (or creates) the stream's log in `dir` and rebuilds its duplicate window from the
+    /// messages of the last window, so deduplication survives a restart. A memory stream
+    /// starts empty and touches no files.
+    pub fn open(
+        dir: &Path,
+        config: StreamConfig,
+        created_ns: i64,
+        sync: SyncPolicy,
+        now_ns: u64,
+    ) -> Result<Self, ApiError> {
+        let limits = log_config(&config, sync);
+        let log = match config.storage {
+            Storage::File => StreamStore::from(Log::open(dir, limits).map_err(store_error)?),
+            Storage::Memory => StreamStore::from(MemLog::new(limits).map_err(store_error)?),
+        };
+        let mut stream = Self {
+            dedup: DedupWindow::new(config.duplicate_window.max(0) as u64),
+            config,
+            created_ns,
+            dir: dir.to_path_buf(),
+            log,
+            sync,
+            last_msg_id: None,
+        };
+        stream.rebuild_dedup(now_ns)?;
+        Ok(stream)
+    }
+
+    fn rebuild_dedup(&mut self, now_ns: u64) -> Result<(), ApiError> {
+        let since = now_ns.saturating_sub(self.config.duplicate_window.max(0) as u64);
+        let mut seq = self.log.seq_at_or_after_time(since).map_err(store_error)?;
+        while let Some(msg) = self.log.next_matching(seq, &[]).map_err(store_error)? {
+            if let Some(id) = header_value(&msg.headers, header::MSG_ID) {
+                self.dedup
+                    .insert(String::from_utf8_lossy(id).into_owned(), msg.seq, msg.ts_ns);
+            }
+            seq = msg.seq + 1;
+        }
+        let last = self.log.last_seq();
+        if let Some(msg) = self.log.get(last).map_err(store_error)? {
+            self.last_msg_id = header_value(&msg.headers, header::MSG_ID)
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+        }
+        self.dedup.expire(now_ns);
+        Ok(())
+    }
+
+    pub fn config(&self) -> &StreamConfig {
+        &self.config
+    }
+
+    pub fn created_ns(&self) -> i64 {
+        self.created_ns
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log(&self) -> &StreamStore {
+        &self.log
+    }
+
+    pub fn log_mut(&mut self) -> &mut StreamStore {
+        &mut self.log
+    }
+
+    /// Replaces the configuration (already checked with `StreamConfig::check_update`) and
+    /// applies the new limits to the log at once.
+    pub fn update(&mut self, config: StreamConfig) -> Result<(), ApiError> {
+        self.log
+            .update_config(log_config(&config, self.sync))
+            .map_err(store_error)?;
+        self.dedup.set_window(config.duplicate_window.max(0) as u64);
+        self.config = config;
+        Ok(())
+    }
+
+    /// Checks and stores a batch of publishes; one ack per publish, in order. Nothing here is
+    /// durable until `sync` returns.
+    pub fn process(&mut self, batch: &[Incoming], now_ns: u64) -> Vec<PubAck> {
+        self.dedup.expire(now_ns);
+        let mut acks: Vec<Option<PubAck>> = vec![None; batch.len()];
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut messages: Vec<NewMessage> = Vec::new();
+        let mut pending_ids: HashMap<String, usize> = HashMap::new();
+        for (index, msg) in batch.iter().enumerate() {
+            let expect = match self.check_stateless(msg) {
+                Ok(expect) => expect,
+                Err(err) => {
+                    acks[index] = Some(PubAck::Failed(err));
+                    continue;
+                }
+            };
+            let id_pending = expect
+                .msg_id
+                .as_ref()
+                .is_some_and(|id| pending_ids.contains_key(id));
+            if expect.needs_settled_state() || id_pending {
+                self.flush(&mut pending, &mut messages, &mut acks, now_ns);
+                pending_ids.clear();
+            }
+            if let Err(err) = self.check_stateful(msg, &expect) {
+                acks[index] = Some(PubAck::Failed(err));
+                continue;
+            }
+            if let Some(seq) = expect.msg_id.as_deref().and_then(|id| self.dedup.get(id)) {
+                acks[index] = Some(PubAck::Duplicate { seq });
+                continue;
+            }
+            if let Some(id) = &expect.msg_id {
+                pending_ids.insert(id.clone(), index);
+            }
+            messages.push(NewMessage {
+                subject: String::from_utf8_lossy(&msg.subject).into_owned(),
+                headers: msg.headers.clone().unwrap_or_default(),
+                payload: msg.payload.clone(),
+                ts_ns: now_ns,
+            });
+            pending.push(Pending {
+                index,
+                msg_id: expect.msg_id.clone(),
+            });
+            if let Some(rollup) = &expect.rollup {
+                self.flush(&mut pending, &mut messages, &mut acks, now_ns);
+                pending_ids.clear();
+                if let Some(PubAck::Stored { seq }) = acks[index] {
+                    if let Err(err) = self.roll_up(rollup, &msg.subject, seq) {
+                        acks[index] = Some(PubAck::Failed(err));
+                    }
+                }
+            }
+        }
+        self.flush(&mut pending, &mut messages, &mut acks, now_ns);
+        acks.into_iter()
+            .map(|ack| {
+                ack.unwrap_or_else(|| {
+                    PubAck::Failed(ApiError::store_failed("message was not processed"))
+                })
+            })
+            .collect()
+    }
+
+    /// Checks that need nothing but the message and the configuration, in nats-server's order.
+    fn check_stateless(&self, msg: &Incoming) -> Result<Expectations, ApiError> {
+        if self.config.sealed {
+            return Err(ApiError::sealed());
+        }
+        let expect = Expectations::parse(msg.headers.as_ref())?;
+        if expect
+            .stream
+            .as_ref()
+            .is_some_and(|s| *s != self.config.name)
+        {
+            return Err(ApiError::expected_stream_mismatch());
+        }
+        if let Some(rollup) = &expect.rollup {
+            if !self.config.allow_rollup_hdrs || self.config.deny_purge {
+                return Err(ApiError::rollup_failed("rollup not permitted"));
+            }
+            if rollup != "sub" && rollup != "all" {
+                return Err(ApiError::rollup_failed(format!(
+                    "rollup value invalid: {rollup:?}"
+                )));
+            }
+        }
+        let size = msg.headers.as_ref().map_or(0, Bytes::len) + msg.payload.len();
+        if self.config.max_msg_size > 0 && size as i64 > self.config.max_msg_size {
+            return Err(ApiError::message_too_large());
+        }
+        if msg
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.len() > MAX_HEADER_BYTES)
+        {
+            return Err(ApiError::header_too_large());
+        }
+        Ok(expect)
+    }
+
+    /// Checks against what the stream holds; everything before this message is stored.
+    fn check_stateful(&self, msg: &Incoming, expect: &Expectations) -> Result<(), ApiError> {
+        if let Some(want) = expect.last_subject_seq {
+            let subject = String::from_utf8_lossy(&msg.subject);
+            let last = self
+                .log
+                .last_for_subject(&subject)
+                .map_err(store_error)?
+                .map_or(0, |m| m.seq);
+            if last != want {
+                return Err(ApiError::wrong_last_sequence(last));
+            }
+        }
+        if let Some(want) = expect.last_seq {
+            let last = self.log.last_seq();
+            if last != want {
+                return Err(ApiError::wrong_last_sequence(last));
+            }
+        }
+        if let Some(want) = &expect.last_msg_id {
+            let last = self.last_msg_id.as_deref().unwrap_or("");
+            if last != want {
+                return Err(ApiError::wrong_last_msg_id(last));
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends what is pending with one write and records each outcome.
+    fn flush(
+        &mut self,
+        pending: &mut Vec<Pending>,
+        messages: &mut Vec<NewMessage>,
+        acks: &mut [Option<PubAck>],
+        now_ns: u64,
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        match self.log.append_batch(messages) {
+            Ok(results) => {
+                for (p, result) in pending.iter().zip(results) {
+                    acks[p.index] = Some(match result {
+                        Ok(seq) => {
+                            if let Some(id) = &p.msg_id {
+                                self.dedup.insert(id.clone(), seq, now_ns);
+                            }
+                            self.last_msg_id = p.msg_id.clone();
+                            PubAck::Stored { seq }
+                        }
+                        Err(rejection) => PubAck::Failed(rejection_error(rejection)),
+                    });
+                }
+            }
+            Err(err) => {
+                let err = store_error(err);
+                for p in pending.iter() {
+                    acks[p.index] = Some(PubAck::Failed(err.clone()));
+                }
+            }
+        }
+        pending.clear();
+        messages.clear();
+    }
+
+    /// Applies `Nats-Rollup` after the message at `seq` was stored.
+    fn roll_up(&mut self, rollup: &str, subject: &[u8], seq: u64) -> Result<(), ApiError> {
+        let filter = (rollup == "sub").then(|| String::from_utf8_lossy(subject).into_owned());
+        let req = PurgeRequest {
+            filter,
+            up_to_seq: Some(seq),
+            keep: None,
+        };
+        self.log
+            .purge(&req)
+            .map(drop)
+            .map_err(ApiError::rollup_failed)
+    }
+
+    /// Makes everything appended so far durable as the sync policy requires. Under `always`
+    /// this is the fsync no acknowledgement may precede.
+    pub fn sync(&mut self, now: Instant) -> Result<(), ApiError> {
+        self.log.sync_if_due(now).map(drop).map_err(store_error)
+    }
+}
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;

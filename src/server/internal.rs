@@ -1,0 +1,108 @@
+//! The server's own client: how components inside the server (the JetStream API, stream
+//! actors) subscribe and publish through the same router as network clients.
+//!
+//! Internal publishers run on their own threads (storage work blocks on fsync, which must not
+//! stall the async runtime), so publishing here is synchronous: routing encodes into client
+//! buffers and wakes their writers directly; messages for other internal subscribers are
+//! handed over with a blocking send.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::outbound::{InternalDelivery, InternalSink, Owner, Subscription};
+use super::router::{Deliveries, Publisher, Router};
+use crate::broker::MatchCache;
+use crate::protocol::Publish;
+
+/// Capacity of an internal subscriber's channel; a full channel makes publishers wait.
+pub const INTERNAL_CHANNEL_CAPACITY: usize = 8192;
+
+/// A handle for subscribing and publishing from inside the server.
+pub struct InternalClient {
+    router: Arc<Router>,
+    cache: MatchCache<Subscription>,
+    out: Deliveries,
+    rng: u64,
+}
+
+impl InternalClient {
+    pub fn new(router: Arc<Router>) -> Self {
+        Self {
+            router,
+            cache: MatchCache::default(),
+            out: Deliveries::default(),
+            rng: 0x2545_F491_4F6C_DD1D,
+        }
+    }
+
+    /// Subscribes `sink` to `subject` (optionally in a queue group).
+    pub fn subscribe(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+        sink: InternalSink,
+    ) -> Arc<Subscription> {
+        let sub = Arc::new(Subscription {
+            owner: Owner::Internal(sink),
+            subject: Bytes::copy_from_slice(subject.as_bytes()),
+            queue: queue.map(|q| Bytes::copy_from_slice(q.as_bytes())),
+            sid: Bytes::new(),
+            max_msgs: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+        });
+        self.router.subscribe(sub.clone());
+        sub
+    }
+
+    pub fn unsubscribe(&self, sub: &Arc<Subscription>) {
+        self.router.unsubscribe(sub);
+    }
+
+    /// Queues a message for delivery; `flush` completes it. Returns how many took it.
+    pub fn queue_publish(
+        &mut self,
+        subject: Bytes,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) -> usize {
+        let msg = Publish {
+            subject,
+            reply: None,
+            headers,
+            payload,
+        };
+        let from = Publisher {
+            client: None,
+            echo: true,
+        };
+        self.router
+            .route(&from, &msg, &mut self.cache, &mut self.out, &mut self.rng)
+    }
+
+    /// Wakes the writers of everything queued and hands internal messages over, blocking
+    /// while an internal subscriber's channel is full. Must not run on the async runtime.
+    pub fn flush(&mut self) {
+        self.out.wake_all();
+        for (tx, delivery) in self.out.internal.drain(..) {
+            let _ = tx.blocking_send(delivery);
+        }
+    }
+
+    /// Publishes one message right away.
+    pub fn publish(&mut self, subject: Bytes, headers: Option<Bytes>, payload: Bytes) -> usize {
+        let n = self.queue_publish(subject, headers, payload);
+        self.flush();
+        n
+    }
+}
+
+/// A new channel for internal deliveries.
+pub fn channel() -> (
+    mpsc::Sender<InternalDelivery>,
+    mpsc::Receiver<InternalDelivery>,
+) {
+    mpsc::channel(INTERNAL_CHANNEL_CAPACITY)
+}

@@ -1,0 +1,393 @@
+//! `$JS.API.*` request handling: subject dispatch, JSON in and out, and nats-server's error
+//! codes. Every request gets one reply; a subject we do not serve gets a clear error, never
+//! silence and never a pretended success.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::{now_ns, JetStream, StreamEntry};
+use crate::jetstream::api_types::{
+    base64_encode, from_go_json, ApiMessage, ClusterInfo, MsgDeleteRequest, MsgGetRequest,
+    PurgeRequestJson, StreamInfo, StreamInfoRequest, StreamListRequest, StreamState,
+};
+use crate::jetstream::stream_config::{is_valid_name, Storage};
+use crate::jetstream::time::{format_rfc3339, parse_rfc3339};
+use crate::jetstream::{ApiError, StreamConfig};
+use crate::protocol::subject::subjects_overlap;
+use crate::store::{PurgeRequest, StoredMessage};
+
+/// Subjects under `$JS.API.>` that are not API calls but plain subscriptions of their owners:
+/// with no owner they must produce a no-responders status (facts sheet §2.1).
+pub const API_EXCLUDED: &[&str] = &["$JS.API.DIRECT.GET.>", "$JS.API.CONSUMER.MSG.NEXT.>"];
+
+/// `STREAM.NAMES` page size (nats-server `JSApiNamesLimit`).
+const NAMES_LIMIT: usize = 1024;
+/// `STREAM.LIST` page size (nats-server `JSApiListLimit`).
+const LIST_LIMIT: usize = 256;
+
+type Reply = Result<Value, ApiError>;
+
+/// Handles one API request; returns the reply body and whether it was an error.
+pub fn handle(js: &JetStream, subject: &str, payload: &[u8]) -> (Vec<u8>, bool) {
+    let tokens: Vec<&str> = subject.split('.').skip(2).collect();
+    let (kind, result) = dispatch(js, &tokens, payload);
+    let failed = result.is_err();
+    let mut body = match result {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => Map::new(),
+        Err(err) => {
+            let mut map = Map::new();
+            map.insert("error".into(), json!(err));
+            map
+        }
+    };
+    body.insert(
+        "type".into(),
+        json!(format!("io.nats.jetstream.api.v1.{kind}")),
+    );
+    (
+        serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+        failed,
+    )
+}
+
+fn dispatch(js: &JetStream, tokens: &[&str], payload: &[u8]) -> (&'static str, Reply) {
+    match tokens {
+        ["INFO"] => ("account_info_response", account_info(js)),
+        ["STREAM", "CREATE", name] => ("stream_create_response", stream_create(js, name, payload)),
+        ["STREAM", "UPDATE", name] => ("stream_update_response", stream_update(js, name, payload)),
+        ["STREAM", "DELETE", name] => ("stream_delete_response", stream_delete(js, name)),
+        ["STREAM", "INFO", name] => ("stream_info_response", stream_info(js, name, payload)),
+        ["STREAM", "NAMES"] => ("stream_names_response", stream_names(js, payload)),
+        ["STREAM", "LIST"] => ("stream_list_response", stream_list(js, payload)),
+        ["STREAM", "PURGE", name] => ("stream_purge_response", stream_purge(js, name, payload)),
+        ["STREAM", "MSG", "GET", name] => ("stream_msg_get_response", msg_get(js, name, payload)),
+        ["STREAM", "MSG", "DELETE", name] => {
+            ("stream_msg_delete_response", msg_delete(js, name, payload))
+        }
+        ["STREAM", "SNAPSHOT", _] => (
+            "stream_snapshot_response",
+            Err(unsupported("stream snapshots")),
+        ),
+        ["STREAM", "RESTORE", _] => (
+            "stream_restore_response",
+            Err(unsupported("stream restores")),
+        ),
+        ["STREAM", "PEER" | "LEADER" | "CANCEL_MOVE", ..]
+        | ["CONSUMER", "LEADER", ..]
+        | ["META" | "SERVER", ..] => (
+            "system_response",
+            Err(ApiError::new(
+                503,
+                10010,
+                "JetStream clustering support required",
+            )),
+        ),
+        ["CONSUMER", ..] => ("consumer_create_response", Err(unsupported("consumers"))),
+        _ => ("system_response", Err(ApiError::bad_request(None))),
+    }
+}
+
+fn unsupported(what: &str) -> ApiError {
+    ApiError::new(
+        501,
+        10003,
+        format!("{what} are not supported by jetlog yet"),
+    )
+}
+
+fn to_value(v: &impl Serialize) -> Reply {
+    serde_json::to_value(v).map_err(|e| ApiError::store_failed(format!("encoding the reply: {e}")))
+}
+
+/// Parses an optional JSON body; an empty one gives the type's default.
+fn parse_optional<T: for<'de> serde::Deserialize<'de> + Default>(
+    payload: &[u8],
+) -> Result<T, ApiError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    from_go_json(payload).map_err(ApiError::invalid_json)
+}
+
+fn find(js: &JetStream, name: &str) -> Result<std::sync::Arc<StreamEntry>, ApiError> {
+    js.stream(name).ok_or_else(ApiError::stream_not_found)
+}
+
+fn account_info(js: &JetStream) -> Reply {
+    let (mut memory, mut storage) = (0u64, 0u64);
+    let streams = js.streams();
+    for entry in &streams {
+        let stream = entry.lock();
+        let bytes = stream.log().state(false).map(|s| s.bytes).unwrap_or(0);
+        match stream.config().storage {
+            Storage::Memory => memory += bytes,
+            Storage::File => storage += bytes,
+        }
+    }
+    Ok(json!({
+        "memory": memory,
+        "storage": storage,
+        "reserved_memory": 0,
+        "reserved_storage": 0,
+        "streams": streams.len(),
+        "consumers": 0,
+        "limits": {
+            "max_memory": -1, "max_storage": -1, "max_streams": -1, "max_consumers": -1,
+            "max_ack_pending": -1, "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1,
+            "max_bytes_required": false
+        },
+        "api": {
+            "total": js.api_total.load(std::sync::atomic::Ordering::Relaxed),
+            "errors": js.api_errors.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }))
+}
+
+/// The config in a create/update request, checked against the subject's stream name.
+fn requested_config(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
+    if !is_valid_name(name) {
+        return Err(ApiError::stream_invalid_config(
+            "stream name is required and can not contain '.', '*', '>'",
+        ));
+    }
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(Some("request body is empty")));
+    }
+    let mut config: StreamConfig = from_go_json(payload).map_err(ApiError::invalid_json)?;
+    if config.name.is_empty() {
+        config.name = name.to_string();
+    }
+    if config.name != name {
+        return Err(ApiError::stream_name_mismatch());
+    }
+    config.normalized()
+}
+
+fn stream_create(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
+    let config = requested_config(name, payload)?;
+    let entry = js.create_stream(config)?;
+    info_value(js, &entry, &StreamInfoRequest::default())
+}
+
+fn stream_update(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
+    let config = requested_config(name, payload)?;
+    let entry = js.update_stream(config)?;
+    info_value(js, &entry, &StreamInfoRequest::default())
+}
+
+fn stream_delete(js: &JetStream, name: &str) -> Reply {
+    js.delete_stream(name)?;
+    Ok(json!({ "success": true }))
+}
+
+fn stream_info(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
+    let entry = find(js, name)?;
+    let req: StreamInfoRequest = parse_optional(payload)?;
+    info_value(js, &entry, &req)
+}
+
+/// StreamInfo with paging fields describing `state.subjects`.
+fn info_value(js: &JetStream, entry: &StreamEntry, req: &StreamInfoRequest) -> Reply {
+    let info = stream_info_of(js, entry, req)?;
+    let total = info.state.subjects.as_ref().map_or(0, |s| s.len());
+    let mut value = to_value(&info)?;
+    if let Value::Object(map) = &mut value {
+        map.insert("total".into(), json!(total));
+        map.insert("offset".into(), json!(req.offset));
+        map.insert(
+            "limit".into(),
+            json!(if req.subjects_filter.is_some() {
+                100_000
+            } else {
+                0
+            }),
+        );
+    }
+    Ok(value)
+}
+
+fn stream_info_of(
+    js: &JetStream,
+    entry: &StreamEntry,
+    req: &StreamInfoRequest,
+) -> Result<StreamInfo, ApiError> {
+    let stream = entry.lock();
+    let log = stream.log();
+    let s = log
+        .state(req.deleted_details)
+        .map_err(ApiError::store_failed)?;
+    let time = |ns: u64| format_rfc3339((ns > 0).then_some(ns as i64));
+    let subjects = req
+        .subjects_filter
+        .as_deref()
+        .filter(|f| !f.is_empty())
+        .map(|filter| log.subject_counts(filter));
+    Ok(StreamInfo {
+        config: stream.config().clone(),
+        created: format_rfc3339(Some(stream.created_ns())),
+        state: StreamState {
+            messages: s.msgs,
+            bytes: s.bytes,
+            first_seq: s.first_seq,
+            first_ts: time(if s.msgs > 0 { s.first_ts_ns } else { 0 }),
+            last_seq: s.last_seq,
+            last_ts: time(s.last_ts_ns),
+            num_subjects: s.num_subjects,
+            subjects,
+            num_deleted: s.num_deleted,
+            deleted: req.deleted_details.then_some(s.deleted),
+            consumer_count: 0,
+        },
+        cluster: ClusterInfo {
+            leader: js.server_name.clone(),
+        },
+        ts: format_rfc3339(Some(now_ns() as i64)),
+    })
+}
+
+/// Streams whose subjects overlap `filter` (all when there is none), sorted by name.
+fn filtered_streams(js: &JetStream, filter: Option<&str>) -> Vec<std::sync::Arc<StreamEntry>> {
+    js.streams()
+        .into_iter()
+        .filter(|entry| match filter.filter(|f| !f.is_empty()) {
+            None => true,
+            Some(f) => entry
+                .lock()
+                .config()
+                .subjects
+                .iter()
+                .any(|s| subjects_overlap(s.as_str(), f)),
+        })
+        .collect()
+}
+
+fn stream_names(js: &JetStream, payload: &[u8]) -> Reply {
+    let req: StreamListRequest = parse_optional(payload)?;
+    let all = filtered_streams(js, req.subject.as_deref());
+    let page: Vec<&str> = all
+        .iter()
+        .skip(req.offset)
+        .take(NAMES_LIMIT)
+        .map(|e| e.name.as_str())
+        .collect();
+    Ok(json!({ "total": all.len(), "offset": req.offset, "limit": NAMES_LIMIT, "streams": page }))
+}
+
+fn stream_list(js: &JetStream, payload: &[u8]) -> Reply {
+    let req: StreamListRequest = parse_optional(payload)?;
+    let all = filtered_streams(js, req.subject.as_deref());
+    let mut infos = Vec::new();
+    for entry in all.iter().skip(req.offset).take(LIST_LIMIT) {
+        infos.push(to_value(&stream_info_of(
+            js,
+            entry,
+            &StreamInfoRequest::default(),
+        )?)?);
+    }
+    Ok(
+        json!({ "total": all.len(), "offset": req.offset, "limit": LIST_LIMIT, "streams": infos, "missing": Value::Null }),
+    )
+}
+
+fn stream_purge(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
+    let entry = find(js, name)?;
+    let req: PurgeRequestJson = parse_optional(payload)?;
+    if req.seq.is_some() && req.keep.is_some() {
+        return Err(ApiError::bad_request(Some(
+            "sequence and keep cannot both be set",
+        )));
+    }
+    let mut stream = entry.lock();
+    if stream.config().sealed {
+        return Err(ApiError::sealed());
+    }
+    if stream.config().deny_purge {
+        return Err(ApiError::purge_failed("stream purge not permitted"));
+    }
+    let request = PurgeRequest {
+        filter: req.filter.filter(|f| !f.is_empty()),
+        up_to_seq: req.seq,
+        keep: req.keep,
+    };
+    let purged = stream
+        .log_mut()
+        .purge(&request)
+        .map_err(ApiError::purge_failed)?;
+    stream.log_mut().sync().map_err(ApiError::purge_failed)?;
+    Ok(json!({ "success": true, "purged": purged }))
+}
+
+fn msg_get(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
+    let entry = find(js, name)?;
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(Some("empty request")));
+    }
+    let req: MsgGetRequest = from_go_json(payload).map_err(ApiError::invalid_json)?;
+    if req.batch.is_some() || req.max_bytes.is_some() || req.multi_last.is_some() {
+        return Err(ApiError::bad_request(Some(
+            "batch requests are for direct get",
+        )));
+    }
+    let stream = entry.lock();
+    let log = stream.log();
+    let found = match (
+        req.seq,
+        &req.last_by_subj,
+        &req.next_by_subj,
+        &req.start_time,
+    ) {
+        (Some(seq), None, None, None) => log.get(seq),
+        (None, Some(subject), None, None) => log.last_for_subject(subject),
+        (seq, None, Some(subject), None) => {
+            log.next_matching(seq.unwrap_or(1).max(1), &[subject.as_str()])
+        }
+        (None, None, None, Some(time)) => {
+            let ns = parse_rfc3339(time)
+                .map_err(|e| ApiError::bad_request(Some(&e)))?
+                .unwrap_or(0)
+                .max(0) as u64;
+            log.seq_at_or_after_time(ns)
+                .and_then(|seq| log.next_matching(seq, &[]))
+        }
+        _ => return Err(ApiError::bad_request(None)),
+    };
+    let msg = found
+        .map_err(ApiError::store_failed)?
+        .ok_or_else(ApiError::no_message_found)?;
+    to_value(&json!({ "message": api_message(&msg, req.no_hdr) }))
+}
+
+fn api_message(msg: &StoredMessage, no_hdr: bool) -> ApiMessage {
+    ApiMessage {
+        subject: msg.subject.clone(),
+        seq: msg.seq,
+        hdrs: (!no_hdr && !msg.headers.is_empty()).then(|| base64_encode(&msg.headers)),
+        data: (!msg.payload.is_empty()).then(|| base64_encode(&msg.payload)),
+        time: format_rfc3339(Some(msg.ts_ns as i64)),
+    }
+}
+
+fn msg_delete(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
+    let entry = find(js, name)?;
+    let req: MsgDeleteRequest = from_go_json(payload).map_err(ApiError::invalid_json)?;
+    let mut stream = entry.lock();
+    if stream.config().sealed {
+        return Err(ApiError::sealed());
+    }
+    if stream.config().deny_delete {
+        return Err(ApiError::msg_delete_failed("message delete not permitted"));
+    }
+    let removed = stream
+        .log_mut()
+        .delete(req.seq)
+        .map_err(ApiError::msg_delete_failed)?;
+    if !removed {
+        return Err(ApiError::sequence_not_found(req.seq));
+    }
+    stream
+        .log_mut()
+        .sync()
+        .map_err(ApiError::msg_delete_failed)?;
+    Ok(json!({ "success": true }))
+}

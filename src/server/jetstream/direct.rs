@@ -1,0 +1,93 @@
+//! `$JS.API.DIRECT.GET`: a stored message returned as itself (headers and payload, no JSON),
+//! answered by the stream's actor on a `_sys_` queue subscription when `allow_direct` is set.
+//! Statuses and header names follow nats-server (server/stream.go processDirectGetRequest).
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::StreamEntry;
+use crate::jetstream::api_types::{from_go_json, MsgGetRequest};
+use crate::jetstream::time::format_rfc3339;
+use crate::protocol::headers::build_block;
+use crate::protocol::Publish;
+use crate::server::internal::InternalClient;
+use crate::store::StoredMessage;
+
+/// The subject prefix; what follows is the stream name and, optionally, a subject.
+pub const DIRECT_GET_PREFIX: &str = "$JS.API.DIRECT.GET.";
+
+/// Answers one direct get request.
+pub fn direct_get(entry: &StreamEntry, request: &Publish, client: &mut InternalClient) {
+    let Some(reply) = request.reply.clone() else {
+        return;
+    };
+    let (headers, payload) = match lookup(entry, request) {
+        Ok(msg) => (message_headers(&entry.name, &msg), msg.payload),
+        Err((code, text)) => {
+            let mut block = BytesMut::new();
+            build_block(&mut block, Some((code, text)), &[]);
+            (block.freeze(), Bytes::new())
+        }
+    };
+    client.publish(reply, Some(headers), payload);
+}
+
+fn lookup(entry: &StreamEntry, request: &Publish) -> Result<StoredMessage, (u16, &'static str)> {
+    let subject = String::from_utf8_lossy(&request.subject);
+    let rest = subject.strip_prefix(DIRECT_GET_PREFIX).unwrap_or("");
+    let last_by_subject = rest.split_once('.').map(|(_, s)| s.to_string());
+    let req: MsgGetRequest = if request.payload.is_empty() {
+        if last_by_subject.is_none() {
+            return Err((408, "Empty Request"));
+        }
+        MsgGetRequest::default()
+    } else {
+        from_go_json(&request.payload).map_err(|_| (408, "Malformed Request"))?
+    };
+    let stream = entry.lock();
+    let log = stream.log();
+    let found = if let Some(subject) = last_by_subject {
+        if req.seq.is_some() || req.last_by_subj.is_some() || req.next_by_subj.is_some() {
+            return Err((408, "Bad Request"));
+        }
+        log.last_for_subject(&subject)
+    } else {
+        match (req.seq, req.last_by_subj, req.next_by_subj) {
+            (_, Some(_), Some(_)) | (Some(_), Some(_), None) => return Err((408, "Bad Request")),
+            (_, Some(last), None) => log.last_for_subject(&last),
+            (seq, None, Some(next)) => log.next_matching(seq.unwrap_or(1).max(1), &[next.as_str()]),
+            (Some(seq), None, None) => log.get(seq),
+            (None, None, None) => return Err((408, "Bad Request")),
+        }
+    };
+    match found {
+        Ok(Some(msg)) => Ok(msg),
+        Ok(None) | Err(_) => Err((404, "Message Not Found")),
+    }
+}
+
+/// The stored headers plus the four `Nats-*` headers clients read the message's place from.
+fn message_headers(stream: &str, msg: &StoredMessage) -> Bytes {
+    let mut out = BytesMut::with_capacity(msg.headers.len() + 128);
+    match msg
+        .headers
+        .strip_suffix(b"\r\n")
+        .filter(|h| h.ends_with(b"\r\n"))
+    {
+        Some(stored) => out.put_slice(stored),
+        None => out.put_slice(b"NATS/1.0\r\n"),
+    }
+    let ts = format_rfc3339(i64::try_from(msg.ts_ns).ok());
+    for (key, value) in [
+        ("Nats-Stream", stream),
+        ("Nats-Subject", msg.subject.as_str()),
+        ("Nats-Sequence", &msg.seq.to_string()),
+        ("Nats-Time-Stamp", &ts),
+    ] {
+        out.put_slice(key.as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"\r\n");
+    out.freeze()
+}

@@ -1,0 +1,310 @@
+//! JetStream inside the server: the registry of streams, the API thread, and each stream's
+//! actor thread, wired to the router through internal subscriptions.
+//!
+//! Streams live in `<store_dir>/streams/<name>/` (names are validated so they cannot leave
+//! that directory); their configurations live in the metadata catalog, written durably before
+//! the API answers. On start every stream in the catalog is reopened.
+
+mod actor;
+mod api;
+mod catalog;
+mod direct;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use tokio::sync::mpsc;
+
+use super::internal::{self, InternalClient};
+use super::outbound::{InternalDelivery, InternalSink, Subscription};
+use super::router::Router;
+use crate::jetstream::stream::Stream;
+use crate::jetstream::{ApiError, StreamConfig};
+use crate::protocol::Publish;
+use crate::store::SyncPolicy;
+use catalog::Catalog;
+
+pub use api::API_EXCLUDED;
+
+/// What the API thread's subscription is tagged with.
+const TAG_API: u64 = 0;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Nanoseconds since the Unix epoch: the stream clock.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// One stream as the server runs it.
+pub struct StreamEntry {
+    name: String,
+    stream: Mutex<Stream>,
+    /// Subscriptions on the stream's subjects, and on DIRECT.GET when allowed.
+    subs: Mutex<Vec<Arc<Subscription>>>,
+    tx: mpsc::Sender<InternalDelivery>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl StreamEntry {
+    /// The stream state; a std mutex because it is only held by threads, never across awaits.
+    pub fn lock(&self) -> MutexGuard<'_, Stream> {
+        lock(&self.stream)
+    }
+}
+
+/// All of JetStream's state.
+pub struct JetStream {
+    router: Arc<Router>,
+    store_dir: PathBuf,
+    sync: SyncPolicy,
+    server_name: String,
+    catalog: Catalog,
+    streams: Mutex<BTreeMap<String, Arc<StreamEntry>>>,
+    api_total: AtomicU64,
+    api_errors: AtomicU64,
+}
+
+impl JetStream {
+    /// Opens the catalog, reopens every stream in it, and starts the API thread.
+    pub fn start(
+        router: Arc<Router>,
+        store_dir: &Path,
+        sync: SyncPolicy,
+        server_name: String,
+    ) -> Result<Arc<Self>, String> {
+        let catalog = Catalog::open(&store_dir.join("meta"))
+            .map_err(|e| format!("cannot open metadata: {e}"))?;
+        let js = Arc::new(Self {
+            router,
+            store_dir: store_dir.to_path_buf(),
+            sync,
+            server_name,
+            catalog,
+            streams: Mutex::new(BTreeMap::new()),
+            api_total: AtomicU64::new(0),
+            api_errors: AtomicU64::new(0),
+        });
+        for (config, created_ns) in js
+            .catalog
+            .list_streams()
+            .map_err(|e| format!("cannot read metadata: {e}"))?
+        {
+            let name = config.name.clone();
+            js.open_stream(config, created_ns)
+                .map_err(|e| format!("cannot open stream {name}: {}", e.description))?;
+        }
+        let (tx, rx) = internal::channel();
+        let client = InternalClient::new(js.router.clone());
+        let sink = InternalSink {
+            tag: TAG_API,
+            tx,
+            exclude: API_EXCLUDED,
+        };
+        client.subscribe("$JS.API.>", None, sink);
+        let api = js.clone();
+        std::thread::Builder::new()
+            .name("jetstream-api".into())
+            .spawn(move || api.run_api(rx, client))
+            .map_err(|e| format!("cannot start the API thread: {e}"))?;
+        Ok(js)
+    }
+
+    fn stream_dir(&self, name: &str) -> PathBuf {
+        debug_assert!(crate::jetstream::stream_config::is_valid_name(name));
+        self.store_dir.join("streams").join(name)
+    }
+
+    pub fn stream(&self, name: &str) -> Option<Arc<StreamEntry>> {
+        lock(&self.streams).get(name).cloned()
+    }
+
+    pub fn streams(&self) -> Vec<Arc<StreamEntry>> {
+        lock(&self.streams).values().cloned().collect()
+    }
+
+    /// Opens a stream's log, subscribes it and starts its actor.
+    fn open_stream(
+        &self,
+        config: StreamConfig,
+        created_ns: i64,
+    ) -> Result<Arc<StreamEntry>, ApiError> {
+        let name = config.name.clone();
+        let stream = Stream::open(
+            &self.stream_dir(&name),
+            config,
+            created_ns,
+            self.sync,
+            now_ns(),
+        )?;
+        let (tx, rx) = internal::channel();
+        let entry = Arc::new(StreamEntry {
+            name: name.clone(),
+            stream: Mutex::new(stream),
+            subs: Mutex::new(Vec::new()),
+            tx,
+            thread: Mutex::new(None),
+        });
+        self.resubscribe(&entry);
+        let client = InternalClient::new(self.router.clone());
+        let actor_entry = entry.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("stream-{name}"))
+            .spawn(move || actor::run(actor_entry, rx, client))
+            .map_err(|e| ApiError::store_failed(format!("cannot start stream thread: {e}")))?;
+        *lock(&entry.thread) = Some(thread);
+        lock(&self.streams).insert(name, entry.clone());
+        Ok(entry)
+    }
+
+    /// (Re)creates a stream's subscriptions from its current config.
+    fn resubscribe(&self, entry: &StreamEntry) {
+        let client = InternalClient::new(self.router.clone());
+        let mut subs = lock(&entry.subs);
+        for sub in subs.drain(..) {
+            client.unsubscribe(&sub);
+        }
+        let config = entry.lock().config().clone();
+        for subject in &config.subjects {
+            let sink = InternalSink {
+                tag: actor::TAG_PUBLISH,
+                tx: entry.tx.clone(),
+                exclude: &[],
+            };
+            subs.push(client.subscribe(subject, None, sink));
+        }
+        if config.allow_direct {
+            for subject in [
+                format!("{}{}", direct::DIRECT_GET_PREFIX, config.name),
+                format!("{}{}.>", direct::DIRECT_GET_PREFIX, config.name),
+            ] {
+                let sink = InternalSink {
+                    tag: actor::TAG_DIRECT_GET,
+                    tx: entry.tx.clone(),
+                    exclude: &[],
+                };
+                subs.push(client.subscribe(&subject, Some("_sys_"), sink));
+            }
+        }
+    }
+
+    /// Creates a stream, or returns the existing one when the effective config is identical.
+    pub fn create_stream(&self, config: StreamConfig) -> Result<Arc<StreamEntry>, ApiError> {
+        if let Some(existing) = self.stream(&config.name) {
+            if *existing.lock().config() == config {
+                return Ok(existing);
+            }
+            return Err(ApiError::stream_name_in_use());
+        }
+        if config.sealed {
+            return Err(ApiError::stream_invalid_config(
+                "stream configuration for create can not be sealed",
+            ));
+        }
+        self.check_overlap(&config, None)?;
+        let created_ns = now_ns() as i64;
+        self.catalog
+            .put_stream(&config, created_ns)
+            .map_err(ApiError::store_failed)?;
+        self.open_stream(config, created_ns)
+    }
+
+    /// Rejects subjects that another stream already captures.
+    fn check_overlap(&self, config: &StreamConfig, except: Option<&str>) -> Result<(), ApiError> {
+        use crate::protocol::subject::subjects_overlap;
+        for entry in self.streams() {
+            if Some(entry.name.as_str()) == except {
+                continue;
+            }
+            let stream = entry.lock();
+            let theirs = &stream.config().subjects;
+            if config.subjects.iter().any(|a| {
+                theirs
+                    .iter()
+                    .any(|b| subjects_overlap(a.as_str(), b.as_str()))
+            }) {
+                return Err(ApiError::stream_subject_overlap());
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a checked config update to a running stream.
+    pub fn update_stream(&self, config: StreamConfig) -> Result<Arc<StreamEntry>, ApiError> {
+        let entry = self
+            .stream(&config.name)
+            .ok_or_else(ApiError::stream_not_found)?;
+        let (old, created_ns) = {
+            let stream = entry.lock();
+            (stream.config().clone(), stream.created_ns())
+        };
+        old.check_update(&config)?;
+        self.check_overlap(&config, Some(&config.name))?;
+        self.catalog
+            .put_stream(&config, created_ns)
+            .map_err(ApiError::store_failed)?;
+        entry.lock().update(config)?;
+        self.resubscribe(&entry);
+        Ok(entry)
+    }
+
+    /// Deletes a stream and its files.
+    pub fn delete_stream(&self, name: &str) -> Result<(), ApiError> {
+        let entry = lock(&self.streams)
+            .remove(name)
+            .ok_or_else(ApiError::stream_not_found)?;
+        self.stop(&entry);
+        self.catalog
+            .delete_stream(name)
+            .map_err(ApiError::store_failed)?;
+        let dir = self.stream_dir(name);
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| ApiError::store_failed(format!("cannot remove {}: {e}", dir.display())))?;
+        Ok(())
+    }
+
+    /// Unsubscribes a stream and waits for its actor to finish what it had queued.
+    fn stop(&self, entry: &StreamEntry) {
+        let client = InternalClient::new(self.router.clone());
+        for sub in lock(&entry.subs).drain(..) {
+            client.unsubscribe(&sub);
+        }
+        let stop = InternalDelivery {
+            tag: actor::TAG_STOP,
+            msg: Publish::default(),
+        };
+        let _ = entry.tx.blocking_send(stop);
+        if let Some(thread) = lock(&entry.thread).take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Stops every stream actor, so everything acknowledged has been synced.
+    pub fn shutdown(&self) {
+        for entry in self.streams() {
+            self.stop(&entry);
+        }
+    }
+
+    fn run_api(&self, mut rx: mpsc::Receiver<InternalDelivery>, mut client: InternalClient) {
+        while let Some(request) = rx.blocking_recv() {
+            let Some(reply) = request.msg.reply.clone() else {
+                continue;
+            };
+            let subject = String::from_utf8_lossy(&request.msg.subject).into_owned();
+            let (body, failed) = api::handle(self, &subject, &request.msg.payload);
+            self.api_total.fetch_add(1, Ordering::Relaxed);
+            if failed {
+                self.api_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            client.publish(reply, None, body.into());
+        }
+    }
+}
