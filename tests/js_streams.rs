@@ -374,3 +374,27 @@ async fn memory_streams_work_and_start_empty_after_restart() {
         "memory data does not"
     );
 }
+
+#[tokio::test]
+async fn max_age_expires_messages_without_new_publishes() {
+    let server = TestServer::start(&[]);
+    let js = connect_js(&server).await;
+    let mut cfg = config("AGE", &["age"]);
+    cfg.max_age = Duration::from_millis(300);
+    let mut s = js.create_stream(cfg).await.unwrap();
+    publish(&js, "age", "old").await;
+    assert_eq!(s.info().await.unwrap().state.messages, 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let info = s.info().await.unwrap().clone();
+        if info.state.messages == 0 {
+            assert_eq!(info.state.first_sequence, 2);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "message did not expire"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

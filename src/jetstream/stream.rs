@@ -400,6 +400,21 @@ impl Stream {
             .map_err(ApiError::rollup_failed)
     }
 
+    /// Periodic upkeep: removes messages past max_age and, under an interval sync policy,
+    /// syncs what the last batches appended so that no acknowledged write waits for the next
+    /// publish to become durable.
+    pub fn tick(&mut self, now_ns: u64, now: Instant) -> Result<(), ApiError> {
+        if self.config.max_age > 0 {
+            self.log.expire(now_ns).map_err(store_error)?;
+        }
+        self.sync(now)
+    }
+
+    /// Whether this stream needs periodic ticks at all.
+    pub fn needs_ticks(&self) -> bool {
+        self.config.max_age > 0 || matches!(self.sync, SyncPolicy::Interval(_))
+    }
+
     /// Makes everything appended so far durable as the sync policy requires. Under `always`
     /// this is the fsync no acknowledgement may precede.
     pub fn sync(&mut self, now: Instant) -> Result<(), ApiError> {

@@ -25,6 +25,8 @@ pub const MAX_BATCH_MSGS: usize = 4096;
 /// Tags telling the actor what a delivery is.
 pub const TAG_PUBLISH: u64 = 0;
 pub const TAG_DIRECT_GET: u64 = 1;
+/// Sent by the timer: expire old messages and sync if an interval sync is due.
+pub const TAG_TICK: u64 = 2;
 /// Sent by the registry to make the actor exit (stream deleted or server stopping).
 pub const TAG_STOP: u64 = u64::MAX;
 
@@ -53,6 +55,11 @@ pub fn run(
             match delivery.tag {
                 TAG_PUBLISH => publishes.push(delivery),
                 TAG_DIRECT_GET => direct_get(&entry, &delivery.msg, &mut client),
+                TAG_TICK => {
+                    if let Err(err) = entry.lock().tick(super::now_ns(), Instant::now()) {
+                        tracing::warn!(stream = %entry.name, error = %err, "stream upkeep failed");
+                    }
+                }
                 _ => {}
             }
         }

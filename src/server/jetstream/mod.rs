@@ -31,6 +31,8 @@ pub use api::API_EXCLUDED;
 
 /// What the API thread's subscription is tagged with.
 const TAG_API: u64 = 0;
+/// How often streams with max_age or an interval sync policy get their upkeep tick.
+const TICK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -70,6 +72,7 @@ pub struct JetStream {
     streams: Mutex<BTreeMap<String, Arc<StreamEntry>>>,
     api_total: AtomicU64,
     api_errors: AtomicU64,
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl JetStream {
@@ -91,6 +94,7 @@ impl JetStream {
             streams: Mutex::new(BTreeMap::new()),
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         for (config, created_ns) in js
             .catalog
@@ -114,6 +118,11 @@ impl JetStream {
             .name("jetstream-api".into())
             .spawn(move || api.run_api(rx, client))
             .map_err(|e| format!("cannot start the API thread: {e}"))?;
+        let timer = js.clone();
+        std::thread::Builder::new()
+            .name("jetstream-timer".into())
+            .spawn(move || timer.run_timer())
+            .map_err(|e| format!("cannot start the timer thread: {e}"))?;
         Ok(js)
     }
 
@@ -286,8 +295,26 @@ impl JetStream {
         }
     }
 
+    /// Sends each stream that needs upkeep a tick. A stream whose queue is full is busy
+    /// storing, which does the same work, so its tick is skipped rather than waited for.
+    fn run_timer(&self) {
+        while !self.stopping.load(Ordering::Relaxed) {
+            std::thread::sleep(TICK_INTERVAL);
+            for entry in self.streams() {
+                if entry.lock().needs_ticks() {
+                    let tick = InternalDelivery {
+                        tag: actor::TAG_TICK,
+                        msg: Publish::default(),
+                    };
+                    let _ = entry.tx.try_send(tick);
+                }
+            }
+        }
+    }
+
     /// Stops every stream actor, so everything acknowledged has been synced.
     pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
         for entry in self.streams() {
             self.stop(&entry);
         }
