@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::cache::SubjectHasher;
 use crate::protocol::subject::{FWC, PWC, TOKEN_SEP};
 
 /// The subscriptions a subject matched: every plain one, and each queue group's members.
@@ -63,7 +64,7 @@ impl<T> Node<T> {
 }
 
 struct Level<T> {
-    literals: HashMap<Box<[u8]>, Node<T>>,
+    literals: HashMap<Box<[u8]>, Node<T>, SubjectHasher>,
     pwc: Option<Box<Node<T>>>,
     fwc: Option<Box<Node<T>>>,
 }
@@ -71,7 +72,7 @@ struct Level<T> {
 impl<T> Level<T> {
     fn new() -> Self {
         Self {
-            literals: HashMap::new(),
+            literals: HashMap::with_hasher(SubjectHasher::default()),
             pwc: None,
             fwc: None,
         }

@@ -123,15 +123,34 @@ impl PubAck {
     /// The JSON nats-server sends: `{"stream","seq"[,"duplicate":true]}`, or the error with
     /// `stream` and `seq` 0 so that clients which require `stream` still parse it.
     pub fn to_json(&self, stream: &str) -> Vec<u8> {
-        let value = match self {
-            Self::Stored { seq } => serde_json::json!({ "stream": stream, "seq": seq }),
-            Self::Duplicate { seq } => {
-                serde_json::json!({ "stream": stream, "seq": seq, "duplicate": true })
-            }
-            Self::Failed(err) => serde_json::json!({ "error": err, "stream": stream, "seq": 0 }),
-        };
-        serde_json::to_vec(&value).unwrap_or_default()
+        let mut out = Vec::with_capacity(64);
+        self.write_json(&mut out, &json_string(stream));
+        out
     }
+
+    /// Appends the JSON to `out`, with the stream name already encoded as a JSON string (the
+    /// stream actor encodes it once per batch: acks are on the publish hot path).
+    pub fn write_json(&self, out: &mut Vec<u8>, stream_json: &str) {
+        use std::io::Write;
+        let _ = match self {
+            Self::Stored { seq } => write!(out, r#"{{"stream":{stream_json},"seq":{seq}}}"#),
+            Self::Duplicate { seq } => {
+                write!(
+                    out,
+                    r#"{{"stream":{stream_json},"seq":{seq},"duplicate":true}}"#
+                )
+            }
+            Self::Failed(err) => {
+                let err = serde_json::to_string(err).unwrap_or_default();
+                write!(out, r#"{{"error":{err},"stream":{stream_json},"seq":0}}"#)
+            }
+        };
+    }
+}
+
+/// `text` as a JSON string literal, quotes and escapes included.
+pub fn json_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_string())
 }
 
 /// Standard base64 with padding, as Go's `[]byte` JSON encoding uses.
@@ -207,7 +226,11 @@ mod tests {
     fn pub_acks_have_nats_shape() {
         assert_eq!(
             PubAck::Stored { seq: 3 }.to_json("S"),
-            br#"{"seq":3,"stream":"S"}"#
+            br#"{"stream":"S","seq":3}"#
+        );
+        assert_eq!(
+            PubAck::Stored { seq: 1 }.to_json("a\"b"),
+            br#"{"stream":"a\"b","seq":1}"#
         );
         let dup = String::from_utf8(PubAck::Duplicate { seq: 2 }.to_json("S")).unwrap();
         assert!(dup.contains(r#""duplicate":true"#));

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::direct::direct_get;
 use super::StreamEntry;
-use crate::jetstream::api_types::PubAck;
+use crate::jetstream::api_types::{json_string, PubAck};
 use crate::jetstream::stream::Incoming;
 use crate::server::internal::InternalClient;
 use crate::server::outbound::InternalDelivery;
@@ -102,11 +102,14 @@ fn store_batch(
     if no_ack {
         return;
     }
+    let stream_json = json_string(&name);
     for (delivery, ack) in publishes.iter().zip(&acks) {
         let Some(reply) = &delivery.msg.reply else {
             continue;
         };
-        client.queue_publish(reply.clone(), None, Bytes::from(ack.to_json(&name)));
+        let mut body = Vec::with_capacity(48 + stream_json.len());
+        ack.write_json(&mut body, &stream_json);
+        client.queue_publish(reply.clone(), None, Bytes::from(body));
     }
     client.flush();
 }
