@@ -338,11 +338,13 @@ async fn subjects_we_do_not_serve_get_clear_answers() {
     let api = Api::new(&server).await;
     let unknown = api.call("$JS.API.NO.SUCH.THING", "").await;
     assert_eq!(unknown["error"], error(400, 10003, "bad request"));
-    let consumer = api.call("$JS.API.CONSUMER.CREATE.S", "{}").await;
+    let paused = api.call("$JS.API.CONSUMER.PAUSE.S.c", "{}").await;
     assert_eq!(
-        consumer["error"]["description"],
-        "consumers are not supported by jetlog yet"
+        paused["error"]["description"],
+        "consumer pause, unpin and reset are not supported by jetlog yet"
     );
+    let missing = api.call("$JS.API.CONSUMER.INFO.NOPE.c", "").await;
+    assert_eq!(missing["error"], error(404, 10059, "stream not found"));
     let snapshot = api.call("$JS.API.STREAM.SNAPSHOT.S", "{}").await;
     assert_eq!(
         snapshot["error"]["description"],

@@ -2,10 +2,14 @@
 //! tokio side (actors, API dispatch) lives in `server`.
 
 pub mod api_types;
+pub mod consumer;
+pub mod consumer_config;
+mod consumer_state;
 pub mod dedup;
 pub mod error;
 pub mod stream;
 pub mod stream_config;
+mod stream_consumers;
 pub mod time;
 
 pub use error::ApiError;

@@ -103,7 +103,9 @@ pub struct Stream {
     created_ns: i64,
     dir: PathBuf,
     /// A file log, or a memory log for `storage: memory` (same semantics, nothing on disk).
-    log: StreamStore,
+    pub(super) log: StreamStore,
+    /// The stream's consumers (see `stream_consumers`).
+    pub(super) consumers: super::stream_consumers::Consumers,
     sync: SyncPolicy,
     dedup: DedupWindow,
     /// The `Nats-Msg-Id` of the newest stored message, for `Nats-Expected-Last-Msg-Id`.
@@ -162,6 +164,7 @@ impl Stream {
             created_ns,
             dir: dir.to_path_buf(),
             log,
+            consumers: Default::default(),
             sync,
             last_msg_id: None,
         };
@@ -412,7 +415,9 @@ impl Stream {
 
     /// Whether this stream needs periodic ticks at all.
     pub fn needs_ticks(&self) -> bool {
-        self.config.max_age > 0 || matches!(self.sync, SyncPolicy::Interval(_))
+        self.config.max_age > 0
+            || matches!(self.sync, SyncPolicy::Interval(_))
+            || !self.consumers.is_empty()
     }
 
     /// Makes everything appended so far durable as the sync policy requires. Under `always`

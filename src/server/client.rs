@@ -183,9 +183,12 @@ impl Connection {
     }
 
     fn on_publish(&mut self, msg: Publish) {
-        if !is_valid_literal_subject(&msg.subject) {
+        // Like nats-server: only pedantic clients are told about a publish subject that is not
+        // a valid literal, and the message is routed either way, its tokens taken literally.
+        // Clients rely on that: async-nats puts a consumer's filter, wildcards included, into
+        // the `$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>` subject.
+        if self.opts.pedantic && !is_valid_literal_subject(&msg.subject) {
             self.error(&ProtocolError::InvalidPublishSubject);
-            return;
         }
         self.ok();
         let from = Publisher {

@@ -61,6 +61,11 @@ impl InternalClient {
         self.router.unsubscribe(sub);
     }
 
+    /// Whether a subject has any subscriber.
+    pub fn has_interest(&self, subject: &str) -> bool {
+        self.router.has_interest(subject.as_bytes())
+    }
+
     /// Queues a message for delivery; `flush` completes it. Returns how many took it.
     pub fn queue_publish(
         &mut self,
@@ -68,9 +73,20 @@ impl InternalClient {
         headers: Option<Bytes>,
         payload: Bytes,
     ) -> usize {
+        self.queue_publish_with_reply(subject, None, headers, payload)
+    }
+
+    /// Queues a message with a reply subject (a flow-control request carries one).
+    pub fn queue_publish_with_reply(
+        &mut self,
+        subject: Bytes,
+        reply: Option<Bytes>,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) -> usize {
         let msg = Publish {
             subject,
-            reply: None,
+            reply,
             headers,
             payload,
         };
@@ -80,6 +96,35 @@ impl InternalClient {
         };
         self.router
             .route(&from, &msg, &mut self.cache, &mut self.out, &mut self.rng)
+    }
+
+    /// Queues a JetStream delivery: routed to `to`, shown with the stream subject `subject`.
+    pub fn queue_delivery(
+        &mut self,
+        to: &[u8],
+        subject: Bytes,
+        reply: Bytes,
+        headers: Option<Bytes>,
+        payload: Bytes,
+    ) -> usize {
+        let msg = Publish {
+            subject,
+            reply: Some(reply),
+            headers,
+            payload,
+        };
+        let from = Publisher {
+            client: None,
+            echo: true,
+        };
+        self.router.route_as(
+            &from,
+            to,
+            &msg,
+            &mut self.cache,
+            &mut self.out,
+            &mut self.rng,
+        )
     }
 
     /// Wakes the writers of everything queued and hands internal messages over, blocking

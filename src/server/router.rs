@@ -137,6 +137,13 @@ impl Router {
         result
     }
 
+    /// Whether anything subscribes to `subject` (a push consumer delivers only while its
+    /// deliver subject has interest). Not cached: deliver subjects are per consumer.
+    pub fn has_interest(&self, subject: &[u8]) -> bool {
+        let list = self.sublist.read().unwrap_or_else(|p| p.into_inner());
+        !list.matches(subject).is_empty()
+    }
+
     /// Delivers `msg` to every matching subscription (one member per queue group). Returns
     /// how many subscriptions took it.
     pub fn route(
@@ -147,10 +154,24 @@ impl Router {
         out: &mut Deliveries,
         rng: &mut u64,
     ) -> usize {
-        let matches = self.lookup(&msg.subject, cache);
+        self.route_as(from, &msg.subject, msg, cache, out, rng)
+    }
+
+    /// Routes by `route_subject` while delivering `msg` under its own subject: a JetStream
+    /// delivery goes to the consumer's inbox or deliver subject but shows the stream subject.
+    pub fn route_as(
+        &self,
+        from: &Publisher<'_>,
+        route_subject: &[u8],
+        msg: &Publish,
+        cache: &mut MatchCache<Subscription>,
+        out: &mut Deliveries,
+        rng: &mut u64,
+    ) -> usize {
+        let matches = self.lookup(route_subject, cache);
         let mut delivered = 0;
         for sub in &matches.plain {
-            if !from.skips(sub) && !excludes(sub, &msg.subject) {
+            if !from.skips(sub) && !excludes(sub, route_subject) {
                 delivered += usize::from(self.deliver(sub, msg, out));
             }
         }

@@ -1,5 +1,7 @@
-//! A stream's actor: one thread that drains everything queued for the stream, stores it as one
-//! batch, fsyncs once, and only then sends the acknowledgements (group commit).
+//! A stream's actor: one thread that drains everything queued for the stream (publishes,
+//! pull requests, acks, flow-control replies, direct gets, ticks), applies it in order, makes
+//! the result durable, and only then sends what depends on it: PubAcks after the log's sync,
+//! AckSync replies after the consumer states are written.
 //!
 //! A thread rather than a task because the work is blocking file I/O: an fsync on a runtime
 //! worker would stall every connection scheduled on it. Publishers reach the actor through a
@@ -9,26 +11,40 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
 use super::direct::direct_get;
 use super::StreamEntry;
 use crate::jetstream::api_types::{json_string, PubAck};
+use crate::jetstream::consumer::{AckKind, Action, Consumer};
 use crate::jetstream::stream::Incoming;
+use crate::protocol::headers::build_block;
 use crate::server::internal::InternalClient;
 use crate::server::outbound::InternalDelivery;
 
-/// The most publishes stored in one batch; bounds the latency of the first ack in a burst.
+/// The most deliveries taken in one round; bounds the latency of the first ack in a burst.
 pub const MAX_BATCH_MSGS: usize = 4096;
 
 /// Tags telling the actor what a delivery is.
 pub const TAG_PUBLISH: u64 = 0;
 pub const TAG_DIRECT_GET: u64 = 1;
-/// Sent by the timer: expire old messages and sync if an interval sync is due.
+/// Sent by the timer (and after API changes): upkeep, redeliveries, pull expiry, heartbeats.
 pub const TAG_TICK: u64 = 2;
+pub const TAG_PULL: u64 = 3;
+pub const TAG_ACK: u64 = 4;
+pub const TAG_FLOW_CONTROL: u64 = 5;
 /// Sent by the registry to make the actor exit (stream deleted or server stopping).
 pub const TAG_STOP: u64 = u64::MAX;
+
+/// What one round leaves to do after the stream lock is released.
+#[derive(Default)]
+struct Round {
+    actions: Vec<Action>,
+    ack_replies: Vec<Bytes>,
+    direct_gets: Vec<InternalDelivery>,
+    expired: Vec<String>,
+}
 
 /// Runs until a stop delivery arrives or every sender is gone.
 pub fn run(
@@ -37,7 +53,6 @@ pub fn run(
     mut client: InternalClient,
 ) {
     let mut batch: Vec<InternalDelivery> = Vec::with_capacity(256);
-    let mut incoming: Vec<Incoming> = Vec::with_capacity(256);
     loop {
         let Some(first) = rx.blocking_recv() else {
             return;
@@ -50,21 +65,24 @@ pub fn run(
             }
         }
         let stop = batch.iter().any(|d| d.tag == TAG_STOP);
-        let mut publishes = Vec::with_capacity(batch.len());
-        for delivery in batch.drain(..) {
-            match delivery.tag {
-                TAG_PUBLISH => publishes.push(delivery),
-                TAG_DIRECT_GET => direct_get(&entry, &delivery.msg, &mut client),
-                TAG_TICK => {
-                    if let Err(err) = entry.lock().tick(super::now_ns(), Instant::now()) {
-                        tracing::warn!(stream = %entry.name, error = %err, "stream upkeep failed");
-                    }
-                }
-                _ => {}
-            }
+        let (publishes, others): (Vec<_>, Vec<_>) =
+            batch.drain(..).partition(|d| d.tag == TAG_PUBLISH);
+        let mut round = Round::default();
+        let acks = apply(&entry, &publishes, others, &client, &mut round);
+        persist_consumers(&entry);
+        send_pub_acks(&entry, &publishes, &acks, &mut client);
+        for action in round.actions.drain(..) {
+            perform(action, &mut client);
         }
-        if !publishes.is_empty() {
-            store_batch(&entry, &publishes, &mut incoming, &mut client);
+        for reply in round.ack_replies.drain(..) {
+            client.queue_publish(reply, None, Bytes::new());
+        }
+        client.flush();
+        for request in round.direct_gets.drain(..) {
+            direct_get(&entry, &request.msg, &mut client);
+        }
+        for name in round.expired.drain(..) {
+            entry.delete_consumer(&name, &mut client);
         }
         if stop {
             return;
@@ -72,23 +90,34 @@ pub fn run(
     }
 }
 
-/// Stores one batch and acknowledges it after the sync that covers it.
-fn store_batch(
+/// Applies one round under the stream lock; returns the PubAcks for `publishes`.
+fn apply(
     entry: &StreamEntry,
     publishes: &[InternalDelivery],
-    incoming: &mut Vec<Incoming>,
-    client: &mut InternalClient,
-) {
-    incoming.clear();
-    incoming.extend(publishes.iter().map(|d| Incoming {
-        subject: d.msg.subject.clone(),
-        headers: d.msg.headers.clone(),
-        payload: d.msg.payload.clone(),
-    }));
+    others: Vec<InternalDelivery>,
+    client: &InternalClient,
+    round: &mut Round,
+) -> Vec<PubAck> {
     let now_ns = super::now_ns();
-    let (acks, no_ack, name) = {
-        let mut stream = entry.lock();
-        let mut acks = stream.process(incoming, now_ns);
+    let interest = |c: &Consumer| {
+        c.config
+            .deliver_subject
+            .as_deref()
+            .is_some_and(|s| client.has_interest(s))
+    };
+    let mut stream = entry.lock();
+    let mut acks = Vec::new();
+    if !publishes.is_empty() {
+        let incoming: Vec<Incoming> = publishes
+            .iter()
+            .map(|d| Incoming {
+                subject: d.msg.subject.clone(),
+                headers: d.msg.headers.clone(),
+                payload: d.msg.payload.clone(),
+            })
+            .collect();
+        let before = stream.log().msgs();
+        acks = stream.process(&incoming, now_ns);
         if let Err(err) = stream.sync(Instant::now()) {
             // Nothing in this batch may be acknowledged as stored if it is not durable.
             for ack in &mut acks {
@@ -97,13 +126,144 @@ fn store_batch(
                 }
             }
         }
-        (acks, stream.config().no_ack, stream.config().name.clone())
-    };
-    if no_ack {
+        let subjects: Vec<String> = publishes
+            .iter()
+            .map(|d| String::from_utf8_lossy(&d.msg.subject).into_owned())
+            .collect();
+        let appended: Vec<(u64, &str)> = acks
+            .iter()
+            .zip(&subjects)
+            .filter_map(|(ack, subject)| match ack {
+                PubAck::Stored { seq } => Some((*seq, subject.as_str())),
+                _ => None,
+            })
+            .collect();
+        let removed_any = before + appended.len() as u64 > stream.log().msgs();
+        let interest_retention =
+            stream.config().retention == crate::jetstream::stream_config::Retention::Interest;
+        if !stream.consumers().is_empty() || interest_retention {
+            stream.after_append(
+                &appended,
+                removed_any,
+                now_ns,
+                &interest,
+                &mut round.actions,
+            );
+        }
+    }
+    for delivery in others {
+        let subject = String::from_utf8_lossy(&delivery.msg.subject).into_owned();
+        let tokens: Vec<&str> = subject.split('.').collect();
+        match delivery.tag {
+            TAG_PULL => {
+                // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
+                if let (Some(name), Some(reply)) = (tokens.get(6), delivery.msg.reply.clone()) {
+                    stream.consumer_pull(
+                        name,
+                        &delivery.msg.payload,
+                        reply,
+                        now_ns,
+                        &mut round.actions,
+                    );
+                }
+            }
+            TAG_ACK => on_ack(&mut stream, &tokens, &delivery, now_ns, round),
+            TAG_FLOW_CONTROL => {
+                // $JS.FC.<stream>.<consumer>.<id>
+                if let Some(name) = tokens.get(3) {
+                    let has_interest = stream.consumers().get(*name).is_some_and(&interest);
+                    stream.consumer_flow_control(
+                        name,
+                        &subject,
+                        now_ns,
+                        has_interest,
+                        &mut round.actions,
+                    );
+                }
+            }
+            TAG_TICK => {
+                if let Err(err) = stream.tick(now_ns, Instant::now()) {
+                    tracing::warn!(stream = %entry.name, error = %err, "stream upkeep failed");
+                }
+                stream.after_removal();
+                round.expired = stream.tick_consumers(now_ns, &interest, &mut round.actions);
+            }
+            TAG_DIRECT_GET => round.direct_gets.push(delivery),
+            _ => {}
+        }
+    }
+    acks
+}
+
+/// `$JS.ACK.<stream>.<consumer>.<delivered>.<stream_seq>.<consumer_seq>.<ts>.<pending>`
+fn on_ack(
+    stream: &mut crate::jetstream::Stream,
+    tokens: &[&str],
+    delivery: &InternalDelivery,
+    now_ns: u64,
+    round: &mut Round,
+) {
+    if tokens.len() != 9 {
         return;
     }
-    let stream_json = json_string(&name);
-    for (delivery, ack) in publishes.iter().zip(&acks) {
+    let (Ok(seq), Ok(cseq)) = (tokens[5].parse::<u64>(), tokens[6].parse::<u64>()) else {
+        return;
+    };
+    let name = tokens[3];
+    let kind = AckKind::parse(&delivery.msg.payload);
+    stream.consumer_ack(name, &kind, seq, cseq, now_ns, &mut round.actions);
+    match (&kind, delivery.msg.reply.clone()) {
+        (AckKind::Next(body), Some(reply)) => {
+            stream.consumer_pull(name, body, reply, now_ns, &mut round.actions)
+        }
+        // AckSync: answered once the consumer state is durable (after this round's persist).
+        (_, Some(reply)) => round.ack_replies.push(reply),
+        _ => {}
+    }
+}
+
+/// Writes the state of every durable consumer that changed, with one sync.
+fn persist_consumers(entry: &StreamEntry) {
+    let states: Vec<(String, crate::meta::pb::ConsumerState)> = {
+        let mut stream = entry.lock();
+        let names: Vec<String> = stream
+            .consumers()
+            .iter()
+            .filter(|(_, c)| c.dirty)
+            .map(|(n, _)| n.clone())
+            .collect();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let c = stream.consumer_mut(&name)?;
+                c.dirty = false;
+                c.config.is_durable().then(|| (name, c.state_pb()))
+            })
+            .collect()
+    };
+    if states.is_empty() {
+        return;
+    }
+    let refs: Vec<(&str, &str, &crate::meta::pb::ConsumerState)> = states
+        .iter()
+        .map(|(n, s)| (entry.name.as_str(), n.as_str(), s))
+        .collect();
+    if let Err(err) = entry.catalog.put_consumer_states(&refs) {
+        tracing::error!(stream = %entry.name, error = %err, "cannot persist consumer state");
+    }
+}
+
+fn send_pub_acks(
+    entry: &StreamEntry,
+    publishes: &[InternalDelivery],
+    acks: &[PubAck],
+    client: &mut InternalClient,
+) {
+    if publishes.is_empty() || entry.lock().config().no_ack {
+        return;
+    }
+    let stream_json = json_string(&entry.name);
+    for (delivery, ack) in publishes.iter().zip(acks) {
         let Some(reply) = &delivery.msg.reply else {
             continue;
         };
@@ -111,5 +271,65 @@ fn store_batch(
         ack.write_json(&mut body, &stream_json);
         client.queue_publish(reply.clone(), None, Bytes::from(body));
     }
-    client.flush();
+}
+
+/// Sends one consumer action through the router.
+fn perform(action: Action, client: &mut InternalClient) {
+    match action {
+        Action::Deliver {
+            to,
+            msg,
+            ack_subject,
+            headers_only,
+        } => {
+            let (headers, payload) = if headers_only {
+                let mut block = BytesMut::new();
+                let size = msg.payload.len().to_string();
+                let stored = msg
+                    .headers
+                    .strip_suffix(b"\r\n")
+                    .filter(|h| h.ends_with(b"\r\n"));
+                match stored {
+                    Some(h) => block.extend_from_slice(h),
+                    None => block.extend_from_slice(b"NATS/1.0\r\n"),
+                }
+                block.extend_from_slice(format!("Nats-Msg-Size: {size}\r\n\r\n").as_bytes());
+                (Some(block.freeze()), Bytes::new())
+            } else {
+                (
+                    (!msg.headers.is_empty()).then_some(msg.headers),
+                    msg.payload,
+                )
+            };
+            client.queue_delivery(
+                &to,
+                Bytes::from(msg.subject),
+                Bytes::from(ack_subject),
+                headers,
+                payload,
+            );
+        }
+        Action::Status {
+            to,
+            code,
+            description,
+            headers,
+            reply,
+        } => {
+            let mut block = BytesMut::new();
+            let pairs: Vec<(&str, &[u8])> =
+                headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+            build_block(&mut block, Some((code, &description)), &pairs);
+            client.queue_publish_with_reply(
+                to,
+                reply.map(Bytes::from),
+                Some(block.freeze()),
+                Bytes::new(),
+            );
+        }
+        Action::Advisory { subject, body } => {
+            client.queue_publish(Bytes::from(subject), None, Bytes::from(body));
+        }
+        Action::Consumed(_) => {}
+    }
 }

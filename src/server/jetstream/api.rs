@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use super::api_consumers as consumers;
 use super::{now_ns, JetStream, StreamEntry};
 use crate::jetstream::api_types::{
     base64_encode, from_go_json, ApiMessage, ClusterInfo, MsgDeleteRequest, MsgGetRequest,
@@ -25,7 +26,7 @@ const NAMES_LIMIT: usize = 1024;
 /// `STREAM.LIST` page size (nats-server `JSApiListLimit`).
 const LIST_LIMIT: usize = 256;
 
-type Reply = Result<Value, ApiError>;
+pub(super) type Reply = Result<Value, ApiError>;
 
 /// Handles one API request; returns the reply body and whether it was an error.
 pub fn handle(js: &JetStream, subject: &str, payload: &[u8]) -> (Vec<u8>, bool) {
@@ -83,7 +84,33 @@ fn dispatch(js: &JetStream, tokens: &[&str], payload: &[u8]) -> (&'static str, R
                 "JetStream clustering support required",
             )),
         ),
-        ["CONSUMER", ..] => ("consumer_create_response", Err(unsupported("consumers"))),
+        ["CONSUMER", "CREATE", stream, ..] => (
+            "consumer_create_response",
+            consumers::create(js, tokens, stream, payload),
+        ),
+        ["CONSUMER", "DURABLE", "CREATE", stream, _] => (
+            "consumer_create_response",
+            consumers::create(js, tokens, stream, payload),
+        ),
+        ["CONSUMER", "DELETE", stream, name] => (
+            "consumer_delete_response",
+            consumers::delete(js, stream, name),
+        ),
+        ["CONSUMER", "INFO", stream, name] => {
+            ("consumer_info_response", consumers::info(js, stream, name))
+        }
+        ["CONSUMER", "NAMES", stream] => (
+            "consumer_names_response",
+            consumers::names(js, stream, payload),
+        ),
+        ["CONSUMER", "LIST", stream] => (
+            "consumer_list_response",
+            consumers::list(js, stream, payload),
+        ),
+        ["CONSUMER", "PAUSE" | "UNPIN" | "RESET", ..] => (
+            "consumer_pause_response",
+            Err(unsupported("consumer pause, unpin and reset")),
+        ),
         _ => ("system_response", Err(ApiError::bad_request(None))),
     }
 }
@@ -101,7 +128,7 @@ fn to_value(v: &impl Serialize) -> Reply {
 }
 
 /// Parses an optional JSON body; an empty one gives the type's default.
-fn parse_optional<T: for<'de> serde::Deserialize<'de> + Default>(
+pub(super) fn parse_optional<T: for<'de> serde::Deserialize<'de> + Default>(
     payload: &[u8],
 ) -> Result<T, ApiError> {
     if payload.iter().all(u8::is_ascii_whitespace) {
@@ -110,15 +137,16 @@ fn parse_optional<T: for<'de> serde::Deserialize<'de> + Default>(
     from_go_json(payload).map_err(ApiError::invalid_json)
 }
 
-fn find(js: &JetStream, name: &str) -> Result<std::sync::Arc<StreamEntry>, ApiError> {
+pub(super) fn find(js: &JetStream, name: &str) -> Result<std::sync::Arc<StreamEntry>, ApiError> {
     js.stream(name).ok_or_else(ApiError::stream_not_found)
 }
 
 fn account_info(js: &JetStream) -> Reply {
-    let (mut memory, mut storage) = (0u64, 0u64);
+    let (mut memory, mut storage, mut consumers) = (0u64, 0u64, 0usize);
     let streams = js.streams();
     for entry in &streams {
         let stream = entry.lock();
+        consumers += stream.consumers().len();
         let bytes = stream.log().state(false).map(|s| s.bytes).unwrap_or(0);
         match stream.config().storage {
             Storage::Memory => memory += bytes,
@@ -131,7 +159,7 @@ fn account_info(js: &JetStream) -> Reply {
         "reserved_memory": 0,
         "reserved_storage": 0,
         "streams": streams.len(),
-        "consumers": 0,
+        "consumers": consumers,
         "limits": {
             "max_memory": -1, "max_storage": -1, "max_streams": -1, "max_consumers": -1,
             "max_ack_pending": -1, "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1,
@@ -237,7 +265,7 @@ fn stream_info_of(
             subjects,
             num_deleted: s.num_deleted,
             deleted: req.deleted_details.then_some(s.deleted),
-            consumer_count: 0,
+            consumer_count: stream.consumers().len() as u64,
         },
         cluster: ClusterInfo {
             leader: js.server_name.clone(),

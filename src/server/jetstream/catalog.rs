@@ -20,6 +20,10 @@ impl Catalog {
         })
     }
 
+    pub fn meta(&self) -> &MetaStore {
+        &self.meta
+    }
+
     pub fn put_stream(&self, config: &StreamConfig, created_ns: i64) -> Result<(), MetaError> {
         self.meta.put_stream(&to_pb(config, created_ns))
     }

@@ -7,7 +7,9 @@
 
 mod actor;
 mod api;
+mod api_consumers;
 mod catalog;
+mod catalog_consumers;
 mod direct;
 
 use std::collections::BTreeMap;
@@ -21,6 +23,7 @@ use tokio::sync::mpsc;
 use super::internal::{self, InternalClient};
 use super::outbound::{InternalDelivery, InternalSink, Subscription};
 use super::router::Router;
+use crate::jetstream::consumer::Consumer;
 use crate::jetstream::stream::Stream;
 use crate::jetstream::{ApiError, StreamConfig};
 use crate::protocol::Publish;
@@ -51,14 +54,90 @@ pub struct StreamEntry {
     stream: Mutex<Stream>,
     /// Subscriptions on the stream's subjects, and on DIRECT.GET when allowed.
     subs: Mutex<Vec<Arc<Subscription>>>,
+    /// Each consumer's subscriptions: pull requests, acks, flow-control replies.
+    consumer_subs: Mutex<std::collections::HashMap<String, Vec<Arc<Subscription>>>>,
     tx: mpsc::Sender<InternalDelivery>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    catalog: Arc<Catalog>,
 }
 
 impl StreamEntry {
     /// The stream state; a std mutex because it is only held by threads, never across awaits.
     pub fn lock(&self) -> MutexGuard<'_, Stream> {
         lock(&self.stream)
+    }
+
+    /// Subscribes consumer `name`'s pull, ack and flow-control subjects to this stream's actor.
+    fn subscribe_consumer(&self, name: &str, client: &InternalClient) {
+        let subjects = [
+            (
+                format!("$JS.API.CONSUMER.MSG.NEXT.{}.{name}", self.name),
+                actor::TAG_PULL,
+            ),
+            (format!("$JS.ACK.{}.{name}.>", self.name), actor::TAG_ACK),
+            (
+                format!("$JS.FC.{}.{name}.>", self.name),
+                actor::TAG_FLOW_CONTROL,
+            ),
+        ];
+        let subs = subjects
+            .iter()
+            .map(|(subject, tag)| {
+                client.subscribe(
+                    subject,
+                    None,
+                    InternalSink {
+                        tag: *tag,
+                        tx: self.tx.clone(),
+                        exclude: &[],
+                    },
+                )
+            })
+            .collect();
+        if let Some(old) = lock(&self.consumer_subs).insert(name.to_string(), subs) {
+            for sub in old {
+                client.unsubscribe(&sub);
+            }
+        }
+    }
+
+    fn unsubscribe_consumer(&self, name: &str, client: &InternalClient) {
+        for sub in lock(&self.consumer_subs).remove(name).unwrap_or_default() {
+            client.unsubscribe(&sub);
+        }
+    }
+
+    /// Deletes a consumer: its waiting requests are told, its subscriptions and metadata go.
+    pub fn delete_consumer(&self, name: &str, client: &mut InternalClient) -> bool {
+        let mut actions = Vec::new();
+        let removed = self.lock().remove_consumer(name, &mut actions);
+        self.unsubscribe_consumer(name, client);
+        for action in actions {
+            if let crate::jetstream::consumer::Action::Status {
+                to,
+                code,
+                description,
+                ..
+            } = action
+            {
+                let mut block = bytes::BytesMut::new();
+                crate::protocol::headers::build_block(&mut block, Some((code, &description)), &[]);
+                client.queue_publish(to, Some(block.freeze()), bytes::Bytes::new());
+            }
+        }
+        client.flush();
+        if let Err(err) = self.catalog.delete_consumer(&self.name, name) {
+            tracing::warn!(stream = %self.name, consumer = name, error = %err, "cannot delete consumer metadata");
+        }
+        removed.is_some()
+    }
+
+    /// Asks the actor to run a tick now (after an API change that may allow deliveries).
+    pub fn kick(&self) {
+        let _ = self.tx.try_send(InternalDelivery {
+            tag: actor::TAG_TICK,
+            msg: Publish::default(),
+        });
     }
 }
 
@@ -68,7 +147,7 @@ pub struct JetStream {
     store_dir: PathBuf,
     sync: SyncPolicy,
     server_name: String,
-    catalog: Catalog,
+    catalog: Arc<Catalog>,
     streams: Mutex<BTreeMap<String, Arc<StreamEntry>>>,
     api_total: AtomicU64,
     api_errors: AtomicU64,
@@ -83,8 +162,10 @@ impl JetStream {
         sync: SyncPolicy,
         server_name: String,
     ) -> Result<Arc<Self>, String> {
-        let catalog = Catalog::open(&store_dir.join("meta"))
-            .map_err(|e| format!("cannot open metadata: {e}"))?;
+        let catalog = Arc::new(
+            Catalog::open(&store_dir.join("meta"))
+                .map_err(|e| format!("cannot open metadata: {e}"))?,
+        );
         let js = Arc::new(Self {
             router,
             store_dir: store_dir.to_path_buf(),
@@ -158,10 +239,13 @@ impl JetStream {
             name: name.clone(),
             stream: Mutex::new(stream),
             subs: Mutex::new(Vec::new()),
+            consumer_subs: Mutex::new(std::collections::HashMap::new()),
             tx,
             thread: Mutex::new(None),
+            catalog: self.catalog.clone(),
         });
         self.resubscribe(&entry);
+        self.restore_consumers(&entry)?;
         let client = InternalClient::new(self.router.clone());
         let actor_entry = entry.clone();
         let thread = std::thread::Builder::new()
@@ -171,6 +255,38 @@ impl JetStream {
         *lock(&entry.thread) = Some(thread);
         lock(&self.streams).insert(name, entry.clone());
         Ok(entry)
+    }
+
+    /// Reopens the stream's durable consumers where their persisted state left them.
+    fn restore_consumers(&self, entry: &StreamEntry) -> Result<(), ApiError> {
+        let saved = self
+            .catalog
+            .list_consumers(&entry.name)
+            .map_err(ApiError::store_failed)?;
+        let client = InternalClient::new(self.router.clone());
+        let now = now_ns();
+        for (name, config, created_ns, state) in saved {
+            {
+                let mut stream = entry.lock();
+                let consumer = match &state {
+                    Some(state) => Consumer::restore(
+                        &entry.name,
+                        &name,
+                        config,
+                        created_ns,
+                        state,
+                        stream.log(),
+                        now,
+                    ),
+                    None => {
+                        Consumer::new(&entry.name, &name, config, created_ns, stream.log(), now)
+                    }
+                };
+                stream.insert_consumer(consumer);
+            }
+            entry.subscribe_consumer(&name, &client);
+        }
+        Ok(())
     }
 
     /// (Re)creates a stream's subscriptions from its current config.
@@ -284,6 +400,10 @@ impl JetStream {
         let client = InternalClient::new(self.router.clone());
         for sub in lock(&entry.subs).drain(..) {
             client.unsubscribe(&sub);
+        }
+        let names: Vec<String> = lock(&entry.consumer_subs).keys().cloned().collect();
+        for name in names {
+            entry.unsubscribe_consumer(&name, &client);
         }
         let stop = InternalDelivery {
             tag: actor::TAG_STOP,

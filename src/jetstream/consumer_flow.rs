@@ -1,0 +1,414 @@
+//! The consumer's event handlers: pull requests, the delivery pump, acks and clock ticks.
+
+use bytes::Bytes;
+
+use super::{AckKind, Action, Consumer, Pending, Waiting};
+use crate::jetstream::consumer_config::{parse_pull_request, AckPolicy};
+use crate::store::StreamStore;
+
+/// Where a pump may send messages.
+#[derive(Debug, Clone, Copy)]
+pub enum Delivery {
+    /// Pull: only to waiting requests.
+    Pull,
+    /// Push: to the deliver subject, if it has interest right now.
+    Push { interest: bool },
+}
+
+/// A status message with no reply.
+fn status(
+    to: &Bytes,
+    code: u16,
+    description: &str,
+    headers: Vec<(&'static str, String)>,
+) -> Action {
+    Action::Status {
+        to: to.clone(),
+        code,
+        description: description.to_string(),
+        headers,
+        reply: None,
+    }
+}
+
+impl Consumer {
+    /// A pull request arrived on `$JS.API.CONSUMER.MSG.NEXT`.
+    pub fn on_pull(
+        &mut self,
+        payload: &[u8],
+        reply: Bytes,
+        store: &StreamStore,
+        now_ns: u64,
+        out: &mut Vec<Action>,
+    ) {
+        self.last_activity_ns = now_ns;
+        if !self.config.is_pull() {
+            out.push(status(&reply, 409, "Consumer is push based", Vec::new()));
+            return;
+        }
+        let req = match parse_pull_request(payload, &self.config) {
+            Ok(req) => req,
+            Err((code, text)) => {
+                out.push(status(&reply, code, &text, Vec::new()));
+                return;
+            }
+        };
+        if self.config.max_waiting > 0 && self.waiting.len() as i64 >= self.config.max_waiting {
+            out.push(status(&reply, 409, "Exceeded MaxWaiting", Vec::new()));
+            return;
+        }
+        self.waiting.push_back(Waiting {
+            reply,
+            remaining: req.batch.max(1),
+            bytes_left: (req.max_bytes > 0).then_some(req.max_bytes),
+            expires_at_ns: (req.expires_ns > 0).then(|| now_ns + req.expires_ns),
+            no_wait: req.no_wait,
+            heartbeat_ns: req.idle_heartbeat_ns,
+            last_sent_ns: now_ns,
+            delivered: 0,
+        });
+        self.pump(store, now_ns, Delivery::Pull, out);
+    }
+
+    /// Hands out as many messages as requests (pull) or interest and flow control (push) allow.
+    pub fn pump(
+        &mut self,
+        store: &StreamStore,
+        now_ns: u64,
+        mode: Delivery,
+        out: &mut Vec<Action>,
+    ) {
+        match mode {
+            Delivery::Pull => self.pump_pull(store, now_ns, out),
+            Delivery::Push { interest } => {
+                if interest {
+                    self.pump_push(store, now_ns, out);
+                }
+            }
+        }
+    }
+
+    fn pump_pull(&mut self, store: &StreamStore, now_ns: u64, out: &mut Vec<Action>) {
+        while let Some(front) = self.waiting.front() {
+            let reply = front.reply.clone();
+            let Some((msg, deliveries)) = self.next_message(store) else {
+                break;
+            };
+            let size = (msg.subject.len() + msg.headers.len() + msg.payload.len() + 64) as u64;
+            if let Some(left) = self.waiting.front().and_then(|w| w.bytes_left) {
+                if size > left {
+                    // Put the message back where it came from and end the request.
+                    self.unread(&msg, deliveries);
+                    if let Some(w) = self.waiting.pop_front() {
+                        out.push(status(
+                            &w.reply,
+                            409,
+                            "Message Size Exceeds MaxBytes",
+                            pending_headers(&w),
+                        ));
+                    }
+                    continue;
+                }
+            }
+            let ack_subject = self.record_delivery(&msg, deliveries, now_ns, store, out);
+            out.push(Action::Deliver {
+                to: reply,
+                msg,
+                ack_subject,
+                headers_only: self.config.headers_only,
+            });
+            let Some(w) = self.waiting.front_mut() else {
+                break;
+            };
+            w.remaining -= 1;
+            w.delivered += 1;
+            w.last_sent_ns = now_ns;
+            if let Some(left) = &mut w.bytes_left {
+                *left -= size.min(*left);
+            }
+            if w.remaining == 0 {
+                let done = self.waiting.pop_front();
+                if let Some(w) = done.filter(|w| w.bytes_left.is_some()) {
+                    out.push(status(
+                        &w.reply,
+                        409,
+                        "Batch Completed",
+                        pending_headers(&w),
+                    ));
+                }
+            }
+        }
+        // no_wait requests that could not be filled end now.
+        let mut kept = std::collections::VecDeque::with_capacity(self.waiting.len());
+        for w in self.waiting.drain(..) {
+            if w.no_wait {
+                out.push(status(&w.reply, 404, "No Messages", Vec::new()));
+            } else {
+                kept.push_back(w);
+            }
+        }
+        self.waiting = kept;
+    }
+
+    /// Undoes `next_message` for a message that was not sent after all.
+    fn unread(&mut self, msg: &crate::store::StoredMessage, deliveries: u64) {
+        if deliveries > 1 {
+            self.redeliver.insert(msg.seq);
+        } else if msg.seq + 1 == self.next_seq {
+            self.next_seq = msg.seq;
+            self.num_pending = self.num_pending.map(|n| n + 1);
+        } else {
+            self.skip_list.push_front(msg.seq);
+        }
+    }
+
+    fn pump_push(&mut self, store: &StreamStore, now_ns: u64, out: &mut Vec<Action>) {
+        let Some(to) = self.config.deliver_subject.clone().map(Bytes::from) else {
+            return;
+        };
+        loop {
+            if self.config.flow_control && self.push.bytes_since_fc > self.push.window {
+                return;
+            }
+            let Some((msg, deliveries)) = self.next_message(store) else {
+                return;
+            };
+            let size = (msg.subject.len() + msg.headers.len() + msg.payload.len()) as u64;
+            let ack_subject = self.record_delivery(&msg, deliveries, now_ns, store, out);
+            out.push(Action::Deliver {
+                to: to.clone(),
+                msg,
+                ack_subject,
+                headers_only: self.config.headers_only,
+            });
+            self.push.last_sent_ns = now_ns;
+            if self.config.flow_control {
+                self.push.bytes_since_fc += size;
+                if self.push.fc_reply.is_none() && self.push.bytes_since_fc > self.push.window / 2 {
+                    self.push.fc_counter += 1;
+                    let reply = format!(
+                        "$JS.FC.{}.{}.{}",
+                        self.stream, self.name, self.push.fc_counter
+                    );
+                    self.push.fc_reply = Some(reply.clone());
+                    out.push(Action::Status {
+                        to: to.clone(),
+                        code: 100,
+                        description: "FlowControl Request".into(),
+                        headers: Vec::new(),
+                        reply: Some(reply),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The client answered a flow-control request on `subject`.
+    pub fn on_flow_control(
+        &mut self,
+        subject: &str,
+        store: &StreamStore,
+        now_ns: u64,
+        interest: bool,
+        out: &mut Vec<Action>,
+    ) {
+        if self.push.fc_reply.as_deref() != Some(subject) {
+            return;
+        }
+        self.push.fc_reply = None;
+        self.push.bytes_since_fc = 0;
+        self.push.window = (self.push.window * 2).min(super::FC_WINDOW_MAX_BYTES);
+        self.pump(store, now_ns, Delivery::Push { interest }, out);
+    }
+
+    /// An ack for stream sequence `seq` (delivered as consumer sequence `cseq`).
+    pub fn on_ack(
+        &mut self,
+        kind: &AckKind,
+        seq: u64,
+        cseq: u64,
+        now_ns: u64,
+        out: &mut Vec<Action>,
+    ) {
+        self.last_activity_ns = now_ns;
+        self.ack_floor.last_active_ns = now_ns;
+        match self.config.ack_policy {
+            AckPolicy::None => {}
+            AckPolicy::Explicit => match kind {
+                AckKind::Ack | AckKind::Term | AckKind::Next(_) => self.acknowledge(seq, kind, out),
+                AckKind::Nak(delay) => self.nak(seq, *delay, now_ns),
+                AckKind::InProgress => self.in_progress(seq, now_ns),
+            },
+            AckPolicy::All => match kind {
+                AckKind::Ack | AckKind::Term | AckKind::Next(_) => {
+                    if cseq > self.ack_floor.consumer_seq {
+                        let upto: Vec<u64> = self.pending.range(..=seq).map(|(s, _)| *s).collect();
+                        for s in upto {
+                            self.acknowledge(s, kind, out);
+                        }
+                    }
+                }
+                AckKind::Nak(delay) => self.nak(seq, *delay, now_ns),
+                AckKind::InProgress => self.in_progress(seq, now_ns),
+            },
+        }
+    }
+
+    fn acknowledge(&mut self, seq: u64, kind: &AckKind, out: &mut Vec<Action>) {
+        if self.pending.remove(&seq).is_none() {
+            return;
+        }
+        self.redeliver.remove(&seq);
+        self.dirty = true;
+        if matches!(kind, AckKind::Term) {
+            out.push(self.advisory("MSG_TERMINATED", seq));
+        }
+        out.push(Action::Consumed(seq));
+        self.update_floor();
+    }
+
+    fn nak(&mut self, seq: u64, delay_ns: Option<u64>, now_ns: u64) {
+        let Some(p) = self.pending.get_mut(&seq) else {
+            return;
+        };
+        self.dirty = true;
+        match delay_ns {
+            Some(delay) => {
+                // The client asked for a delay: that wins over an earlier "due now".
+                p.deadline_ns = now_ns + delay;
+                self.redeliver.remove(&seq);
+            }
+            None => {
+                // Due now, also in the persisted state, so a restart does not forget the nak.
+                p.deadline_ns = now_ns;
+                self.redeliver.insert(seq);
+            }
+        }
+    }
+
+    fn in_progress(&mut self, seq: u64, now_ns: u64) {
+        let wait = self.pending.get(&seq).map(|p| self.wait_for_pending(p));
+        if let (Some(p), Some(wait)) = (self.pending.get_mut(&seq), wait) {
+            // The client still holds the message: it is no longer due for redelivery.
+            p.deadline_ns = now_ns + wait;
+            self.redeliver.remove(&seq);
+            self.dirty = true;
+        }
+    }
+
+    fn wait_for_pending(&self, p: &Pending) -> u64 {
+        self.wait_for(p.deliveries)
+    }
+
+    fn advisory(&self, kind: &str, seq: u64) -> Action {
+        let body = serde_json::json!({
+            "type": format!("io.nats.jetstream.advisory.v1.{}", kind.to_ascii_lowercase()),
+            "stream": self.stream, "consumer": self.name, "stream_seq": seq,
+        });
+        Action::Advisory {
+            subject: format!(
+                "$JS.EVENT.ADVISORY.CONSUMER.{kind}.{}.{}",
+                self.stream, self.name
+            ),
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        }
+    }
+
+    /// Clock tick: due redeliveries, expired and idle pull requests, push heartbeats. Returns
+    /// whether an ephemeral consumer has been inactive past its threshold and should go.
+    pub fn tick(
+        &mut self,
+        store: &StreamStore,
+        now_ns: u64,
+        mode: Delivery,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let due: Vec<(u64, Pending)> = self
+            .pending
+            .iter()
+            .filter(|(s, p)| p.deadline_ns <= now_ns && !self.redeliver.contains(s))
+            .map(|(s, p)| (*s, *p))
+            .collect();
+        for (seq, p) in due {
+            if self.config.max_deliver > 0 && p.deliveries as i64 >= self.config.max_deliver {
+                self.pending.remove(&seq);
+                self.dirty = true;
+                out.push(self.advisory("MAX_DELIVERIES", seq));
+                out.push(Action::Consumed(seq));
+                self.update_floor();
+            } else {
+                self.redeliver.insert(seq);
+            }
+        }
+        let heartbeat = self.heartbeat_headers();
+        let mut kept = std::collections::VecDeque::with_capacity(self.waiting.len());
+        for mut w in self.waiting.drain(..) {
+            if w.expires_at_ns.is_some_and(|at| at <= now_ns) {
+                out.push(status(
+                    &w.reply,
+                    408,
+                    "Request Timeout",
+                    pending_headers(&w),
+                ));
+                continue;
+            }
+            if w.heartbeat_ns > 0 && now_ns.saturating_sub(w.last_sent_ns) >= w.heartbeat_ns {
+                w.last_sent_ns = now_ns;
+                out.push(status(&w.reply, 100, "Idle Heartbeat", heartbeat.clone()));
+            }
+            kept.push_back(w);
+        }
+        self.waiting = kept;
+        if let Delivery::Push { interest } = mode {
+            let hb = self.config.idle_heartbeat.max(0) as u64;
+            if interest && hb > 0 && now_ns.saturating_sub(self.push.last_sent_ns) >= hb {
+                self.push.last_sent_ns = now_ns;
+                if let Some(to) = self.config.deliver_subject.clone() {
+                    let mut headers = self.heartbeat_headers();
+                    if let Some(fc) = &self.push.fc_reply {
+                        headers.push(("Nats-Consumer-Stalled", fc.clone()));
+                    }
+                    out.push(status(&Bytes::from(to), 100, "Idle Heartbeat", headers));
+                }
+            }
+            if interest {
+                self.last_activity_ns = now_ns;
+            }
+        }
+        self.pump(store, now_ns, mode, out);
+        let threshold = self.config.inactive_threshold.max(0) as u64;
+        threshold > 0
+            && self.waiting.is_empty()
+            && now_ns.saturating_sub(self.last_activity_ns) >= threshold
+    }
+
+    fn heartbeat_headers(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "Nats-Last-Consumer",
+                self.delivered.consumer_seq.to_string(),
+            ),
+            ("Nats-Last-Stream", self.delivered.stream_seq.to_string()),
+        ]
+    }
+
+    /// The consumer is going away: tell waiting pull requests.
+    pub fn on_delete(&mut self, out: &mut Vec<Action>) {
+        for w in self.waiting.drain(..) {
+            out.push(status(&w.reply, 409, "Consumer Deleted", Vec::new()));
+        }
+    }
+
+    /// Whether the ack policy is `none`, i.e. delivery alone consumes a message.
+    pub fn acks_on_delivery(&self) -> bool {
+        self.config.ack_policy == AckPolicy::None
+    }
+}
+
+/// `Nats-Pending-Messages`/`Nats-Pending-Bytes` of an unfinished request.
+fn pending_headers(w: &Waiting) -> Vec<(&'static str, String)> {
+    vec![
+        ("Nats-Pending-Messages", w.remaining.to_string()),
+        ("Nats-Pending-Bytes", w.bytes_left.unwrap_or(0).to_string()),
+    ]
+}

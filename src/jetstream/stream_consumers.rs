@@ -1,0 +1,267 @@
+//! A stream's consumers: creation rules that involve the stream, routing of consumer events,
+//! and the retention policies (interest, workqueue) that consumers' acks drive.
+//!
+//! Consumers live inside the `Stream` so that deliveries, acks and message removal happen on
+//! the stream's actor in one order, with no lock between a consumer and the log it reads.
+
+use std::collections::BTreeMap;
+
+use super::consumer::{AckKind, Action, Consumer, Delivery};
+use super::consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy};
+use super::error::ApiError;
+use super::stream::Stream;
+use super::stream_config::Retention;
+use crate::protocol::subject::subjects_overlap;
+
+/// Consumers by name.
+pub type Consumers = BTreeMap<String, Consumer>;
+
+impl Stream {
+    pub fn consumers(&self) -> &Consumers {
+        &self.consumers
+    }
+
+    pub fn consumer_mut(&mut self, name: &str) -> Option<&mut Consumer> {
+        self.consumers.get_mut(name)
+    }
+
+    /// The log and one consumer at once (a consumer reads the log while it changes itself).
+    pub fn log_and_consumer(
+        &mut self,
+        name: &str,
+    ) -> (&crate::store::StreamStore, Option<&mut Consumer>) {
+        (&self.log, self.consumers.get_mut(name))
+    }
+
+    /// Checks the rules a new consumer must meet given the stream and its other consumers.
+    pub fn check_new_consumer(&self, name: &str, config: &ConsumerConfig) -> Result<(), ApiError> {
+        if self.config().max_consumers > 0
+            && self.consumers.len() as i64 >= self.config().max_consumers
+            && !self.consumers.contains_key(name)
+        {
+            return Err(ApiError::new(400, 10026, "maximum consumers limit reached"));
+        }
+        if self.config().retention != Retention::WorkQueue {
+            return Ok(());
+        }
+        if config.ack_policy != AckPolicy::Explicit {
+            return Err(ApiError::new(
+                400,
+                10098,
+                "workqueue stream requires explicit ack",
+            ));
+        }
+        if config.deliver_policy != DeliverPolicy::All {
+            return Err(ApiError::new(
+                400,
+                10101,
+                "workqueue stream requires deliver all policy",
+            ));
+        }
+        let mine = config.filters();
+        for (other_name, other) in &self.consumers {
+            if other_name == name {
+                continue;
+            }
+            if mine.is_empty() || other.filters.is_empty() {
+                return Err(ApiError::new(
+                    400,
+                    10099,
+                    "multiple non-filtered consumers not allowed on workqueue stream",
+                ));
+            }
+            if mine.iter().any(|a| {
+                other
+                    .filters
+                    .iter()
+                    .any(|b| subjects_overlap(a.as_str(), b.as_str()))
+            }) {
+                return Err(ApiError::new(
+                    400,
+                    10100,
+                    "filtered consumer not unique on workqueue stream",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds (or replaces, for an update) a consumer.
+    pub fn insert_consumer(&mut self, consumer: Consumer) {
+        self.consumers.insert(consumer.name.clone(), consumer);
+    }
+
+    /// Removes a consumer; its waiting pull requests are told.
+    pub fn remove_consumer(&mut self, name: &str, out: &mut Vec<Action>) -> Option<Consumer> {
+        let mut consumer = self.consumers.remove(name)?;
+        consumer.on_delete(out);
+        Some(consumer)
+    }
+
+    /// A pull request for consumer `name`.
+    pub fn consumer_pull(
+        &mut self,
+        name: &str,
+        payload: &[u8],
+        reply: bytes::Bytes,
+        now_ns: u64,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(c) = self.consumers.get_mut(name) {
+            c.on_pull(payload, reply, &self.log, now_ns, out);
+        }
+        self.apply_retention(out);
+    }
+
+    /// An ack for consumer `name`.
+    pub fn consumer_ack(
+        &mut self,
+        name: &str,
+        kind: &AckKind,
+        seq: u64,
+        cseq: u64,
+        now_ns: u64,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(c) = self.consumers.get_mut(name) {
+            c.on_ack(kind, seq, cseq, now_ns, out);
+        }
+        self.apply_retention(out);
+    }
+
+    /// A flow-control response for a push consumer.
+    pub fn consumer_flow_control(
+        &mut self,
+        name: &str,
+        subject: &str,
+        now_ns: u64,
+        interest: bool,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(c) = self.consumers.get_mut(name) {
+            c.on_flow_control(subject, &self.log, now_ns, interest, out);
+        }
+        self.apply_retention(out);
+    }
+
+    /// After appends: keep counts exact, and deliver to whoever is waiting. `interest` says
+    /// whether a push consumer's deliver subject has a subscriber.
+    pub fn after_append(
+        &mut self,
+        appended: &[(u64, &str)],
+        removed_any: bool,
+        now_ns: u64,
+        interest: &dyn Fn(&Consumer) -> bool,
+        out: &mut Vec<Action>,
+    ) {
+        if self.config().retention == Retention::Interest {
+            // With no consumer interested in a subject, nats-server keeps nothing but the sequence.
+            for (seq, subject) in appended {
+                let wanted = self.consumers.values().any(|c| {
+                    c.filters.is_empty()
+                        || c.filters.iter().any(|f| {
+                            crate::protocol::subject::subject_matches(f.as_str(), *subject)
+                        })
+                });
+                if !wanted {
+                    let _ = self.log.delete(*seq);
+                }
+            }
+        }
+        for c in self.consumers.values_mut() {
+            c.on_appended(appended, removed_any);
+            let mode = delivery_mode(c, interest);
+            c.pump(&self.log, now_ns, mode, out);
+        }
+        self.apply_retention(out);
+    }
+
+    /// Messages left the stream by other means (purge, delete, expiry).
+    pub fn after_removal(&mut self) {
+        for c in self.consumers.values_mut() {
+            c.on_removed(&self.log);
+        }
+    }
+
+    /// Clock tick for every consumer; returns the names of consumers inactive past their
+    /// threshold (the caller deletes them).
+    pub fn tick_consumers(
+        &mut self,
+        now_ns: u64,
+        interest: &dyn Fn(&Consumer) -> bool,
+        out: &mut Vec<Action>,
+    ) -> Vec<String> {
+        let mut expired = Vec::new();
+        for (name, c) in self.consumers.iter_mut() {
+            let mode = delivery_mode(c, interest);
+            if c.tick(&self.log, now_ns, mode, out) {
+                expired.push(name.clone());
+            }
+        }
+        self.apply_retention(out);
+        expired
+    }
+
+    /// Removes consumed messages under workqueue and interest retention.
+    fn apply_retention(&mut self, out: &mut Vec<Action>) {
+        let retention = self.config().retention;
+        if retention == Retention::Limits {
+            out.retain(|a| !matches!(a, Action::Consumed(_)));
+            return;
+        }
+        let consumed: Vec<u64> = out
+            .iter()
+            .filter_map(|a| {
+                if let Action::Consumed(s) = a {
+                    Some(*s)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        out.retain(|a| !matches!(a, Action::Consumed(_)));
+        let mut removed = false;
+        for seq in consumed {
+            let remove = match retention {
+                Retention::WorkQueue => true,
+                Retention::Interest => self.all_interested_done(seq),
+                Retention::Limits => false,
+            };
+            if remove {
+                removed |= self.log.delete(seq).unwrap_or(false);
+            }
+        }
+        if removed {
+            for c in self.consumers.values_mut() {
+                c.on_removed(&self.log);
+            }
+        }
+    }
+
+    /// Whether every consumer whose filter matches message `seq` is done with it.
+    fn all_interested_done(&self, seq: u64) -> bool {
+        let Ok(Some(msg)) = self.log.get(seq) else {
+            return false;
+        };
+        self.consumers.values().all(|c| {
+            let matches = c.filters.is_empty()
+                || c.filters.iter().any(|f| {
+                    crate::protocol::subject::subject_matches(f.as_str(), msg.subject.as_str())
+                });
+            !matches
+                || (seq < c.next_seq
+                    && !c.pending.contains_key(&seq)
+                    && !c.skip_list.contains(&seq))
+        })
+    }
+}
+
+fn delivery_mode(c: &Consumer, interest: &dyn Fn(&Consumer) -> bool) -> Delivery {
+    if c.config.is_pull() {
+        Delivery::Pull
+    } else {
+        Delivery::Push {
+            interest: interest(c),
+        }
+    }
+}

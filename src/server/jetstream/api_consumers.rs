@@ -1,0 +1,136 @@
+//! `$JS.API.CONSUMER.*`: create (all three subject forms and DURABLE.CREATE), delete, info,
+//! names and list.
+
+use serde_json::{json, Value};
+
+use super::api::{find, parse_optional, Reply};
+use super::{now_ns, JetStream, StreamEntry};
+use crate::jetstream::api_types::{from_go_json, StreamListRequest};
+use crate::jetstream::consumer::Consumer;
+use crate::jetstream::consumer_config::{
+    check_create_subject, ConsumerInfo, CreateConsumerRequest,
+};
+use crate::jetstream::ApiError;
+use crate::server::internal::InternalClient;
+
+/// `CONSUMER.NAMES` page size (nats-server `JSApiNamesLimit`).
+const NAMES_LIMIT: usize = 1024;
+/// `CONSUMER.LIST` page size (nats-server `JSApiListLimit`).
+const LIST_LIMIT: usize = 256;
+
+fn consumer_not_found() -> ApiError {
+    ApiError::new(404, 10014, "consumer not found")
+}
+
+/// Creates or updates a consumer; `tokens` are the subject's tokens after `$JS.API.`.
+pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]) -> Reply {
+    let entry = find(js, stream_name)?;
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(Some("request body is empty")));
+    }
+    let mut req: CreateConsumerRequest = from_go_json(payload).map_err(ApiError::invalid_json)?;
+    let name = check_create_subject(
+        tokens,
+        &mut req,
+        now_ns().wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    )?;
+    let stream_config = entry.lock().config().clone();
+    let config = req.config.normalized(&stream_config)?;
+    let now = now_ns();
+    let created_ns = {
+        let mut stream = entry.lock();
+        match stream.consumer_mut(&name) {
+            Some(existing) => {
+                if req.action == "create" && existing.config != config {
+                    return Err(ApiError::new(400, 10148, "consumer already exists"));
+                }
+                existing.config.check_update(&config)?;
+                existing.update_config(config.clone());
+                existing.created_ns
+            }
+            None => {
+                if req.action == "update" {
+                    return Err(ApiError::new(400, 10149, "consumer does not exist"));
+                }
+                stream.check_new_consumer(&name, &config)?;
+                let created = now as i64;
+                let consumer = Consumer::new(
+                    stream_name,
+                    &name,
+                    config.clone(),
+                    created,
+                    stream.log(),
+                    now,
+                );
+                stream.insert_consumer(consumer);
+                created
+            }
+        }
+    };
+    if config.is_durable() {
+        js.catalog
+            .put_consumer(stream_name, &name, &config, created_ns)
+            .map_err(ApiError::store_failed)?;
+    }
+    entry.subscribe_consumer(&name, &InternalClient::new(js.router.clone()));
+    entry.kick();
+    info_value(js, &entry, &name)
+}
+
+pub fn delete(js: &JetStream, stream_name: &str, name: &str) -> Reply {
+    let entry = find(js, stream_name)?;
+    if !entry.lock().consumers().contains_key(name) {
+        return Err(consumer_not_found());
+    }
+    entry.delete_consumer(name, &mut InternalClient::new(js.router.clone()));
+    Ok(json!({ "success": true }))
+}
+
+pub fn info(js: &JetStream, stream_name: &str, name: &str) -> Reply {
+    let entry = find(js, stream_name)?;
+    info_value(js, &entry, name)
+}
+
+fn consumer_info(
+    js: &JetStream,
+    entry: &StreamEntry,
+    name: &str,
+) -> Result<ConsumerInfo, ApiError> {
+    let mut stream = entry.lock();
+    let deliver_subject = stream
+        .consumers()
+        .get(name)
+        .ok_or_else(consumer_not_found)?
+        .config
+        .deliver_subject
+        .clone();
+    let push_bound = deliver_subject.is_some_and(|s| js.router.has_interest(s.as_bytes()));
+    let (log, consumer) = stream.log_and_consumer(name);
+    let consumer = consumer.ok_or_else(consumer_not_found)?;
+    Ok(consumer.info(log, &js.server_name, now_ns(), push_bound))
+}
+
+fn info_value(js: &JetStream, entry: &StreamEntry, name: &str) -> Reply {
+    serde_json::to_value(consumer_info(js, entry, name)?)
+        .map_err(|e| ApiError::store_failed(e.to_string()))
+}
+
+pub fn names(js: &JetStream, stream_name: &str, payload: &[u8]) -> Reply {
+    let entry = find(js, stream_name)?;
+    let req: StreamListRequest = parse_optional(payload)?;
+    let all: Vec<String> = entry.lock().consumers().keys().cloned().collect();
+    let page: Vec<&String> = all.iter().skip(req.offset).take(NAMES_LIMIT).collect();
+    Ok(json!({ "total": all.len(), "offset": req.offset, "limit": NAMES_LIMIT, "consumers": page }))
+}
+
+pub fn list(js: &JetStream, stream_name: &str, payload: &[u8]) -> Reply {
+    let entry = find(js, stream_name)?;
+    let req: StreamListRequest = parse_optional(payload)?;
+    let all: Vec<String> = entry.lock().consumers().keys().cloned().collect();
+    let mut infos: Vec<Value> = Vec::new();
+    for name in all.iter().skip(req.offset).take(LIST_LIMIT) {
+        let info = consumer_info(js, &entry, name)?;
+        infos.push(serde_json::to_value(info).map_err(|e| ApiError::store_failed(e.to_string()))?);
+    }
+    Ok(json!({ "total": all.len(), "offset": req.offset, "limit": LIST_LIMIT, "consumers": infos }))
+}
