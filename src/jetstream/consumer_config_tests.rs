@@ -1,3 +1,4 @@
+use super::requests::generated_name;
 use super::*;
 use crate::jetstream::api_types::from_go_json;
 use crate::jetstream::stream_config::ConsumerLimits;
