@@ -1,9 +1,12 @@
-//! The `jetlog` command line: `jetlog server` runs the server; client commands come later.
+//! The `jetlog` command line: `jetlog server` runs the server; the client commands (`pub`,
+//! `sub`, `stream`, `consumer`, `replay`, …) live in `client`.
 
 mod argv;
+mod client;
 mod duration;
 mod server;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -22,11 +25,26 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (accepts nats-server's common flags).
     Server(server::ServerArgs),
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 /// Parses the process arguments and runs the chosen command.
 pub fn main() -> ExitCode {
-    let args = argv::normalize_server_args(std::env::args());
+    // nats-server's flag spellings are rewritten for `jetlog server` only: a client command's
+    // arguments (a subject or a body that happens to read `server`, say) are left alone.
+    // Arguments stay `OsString`s until clap has seen them, so one that is not UTF-8 (a body
+    // piped from a binary file, say) is a usage error, not a panic.
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let args = if args.get(1).is_some_and(|a| a == "server") {
+        let lossy = args.iter().map(|a| a.to_string_lossy().into_owned());
+        argv::normalize_server_args(lossy)
+            .into_iter()
+            .map(OsString::from)
+            .collect()
+    } else {
+        args
+    };
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(err) => {
@@ -37,5 +55,6 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Server(args) => server::run(args),
+        Command::Client(command) => client::run(command),
     }
 }

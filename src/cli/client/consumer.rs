@@ -1,0 +1,393 @@
+//! `jetlog consumer …`: durable consumers on a stream, and pulling messages through them.
+//!
+//! Creation, deletion and pulling go through async-nats' typed consumer API; `info` and `ls`
+//! read the server's JSON (`consumer_view`).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use async_nats::jetstream::consumer::{self, pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::api::{self, describe};
+use super::connect::{self, CommonArgs};
+use super::consumer_view;
+use super::output::{self, MessageView};
+use super::pubsub::{check_filter_subject, check_publish_subject};
+use super::stream::{check_stream_name, confirm};
+use super::units::{format_duration, parse_since};
+use crate::cli::parse_duration;
+use crate::jetstream::stream_config::is_valid_name;
+
+/// Most messages one `consumer next` asks for: a pull request is held by the server until it
+/// is filled or expires, so a huge batch would only make the command wait longer.
+const MAX_NEXT_COUNT: usize = 10_000;
+
+#[derive(Debug, Args)]
+pub struct ConsumerArgs {
+    #[command(subcommand)]
+    action: ConsumerAction,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConsumerAction {
+    /// Create a durable consumer (pull unless --push is given).
+    #[command(visible_alias = "create")]
+    Add {
+        /// Stream name.
+        stream: String,
+        /// Consumer (durable) name.
+        name: String,
+        #[command(flatten)]
+        config: ConsumerConfigArgs,
+    },
+    /// List a stream's consumers.
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Stream name.
+        stream: String,
+        /// Only the names, one per line.
+        #[arg(short = 'n', long)]
+        names: bool,
+    },
+    /// Show a consumer's configuration and state.
+    Info {
+        /// Stream name.
+        stream: String,
+        /// Consumer name.
+        name: String,
+    },
+    /// Delete a consumer.
+    #[command(visible_alias = "delete")]
+    Rm {
+        /// Stream name.
+        stream: String,
+        /// Consumer (durable) name.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// Pull messages from a pull consumer and acknowledge them.
+    Next {
+        /// Stream name.
+        stream: String,
+        /// Consumer (durable) name.
+        name: String,
+        /// How many messages to pull.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Do not acknowledge the messages (they are redelivered after ack-wait).
+        #[arg(long)]
+        no_ack: bool,
+    },
+}
+
+/// The `--ack` choices.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum AckArg {
+    Explicit,
+    All,
+    None,
+}
+
+#[derive(Debug, Args)]
+struct ConsumerConfigArgs {
+    /// A pull consumer (the default).
+    #[arg(long, conflicts_with = "push")]
+    pull: bool,
+    /// A push consumer delivering to this subject.
+    #[arg(long, value_name = "SUBJECT")]
+    push: Option<String>,
+    /// For push consumers: deliver to one member of this queue group.
+    #[arg(long, requires = "push")]
+    deliver_group: Option<String>,
+    /// Only messages on this subject (wildcards allowed).
+    #[arg(long)]
+    filter: Option<String>,
+    /// How messages are acknowledged.
+    #[arg(long, value_enum, default_value = "explicit")]
+    ack: AckArg,
+    /// How long the server waits for an ack before redelivering, e.g. 30s.
+    #[arg(long, value_parser = parse_duration)]
+    ack_wait: Option<Duration>,
+    /// Most deliveries of one message (-1: unlimited).
+    #[arg(long, allow_negative_numbers = true)]
+    max_deliver: Option<i64>,
+    /// Redelivery delays, comma separated, e.g. 1s,5s,30s.
+    #[arg(long, value_delimiter = ',', value_parser = parse_duration)]
+    backoff: Vec<Duration>,
+    /// Where delivery starts: all, last, new, last-per-subject, seq:N, or time:T (T an RFC 3339
+    /// time or a duration back, such as 1h).
+    #[arg(long, default_value = "all", value_parser = parse_deliver_policy)]
+    deliver: DeliverPolicy,
+    /// Most messages delivered but not yet acknowledged.
+    #[arg(long)]
+    max_ack_pending: Option<i64>,
+    /// A description.
+    #[arg(long)]
+    description: Option<String>,
+}
+
+/// Parses `--deliver`.
+fn parse_deliver_policy(text: &str) -> Result<DeliverPolicy, String> {
+    match text {
+        "all" => return Ok(DeliverPolicy::All),
+        "last" => return Ok(DeliverPolicy::Last),
+        "new" => return Ok(DeliverPolicy::New),
+        "last-per-subject" | "last_per_subject" => return Ok(DeliverPolicy::LastPerSubject),
+        _ => {}
+    }
+    if let Some(seq) = text.strip_prefix("seq:") {
+        let start_sequence = seq
+            .parse::<u64>()
+            .map_err(|_| format!("invalid --deliver {text:?}: seq:N needs a number"))?;
+        return Ok(DeliverPolicy::ByStartSequence { start_sequence });
+    }
+    if let Some(time) = text.strip_prefix("time:") {
+        return Ok(DeliverPolicy::ByStartTime {
+            start_time: start_time(time)?,
+        });
+    }
+    Err(format!(
+        "invalid --deliver {text:?}: use all, last, new, last-per-subject, seq:N or time:T"
+    ))
+}
+
+/// A start time from `--since` or `--deliver time:`: a duration back from now, or RFC 3339.
+pub fn start_time(text: &str) -> Result<async_nats::datetime::DateTime, String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| "the system clock is before 1970".to_string())?;
+    let now_nanos = i64::try_from(now.as_nanos()).map_err(|_| "the clock is too far ahead")?;
+    let nanos = parse_since(text, now_nanos)?;
+    async_nats::datetime::from_nanos(i128::from(nanos)).map_err(|err| format!("{text:?}: {err}"))
+}
+
+impl ConsumerConfigArgs {
+    fn to_config(&self, name: &str) -> Result<consumer::Config> {
+        if let Some(subject) = &self.push {
+            check_publish_subject(subject)?;
+        }
+        if let Some(filter) = &self.filter {
+            check_filter_subject(filter)?;
+        }
+        let mut config = consumer::Config {
+            durable_name: Some(name.to_string()),
+            name: Some(name.to_string()),
+            description: self.description.clone(),
+            // `--pull` is the default and conflicts with `--push`; it exists for symmetry.
+            deliver_subject: if self.pull { None } else { self.push.clone() },
+            deliver_group: self.deliver_group.clone(),
+            deliver_policy: self.deliver,
+            ack_policy: match self.ack {
+                AckArg::Explicit => AckPolicy::Explicit,
+                AckArg::All => AckPolicy::All,
+                AckArg::None => AckPolicy::None,
+            },
+            filter_subject: self.filter.clone().unwrap_or_default(),
+            backoff: self.backoff.clone(),
+            ..Default::default()
+        };
+        if let Some(wait) = self.ack_wait {
+            config.ack_wait = wait;
+        }
+        if let Some(n) = self.max_deliver {
+            config.max_deliver = n;
+        }
+        if let Some(n) = self.max_ack_pending {
+            config.max_ack_pending = n;
+        }
+        Ok(config)
+    }
+}
+
+/// One line for a failed consumer call, with the server's description when there is one.
+fn consumer_error(err: async_nats::jetstream::stream::ConsumerError) -> anyhow::Error {
+    match err.kind() {
+        async_nats::jetstream::stream::ConsumerErrorKind::JetStream(api) => {
+            anyhow!("{}", describe(&api))
+        }
+        _ => anyhow!("{err}"),
+    }
+}
+
+fn check_consumer_name(name: &str) -> Result<()> {
+    if !is_valid_name(name) {
+        bail!("invalid consumer name {name:?}: it must be non-empty, without '.', '*', '>', '/', '\\' or whitespace");
+    }
+    Ok(())
+}
+
+/// `jetlog consumer …`.
+pub async fn run(args: ConsumerArgs) -> Result<()> {
+    let common = &args.common;
+    let (stream, name) = match &args.action {
+        ConsumerAction::Add { stream, name, .. }
+        | ConsumerAction::Info { stream, name }
+        | ConsumerAction::Rm { stream, name, .. }
+        | ConsumerAction::Next { stream, name, .. } => (stream, Some(name)),
+        ConsumerAction::Ls { stream, .. } => (stream, None),
+    };
+    check_stream_name(stream)?;
+    if let Some(name) = name {
+        check_consumer_name(name)?;
+    }
+    let js = connect::connect_jetstream(common).await?;
+    match args.action {
+        ConsumerAction::Add {
+            stream,
+            name,
+            config,
+        } => {
+            let config = config.to_config(&name)?;
+            js.create_consumer_on_stream(config, stream.as_str())
+                .await
+                .map_err(consumer_error)
+                .with_context(|| format!("cannot create consumer {name} on stream {stream}"))?;
+            if !common.json {
+                output::line(format!("consumer {name} created on stream {stream}"))?;
+            }
+            consumer_view::show_info(info_json(&js, &stream, &name).await?, common.json)
+        }
+        ConsumerAction::Ls { stream, names } => {
+            consumer_view::list(&js, common, &stream, names).await
+        }
+        ConsumerAction::Info { stream, name } => {
+            consumer_view::show_info(info_json(&js, &stream, &name).await?, common.json)
+        }
+        ConsumerAction::Rm {
+            stream,
+            name,
+            force,
+        } => {
+            info_json(&js, &stream, &name).await?;
+            confirm(&format!("delete consumer {name} of stream {stream}"), force)?;
+            js.delete_consumer_from_stream(&name, &stream)
+                .await
+                .map_err(consumer_error)
+                .with_context(|| format!("cannot delete consumer {name} of stream {stream}"))?;
+            if common.json {
+                output::json_pretty(&json!({"success": true}))
+            } else {
+                output::line(format!("consumer {name} of stream {stream} deleted"))
+            }
+        }
+        ConsumerAction::Next {
+            stream,
+            name,
+            count,
+            no_ack,
+        } => next(&js, common, &stream, &name, count, no_ack).await,
+    }
+}
+
+async fn info_json(js: &Context, stream: &str, name: &str) -> Result<Value> {
+    api::request(js, &format!("CONSUMER.INFO.{stream}.{name}"), &json!({}))
+        .await
+        .with_context(|| format!("consumer {name} of stream {stream}"))
+}
+
+/// `consumer next`: one pull request for up to `count` messages, waiting at most `--timeout`.
+async fn next(
+    js: &Context,
+    common: &CommonArgs,
+    stream: &str,
+    name: &str,
+    count: usize,
+    no_ack: bool,
+) -> Result<()> {
+    if count == 0 || count > MAX_NEXT_COUNT {
+        bail!("--count must be between 1 and {MAX_NEXT_COUNT}");
+    }
+    let consumer: consumer::Consumer<pull::Config> = js
+        .get_consumer_from_stream(name, stream)
+        .await
+        .map_err(|err| match err.kind() {
+            async_nats::jetstream::stream::ConsumerErrorKind::InvalidConsumerType => {
+                anyhow!("consumer {name} is a push consumer; next works with pull consumers")
+            }
+            _ => consumer_error(err),
+        })
+        .with_context(|| format!("consumer {name} of stream {stream}"))?;
+    let mut batch = consumer
+        .fetch()
+        .max_messages(count)
+        .expires(common.timeout)
+        .messages()
+        .await
+        .map_err(|err| anyhow!("pulling from consumer {name}: {err}"))?;
+    // The server ends the batch when it expires; the extra second covers the trip back.
+    let deadline = tokio::time::Instant::now() + common.timeout + Duration::from_secs(1);
+    let mut received = 0usize;
+    while received < count {
+        let message = match tokio::time::timeout_at(deadline, batch.next()).await {
+            Ok(Some(message)) => {
+                message.map_err(|err| anyhow!("pulling from consumer {name}: {err}"))?
+            }
+            Ok(None) | Err(_) => break,
+        };
+        let info = message
+            .info()
+            .map_err(|err| anyhow!("a message without JetStream metadata: {err}"))?;
+        let seq = info.stream_sequence;
+        let time = i64::try_from(info.published.unix_timestamp_nanos()).ok();
+        MessageView {
+            seq: Some(seq),
+            time_unix_nanos: time,
+            subject: message.subject.as_str(),
+            reply: None,
+            headers: message.headers.as_ref(),
+            payload: &message.payload,
+        }
+        .print(common.json)?;
+        if !no_ack && consumer.cached_info().config.ack_policy != AckPolicy::None {
+            message
+                .double_ack()
+                .await
+                .map_err(|err| anyhow!("acknowledging message {seq}: {err}"))?;
+        }
+        received += 1;
+    }
+    if received == 0 {
+        bail!(
+            "no message from consumer {name} of stream {stream} within {}",
+            format_duration(common.timeout)
+        );
+    }
+    if received < count {
+        eprintln!("received {received} of {count} messages before the pull expired");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliver_policies_parse_from_their_cli_spelling() {
+        assert_eq!(parse_deliver_policy("all"), Ok(DeliverPolicy::All));
+        assert_eq!(
+            parse_deliver_policy("last-per-subject"),
+            Ok(DeliverPolicy::LastPerSubject)
+        );
+        assert_eq!(
+            parse_deliver_policy("seq:42"),
+            Ok(DeliverPolicy::ByStartSequence { start_sequence: 42 })
+        );
+        let Ok(DeliverPolicy::ByStartTime { start_time }) =
+            parse_deliver_policy("time:1970-01-01T00:00:01Z")
+        else {
+            panic!("time: parses");
+        };
+        assert_eq!(start_time.unix_timestamp(), 1);
+        assert!(parse_deliver_policy("seq:x").is_err());
+        assert!(parse_deliver_policy("sometime").is_err());
+    }
+}

@@ -1,0 +1,97 @@
+//! The client commands of `jetlog`: core publish/subscribe, stream and consumer management,
+//! and replay, all on async-nats, so they work against jetlog and nats-server alike.
+//!
+//! Contract: a command prints its result on stdout (a table or text, or JSON with `--json`)
+//! and exits 0; on failure it prints one line, `jetlog: error: …`, with the server's own
+//! description where there is one, and exits 1. Every wait on the network is bounded by
+//! `--timeout`, except those the user asked to be open-ended (`sub` and `reply` without
+//! `--count`, `replay --follow`).
+
+mod api;
+mod connect;
+mod consumer;
+mod consumer_view;
+mod output;
+mod pubsub;
+mod replay;
+mod stream;
+mod stream_config;
+mod stream_view;
+mod units;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+/// The client subcommands, flattened into `jetlog`'s own list.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Publish a message (with --js, through JetStream, printing each PubAck).
+    Pub(pubsub::PubArgs),
+    /// Subscribe to a subject and print what arrives.
+    Sub(pubsub::SubArgs),
+    /// Send a request and print the reply.
+    #[command(visible_alias = "request")]
+    Req(pubsub::ReqArgs),
+    /// Answer requests on a subject with a fixed body.
+    Reply(pubsub::ReplyArgs),
+    /// Manage JetStream streams.
+    #[command(visible_alias = "str")]
+    Stream(stream::StreamArgs),
+    /// Manage JetStream consumers and pull messages.
+    #[command(visible_alias = "con")]
+    Consumer(consumer::ConsumerArgs),
+    /// Print a stream's events in order, from a start point to its current end.
+    Replay(replay::ReplayArgs),
+}
+
+/// Runs one client command to completion and turns its outcome into an exit code.
+pub fn run(command: ClientCommand) -> ExitCode {
+    // One thread is plenty for one connection, and leaves the cores to the server.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("jetlog: error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match command {
+            ClientCommand::Pub(args) => pubsub::publish(args).await,
+            ClientCommand::Sub(args) => pubsub::subscribe(args).await,
+            ClientCommand::Req(args) => pubsub::request(args).await,
+            ClientCommand::Reply(args) => pubsub::reply(args).await,
+            ClientCommand::Stream(args) => stream::run(args).await,
+            ClientCommand::Consumer(args) => consumer::run(args).await,
+            ClientCommand::Replay(args) => replay::run(args).await,
+        }
+    });
+    // Background tasks of the client (reconnects, pings) must not delay the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("jetlog: error: {}", one_line(&format!("{err:#}")));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Whether stdout was closed by the reader (`jetlog stream ls | head -1`), which is not an
+/// error of the command.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Folds a message onto one line, so every failure is exactly one line on stderr.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

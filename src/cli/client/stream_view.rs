@@ -1,0 +1,189 @@
+//! How streams are shown: `stream info`, `stream ls` and `stream report`.
+//!
+//! With `--json` the server's replies are printed as they came; otherwise they are decoded
+//! into async-nats' `stream::Info` and laid out in tables.
+
+use anyhow::Result;
+use async_nats::jetstream::stream;
+use async_nats::jetstream::Context;
+use serde_json::{json, Map, Value};
+
+use super::api::{self, decode};
+use super::connect::CommonArgs;
+use super::output;
+use super::units::{
+    format_duration, format_limit_count, format_limit_duration, format_limit_size, format_size,
+};
+use crate::jetstream::time::format_rfc3339;
+
+/// A server timestamp, or `never` for the zero time NATS uses for "no message yet".
+fn time(datetime: async_nats::datetime::DateTime) -> String {
+    match i64::try_from(datetime.unix_timestamp_nanos()) {
+        Ok(nanos) if datetime.year() > 1 => format_rfc3339(Some(nanos)),
+        _ => "never".to_string(),
+    }
+}
+
+fn yes_no(on: bool) -> String {
+    if on { "yes" } else { "no" }.to_string()
+}
+
+/// Prints one stream's configuration and state (the reply of `STREAM.INFO`, `CREATE` or
+/// `UPDATE`).
+pub fn show_info(info: Value, json: bool) -> Result<()> {
+    if json {
+        return output::json_pretty(&info);
+    }
+    let info: stream::Info = decode(info, "stream info")?;
+    let config = &info.config;
+    let state = &info.state;
+    let mut rows = vec![("Name", config.name.clone())];
+    if let Some(description) = config.description.as_ref().filter(|d| !d.is_empty()) {
+        rows.push(("Description", description.clone()));
+    }
+    rows.extend([
+        ("Subjects", config.subjects.join(", ")),
+        ("Created", time(info.created)),
+        ("Storage", output::wire_name(config.storage)),
+        ("Retention", output::wire_name(config.retention)),
+        ("Discard", output::wire_name(config.discard)),
+        ("Max messages", format_limit_count(config.max_messages)),
+        ("Max bytes", format_limit_size(config.max_bytes)),
+        ("Max age", format_limit_duration(config.max_age)),
+        (
+            "Max msgs per subject",
+            format_limit_count(config.max_messages_per_subject),
+        ),
+        (
+            "Max message size",
+            format_limit_size(i64::from(config.max_message_size)),
+        ),
+        ("Duplicate window", format_duration(config.duplicate_window)),
+        ("Allow direct", yes_no(config.allow_direct)),
+        ("Allow rollup", yes_no(config.allow_rollup)),
+        ("Deny delete", yes_no(config.deny_delete)),
+        ("Deny purge", yes_no(config.deny_purge)),
+        ("Sealed", yes_no(config.sealed)),
+    ]);
+    output::line("Configuration:")?;
+    output::print_table(&output::properties(rows))?;
+    let deleted = state.deleted_count.unwrap_or(0);
+    let rows = vec![
+        ("Messages", state.messages.to_string()),
+        ("Bytes", format_size(state.bytes)),
+        (
+            "First sequence",
+            format!("{} ({})", state.first_sequence, time(state.first_timestamp)),
+        ),
+        (
+            "Last sequence",
+            format!("{} ({})", state.last_sequence, time(state.last_timestamp)),
+        ),
+        ("Deleted messages", deleted.to_string()),
+        ("Subjects", state.subjects_count.to_string()),
+        ("Consumers", state.consumer_count.to_string()),
+    ];
+    output::line("\nState:")?;
+    output::print_table(&output::properties(rows))
+}
+
+/// Every stream's info, sorted by name.
+async fn all_infos(js: &Context) -> Result<Vec<Value>> {
+    let mut infos = api::list_all(js, "STREAM.LIST", "streams", Map::new()).await?;
+    infos.sort_by_key(|info| info["config"]["name"].as_str().unwrap_or("").to_string());
+    Ok(infos)
+}
+
+/// `stream ls`.
+pub async fn list(js: &Context, common: &CommonArgs, names_only: bool) -> Result<()> {
+    if names_only {
+        let mut names: Vec<String> = api::list_all(js, "STREAM.NAMES", "streams", Map::new())
+            .await?
+            .into_iter()
+            .filter_map(|name| name.as_str().map(str::to_string))
+            .collect();
+        names.sort();
+        if common.json {
+            return output::json_pretty(&names);
+        }
+        return names.iter().try_for_each(output::line);
+    }
+    let infos = all_infos(js).await?;
+    if common.json {
+        return output::json_pretty(&infos);
+    }
+    if infos.is_empty() {
+        return output::line("no streams defined");
+    }
+    let mut table = output::table(&["Name", "Subjects", "Messages", "Size", "Last message"]);
+    for info in infos {
+        let info: stream::Info = decode(info, "stream list")?;
+        table.add_row(vec![
+            info.config.name.clone(),
+            info.config.subjects.join(", "),
+            info.state.messages.to_string(),
+            format_size(info.state.bytes),
+            time(info.state.last_timestamp),
+        ]);
+    }
+    output::print_table(&table)
+}
+
+/// `stream report`: the state of every stream, one row each.
+pub async fn report(js: &Context, common: &CommonArgs) -> Result<()> {
+    let mut rows = Vec::new();
+    for info in all_infos(js).await? {
+        let info: stream::Info = decode(info, "stream list")?;
+        rows.push(info);
+    }
+    if common.json {
+        let report: Vec<Value> = rows
+            .iter()
+            .map(|info| {
+                json!({
+                    "name": info.config.name,
+                    "storage": output::wire_name(info.config.storage),
+                    "retention": output::wire_name(info.config.retention),
+                    "consumers": info.state.consumer_count,
+                    "messages": info.state.messages,
+                    "bytes": info.state.bytes,
+                    "first_seq": info.state.first_sequence,
+                    "last_seq": info.state.last_sequence,
+                    "num_deleted": info.state.deleted_count.unwrap_or(0),
+                    "num_subjects": info.state.subjects_count,
+                })
+            })
+            .collect();
+        return output::json_pretty(&report);
+    }
+    if rows.is_empty() {
+        return output::line("no streams defined");
+    }
+    let mut table = output::table(&[
+        "Stream",
+        "Storage",
+        "Retention",
+        "Consumers",
+        "Messages",
+        "Bytes",
+        "First seq",
+        "Last seq",
+        "Deleted",
+        "Subjects",
+    ]);
+    for info in rows {
+        table.add_row(vec![
+            info.config.name.clone(),
+            output::wire_name(info.config.storage),
+            output::wire_name(info.config.retention),
+            info.state.consumer_count.to_string(),
+            info.state.messages.to_string(),
+            format_size(info.state.bytes),
+            info.state.first_sequence.to_string(),
+            info.state.last_sequence.to_string(),
+            info.state.deleted_count.unwrap_or(0).to_string(),
+            info.state.subjects_count.to_string(),
+        ]);
+    }
+    output::print_table(&table)
+}

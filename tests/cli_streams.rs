@@ -1,0 +1,379 @@
+//! `jetlog stream …` run as a process against a real jetlog server: what it prints, what the
+//! server holds afterwards, and how it fails.
+
+mod cli_support;
+mod common;
+
+use std::time::Duration;
+
+use cli_support::{block_on, jetlog, jetlog_at, js, stream_exists, stream_info};
+use common::TestServer;
+
+/// Creates ORDERS on `orders.>` through the CLI.
+fn add_orders(url: &str) {
+    jetlog_at(url, &["stream", "add", "ORDERS", "--subjects", "orders.>"]).ok();
+}
+
+/// Publishes through JetStream with async-nats, returning the sequence.
+fn publish(url: &str, subject: &str, body: &str) -> u64 {
+    let (subject, body) = (subject.to_string(), body.to_string());
+    block_on(async move {
+        let js = js(url).await;
+        js.publish(subject, body.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack")
+            .sequence
+    })
+}
+
+#[test]
+fn add_creates_the_stream_with_human_sizes_and_durations() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    let out = jetlog_at(
+        &url,
+        &[
+            "stream",
+            "add",
+            "ORDERS",
+            "--subjects",
+            "orders.>,refunds.*",
+            "--storage",
+            "memory",
+            "--retention",
+            "limits",
+            "--max-msgs",
+            "1000",
+            "--max-bytes",
+            "1GB",
+            "--max-age",
+            "24h",
+            "--max-msgs-per-subject",
+            "10",
+            "--max-msg-size",
+            "1MB",
+            "--discard",
+            "new",
+            "--dupe-window",
+            "2m",
+            "--allow-direct",
+            "--deny-delete",
+            "--allow-rollup",
+        ],
+    );
+    let text = out.ok();
+    assert!(text.starts_with("stream ORDERS created\n"), "{text}");
+    assert!(text.contains("Max bytes:"), "{text}");
+    assert!(text.contains("1.0 GiB"), "{text}");
+    assert!(text.contains("24h0m0s"), "{text}");
+
+    let info = stream_info(&url, "ORDERS");
+    let c = &info.config;
+    assert_eq!(c.subjects, ["orders.>", "refunds.*"]);
+    assert_eq!(
+        c.storage,
+        async_nats::jetstream::stream::StorageType::Memory
+    );
+    assert_eq!(c.max_messages, 1000);
+    assert_eq!(c.max_bytes, 1 << 30);
+    assert_eq!(c.max_age, Duration::from_secs(24 * 3600));
+    assert_eq!(c.max_messages_per_subject, 10);
+    assert_eq!(c.max_message_size, 1 << 20);
+    assert_eq!(c.discard, async_nats::jetstream::stream::DiscardPolicy::New);
+    assert_eq!(c.duplicate_window, Duration::from_secs(120));
+    assert!(c.allow_direct && c.deny_delete && c.allow_rollup && !c.deny_purge);
+}
+
+#[test]
+fn add_defaults_to_unlimited_and_the_name_as_subject() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    let out = jetlog_at(&url, &["stream", "add", "EVENTS", "--json"]);
+    let json = out.json();
+    assert_eq!(json["config"]["name"], "EVENTS");
+    assert_eq!(json["config"]["subjects"], serde_json::json!(["EVENTS"]));
+    let info = stream_info(&url, "EVENTS");
+    assert_eq!(info.config.max_messages, -1);
+    assert_eq!(info.config.max_bytes, -1);
+    assert_eq!(
+        info.config.retention,
+        async_nats::jetstream::stream::RetentionPolicy::Limits
+    );
+}
+
+#[test]
+fn add_refuses_bad_input_before_contacting_the_server() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    for (args, needle) in [
+        (vec!["--max-bytes", "12XB"], "invalid size \"12XB\""),
+        (vec!["--max-age", "3 days"], "invalid duration"),
+        (vec!["--dupe-window", "soon"], "invalid duration"),
+        (vec!["--max-msg-size", "4GB"], "invalid size"),
+        (vec!["--discard", "middle"], "invalid value 'middle'"),
+    ] {
+        let mut all = vec!["stream", "add", "BAD", "--subjects", "bad.>"];
+        all.extend(args);
+        let out = jetlog_at(&url, &all);
+        assert_eq!(out.code, Some(1), "{out:#?}");
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
+    jetlog_at(&url, &["stream", "add", "BAD", "--subjects", "bad..x"])
+        .fails_with("invalid subject \"bad..x\"");
+    jetlog_at(&url, &["stream", "add", "A.B"]).fails_with("invalid stream name \"A.B\"");
+    assert!(!stream_exists(&url, "BAD"));
+}
+
+#[test]
+fn server_errors_carry_the_description_and_err_code() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    add_orders(&url);
+    jetlog_at(&url, &["stream", "add", "OTHER", "--subjects", "orders.eu"])
+        .fails_with("err_code 10065");
+    jetlog_at(&url, &["stream", "info", "NOPE"]).fails_with("stream not found");
+    jetlog_at(&url, &["stream", "info", "NOPE"]).fails_with("err_code 10059");
+    jetlog_at(&url, &["stream", "purge", "NOPE"]).fails_with("stream not found");
+    jetlog_at(&url, &["stream", "get", "NOPE", "1"]).fails_with("stream not found");
+    jetlog_at(&url, &["stream", "rm", "NOPE", "-f"]).fails_with("stream not found");
+    jetlog_at(&url, &["stream", "edit", "NOPE", "--max-msgs", "5"]).fails_with("stream not found");
+}
+
+#[test]
+fn info_shows_configuration_and_state() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    add_orders(&url);
+    publish(&url, "orders.eu.1", "one");
+    publish(&url, "orders.us.2", "two");
+    let text = jetlog_at(&url, &["stream", "info", "ORDERS"])
+        .ok()
+        .to_string();
+    assert!(
+        text.contains("Configuration:") && text.contains("State:"),
+        "{text}"
+    );
+    assert!(text.contains("orders.>"), "{text}");
+    let messages = text
+        .lines()
+        .find(|l| l.contains("Messages:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(messages.trim_end().ends_with('2'), "{messages}");
+
+    let json = jetlog_at(&url, &["stream", "info", "ORDERS", "--json"]).json();
+    assert_eq!(json["state"]["messages"], 2);
+    assert_eq!(json["state"]["last_seq"], 2);
+}
+
+#[test]
+fn ls_and_report_list_every_stream() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    let empty = jetlog_at(&url, &["stream", "ls"]);
+    assert_eq!(empty.ok().trim(), "no streams defined");
+    add_orders(&url);
+    jetlog_at(&url, &["stream", "add", "AUDIT", "--subjects", "audit.>"]).ok();
+    publish(&url, "audit.login", "x");
+
+    let text = jetlog_at(&url, &["stream", "ls"]).ok().to_string();
+    let audit = text.find("AUDIT").expect("AUDIT listed");
+    let orders = text.find("ORDERS").expect("ORDERS listed");
+    assert!(audit < orders, "sorted by name: {text}");
+
+    let names = jetlog_at(&url, &["stream", "ls", "--names"]);
+    assert_eq!(names.ok(), "AUDIT\nORDERS\n");
+    let json = jetlog_at(&url, &["stream", "ls", "--json"]).json();
+    assert_eq!(json.as_array().map(Vec::len), Some(2));
+
+    let report = jetlog_at(&url, &["stream", "report"]).ok().to_string();
+    assert!(
+        report.contains("Stream") && report.contains("Last seq"),
+        "{report}"
+    );
+    assert!(
+        report.contains("AUDIT") && report.contains("ORDERS"),
+        "{report}"
+    );
+    let json = jetlog_at(&url, &["stream", "report", "--json"]).json();
+    assert_eq!(json[0]["name"], "AUDIT");
+    assert_eq!(json[0]["messages"], 1);
+    assert_eq!(json[1]["messages"], 0);
+}
+
+#[test]
+fn edit_changes_only_the_given_fields() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    jetlog_at(
+        &url,
+        &[
+            "stream",
+            "add",
+            "ORDERS",
+            "--subjects",
+            "orders.>",
+            "--max-bytes",
+            "10MB",
+        ],
+    )
+    .ok();
+    let out = jetlog_at(
+        &url,
+        &[
+            "stream",
+            "edit",
+            "ORDERS",
+            "--max-msgs",
+            "50",
+            "--deny-purge",
+            "--subjects",
+            "orders.>,x.>",
+        ],
+    );
+    assert!(out.ok().starts_with("stream ORDERS updated\n"));
+    let info = stream_info(&url, "ORDERS");
+    assert_eq!(info.config.max_messages, 50);
+    assert_eq!(info.config.max_bytes, 10 << 20, "unchanged");
+    assert!(info.config.deny_purge);
+    assert_eq!(info.config.subjects, ["orders.>", "x.>"]);
+    // nats-server refuses to lift deny_purge once set; jetlog does the same.
+    jetlog_at(&url, &["stream", "edit", "ORDERS", "--deny-purge=false"])
+        .fails_with("err_code 10052");
+    jetlog_at(&url, &["stream", "edit", "ORDERS", "--allow-direct"]).ok();
+    assert!(stream_info(&url, "ORDERS").config.allow_direct);
+    jetlog_at(&url, &["stream", "edit", "ORDERS", "--allow-direct=false"]).ok();
+    assert!(!stream_info(&url, "ORDERS").config.allow_direct);
+}
+
+#[test]
+fn rm_needs_force_without_a_terminal() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    add_orders(&url);
+    jetlog_at(&url, &["stream", "rm", "ORDERS"]).fails_with("refusing without -f/--force");
+    assert!(stream_exists(&url, "ORDERS"));
+    let out = jetlog_at(&url, &["stream", "rm", "ORDERS", "-f"]);
+    assert_eq!(out.ok(), "stream ORDERS deleted\n");
+    assert!(!stream_exists(&url, "ORDERS"));
+}
+
+#[test]
+fn purge_all_by_subject_by_sequence_and_keep() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    add_orders(&url);
+    for i in 1..=10 {
+        let region = if i % 2 == 0 { "eu" } else { "us" };
+        publish(&url, &format!("orders.{region}.{i}"), "x");
+    }
+    let out = jetlog_at(
+        &url,
+        &["stream", "purge", "ORDERS", "--subject", "orders.eu.>"],
+    );
+    assert_eq!(out.ok(), "purged 5 messages from ORDERS\n");
+    assert_eq!(stream_info(&url, "ORDERS").state.messages, 5);
+
+    let json = jetlog_at(&url, &["stream", "purge", "ORDERS", "--seq", "5", "--json"]).json();
+    assert_eq!(json["purged"], 2, "seq 1 and 3 are below 5");
+    assert_eq!(stream_info(&url, "ORDERS").state.first_sequence, 5);
+
+    jetlog_at(&url, &["stream", "purge", "ORDERS", "--keep", "1"]).ok();
+    let state = stream_info(&url, "ORDERS").state;
+    assert_eq!((state.messages, state.first_sequence), (1, 9));
+
+    jetlog_at(&url, &["stream", "purge", "ORDERS"]).ok();
+    assert_eq!(stream_info(&url, "ORDERS").state.messages, 0);
+
+    let out = jetlog_at(
+        &url,
+        &["stream", "purge", "ORDERS", "--seq", "3", "--keep", "1"],
+    );
+    assert_eq!(out.code, Some(1), "clap refuses the combination: {out:#?}");
+}
+
+#[test]
+fn get_by_sequence_and_last_for_subject() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    add_orders(&url);
+    jetlog_at(
+        &url,
+        &[
+            "pub",
+            "orders.eu.1",
+            "first",
+            "--js",
+            "-H",
+            "Trace:abc",
+            "-H",
+            "Trace:def",
+        ],
+    )
+    .ok();
+    publish(&url, "orders.us.2", "second");
+    publish(&url, "orders.eu.1", "third");
+
+    let text = jetlog_at(&url, &["stream", "get", "ORDERS", "1"])
+        .ok()
+        .to_string();
+    assert!(text.starts_with("[#1] orders.eu.1  "), "{text}");
+    assert!(text.contains("\nTrace: abc\nTrace: def\nfirst\n"), "{text}");
+
+    let json = jetlog_at(&url, &["stream", "get", "ORDERS", "1", "--json"]).json();
+    assert_eq!(json["seq"], 1);
+    assert_eq!(json["subject"], "orders.eu.1");
+    assert_eq!(json["data"], "first");
+    assert_eq!(json["headers"]["Trace"], serde_json::json!(["abc", "def"]));
+    assert!(json["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+
+    let json = jetlog_at(
+        &url,
+        &[
+            "stream",
+            "get",
+            "ORDERS",
+            "--last-for",
+            "orders.eu.1",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(
+        (json["seq"].as_u64(), json["data"].as_str()),
+        (Some(3), Some("third"))
+    );
+
+    jetlog_at(&url, &["stream", "get", "ORDERS", "99"]).fails_with("no message found");
+    jetlog_at(
+        &url,
+        &["stream", "get", "ORDERS", "--last-for", "orders.none"],
+    )
+    .fails_with("no message found");
+}
+
+#[test]
+fn rmm_deletes_one_message() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    add_orders(&url);
+    for i in 1..=3 {
+        publish(&url, &format!("orders.{i}"), "x");
+    }
+    let out = jetlog_at(&url, &["stream", "rmm", "ORDERS", "2"]);
+    assert_eq!(out.ok(), "deleted message 2 from ORDERS\n");
+    let state = stream_info(&url, "ORDERS").state;
+    assert_eq!(state.messages, 2);
+    jetlog_at(&url, &["stream", "get", "ORDERS", "2"]).fails_with("no message found");
+    jetlog_at(&url, &["stream", "rmm", "ORDERS", "2"]).fails_with("err_code");
+}
+
+#[test]
+fn stream_commands_report_an_unreachable_server_quickly() {
+    let port = cli_support::closed_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let out = jetlog(&["stream", "ls", "-s", &url]);
+    out.fails_with(&format!("cannot connect to {url}"));
+    assert!(out.elapsed < Duration::from_secs(3), "{:?}", out.elapsed);
+}
