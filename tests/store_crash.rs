@@ -70,22 +70,32 @@ fn torn_tail_is_truncated_at_every_offset_of_the_last_records() {
     let src = tempfile::tempdir().expect("tempdir");
     write_log(src.path(), 6, 1 << 20);
     let seg = segments(src.path()).remove(0);
-    let original = fs::read(&seg).expect("read");
+    let mut original = fs::read(&seg).expect("read");
     let ends: Vec<u64> = (1..=6)
         .scan(20u64, |at, i| {
             *at += record_size(i);
             Some(*at)
         })
         .collect();
-    assert_eq!(*ends.last().expect("ends"), original.len() as u64);
-    for cut in ends[2]..=original.len() as u64 {
+    let end = *ends.last().expect("ends") as usize;
+    assert!(
+        original[end..].iter().all(|b| *b == 0),
+        "only preallocated zeros after the data"
+    );
+    original.truncate(end);
+    // Cut the data at every offset, with nothing after the cut (a file that was never
+    // preallocated) and with zeros after it (a torn append into preallocated space).
+    for (cut, zeros) in (ends[2]..=end as u64).flat_map(|c| [(c, 0), (c, 64 * 1024)]) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(seg.file_name().expect("name"));
-        fs::write(&path, &original[..cut as usize]).expect("write");
+        let mut bytes = original[..cut as usize].to_vec();
+        bytes.resize(bytes.len() + zeros, 0);
+        fs::write(&path, &bytes).expect("write");
         let mut log = Log::open(dir.path(), cfg(1 << 20)).expect("open");
         let complete = ends.iter().filter(|e| **e <= cut).count() as u64;
         let st = log.state(false).expect("state");
-        assert_eq!((st.msgs, st.last_seq), (complete, complete), "cut at {cut}");
+        let at = format!("cut at {cut}, {zeros} zeros after");
+        assert_eq!((st.msgs, st.last_seq), (complete, complete), "{at}");
         for i in 1..=complete {
             assert_message(&log, i);
         }
@@ -94,7 +104,10 @@ fn torn_tail_is_truncated_at_every_offset_of_the_last_records() {
             .findings
             .iter()
             .any(|f| matches!(f.kind, FindingKind::TornTailTruncated { .. }));
-        assert_eq!(torn, !ends.contains(&cut), "cut at {cut}");
+        assert_eq!(torn, !ends.contains(&cut), "{at}");
+        if ends.contains(&cut) {
+            assert!(!log.recovery_report().found_damage(), "{at}");
+        }
         assert_eq!(
             log.append(&msg(complete + 1)).expect("append"),
             complete + 1
@@ -105,7 +118,7 @@ fn torn_tail_is_truncated_at_every_offset_of_the_last_records() {
         assert_message(&log, complete + 1);
         assert!(
             !log.recovery_report().found_damage(),
-            "cut at {cut}: {:?}",
+            "{at}: {:?}",
             log.recovery_report()
         );
     }
@@ -121,7 +134,8 @@ fn zero_and_garbage_tails_are_truncated() {
         let dir = tempfile::tempdir().expect("tempdir");
         write_log(dir.path(), 5, 1 << 20);
         let seg = segments(dir.path()).remove(0);
-        let len = fs::metadata(&seg).expect("meta").len();
+        // The data's end; the file itself may be longer, holding preallocated zeros.
+        let len = 20 + (1..=5).map(record_size).sum::<u64>();
         let mut bytes = fs::read(&seg).expect("read");
         bytes.extend_from_slice(&tail);
         fs::write(&seg, &bytes).expect("write");
@@ -132,6 +146,16 @@ fn zero_and_garbage_tails_are_truncated() {
             len,
             "tail must be cut off"
         );
+        // Zeros are where the next records would have gone; anything else is a torn tail.
+        let findings = log.recovery_report().findings;
+        if tail.iter().all(|b| *b == 0) {
+            assert!(findings.is_empty(), "{findings:?}");
+        } else {
+            assert!(
+                matches!(findings[..], [ref f] if matches!(f.kind, FindingKind::TornTailTruncated { .. })),
+                "{findings:?}"
+            );
+        }
         assert_eq!(log.append(&msg(6)).expect("append"), 6);
     }
 }
@@ -290,4 +314,151 @@ fn interior_garbage_between_records_is_skipped_and_reported() {
     // The damaged bytes stay on disk, and appends go on after the last record.
     assert_eq!(log.append(&msg(7)).expect("append"), 7);
     assert_eq!(fs::read(&seg).expect("read")[start3], 0xee);
+}
+
+/// Base sequence of a segment file, from its name.
+fn base_of(p: &Path) -> u64 {
+    p.file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .expect("base")
+}
+
+#[test]
+fn sealed_segments_are_exactly_as_long_as_their_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), cfg(4096)).expect("open");
+    for i in 1..=300 {
+        log.append(&msg(i)).expect("append");
+        log.sync().expect("sync");
+    }
+    let segs = segments(dir.path());
+    assert!(segs.len() > 2);
+    let logical = |from: u64, to: u64| 20 + (from..to).map(record_size).sum::<u64>();
+    for pair in segs.windows(2) {
+        let len = fs::metadata(&pair[0]).expect("meta").len();
+        assert_eq!(
+            len,
+            logical(base_of(&pair[0]), base_of(&pair[1])),
+            "{}",
+            pair[0].display()
+        );
+    }
+    let active = segs.last().expect("active");
+    let data = logical(base_of(active), 301);
+    assert!(
+        fs::metadata(active).expect("meta").len() > data,
+        "the active segment holds preallocated space"
+    );
+    log.close().expect("close");
+    assert_eq!(
+        fs::metadata(active).expect("meta").len(),
+        data,
+        "close trims the active segment"
+    );
+    let log = Log::open(dir.path(), cfg(4096)).expect("reopen");
+    let report = log.recovery_report();
+    assert!(
+        report.used_snapshot && report.findings.is_empty(),
+        "{report:?}"
+    );
+}
+
+#[test]
+fn preallocated_tail_after_a_crash_is_the_end_of_data_not_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_log(dir.path(), 5, 1 << 20);
+    let seg = segments(dir.path()).remove(0);
+    let data = 20 + (1..=5).map(record_size).sum::<u64>();
+    assert!(fs::metadata(&seg).expect("meta").len() > data);
+    let mut log = Log::open(dir.path(), cfg(1 << 20)).expect("open");
+    let report = log.recovery_report();
+    assert!(report.findings.is_empty(), "{report:?}");
+    assert_eq!(log.append(&msg(6)).expect("append"), 6);
+    log.sync().expect("sync");
+    drop(log);
+    let log = Log::open(dir.path(), cfg(1 << 20)).expect("reopen");
+    assert!(log.recovery_report().findings.is_empty());
+    for i in 1..=6 {
+        assert_message(&log, i);
+    }
+}
+
+#[test]
+fn sealed_segment_with_zeros_where_its_last_records_were_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_log(dir.path(), 300, 4096);
+    let segs = segments(dir.path());
+    let first = &segs[0];
+    let next_base = base_of(&segs[1]);
+    // Zero the last two records of the first (sealed) segment.
+    let mut bytes = fs::read(first).expect("read");
+    let cut = bytes.len() - (record_size(next_base - 1) + record_size(next_base - 2)) as usize;
+    bytes[cut..].fill(0);
+    fs::write(first, &bytes).expect("write");
+    let log = Log::open(dir.path(), cfg(4096)).expect("open");
+    let report = log.recovery_report();
+    let f = report
+        .findings
+        .iter()
+        .find(|f| matches!(f.kind, FindingKind::DamagedTail { .. }))
+        .unwrap_or_else(|| panic!("missing records not reported: {report:?}"));
+    assert_eq!((&f.path, f.offset), (first, cut as u64));
+    match log.get(next_base - 1) {
+        Ok(None) | Err(StoreError::Corrupt { .. }) => {}
+        other => panic!("zeroed record served: {other:?}"),
+    }
+    assert_message(&log, next_base);
+}
+
+#[test]
+fn sealed_segment_whose_trim_was_lost_is_trimmed_without_a_finding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_log(dir.path(), 300, 4096);
+    let first = segments(dir.path()).remove(0);
+    let len = fs::metadata(&first).expect("meta").len();
+    let mut bytes = fs::read(&first).expect("read");
+    bytes.resize(4096, 0);
+    fs::write(&first, &bytes).expect("write");
+    let log = Log::open(dir.path(), cfg(4096)).expect("open");
+    let report = log.recovery_report();
+    assert!(report.findings.is_empty(), "{report:?}");
+    assert_eq!(fs::metadata(&first).expect("meta").len(), len);
+    for i in 1..=300 {
+        assert_message(&log, i);
+    }
+}
+
+#[test]
+fn zero_filled_last_segment_from_an_interrupted_creation_is_reinitialised() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_log(dir.path(), 5, 1 << 20);
+    // A power loss after the new segment was preallocated but before its header was written.
+    let path = dir.path().join("00000000000000000006.seg");
+    fs::write(&path, vec![0u8; 64 * 1024]).expect("write");
+    let mut log = Log::open(dir.path(), cfg(1 << 20)).expect("open");
+    let report = log.recovery_report();
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.path == path && f.kind == FindingKind::SegmentHeaderRewritten),
+        "{report:?}"
+    );
+    assert!(
+        !report.findings.iter().any(|f| matches!(
+            f.kind,
+            FindingKind::Damaged { .. }
+                | FindingKind::DamagedTail { .. }
+                | FindingKind::TornTailTruncated { .. }
+        )),
+        "{report:?}"
+    );
+    assert_eq!(log.append(&msg(6)).expect("append"), 6);
+    log.sync().expect("sync");
+    drop(log);
+    let log = Log::open(dir.path(), cfg(1 << 20)).expect("reopen");
+    for i in 1..=6 {
+        assert_message(&log, i);
+    }
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use jetlog::store::fault::{FaultyVfs, WriteFault};
+use jetlog::store::fault::{AllocateFault, FaultyVfs, WriteFault};
 use jetlog::store::{Log, LogConfig, NewMessage, StoreError, SyncPolicy};
 
 fn m(i: u64) -> NewMessage {
@@ -161,4 +161,94 @@ fn failed_deletes_write_makes_the_log_read_only_and_keeps_data() {
     let st = log.state(false).expect("state");
     assert!(st.msgs == 5 || st.msgs == 6, "{st:?}");
     assert_eq!(st.last_seq, 6);
+}
+
+/// Messages 1..=n are the only ones stored, in a log still open.
+fn assert_holds(log: &Log, n: u64) {
+    let st = log.state(false).expect("state");
+    assert_eq!((st.msgs, st.last_seq), (n, n));
+    assert_eq!(log.get(n).expect("read").map(|x| x.seq), Some(n));
+}
+
+#[test]
+fn enospc_from_preallocation_is_no_space_and_the_log_stays_writable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut log, vfs) = faulty(dir.path());
+    log.append_batch(&batch(1, 3)).expect("append");
+    log.sync().expect("sync");
+    // Both the step and the exact size fail: the disk is full.
+    vfs.fail_all_allocates(AllocateFault::NoSpace);
+    let before = vfs.allocate_count();
+    let err = log
+        .append_batch(&batch(4, 200))
+        .expect_err("a new segment cannot be reserved");
+    assert!(matches!(err, StoreError::NoSpace { .. }), "{err}");
+    assert!(vfs.allocate_count() > before, "preallocation was attempted");
+    assert!(log.read_only_cause().is_none());
+    let last = log.state(false).expect("state").last_seq;
+    assert!(last >= 3, "parts written before the failure stay");
+    vfs.clear();
+    let rest = log.append_batch(&batch(last + 1, 5)).expect("space again");
+    assert_eq!(rest.last().cloned(), Some(Ok(last + 5)));
+    log.sync().expect("sync");
+    drop(log);
+    reopen_and_check(dir.path(), last + 5);
+}
+
+#[test]
+fn enospc_for_the_step_alone_falls_back_to_the_exact_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut log, vfs) = faulty(dir.path());
+    vfs.fail_nth_allocate(1, AllocateFault::NoSpace);
+    log.append_batch(&batch(1, 3))
+        .expect("the write fits though the step does not");
+    assert_eq!(vfs.allocate_count(), 2, "step, then exactly the batch");
+    log.sync().expect("sync");
+    log.append_batch(&batch(4, 3)).expect("append");
+    log.sync().expect("sync");
+    assert_holds(&log, 6);
+    drop(log);
+    reopen_and_check(dir.path(), 6);
+}
+
+#[test]
+fn other_preallocation_errors_fail_the_append_without_writing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut log, vfs) = faulty(dir.path());
+    vfs.fail_nth_allocate(1, AllocateFault::Eio);
+    let err = log.append_batch(&batch(1, 3)).expect_err("EIO");
+    assert!(matches!(err, StoreError::Io { .. }), "{err}");
+    assert!(log.read_only_cause().is_none(), "nothing was written");
+    log.append_batch(&batch(1, 3)).expect("retry");
+    log.sync().expect("sync");
+    drop(log);
+    reopen_and_check(dir.path(), 3);
+}
+
+#[test]
+fn unsupported_preallocation_is_skipped_silently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut log, vfs) = faulty(dir.path());
+    vfs.fail_all_allocates(AllocateFault::Unsupported);
+    for i in 0..40 {
+        log.append_batch(&batch(1 + i * 10, 10)).expect("append");
+        log.sync().expect("sync");
+    }
+    let segments = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "seg"))
+        })
+        .count() as u64;
+    assert!(segments > 1);
+    assert_eq!(
+        vfs.allocate_count(),
+        segments,
+        "asked once per segment, then no more"
+    );
+    assert_holds(&log, 400);
+    assert!(log.recovery_report().findings.is_empty());
+    drop(log);
+    reopen_and_check(dir.path(), 400);
 }

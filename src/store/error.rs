@@ -89,7 +89,7 @@ impl StoreError {
     /// the stream layer can tell "disk full" from "disk broken".
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();
-        if source.kind() == io::ErrorKind::StorageFull || source.raw_os_error() == Some(28) {
+        if is_no_space(&source) {
             StoreError::NoSpace { path }
         } else {
             StoreError::Io { path, source }
@@ -121,6 +121,11 @@ impl StoreError {
             StoreError::Rejected(_) => 7,
         }
     }
+}
+
+/// Whether an I/O error says the device is full (ENOSPC).
+pub(crate) fn is_no_space(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
 }
 
 /// Shorthand used throughout the store.

@@ -1,4 +1,5 @@
-//! A fault-injecting [`Vfs`] for tests: EIO on the Nth write or fsync, ENOSPC, short writes.
+//! A fault-injecting [`Vfs`] for tests: EIO on the Nth write or fsync, ENOSPC, short writes,
+//! failed or unsupported preallocation.
 //!
 //! It wraps the real file system, so the files it leaves behind can be reopened with
 //! [`super::io::StdVfs`] to check what a restart would see. Faults are armed on a shared handle
@@ -24,9 +25,21 @@ pub enum WriteFault {
     Short,
 }
 
+/// How an injected preallocation failure looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllocateFault {
+    /// ENOSPC: the disk cannot reserve the space.
+    NoSpace,
+    /// EOPNOTSUPP: the file system cannot preallocate (as some tmpfs and FUSE mounts).
+    Unsupported,
+    /// EIO.
+    Eio,
+}
+
 #[derive(Debug, Default)]
 struct Plan {
     writes: u64,
+    allocates: u64,
     syncs: u64,
     dir_syncs: u64,
     /// (write number at which to fail, how).
@@ -37,6 +50,10 @@ struct Plan {
     after_short: bool,
     sync_at: Option<u64>,
     dir_sync_at: Option<u64>,
+    /// (allocate number at which to fail, how).
+    allocate_at: Option<(u64, AllocateFault)>,
+    /// Fail every allocate with this until cleared.
+    all_allocates: Option<AllocateFault>,
 }
 
 /// The fault-injecting file system. Clones share one plan.
@@ -96,6 +113,22 @@ impl FaultyVfs {
         p.dir_sync_at = Some(p.dir_syncs + n);
     }
 
+    /// The `n`th preallocation from now (1 = the next one) fails as `how`.
+    pub fn fail_nth_allocate(&self, n: u64, how: AllocateFault) {
+        let mut p = self.plan();
+        p.allocate_at = Some((p.allocates + n, how));
+    }
+
+    /// Every preallocation fails as `how` until [`FaultyVfs::clear`].
+    pub fn fail_all_allocates(&self, how: AllocateFault) {
+        self.plan().all_allocates = Some(how);
+    }
+
+    /// Preallocation calls seen so far (failed ones included).
+    pub fn allocate_count(&self) -> u64 {
+        self.plan().allocates
+    }
+
     /// Disarms every fault.
     pub fn clear(&self) {
         let mut p = self.plan();
@@ -104,6 +137,8 @@ impl FaultyVfs {
         p.after_short = false;
         p.sync_at = None;
         p.dir_sync_at = None;
+        p.allocate_at = None;
+        p.all_allocates = None;
     }
 
     /// (writes, file syncs, directory syncs) seen so far.
@@ -187,6 +222,27 @@ impl VfsFile for FaultyFile {
 
     fn file_len(&self) -> io::Result<u64> {
         self.inner.file_len()
+    }
+
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        let fault = {
+            let mut p = self.plan();
+            p.allocates += 1;
+            let nth = match p.allocate_at {
+                Some((n, how)) if n == p.allocates => {
+                    p.allocate_at = None;
+                    Some(how)
+                }
+                _ => None,
+            };
+            nth.or(p.all_allocates)
+        };
+        match fault {
+            None => self.inner.allocate(offset, len),
+            Some(AllocateFault::NoSpace) => Err(enospc()),
+            Some(AllocateFault::Unsupported) => Err(io::Error::from_raw_os_error(95)),
+            Some(AllocateFault::Eio) => Err(eio("fallocate")),
+        }
     }
 }
 

@@ -26,8 +26,15 @@ pub trait VfsFile: Send + Sync + Debug {
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize>;
     /// Makes written data durable (fdatasync).
     fn sync_data(&self) -> io::Result<()>;
-    /// Sets the file length (truncate or extend with zeros).
+    /// Sets the file length (truncate or extend with zeros). Extending leaves a sparse hole:
+    /// no disk space is reserved.
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Reserves disk space for `[offset, offset + len)` and grows the file to cover it, reading
+    /// as zeros (`fallocate(2)` mode 0; never shrinks the file). Unlike [`VfsFile::set_len`],
+    /// the blocks are allocated, so later writes into the range do not change the file size
+    /// and an fdatasync after them need not commit a size change. Fails with an error for
+    /// which [`is_unsupported`] holds where the file system cannot do this.
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()>;
     /// Current file length.
     fn file_len(&self) -> io::Result<u64>;
 }
@@ -71,6 +78,30 @@ impl VfsFile for StdFile {
     fn file_len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        // Mode 0 (no flags): allocate and extend the size. `posix_fallocate` would instead
+        // emulate an unsupported file system by writing zeros, which costs more than it saves.
+        rustix::fs::fallocate(&self.0, rustix::fs::FallocateFlags::empty(), offset, len)
+            .map_err(io::Error::from)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn allocate(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// Linux's EOPNOTSUPP, which `fallocate(2)` returns on a file system without it.
+const EOPNOTSUPP: i32 = 95;
+
+/// Whether an error from [`VfsFile::allocate`] only says that the file system cannot
+/// preallocate (EOPNOTSUPP, ENOSYS, or EINVAL as some file systems answer), rather than that
+/// something is wrong with the disk.
+pub fn is_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Unsupported | io::ErrorKind::InvalidInput
+    ) || e.raw_os_error() == Some(EOPNOTSUPP)
 }
 
 impl Vfs for StdVfs {
@@ -175,4 +206,39 @@ pub fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".tmp");
     PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocate_grows_the_file_with_zeros_and_never_shrinks_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = StdVfs.open(&dir.path().join("f"), true).expect("open");
+        write_all_at(file.as_ref(), b"data", 0).expect("write");
+        match file.allocate(4, 8192) {
+            Err(e) if is_unsupported(&e) => return,
+            other => other.expect("allocate"),
+        }
+        assert_eq!(file.file_len().expect("len"), 8196);
+        let mut buf = vec![1u8; 8196];
+        assert_eq!(
+            read_full_at(file.as_ref(), &mut buf, 0).expect("read"),
+            8196
+        );
+        assert_eq!(&buf[..4], b"data");
+        assert!(buf[4..].iter().all(|&b| b == 0));
+        file.allocate(0, 100).expect("inside the file");
+        assert_eq!(file.file_len().expect("len"), 8196, "never shrinks");
+    }
+
+    #[test]
+    fn unsupported_allocation_errors_are_recognised() {
+        assert!(is_unsupported(&io::Error::from_raw_os_error(EOPNOTSUPP)));
+        assert!(is_unsupported(&io::Error::from_raw_os_error(22)));
+        assert!(is_unsupported(&io::ErrorKind::Unsupported.into()));
+        assert!(!is_unsupported(&io::Error::from_raw_os_error(28)));
+        assert!(!is_unsupported(&io::Error::from_raw_os_error(5)));
+    }
 }

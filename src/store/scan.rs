@@ -7,6 +7,11 @@
 //! valid records). Damage never stops the scan: records carry their own length and CRC, so the
 //! scan hunts byte by byte for the next position where a plausible, checksum-valid record with
 //! a higher sequence starts, and goes on from there.
+//!
+//! Zeros are special: the active segment is preallocated ahead of its data, so after a crash
+//! it normally ends in a run of zero bytes. When everything after the last valid record is
+//! zero, the scan ends cleanly with [`ScanOutcome::zero_tail`] set instead of a torn tail. A
+//! zero run *followed* by a valid record is still interior damage.
 
 use std::io;
 
@@ -133,8 +138,12 @@ pub struct DamagedRange {
 pub struct ScanOutcome {
     /// End offset of the last valid record (the header size if there is none).
     pub valid_end: u64,
-    /// Offset of a torn tail (bytes after `valid_end` holding no valid record), if any.
+    /// Offset of a torn tail (bytes after `valid_end` holding no valid record and not all
+    /// zero), if any.
     pub torn_tail: Option<u64>,
+    /// Offset of a zero tail (every byte after `valid_end` is zero: preallocated space, the
+    /// end of the data), if any. Never set together with `torn_tail`.
+    pub zero_tail: Option<u64>,
     /// Interior damage that was stepped over.
     pub damaged: Vec<DamagedRange>,
     /// Number of valid records.
@@ -177,6 +186,10 @@ pub fn scan_segment(
             Decoded::Incomplete { .. } => "record runs past end of file",
             Decoded::Invalid(why) => why,
         };
+        if all_zero(file, pos, file_len)? {
+            out.zero_tail = Some(pos);
+            break;
+        }
         match find_next_valid(&mut reader, file, pos + 1, file_len, next_seq, seq_limit)? {
             Some(found) => {
                 out.damaged.push(DamagedRange {
@@ -193,6 +206,29 @@ pub fn scan_segment(
         }
     }
     Ok(out)
+}
+
+/// Read size of [`all_zero`].
+const ZERO_CHECK_BYTES: usize = 64 * 1024;
+
+/// Whether every byte of `[from, to)` is zero (true for an empty range). Reads in bounded
+/// chunks and stops at the first non-zero byte, so interior damage costs little to rule out.
+pub fn all_zero(file: &dyn VfsFile, from: u64, to: u64) -> io::Result<bool> {
+    let mut buf = vec![0u8; ZERO_CHECK_BYTES.min(to.saturating_sub(from) as usize)];
+    let mut at = from;
+    while at < to {
+        let want = buf.len().min((to - at) as usize);
+        let n = read_full_at(file, &mut buf[..want], at)?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        if n < want {
+            // The file is shorter than `to`: what is missing holds nothing either.
+            break;
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 /// First offset at or after `from` where a checksum-valid record with sequence at least
@@ -284,6 +320,60 @@ mod tests {
             (starts[1], starts[2] - starts[1])
         );
         assert_eq!(out.torn_tail, None);
+    }
+
+    #[test]
+    fn zero_tail_ends_the_data_without_damage() {
+        let (_dir, file, _) = segment_with(3, &[0u8; 5000]);
+        let len = file.file_len().expect("len");
+        let out = scan_segment(file.as_ref(), len, 1, u64::MAX, |_, _| {}).expect("scan");
+        assert_eq!(out.records, 3);
+        assert_eq!(out.zero_tail, Some(out.valid_end));
+        assert_eq!((out.torn_tail, out.damaged.len()), (None, 0));
+        assert_eq!(out.valid_end, len - 5000);
+    }
+
+    #[test]
+    fn partial_record_before_zeros_is_a_torn_tail() {
+        let mut tail = vec![0x40, 0, 0, 0, 9, 9];
+        tail.resize(4096, 0);
+        let (_dir, file, _) = segment_with(3, &tail);
+        let len = file.file_len().expect("len");
+        let out = scan_segment(file.as_ref(), len, 1, u64::MAX, |_, _| {}).expect("scan");
+        assert_eq!((out.records, out.zero_tail), (3, None));
+        assert_eq!(out.torn_tail, Some(out.valid_end));
+    }
+
+    #[test]
+    fn zeroed_record_between_valid_ones_is_interior_damage() {
+        let (_dir, file, starts) = segment_with(4, &[0u8; 300]);
+        let zeros = vec![0u8; (starts[2] - starts[1]) as usize];
+        file.write_at(&zeros, starts[1]).expect("zero record 2");
+        let len = file.file_len().expect("len");
+        let mut seen = Vec::new();
+        let out =
+            scan_segment(file.as_ref(), len, 1, u64::MAX, |r, _| seen.push(r.seq)).expect("scan");
+        assert_eq!(seen, vec![1, 3, 4]);
+        assert_eq!(out.damaged.len(), 1);
+        assert_eq!(out.damaged[0].offset, starts[1]);
+        assert_eq!(
+            out.zero_tail,
+            Some(out.valid_end),
+            "the tail after record 4"
+        );
+    }
+
+    #[test]
+    fn all_zero_checks_the_whole_range_in_chunks() {
+        let mut tail = vec![0u8; 3 * ZERO_CHECK_BYTES];
+        let (_dir, file, _) = segment_with(0, &tail);
+        let len = file.file_len().expect("len");
+        assert!(all_zero(file.as_ref(), 20, len).expect("zeros"));
+        assert!(all_zero(file.as_ref(), len, len).expect("empty range"));
+        tail[2 * ZERO_CHECK_BYTES + 7] = 1;
+        let (_dir2, file2, _) = segment_with(0, &tail);
+        assert!(!all_zero(file2.as_ref(), 20, len).expect("one byte set"));
+        assert!(all_zero(file2.as_ref(), 20, 20 + 2 * ZERO_CHECK_BYTES as u64).expect("before it"));
     }
 
     #[test]

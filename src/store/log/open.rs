@@ -26,7 +26,7 @@ use crate::store::record::{
     check_segment_header, encode_segment_header, HeaderProblem, SEGMENT_HEADER_BYTES,
 };
 use crate::store::recovery::{FindingKind, RecoveryReport};
-use crate::store::scan::scan_segment;
+use crate::store::scan::{all_zero, scan_segment};
 use crate::store::segment::{
     index_name, parse_name, segment_name, Segment, INDEX_EXT, SEGMENT_EXT,
 };
@@ -114,6 +114,8 @@ pub(super) fn open(dir: &Path, config: LogConfig, vfs: Arc<dyn Vfs>) -> Result<L
             sealed: true,
             index: None,
             dirty: false,
+            allocated_end: file_len,
+            preallocate: true,
         });
     }
 
@@ -264,6 +266,33 @@ impl Log {
                     },
                 );
             }
+            if let Some(tail) = outcome.zero_tail {
+                // Preallocated space after the last record: the normal state of an active
+                // segment after a crash, and of a sealed one whose trim was not yet durable.
+                // A sealed segment must then hold every sequence up to the next segment's
+                // base; if records are missing, the zeros stand where they were and that is
+                // damage.
+                let complete = is_last || index.last_seq().is_some_and(|l| l + 1 == seq_limit);
+                let bytes = s.file_len - tail;
+                if complete {
+                    tracing::debug!(path = %seg.path.display(), offset = tail, bytes, "preallocated zero tail trimmed");
+                    seg.file
+                        .set_len(tail)
+                        .map_err(|e| StoreError::io(&seg.path, e))?;
+                    // Durable with the next sync; a crash before it leaves the same zeros.
+                    seg.dirty = true;
+                    s.file_len = tail;
+                } else {
+                    report.add(
+                        &seg.path,
+                        tail,
+                        FindingKind::DamagedTail {
+                            bytes,
+                            reason: "zeros where records are missing",
+                        },
+                    );
+                }
+            }
             if let Some(tail) = outcome.torn_tail {
                 let bytes = s.file_len - tail;
                 if is_last {
@@ -290,6 +319,7 @@ impl Log {
             s.first_rec = index.first_seq().unwrap_or(0);
             s.last_rec = index.last_seq().unwrap_or(0);
             seg.summary = s;
+            seg.allocated_end = s.file_len;
             if is_last && !indexed.contains(&base) {
                 seg.sealed = false;
                 seg.index = Some(index);
@@ -311,20 +341,32 @@ impl Log {
     }
 
     /// Checks a segment header; re-initialises a last segment whose creation was cut short.
+    /// That is one holding nothing after its header but zeros: a power loss after the space
+    /// was preallocated can keep the file's new length while the header never reached the
+    /// disk, and since records are synced with their header, such a file holds none.
     fn check_header(&mut self, i: usize, is_last: bool, report: &mut RecoveryReport) -> Result<()> {
         let seg = &mut self.segments[i];
         let mut head = [0u8; SEGMENT_HEADER_BYTES];
         let got = read_full_at(seg.file.as_ref(), &mut head, 0)
             .map_err(|e| StoreError::io(&seg.path, e))?;
-        match check_segment_header(&head[..got], seg.base_seq()) {
-            Ok(()) => Ok(()),
-            Err(HeaderProblem::Unsupported) => Err(StoreError::UnsupportedFormat {
+        let problem = match check_segment_header(&head[..got], seg.base_seq()) {
+            Ok(()) => return Ok(()),
+            Err(problem) => problem,
+        };
+        let empty = is_last
+            && matches!(problem, HeaderProblem::Short | HeaderProblem::Damaged)
+            && all_zero(
+                seg.file.as_ref(),
+                SEGMENT_HEADER_BYTES as u64,
+                seg.summary.file_len,
+            )
+            .map_err(|e| StoreError::io(&seg.path, e))?;
+        match problem {
+            HeaderProblem::Unsupported => Err(StoreError::UnsupportedFormat {
                 path: seg.path.clone(),
                 reason: "segment format version or checksum algorithm".into(),
             }),
-            Err(HeaderProblem::Short | HeaderProblem::Damaged)
-                if is_last && seg.summary.file_len <= SEGMENT_HEADER_BYTES as u64 =>
-            {
+            HeaderProblem::Short | HeaderProblem::Damaged if empty => {
                 let header = encode_segment_header(seg.base_seq());
                 seg.file
                     .set_len(0)
@@ -332,10 +374,11 @@ impl Log {
                     .and_then(|()| seg.file.sync_data())
                     .map_err(|e| StoreError::io(&seg.path, e))?;
                 seg.summary.file_len = SEGMENT_HEADER_BYTES as u64;
+                seg.allocated_end = SEGMENT_HEADER_BYTES as u64;
                 report.add(&seg.path, 0, FindingKind::SegmentHeaderRewritten);
                 Ok(())
             }
-            Err(problem) => {
+            problem => {
                 report.add(
                     &seg.path,
                     0,
