@@ -406,11 +406,14 @@ impl Stream {
     /// Periodic upkeep: removes messages past max_age and, under an interval sync policy,
     /// syncs what the last batches appended so that no acknowledged write waits for the next
     /// publish to become durable.
-    pub fn tick(&mut self, now_ns: u64, now: Instant) -> Result<(), ApiError> {
+    /// Returns how many messages expired.
+    pub fn tick(&mut self, now_ns: u64, now: Instant) -> Result<u64, ApiError> {
+        let mut expired = 0;
         if self.config.max_age > 0 {
-            self.log.expire(now_ns).map_err(store_error)?;
+            expired = self.log.expire(now_ns).map_err(store_error)?;
         }
-        self.sync(now)
+        self.sync(now)?;
+        Ok(expired)
     }
 
     /// Whether this stream needs periodic ticks at all.

@@ -25,6 +25,11 @@ use crate::server::outbound::InternalDelivery;
 
 /// The most deliveries taken in one round; bounds the latency of the first ack in a burst.
 pub const MAX_BATCH_MSGS: usize = 4096;
+/// How long changed consumer state may wait before it is written. An ack sent with a reply
+/// (AckSync) is written before the reply leaves, whatever this says; plain acks of the last
+/// interval can be lost on a crash and are then redelivered (at least once), as with
+/// nats-server, which also writes consumer state in the background.
+pub const CONSUMER_PERSIST_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Tags telling the actor what a delivery is.
 pub const TAG_PUBLISH: u64 = 0;
@@ -53,8 +58,10 @@ pub fn run(
     mut client: InternalClient,
 ) {
     let mut batch: Vec<InternalDelivery> = Vec::with_capacity(256);
+    let mut last_persist = Instant::now();
     loop {
         let Some(first) = rx.blocking_recv() else {
+            persist_consumers(&entry);
             return;
         };
         batch.push(first);
@@ -69,7 +76,11 @@ pub fn run(
             batch.drain(..).partition(|d| d.tag == TAG_PUBLISH);
         let mut round = Round::default();
         let acks = apply(&entry, &publishes, others, &client, &mut round);
-        persist_consumers(&entry);
+        let due = last_persist.elapsed() >= CONSUMER_PERSIST_INTERVAL;
+        if !round.ack_replies.is_empty() || stop || due {
+            persist_consumers(&entry);
+            last_persist = Instant::now();
+        }
         send_pub_acks(&entry, &publishes, &acks, &mut client);
         for action in round.actions.drain(..) {
             perform(action, &mut client);
@@ -126,22 +137,23 @@ fn apply(
                 }
             }
         }
-        let subjects: Vec<String> = publishes
-            .iter()
-            .map(|d| String::from_utf8_lossy(&d.msg.subject).into_owned())
-            .collect();
-        let appended: Vec<(u64, &str)> = acks
-            .iter()
-            .zip(&subjects)
-            .filter_map(|(ack, subject)| match ack {
-                PubAck::Stored { seq } => Some((*seq, subject.as_str())),
-                _ => None,
-            })
-            .collect();
-        let removed_any = before + appended.len() as u64 > stream.log().msgs();
         let interest_retention =
             stream.config().retention == crate::jetstream::stream_config::Retention::Interest;
         if !stream.consumers().is_empty() || interest_retention {
+            // Subjects as text only when someone looks at them: not on the plain publish path.
+            let subjects: Vec<String> = publishes
+                .iter()
+                .map(|d| String::from_utf8_lossy(&d.msg.subject).into_owned())
+                .collect();
+            let appended: Vec<(u64, &str)> = acks
+                .iter()
+                .zip(&subjects)
+                .filter_map(|(ack, subject)| match ack {
+                    PubAck::Stored { seq } => Some((*seq, subject.as_str())),
+                    _ => None,
+                })
+                .collect();
+            let removed_any = before + appended.len() as u64 > stream.log().msgs();
             stream.after_append(
                 &appended,
                 removed_any,
@@ -152,8 +164,17 @@ fn apply(
         }
     }
     for delivery in others {
-        let subject = String::from_utf8_lossy(&delivery.msg.subject).into_owned();
-        let tokens: Vec<&str> = subject.split('.').collect();
+        // Subjects here are ASCII control subjects; one that is not UTF-8 is nobody's.
+        let subject = std::str::from_utf8(&delivery.msg.subject).unwrap_or("");
+        let mut tokens: [&str; 9] = [""; 9];
+        let mut count = 0;
+        for token in subject.split('.') {
+            if count < tokens.len() {
+                tokens[count] = token;
+            }
+            count += 1;
+        }
+        let tokens = &tokens[..count.min(9)];
         match delivery.tag {
             TAG_PULL => {
                 // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
@@ -167,14 +188,14 @@ fn apply(
                     );
                 }
             }
-            TAG_ACK => on_ack(&mut stream, &tokens, &delivery, now_ns, round),
+            TAG_ACK if count == 9 => on_ack(&mut stream, tokens, &delivery, now_ns, round),
             TAG_FLOW_CONTROL => {
                 // $JS.FC.<stream>.<consumer>.<id>
                 if let Some(name) = tokens.get(3) {
                     let has_interest = stream.consumers().get(*name).is_some_and(&interest);
                     stream.consumer_flow_control(
                         name,
-                        &subject,
+                        subject,
                         now_ns,
                         has_interest,
                         &mut round.actions,
@@ -182,10 +203,15 @@ fn apply(
                 }
             }
             TAG_TICK => {
-                if let Err(err) = stream.tick(now_ns, Instant::now()) {
-                    tracing::warn!(stream = %entry.name, error = %err, "stream upkeep failed");
+                match stream.tick(now_ns, Instant::now()) {
+                    // Only a removal can change what consumers have pending; recounting on
+                    // every tick would scan the stream twenty times a second.
+                    Ok(expired) if expired > 0 => stream.after_removal(),
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::warn!(stream = %entry.name, error = %err, "stream upkeep failed")
+                    }
                 }
-                stream.after_removal();
                 round.expired = stream.tick_consumers(now_ns, &interest, &mut round.actions);
             }
             TAG_DIRECT_GET => round.direct_gets.push(delivery),
