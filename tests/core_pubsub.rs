@@ -16,6 +16,15 @@ async fn connect(server: &TestServer) -> async_nats::Client {
         .expect("connect")
 }
 
+/// Waits until the server has processed everything `client` sent so far. async-nats'
+/// `flush` only flushes the socket; a request nobody answers comes back as "no responders"
+/// only after the server has read (in order) everything before it, subscriptions included.
+async fn round_trip(client: &async_nats::Client) {
+    let subject = format!("sync.{}", client.new_inbox());
+    let result = within("round trip", client.request(subject, Bytes::new())).await;
+    assert!(result.is_err(), "nobody answers the sync subject");
+}
+
 /// Takes `n` messages from a subscriber, failing if they do not arrive in time.
 async fn take(sub: &mut async_nats::Subscriber, n: usize) -> Vec<async_nats::Message> {
     let mut out = Vec::with_capacity(n);
@@ -46,7 +55,7 @@ async fn publish_reaches_literal_and_wildcard_subscribers() {
     let mut star = client.subscribe("orders.*.created").await.unwrap();
     let mut tail = client.subscribe("orders.>").await.unwrap();
     let mut other = client.subscribe("orders.*").await.unwrap();
-    client.flush().await.unwrap();
+    round_trip(&client).await;
 
     client
         .publish("orders.eu.created", Bytes::from_static(b"1"))
@@ -56,7 +65,7 @@ async fn publish_reaches_literal_and_wildcard_subscribers() {
         .publish("orders.us.shipped.late", Bytes::from_static(b"2"))
         .await
         .unwrap();
-    client.flush().await.unwrap();
+    round_trip(&client).await;
 
     assert_eq!(take(&mut literal, 1).await[0].payload, "1");
     assert_eq!(take(&mut star, 1).await[0].payload, "1");
@@ -80,7 +89,7 @@ async fn each_message_goes_to_exactly_one_queue_member() {
         );
     }
     let mut plain = client.subscribe("jobs.>").await.unwrap();
-    client.flush().await.unwrap();
+    round_trip(&client).await;
 
     const N: usize = 300;
     for i in 0..N {
@@ -89,7 +98,7 @@ async fn each_message_goes_to_exactly_one_queue_member() {
             .await
             .unwrap();
     }
-    client.flush().await.unwrap();
+    round_trip(&client).await;
 
     assert_eq!(
         take(&mut plain, N).await.len(),
@@ -128,7 +137,7 @@ async fn request_reply_round_trip() {
     let server = TestServer::start(&[]);
     let responder = connect(&server).await;
     let mut service = responder.subscribe("svc.echo").await.unwrap();
-    responder.flush().await.unwrap();
+    round_trip(&responder).await;
     let task = tokio::spawn(async move {
         while let Some(msg) = service.next().await {
             if let Some(reply) = msg.reply {
@@ -176,7 +185,7 @@ async fn multi_valued_headers_round_trip() {
     let server = TestServer::start(&[]);
     let client = connect(&server).await;
     let mut sub = client.subscribe("h.test").await.unwrap();
-    client.flush().await.unwrap();
+    round_trip(&client).await;
     let mut headers = HeaderMap::new();
     headers.insert("Trace-Id", "abc-123");
     headers.append("X-Multi", "one");
@@ -185,7 +194,7 @@ async fn multi_valued_headers_round_trip() {
         .publish_with_headers("h.test", headers, Bytes::from_static(b"body"))
         .await
         .unwrap();
-    client.flush().await.unwrap();
+    round_trip(&client).await;
 
     let msg = take(&mut sub, 1).await.remove(0);
     assert_eq!(msg.payload, "body");
@@ -204,14 +213,14 @@ async fn unsubscribe_after_max_delivers_exactly_max() {
     let client = connect(&server).await;
     let mut sub = client.subscribe("limited").await.unwrap();
     sub.unsubscribe_after(3).await.unwrap();
-    client.flush().await.unwrap();
+    round_trip(&client).await;
     for i in 0..5 {
         client
             .publish("limited", Bytes::from(format!("{i}")))
             .await
             .unwrap();
     }
-    client.flush().await.unwrap();
+    round_trip(&client).await;
     let mut got = Vec::new();
     while let Some(msg) = within("end of subscription", sub.next()).await {
         got.push(msg.payload);
@@ -231,14 +240,14 @@ async fn echo_off_hides_own_messages_from_own_subscriptions() {
     let other = connect(&server).await;
     let mut own = quiet.subscribe("echo.test").await.unwrap();
     let mut theirs = other.subscribe("echo.test").await.unwrap();
-    quiet.flush().await.unwrap();
-    other.flush().await.unwrap();
+    round_trip(&quiet).await;
+    round_trip(&other).await;
 
     quiet
         .publish("echo.test", Bytes::from_static(b"mine"))
         .await
         .unwrap();
-    quiet.flush().await.unwrap();
+    round_trip(&quiet).await;
     assert_eq!(take(&mut theirs, 1).await[0].payload, "mine");
     assert_silent(&mut own).await;
 
@@ -246,7 +255,7 @@ async fn echo_off_hides_own_messages_from_own_subscriptions() {
         .publish("echo.test", Bytes::from_static(b"yours"))
         .await
         .unwrap();
-    other.flush().await.unwrap();
+    round_trip(&other).await;
     assert_eq!(take(&mut own, 1).await[0].payload, "yours");
 }
 
@@ -265,12 +274,12 @@ async fn payload_over_max_payload_is_refused() {
     );
     // Exactly the limit is fine.
     let mut sub = client.subscribe("big").await.unwrap();
-    client.flush().await.unwrap();
+    round_trip(&client).await;
     client
         .publish("big", Bytes::from(vec![7u8; 1024]))
         .await
         .unwrap();
-    client.flush().await.unwrap();
+    round_trip(&client).await;
     assert_eq!(take(&mut sub, 1).await[0].payload.len(), 1024);
 }
 
@@ -285,7 +294,7 @@ async fn slow_consumer_is_cut_off_while_a_fast_one_keeps_receiving() {
 
     let fast_client = connect(&server).await;
     let mut fast = fast_client.subscribe("firehose").await.unwrap();
-    fast_client.flush().await.unwrap();
+    round_trip(&fast_client).await;
     let publisher = connect(&server).await;
 
     const N: usize = 6000;

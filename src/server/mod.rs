@@ -172,6 +172,8 @@ async fn serve(state: Arc<ServerState>, socket: TcpStream, peer: SocketAddr) {
     let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
     let handle = Arc::new(ClientHandle::new(id, state.config.max_pending_bytes));
     let (read_half, write_half) = socket.into_split();
+    let write_half = Arc::new(write_half);
+    handle.attach_socket(write_half.clone());
     let writer = tokio::spawn(
         handle
             .clone()

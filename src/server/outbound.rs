@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
@@ -72,6 +71,10 @@ struct Outbound {
     /// Set once a wake-up is owed for the bytes in `buf`; cleared when the writer takes them.
     wake_scheduled: bool,
     closed: Option<CloseReason>,
+    /// The connection's write half, shared with the writer task so that a publisher can write
+    /// straight to the socket while the writer is idle. Taken away when the writer ends; the
+    /// last reference dropped shuts the write side down.
+    socket: Option<Arc<OwnedWriteHalf>>,
 }
 
 /// Who receives a subscription's messages.
@@ -164,6 +167,7 @@ impl ClientHandle {
                 in_flight: 0,
                 wake_scheduled: false,
                 closed: None,
+                socket: None,
             }),
             wake_writer: Notify::new(),
             wake_reader: Notify::new(),
@@ -214,8 +218,31 @@ impl ClientHandle {
         }
     }
 
-    /// Wakes the writer to flush what is queued.
+    /// Gives the outbound side its socket; called once, before the writer starts.
+    pub fn attach_socket(&self, socket: Arc<OwnedWriteHalf>) {
+        lock(&self.outbound).socket = Some(socket);
+    }
+
+    /// Flushes what is queued. When the writer task is idle, the caller writes the bytes to the
+    /// socket itself with one non-blocking write (nats-server flushes from the producer the same
+    /// way): a request's reply or a stream's ack then reaches the socket without a task switch.
+    /// Whatever the socket does not take right away is left to the writer task.
     pub fn wake(&self) {
+        let mut out = lock(&self.outbound);
+        if out.in_flight == 0 && out.closed.is_none() && !out.buf.is_empty() {
+            if let Some(socket) = out.socket.clone() {
+                if let Ok(n) = socket.try_write(&out.buf) {
+                    out.buf.advance(n);
+                    if out.buf.is_empty() {
+                        out.wake_scheduled = false;
+                        drop(out);
+                        self.drained.notify_waiters();
+                        return;
+                    }
+                }
+            }
+        }
+        drop(out);
         self.wake_writer.notify_one();
     }
 
@@ -263,7 +290,11 @@ impl ClientHandle {
     }
 
     /// The writer task: flushes queued bytes until the connection closes.
-    pub async fn run_writer(self: Arc<Self>, mut socket: OwnedWriteHalf, write_deadline: Duration) {
+    pub async fn run_writer(
+        self: Arc<Self>,
+        socket: Arc<OwnedWriteHalf>,
+        write_deadline: Duration,
+    ) {
         let mut spare = BytesMut::with_capacity(INITIAL_BUFFER_BYTES);
         'run: loop {
             self.wake_writer.notified().await;
@@ -284,7 +315,7 @@ impl ClientHandle {
                     }
                     break;
                 }
-                if let Err(reason) = self.write_out(&mut socket, &spare, write_deadline).await {
+                if let Err(reason) = self.write_out(&socket, &spare, write_deadline).await {
                     self.close(reason);
                     if !reason.flushes() {
                         break 'run;
@@ -297,7 +328,9 @@ impl ClientHandle {
                 }
             }
         }
-        let _ = socket.shutdown().await;
+        // Dropping the last reference to the write half shuts the write side down.
+        lock(&self.outbound).socket = None;
+        drop(socket);
         self.drained.notify_waiters();
     }
 
@@ -305,13 +338,22 @@ impl ClientHandle {
     /// publishers see it. Stops early when the connection is closed without a final flush.
     async fn write_out(
         &self,
-        socket: &mut OwnedWriteHalf,
+        socket: &OwnedWriteHalf,
         data: &[u8],
         write_deadline: Duration,
     ) -> Result<(), CloseReason> {
         let mut written = 0;
         while written < data.len() {
-            let write = tokio::time::timeout(write_deadline, socket.write(&data[written..]));
+            let step = async {
+                loop {
+                    socket.writable().await?;
+                    match socket.try_write(&data[written..]) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        other => return other,
+                    }
+                }
+            };
+            let write = tokio::time::timeout(write_deadline, step);
             let result = tokio::select! {
                 result = write => result,
                 _ = self.abort_write.notified() => return Err(CloseReason::ClientClosed),
