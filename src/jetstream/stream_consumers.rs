@@ -129,6 +129,22 @@ impl Stream {
         self.apply_retention(out);
     }
 
+    /// Delivers whatever consumer `name` may send now (after acks freed room under
+    /// max_ack_pending, or nak'd messages became due).
+    pub fn pump_consumer(
+        &mut self,
+        name: &str,
+        now_ns: u64,
+        interest: &dyn Fn(&Consumer) -> bool,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(c) = self.consumers.get_mut(name) {
+            let mode = delivery_mode(c, interest);
+            c.pump(&self.log, now_ns, mode, out);
+        }
+        self.apply_retention(out);
+    }
+
     /// A flow-control response for a push consumer.
     pub fn consumer_flow_control(
         &mut self,

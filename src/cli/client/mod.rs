@@ -8,6 +8,7 @@
 //! `--count`, `replay --follow`).
 
 mod api;
+mod bench;
 mod connect;
 mod consumer;
 mod consumer_view;
@@ -43,6 +44,8 @@ pub enum ClientCommand {
     Consumer(consumer::ConsumerArgs),
     /// Print a stream's events in order, from a start point to its current end.
     Replay(replay::ReplayArgs),
+    /// Measure throughput and latency: core pub/sub, request/reply, JetStream publish/consume.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs one client command to completion and turns its outcome into an exit code.
@@ -67,6 +70,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Stream(args) => stream::run(args).await,
             ClientCommand::Consumer(args) => consumer::run(args).await,
             ClientCommand::Replay(args) => replay::run(args).await,
+            ClientCommand::Bench(args) => bench::run(args).await,
         }
     });
     // Background tasks of the client (reconnects, pings) must not delay the exit.

@@ -49,6 +49,9 @@ struct Round {
     ack_replies: Vec<Bytes>,
     direct_gets: Vec<InternalDelivery>,
     expired: Vec<String>,
+    /// Consumers that received acks this round: acks can free room under max_ack_pending,
+    /// so each gets one delivery pump at the end of the round instead of waiting for a tick.
+    acked: Vec<String>,
 }
 
 /// Runs until a stop delivery arrives or every sender is gone.
@@ -218,6 +221,9 @@ fn apply(
             _ => {}
         }
     }
+    for name in std::mem::take(&mut round.acked) {
+        stream.pump_consumer(&name, now_ns, &interest, &mut round.actions);
+    }
     acks
 }
 
@@ -238,6 +244,9 @@ fn on_ack(
     let name = tokens[3];
     let kind = AckKind::parse(&delivery.msg.payload);
     stream.consumer_ack(name, &kind, seq, cseq, now_ns, &mut round.actions);
+    if !round.acked.iter().any(|n| n == name) {
+        round.acked.push(name.to_string());
+    }
     match (&kind, delivery.msg.reply.clone()) {
         (AckKind::Next(body), Some(reply)) => {
             stream.consumer_pull(name, body, reply, now_ns, &mut round.actions)

@@ -1,0 +1,308 @@
+//! What a benchmark run measured, and how it is shown: per-client statistics, the human
+//! summary, the stable `key=value` line, the `--csv` rows, and the progress line.
+//!
+//! Contract: the `key=value` line is the last line on stdout and always carries the same
+//! keys in the same order, so scripts can diff runs; a value that was not measured (latency in
+//! an async publish run) is `-`. Megabytes are 1,000,000 bytes.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+use super::super::output;
+
+/// How often the progress line on a terminal is redrawn.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Bytes in the megabyte of `mb_per_s`.
+const BYTES_PER_MB: f64 = 1_000_000.0;
+
+/// What one client (publisher, subscriber, requester, responder) did.
+#[derive(Debug)]
+pub struct ClientStats {
+    /// `pub`, `sub`, `req` or `reply`: the CSV's first column.
+    pub role: &'static str,
+    /// 1-based, per role, as the human summary numbers them.
+    pub index: usize,
+    /// Messages sent (publishers, requesters) or received (everyone else).
+    pub msgs: u64,
+    /// Payload bytes of those messages.
+    pub bytes: u64,
+    /// From the client's first message to its last (or its last ack or flush).
+    pub elapsed: Duration,
+    /// Round trips in microseconds, where each message waited for an answer (sync publish,
+    /// request); empty otherwise.
+    pub latencies_us: Vec<u32>,
+}
+
+impl ClientStats {
+    pub fn new(role: &'static str, index: usize) -> Self {
+        Self {
+            role,
+            index,
+            msgs: 0,
+            bytes: 0,
+            elapsed: Duration::ZERO,
+            latencies_us: Vec::new(),
+        }
+    }
+
+    fn msgs_per_s(&self) -> f64 {
+        rate(self.msgs as f64, self.elapsed)
+    }
+
+    fn mb_per_s(&self) -> f64 {
+        rate(self.bytes as f64 / BYTES_PER_MB, self.elapsed)
+    }
+}
+
+/// Converts a microsecond latency for storage, saturating (an hour-long round trip is
+/// reported as the largest value rather than wrapping).
+pub fn latency_us(elapsed: Duration) -> u32 {
+    u32::try_from(elapsed.as_micros()).unwrap_or(u32::MAX)
+}
+
+fn rate(amount: f64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        amount / secs
+    } else {
+        0.0
+    }
+}
+
+/// The nearest-rank percentile of sorted samples, `None` when there are none.
+pub fn percentile(sorted: &[u32], quantile: f64) -> Option<u32> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (quantile * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// The outcome of a whole run.
+pub struct Report {
+    /// `core`, `request`, `jspub`, `jspull` or `jspush`.
+    pub bench: &'static str,
+    /// Whether each publish waited for its ack (only `--js --sync`).
+    pub sync: bool,
+    /// Publishers or requesters.
+    pub pubs: usize,
+    /// Subscribers, responders or consumers.
+    pub subs: usize,
+    /// The run's headline count: messages published, requests made, or messages consumed.
+    pub msgs: u64,
+    /// Messages subscribers received (or responders answered) in all.
+    pub received: u64,
+    /// Payload bytes per message (measured, for a consume run).
+    pub size: usize,
+    /// Wall time from the first client's start to the last client's end.
+    pub elapsed: Duration,
+    /// Every client's own numbers: the per-client lines and the CSV rows.
+    pub clients: Vec<ClientStats>,
+    /// A line describing the setup, printed first in the human summary.
+    pub title: String,
+}
+
+impl Report {
+    fn sorted_latencies(&self) -> Vec<u32> {
+        let mut all: Vec<u32> = self
+            .clients
+            .iter()
+            .flat_map(|c| c.latencies_us.iter().copied())
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// The human summary, then the `key=value` line, on stdout.
+    pub fn print(&self) -> Result<()> {
+        let mut text = format!("{}\n", self.title);
+        for role in ["pub", "req", "sub", "reply"] {
+            let clients: Vec<&ClientStats> =
+                self.clients.iter().filter(|c| c.role == role).collect();
+            if clients.is_empty() {
+                continue;
+            }
+            let msgs: u64 = clients.iter().map(|c| c.msgs).sum();
+            let bytes: u64 = clients.iter().map(|c| c.bytes).sum();
+            let slowest = clients.iter().map(|c| c.elapsed).max().unwrap_or_default();
+            let _ = writeln!(
+                text,
+                "{role} stats: {:.0} msgs/s, {:.2} MB/s ({msgs} msgs in {:.3}s)",
+                rate(msgs as f64, slowest),
+                rate(bytes as f64 / BYTES_PER_MB, slowest),
+                slowest.as_secs_f64()
+            );
+            if clients.len() > 1 {
+                for client in clients {
+                    let _ = writeln!(
+                        text,
+                        "  [{}] {:.0} msgs/s, {:.2} MB/s ({} msgs)",
+                        client.index,
+                        client.msgs_per_s(),
+                        client.mb_per_s(),
+                        client.msgs
+                    );
+                }
+            }
+        }
+        let latencies = self.sorted_latencies();
+        if let (Some(min), Some(p50), Some(p99), Some(max)) = (
+            latencies.first(),
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+            latencies.last(),
+        ) {
+            let _ = writeln!(
+                text,
+                "latency: min {min}µs, p50 {p50}µs, p99 {p99}µs, max {max}µs"
+            );
+        }
+        text.push_str(&self.key_values(&latencies));
+        output::line(text)
+    }
+
+    /// The stable one-line summary.
+    fn key_values(&self, sorted_latencies: &[u32]) -> String {
+        let show = |value: Option<u32>| value.map_or_else(|| "-".to_string(), |v| v.to_string());
+        format!(
+            "bench={} sync={} pubs={} subs={} msgs={} received={} size={} secs={:.3} \
+             msgs_per_s={:.0} mb_per_s={:.2} p50_us={} p99_us={}",
+            self.bench,
+            self.sync,
+            self.pubs,
+            self.subs,
+            self.msgs,
+            self.received,
+            self.size,
+            self.elapsed.as_secs_f64(),
+            rate(self.msgs as f64, self.elapsed),
+            rate(
+                self.msgs as f64 * self.size as f64 / BYTES_PER_MB,
+                self.elapsed
+            ),
+            show(percentile(sorted_latencies, 0.50)),
+            show(percentile(sorted_latencies, 0.99)),
+        )
+    }
+
+    /// Writes one CSV row per client, after a header row.
+    pub fn write_csv(&self, path: &Path) -> Result<()> {
+        let mut text =
+            String::from("role,client,msgs,bytes,secs,msgs_per_s,mb_per_s,p50_us,p99_us\n");
+        for client in &self.clients {
+            let mut sorted = client.latencies_us.clone();
+            sorted.sort_unstable();
+            let show = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
+            let _ = writeln!(
+                text,
+                "{},{},{},{},{:.6},{:.0},{:.3},{},{}",
+                client.role,
+                client.index,
+                client.msgs,
+                client.bytes,
+                client.elapsed.as_secs_f64(),
+                client.msgs_per_s(),
+                client.mb_per_s(),
+                show(percentile(&sorted, 0.50)),
+                show(percentile(&sorted, 0.99)),
+            );
+        }
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// A count of finished messages shared by all clients of a run, drawn as a progress line on
+/// stderr when stderr is a terminal.
+#[derive(Clone)]
+pub struct Progress {
+    /// Shared by every client; relaxed ordering, since it is only displayed.
+    pub done: Arc<AtomicU64>,
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        Self {
+            done: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn add(&self, count: u64) {
+        self.done.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// Redraws the line until dropped (the caller races this against the run); never
+    /// returns when stderr is not a terminal, so it costs nothing then.
+    pub async fn draw(&self, label: &str, total: u64) -> Infallible {
+        if !std::io::stderr().is_terminal() {
+            return std::future::pending().await;
+        }
+        let started = Instant::now();
+        let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
+        loop {
+            ticker.tick().await;
+            let done = self.done.load(Ordering::Relaxed);
+            let percent = if total == 0 {
+                100.0
+            } else {
+                done as f64 * 100.0 / total as f64
+            };
+            let mut err = std::io::stderr().lock();
+            let _ = write!(
+                err,
+                "\r\x1b[K{label}: {done}/{total} ({percent:.0}%) {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+            let _ = err.flush();
+        }
+    }
+
+    /// Clears the line, if one was drawn.
+    pub fn clear() {
+        if std::io::stderr().is_terminal() {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_uses_nearest_rank() {
+        let samples: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&samples, 0.50), Some(50));
+        assert_eq!(percentile(&samples, 0.99), Some(99));
+        assert_eq!(percentile(&[7], 0.99), Some(7));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn key_values_have_every_key_even_without_latency() {
+        let report = Report {
+            bench: "jspub",
+            sync: false,
+            pubs: 1,
+            subs: 0,
+            msgs: 1000,
+            received: 0,
+            size: 100,
+            elapsed: Duration::from_secs(2),
+            clients: Vec::new(),
+            title: String::new(),
+        };
+        assert_eq!(
+            report.key_values(&[]),
+            "bench=jspub sync=false pubs=1 subs=0 msgs=1000 received=0 size=100 secs=2.000 \
+             msgs_per_s=500 mb_per_s=0.05 p50_us=- p99_us=-"
+        );
+    }
+}
