@@ -287,17 +287,13 @@ impl Consumer {
     }
 
     fn in_progress(&mut self, seq: u64, now_ns: u64) {
-        let wait = self.pending.get(&seq).map(|p| self.wait_for_pending(p));
+        let wait = self.pending.get(&seq).map(|p| self.wait_for(p.deliveries));
         if let (Some(p), Some(wait)) = (self.pending.get_mut(&seq), wait) {
             // The client still holds the message: it is no longer due for redelivery.
             p.deadline_ns = now_ns + wait;
             self.redeliver.remove(&seq);
             self.dirty = true;
         }
-    }
-
-    fn wait_for_pending(&self, p: &Pending) -> u64 {
-        self.wait_for(p.deliveries)
     }
 
     fn advisory(&self, kind: &str, seq: u64) -> Action {
@@ -397,11 +393,6 @@ impl Consumer {
         for w in self.waiting.drain(..) {
             out.push(status(&w.reply, 409, "Consumer Deleted", Vec::new()));
         }
-    }
-
-    /// Whether the ack policy is `none`, i.e. delivery alone consumes a message.
-    pub fn acks_on_delivery(&self) -> bool {
-        self.config.ack_policy == AckPolicy::None
     }
 }
 

@@ -7,6 +7,7 @@
 //! id already in the batch, a rollup) first flushes what is pending, so every check sees the
 //! exact state nats-server's one-at-a-time processing would show it.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use super::dedup::DedupWindow;
 use super::error::ApiError;
 use super::stream_config::{Discard, Storage, StreamConfig};
 use crate::protocol::headers::header_value;
+use crate::protocol::Publish;
 use crate::store::{
     self, Log, LogConfig, MemLog, NewMessage, PurgeRequest, Rejection, StoreError, StreamStore,
     SyncPolicy,
@@ -35,14 +37,6 @@ pub mod header {
 
 /// nats-server refuses header blocks larger than this (`JSMaxHeaderSize`... 10097).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-
-/// A publish on its way into a stream.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    pub subject: Bytes,
-    pub headers: Option<Bytes>,
-    pub payload: Bytes,
-}
 
 /// What a publish's headers ask of the stream.
 #[derive(Debug, Default)]
@@ -224,13 +218,17 @@ impl Stream {
 
     /// Checks and stores a batch of publishes; one ack per publish, in order. Nothing here is
     /// durable until `sync` returns.
-    pub fn process(&mut self, batch: &[Incoming], now_ns: u64) -> Vec<PubAck> {
+    ///
+    /// Takes the publishes as they came off the wire, owned or borrowed, so the caller need
+    /// not copy them into another type first.
+    pub fn process<M: Borrow<Publish>>(&mut self, batch: &[M], now_ns: u64) -> Vec<PubAck> {
         self.dedup.expire(now_ns);
         let mut acks: Vec<Option<PubAck>> = vec![None; batch.len()];
         let mut pending: Vec<Pending> = Vec::new();
         let mut messages: Vec<NewMessage> = Vec::new();
         let mut pending_ids: HashMap<String, usize> = HashMap::new();
         for (index, msg) in batch.iter().enumerate() {
+            let msg: &Publish = msg.borrow();
             let expect = match self.check_stateless(msg) {
                 Ok(expect) => expect,
                 Err(err) => {
@@ -288,7 +286,7 @@ impl Stream {
     }
 
     /// Checks that need nothing but the message and the configuration, in nats-server's order.
-    fn check_stateless(&self, msg: &Incoming) -> Result<Expectations, ApiError> {
+    fn check_stateless(&self, msg: &Publish) -> Result<Expectations, ApiError> {
         if self.config.sealed {
             return Err(ApiError::sealed());
         }
@@ -325,7 +323,7 @@ impl Stream {
     }
 
     /// Checks against what the stream holds; everything before this message is stored.
-    fn check_stateful(&self, msg: &Incoming, expect: &Expectations) -> Result<(), ApiError> {
+    fn check_stateful(&self, msg: &Publish, expect: &Expectations) -> Result<(), ApiError> {
         if let Some(want) = expect.last_subject_seq {
             let subject = String::from_utf8_lossy(&msg.subject);
             let last = self

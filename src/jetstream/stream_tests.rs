@@ -13,7 +13,7 @@ fn open(dir: &Path, json: &str) -> Stream {
     Stream::open(dir, config(json), 0, SyncPolicy::Always, 1000 * SEC).unwrap()
 }
 
-fn msg(subject: &str, headers: &[(&str, &str)], payload: &str) -> Incoming {
+fn msg(subject: &str, headers: &[(&str, &str)], payload: &str) -> Publish {
     let headers = (!headers.is_empty()).then(|| {
         let mut block = String::from("NATS/1.0\r\n");
         for (k, v) in headers {
@@ -22,8 +22,9 @@ fn msg(subject: &str, headers: &[(&str, &str)], payload: &str) -> Incoming {
         block.push_str("\r\n");
         Bytes::from(block)
     });
-    Incoming {
+    Publish {
         subject: Bytes::copy_from_slice(subject.as_bytes()),
+        reply: None,
         headers,
         payload: Bytes::copy_from_slice(payload.as_bytes()),
     }

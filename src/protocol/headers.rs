@@ -50,6 +50,29 @@ pub fn build_block(out: &mut BytesMut, status: Option<(u16, &str)>, pairs: &[(&s
     out.put_slice(b"\r\n");
 }
 
+/// Appends a header block made of `stored` (a complete block, or empty) with `pairs` added
+/// at its end: how a stored message gets the extra headers of a direct get or a headers-only
+/// delivery. A `stored` that is not a complete block is replaced by a fresh version line.
+pub fn extend_block(out: &mut BytesMut, stored: &[u8], pairs: &[(&str, &[u8])]) {
+    match stored
+        .strip_suffix(b"\r\n")
+        .filter(|h| h.ends_with(b"\r\n"))
+    {
+        Some(head) => out.put_slice(head),
+        None => {
+            out.put_slice(HEADER_VERSION);
+            out.put_slice(b"\r\n");
+        }
+    }
+    for (key, value) in pairs {
+        out.put_slice(key.as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value);
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(b"\r\n");
+}
+
 /// The header block nats-server sends for a request nobody answered: `NATS/1.0 503` with the
 /// original subject in `Nats-Subject` (server/client.go, sendNoResponders... in processMsgResults).
 pub fn no_responders_block(out: &mut BytesMut, subject: &[u8]) {
@@ -77,6 +100,16 @@ mod tests {
         assert_eq!(&out[..], b"NATS/1.0 503\r\nNats-Subject: svc.x\r\n\r\n");
         assert_eq!(out.len(), 32 + 5);
         assert_eq!(status_code(&out), Some(503));
+    }
+
+    #[test]
+    fn extended_blocks_keep_stored_headers_and_add_pairs() {
+        let mut out = BytesMut::new();
+        extend_block(&mut out, b"NATS/1.0\r\nA: 1\r\n\r\n", &[("B", b"2")]);
+        assert_eq!(&out[..], b"NATS/1.0\r\nA: 1\r\nB: 2\r\n\r\n");
+        let mut out = BytesMut::new();
+        extend_block(&mut out, b"", &[("B", b"2")]);
+        assert_eq!(&out[..], b"NATS/1.0\r\nB: 2\r\n\r\n");
     }
 
     #[test]

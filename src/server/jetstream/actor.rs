@@ -18,8 +18,8 @@ use super::direct::direct_get;
 use super::StreamEntry;
 use crate::jetstream::api_types::{json_string, PubAck};
 use crate::jetstream::consumer::{AckKind, Action, Consumer};
-use crate::jetstream::stream::Incoming;
-use crate::protocol::headers::build_block;
+use crate::protocol::headers::{build_block, extend_block};
+use crate::protocol::Publish;
 use crate::server::internal::InternalClient;
 use crate::server::outbound::InternalDelivery;
 
@@ -122,14 +122,7 @@ fn apply(
     let mut stream = entry.lock();
     let mut acks = Vec::new();
     if !publishes.is_empty() {
-        let incoming: Vec<Incoming> = publishes
-            .iter()
-            .map(|d| Incoming {
-                subject: d.msg.subject.clone(),
-                headers: d.msg.headers.clone(),
-                payload: d.msg.payload.clone(),
-            })
-            .collect();
+        let incoming: Vec<&Publish> = publishes.iter().map(|d| &d.msg).collect();
         let before = stream.log().msgs();
         acks = stream.process(&incoming, now_ns);
         if let Err(err) = stream.sync(Instant::now()) {
@@ -309,7 +302,7 @@ fn send_pub_acks(
 }
 
 /// Sends one consumer action through the router.
-fn perform(action: Action, client: &mut InternalClient) {
+pub(super) fn perform(action: Action, client: &mut InternalClient) {
     match action {
         Action::Deliver {
             to,
@@ -320,15 +313,11 @@ fn perform(action: Action, client: &mut InternalClient) {
             let (headers, payload) = if headers_only {
                 let mut block = BytesMut::new();
                 let size = msg.payload.len().to_string();
-                let stored = msg
-                    .headers
-                    .strip_suffix(b"\r\n")
-                    .filter(|h| h.ends_with(b"\r\n"));
-                match stored {
-                    Some(h) => block.extend_from_slice(h),
-                    None => block.extend_from_slice(b"NATS/1.0\r\n"),
-                }
-                block.extend_from_slice(format!("Nats-Msg-Size: {size}\r\n\r\n").as_bytes());
+                extend_block(
+                    &mut block,
+                    &msg.headers,
+                    &[("Nats-Msg-Size", size.as_bytes())],
+                );
                 (Some(block.freeze()), Bytes::new())
             } else {
                 (

@@ -2,12 +2,12 @@
 //! answered by the stream's actor on a `_sys_` queue subscription when `allow_direct` is set.
 //! Statuses and header names follow nats-server (server/stream.go processDirectGetRequest).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::StreamEntry;
 use crate::jetstream::api_types::{from_go_json, MsgGetRequest};
 use crate::jetstream::time::format_rfc3339;
-use crate::protocol::headers::build_block;
+use crate::protocol::headers::{build_block, extend_block};
 use crate::protocol::Publish;
 use crate::server::internal::InternalClient;
 use crate::store::StoredMessage;
@@ -68,26 +68,14 @@ fn lookup(entry: &StreamEntry, request: &Publish) -> Result<StoredMessage, (u16,
 /// The stored headers plus the four `Nats-*` headers clients read the message's place from.
 fn message_headers(stream: &str, msg: &StoredMessage) -> Bytes {
     let mut out = BytesMut::with_capacity(msg.headers.len() + 128);
-    match msg
-        .headers
-        .strip_suffix(b"\r\n")
-        .filter(|h| h.ends_with(b"\r\n"))
-    {
-        Some(stored) => out.put_slice(stored),
-        None => out.put_slice(b"NATS/1.0\r\n"),
-    }
     let ts = format_rfc3339(i64::try_from(msg.ts_ns).ok());
-    for (key, value) in [
-        ("Nats-Stream", stream),
-        ("Nats-Subject", msg.subject.as_str()),
-        ("Nats-Sequence", &msg.seq.to_string()),
-        ("Nats-Time-Stamp", &ts),
-    ] {
-        out.put_slice(key.as_bytes());
-        out.put_slice(b": ");
-        out.put_slice(value.as_bytes());
-        out.put_slice(b"\r\n");
-    }
-    out.put_slice(b"\r\n");
+    let seq = msg.seq.to_string();
+    let pairs: [(&str, &[u8]); 4] = [
+        ("Nats-Stream", stream.as_bytes()),
+        ("Nats-Subject", msg.subject.as_bytes()),
+        ("Nats-Sequence", seq.as_bytes()),
+        ("Nats-Time-Stamp", ts.as_bytes()),
+    ];
+    extend_block(&mut out, &msg.headers, &pairs);
     out.freeze()
 }

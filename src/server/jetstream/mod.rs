@@ -113,17 +113,7 @@ impl StreamEntry {
         let removed = self.lock().remove_consumer(name, &mut actions);
         self.unsubscribe_consumer(name, client);
         for action in actions {
-            if let crate::jetstream::consumer::Action::Status {
-                to,
-                code,
-                description,
-                ..
-            } = action
-            {
-                let mut block = bytes::BytesMut::new();
-                crate::protocol::headers::build_block(&mut block, Some((code, &description)), &[]);
-                client.queue_publish(to, Some(block.freeze()), bytes::Bytes::new());
-            }
+            actor::perform(action, client);
         }
         client.flush();
         if let Err(err) = self.catalog.delete_consumer(&self.name, name) {
