@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use cli_support::{closed_port, jetlog_at, stream_info};
+use cli_support::{jetlog_at, stream_info, unreachable_url};
 use common::TestServer;
 
 /// The keys of the final line, in their stable order.
@@ -283,7 +283,7 @@ fn errors_are_one_line_and_exit_1() {
         .fails_with("larger than the server's max_payload");
     jetlog_at(&url, &["bench", "x", "--js", "--sub", "1", "--msgs", "1"])
         .fails_with("--js measures publishing only");
-    let dead = format!("nats://127.0.0.1:{}", closed_port());
+    let dead = unreachable_url();
     let run = jetlog_at(&dead, &["bench", "x", "--msgs", "1", "--timeout", "1s"]);
     run.fails_with("cannot connect to");
     assert!(run.elapsed.as_secs() < 3, "{run:?}");

@@ -184,8 +184,7 @@ fn req_without_responders_fails_fast() {
 
 #[test]
 fn an_unreachable_server_is_one_line_and_exit_1_within_3s() {
-    let port = cli_support::closed_port();
-    let url = format!("nats://127.0.0.1:{port}");
+    let url = cli_support::unreachable_url();
     for args in [
         vec!["pub", "a", "b"],
         vec!["sub", "a"],

@@ -371,8 +371,7 @@ fn rmm_deletes_one_message() {
 
 #[test]
 fn stream_commands_report_an_unreachable_server_quickly() {
-    let port = cli_support::closed_port();
-    let url = format!("nats://127.0.0.1:{port}");
+    let url = cli_support::unreachable_url();
     let out = jetlog(&["stream", "ls", "-s", &url]);
     out.fails_with(&format!("cannot connect to {url}"));
     assert!(out.elapsed < Duration::from_secs(3), "{:?}", out.elapsed);

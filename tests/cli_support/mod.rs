@@ -237,6 +237,14 @@ pub fn stream_exists(url: &str, name: &str) -> bool {
 }
 
 /// A port with nothing listening on it: bound, noted and released.
+/// A server URL nothing listens on, refused at once. It uses 127.0.0.2 (still loopback)
+/// because every test server binds 127.0.0.1: a port found free on 127.0.0.1 and released can
+/// be taken by another test's server running in parallel, which made "unreachable" tests pass
+/// a connection and fail now and then.
+pub fn unreachable_url() -> String {
+    format!("nats://127.0.0.2:{}", closed_port())
+}
+
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
