@@ -36,7 +36,18 @@ fn seq(consumer_seq: u64, stream_seq: u64) -> Option<pb::SequenceInfo> {
 
 /// Writes `value` under `key` in `tree` with sled directly, as a disk fault would.
 fn overwrite_raw(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
-    let db = sled::open(dir).unwrap();
+    // sled releases its lock a moment after the last handle drops; wait for it, boundedly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let db = loop {
+        match sled::open(dir) {
+            Ok(db) => break db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("sled open: {e}"),
+        }
+    };
     db.open_tree(tree).unwrap().insert(key, value).unwrap();
     db.flush().unwrap();
 }

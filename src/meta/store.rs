@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use sled::transaction::TransactionError;
 use sled::Transactional;
@@ -32,6 +33,37 @@ const SLED_LOG_FILE: &str = "db";
 /// 512 KiB segments), one file per value.
 const SLED_BLOB_DIR: &str = "blobs";
 
+/// How long `open` waits for sled's file lock. Dropping a `sled::Db` releases the lock only
+/// once sled's background flusher has wound down, a few milliseconds later, so a reopen in the
+/// same process (a restart, a test) would otherwise fail at random; a lock that is still held
+/// after this long belongs to another live process.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+/// Pause between attempts to take the lock.
+const LOCK_RETRY_PAUSE: Duration = Duration::from_millis(10);
+
+/// Opens sled in `dir`, retrying while its file lock is held, for at most [`LOCK_WAIT`].
+fn open_db(dir: &Path) -> Result<sled::Db, MetaError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_CAPACITY_BYTES)
+            .open()
+        {
+            Ok(db) => return Ok(db),
+            Err(e) if is_lock_held(&e) && Instant::now() < deadline => {
+                std::thread::sleep(LOCK_RETRY_PAUSE)
+            }
+            Err(e) => return Err(MetaError::storage("open", e)),
+        }
+    }
+}
+
+/// sled 0.34 reports a held lock as an I/O error wrapping `WouldBlock` in its message only.
+fn is_lock_held(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 /// Durable metadata of streams and consumers. See the module docs of `meta` for the
 /// durability contract. `MetaStore` is `Send + Sync`; share it behind an `Arc`.
 pub struct MetaStore {
@@ -57,13 +89,10 @@ impl MetaStore {
     /// Opens (creating if needed) the metadata database in `dir`.
     ///
     /// sled takes an exclusive file lock, so a second open of the same directory, by this or
-    /// another process, fails with `MetaError::Storage` until the first `MetaStore` is dropped.
+    /// another process, fails with `MetaError::Storage` until the first `MetaStore` is dropped
+    /// (after waiting up to [`LOCK_WAIT`] for it to go).
     pub fn open(dir: &Path) -> Result<MetaStore, MetaError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_CAPACITY_BYTES)
-            .open()
-            .map_err(|e| MetaError::storage("open", e))?;
+        let db = open_db(dir)?;
         let open_tree = |name: &str| {
             db.open_tree(name)
                 .map_err(|e| MetaError::storage("open", e))
