@@ -489,3 +489,41 @@ async fn event_sourcing_rebuild_then_follow() {
         .unwrap();
     assert_eq!(fold(event.subject.as_str(), &event.payload)["bob"], 30);
 }
+
+/// A consumer reads ahead of what it delivers; a purge or a message delete in between must
+/// still keep removed messages from being delivered and keep the pending count exact.
+#[tokio::test]
+async fn purge_and_delete_between_fetches_are_seen() {
+    let server = TestServer::start(&[]);
+    let js = connect_js(&server).await;
+    let stream = make_stream(&js, "RA", &["ra.>"], stream::RetentionPolicy::Limits).await;
+    for i in 0..40 {
+        let subject = if i % 2 == 0 { "ra.even" } else { "ra.odd" };
+        let ack = js
+            .publish(subject, Bytes::from(format!("m{i}")))
+            .await
+            .unwrap();
+        within("ack", ack.into_future()).await.unwrap();
+    }
+    let mut consumer: PullConsumer = stream.create_consumer(pull_config("c")).await.unwrap();
+    let first = fetch(&consumer, 2, Duration::from_millis(500)).await;
+    let seqs: Vec<u64> = first
+        .iter()
+        .map(|m| m.info().unwrap().stream_sequence)
+        .collect();
+    assert_eq!(seqs, vec![1, 2]);
+    // Remove every odd message, and message 5 by sequence.
+    within("purge", stream.purge().filter("ra.odd").into_future())
+        .await
+        .unwrap();
+    assert!(within("delete", stream.delete_message(5)).await.unwrap());
+    assert_eq!(consumer.info().await.unwrap().num_pending, 18);
+    let rest = fetch(&consumer, 40, Duration::from_millis(500)).await;
+    let seqs: Vec<u64> = rest
+        .iter()
+        .map(|m| m.info().unwrap().stream_sequence)
+        .collect();
+    let want: Vec<u64> = (3..=39).step_by(2).filter(|s| *s != 5).collect();
+    assert_eq!(seqs, want);
+    assert_eq!(consumer.info().await.unwrap().num_pending, 0);
+}

@@ -205,6 +205,21 @@ fn check(log: &StreamStore, model: &Model) -> Result<(), TestCaseError> {
             .map(|(k, _)| *k);
         prop_assert_eq!(last.map(|m| m.seq), want_last, "last_for_subject({})", f);
     }
+    // Counts from the maps, when the store claims to know them, must be exact.
+    for start in [0, 1, model.last_seq / 2, model.last_seq, model.last_seq + 1] {
+        for filters in [&[][..], &[">"], &["a", "b"], &FILTERS[..]] {
+            if let Some(count) = log.count_from(start, filters) {
+                let want = model
+                    .msgs
+                    .range(start..)
+                    .filter(|(_, (s, _, _))| {
+                        filters.is_empty() || filters.iter().any(|f| subject_matches(f, s))
+                    })
+                    .count() as u64;
+                prop_assert_eq!(count, want, "count_from({}, {:?})", start, filters);
+            }
+        }
+    }
     let two = log
         .next_matching(0, &["a", "b"])
         .map_err(|e| TestCaseError::fail(e.to_string()))?;

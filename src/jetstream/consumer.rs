@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bytes::Bytes;
 
 use super::consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy};
+use super::read_ahead::ReadAhead;
 use super::time::parse_rfc3339;
 use crate::protocol::subject::subject_matches;
 use crate::store::{StoredMessage, StreamStore};
@@ -151,12 +152,17 @@ pub struct Consumer {
     pub push: PushState,
     /// State changed since it was last persisted.
     pub dirty: bool,
+    /// The next matching messages from `next_seq` on, read ahead in one scan.
+    pub(super) read_ahead: ReadAhead,
 }
 
-/// Reads the matching messages from `from` on and counts them (the stream's cost, paid only
-/// when the cached count is unknown).
+/// Counts the matching messages from `from` on: from the store's maps when they can tell,
+/// else by reading them (paid only when the cached count is unknown).
 fn count_matching(store: &StreamStore, from: u64, filters: &[String]) -> u64 {
     let refs: Vec<&str> = filters.iter().map(String::as_str).collect();
+    if let Some(count) = store.count_from(from, &refs) {
+        return count;
+    }
     let mut seq = from;
     let mut count = 0;
     while let Ok(batch) = store.scan(seq, &refs, 4096) {
@@ -198,6 +204,7 @@ impl Consumer {
                 ..PushState::default()
             },
             dirty: true,
+            read_ahead: ReadAhead::default(),
         };
         consumer.position(store);
         consumer
@@ -280,6 +287,7 @@ impl Consumer {
         self.filters = config.filters();
         self.config = config;
         self.num_pending = None;
+        self.read_ahead.clear();
         self.dirty = true;
     }
 
@@ -302,6 +310,7 @@ impl Consumer {
     pub fn on_appended(&mut self, appended: &[(u64, &str)], removed_any: bool) {
         if removed_any {
             self.num_pending = None;
+            self.read_ahead.clear();
             return;
         }
         if self.num_pending.is_some() {
@@ -317,6 +326,7 @@ impl Consumer {
     /// and drop pending entries that no longer exist.
     pub fn on_removed(&mut self, store: &StreamStore) {
         self.num_pending = None;
+        self.read_ahead.clear();
         let first = store.state(false).map(|s| s.first_seq).unwrap_or(0);
         if self.next_seq < first {
             self.next_seq = first;
@@ -363,7 +373,7 @@ impl Consumer {
             }
         }
         let refs: Vec<&str> = self.filters.iter().map(String::as_str).collect();
-        let msg = store.next_matching(self.next_seq, &refs).ok().flatten()?;
+        let msg = self.read_ahead.next(store, self.next_seq, &refs)?;
         self.next_seq = msg.seq + 1;
         self.num_pending = self.num_pending.map(|n| n.saturating_sub(1));
         Some((msg, 1))

@@ -117,6 +117,7 @@ impl Consumer {
                 ..PushState::default()
             },
             dirty: false,
+            read_ahead: Default::default(),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod consumer_config;
 mod consumer_state;
 pub mod dedup;
 pub mod error;
+mod read_ahead;
 pub mod stream;
 pub mod stream_config;
 mod stream_consumers;

@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::stream::Stream;
 use super::stream_config::Retention;
 use crate::protocol::subject::subjects_overlap;
+use crate::store::PurgeRequest;
 
 /// Consumers by name.
 pub type Consumers = BTreeMap<String, Consumer>;
@@ -190,6 +191,24 @@ impl Stream {
             c.pump(&self.log, now_ns, mode, out);
         }
         self.apply_retention(out);
+    }
+
+    /// Purges per `request` (the stream purge API) and tells the consumers.
+    pub fn purge(&mut self, request: &PurgeRequest) -> crate::store::Result<u64> {
+        let purged = self.log.purge(request)?;
+        if purged > 0 {
+            self.after_removal();
+        }
+        Ok(purged)
+    }
+
+    /// Deletes message `seq` (the message delete API) and tells the consumers.
+    pub fn delete_msg(&mut self, seq: u64) -> crate::store::Result<bool> {
+        let removed = self.log.delete(seq)?;
+        if removed {
+            self.after_removal();
+        }
+        Ok(removed)
     }
 
     /// Messages left the stream by other means (purge, delete, expiry).

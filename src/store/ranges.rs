@@ -106,6 +106,19 @@ impl RangeSet {
         }
     }
 
+    /// How many sequences of `[lo, hi]` the set holds.
+    pub fn count_in(&self, lo: u64, hi: u64) -> u64 {
+        if lo > hi {
+            return 0;
+        }
+        self.ranges
+            .range(..=hi)
+            .rev()
+            .take_while(|(_, e)| **e >= lo)
+            .map(|(s, e)| (*e).min(hi) - (*s).max(lo) + 1)
+            .sum()
+    }
+
     /// Number of sequences held.
     pub fn len(&self) -> u64 {
         self.len
@@ -152,5 +165,16 @@ mod tests {
         s.remove_range(6, 21);
         assert_eq!(s.ranges().collect::<Vec<_>>(), vec![(4, 5), (22, 25)]);
         assert_eq!(s.len(), 6);
+    }
+
+    #[test]
+    fn count_in_agrees_with_membership() {
+        let s = RangeSet::from_ranges(&[(3, 5), (8, 8), (10, 14)]);
+        for lo in 0..17 {
+            for hi in 0..17 {
+                let naive = (lo..=hi).filter(|q| s.contains(*q)).count() as u64;
+                assert_eq!(s.count_in(lo, hi), naive, "[{lo}, {hi}]");
+            }
+        }
     }
 }

@@ -85,6 +85,11 @@ impl StreamStore {
         forward!(self, log => log.scan(start_seq, filters, max))
     }
 
+    /// Stored messages at or after `from` matching `filters`, if known without a scan.
+    pub fn count_from(&self, from: u64, filters: &[&str]) -> Option<u64> {
+        forward!(self, log => log.count_from(from, filters))
+    }
+
     /// The newest message whose subject matches `subject`.
     pub fn last_for_subject(&self, subject: &str) -> Result<Option<StoredMessage>> {
         forward!(self, log => log.last_for_subject(subject))

@@ -338,10 +338,7 @@ fn stream_purge(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
         up_to_seq: req.seq,
         keep: req.keep,
     };
-    let purged = stream
-        .log_mut()
-        .purge(&request)
-        .map_err(ApiError::purge_failed)?;
+    let purged = stream.purge(&request).map_err(ApiError::purge_failed)?;
     stream.log_mut().sync().map_err(ApiError::purge_failed)?;
     Ok(json!({ "success": true, "purged": purged }))
 }
@@ -407,8 +404,7 @@ fn msg_delete(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
         return Err(ApiError::msg_delete_failed("message delete not permitted"));
     }
     let removed = stream
-        .log_mut()
-        .delete(req.seq)
+        .delete_msg(req.seq)
         .map_err(ApiError::msg_delete_failed)?;
     if !removed {
         return Err(ApiError::sequence_not_found(req.seq));

@@ -305,6 +305,39 @@ impl Log {
             .collect()
     }
 
+    /// Stored messages at or after `from` matching `filters`, when the in-memory maps can
+    /// tell without reading a record; `None` when only a scan can (a filtered subject with
+    /// messages on both sides of `from`). Consumers need this count on every start.
+    pub fn count_from(&self, from: u64, filters: &[&str]) -> Option<u64> {
+        let from = from.max(self.floor);
+        if from > self.last_seq {
+            return Some(0);
+        }
+        if filters.is_empty() || filters.contains(&">") {
+            // The deleted set is exact only if it accounts for every gap; check, don't assume.
+            let span = self.last_seq + 1 - self.floor;
+            if self.msgs + self.deleted.len() != span {
+                return None;
+            }
+            return Some(self.last_seq + 1 - from - self.deleted.count_in(from, self.last_seq));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut total = 0;
+        for filter in filters {
+            for (subject, info) in self.subjects.matching(filter) {
+                if !seen.insert(subject) {
+                    continue;
+                }
+                if info.first >= from {
+                    total += info.count;
+                } else if info.last >= from {
+                    return None;
+                }
+            }
+        }
+        Some(total)
+    }
+
     /// Messages stored.
     pub fn msgs(&self) -> u64 {
         self.msgs

@@ -120,4 +120,17 @@ impl MemLog {
             .map(|(s, i)| (s.to_owned(), i.count))
             .collect()
     }
+
+    /// Stored messages at or after `from` matching `filters`; always known here.
+    pub fn count_from(&self, from: u64, filters: &[&str]) -> Option<u64> {
+        if filters.is_empty() || filters.contains(&">") {
+            return Some(self.messages.range(from..).count() as u64);
+        }
+        let count = self
+            .messages
+            .range(from..)
+            .filter(|(_, m)| filters.iter().any(|f| subject_matches(f, &*m.subject)))
+            .count();
+        Some(count as u64)
+    }
 }
