@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::outbound::{InternalDelivery, InternalSink, Owner, Subscription};
+use super::outbound::{InternalDelivery, InternalQueue, InternalSink, Owner, Subscription};
 use super::router::{Deliveries, Publisher, Router};
 use crate::broker::MatchCache;
 use crate::protocol::Publish;
@@ -131,9 +131,17 @@ impl InternalClient {
     /// while an internal subscriber's channel is full. Must not run on the async runtime.
     pub fn flush(&mut self) {
         self.out.wake_all();
-        for (tx, delivery) in self.out.internal.drain(..) {
-            let _ = tx.blocking_send(delivery);
+        for (sink, delivery) in self.out.internal.drain(..) {
+            let _ = sink.tx.blocking_send(delivery);
         }
+    }
+
+    /// Wakes the writers of everything queued and moves internal messages to `spill` for the
+    /// caller to hand over: the flush for work running on the async runtime, where blocking
+    /// on a full channel is not allowed.
+    pub fn flush_into(&mut self, spill: &mut InternalQueue) {
+        self.out.wake_all();
+        spill.append(&mut self.out.internal);
     }
 
     /// Publishes one message right away.

@@ -96,6 +96,29 @@ pub struct InternalSink {
     /// a catch-all (the JetStream API on `$JS.API.>`) leaves them to their own owners and a
     /// request nobody owns still gets a no-responders status.
     pub exclude: &'static [&'static str],
+    /// Set when the subscriber can take a message on the publisher's own thread (see
+    /// [`InlineTaker`]); `None` sends everything through `tx`.
+    pub inline: Option<Arc<dyn InlineTaker>>,
+}
+
+/// Internal messages owed to their subscribers: each goes through its sink's channel.
+pub type InternalQueue = Vec<(InternalSink, InternalDelivery)>;
+
+/// A subscriber that may handle a message right on the publishing connection's task, saving
+/// the hand-over to its thread (two context switches, which dominate a lone request's
+/// latency) when that cannot change the order in which it sees messages.
+pub trait InlineTaker: Send + Sync {
+    /// Called while routing, once for every message bound for this sink, before it is either
+    /// taken inline or sent: lets the taker know what is still on its way.
+    fn routed(&self);
+    /// Takes `delivery` now, or gives it back to be sent through the channel. Messages the
+    /// work produces for other internal subscribers are appended to `spill` for the caller
+    /// to hand over; nothing here may block on a channel.
+    fn try_take(
+        &self,
+        delivery: InternalDelivery,
+        spill: &mut InternalQueue,
+    ) -> Option<InternalDelivery>;
 }
 
 /// A message for an internal subscriber.

@@ -9,9 +9,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::mpsc;
-
-use super::outbound::{ClientHandle, Enqueued, InternalDelivery, Owner, Subscription};
+use super::outbound::{
+    ClientHandle, Enqueued, InternalDelivery, InternalQueue, Owner, Subscription,
+};
 use crate::broker::{MatchCache, MatchResult, Sublist};
 use crate::protocol::encode::OutMsg;
 use crate::protocol::subject::subject_matches;
@@ -48,16 +48,30 @@ impl Publisher<'_> {
 #[derive(Default)]
 pub struct Deliveries {
     pub wake: Vec<Arc<ClientHandle>>,
-    pub internal: Vec<(mpsc::Sender<InternalDelivery>, InternalDelivery)>,
+    pub internal: InternalQueue,
 }
 
 impl Deliveries {
     /// Hands internal messages over, waiting for channel capacity: this is how a stream that
     /// cannot keep up slows its publishers down instead of queueing without bound.
+    /// Subscribers that can take a message inline ([`super::outbound::InlineTaker`]) are
+    /// offered it first.
     pub async fn flush_internal(&mut self) {
-        for (tx, delivery) in self.internal.drain(..) {
+        let mut spill = InternalQueue::new();
+        for (sink, delivery) in self.internal.drain(..) {
+            let delivery = match &sink.inline {
+                Some(taker) => match taker.try_take(delivery, &mut spill) {
+                    Some(declined) => declined,
+                    None => continue,
+                },
+                None => delivery,
+            };
             // A closed channel means the subscriber is going away; its message has no taker.
-            let _ = tx.send(delivery).await;
+            let _ = sink.tx.send(delivery).await;
+        }
+        // What inline work published to internal subscribers takes the ordinary way.
+        for (sink, delivery) in spill {
+            let _ = sink.tx.send(delivery).await;
         }
     }
 
@@ -207,7 +221,10 @@ impl Router {
                     tag: sink.tag,
                     msg: msg.clone(),
                 };
-                out.internal.push((sink.tx.clone(), delivery));
+                if let Some(taker) = &sink.inline {
+                    taker.routed();
+                }
+                out.internal.push((sink.clone(), delivery));
                 true
             }
         };

@@ -21,7 +21,7 @@ use crate::jetstream::consumer::{AckKind, Action, Consumer};
 use crate::protocol::headers::{build_block, extend_block};
 use crate::protocol::Publish;
 use crate::server::internal::InternalClient;
-use crate::server::outbound::InternalDelivery;
+use crate::server::outbound::{InternalDelivery, InternalQueue};
 
 /// The most deliveries taken in one round; bounds the latency of the first ack in a burst.
 pub const MAX_BATCH_MSGS: usize = 4096;
@@ -54,14 +54,25 @@ struct Round {
     acked: Vec<String>,
 }
 
+/// What the actor keeps between rounds. It sits behind a mutex in the `StreamEntry` so that
+/// a round run inline on a publisher's task (see `inline.rs`) never overlaps the actor's own.
+pub struct ActorState {
+    pub client: InternalClient,
+    last_persist: Instant,
+}
+
+impl ActorState {
+    pub fn new(client: InternalClient) -> Self {
+        ActorState {
+            client,
+            last_persist: Instant::now(),
+        }
+    }
+}
+
 /// Runs until a stop delivery arrives or every sender is gone.
-pub fn run(
-    entry: Arc<StreamEntry>,
-    mut rx: mpsc::Receiver<InternalDelivery>,
-    mut client: InternalClient,
-) {
+pub fn run(entry: Arc<StreamEntry>, mut rx: mpsc::Receiver<InternalDelivery>) {
     let mut batch: Vec<InternalDelivery> = Vec::with_capacity(256);
-    let mut last_persist = Instant::now();
     loop {
         let Some(first) = rx.blocking_recv() else {
             persist_consumers(&entry);
@@ -74,34 +85,59 @@ pub fn run(
                 Err(_) => break,
             }
         }
-        let stop = batch.iter().any(|d| d.tag == TAG_STOP);
-        let (publishes, others): (Vec<_>, Vec<_>) =
-            batch.drain(..).partition(|d| d.tag == TAG_PUBLISH);
-        let mut round = Round::default();
-        let acks = apply(&entry, &publishes, others, &client, &mut round);
-        let due = last_persist.elapsed() >= CONSUMER_PERSIST_INTERVAL;
-        if !round.ack_replies.is_empty() || stop || due {
-            persist_consumers(&entry);
-            last_persist = Instant::now();
-        }
-        send_pub_acks(&entry, &publishes, &acks, &mut client);
-        for action in round.actions.drain(..) {
-            perform(action, &mut client);
-        }
-        for reply in round.ack_replies.drain(..) {
-            client.queue_publish(reply, None, Bytes::new());
-        }
-        client.flush();
-        for request in round.direct_gets.drain(..) {
-            direct_get(&entry, &request.msg, &mut client);
-        }
-        for name in round.expired.drain(..) {
-            entry.delete_consumer(&name, &mut client);
-        }
-        if stop {
+        let mut state = entry.actor_state();
+        if round(&entry, &mut batch, &mut state, None) {
             return;
         }
     }
+}
+
+/// Applies `batch` (emptying it) and sends everything that follows from it; true if it held
+/// a stop. `spill` is set for a round run inline on the async runtime, which must not block:
+/// it leaves consumer state for the actor to write and hands messages for internal
+/// subscribers to the caller instead of waiting for their channels.
+pub(super) fn round(
+    entry: &StreamEntry,
+    batch: &mut Vec<InternalDelivery>,
+    state: &mut ActorState,
+    spill: Option<&mut InternalQueue>,
+) -> bool {
+    let stop = batch.iter().any(|d| d.tag == TAG_STOP);
+    let (publishes, others): (Vec<_>, Vec<_>) = batch.drain(..).partition(|d| d.tag == TAG_PUBLISH);
+    debug_assert!(
+        spill.is_none() || others.is_empty(),
+        "inline rounds are publishes only"
+    );
+    let mut round = Round::default();
+    let acks = apply(entry, &publishes, others, &state.client, &mut round);
+    entry.applied_publishes(publishes.len());
+    let client = &mut state.client;
+    let due = state.last_persist.elapsed() >= CONSUMER_PERSIST_INTERVAL;
+    if spill.is_none() && (!round.ack_replies.is_empty() || stop || due) {
+        persist_consumers(entry);
+        state.last_persist = Instant::now();
+    }
+    send_pub_acks(entry, &publishes, &acks, client);
+    for action in round.actions.drain(..) {
+        perform(action, client);
+    }
+    for reply in round.ack_replies.drain(..) {
+        client.queue_publish(reply, None, Bytes::new());
+    }
+    match spill {
+        Some(spill) => {
+            client.flush_into(spill);
+            return stop;
+        }
+        None => client.flush(),
+    }
+    for request in round.direct_gets.drain(..) {
+        direct_get(entry, &request.msg, client);
+    }
+    for name in round.expired.drain(..) {
+        entry.delete_consumer(&name, client);
+    }
+    stop
 }
 
 /// Applies one round under the stream lock; returns the PubAcks for `publishes`.

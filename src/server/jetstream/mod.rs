@@ -11,6 +11,7 @@ mod api_consumers;
 mod catalog;
 mod catalog_consumers;
 mod direct;
+mod inline;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,12 +60,34 @@ pub struct StreamEntry {
     tx: mpsc::Sender<InternalDelivery>,
     thread: Mutex<Option<JoinHandle<()>>>,
     catalog: Arc<Catalog>,
+    /// The actor's state; whoever holds it runs a round (the actor, or an inline publish).
+    actor: Mutex<actor::ActorState>,
+    /// Publishes routed to this stream and not yet applied: an inline publish may only run
+    /// when it is the one, or it could overtake an earlier one.
+    queued: Arc<AtomicU64>,
+    /// Whether publishes may be stored on the publisher's task (`--sync never` only: a
+    /// round there never waits for a disk).
+    inline_publish: bool,
+    /// Set when the stream stops; inline publishes then go to the (closing) actor.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl StreamEntry {
     /// The stream state; a std mutex because it is only held by threads, never across awaits.
     pub fn lock(&self) -> MutexGuard<'_, Stream> {
         lock(&self.stream)
+    }
+
+    fn actor_state(&self) -> MutexGuard<'_, actor::ActorState> {
+        lock(&self.actor)
+    }
+
+    /// The actor (or an inline round) applied `n` routed publishes.
+    fn applied_publishes(&self, n: usize) {
+        if self.inline_publish && n > 0 {
+            let before = self.queued.fetch_sub(n as u64, Ordering::AcqRel);
+            debug_assert!(before >= n as u64, "more publishes applied than routed");
+        }
     }
 
     /// Subscribes consumer `name`'s pull, ack and flow-control subjects to this stream's actor.
@@ -90,6 +113,7 @@ impl StreamEntry {
                         tag: *tag,
                         tx: self.tx.clone(),
                         exclude: &[],
+                        inline: None,
                     },
                 )
             })
@@ -182,6 +206,7 @@ impl JetStream {
             tag: TAG_API,
             tx,
             exclude: API_EXCLUDED,
+            inline: None,
         };
         client.subscribe("$JS.API.>", None, sink);
         let api = js.clone();
@@ -233,14 +258,19 @@ impl JetStream {
             tx,
             thread: Mutex::new(None),
             catalog: self.catalog.clone(),
+            actor: Mutex::new(actor::ActorState::new(InternalClient::new(
+                self.router.clone(),
+            ))),
+            queued: Arc::new(AtomicU64::new(0)),
+            inline_publish: matches!(self.sync, SyncPolicy::Never),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         self.resubscribe(&entry);
         self.restore_consumers(&entry)?;
-        let client = InternalClient::new(self.router.clone());
         let actor_entry = entry.clone();
         let thread = std::thread::Builder::new()
             .name(format!("stream-{name}"))
-            .spawn(move || actor::run(actor_entry, rx, client))
+            .spawn(move || actor::run(actor_entry, rx))
             .map_err(|e| ApiError::store_failed(format!("cannot start stream thread: {e}")))?;
         *lock(&entry.thread) = Some(thread);
         lock(&self.streams).insert(name, entry.clone());
@@ -280,7 +310,7 @@ impl JetStream {
     }
 
     /// (Re)creates a stream's subscriptions from its current config.
-    fn resubscribe(&self, entry: &StreamEntry) {
+    fn resubscribe(&self, entry: &Arc<StreamEntry>) {
         let client = InternalClient::new(self.router.clone());
         let mut subs = lock(&entry.subs);
         for sub in subs.drain(..) {
@@ -292,6 +322,9 @@ impl JetStream {
                 tag: actor::TAG_PUBLISH,
                 tx: entry.tx.clone(),
                 exclude: &[],
+                inline: entry
+                    .inline_publish
+                    .then(|| inline::InlinePublish::taker(entry)),
             };
             subs.push(client.subscribe(subject, None, sink));
         }
@@ -304,6 +337,7 @@ impl JetStream {
                     tag: actor::TAG_DIRECT_GET,
                     tx: entry.tx.clone(),
                     exclude: &[],
+                    inline: None,
                 };
                 subs.push(client.subscribe(&subject, Some("_sys_"), sink));
             }
@@ -387,6 +421,7 @@ impl JetStream {
 
     /// Unsubscribes a stream and waits for its actor to finish what it had queued.
     fn stop(&self, entry: &StreamEntry) {
+        entry.stopping.store(true, Ordering::Release);
         let client = InternalClient::new(self.router.clone());
         for sub in lock(&entry.subs).drain(..) {
             client.unsubscribe(&sub);

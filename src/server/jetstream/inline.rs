@@ -1,0 +1,63 @@
+//! Publishes stored on the publisher's own task, skipping the hand-over to the stream's
+//! thread. A lone synchronous publish otherwise pays two context switches (waking the actor,
+//! and the actor going back to sleep), which under `--sync never` is most of its latency.
+//!
+//! Only under `--sync never`, where a round never waits for a disk, and only when it keeps
+//! the order: the publish must be the only one routed to the stream and not yet applied
+//! (so nothing sent earlier, by this connection or any other, is still queued), and the
+//! actor must not be in a round. Anything else takes the ordinary way through the channel,
+//! so a burst of publishes still gets the actor's batching.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use super::actor::{self, TAG_PUBLISH};
+use super::StreamEntry;
+use crate::server::outbound::{InlineTaker, InternalDelivery, InternalQueue};
+
+/// The inline side of a stream's publish subscriptions.
+pub struct InlinePublish {
+    /// Weak: the entry holds the subscriptions that hold this.
+    entry: Weak<StreamEntry>,
+    /// The entry's count of routed, unapplied publishes (shared, so routing needs no upgrade).
+    queued: Arc<AtomicU64>,
+}
+
+impl InlinePublish {
+    pub fn taker(entry: &Arc<StreamEntry>) -> Arc<dyn InlineTaker> {
+        Arc::new(InlinePublish {
+            entry: Arc::downgrade(entry),
+            queued: entry.queued.clone(),
+        })
+    }
+}
+
+impl InlineTaker for InlinePublish {
+    fn routed(&self) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn try_take(
+        &self,
+        delivery: InternalDelivery,
+        spill: &mut InternalQueue,
+    ) -> Option<InternalDelivery> {
+        if delivery.tag != TAG_PUBLISH {
+            return Some(delivery);
+        }
+        let Some(entry) = self.entry.upgrade() else {
+            return Some(delivery);
+        };
+        // Never wait here: a busy actor or stream means the channel is the better way anyway.
+        let Ok(mut state) = entry.actor.try_lock() else {
+            return Some(delivery);
+        };
+        let alone = self.queued.load(Ordering::Acquire) == 1;
+        if !alone || entry.stopping.load(Ordering::Acquire) || entry.stream.try_lock().is_err() {
+            return Some(delivery);
+        }
+        let mut batch = vec![delivery];
+        actor::round(&entry, &mut batch, &mut state, Some(spill));
+        None
+    }
+}
