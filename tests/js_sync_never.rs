@@ -66,7 +66,11 @@ async fn concurrent_sync_publishers_keep_order_and_lose_nothing() {
     }
     all.sort_unstable();
     let total = (PUBLISHERS * PER_PUBLISHER) as u64;
-    assert_eq!(all, (1..=total).collect::<Vec<_>>(), "each sequence acked once");
+    assert_eq!(
+        all,
+        (1..=total).collect::<Vec<_>>(),
+        "each sequence acked once"
+    );
 
     // The stored order agrees with each publisher's order.
     let consumer: PullConsumer = stream
@@ -115,8 +119,14 @@ async fn inline_publishes_reach_a_waiting_consumer() {
         .expect("consumer");
     let mut messages = consumer.messages().await.expect("messages");
     for i in 0..20u64 {
-        let ack = js.publish("feed", Bytes::from(i.to_string())).await.unwrap();
-        assert_eq!(within("ack", ack.into_future()).await.unwrap().sequence, i + 1);
+        let ack = js
+            .publish("feed", Bytes::from(i.to_string()))
+            .await
+            .unwrap();
+        assert_eq!(
+            within("ack", ack.into_future()).await.unwrap().sequence,
+            i + 1
+        );
         let msg = within("delivery", messages.next())
             .await
             .expect("ended")
@@ -170,6 +180,9 @@ async fn pub_ack_to_an_internal_subject_is_harmless() {
     .expect("info");
     assert_eq!(info, 1);
     // The server still answers.
-    let ack = js.publish("odd", Bytes::from_static(b"again")).await.unwrap();
+    let ack = js
+        .publish("odd", Bytes::from_static(b"again"))
+        .await
+        .unwrap();
     assert_eq!(within("ack", ack.into_future()).await.unwrap().sequence, 2);
 }

@@ -367,3 +367,29 @@ fn pull_request_expiry_and_no_wait_statuses() {
         other => panic!("expected a 408, got {other:?}"),
     }
 }
+
+#[test]
+fn ack_subject_carries_every_field_in_order() {
+    let store = store_with(3);
+    let mut c = Consumer::new("ST", "c", config(AckPolicy::Explicit), 0, &store, 0);
+    let mut out = Vec::new();
+    let body = br#"{"batch":1,"no_wait":true}"#;
+    c.on_pull(body, Bytes::from_static(b"reply"), &store, 7, &mut out);
+    let subject = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Deliver { ack_subject, .. } => Some(ack_subject.clone()),
+            _ => None,
+        })
+        .expect("one delivery");
+    // delivered 1 time, stream seq 1, consumer seq 1, timestamp 1 (as appended), 2 pending.
+    assert_eq!(subject, "$JS.ACK.ST.c.1.1.1.1.2");
+    assert_eq!(push_decimal_text(0), "0");
+    assert_eq!(push_decimal_text(u64::MAX), u64::MAX.to_string());
+}
+
+fn push_decimal_text(n: u64) -> String {
+    let mut s = String::new();
+    push_decimal(&mut s, n);
+    s
+}
