@@ -6,7 +6,7 @@
 //! arrive and the client checks the SHA-256 digest at the end. Neither holds an object in
 //! memory, so objects larger than RAM work.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -54,7 +54,7 @@ enum ObjectAction {
         bucket: String,
         /// The file to store.
         file: Option<PathBuf>,
-        /// The object's name (default: FILE as given).
+        /// The object's name (default: FILE as given, without `./`).
         #[arg(long)]
         name: Option<String>,
         /// Free text stored with the object.
@@ -157,7 +157,7 @@ pub async fn run(args: ObjectArgs) -> Result<()> {
         } => {
             let name = match (name, &file) {
                 (Some(name), _) => name,
-                (None, Some(file)) => file.to_string_lossy().into_owned(),
+                (None, Some(file)) => object_name_for(file),
                 (None, None) => bail!("--name is required when the object comes from stdin"),
             };
             let meta = ObjectMetadata {
@@ -295,6 +295,16 @@ async fn put(
     object_view::show_object(&info, common.json)
 }
 
+/// The name a file is stored under when `put` is not given `--name`: the path as typed
+/// without `.` steps, so `./backup.tar` and `backup.tar` name the same object.
+fn object_name_for(file: &Path) -> String {
+    let cleaned: PathBuf = file
+        .components()
+        .filter(|part| !matches!(part, Component::CurDir))
+        .collect();
+    cleaned.to_string_lossy().into_owned()
+}
+
 /// The file `get` writes when no `--output` is given: the object name's last part, so a name
 /// such as `../../etc/passwd` can never write outside the current directory.
 fn default_output(name: &str) -> Result<PathBuf> {
@@ -417,6 +427,13 @@ async fn remove_bucket(js: &Context, common: &CommonArgs, bucket: &str, force: b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_names_from_paths_drop_dot_steps() {
+        assert_eq!(object_name_for(Path::new("./backup.tar")), "backup.tar");
+        assert_eq!(object_name_for(Path::new("a/./b.txt")), "a/b.txt");
+        assert_eq!(object_name_for(Path::new("/tmp/x.bin")), "/tmp/x.bin");
+    }
 
     #[test]
     fn default_output_never_leaves_the_current_directory() {
