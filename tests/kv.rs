@@ -2,6 +2,7 @@
 //! `KV_<bucket>` and every operation below is whatever that client sends (facts sheet §6.1).
 
 mod common;
+mod kv_support;
 
 use std::time::Duration;
 
@@ -13,42 +14,7 @@ use async_nats::jetstream::{
 use bytes::Bytes;
 use common::{within, TestServer};
 use futures::{StreamExt, TryStreamExt};
-
-/// How long a watch may take to show an entry that is already stored or just written.
-const WATCH_WAIT: Duration = Duration::from_secs(5);
-
-async fn connect_js(server: &TestServer) -> jetstream::Context {
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .expect("connect");
-    jetstream::new(client)
-}
-
-async fn bucket(js: &jetstream::Context, name: &str, history: i64) -> kv::Store {
-    within(
-        "create bucket",
-        js.create_key_value(kv::Config {
-            bucket: name.to_string(),
-            history,
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("create bucket")
-}
-
-/// The next entry of a watch, bounded.
-async fn next_entry(watch: &mut kv::Watch) -> kv::Entry {
-    tokio::time::timeout(WATCH_WAIT, watch.next())
-        .await
-        .expect("watch entry in time")
-        .expect("watch open")
-        .expect("watch entry")
-}
-
-fn value(entry: &kv::Entry) -> (&str, &[u8], Operation) {
-    (entry.key.as_str(), entry.value.as_ref(), entry.operation)
-}
+use kv_support::{bucket, connect_js};
 
 #[tokio::test]
 async fn bucket_is_a_stream_with_the_kv_conventions() {
@@ -313,82 +279,6 @@ async fn keys_lists_live_keys_only() {
     assert_eq!(keys, vec!["a", "b", "d.e"]);
 }
 
-#[tokio::test]
-async fn watch_all_sees_updates_in_order() {
-    let server = TestServer::start(&[]);
-    let js = connect_js(&server).await;
-    let store = bucket(&js, "WATCH", 5).await;
-    store.put("before", "old".into()).await.expect("put");
-
-    // `watch_all` is updates-only: the value stored before it started is not delivered.
-    let mut watch = store.watch_all().await.expect("watch");
-    let writes = [("a", "1"), ("b", "2"), ("a", "3"), ("c.d", "4")];
-    for (key, v) in writes {
-        store.put(key, Bytes::from(v)).await.expect("put");
-    }
-    store.delete("b").await.expect("delete");
-    store.purge("a").await.expect("purge");
-
-    let mut seen = Vec::new();
-    for _ in 0..6 {
-        let entry = next_entry(&mut watch).await;
-        seen.push((entry.revision, entry.key.clone(), entry.operation));
-    }
-    let expected = vec![
-        (2, "a".to_string(), Operation::Put),
-        (3, "b".to_string(), Operation::Put),
-        (4, "a".to_string(), Operation::Put),
-        (5, "c.d".to_string(), Operation::Put),
-        (6, "b".to_string(), Operation::Delete),
-        (7, "a".to_string(), Operation::Purge),
-    ];
-    assert_eq!(seen, expected);
-}
-
-#[tokio::test]
-async fn watch_one_key_and_with_history() {
-    let server = TestServer::start(&[]);
-    let js = connect_js(&server).await;
-    let store = bucket(&js, "WKEY", 5).await;
-    store.put("x", "x1".into()).await.expect("put");
-    store.put("x", "x2".into()).await.expect("put");
-    store.put("y", "y1".into()).await.expect("put");
-
-    // With history, the watch starts with the last value of each matching key.
-    let mut with_history = store.watch_with_history("x").await.expect("watch");
-    let first = next_entry(&mut with_history).await;
-    assert_eq!(value(&first), ("x", &b"x2"[..], Operation::Put));
-    assert!(
-        first.seen_current,
-        "the last initial value marks the catch-up"
-    );
-
-    let mut all = store.watch_with_history(">").await.expect("watch all");
-    let a = next_entry(&mut all).await;
-    let b = next_entry(&mut all).await;
-    assert_eq!((a.key.as_str(), a.revision), ("x", 2));
-    assert_eq!((b.key.as_str(), b.revision), ("y", 3));
-    assert!(!a.seen_current && b.seen_current);
-
-    let mut updates = store.watch("x").await.expect("watch");
-    store.put("y", "y2".into()).await.expect("put");
-    store.put("x", "x3".into()).await.expect("put");
-    let update = next_entry(&mut updates).await;
-    assert_eq!(value(&update), ("x", &b"x3"[..], Operation::Put));
-    let next = next_entry(&mut with_history).await;
-    assert_eq!(next.revision, 5);
-    let c = next_entry(&mut all).await;
-    assert_eq!((c.key.as_str(), c.revision), ("y", 4));
-
-    // An empty bucket's watch with history is current at once and then sees new writes.
-    let empty = bucket(&js, "WEMPTY", 1).await;
-    let mut watch = empty.watch_with_history(">").await.expect("watch");
-    empty.put("k", "v".into()).await.expect("put");
-    let entry = next_entry(&mut watch).await;
-    assert!(entry.seen_current);
-    assert_eq!(value(&entry), ("k", &b"v"[..], Operation::Put));
-}
-
 /// Bucket names the way nats.go lists them: `STREAM.NAMES` filtered by subject on the server,
 /// then the `KV_` streams.
 async fn bucket_names(js: &jetstream::Context) -> Vec<String> {
@@ -409,6 +299,47 @@ async fn bucket_names(js: &jetstream::Context) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+#[tokio::test]
+async fn value_and_bucket_size_limits_refuse_puts() {
+    let server = TestServer::start(&[]);
+    let js = connect_js(&server).await;
+    let store = within(
+        "create",
+        js.create_key_value(kv::Config {
+            bucket: "SMALL".into(),
+            max_value_size: 16,
+            max_bytes: 1024,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("create");
+    store
+        .put("ok", Bytes::from(vec![b'x'; 16]))
+        .await
+        .expect("fits");
+    let too_big = store.put("big", Bytes::from(vec![b'x'; 17])).await;
+    assert!(too_big.is_err(), "a value over max_value_size is refused");
+    assert_eq!(store.get("big").await.expect("get"), None);
+    // Discard new: once the bucket is full, new keys are refused rather than old ones lost.
+    let mut refused = false;
+    for i in 0..64 {
+        if store
+            .put(format!("k{i}"), Bytes::from(vec![b'y'; 16]))
+            .await
+            .is_err()
+        {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a full bucket refuses new values");
+    assert!(
+        store.get("ok").await.expect("get").is_some(),
+        "nothing old was dropped"
+    );
 }
 
 #[tokio::test]
