@@ -79,6 +79,26 @@ pub fn jetlog_at(url: &str, args: &[&str]) -> Run {
     jetlog(&all)
 }
 
+/// Runs `jetlog ARGS -s URL` with `input` on its stdin (written from a thread, so a large
+/// input cannot block the test while the child's stdout fills).
+pub fn jetlog_with_stdin(url: &str, args: &[&str], input: &[u8]) -> Run {
+    let mut all = args.to_vec();
+    all.extend(["-s", url]);
+    let started = Instant::now();
+    let mut child = command(&all)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn jetlog");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        // A child that exits early closes the pipe; that is its answer, not a test failure.
+        let _ = stdin.write_all(&input);
+    });
+    finish(child, started)
+}
+
 /// Waits (bounded) for a child to exit, reading both pipes meanwhile.
 fn finish(mut child: Child, started: Instant) -> Run {
     let stdout = drain(child.stdout.take().expect("stdout"));

@@ -1,17 +1,23 @@
 //! The client commands of `jetlog`: core publish/subscribe, stream and consumer management,
-//! and replay, all on async-nats, so they work against jetlog and nats-server alike.
+//! key-value and object-store buckets, and replay, all on async-nats, so they work against
+//! jetlog and nats-server alike.
 //!
 //! Contract: a command prints its result on stdout (a table or text, or JSON with `--json`)
 //! and exits 0; on failure it prints one line, `jetlog: error: …`, with the server's own
 //! description where there is one, and exits 1. Every wait on the network is bounded by
 //! `--timeout`, except those the user asked to be open-ended (`sub` and `reply` without
-//! `--count`, `replay --follow`).
+//! `--count`, `replay --follow`, `kv watch` without `--count`).
 
 mod api;
 mod bench;
+mod buckets;
 mod connect;
 mod consumer;
 mod consumer_view;
+mod kv;
+mod kv_view;
+mod object;
+mod object_view;
 mod output;
 mod pubsub;
 mod replay;
@@ -42,6 +48,11 @@ pub enum ClientCommand {
     /// Manage JetStream consumers and pull messages.
     #[command(visible_alias = "con")]
     Consumer(consumer::ConsumerArgs),
+    /// Manage key-value buckets and their keys.
+    Kv(kv::KvArgs),
+    /// Manage object-store buckets and their objects.
+    #[command(visible_alias = "obj")]
+    Object(object::ObjectArgs),
     /// Print a stream's events in order, from a start point to its current end.
     Replay(replay::ReplayArgs),
     /// Measure throughput and latency: core pub/sub, request/reply, JetStream publish/consume.
@@ -69,6 +80,8 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Reply(args) => pubsub::reply(args).await,
             ClientCommand::Stream(args) => stream::run(args).await,
             ClientCommand::Consumer(args) => consumer::run(args).await,
+            ClientCommand::Kv(args) => kv::run(args).await,
+            ClientCommand::Object(args) => object::run(args).await,
             ClientCommand::Replay(args) => replay::run(args).await,
             ClientCommand::Bench(args) => bench::run(args).await,
         }

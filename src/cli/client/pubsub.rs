@@ -123,7 +123,7 @@ pub fn parse_headers(flags: &[String]) -> Result<Option<HeaderMap>> {
 }
 
 /// The body of `pub`: the argument, or stdin when piped, bounded by the server's max_payload.
-fn read_body(body: Option<String>, max_payload_bytes: usize) -> Result<Bytes> {
+pub fn read_body(body: Option<String>, max_payload_bytes: usize) -> Result<Bytes> {
     if let Some(body) = body {
         return Ok(Bytes::from(body));
     }

@@ -17,7 +17,7 @@ use super::units::{
 use crate::jetstream::time::format_rfc3339;
 
 /// A server timestamp, or `never` for the zero time NATS uses for "no message yet".
-fn time(datetime: async_nats::datetime::DateTime) -> String {
+pub fn time(datetime: async_nats::datetime::DateTime) -> String {
     match i64::try_from(datetime.unix_timestamp_nanos()) {
         Ok(nanos) if datetime.year() > 1 => format_rfc3339(Some(nanos)),
         _ => "never".to_string(),

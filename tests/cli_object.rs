@@ -1,0 +1,177 @@
+//! `jetlog object …` run as a process against a real jetlog server: files in and out with
+//! their digest, listings, and refusals.
+
+mod cli_support;
+mod common;
+
+use cli_support::{block_on, jetlog_at, jetlog_with_stdin, js};
+use common::TestServer;
+use sha2::{Digest, Sha256};
+
+/// Bytes that differ at every offset, so a misplaced chunk shows.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i.wrapping_mul(7) ^ (i >> 11)) as u8)
+        .collect()
+}
+
+/// The object's info as async-nats reads it, behind the CLI's back.
+fn object_size(url: &str, bucket: &str, name: &str) -> Option<usize> {
+    let (bucket, name) = (bucket.to_string(), name.to_string());
+    block_on(async move {
+        let store = js(url)
+            .await
+            .get_object_store(bucket)
+            .await
+            .expect("bucket");
+        store
+            .info(name)
+            .await
+            .ok()
+            .filter(|i| !i.deleted)
+            .map(|i| i.size)
+    })
+}
+
+#[test]
+fn files_go_in_and_come_out_with_their_digest() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    let dir = tempfile::tempdir().expect("dir");
+    let data = pattern(3 * 1024 * 1024 + 17);
+    let source = dir.path().join("disk.img");
+    std::fs::write(&source, &data).expect("write");
+    let source_arg = source.to_str().expect("utf8 path");
+
+    let added = jetlog_at(&url, &["object", "add", "FILES", "--description", "docs"]);
+    assert!(added
+        .ok()
+        .starts_with("object store bucket FILES created\n"));
+    let put = jetlog_at(
+        &url,
+        &[
+            "object",
+            "put",
+            "FILES",
+            source_arg,
+            "--name",
+            "images/disk.img",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(put["size"], data.len());
+    assert_eq!(put["chunks"], 25);
+    let expected = format!(
+        "SHA-256={}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE,
+            Sha256::digest(&data)
+        )
+    );
+    assert_eq!(put["digest"], expected);
+    assert_eq!(
+        object_size(&url, "FILES", "images/disk.img"),
+        Some(data.len())
+    );
+
+    // Into a chosen file: written as a .partial file and renamed once the digest matched.
+    let out_dir = tempfile::tempdir().expect("dir");
+    let mut cmd_args = vec!["object", "get", "FILES", "images/disk.img"];
+    let target = out_dir.path().join("disk.img");
+    let target_arg = target.to_str().expect("utf8 path");
+    cmd_args.extend(["-O", target_arg]);
+    let got = jetlog_at(&url, &cmd_args);
+    assert!(got.ok().starts_with("wrote FILES > images/disk.img to "));
+    assert!(
+        std::fs::read(&target).expect("read") == data,
+        "content differs"
+    );
+    assert!(!out_dir.path().join("disk.img.partial").exists());
+
+    // An existing file is not overwritten without -f.
+    jetlog_at(&url, &cmd_args).fails_with("refusing without -f/--force");
+    cmd_args.push("-f");
+    jetlog_at(&url, &cmd_args).ok();
+
+    let info = jetlog_at(&url, &["object", "info", "FILES", "images/disk.img"])
+        .ok()
+        .to_string();
+    assert!(info.contains(&expected), "{info}");
+    let bucket = jetlog_at(&url, &["object", "info", "FILES"])
+        .ok()
+        .to_string();
+    assert!(bucket.contains("Description:     docs"), "{bucket}");
+}
+
+#[test]
+fn stdin_objects_listing_and_removal() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    jetlog_at(&url, &["object", "add", "NOTES"]).ok();
+    jetlog_at(&url, &["object", "add", "ARCHIVE"]).ok();
+
+    jetlog_with_stdin(&url, &["object", "put", "NOTES"], b"hello").fails_with("--name is required");
+    jetlog_with_stdin(
+        &url,
+        &["object", "put", "NOTES", "--name", "a.txt"],
+        b"hello",
+    )
+    .ok();
+    jetlog_with_stdin(&url, &["object", "put", "NOTES", "--name", "b.txt"], b"bye").ok();
+    // Replacing an object needs -f, as deleting does.
+    jetlog_with_stdin(
+        &url,
+        &["object", "put", "NOTES", "--name", "a.txt"],
+        b"again",
+    )
+    .fails_with("refusing without -f/--force");
+    jetlog_with_stdin(
+        &url,
+        &["object", "put", "NOTES", "--name", "a.txt", "-f"],
+        b"hello again",
+    )
+    .ok();
+
+    let body = jetlog_at(&url, &["object", "get", "NOTES", "a.txt", "-O", "-"]);
+    assert_eq!(body.ok(), "hello again");
+    assert_eq!(
+        jetlog_at(&url, &["object", "ls", "NOTES", "-n"]).ok(),
+        "a.txt\nb.txt\n"
+    );
+    let listed = jetlog_at(&url, &["object", "ls", "NOTES", "--json"]).json();
+    assert_eq!(listed[0]["size"], 11);
+    assert_eq!(
+        jetlog_at(&url, &["object", "ls", "-n"]).ok(),
+        "ARCHIVE\nNOTES\n"
+    );
+
+    jetlog_at(&url, &["object", "rm", "NOTES", "a.txt"]).fails_with("refusing without -f");
+    jetlog_at(&url, &["object", "rm", "NOTES", "a.txt", "-f"]).ok();
+    assert_eq!(object_size(&url, "NOTES", "a.txt"), None);
+    jetlog_at(&url, &["object", "get", "NOTES", "a.txt", "-O", "-"])
+        .fails_with("NOTES > a.txt was deleted");
+    jetlog_at(&url, &["object", "info", "NOTES", "zzz"]).fails_with("NOTES > zzz not found");
+    assert_eq!(
+        jetlog_at(&url, &["object", "ls", "NOTES", "-n"]).ok(),
+        "b.txt\n"
+    );
+
+    jetlog_at(&url, &["object", "rm", "ARCHIVE", "-f"]).ok();
+    assert_eq!(jetlog_at(&url, &["object", "ls", "-n"]).ok(), "NOTES\n");
+    jetlog_at(&url, &["object", "ls", "ARCHIVE"]).fails_with("object store bucket ARCHIVE");
+}
+
+#[test]
+fn a_missing_object_leaves_no_file_behind() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    jetlog_at(&url, &["object", "add", "EMPTY"]).ok();
+    let dir = tempfile::tempdir().expect("dir");
+    let target = dir.path().join("x.bin");
+    let target_arg = target.to_str().expect("utf8 path");
+    jetlog_at(&url, &["object", "get", "EMPTY", "x.bin", "-O", target_arg])
+        .fails_with("EMPTY > x.bin not found");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+    jetlog_at(&url, &["object", "put", "EMPTY", "/no/such/file"]).fails_with("cannot open");
+}
