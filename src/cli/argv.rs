@@ -63,6 +63,13 @@ fn takes_value(flag: &str) -> bool {
     matches!(
         flag,
         "-p" | "--port"
+            | "-c"
+            | "--config"
+            | "-P"
+            | "--pid"
+            | "-l"
+            | "--log"
+            | "--ports_file_dir"
             | "-a"
             | "--addr"
             | "--net"

@@ -3,7 +3,9 @@
 
 mod argv;
 mod client;
+mod config_file;
 mod duration;
+mod process_files;
 mod server;
 
 use std::ffi::OsString;

@@ -1,13 +1,15 @@
 //! `jetlog server`: turns flags into a `ServerConfig`, sets up logging, runs until a signal.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 
+use super::config_file::{self, LoadedConfig};
 use super::parse_duration;
+use super::process_files::ProcessFiles;
 use crate::protocol::connect::NATS_COMPAT_VERSION;
 use crate::server::config::DEFAULT_PORT;
 use crate::server::{AuthConfig, Server, ServerConfig, SyncMode};
@@ -17,27 +19,33 @@ use crate::server::{AuthConfig, Server, ServerConfig, SyncMode};
 #[derive(Debug, Args)]
 #[command(args_override_self = true)]
 pub struct ServerArgs {
-    /// Port for clients; -1 picks a free one.
-    #[arg(short = 'p', long, default_value_t = i32::from(DEFAULT_PORT), allow_negative_numbers = true)]
-    port: i32,
-    /// Address to listen on.
-    #[arg(
-        short = 'a',
-        long = "addr",
-        visible_alias = "net",
-        default_value = "0.0.0.0"
-    )]
-    addr: IpAddr,
+    /// Configuration file in nats-server's format; flags given beside it override it.
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Test the configuration and exit: 0 if it is valid, 1 with the error if not.
+    #[arg(short = 't')]
+    test_config: bool,
+    /// Port for clients (default 4222); -1 picks a free one.
+    #[arg(short = 'p', long, allow_negative_numbers = true)]
+    port: Option<i32>,
+    /// Address to listen on (default 0.0.0.0).
+    #[arg(short = 'a', long = "addr", visible_alias = "net")]
+    addr: Option<IpAddr>,
+    /// File to write the process id to; removed on a clean shutdown.
+    #[arg(short = 'P', long = "pid")]
+    pid: Option<PathBuf>,
+    /// Directory to write `<executable>_<pid>.ports` to, with the URLs actually bound.
+    #[arg(long = "ports_file_dir")]
+    ports_file_dir: Option<PathBuf>,
+    /// Log to this file instead of stderr.
+    #[arg(short = 'l', long = "log")]
+    log: Option<PathBuf>,
     /// Accepted for nats-server compatibility: JetStream is always on in jetlog.
     #[arg(long)]
     jetstream: bool,
-    /// Where streams are stored.
-    #[arg(
-        long = "store_dir",
-        visible_alias = "store-dir",
-        default_value = "./data"
-    )]
-    store_dir: PathBuf,
+    /// Where streams are stored (default ./data).
+    #[arg(long = "store_dir", visible_alias = "store-dir")]
+    store_dir: Option<PathBuf>,
     /// Server name (defaults to the server id).
     #[arg(short = 'n', long = "server_name", visible_alias = "name")]
     server_name: Option<String>,
@@ -59,9 +67,9 @@ pub struct ServerArgs {
     /// Token required to connect.
     #[arg(long)]
     auth: Option<String>,
-    /// When appended messages are fsynced: always, never, or an interval such as 100ms.
-    #[arg(long, default_value = "always", value_parser = parse_sync_mode)]
-    sync: SyncMode,
+    /// When appended messages are fsynced: always (default), never, or an interval such as 100ms.
+    #[arg(long, value_parser = parse_sync_mode)]
+    sync: Option<SyncMode>,
     /// Largest message a client may publish, headers included.
     #[arg(long = "max_payload")]
     max_payload: Option<usize>,
@@ -98,14 +106,40 @@ fn parse_sync_mode(text: &str) -> Result<SyncMode, String> {
     }
 }
 
+/// What `jetlog server` runs with: the server's settings and the files around the process.
+struct Launch {
+    config: ServerConfig,
+    debug: bool,
+    trace: bool,
+    log_file: Option<PathBuf>,
+    pid_file: Option<PathBuf>,
+    ports_file_dir: Option<PathBuf>,
+    /// Config-file warnings, logged once logging is set up.
+    warnings: Vec<String>,
+}
+
 impl ServerArgs {
-    /// Builds the configuration, refusing combinations that cannot work.
-    fn into_config(self) -> Result<ServerConfig, String> {
-        let port = match self.port {
+    /// Builds the settings from the flags over the config file over the defaults, refusing
+    /// combinations that cannot work.
+    fn into_launch(self) -> Result<Launch, String> {
+        let loaded = match &self.config {
+            Some(path) => config_file::load(path).map_err(|e| e.to_string())?,
+            None => LoadedConfig::default(),
+        };
+        let file = loaded.settings;
+        let port = match self.port.or(file.port).unwrap_or(i32::from(DEFAULT_PORT)) {
             -1 => 0,
             p => u16::try_from(p).map_err(|_| format!("invalid port {p}: use 0-65535 or -1"))?,
         };
-        let auth = match (self.user, self.pass, self.auth) {
+        // Credentials come as a whole from the flags when any is given there, else from the
+        // file, so a flag never pairs with half of the file's credentials.
+        let (user, pass, token) =
+            if self.user.is_some() || self.pass.is_some() || self.auth.is_some() {
+                (self.user, self.pass, self.auth)
+            } else {
+                (file.user, file.password, file.token)
+            };
+        let auth = match (user, pass, token) {
             (None, None, None) => None,
             (Some(user), Some(password), None) => Some(AuthConfig::UserPassword { user, password }),
             (None, None, Some(token)) => Some(AuthConfig::Token(token)),
@@ -118,20 +152,49 @@ impl ServerArgs {
         };
         let defaults = ServerConfig::default();
         let config = ServerConfig {
-            listen: SocketAddr::new(self.addr, port),
-            server_name: self.server_name,
-            store_dir: self.store_dir,
-            sync: self.sync,
+            listen: SocketAddr::new(
+                self.addr.or(file.addr).unwrap_or(defaults.listen.ip()),
+                port,
+            ),
+            server_name: self.server_name.or(file.server_name),
+            store_dir: self
+                .store_dir
+                .or(file.store_dir)
+                .unwrap_or(defaults.store_dir),
+            sync: self.sync.or(file.sync).unwrap_or(defaults.sync),
             auth,
-            max_payload_bytes: self.max_payload.unwrap_or(defaults.max_payload_bytes),
-            max_control_line_bytes: defaults.max_control_line_bytes,
-            max_pending_bytes: self.max_pending.unwrap_or(defaults.max_pending_bytes),
-            max_connections: self.max_connections.unwrap_or(defaults.max_connections),
-            ping_interval: self.ping_interval.unwrap_or(defaults.ping_interval),
-            max_pings_out: self.ping_max.unwrap_or(defaults.max_pings_out),
-            auth_timeout: self.auth_timeout.unwrap_or(defaults.auth_timeout),
-            write_deadline: self.write_deadline.unwrap_or(defaults.write_deadline),
-            http_port: self.http_port,
+            max_payload_bytes: self
+                .max_payload
+                .or(file.max_payload)
+                .unwrap_or(defaults.max_payload_bytes),
+            max_control_line_bytes: file
+                .max_control_line
+                .unwrap_or(defaults.max_control_line_bytes),
+            max_pending_bytes: self
+                .max_pending
+                .or(file.max_pending)
+                .unwrap_or(defaults.max_pending_bytes),
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections),
+            ping_interval: self
+                .ping_interval
+                .or(file.ping_interval)
+                .unwrap_or(defaults.ping_interval),
+            max_pings_out: self
+                .ping_max
+                .or(file.ping_max)
+                .unwrap_or(defaults.max_pings_out),
+            auth_timeout: self
+                .auth_timeout
+                .or(file.auth_timeout)
+                .unwrap_or(defaults.auth_timeout),
+            write_deadline: self
+                .write_deadline
+                .or(file.write_deadline)
+                .unwrap_or(defaults.write_deadline),
+            http_port: self.http_port.or(file.http_port),
         };
         if config.max_payload_bytes == 0 || config.max_payload_bytes > config.max_pending_bytes {
             return Err(format!(
@@ -142,11 +205,23 @@ impl ServerArgs {
         if config.ping_interval.is_zero() || config.max_connections == 0 {
             return Err("ping_interval and max_connections must be above 0".to_string());
         }
-        Ok(config)
+        if config.max_control_line_bytes == 0 {
+            return Err("max_control_line must be above 0".to_string());
+        }
+        Ok(Launch {
+            config,
+            // A flag can only turn these on, as with nats-server's -D/-V.
+            debug: self.debug || file.debug.unwrap_or(false),
+            trace: self.trace || file.trace.unwrap_or(false),
+            log_file: self.log.or(file.log_file),
+            pid_file: self.pid.or(file.pid_file),
+            ports_file_dir: self.ports_file_dir.or(file.ports_file_dir),
+            warnings: loaded.warnings,
+        })
     }
 }
 
-fn init_logging(debug: bool, trace: bool) {
+fn init_logging(debug: bool, trace: bool, log_file: Option<&Path>) -> Result<(), String> {
     let level = if trace {
         "trace"
     } else if debug {
@@ -156,24 +231,61 @@ fn init_logging(debug: bool, trace: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_target(false);
+    match log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+            // An unbuffered file behind a mutex: each line is written whole, at once.
+            builder
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .init();
+        }
+        None => builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+    Ok(())
 }
 
-/// Runs the server until SIGINT or SIGTERM.
+/// Runs the server until SIGINT or SIGTERM; with `-t`, only checks the configuration.
 pub fn run(args: ServerArgs) -> ExitCode {
-    init_logging(args.debug, args.trace);
-    let config = match args.into_config() {
-        Ok(config) => config,
+    let test_only = args.test_config;
+    let config_path = args.config.clone();
+    let launch = match args.into_launch() {
+        Ok(launch) => launch,
         Err(message) => {
             eprintln!("jetlog server: {message}");
             return ExitCode::from(1);
         }
     };
+    if test_only {
+        for warning in &launch.warnings {
+            eprintln!("jetlog server: warning: {warning}");
+        }
+        match config_path {
+            Some(path) => eprintln!(
+                "jetlog server: configuration file {} is valid",
+                path.display()
+            ),
+            None => eprintln!("jetlog server: configuration is valid"),
+        }
+        return ExitCode::SUCCESS;
+    }
+    if let Err(message) = init_logging(launch.debug, launch.trace, launch.log_file.as_deref()) {
+        eprintln!("jetlog server: {message}");
+        return ExitCode::from(1);
+    }
+    for warning in &launch.warnings {
+        tracing::warn!("{warning}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -184,7 +296,7 @@ pub fn run(args: ServerArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(launch)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
@@ -193,7 +305,8 @@ pub fn run(args: ServerArgs) -> ExitCode {
     }
 }
 
-async fn serve(config: ServerConfig) -> Result<(), String> {
+async fn serve(launch: Launch) -> Result<(), String> {
+    let config = launch.config;
     std::fs::create_dir_all(&config.store_dir).map_err(|e| {
         format!(
             "cannot create store directory {}: {e}",
@@ -205,6 +318,11 @@ async fn serve(config: ServerConfig) -> Result<(), String> {
     let http_port = config.http_port;
     let server = Server::bind(config.clone()).await?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
+    let process_files = ProcessFiles::write(
+        launch.pid_file.as_deref(),
+        launch.ports_file_dir.as_deref(),
+        local,
+    )?;
     tracing::info!(
         "Starting jetlog {} (NATS protocol as nats-server {NATS_COMPAT_VERSION}), store {store_dir:?}, sync {sync}",
         env!("CARGO_PKG_VERSION")
@@ -218,6 +336,7 @@ async fn serve(config: ServerConfig) -> Result<(), String> {
     tracing::info!("Listening for client connections on {local}");
     tracing::info!("Server is ready");
     server.run(shutdown_signal()).await;
+    process_files.remove();
     tracing::info!("Server Exiting..");
     Ok(())
 }

@@ -1,0 +1,442 @@
+//! What the keys of a nats-server config file mean to `jetlog server`.
+//!
+//! Every key is either honoured, refused with an error naming it and its line (a setting jetlog
+//! cannot honour yet must never be dropped silently: a user would believe it in force), or
+//! unknown: a warning, or an error under `strict: true`, as nats-server does. Keys are
+//! compared case-sensitively, as in nats-server's `opts.go`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::conf::{self, ConfError, Document, Entry, Item, Map, Position, Value};
+use crate::server::SyncMode;
+
+/// Settings read from a config file; `None` leaves the flag or the default in force.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct FileSettings {
+    pub addr: Option<IpAddr>,
+    /// As the `-p` flag: -1 picks a free port.
+    pub port: Option<i32>,
+    pub server_name: Option<String>,
+    pub http_port: Option<u16>,
+    pub max_payload: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_control_line: Option<usize>,
+    pub max_pending: Option<usize>,
+    pub ping_interval: Option<Duration>,
+    pub ping_max: Option<u32>,
+    pub write_deadline: Option<Duration>,
+    pub debug: Option<bool>,
+    pub trace: Option<bool>,
+    pub log_file: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub ports_file_dir: Option<PathBuf>,
+    pub store_dir: Option<PathBuf>,
+    pub sync: Option<SyncMode>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub auth_timeout: Option<Duration>,
+}
+
+/// A config file's settings and the warnings to log once logging is set up.
+#[derive(Debug, Default)]
+pub struct LoadedConfig {
+    pub settings: FileSettings,
+    pub warnings: Vec<String>,
+}
+
+/// Why a config file cannot be used. Each names the file, line and column.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error(transparent)]
+    Syntax(#[from] ConfError),
+    #[error("{at}: invalid value for {key}: {message}")]
+    Invalid {
+        at: Position,
+        key: String,
+        message: String,
+    },
+    #[error("{at}: {key} is not supported by jetlog yet: {why}")]
+    Unsupported {
+        at: Position,
+        key: String,
+        why: &'static str,
+    },
+    #[error("{at}: unknown key {key} (refused because strict is true)")]
+    Unknown { at: Position, key: String },
+}
+
+/// Keys of nats-server that jetlog knows it cannot honour, and why.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    ("accounts", "multiple accounts are not implemented"),
+    ("cluster", "clustering is not implemented"),
+    ("gateway", "gateways are not implemented"),
+    ("leafnodes", "leaf nodes are not implemented"),
+    ("tls", "TLS is not implemented"),
+    ("websocket", "websocket clients are not implemented"),
+    ("mqtt", "MQTT is not implemented"),
+    (
+        "operator",
+        "operator mode (JWT accounts) is not implemented",
+    ),
+    (
+        "resolver",
+        "operator mode (JWT accounts) is not implemented",
+    ),
+    ("system_account", "the system account is not implemented"),
+    ("no_auth_user", "multiple users are not implemented"),
+    ("mappings", "subject mappings are not implemented"),
+    ("https_port", "HTTPS monitoring is not implemented"),
+];
+
+/// Reads a config file and maps it onto server settings.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigFileError> {
+    let document = conf::parse_file(path)?;
+    map_document(&document)
+}
+
+/// Maps a parsed document onto server settings.
+pub fn map_document(document: &Document) -> Result<LoadedConfig, ConfigFileError> {
+    let root = &document.root;
+    let strict = match root.get("strict") {
+        Some(entry) => boolean(entry)?,
+        None => false,
+    };
+    let mut mapper = Mapper {
+        loaded: LoadedConfig::default(),
+        strict,
+        variables: &document.used_variables,
+    };
+    for entry in root.effective() {
+        mapper.top_level(entry)?;
+    }
+    Ok(mapper.loaded)
+}
+
+struct Mapper<'a> {
+    loaded: LoadedConfig,
+    strict: bool,
+    /// Keys that served as `$NAME` variables: not unknown, just definitions.
+    variables: &'a [String],
+}
+
+impl Mapper<'_> {
+    fn top_level(&mut self, entry: &Entry) -> Result<(), ConfigFileError> {
+        let s = &mut self.loaded.settings;
+        match entry.key.as_str() {
+            "strict" => {}
+            "listen" => {
+                let (host, port) = listen(entry)?;
+                if let Some(host) = host {
+                    s.addr = Some(host);
+                }
+                s.port = Some(port);
+            }
+            "host" | "net" => s.addr = Some(ip(entry)?),
+            "port" => s.port = Some(port(entry, true)?),
+            "server_name" => s.server_name = Some(string(entry)?),
+            "http_port" | "monitor_port" => {
+                s.http_port = Some(port(entry, false)?.try_into().unwrap_or(0))
+            }
+            "http" => s.http_port = Some(listen(entry)?.1.try_into().unwrap_or(0)),
+            "max_payload" => s.max_payload = Some(count(entry)?),
+            "max_connections" | "max_conn" => s.max_connections = Some(count(entry)?),
+            "max_control_line" => s.max_control_line = Some(count(entry)?),
+            "max_pending" => s.max_pending = Some(count(entry)?),
+            "ping_interval" => s.ping_interval = Some(duration(entry)?),
+            "ping_max" => s.ping_max = Some(count(entry)?),
+            "write_deadline" => s.write_deadline = Some(duration(entry)?),
+            "debug" => s.debug = Some(boolean(entry)?),
+            "trace" => s.trace = Some(boolean(entry)?),
+            "logfile" | "log_file" => s.log_file = Some(string(entry)?.into()),
+            "pidfile" | "pid_file" => s.pid_file = Some(string(entry)?.into()),
+            "ports_file_dir" => s.ports_file_dir = Some(string(entry)?.into()),
+            "jetstream" => self.jetstream(entry)?,
+            "authorization" => self.authorization(entry)?,
+            key => self.other(entry, key, "")?,
+        }
+        Ok(())
+    }
+
+    fn jetstream(&mut self, entry: &Entry) -> Result<(), ConfigFileError> {
+        let enabled = match &entry.item.value {
+            Value::Map(_) => true,
+            Value::Bool(on) => *on,
+            Value::String(text) => match text.to_ascii_lowercase().as_str() {
+                "enabled" | "enable" => true,
+                "disabled" | "disable" => false,
+                _ => return Err(invalid(entry, "expected enabled, disabled or a block")),
+            },
+            other => {
+                return Err(invalid(
+                    entry,
+                    format!("expected a block or a boolean, found {}", other.kind()),
+                ))
+            }
+        };
+        if !enabled {
+            return Err(unsupported(
+                entry,
+                "turning JetStream off: jetlog always runs JetStream",
+            ));
+        }
+        let Value::Map(block) = &entry.item.value else {
+            return Ok(());
+        };
+        for inner in block.effective() {
+            let s = &mut self.loaded.settings;
+            match inner.key.as_str() {
+                "store_dir" | "store" => s.store_dir = Some(string(inner)?.into()),
+                "sync_interval" | "sync" => s.sync = Some(sync_mode(inner)?),
+                "enabled" | "enable" => {
+                    if !boolean(inner)? {
+                        return Err(unsupported(
+                            inner,
+                            "turning JetStream off: jetlog always runs JetStream",
+                        ));
+                    }
+                }
+                "max_memory_store" | "max_mem_store" | "max_mem" | "max_file_store"
+                | "max_file" => {
+                    return Err(unsupported(
+                        inner,
+                        "server-wide storage limits are not enforced; set max_bytes on each stream",
+                    ))
+                }
+                "domain" => {
+                    return Err(unsupported(inner, "JetStream domains are not implemented"))
+                }
+                key => self.other(inner, key, "jetstream.")?,
+            }
+        }
+        Ok(())
+    }
+
+    fn authorization(&mut self, entry: &Entry) -> Result<(), ConfigFileError> {
+        let block = map(entry)?;
+        for inner in block.effective() {
+            let s = &mut self.loaded.settings;
+            match inner.key.as_str() {
+                "user" | "username" => s.user = Some(string(inner)?),
+                "password" | "pass" => {
+                    let password = string(inner)?;
+                    if password.starts_with("$2") {
+                        return Err(unsupported(
+                            inner,
+                            "bcrypt-hashed passwords are not implemented",
+                        ));
+                    }
+                    s.password = Some(password);
+                }
+                "token" => s.token = Some(string(inner)?),
+                "timeout" => s.auth_timeout = Some(seconds(inner)?),
+                "users" => {
+                    return Err(unsupported(
+                        inner,
+                        "a list of users with permissions is not implemented",
+                    ))
+                }
+                "permissions" | "default_permissions" => {
+                    return Err(unsupported(inner, "permissions are not implemented"))
+                }
+                "nkeys" | "auth_callout" => {
+                    return Err(unsupported(
+                        inner,
+                        "only user/password and token auth exist",
+                    ))
+                }
+                key => self.other(inner, key, "authorization.")?,
+            }
+        }
+        match (&self.loaded.settings.user, &self.loaded.settings.password) {
+            (Some(_), None) | (None, Some(_)) => {
+                Err(invalid(entry, "user and password must be given together"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A key that is not honoured here: refused when known unsupported, else unknown.
+    fn other(&mut self, entry: &Entry, key: &str, prefix: &str) -> Result<(), ConfigFileError> {
+        if prefix.is_empty() {
+            if let Some((_, why)) = UNSUPPORTED.iter().find(|(k, _)| *k == key) {
+                return Err(unsupported(entry, why));
+            }
+            if self.variables.iter().any(|v| v == key) {
+                return Ok(());
+            }
+        }
+        let full = format!("{prefix}{key}");
+        if self.strict {
+            return Err(ConfigFileError::Unknown {
+                at: entry.key_position.clone(),
+                key: full,
+            });
+        }
+        self.loaded.warnings.push(format!(
+            "{}: unknown configuration key {full} is ignored",
+            entry.key_position
+        ));
+        Ok(())
+    }
+}
+
+fn invalid(entry: &Entry, message: impl Into<String>) -> ConfigFileError {
+    ConfigFileError::Invalid {
+        at: entry.item.position.clone(),
+        key: entry.key.clone(),
+        message: message.into(),
+    }
+}
+
+fn unsupported(entry: &Entry, why: &'static str) -> ConfigFileError {
+    ConfigFileError::Unsupported {
+        at: entry.key_position.clone(),
+        key: entry.key.clone(),
+        why,
+    }
+}
+
+fn found(item: &Item) -> String {
+    format!("found {}", item.value.kind())
+}
+
+fn string(entry: &Entry) -> Result<String, ConfigFileError> {
+    match &entry.item.value {
+        Value::String(s) => Ok(s.clone()),
+        _ => match &entry.item.literal {
+            // An unquoted word that looked like a number (`server_name: 42`) is still text.
+            Some(literal) => Ok(literal.clone()),
+            None => Err(invalid(
+                entry,
+                format!("expected a string, {}", found(&entry.item)),
+            )),
+        },
+    }
+}
+
+fn map(entry: &Entry) -> Result<&Map, ConfigFileError> {
+    match &entry.item.value {
+        Value::Map(m) => Ok(m),
+        _ => Err(invalid(
+            entry,
+            format!("expected a block, {}", found(&entry.item)),
+        )),
+    }
+}
+
+fn boolean(entry: &Entry) -> Result<bool, ConfigFileError> {
+    match entry.item.value {
+        Value::Bool(b) => Ok(b),
+        _ => Err(invalid(
+            entry,
+            format!("expected true or false, {}", found(&entry.item)),
+        )),
+    }
+}
+
+/// A non-negative integer that fits the target (sizes such as `8MB` included).
+fn count<T: TryFrom<i64>>(entry: &Entry) -> Result<T, ConfigFileError> {
+    match entry.item.value {
+        Value::Integer(n) if n >= 0 => {
+            T::try_from(n).map_err(|_| invalid(entry, format!("{n} is out of range")))
+        }
+        _ => Err(invalid(
+            entry,
+            format!(
+                "expected a non-negative integer or size, {}",
+                found(&entry.item)
+            ),
+        )),
+    }
+}
+
+/// A port: 0-65535, or -1 (a free port) where `allow_random`.
+fn port(entry: &Entry, allow_random: bool) -> Result<i32, ConfigFileError> {
+    match entry.item.value {
+        Value::Integer(-1) if allow_random => Ok(-1),
+        Value::Integer(n) if (0..=65535).contains(&n) => Ok(n as i32),
+        _ => Err(invalid(entry, "expected a port number from 0 to 65535")),
+    }
+}
+
+fn ip(entry: &Entry) -> Result<IpAddr, ConfigFileError> {
+    let text = string(entry)?;
+    parse_host(&text).ok_or_else(|| invalid(entry, format!("{text:?} is not an IP address")))
+}
+
+fn parse_host(text: &str) -> Option<IpAddr> {
+    let text = text.trim_start_matches('[').trim_end_matches(']');
+    match text {
+        "localhost" => Some(IpAddr::from([127, 0, 0, 1])),
+        "" => Some(IpAddr::from([0, 0, 0, 0])),
+        _ => text.parse().ok(),
+    }
+}
+
+/// `listen`/`http`: `host:port`, `:port` or a bare port number.
+fn listen(entry: &Entry) -> Result<(Option<IpAddr>, i32), ConfigFileError> {
+    if let Value::Integer(_) = entry.item.value {
+        return Ok((None, port(entry, true)?));
+    }
+    let text = string(entry)?;
+    let bad = || invalid(entry, format!("expected host:port, found {text:?}"));
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let port: i32 = port.parse().map_err(|_| bad())?;
+    if !(-1..=65535).contains(&port) {
+        return Err(bad());
+    }
+    let host = parse_host(host).ok_or_else(bad)?;
+    Ok((Some(host), port))
+}
+
+/// A duration: a Go duration string (`"2m"`, `1h30m`), or an integer of seconds as nats-server
+/// still accepts. An unquoted `2m` is read as two minutes: nats-server would read the `m` as a
+/// size suffix and make it 2,000,000 seconds, which no one means.
+fn duration(entry: &Entry) -> Result<Duration, ConfigFileError> {
+    let item = &entry.item;
+    if let Some(text) = item
+        .literal
+        .as_deref()
+        .filter(|t| t.ends_with(|c: char| c.is_ascii_alphabetic()))
+    {
+        return conf::parse_duration(text).map_err(|e| invalid(entry, e));
+    }
+    match &item.value {
+        Value::String(text) => conf::parse_duration(text).map_err(|e| invalid(entry, e)),
+        Value::Integer(n) if *n >= 0 => Ok(Duration::from_secs(n.unsigned_abs())),
+        _ => Err(invalid(
+            entry,
+            format!("expected a duration such as \"2m\", {}", found(item)),
+        )),
+    }
+}
+
+/// `authorization.timeout`: seconds, possibly fractional (nats-server reads a float).
+fn seconds(entry: &Entry) -> Result<Duration, ConfigFileError> {
+    match entry.item.value {
+        Value::Float(f) => Duration::try_from_secs_f64(f)
+            .map_err(|_| invalid(entry, "expected a non-negative number of seconds")),
+        _ => duration(entry),
+    }
+}
+
+fn sync_mode(entry: &Entry) -> Result<SyncMode, ConfigFileError> {
+    if let Value::String(text) = &entry.item.value {
+        match text.as_str() {
+            "always" => return Ok(SyncMode::Always),
+            "never" => return Ok(SyncMode::Never),
+            _ => {}
+        }
+    }
+    match duration(entry)? {
+        d if d.is_zero() => Err(invalid(entry, "the sync interval must be above 0")),
+        d => Ok(SyncMode::Interval(d)),
+    }
+}
+
+#[cfg(test)]
+#[path = "config_file_tests.rs"]
+mod tests;

@@ -1,0 +1,123 @@
+//! Keys that are honoured, refused and unknown.
+
+use std::path::Path;
+
+use super::*;
+
+fn load_text(text: &str) -> Result<LoadedConfig, ConfigFileError> {
+    map_document(&conf::parse_str(text, Path::new("s.conf"))?)
+}
+
+#[test]
+fn honoured_keys_become_settings() {
+    let loaded = load_text(
+        "listen: 127.0.0.1:4333\nserver_name: n1\nhttp: 8222\nmax_payload: 2MB\n\
+         max_connections: 10\nmax_control_line: 8KB\nmax_pending: 64MB\nping_interval: 2m\n\
+         ping_max: 3\nwrite_deadline: \"5s\"\ndebug: true\ntrace: false\nlogfile: /l\n\
+         pid_file: /p\njetstream { store_dir: /s, sync_interval: 100ms }\n\
+         authorization { user: a, password: b, timeout: 0.5 }\n",
+    )
+    .unwrap();
+    let s = loaded.settings;
+    assert_eq!(s.addr, Some(IpAddr::from([127, 0, 0, 1])));
+    assert_eq!(s.port, Some(4333));
+    assert_eq!(s.server_name.as_deref(), Some("n1"));
+    assert_eq!(s.http_port, Some(8222));
+    assert_eq!(s.max_payload, Some(2 << 20));
+    assert_eq!(s.max_connections, Some(10));
+    assert_eq!(s.max_control_line, Some(8192));
+    assert_eq!(s.max_pending, Some(64 << 20));
+    assert_eq!(s.ping_interval, Some(Duration::from_secs(120)));
+    assert_eq!(s.ping_max, Some(3));
+    assert_eq!(s.write_deadline, Some(Duration::from_secs(5)));
+    assert_eq!((s.debug, s.trace), (Some(true), Some(false)));
+    assert_eq!(s.log_file, Some(PathBuf::from("/l")));
+    assert_eq!(s.pid_file, Some(PathBuf::from("/p")));
+    assert_eq!(s.store_dir, Some(PathBuf::from("/s")));
+    assert_eq!(s.sync, Some(SyncMode::Interval(Duration::from_millis(100))));
+    assert_eq!(
+        (s.user.as_deref(), s.password.as_deref()),
+        (Some("a"), Some("b"))
+    );
+    assert_eq!(s.auth_timeout, Some(Duration::from_millis(500)));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn jetstream_enabled_and_host_port_keys() {
+    let s = load_text("jetstream: enabled\nhost: 0.0.0.0\nport: -1\n")
+        .unwrap()
+        .settings;
+    assert_eq!(s.port, Some(-1));
+    assert_eq!(s.addr, Some(IpAddr::from([0, 0, 0, 0])));
+}
+
+#[test]
+fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
+    for (text, expected) in [
+        (
+            "port: 1\ncluster { port: 6222 }\n",
+            "s.conf:2:1: cluster is not supported",
+        ),
+        ("tls {}\n", "s.conf:1:1: tls is not supported"),
+        ("accounts {}\n", "s.conf:1:1: accounts is not supported"),
+        (
+            "authorization {\n  users: []\n}\n",
+            "s.conf:2:3: users is not supported",
+        ),
+        (
+            "jetstream {\n max_file_store: 1GB\n}\n",
+            "s.conf:2:2: max_file_store is not supported",
+        ),
+        (
+            "jetstream: disabled\n",
+            "s.conf:1:1: jetstream is not supported",
+        ),
+        (
+            "authorization { password: \"$2a$11$x\", user: u }\n",
+            "password is not supported",
+        ),
+    ] {
+        let message = load_text(text).unwrap_err().to_string();
+        assert!(message.contains(expected), "{text:?}: {message}");
+    }
+}
+
+#[test]
+fn bad_values_name_the_value_position() {
+    for (text, expected) in [
+        ("port: 70000\n", "s.conf:1:7: invalid value for port"),
+        (
+            "ping_interval: 2d\n",
+            "s.conf:1:16: invalid value for ping_interval",
+        ),
+        (
+            "max_payload: -1\n",
+            "s.conf:1:14: invalid value for max_payload",
+        ),
+        ("debug: sometimes\n", "s.conf:1:8: invalid value for debug"),
+        ("host: example\n", "s.conf:1:7: invalid value for host"),
+        (
+            "authorization { user: a }\n",
+            "user and password must be given together",
+        ),
+    ] {
+        let message = load_text(text).unwrap_err().to_string();
+        assert!(message.contains(expected), "{text:?}: {message}");
+    }
+}
+
+#[test]
+fn unknown_keys_warn_or_fail_under_strict() {
+    let loaded = load_text("port: 1\nlogtime: true\nPORT_VAR: 5\nx: $PORT_VAR\n").unwrap();
+    assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+    assert!(loaded.warnings[0].contains("s.conf:2:1: unknown configuration key logtime"));
+    assert!(loaded.warnings[1].contains("unknown configuration key x"));
+    let message = load_text("strict: true\njetstream { colour: blue }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("s.conf:2:13: unknown key jetstream.colour"),
+        "{message}"
+    );
+}
