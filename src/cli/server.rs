@@ -330,9 +330,6 @@ async fn serve(launch: Launch) -> Result<(), String> {
     if let Some(port) = http_port {
         tracing::warn!("HTTP monitoring port {port} requested, but monitoring is not served yet");
     }
-    tracing::info!(
-        "JetStream API not served yet in this build: $JS.API requests get no responders"
-    );
     tracing::info!("Listening for client connections on {local}");
     tracing::info!("Server is ready");
     server.run(shutdown_signal()).await;
