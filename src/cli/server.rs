@@ -330,35 +330,46 @@ async fn serve(launch: Launch) -> Result<(), String> {
     if let Some(port) = http_port {
         tracing::warn!("HTTP monitoring port {port} requested, but monitoring is not served yet");
     }
+    let shutdown = shutdown_signal();
     tracing::info!("Listening for client connections on {local}");
     tracing::info!("Server is ready");
-    server.run(shutdown_signal()).await;
+    server.run(shutdown).await;
     process_files.remove();
     tracing::info!("Server Exiting..");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled: it is called before "Server is ready" is logged, and a
+/// supervisor that sends SIGTERM right after that line must get a clean shutdown, not the
+/// default action of the signal.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
+                (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
+                    one.recv().await;
+                }
+                (Err(_), Err(_)) => std::future::pending::<()>().await,
             }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
+            tracing::info!("Initiating Shutdown...");
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        async move {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("Initiating Shutdown...");
+        }
     }
-    tracing::info!("Initiating Shutdown...");
 }
