@@ -55,7 +55,7 @@ fn nats_server_flags_are_accepted_and_the_start_is_logged() {
     let server = TestServer::start(&["-js", "-sd", &store_arg, "-DV", "-m", "8222", "-n", "named"]);
     assert!(store.is_dir(), "the store directory is created");
     assert!(server.log_contains("Server is ready"));
-    assert!(server.log_contains("sync always"));
+    assert!(server.log_contains("Sync:            always"));
     assert!(server.log_contains("monitoring is not served yet"));
     let mut client = server.raw();
     assert_eq!(client.read_info()["server_name"], "named");
@@ -78,4 +78,44 @@ fn sigterm_stops_the_server_cleanly() {
         log.iter().any(|l| l.contains("Initiating Shutdown...")),
         "{log:?}"
     );
+}
+
+/// `[<pid>] <yyyy/mm/dd hh:mm:ss.micros> [INF] <message>`, as nats-server's log package
+/// writes it; `-T=false` leaves the time out.
+#[test]
+fn log_lines_have_nats_server_shape() {
+    let server = TestServer::start(&["-n", "shape"]);
+    let pid = server.pid();
+    let lines = server.log.lock().unwrap().clone();
+    for wanted in [
+        "Starting nats-server",
+        "  Version:  ",
+        "Starting JetStream",
+        "    Store Directory: \"",
+        "Listening for client connections on 127.0.0.1:",
+        "Server is ready",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.contains(wanted)),
+            "{wanted:?} missing from {lines:?}"
+        );
+    }
+    for line in &lines {
+        let rest = line
+            .strip_prefix(&format!("[{pid}] "))
+            .unwrap_or_else(|| panic!("no pid prefix: {line:?}"));
+        let (stamp, rest) = rest.split_at(26);
+        let shape: String = stamp
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '9' } else { c })
+            .collect();
+        assert_eq!(shape, "9999/99/99 99:99:99.999999", "{line:?}");
+        assert!(rest.starts_with(" [INF] "), "{line:?}");
+    }
+    drop(server);
+
+    let server = TestServer::start(&["-T=false"]);
+    let prefix = format!("[{}] [INF] ", server.pid());
+    let lines = server.log.lock().unwrap().clone();
+    assert!(lines.iter().all(|l| l.starts_with(&prefix)), "{lines:?}");
 }

@@ -148,13 +148,17 @@ fn a_broken_file_exits_1_with_file_line_and_column_before_listening() {
 #[test]
 fn test_flag_checks_the_file_and_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let good = write(dir.path(), "good.conf", "port: 4333\nlogtime: true\n");
+    let good = write(
+        dir.path(),
+        "good.conf",
+        "port: 4333\nconnect_error_reports: 3\n",
+    );
     let out = jetlog(&["server", "-c", &good, "-t"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("is valid"), "{stderr}");
     assert!(
-        stderr.contains("good.conf:2:1: unknown configuration key logtime"),
+        stderr.contains("good.conf:2:1: unknown configuration key connect_error_reports"),
         "{stderr}"
     );
     let bad = write(dir.path(), "bad.conf", "port: 4333\nmax_payload: lots\n");

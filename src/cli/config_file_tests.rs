@@ -109,9 +109,12 @@ fn bad_values_name_the_value_position() {
 
 #[test]
 fn unknown_keys_warn_or_fail_under_strict() {
-    let loaded = load_text("port: 1\nlogtime: true\nPORT_VAR: 5\nx: $PORT_VAR\n").unwrap();
+    let loaded =
+        load_text("port: 1\nconnect_error_reports: 3\nPORT_VAR: 5\nx: $PORT_VAR\n").unwrap();
     assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
-    assert!(loaded.warnings[0].contains("s.conf:2:1: unknown configuration key logtime"));
+    assert!(
+        loaded.warnings[0].contains("s.conf:2:1: unknown configuration key connect_error_reports")
+    );
     assert!(loaded.warnings[1].contains("unknown configuration key x"));
     let message = load_text("strict: true\njetstream { colour: blue }\n")
         .unwrap_err()
@@ -120,4 +123,11 @@ fn unknown_keys_warn_or_fail_under_strict() {
         message.contains("s.conf:2:13: unknown key jetstream.colour"),
         "{message}"
     );
+}
+
+#[test]
+fn logtime_is_read_as_a_boolean() {
+    let loaded = load_text("logtime: false\n").unwrap();
+    assert_eq!(loaded.settings.logtime, Some(false));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }

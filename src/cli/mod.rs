@@ -5,6 +5,7 @@ mod argv;
 mod client;
 mod config_file;
 mod duration;
+mod log_format;
 mod process_files;
 mod server;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::config_file::{self, LoadedConfig};
+use super::log_format::NatsLogFormat;
 use super::parse_duration;
 use super::process_files::ProcessFiles;
 use crate::protocol::connect::NATS_COMPAT_VERSION;
@@ -55,6 +56,16 @@ pub struct ServerArgs {
     /// Trace logging.
     #[arg(short = 'V', long = "trace")]
     trace: bool,
+    /// Timestamp log lines (default true; `-T=false` leaves the time out, as nats-server).
+    #[arg(
+        short = 'T',
+        long = "logtime",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    logtime: Option<bool>,
     /// HTTP monitoring port (accepted; monitoring is not served yet).
     #[arg(short = 'm', long = "http_port")]
     http_port: Option<u16>,
@@ -111,6 +122,7 @@ struct Launch {
     config: ServerConfig,
     debug: bool,
     trace: bool,
+    logtime: bool,
     log_file: Option<PathBuf>,
     pid_file: Option<PathBuf>,
     ports_file_dir: Option<PathBuf>,
@@ -213,6 +225,7 @@ impl ServerArgs {
             // A flag can only turn these on, as with nats-server's -D/-V.
             debug: self.debug || file.debug.unwrap_or(false),
             trace: self.trace || file.trace.unwrap_or(false),
+            logtime: self.logtime.or(file.logtime).unwrap_or(true),
             log_file: self.log.or(file.log_file),
             pid_file: self.pid.or(file.pid_file),
             ports_file_dir: self.ports_file_dir.or(file.ports_file_dir),
@@ -221,7 +234,12 @@ impl ServerArgs {
     }
 }
 
-fn init_logging(debug: bool, trace: bool, log_file: Option<&Path>) -> Result<(), String> {
+fn init_logging(
+    debug: bool,
+    trace: bool,
+    logtime: bool,
+    log_file: Option<&Path>,
+) -> Result<(), String> {
     let level = if trace {
         "trace"
     } else if debug {
@@ -231,9 +249,7 @@ fn init_logging(debug: bool, trace: bool, log_file: Option<&Path>) -> Result<(),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match log_file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
@@ -245,12 +261,17 @@ fn init_logging(debug: bool, trace: bool, log_file: Option<&Path>) -> Result<(),
             builder
                 .with_writer(std::sync::Mutex::new(file))
                 .with_ansi(false)
+                .event_format(NatsLogFormat::new(logtime, false))
                 .init();
         }
-        None => builder
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
+        None => {
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            builder
+                .with_writer(std::io::stderr)
+                .with_ansi(terminal)
+                .event_format(NatsLogFormat::new(logtime, terminal))
+                .init()
+        }
     }
     Ok(())
 }
@@ -279,7 +300,12 @@ pub fn run(args: ServerArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    if let Err(message) = init_logging(launch.debug, launch.trace, launch.log_file.as_deref()) {
+    if let Err(message) = init_logging(
+        launch.debug,
+        launch.trace,
+        launch.logtime,
+        launch.log_file.as_deref(),
+    ) {
         eprintln!("jetlog server: {message}");
         return ExitCode::from(1);
     }
@@ -316,6 +342,16 @@ async fn serve(launch: Launch) -> Result<(), String> {
     let store_dir = config.store_dir.display().to_string();
     let sync = config.sync;
     let http_port = config.http_port;
+    // The start-up lines nats-server prints, which harnesses and operators look for.
+    tracing::info!("Starting nats-server");
+    tracing::info!("  Version:  {NATS_COMPAT_VERSION}");
+    tracing::info!("  Server:   jetlog {}", env!("CARGO_PKG_VERSION"));
+    if let Some(name) = &config.server_name {
+        tracing::info!("  Name:     {name}");
+    }
+    tracing::info!("Starting JetStream");
+    tracing::info!("    Store Directory: {store_dir:?}");
+    tracing::info!("    Sync:            {sync}");
     let server = Server::bind(config.clone()).await?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
     let process_files = ProcessFiles::write(
@@ -323,10 +359,6 @@ async fn serve(launch: Launch) -> Result<(), String> {
         launch.ports_file_dir.as_deref(),
         local,
     )?;
-    tracing::info!(
-        "Starting jetlog {} (NATS protocol as nats-server {NATS_COMPAT_VERSION}), store {store_dir:?}, sync {sync}",
-        env!("CARGO_PKG_VERSION")
-    );
     if let Some(port) = http_port {
         tracing::warn!("HTTP monitoring port {port} requested, but monitoring is not served yet");
     }

@@ -58,6 +58,21 @@ pub fn format_rfc3339(unix_nanos: Option<i64>) -> String {
     out
 }
 
+/// Formats nanoseconds since the Unix epoch as Go's log package does with microseconds
+/// (`2006/01/02 15:04:05.000000`), in UTC: the timestamp of nats-server's log lines.
+pub fn format_log_time(unix_nanos: i64) -> String {
+    let secs = unix_nanos.div_euclid(NANOS_PER_SEC);
+    let micros = unix_nanos.rem_euclid(NANOS_PER_SEC) / 1000;
+    let (year, month, day) = civil_from_days(secs.div_euclid(SECS_PER_DAY));
+    let tod = secs.rem_euclid(SECS_PER_DAY);
+    format!(
+        "{year:04}/{month:02}/{day:02} {:02}:{:02}:{:02}.{micros:06}",
+        tod / 3600,
+        tod % 3600 / 60,
+        tod % 60
+    )
+}
+
 /// Parses an RFC 3339 time (any offset) into nanoseconds since the Unix epoch; the zero time
 /// (year 1) gives `None`.
 pub fn parse_rfc3339(text: &str) -> Result<Option<i64>, String> {
@@ -153,5 +168,13 @@ mod tests {
         assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Ok(Some(0)));
         assert!(parse_rfc3339("yesterday").is_err());
         assert!(parse_rfc3339("2024-13-01T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn log_time_has_go_log_shape() {
+        // 2009-11-10 23:00:00.123456789 UTC, Go's playground time.
+        let ns = 1_257_894_000_123_456_789;
+        assert_eq!(format_log_time(ns), "2009/11/10 23:00:00.123456");
+        assert_eq!(format_log_time(0), "1970/01/01 00:00:00.000000");
     }
 }

@@ -1,0 +1,77 @@
+//! Log lines in nats-server's shape: `[<pid>] <date> <time> [INF] <message>`, so scripts,
+//! harnesses and dashboards that read nats-server's log read ours unchanged.
+//!
+//! nats-server writes through Go's `log` package with a `[pid] ` prefix, the date and time
+//! with microseconds (unless `-T=false`), and a level label. Labels are coloured only on a
+//! terminal, as there. The time is UTC (nats-server uses the local zone, the same thing on a
+//! server whose zone is UTC). Structured fields of an event follow its message as `key=value`.
+
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::jetstream::time::format_log_time;
+
+/// The event formatter.
+pub struct NatsLogFormat {
+    /// `[<pid>] `, computed once.
+    prefix: String,
+    /// `-T`/`logtime`: whether lines carry the date and time.
+    with_time: bool,
+    /// Whether the output is a terminal (coloured labels).
+    colors: bool,
+}
+
+impl NatsLogFormat {
+    pub fn new(with_time: bool, colors: bool) -> Self {
+        NatsLogFormat {
+            prefix: format!("[{}] ", std::process::id()),
+            with_time,
+            colors,
+        }
+    }
+
+    /// nats-server's label for a level: `[INF] ` plain, or with the label coloured.
+    fn label(&self, level: &Level) -> String {
+        let (text, color) = match *level {
+            Level::ERROR => ("ERR", 31),
+            Level::WARN => ("WRN", 33),
+            Level::INFO => ("INF", 32),
+            Level::DEBUG => ("DBG", 36),
+            Level::TRACE => ("TRC", 33),
+        };
+        if self.colors {
+            format!("[\x1b[{color}m{text}\x1b[0m] ")
+        } else {
+            format!("[{text}] ")
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for NatsLogFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        writer.write_str(&self.prefix)?;
+        if self.with_time {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+            writer.write_str(&format_log_time(now))?;
+            writer.write_char(' ')?;
+        }
+        writer.write_str(&self.label(event.metadata().level()))?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
