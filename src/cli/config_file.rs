@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::config_users;
 use crate::conf::{self, ConfError, Document, Entry, Item, Map, Position, Value};
 use crate::server::SyncMode;
 
@@ -38,6 +39,8 @@ pub struct FileSettings {
     pub user: Option<String>,
     pub password: Option<String>,
     pub token: Option<String>,
+    /// `authorization { users: [...] }`, each user with its permissions resolved.
+    pub users: Option<Vec<crate::server::UserAuth>>,
     pub auth_timeout: Option<Duration>,
 }
 
@@ -235,13 +238,19 @@ impl Mapper<'_> {
                 "token" => s.token = Some(string(inner)?),
                 "timeout" => s.auth_timeout = Some(seconds(inner)?),
                 "users" => {
+                    let defaults = match block.get("default_permissions") {
+                        Some(d) => Some(std::sync::Arc::new(config_users::parse_permissions(d)?)),
+                        None => None,
+                    };
+                    s.users = Some(config_users::users(inner, defaults.as_ref())?);
+                }
+                // Read with `users`, which it applies to.
+                "default_permissions" => {}
+                "permissions" => {
                     return Err(unsupported(
                         inner,
-                        "a list of users with permissions is not implemented",
+                        "permissions apply to entries of users, not to a single user",
                     ))
-                }
-                "permissions" | "default_permissions" => {
-                    return Err(unsupported(inner, "permissions are not implemented"))
                 }
                 "nkeys" | "auth_callout" => {
                     return Err(unsupported(
@@ -252,7 +261,17 @@ impl Mapper<'_> {
                 key => self.other(inner, key, "authorization.")?,
             }
         }
-        match (&self.loaded.settings.user, &self.loaded.settings.password) {
+        let s = &self.loaded.settings;
+        if s.users.is_some() && (s.user.is_some() || s.password.is_some() || s.token.is_some()) {
+            return Err(invalid(
+                entry,
+                "users cannot be combined with user, password or token",
+            ));
+        }
+        if block.get("default_permissions").is_some() && s.users.is_none() {
+            return Err(invalid(entry, "default_permissions needs a users list"));
+        }
+        match (&s.user, &s.password) {
             (Some(_), None) | (None, Some(_)) => {
                 Err(invalid(entry, "user and password must be given together"))
             }
@@ -285,7 +304,7 @@ impl Mapper<'_> {
     }
 }
 
-fn invalid(entry: &Entry, message: impl Into<String>) -> ConfigFileError {
+pub(super) fn invalid(entry: &Entry, message: impl Into<String>) -> ConfigFileError {
     ConfigFileError::Invalid {
         at: entry.item.position.clone(),
         key: entry.key.clone(),
@@ -293,7 +312,7 @@ fn invalid(entry: &Entry, message: impl Into<String>) -> ConfigFileError {
     }
 }
 
-fn unsupported(entry: &Entry, why: &'static str) -> ConfigFileError {
+pub(super) fn unsupported(entry: &Entry, why: &'static str) -> ConfigFileError {
     ConfigFileError::Unsupported {
         at: entry.key_position.clone(),
         key: entry.key.clone(),
@@ -305,7 +324,7 @@ fn found(item: &Item) -> String {
     format!("found {}", item.value.kind())
 }
 
-fn string(entry: &Entry) -> Result<String, ConfigFileError> {
+pub(super) fn string(entry: &Entry) -> Result<String, ConfigFileError> {
     match &entry.item.value {
         Value::String(s) => Ok(s.clone()),
         _ => match &entry.item.literal {
@@ -319,7 +338,7 @@ fn string(entry: &Entry) -> Result<String, ConfigFileError> {
     }
 }
 
-fn map(entry: &Entry) -> Result<&Map, ConfigFileError> {
+pub(super) fn map(entry: &Entry) -> Result<&Map, ConfigFileError> {
     match &entry.item.value {
         Value::Map(m) => Ok(m),
         _ => Err(invalid(

@@ -62,8 +62,12 @@ fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
         ("tls {}\n", "s.conf:1:1: tls is not supported"),
         ("accounts {}\n", "s.conf:1:1: accounts is not supported"),
         (
-            "authorization {\n  users: []\n}\n",
-            "s.conf:2:3: users is not supported",
+            "authorization {\n  users: [{user: a, password: b, permissions: {\n allow_responses: true }}]\n}\n",
+            "s.conf:3:2: allow_responses is not supported",
+        ),
+        (
+            "authorization {\n  user: a, password: b, permissions: {}\n}\n",
+            "s.conf:2:25: permissions is not supported",
         ),
         (
             "jetstream {\n max_file_store: 1GB\n}\n",
@@ -130,4 +134,56 @@ fn logtime_is_read_as_a_boolean() {
     let loaded = load_text("logtime: false\n").unwrap();
     assert_eq!(loaded.settings.logtime, Some(false));
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn users_and_their_permissions_are_read() {
+    let text = r#"
+authorization {
+  default_permissions: { publish: ["a.>", "b"], subscribe: { deny: "secret.>" } }
+  users: [
+    { user: admin, password: x, permissions: { publish: { allow: ">", deny: "admin.off" } } }
+    { user: app, password: y }
+  ]
+}
+"#;
+    let users = load_text(text).unwrap().settings.users.expect("users");
+    assert_eq!(users.len(), 2);
+    let admin = users[0].permissions.as_ref().expect("own permissions");
+    assert_eq!(admin.publish.allow, vec![">"]);
+    assert_eq!(admin.publish.deny, vec!["admin.off"]);
+    assert!(admin.subscribe.is_open());
+    let app = users[1].permissions.as_ref().expect("default permissions");
+    assert_eq!(app.publish.allow, vec!["a.>", "b"]);
+    assert_eq!(app.subscribe.deny, vec!["secret.>"]);
+}
+
+#[test]
+fn bad_user_lists_name_the_problem() {
+    for (text, expected) in [
+        ("authorization { users: [] }\n", "list of users is empty"),
+        (
+            "authorization { users: [{user: a}] }\n",
+            "each user needs user and password",
+        ),
+        (
+            "authorization { users: [{user: a, password: b}, {user: a, password: c}] }\n",
+            "user a is listed twice",
+        ),
+        (
+            "authorization { users: [{user: a, password: b, permissions: {publish: \"a b\"}}] }\n",
+            "is not a valid subject",
+        ),
+        (
+            "authorization { user: x, password: y, users: [{user: a, password: b}] }\n",
+            "users cannot be combined",
+        ),
+        (
+            "authorization { default_permissions: { publish: a } }\n",
+            "default_permissions needs a users list",
+        ),
+    ] {
+        let message = load_text(text).unwrap_err().to_string();
+        assert!(message.contains(expected), "{text:?}: {message}");
+    }
 }

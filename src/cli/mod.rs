@@ -4,6 +4,7 @@
 mod argv;
 mod client;
 mod config_file;
+mod config_users;
 mod duration;
 mod log_format;
 mod process_files;

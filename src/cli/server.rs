@@ -145,13 +145,15 @@ impl ServerArgs {
         };
         // Credentials come as a whole from the flags when any is given there, else from the
         // file, so a flag never pairs with half of the file's credentials.
-        let (user, pass, token) =
-            if self.user.is_some() || self.pass.is_some() || self.auth.is_some() {
-                (self.user, self.pass, self.auth)
-            } else {
-                (file.user, file.password, file.token)
-            };
+        let from_flags = self.user.is_some() || self.pass.is_some() || self.auth.is_some();
+        let (user, pass, token) = if from_flags {
+            (self.user, self.pass, self.auth)
+        } else {
+            (file.user, file.password, file.token)
+        };
+        let users = if from_flags { None } else { file.users };
         let auth = match (user, pass, token) {
+            (None, None, None) if users.is_some() => users.map(AuthConfig::Users),
             (None, None, None) => None,
             (Some(user), Some(password), None) => Some(AuthConfig::UserPassword { user, password }),
             (None, None, Some(token)) => Some(AuthConfig::Token(token)),

@@ -38,11 +38,18 @@ pub enum ProtocolError {
     /// A PUB to a subject that is not a valid literal subject. The connection stays open.
     #[error("Invalid Publish Subject")]
     InvalidPublishSubject,
+    /// A publish or subscription the user's permissions do not allow; the text names the
+    /// subject (`Permissions Violation for Publish to "x"`). The connection stays open.
+    #[error("{0}")]
+    PermissionsViolation(String),
 }
 
 impl ProtocolError {
     /// Whether nats-server closes the connection after sending this error.
     pub fn closes_connection(&self) -> bool {
-        !matches!(self, Self::InvalidSubject | Self::InvalidPublishSubject)
+        !matches!(
+            self,
+            Self::InvalidSubject | Self::InvalidPublishSubject | Self::PermissionsViolation(_)
+        )
     }
 }

@@ -3,12 +3,40 @@
 //! Secrets are compared in constant time so that response timing does not reveal how many
 //! leading bytes of a guess were right.
 
+use std::sync::Arc;
+
 use super::config::AuthConfig;
+use super::permissions::Permissions;
 use crate::protocol::connect::ConnectOptions;
 
 /// Whether the credentials in `opts` satisfy `auth`.
 pub fn is_authorized(auth: &AuthConfig, opts: &ConnectOptions) -> bool {
+    authorize(auth, opts).is_some()
+}
+
+/// Checks the credentials in `opts`: `None` if they do not satisfy `auth`, else the
+/// permissions of the user they name (`Some(None)`: no restrictions).
+pub fn authorize(auth: &AuthConfig, opts: &ConnectOptions) -> Option<Option<Arc<Permissions>>> {
+    if let AuthConfig::Users(users) = auth {
+        let user = opts.user.as_deref().unwrap_or("").as_bytes();
+        let pass = opts.pass.as_deref().unwrap_or("").as_bytes();
+        // Every entry is compared, whatever matched, so timing tells nothing about the list.
+        let mut found = None;
+        for u in users {
+            let ok = constant_time_eq(user, u.user.as_bytes())
+                & constant_time_eq(pass, u.password.as_bytes());
+            if ok && found.is_none() {
+                found = Some(u.permissions.clone());
+            }
+        }
+        return found.filter(|_| opts.user.is_some() && opts.pass.is_some());
+    }
+    check_single(auth, opts).then_some(None)
+}
+
+fn check_single(auth: &AuthConfig, opts: &ConnectOptions) -> bool {
     match auth {
+        AuthConfig::Users(_) => false,
         AuthConfig::UserPassword { user, password } => {
             let user_ok = constant_time_eq(
                 opts.user.as_deref().unwrap_or("").as_bytes(),
@@ -65,6 +93,34 @@ mod tests {
         assert!(!is_authorized(&auth, &opts(Some("u"), Some("x"), None)));
         assert!(!is_authorized(&auth, &opts(Some("u"), None, None)));
         assert!(!is_authorized(&auth, &opts(None, None, Some("p"))));
+    }
+
+    #[test]
+    fn a_user_of_the_list_gets_its_own_permissions() {
+        use crate::server::config::UserAuth;
+        let limited = Arc::new(Permissions::default());
+        let auth = AuthConfig::Users(vec![
+            UserAuth {
+                user: "admin".into(),
+                password: "a".into(),
+                permissions: None,
+            },
+            UserAuth {
+                user: "app".into(),
+                password: "b".into(),
+                permissions: Some(limited.clone()),
+            },
+        ]);
+        assert_eq!(
+            authorize(&auth, &opts(Some("admin"), Some("a"), None)),
+            Some(None)
+        );
+        assert_eq!(
+            authorize(&auth, &opts(Some("app"), Some("b"), None)),
+            Some(Some(limited))
+        );
+        assert_eq!(authorize(&auth, &opts(Some("app"), Some("a"), None)), None);
+        assert_eq!(authorize(&auth, &opts(None, None, Some("b"))), None);
     }
 
     #[test]

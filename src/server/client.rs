@@ -13,8 +13,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::{sleep, Instant};
 
-use super::auth::is_authorized;
+use super::auth::authorize;
 use super::outbound::{ClientHandle, CloseReason, Enqueued, Owner, Subscription};
+use super::permissions::{self, Permissions};
 use super::router::{Deliveries, Publisher};
 use super::ServerState;
 use crate::broker::MatchCache;
@@ -51,6 +52,8 @@ pub(super) struct Connection {
     pings_out: u32,
     /// When the client last sent PUB, SUB, UNSUB or PING (what nats-server counts as activity).
     last_activity: Instant,
+    /// The authenticated user's permissions; `None` allows everything.
+    perms: Option<Arc<Permissions>>,
 }
 
 impl Connection {
@@ -72,6 +75,7 @@ impl Connection {
             rng,
             pings_out: 0,
             last_activity: Instant::now() - Duration::from_secs(3600),
+            perms: None,
         }
     }
 
@@ -175,9 +179,12 @@ impl Connection {
         };
         // The order of these checks is nats-server's (processConnect): credentials first.
         if let Some(auth) = &self.state.config.auth {
-            if !is_authorized(auth, &opts) {
-                tracing::debug!(cid = self.handle.id, "authorization violation");
-                return Err(self.fail(&ProtocolError::AuthorizationViolation));
+            match authorize(auth, &opts) {
+                Some(perms) => self.set_permissions(perms),
+                None => {
+                    tracing::debug!(cid = self.handle.id, "authorization violation");
+                    return Err(self.fail(&ProtocolError::AuthorizationViolation));
+                }
             }
         }
         if !(0..=1).contains(&opts.protocol) {
@@ -193,6 +200,19 @@ impl Connection {
         Ok(())
     }
 
+    /// Keeps the user's permissions for the checks on PUB and SUB, and hands subscribe denies
+    /// to the connection's handle, where deliveries are filtered.
+    fn set_permissions(&mut self, perms: Option<Arc<Permissions>>) {
+        let perms = perms.filter(|p| !(p.publish.is_open() && p.subscribe.is_open()));
+        if let Some(p) = perms.as_ref().filter(|p| !p.subscribe.deny.is_empty()) {
+            // A second CONNECT cannot change the user's permissions: the first one stands.
+            let _ = self.handle.deny_deliveries.set(p.clone());
+        }
+        if self.perms.is_none() {
+            self.perms = perms;
+        }
+    }
+
     fn on_publish(&mut self, msg: Publish) {
         // Like nats-server: only pedantic clients are told about a publish subject that is not
         // a valid literal, and the message is routed either way, its tokens taken literally.
@@ -200,6 +220,13 @@ impl Connection {
         // the `$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>` subject.
         if self.opts.pedantic && !is_valid_literal_subject(&msg.subject) {
             self.error(&ProtocolError::InvalidPublishSubject);
+        }
+        if let Some(perms) = &self.perms {
+            if !perms.publish.permits_publish(&msg.subject) {
+                let text = permissions::publish_violation(&msg.subject);
+                self.error(&ProtocolError::PermissionsViolation(text));
+                return;
+            }
         }
         self.ok();
         let from = Publisher {
@@ -249,6 +276,13 @@ impl Connection {
         if !is_valid_subject(&subject) || !queue_ok {
             self.error(&ProtocolError::InvalidSubject);
             return;
+        }
+        if let Some(perms) = &self.perms {
+            if !perms.subscribe.permits_subscription(&subject) {
+                let text = permissions::subscription_violation(&subject, queue.as_deref());
+                self.error(&ProtocolError::PermissionsViolation(text));
+                return;
+            }
         }
         let sub = Arc::new(Subscription {
             owner: Owner::Client(self.handle.clone()),

@@ -46,8 +46,22 @@ impl std::fmt::Display for SyncMode {
 /// Credentials clients must present in CONNECT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthConfig {
-    UserPassword { user: String, password: String },
+    UserPassword {
+        user: String,
+        password: String,
+    },
     Token(String),
+    /// Several users, each with its own permissions (`authorization { users: [...] }`).
+    Users(Vec<UserAuth>),
+}
+
+/// One user of [`AuthConfig::Users`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAuth {
+    pub user: String,
+    pub password: String,
+    /// `None`: everything is allowed.
+    pub permissions: Option<std::sync::Arc<super::permissions::Permissions>>,
 }
 
 /// Everything `jetlog server` can be told.

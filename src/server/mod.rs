@@ -8,6 +8,7 @@ pub mod config;
 mod internal;
 mod jetstream;
 mod outbound;
+pub mod permissions;
 mod router;
 
 use std::collections::HashMap;
@@ -21,7 +22,7 @@ use bytes::BytesMut;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-pub use config::{AuthConfig, ServerConfig, SyncMode};
+pub use config::{AuthConfig, ServerConfig, SyncMode, UserAuth};
 use jetstream::JetStream;
 use outbound::{ClientHandle, CloseReason};
 use router::Router;

@@ -172,6 +172,10 @@ pub struct ClientHandle {
     pub headers: AtomicBool,
     /// Subscriptions by sid; a std mutex because nothing awaits while it is held.
     pub subs: Mutex<HashMap<Bytes, Arc<Subscription>>>,
+    /// The subscribe permissions of the authenticated user, set once at CONNECT when they
+    /// deny anything: deliveries on denied subjects are skipped (a wildcard subscription may
+    /// overlap a denied subject).
+    pub deny_deliveries: std::sync::OnceLock<Arc<super::permissions::Permissions>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -198,6 +202,7 @@ impl ClientHandle {
             abort_write: Notify::new(),
             headers: AtomicBool::new(false),
             subs: Mutex::new(HashMap::new()),
+            deny_deliveries: std::sync::OnceLock::new(),
         }
     }
 

@@ -241,6 +241,11 @@ fn deliver_to_client(
     msg: &Publish,
     out: &mut Deliveries,
 ) -> bool {
+    if let Some(perms) = client.deny_deliveries.get() {
+        if perms.subscribe.denies_delivery(&msg.subject) {
+            return false;
+        }
+    }
     let headers = if client.headers.load(Ordering::Relaxed) {
         msg.headers.as_deref()
     } else {

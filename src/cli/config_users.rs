@@ -1,0 +1,135 @@
+//! `authorization { users: [...], default_permissions: {...} }` of a nats-server config file:
+//! users with passwords, each with publish and subscribe permissions.
+//!
+//! A permission is written as nats-server accepts it: a subject (`publish: "orders.>"`), a
+//! list of subjects (the allow list), or a block `{ allow: ..., deny: ... }` whose parts are
+//! each a subject or a list. `allow_responses` (temporary publish rights to reply subjects) is
+//! refused rather than ignored: a responder would otherwise be refused at its first reply.
+
+use std::sync::Arc;
+
+use super::config_file::{invalid, map, string, unsupported, ConfigFileError};
+use crate::conf::{Entry, Item, Value};
+use crate::protocol::subject::is_valid_subject;
+use crate::server::permissions::{Permissions, SubjectRule};
+use crate::server::UserAuth;
+
+/// Reads the `users` list; users without permissions of their own get `defaults`.
+pub fn users(
+    entry: &Entry,
+    defaults: Option<&Arc<Permissions>>,
+) -> Result<Vec<UserAuth>, ConfigFileError> {
+    let Value::Array(items) = &entry.item.value else {
+        return Err(invalid(entry, "expected a list of users"));
+    };
+    if items.is_empty() {
+        return Err(invalid(
+            entry,
+            "the list of users is empty: nobody could connect",
+        ));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let user_entry = as_entry("users", item);
+        let block = map(&user_entry)?;
+        let (mut user, mut password, mut permissions) = (None, None, None);
+        for field in block.effective() {
+            match field.key.as_str() {
+                "user" | "username" => user = Some(string(field)?),
+                "password" | "pass" => {
+                    let text = string(field)?;
+                    if text.starts_with("$2") {
+                        return Err(unsupported(
+                            field,
+                            "bcrypt-hashed passwords are not implemented",
+                        ));
+                    }
+                    password = Some(text);
+                }
+                "permissions" => permissions = Some(Arc::new(parse_permissions(field)?)),
+                "nkey" | "account" | "allowed_connection_types" => {
+                    return Err(unsupported(
+                        field,
+                        "only users with passwords and permissions exist",
+                    ))
+                }
+                _ => return Err(invalid(field, "unknown key in a user entry")),
+            }
+        }
+        let (Some(user), Some(password)) = (user, password) else {
+            return Err(invalid(&user_entry, "each user needs user and password"));
+        };
+        if out.iter().any(|u: &UserAuth| u.user == user) {
+            return Err(invalid(&user_entry, format!("user {user} is listed twice")));
+        }
+        out.push(UserAuth {
+            user,
+            password,
+            permissions: permissions.or_else(|| defaults.cloned()),
+        });
+    }
+    Ok(out)
+}
+
+/// Reads a `permissions` (or `default_permissions`) block.
+pub fn parse_permissions(entry: &Entry) -> Result<Permissions, ConfigFileError> {
+    let block = map(entry)?;
+    let mut perms = Permissions::default();
+    for field in block.effective() {
+        match field.key.as_str() {
+            "publish" | "pub" => perms.publish = rule(field)?,
+            "subscribe" | "sub" => perms.subscribe = rule(field)?,
+            "allow_responses" | "responses" => return Err(unsupported(
+                field,
+                "response permissions are not implemented; allow publishing to _INBOX.> instead",
+            )),
+            _ => return Err(invalid(field, "expected publish or subscribe")),
+        }
+    }
+    Ok(perms)
+}
+
+/// A subject, a list of subjects (allowed), or `{ allow, deny }`.
+fn rule(entry: &Entry) -> Result<SubjectRule, ConfigFileError> {
+    match &entry.item.value {
+        Value::Map(block) => {
+            let mut rule = SubjectRule::default();
+            for field in block.effective() {
+                match field.key.as_str() {
+                    "allow" => rule.allow = subjects(field)?,
+                    "deny" => rule.deny = subjects(field)?,
+                    _ => return Err(invalid(field, "expected allow or deny")),
+                }
+            }
+            Ok(rule)
+        }
+        _ => Ok(SubjectRule {
+            allow: subjects(entry)?,
+            deny: Vec::new(),
+        }),
+    }
+}
+
+/// One subject or a list of them, each a valid subject (wildcards allowed).
+fn subjects(entry: &Entry) -> Result<Vec<String>, ConfigFileError> {
+    let texts = match &entry.item.value {
+        Value::Array(items) => items
+            .iter()
+            .map(|item| string(&as_entry(&entry.key, item)))
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => vec![string(entry)?],
+    };
+    if let Some(bad) = texts.iter().find(|s| !is_valid_subject(s.as_str())) {
+        return Err(invalid(entry, format!("{bad:?} is not a valid subject")));
+    }
+    Ok(texts)
+}
+
+/// An array element seen as an entry, so that errors about it point at it.
+fn as_entry(key: &str, item: &Item) -> Entry {
+    Entry {
+        key: key.to_string(),
+        key_position: item.position.clone(),
+        item: item.clone(),
+    }
+}
