@@ -175,3 +175,28 @@ fn async_nats_works_within_its_permissions() {
         common::within("responder", responder).await.unwrap();
     });
 }
+
+#[test]
+fn one_account_with_users_and_jetstream_accepts_its_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.conf");
+    std::fs::write(
+        &path,
+        "accounts { APP: { jetstream: enabled, users: [ {user: svc, password: pw} ] } }\n",
+    )
+    .unwrap();
+    let server = TestServer::start(&["-c", path.to_str().unwrap()]);
+    let mut svc = login(&server, "svc", "pw");
+    svc.send(b"SUB anything 1\r\nPUB anything 1\r\nx\r\nPING\r\n");
+    let got = svc.read_until_contains(b"PONG\r\n", WAIT);
+    assert!(
+        contains(&got, b"MSG anything 1 1\r\nx\r\n"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    let mut stranger = server.raw();
+    stranger.read_info();
+    stranger.send(b"CONNECT {\"verbose\":false}\r\nPING\r\n");
+    let got = stranger.read_until_contains(b"Authorization Violation", WAIT);
+    assert!(contains(&got, b"-ERR 'Authorization Violation'"));
+}

@@ -74,7 +74,6 @@ pub enum ConfigFileError {
 
 /// Keys of nats-server that jetlog knows it cannot honour, and why.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("accounts", "multiple accounts are not implemented"),
     ("cluster", "clustering is not implemented"),
     ("gateway", "gateways are not implemented"),
     ("leafnodes", "leaf nodes are not implemented"),
@@ -131,6 +130,15 @@ impl Mapper<'_> {
         let s = &mut self.loaded.settings;
         match entry.key.as_str() {
             "strict" => {}
+            "accounts" => {
+                if s.users.is_some() {
+                    return Err(invalid(
+                        entry,
+                        "users are given twice (accounts and authorization)",
+                    ));
+                }
+                s.users = Some(config_users::single_account(entry)?);
+            }
             "listen" => {
                 let (host, port) = listen(entry)?;
                 if let Some(host) = host {
@@ -237,6 +245,12 @@ impl Mapper<'_> {
                 }
                 "token" => s.token = Some(string(inner)?),
                 "timeout" => s.auth_timeout = Some(seconds(inner)?),
+                "users" if s.users.is_some() => {
+                    return Err(invalid(
+                        inner,
+                        "users are given twice (accounts and authorization)",
+                    ))
+                }
                 "users" => {
                     let defaults = match block.get("default_permissions") {
                         Some(d) => Some(std::sync::Arc::new(config_users::parse_permissions(d)?)),

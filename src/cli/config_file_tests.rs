@@ -187,3 +187,39 @@ fn bad_user_lists_name_the_problem() {
         assert!(message.contains(expected), "{text:?}: {message}");
     }
 }
+
+#[test]
+fn one_account_with_users_and_jetstream_is_served() {
+    let text = r#"
+accounts {
+  APP: {
+    jetstream: enabled
+    users: [ { user: a, password: b, permissions: { publish: "x.>" } } ]
+  }
+}
+"#;
+    let users = load_text(text).unwrap().settings.users.expect("users");
+    assert_eq!(users[0].user, "a");
+    assert_eq!(
+        users[0].permissions.as_ref().unwrap().publish.allow,
+        vec!["x.>"]
+    );
+    for (text, expected) in [
+        (
+            "accounts { A: { users: [{user: a, password: b}] }, B: { users: [{user: c, password: d}] } }\n",
+            "more than one account is not implemented",
+        ),
+        (
+            "accounts { A: { users: [{user: a, password: b}], exports: [] } }\n",
+            "exports is not supported",
+        ),
+        ("accounts { A: { jetstream: enabled } }\n", "the account needs a users list"),
+        (
+            "accounts { A: { users: [{user: a, password: b}] } }\nauthorization { users: [{user: c, password: d}] }\n",
+            "users are given twice",
+        ),
+    ] {
+        let message = load_text(text).unwrap_err().to_string();
+        assert!(message.contains(expected), "{text:?}: {message}");
+    }
+}

@@ -14,6 +14,51 @@ use crate::protocol::subject::is_valid_subject;
 use crate::server::permissions::{Permissions, SubjectRule};
 use crate::server::UserAuth;
 
+/// Reads `accounts { <name>: { users: [...], jetstream: enabled } }` with exactly one account:
+/// jetlog serves one account, so its users are the server's users. More than one account, or
+/// account features (imports, exports, limits), are refused rather than merged or ignored.
+pub fn single_account(entry: &Entry) -> Result<Vec<UserAuth>, ConfigFileError> {
+    let accounts = map(entry)?;
+    let mut names = accounts.effective();
+    let (Some(account), None) = (names.next(), names.next()) else {
+        return Err(unsupported(
+            entry,
+            "one account is served; more than one account is not implemented",
+        ));
+    };
+    let block = map(account)?;
+    let mut users_found = None;
+    for field in block.effective() {
+        match field.key.as_str() {
+            "users" => {
+                let defaults = match block.get("default_permissions") {
+                    Some(d) => Some(Arc::new(parse_permissions(d)?)),
+                    None => None,
+                };
+                users_found = Some(users(field, defaults.as_ref())?);
+            }
+            "default_permissions" => {}
+            "jetstream" => match &field.item.value {
+                Value::Bool(true) | Value::Map(_) => {}
+                Value::String(s) if s == "enabled" || s == "enable" => {}
+                _ => {
+                    return Err(unsupported(
+                        field,
+                        "JetStream is always enabled for the one account",
+                    ))
+                }
+            },
+            _ => {
+                return Err(unsupported(
+                    field,
+                    "account features other than users and jetstream are not implemented",
+                ))
+            }
+        }
+    }
+    users_found.ok_or_else(|| invalid(account, "the account needs a users list"))
+}
+
 /// Reads the `users` list; users without permissions of their own get `defaults`.
 pub fn users(
     entry: &Entry,
