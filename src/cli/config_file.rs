@@ -89,7 +89,10 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "operator mode (JWT accounts) is not implemented",
     ),
     ("system_account", "the system account is not implemented"),
-    ("no_auth_user", "multiple users are not implemented"),
+    (
+        "no_auth_user",
+        "a default user for clients without credentials is not implemented",
+    ),
     ("mappings", "subject mappings are not implemented"),
     ("https_port", "HTTPS monitoring is not implemented"),
 ];
