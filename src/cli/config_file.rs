@@ -41,6 +41,8 @@ pub struct FileSettings {
     pub token: Option<String>,
     /// `authorization { users: [...] }`, each user with its permissions resolved.
     pub users: Option<Vec<crate::server::UserAuth>>,
+    pub max_memory_store: Option<u64>,
+    pub max_file_store: Option<u64>,
     pub auth_timeout: Option<Duration>,
 }
 
@@ -214,13 +216,10 @@ impl Mapper<'_> {
                         ));
                     }
                 }
-                "max_memory_store" | "max_mem_store" | "max_mem" | "max_file_store"
-                | "max_file" => {
-                    return Err(unsupported(
-                        inner,
-                        "server-wide storage limits are not enforced; set max_bytes on each stream",
-                    ))
+                "max_memory_store" | "max_mem_store" | "max_mem" => {
+                    s.max_memory_store = Some(count(inner)?)
                 }
+                "max_file_store" | "max_file" => s.max_file_store = Some(count(inner)?),
                 "domain" => {
                     return Err(unsupported(inner, "JetStream domains are not implemented"))
                 }

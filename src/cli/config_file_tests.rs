@@ -70,8 +70,8 @@ fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
             "s.conf:2:25: permissions is not supported",
         ),
         (
-            "jetstream {\n max_file_store: 1GB\n}\n",
-            "s.conf:2:2: max_file_store is not supported",
+            "jetstream {\n domain: hub\n}\n",
+            "s.conf:2:2: domain is not supported",
         ),
         (
             "jetstream: disabled\n",
@@ -222,4 +222,11 @@ accounts {
         let message = load_text(text).unwrap_err().to_string();
         assert!(message.contains(expected), "{text:?}: {message}");
     }
+}
+
+#[test]
+fn storage_limits_are_read_as_sizes() {
+    let loaded = load_text("jetstream { max_file_store: 1GB, max_mem: 64MB }\n").unwrap();
+    assert_eq!(loaded.settings.max_file_store, Some(1 << 30));
+    assert_eq!(loaded.settings.max_memory_store, Some(64 << 20));
 }

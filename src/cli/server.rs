@@ -209,6 +209,8 @@ impl ServerArgs {
                 .or(file.write_deadline)
                 .unwrap_or(defaults.write_deadline),
             http_port: self.http_port.or(file.http_port),
+            max_memory_store: file.max_memory_store,
+            max_file_store: file.max_file_store,
         };
         if config.max_payload_bytes == 0 || config.max_payload_bytes > config.max_pending_bytes {
             return Err(format!(

@@ -38,6 +38,16 @@ impl ApiError {
         Self::new(400, 10025, format!("invalid JSON: {err}"))
     }
 
+    /// A publish that would take the server past `max_file_store`/`max_memory_store`.
+    pub fn insufficient_resources() -> Self {
+        Self::new(503, 10023, "insufficient resources")
+    }
+
+    /// A stream whose `max_bytes` does not fit in what the server-wide limit leaves.
+    pub fn storage_resources_exceeded() -> Self {
+        Self::new(500, 10047, "insufficient storage resources available")
+    }
+
     pub fn stream_not_found() -> Self {
         Self::new(404, 10059, "stream not found")
     }

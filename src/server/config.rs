@@ -83,6 +83,10 @@ pub struct ServerConfig {
     pub write_deadline: Duration,
     /// Accepted for nats-server compatibility; monitoring is not served yet and the log says so.
     pub http_port: Option<u16>,
+    /// Server-wide limit on bytes stored by memory streams (`jetstream { max_memory_store }`).
+    pub max_memory_store: Option<u64>,
+    /// Server-wide limit on bytes stored by file streams (`jetstream { max_file_store }`).
+    pub max_file_store: Option<u64>,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +106,8 @@ impl Default for ServerConfig {
             auth_timeout: AUTH_TIMEOUT,
             write_deadline: WRITE_DEADLINE,
             http_port: None,
+            max_memory_store: None,
+            max_file_store: None,
         }
     }
 }

@@ -102,6 +102,7 @@ impl Server {
             &config.store_dir,
             sync_policy(config.sync),
             info.server_name.clone(),
+            jetstream::StorageLimits::new(config.max_memory_store, config.max_file_store),
         )?;
         let state = Arc::new(ServerState {
             config,

@@ -159,8 +159,14 @@ fn apply(
     let mut acks = Vec::new();
     if !publishes.is_empty() {
         let incoming: Vec<&Publish> = publishes.iter().map(|d| &d.msg).collect();
+        let fit = fitting(entry, &stream, &incoming);
         let before = stream.log().msgs();
-        acks = stream.process(&incoming, now_ns);
+        acks = stream.process(&incoming[..fit], now_ns);
+        acks.extend(
+            incoming[fit..]
+                .iter()
+                .map(|_| PubAck::Failed(crate::jetstream::ApiError::insufficient_resources())),
+        );
         if let Err(err) = stream.sync(Instant::now()) {
             // Nothing in this batch may be acknowledged as stored if it is not durable.
             for ack in &mut acks {
@@ -253,7 +259,28 @@ fn apply(
     for name in std::mem::take(&mut round.acked) {
         stream.pump_consumer(&name, now_ns, &interest, &mut round.actions);
     }
+    entry.account(&stream);
     acks
+}
+
+/// How many of `incoming`, from the front, fit in what the server-wide storage limit leaves.
+/// A message's size is counted as the store counts it (the record's length).
+fn fitting(entry: &StreamEntry, stream: &crate::jetstream::Stream, incoming: &[&Publish]) -> usize {
+    let Some(mut room) = entry.limits.room(stream.config().storage) else {
+        return incoming.len();
+    };
+    for (i, msg) in incoming.iter().enumerate() {
+        let size = crate::store::record::record_len(
+            msg.subject.len(),
+            msg.headers.as_ref().map_or(0, |h| h.len()),
+            msg.payload.len(),
+        ) as u64;
+        if size > room {
+            return i;
+        }
+        room -= size;
+    }
+    incoming.len()
 }
 
 /// `$JS.ACK.<stream>.<consumer>.<delivered>.<stream_seq>.<consumer_seq>.<ts>.<pending>`

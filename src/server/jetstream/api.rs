@@ -161,7 +161,9 @@ fn account_info(js: &JetStream) -> Reply {
         "streams": streams.len(),
         "consumers": consumers,
         "limits": {
-            "max_memory": -1, "max_storage": -1, "max_streams": -1, "max_consumers": -1,
+            "max_memory": js.limits().max(Storage::Memory).map_or(-1, |m| m as i64),
+            "max_storage": js.limits().max(Storage::File).map_or(-1, |m| m as i64),
+            "max_streams": -1, "max_consumers": -1,
             "max_ack_pending": -1, "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1,
             "max_bytes_required": false
         },
@@ -340,6 +342,7 @@ fn stream_purge(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
     };
     let purged = stream.purge(&request).map_err(ApiError::purge_failed)?;
     stream.log_mut().sync().map_err(ApiError::purge_failed)?;
+    entry.account(&stream);
     Ok(json!({ "success": true, "purged": purged }))
 }
 
@@ -413,5 +416,6 @@ fn msg_delete(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
         .log_mut()
         .sync()
         .map_err(ApiError::msg_delete_failed)?;
+    entry.account(&stream);
     Ok(json!({ "success": true }))
 }

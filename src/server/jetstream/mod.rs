@@ -12,6 +12,7 @@ mod catalog;
 mod catalog_consumers;
 mod direct;
 mod inline;
+mod limits;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ use crate::store::SyncPolicy;
 use catalog::Catalog;
 
 pub use api::API_EXCLUDED;
+pub use limits::StorageLimits;
 
 /// What the API thread's subscription is tagged with.
 const TAG_API: u64 = 0;
@@ -70,12 +72,27 @@ pub struct StreamEntry {
     inline_publish: bool,
     /// Set when the stream stops; inline publishes then go to the (closing) actor.
     stopping: std::sync::atomic::AtomicBool,
+    /// The server-wide storage limits, and this stream's bytes as last counted into them.
+    limits: Arc<StorageLimits>,
+    accounted: AtomicU64,
 }
 
 impl StreamEntry {
     /// The stream state; a std mutex because it is only held by threads, never across awaits.
     pub fn lock(&self) -> MutexGuard<'_, Stream> {
         lock(&self.stream)
+    }
+
+    /// Counts this stream's size change into the server-wide usage (only where a limit is
+    /// set for its storage type, so unlimited servers pay nothing).
+    pub fn account(&self, stream: &Stream) {
+        let storage = stream.config().storage;
+        if self.limits.max(storage).is_none() {
+            return;
+        }
+        let bytes = stream.log().state(false).map(|s| s.bytes).unwrap_or(0);
+        let before = self.accounted.swap(bytes, Ordering::Relaxed);
+        self.limits.moved(storage, before, bytes);
     }
 
     fn actor_state(&self) -> MutexGuard<'_, actor::ActorState> {
@@ -166,6 +183,7 @@ pub struct JetStream {
     api_total: AtomicU64,
     api_errors: AtomicU64,
     stopping: std::sync::atomic::AtomicBool,
+    limits: Arc<StorageLimits>,
 }
 
 impl JetStream {
@@ -175,6 +193,7 @@ impl JetStream {
         store_dir: &Path,
         sync: SyncPolicy,
         server_name: String,
+        limits: StorageLimits,
     ) -> Result<Arc<Self>, String> {
         let catalog = Arc::new(
             Catalog::open(&store_dir.join("meta"))
@@ -190,6 +209,7 @@ impl JetStream {
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            limits: Arc::new(limits),
         });
         for (config, created_ns) in js
             .catalog
@@ -264,7 +284,10 @@ impl JetStream {
             queued: Arc::new(AtomicU64::new(0)),
             inline_publish: matches!(self.sync, SyncPolicy::Never),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            limits: self.limits.clone(),
+            accounted: AtomicU64::new(0),
         });
+        entry.account(&entry.lock());
         self.resubscribe(&entry);
         self.restore_consumers(&entry)?;
         let actor_entry = entry.clone();
@@ -358,11 +381,32 @@ impl JetStream {
             ));
         }
         self.check_overlap(&config, None)?;
+        self.check_reservation(&config)?;
         let created_ns = now_ns() as i64;
         self.catalog
             .put_stream(&config, created_ns)
             .map_err(ApiError::store_failed)?;
         self.open_stream(config, created_ns)
+    }
+
+    /// Rejects a `max_bytes` that does not fit beside the other streams' in the server-wide
+    /// storage limit.
+    fn check_reservation(&self, config: &StreamConfig) -> Result<(), ApiError> {
+        if self.limits.max(config.storage).is_none() {
+            return Ok(());
+        }
+        let others: Vec<StreamConfig> = self
+            .streams()
+            .iter()
+            .filter(|e| e.name != config.name)
+            .map(|e| e.lock().config().clone())
+            .collect();
+        self.limits.check_reservation(config, others.iter())
+    }
+
+    /// The server-wide storage limits and usage.
+    pub fn limits(&self) -> &StorageLimits {
+        &self.limits
     }
 
     /// Rejects subjects that another stream already captures.
@@ -396,6 +440,7 @@ impl JetStream {
         };
         old.check_update(&config)?;
         self.check_overlap(&config, Some(&config.name))?;
+        self.check_reservation(&config)?;
         self.catalog
             .put_stream(&config, created_ns)
             .map_err(ApiError::store_failed)?;
@@ -410,6 +455,9 @@ impl JetStream {
             .remove(name)
             .ok_or_else(ApiError::stream_not_found)?;
         self.stop(&entry);
+        let storage = entry.lock().config().storage;
+        let accounted = entry.accounted.swap(0, Ordering::Relaxed);
+        self.limits.moved(storage, accounted, 0);
         self.catalog
             .delete_stream(name)
             .map_err(ApiError::store_failed)?;
