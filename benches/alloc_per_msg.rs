@@ -64,9 +64,11 @@ fn match_cached(bencher: Bencher) {
     bencher.bench_local(|| divan::black_box(cache.get(subject, generation)));
 }
 
-/// One publish stored through a file stream: header checks, append (no fsync), PubAck JSON.
-#[divan::bench]
-fn stream_publish(bencher: Bencher) {
+/// Publishes stored through a file stream in batches of `N` (the actor's rounds batch
+/// whatever is queued): header checks, append (no fsync), PubAck JSON. Divide the counts by
+/// `N` for a per-message figure.
+#[divan::bench(consts = [1, 100])]
+fn stream_publish<const N: usize>(bencher: Bencher) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = StreamConfig {
         name: "BENCH".into(),
@@ -84,11 +86,14 @@ fn stream_publish(bencher: Bencher) {
     let stream_json = json_string("BENCH");
     let mut body = Vec::with_capacity(64);
     let mut now = 1u64;
+    let batch: Vec<&Publish> = vec![&msg; N];
     bencher.bench_local(|| {
         now += 1;
-        let acks = stream.process(&[&msg], now);
-        body.clear();
-        acks[0].write_json(&mut body, &stream_json);
-        divan::black_box(&body);
+        let acks = stream.process(&batch, now);
+        for ack in &acks {
+            body.clear();
+            ack.write_json(&mut body, &stream_json);
+            divan::black_box(&body);
+        }
     });
 }
