@@ -43,6 +43,7 @@ pub struct FileSettings {
     pub users: Option<Vec<crate::server::UserAuth>>,
     pub max_memory_store: Option<u64>,
     pub max_file_store: Option<u64>,
+    pub js_domain: Option<String>,
     pub auth_timeout: Option<Duration>,
 }
 
@@ -221,7 +222,18 @@ impl Mapper<'_> {
                 }
                 "max_file_store" | "max_file" => s.max_file_store = Some(count(inner)?),
                 "domain" => {
-                    return Err(unsupported(inner, "JetStream domains are not implemented"))
+                    let domain = string(inner)?;
+                    let valid = !domain.is_empty()
+                        && domain
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                    if !valid {
+                        return Err(invalid(
+                            inner,
+                            "a domain is one subject token of letters, digits, - and _",
+                        ));
+                    }
+                    s.js_domain = Some(domain);
                 }
                 key => self.other(inner, key, "jetstream.")?,
             }

@@ -70,10 +70,6 @@ fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
             "s.conf:2:25: permissions is not supported",
         ),
         (
-            "jetstream {\n domain: hub\n}\n",
-            "s.conf:2:2: domain is not supported",
-        ),
-        (
             "jetstream: disabled\n",
             "s.conf:1:1: jetstream is not supported",
         ),
@@ -229,4 +225,19 @@ fn storage_limits_are_read_as_sizes() {
     let loaded = load_text("jetstream { max_file_store: 1GB, max_mem: 64MB }\n").unwrap();
     assert_eq!(loaded.settings.max_file_store, Some(1 << 30));
     assert_eq!(loaded.settings.max_memory_store, Some(64 << 20));
+}
+
+#[test]
+fn a_jetstream_domain_is_one_token() {
+    let loaded = load_text("jetstream { domain: hub-1 }\n").unwrap();
+    assert_eq!(loaded.settings.js_domain.as_deref(), Some("hub-1"));
+    for bad in ["\"a.b\"", "\"\"", "\"a b\""] {
+        let message = load_text(&format!("jetstream {{ domain: {bad} }}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("invalid value for domain"),
+            "{bad}: {message}"
+        );
+    }
 }

@@ -211,6 +211,7 @@ impl ServerArgs {
             http_port: self.http_port.or(file.http_port),
             max_memory_store: file.max_memory_store,
             max_file_store: file.max_file_store,
+            js_domain: file.js_domain,
         };
         if config.max_payload_bytes == 0 || config.max_payload_bytes > config.max_pending_bytes {
             return Err(format!(

@@ -30,6 +30,8 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Below this much free space the read buffer is grown before the next read.
 const MIN_READ_SPACE_BYTES: usize = 4 * 1024;
 /// The longest a publisher is held back, per read, by a subscriber that is behind.
+/// What `$JS.<domain>.API.` is rewritten to when the server has a JetStream domain.
+const JS_API_PREFIX: &[u8] = b"$JS.API.";
 const STALL_MAX: Duration = Duration::from_millis(250);
 /// A subscriber that flushes nothing for this long is stuck, not slow: stalling the publisher
 /// for it would only spread the damage, so the publisher goes on and the cap cuts it off.
@@ -213,7 +215,7 @@ impl Connection {
         }
     }
 
-    fn on_publish(&mut self, msg: Publish) {
+    fn on_publish(&mut self, mut msg: Publish) {
         // Like nats-server: only pedantic clients are told about a publish subject that is not
         // a valid literal, and the message is routed either way, its tokens taken literally.
         // Clients rely on that: async-nats puts a consumer's filter, wildcards included, into
@@ -229,6 +231,15 @@ impl Connection {
             }
         }
         self.ok();
+        if let Some(prefix) = &self.state.js_domain_api_prefix {
+            if let Some(rest) = msg.subject.strip_prefix(prefix.as_slice()) {
+                // `$JS.<domain>.API.X` is this server's `$JS.API.X`.
+                let mut subject = Vec::with_capacity(JS_API_PREFIX.len() + rest.len());
+                subject.extend_from_slice(JS_API_PREFIX);
+                subject.extend_from_slice(rest);
+                msg.subject = Bytes::from(subject);
+            }
+        }
         let from = Publisher {
             client: Some(&self.handle),
             echo: self.opts.echo,

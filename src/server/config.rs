@@ -87,6 +87,9 @@ pub struct ServerConfig {
     pub max_memory_store: Option<u64>,
     /// Server-wide limit on bytes stored by file streams (`jetstream { max_file_store }`).
     pub max_file_store: Option<u64>,
+    /// JetStream domain (`jetstream { domain }`): the API is also served on
+    /// `$JS.<domain>.API.>` and PubAcks name the domain.
+    pub js_domain: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +111,7 @@ impl Default for ServerConfig {
             http_port: None,
             max_memory_store: None,
             max_file_store: None,
+            js_domain: None,
         }
     }
 }

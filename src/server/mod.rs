@@ -40,6 +40,9 @@ pub(crate) struct ServerState {
     clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
     next_client_id: AtomicU64,
     info: ServerInfo,
+    /// `$JS.<domain>.API.` when a JetStream domain is set: publishes there are served as
+    /// `$JS.API.` ones, as nats-server maps them.
+    js_domain_api_prefix: Option<Vec<u8>>,
 }
 
 /// The store's sync policy for the server's sync mode.
@@ -103,13 +106,19 @@ impl Server {
             sync_policy(config.sync),
             info.server_name.clone(),
             jetstream::StorageLimits::new(config.max_memory_store, config.max_file_store),
+            config.js_domain.clone(),
         )?;
+        let js_domain_api_prefix = config
+            .js_domain
+            .as_ref()
+            .map(|d| format!("$JS.{d}.API.").into_bytes());
         let state = Arc::new(ServerState {
             config,
             router,
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
             info,
+            js_domain_api_prefix,
         });
         Ok(Self {
             listener,

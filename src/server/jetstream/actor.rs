@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::direct::direct_get;
 use super::StreamEntry;
-use crate::jetstream::api_types::{json_string, PubAck};
+use crate::jetstream::api_types::PubAck;
 use crate::jetstream::consumer::{AckKind, Action, Consumer};
 use crate::protocol::headers::{build_block, extend_block};
 use crate::protocol::Publish;
@@ -353,13 +353,13 @@ fn send_pub_acks(
     if publishes.is_empty() || entry.lock().config().no_ack {
         return;
     }
-    let stream_json = json_string(&entry.name);
+    let stream_json = &entry.pub_ack_prefix;
     for (delivery, ack) in publishes.iter().zip(acks) {
         let Some(reply) = &delivery.msg.reply else {
             continue;
         };
         let mut body = Vec::with_capacity(48 + stream_json.len());
-        ack.write_json(&mut body, &stream_json);
+        ack.write_json(&mut body, stream_json);
         client.queue_publish(reply.clone(), None, Bytes::from(body));
     }
 }

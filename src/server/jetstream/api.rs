@@ -167,6 +167,7 @@ fn account_info(js: &JetStream) -> Reply {
             "max_ack_pending": -1, "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1,
             "max_bytes_required": false
         },
+        "domain": js.domain(),
         "api": {
             "total": js.api_total.load(std::sync::atomic::Ordering::Relaxed),
             "errors": js.api_errors.load(std::sync::atomic::Ordering::Relaxed)

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use super::internal::{self, InternalClient};
 use super::outbound::{InternalDelivery, InternalSink, Subscription};
 use super::router::Router;
+use crate::jetstream::api_types::json_string;
 use crate::jetstream::consumer::Consumer;
 use crate::jetstream::stream::Stream;
 use crate::jetstream::{ApiError, StreamConfig};
@@ -75,6 +76,9 @@ pub struct StreamEntry {
     /// The server-wide storage limits, and this stream's bytes as last counted into them.
     limits: Arc<StorageLimits>,
     accounted: AtomicU64,
+    /// What a PubAck says before `seq`: the stream name as JSON, and the domain if any
+    /// (`"S","domain":"hub"`, nats-server's field order). Built once, not per round.
+    pub_ack_prefix: String,
 }
 
 impl StreamEntry {
@@ -184,6 +188,8 @@ pub struct JetStream {
     api_errors: AtomicU64,
     stopping: std::sync::atomic::AtomicBool,
     limits: Arc<StorageLimits>,
+    /// The JetStream domain, named in PubAcks and account info.
+    domain: Option<String>,
 }
 
 impl JetStream {
@@ -194,6 +200,7 @@ impl JetStream {
         sync: SyncPolicy,
         server_name: String,
         limits: StorageLimits,
+        domain: Option<String>,
     ) -> Result<Arc<Self>, String> {
         let catalog = Arc::new(
             Catalog::open(&store_dir.join("meta"))
@@ -210,6 +217,7 @@ impl JetStream {
             api_errors: AtomicU64::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
             limits: Arc::new(limits),
+            domain,
         });
         for (config, created_ns) in js
             .catalog
@@ -286,6 +294,12 @@ impl JetStream {
             stopping: std::sync::atomic::AtomicBool::new(false),
             limits: self.limits.clone(),
             accounted: AtomicU64::new(0),
+            pub_ack_prefix: match &self.domain {
+                Some(domain) => {
+                    format!("{},\"domain\":{}", json_string(&name), json_string(domain))
+                }
+                None => json_string(&name),
+            },
         });
         entry.account(&entry.lock());
         self.resubscribe(&entry);
@@ -402,6 +416,11 @@ impl JetStream {
             .map(|e| e.lock().config().clone())
             .collect();
         self.limits.check_reservation(config, others.iter())
+    }
+
+    /// The JetStream domain, if one is set.
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
     }
 
     /// The server-wide storage limits and usage.
