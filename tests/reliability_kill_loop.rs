@@ -147,7 +147,8 @@ fn kill_and_restart(server: TestServer, args: &[&str]) -> (TestServer, Instant) 
 }
 
 /// Pulls from the durable consumer until nothing is pending or waiting for an ack, so every
-/// message that was delivered but not confirmed comes back once more.
+/// message that was delivered but not confirmed comes back once more. Any confirmed one among
+/// them counts as forgotten.
 async fn drain_consumer(url: &str, acker: &mut AckerRecord) {
     let js = connect(url).await;
     let client = js.client();
@@ -155,6 +156,7 @@ async fn drain_consumer(url: &str, acker: &mut AckerRecord) {
     let consumer: PullConsumer = within("consumer", stream.get_consumer(CONSUMER))
         .await
         .expect("the durable consumer survived the kills");
+    acker.fire_and_forget = true;
     let deadline = Instant::now() + DRAIN_LIMIT;
     loop {
         assert!(Instant::now() < deadline, "consumer drain timed out");
@@ -268,6 +270,7 @@ async fn kill_9_loop_loses_no_acknowledged_message() {
         Some(took) => recoveries.push(took),
         None => failed_restarts += 1,
     }
+    let received_in_loop = acker.received;
     drain_consumer(&url, &mut acker).await;
     let (stored, state) = read_back(&url).await;
     drop(server);
@@ -278,7 +281,8 @@ async fn kill_9_loop_loses_no_acknowledged_message() {
         "kill_loop iterations={iterations} seed={seed} sync=always restarts={} \
          failed_restarts={failed_restarts} recovery_p50_ms={} recovery_p99_ms={} \
          recovery_max_ms={} {verdict} confirmed_acks={} confirmed_redelivered={} \
-         deliveries={} publish_failures={} duplicate_pub_acks={} elapsed_s={:.1}",
+         deliveries={} drain_deliveries={} pulls={} pull_failures={} ack_failures={} \
+         publish_failures={} duplicate_pub_acks={} elapsed_s={:.1}",
         iterations + 1,
         percentile(&recoveries, 50).as_millis(),
         percentile(&recoveries, 99).as_millis(),
@@ -286,6 +290,10 @@ async fn kill_9_loop_loses_no_acknowledged_message() {
         acker.confirmed.len(),
         acker.confirmed_redelivered,
         acker.received,
+        acker.received - received_in_loop,
+        acker.pulls,
+        acker.pull_failures,
+        acker.ack_failures,
         records.iter().map(|r| r.failures).sum::<u64>(),
         records.iter().map(|r| r.acked_as_duplicate).sum::<u64>(),
         began.elapsed().as_secs_f64(),

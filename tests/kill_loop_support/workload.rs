@@ -153,6 +153,9 @@ pub struct AckerRecord {
     pub pull_failures: u64,
     /// Pull requests sent so far; numbers them.
     pub pulls: u64,
+    /// Ack without waiting for a confirmation: for the final drain, where only redeliveries
+    /// are checked and one fsync per ack would make a large backlog slow to clear.
+    pub fire_and_forget: bool,
 }
 
 impl AckerRecord {
@@ -178,6 +181,16 @@ impl AckerRecord {
             self.ack_failures += 1;
             return;
         };
+        if self.fire_and_forget {
+            if client
+                .publish(reply, bytes::Bytes::from_static(ACK))
+                .await
+                .is_err()
+            {
+                self.ack_failures += 1;
+            }
+            return;
+        }
         match timeout(
             ACK_LIMIT,
             client.request(reply, bytes::Bytes::from_static(ACK)),
