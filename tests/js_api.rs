@@ -95,9 +95,15 @@ async fn invalid_names_are_refused_and_never_touch_the_file_system() {
         10052,
         "stream name is required and can not contain '.', '*', '>'",
     );
-    for name in ["a*b", "x>y", "a/b", "a\\b"] {
+    for name in ["a*b", "x>y"] {
         let reply = api.create(name, json!({ "name": name })).await;
         assert_eq!(reply["error"], invalid, "{name}");
+    }
+    // nats-server checks for path separators first, with an error of their own.
+    let separators = error(400, 10128, "Stream name can not contain path separators");
+    for name in ["a/b", "a\\b"] {
+        let reply = api.create(name, json!({ "name": name })).await;
+        assert_eq!(reply["error"], separators, "{name}");
     }
     let reply = api.create("OK", json!({ "name": "../escape" })).await;
     assert_eq!(

@@ -73,6 +73,34 @@ pub fn extend_block(out: &mut BytesMut, stored: &[u8], pairs: &[(&str, &[u8])]) 
     out.put_slice(b"\r\n");
 }
 
+/// Like [`extend_block`], but first drops every stored header named like one of `pairs`
+/// (ASCII case-insensitively, as clients that canonicalise names would read them), so each
+/// pair's value is the only one. For headers only the server may set: nats-server appends its
+/// values after any a client stored (nats-server issue #4573), and a client that reads the
+/// first value then takes the publisher's word for the message's stream or sequence.
+pub fn replace_in_block(out: &mut BytesMut, stored: &[u8], pairs: &[(&str, &[u8])]) {
+    let Some(body) = stored
+        .strip_suffix(b"\r\n")
+        .filter(|h| h.ends_with(b"\r\n"))
+    else {
+        extend_block(out, b"", pairs);
+        return;
+    };
+    let mut kept = BytesMut::with_capacity(body.len() + 2);
+    for (i, line) in body.split_inclusive(|b| *b == b'\n').enumerate() {
+        let name = line.split(|b| *b == b':').next().unwrap_or(line);
+        let server_only = pairs
+            .iter()
+            .any(|(key, _)| name.eq_ignore_ascii_case(key.as_bytes()));
+        // The version line (i == 0) has no colon and is always kept.
+        if i == 0 || !server_only {
+            kept.put_slice(line);
+        }
+    }
+    kept.put_slice(b"\r\n");
+    extend_block(out, &kept, pairs);
+}
+
 /// The header block nats-server sends for a request nobody answered: `NATS/1.0 503` with the
 /// original subject in `Nats-Subject` (server/client.go, sendNoResponders... in processMsgResults).
 pub fn no_responders_block(out: &mut BytesMut, subject: &[u8]) {
@@ -84,6 +112,24 @@ mod tests {
     use super::*;
 
     const BLOCK: &[u8] = b"NATS/1.0\r\nNats-Msg-Id: abc\r\nX:  y \r\nNats-Msg-Id: second\r\n\r\n";
+
+    #[test]
+    fn replace_in_block_leaves_one_value_per_server_header() {
+        let stored = b"NATS/1.0\r\nnats-sequence: 999\r\nX: 1\r\nNats-Stream: FAKE\r\n\r\n";
+        let mut out = BytesMut::new();
+        replace_in_block(
+            &mut out,
+            stored,
+            &[("Nats-Stream", b"S"), ("Nats-Sequence", b"7")],
+        );
+        assert_eq!(
+            &out[..],
+            &b"NATS/1.0\r\nX: 1\r\nNats-Stream: S\r\nNats-Sequence: 7\r\n\r\n"[..]
+        );
+        let mut fresh = BytesMut::new();
+        replace_in_block(&mut fresh, b"", &[("Nats-Stream", b"S")]);
+        assert_eq!(&fresh[..], &b"NATS/1.0\r\nNats-Stream: S\r\n\r\n"[..]);
+    }
 
     #[test]
     fn first_occurrence_wins_and_spaces_after_colon_are_skipped() {

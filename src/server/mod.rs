@@ -75,8 +75,7 @@ impl Server {
     /// Binds the listener (the configured port may be 0 to pick a free one) and starts
     /// JetStream on the store directory, reopening every stream it holds.
     pub async fn bind(config: ServerConfig) -> Result<Self, String> {
-        let listener = TcpListener::bind(config.listen)
-            .await
+        let listener = listen(config.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         let server_id = new_server_id();
@@ -171,6 +170,26 @@ impl Server {
             tracing::warn!("some connections did not flush before shutdown");
         }
     }
+}
+
+/// Connections the kernel may hold for us before we accept them. tokio's `bind` uses std's
+/// 128: a burst of clients reconnecting after a restart, or a flood of idle ones, overflows
+/// it, and a client whose handshake the kernel dropped waits for its retransmit (seconds)
+/// or, with SYN cookies, is never seen at all. nats-server (Go's `net.Listen`) takes
+/// `net.core.somaxconn`; the kernel caps this value at the same.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with `LISTEN_BACKLOG` and `SO_REUSEADDR` (as tokio's `bind` sets it, so a
+/// restart is not refused while old connections are in TIME_WAIT).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -177,6 +177,15 @@ fn account_info(js: &JetStream) -> Reply {
 
 /// The config in a create/update request, checked against the subject's stream name.
 fn requested_config(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
+    // nats-server's own check for names that could become paths (jetstream_api.go,
+    // jsStreamCreateRequest), with its error code; the general name check would catch them too.
+    if name.contains(['\\', '/']) {
+        return Err(ApiError::new(
+            400,
+            10128,
+            "Stream name can not contain path separators",
+        ));
+    }
     if !is_valid_name(name) {
         return Err(ApiError::stream_invalid_config(
             "stream name is required and can not contain '.', '*', '>'",

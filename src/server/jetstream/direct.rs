@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use super::StreamEntry;
 use crate::jetstream::api_types::{from_go_json, MsgGetRequest};
 use crate::jetstream::time::format_rfc3339;
-use crate::protocol::headers::{build_block, extend_block};
+use crate::protocol::headers::{build_block, replace_in_block};
 use crate::protocol::Publish;
 use crate::server::internal::InternalClient;
 use crate::store::StoredMessage;
@@ -66,6 +66,8 @@ fn lookup(entry: &StreamEntry, request: &Publish) -> Result<StoredMessage, (u16,
 }
 
 /// The stored headers plus the four `Nats-*` headers clients read the message's place from.
+/// Copies a publisher put in the stored headers are dropped, so a client cannot pass its
+/// message off as another stream's or sequence's to readers that take the first value.
 fn message_headers(stream: &str, msg: &StoredMessage) -> Bytes {
     let mut out = BytesMut::with_capacity(msg.headers.len() + 128);
     let ts = format_rfc3339(i64::try_from(msg.ts_ns).ok());
@@ -76,6 +78,6 @@ fn message_headers(stream: &str, msg: &StoredMessage) -> Bytes {
         ("Nats-Sequence", seq.as_bytes()),
         ("Nats-Time-Stamp", ts.as_bytes()),
     ];
-    extend_block(&mut out, &msg.headers, &pairs);
+    replace_in_block(&mut out, &msg.headers, &pairs);
     out.freeze()
 }
