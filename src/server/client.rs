@@ -14,6 +14,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::{sleep, Instant};
 
 use super::auth::is_authorized;
+use super::conn_stats::ClientMeta;
 use super::outbound::{ClientHandle, CloseReason, Enqueued, Owner, Subscription};
 use super::router::{Deliveries, Publisher};
 use super::ServerState;
@@ -51,6 +52,9 @@ pub(super) struct Connection {
     pings_out: u32,
     /// When the client last sent PUB, SUB, UNSUB or PING (what nats-server counts as activity).
     last_activity: Instant,
+    /// Messages and bytes this client has published, published to `handle.stats` per read.
+    in_msgs: u64,
+    in_bytes: u64,
 }
 
 impl Connection {
@@ -72,6 +76,8 @@ impl Connection {
             rng,
             pings_out: 0,
             last_activity: Instant::now() - Duration::from_secs(3600),
+            in_msgs: 0,
+            in_bytes: 0,
         }
     }
 
@@ -133,6 +139,9 @@ impl Connection {
         let result = self.process_ops(buf, &mut active);
         if active {
             self.last_activity = Instant::now();
+            self.handle
+                .stats
+                .note_activity(self.last_activity, self.in_msgs, self.in_bytes);
         }
         result
     }
@@ -187,6 +196,11 @@ impl Connection {
             return Err(self.fail(&ProtocolError::NoRespondersRequiresHeaders));
         }
         self.handle.headers.store(opts.headers, Ordering::Relaxed);
+        self.handle.stats.set_meta(ClientMeta {
+            name: opts.name.clone(),
+            lang: opts.lang.clone(),
+            version: opts.version.clone(),
+        });
         self.opts = opts;
         self.connected = true;
         self.ok();
@@ -202,6 +216,8 @@ impl Connection {
             self.error(&ProtocolError::InvalidPublishSubject);
         }
         self.ok();
+        self.in_msgs += 1;
+        self.in_bytes += msg.size() as u64;
         let from = Publisher {
             client: Some(&self.handle),
             echo: self.opts.echo,

@@ -67,8 +67,8 @@ pub struct ServerConfig {
     pub max_pings_out: u32,
     pub auth_timeout: Duration,
     pub write_deadline: Duration,
-    /// Accepted for nats-server compatibility; monitoring is not served yet and the log says so.
-    pub http_port: Option<u16>,
+    /// Where the HTTP monitor listens (port 0 picks a free one); `None` when it is off.
+    pub monitor_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -87,7 +87,7 @@ impl Default for ServerConfig {
             max_pings_out: MAX_PINGS_OUT,
             auth_timeout: AUTH_TIMEOUT,
             write_deadline: WRITE_DEADLINE,
-            http_port: None,
+            monitor_listen: None,
         }
     }
 }

@@ -12,6 +12,7 @@ mod catalog;
 mod catalog_consumers;
 mod direct;
 mod inline;
+mod report;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ use crate::store::SyncPolicy;
 use catalog::Catalog;
 
 pub use api::API_EXCLUDED;
+pub use report::{JetStreamReport, StreamReport};
 
 /// What the API thread's subscription is tagged with.
 const TAG_API: u64 = 0;
