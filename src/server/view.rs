@@ -144,20 +144,26 @@ impl ServerView {
         let handles: Vec<Arc<ClientHandle>> = lock(&self.state.clients).values().cloned().collect();
         let mut reports: Vec<ConnectionReport> = handles
             .iter()
-            .map(|handle| ConnectionReport {
-                cid: handle.id,
-                peer: handle.stats.peer,
-                started: handle.stats.started,
-                last_activity: handle.stats.last_activity(),
-                pending_bytes: handle.pending_bytes(),
-                traffic: traffic_of(handle),
-                meta: handle.stats.meta(),
-                num_subscriptions: lock(&handle.subs).len(),
-                subscriptions: if with_subs {
+            .map(|handle| {
+                // Each lock of `subs` is its own statement: a guard inside the struct literal
+                // would live to its end and deadlock against the next one.
+                let num_subscriptions = lock(&handle.subs).len();
+                let subscriptions = if with_subs {
                     subscriptions_of(handle)
                 } else {
                     Vec::new()
-                },
+                };
+                ConnectionReport {
+                    cid: handle.id,
+                    peer: handle.stats.peer,
+                    started: handle.stats.started,
+                    last_activity: handle.stats.last_activity(),
+                    pending_bytes: handle.pending_bytes(),
+                    traffic: traffic_of(handle),
+                    meta: handle.stats.meta(),
+                    num_subscriptions,
+                    subscriptions,
+                }
             })
             .collect();
         reports.sort_by_key(|r| r.cid);
