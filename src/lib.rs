@@ -5,6 +5,7 @@ pub mod cli;
 pub mod conf;
 pub mod jetstream;
 pub mod meta;
+pub mod monitor;
 pub mod protocol;
 pub mod server;
 pub mod store;

@@ -52,11 +52,11 @@ fn nats_server_flags_are_accepted_and_the_start_is_logged() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let store_arg = store.to_str().unwrap().to_string();
-    let server = TestServer::start(&["-js", "-sd", &store_arg, "-DV", "-m", "8222", "-n", "named"]);
+    let server = TestServer::start(&["-js", "-sd", &store_arg, "-DV", "-m", "-1", "-n", "named"]);
     assert!(store.is_dir(), "the store directory is created");
     assert!(server.log_contains("Server is ready"));
     assert!(server.log_contains("Sync:            always"));
-    assert!(server.log_contains("monitoring is not served yet"));
+    assert!(server.log_contains("Starting http monitor on 127.0.0.1:"));
     let mut client = server.raw();
     assert_eq!(client.read_info()["server_name"], "named");
 }

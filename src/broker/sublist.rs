@@ -99,6 +99,10 @@ pub struct Sublist<T> {
     root: Level<T>,
     count: usize,
     generation: u64,
+    /// Inserts and successful removes since creation (nats-server's subsz `num_inserts` and
+    /// `num_removes`); kept beside `count`, under the same lock.
+    inserts: u64,
+    removes: u64,
 }
 
 impl<T> Default for Sublist<T> {
@@ -107,6 +111,8 @@ impl<T> Default for Sublist<T> {
             root: Level::new(),
             count: 0,
             generation: 0,
+            inserts: 0,
+            removes: 0,
         }
     }
 }
@@ -128,6 +134,11 @@ impl<T> Sublist<T> {
     /// Bumped by every insert and remove.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// (inserts, removes) since the list was created.
+    pub fn churn(&self) -> (u64, u64) {
+        (self.inserts, self.removes)
     }
 
     /// Adds a subscription. The subject must be valid (the caller checks it, because an
@@ -153,6 +164,7 @@ impl<T> Sublist<T> {
                 }),
             },
         }
+        self.inserts += 1;
         self.count += 1;
         self.generation += 1;
     }
@@ -162,6 +174,7 @@ impl<T> Sublist<T> {
         let tokens: Vec<&[u8]> = subject.split(|b| *b == TOKEN_SEP).collect();
         let removed = remove_in(&mut self.root, &tokens, queue, sub);
         if removed {
+            self.removes += 1;
             self.count -= 1;
             self.generation += 1;
         }

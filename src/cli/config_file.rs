@@ -20,7 +20,10 @@ pub struct FileSettings {
     /// As the `-p` flag: -1 picks a free port.
     pub port: Option<i32>,
     pub server_name: Option<String>,
-    pub http_port: Option<u16>,
+    /// As the `-m` flag: 0 leaves monitoring off, -1 picks a free port.
+    pub http_port: Option<i32>,
+    /// The monitor's address (`http_host`, or the host of `http: host:port`).
+    pub http_host: Option<IpAddr>,
     pub max_payload: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_control_line: Option<usize>,
@@ -155,10 +158,15 @@ impl Mapper<'_> {
             "host" | "net" => s.addr = Some(ip(entry)?),
             "port" => s.port = Some(port(entry, true)?),
             "server_name" => s.server_name = Some(string(entry)?),
-            "http_port" | "monitor_port" => {
-                s.http_port = Some(port(entry, false)?.try_into().unwrap_or(0))
+            "http_port" | "monitor_port" => s.http_port = Some(port(entry, true)?),
+            "http_host" => s.http_host = Some(ip(entry)?),
+            "http" => {
+                let (host, port) = listen(entry)?;
+                if let Some(host) = host {
+                    s.http_host = Some(host);
+                }
+                s.http_port = Some(port);
             }
-            "http" => s.http_port = Some(listen(entry)?.1.try_into().unwrap_or(0)),
             "max_payload" => s.max_payload = Some(count(entry)?),
             "max_connections" | "max_conn" => s.max_connections = Some(count(entry)?),
             "max_control_line" => s.max_control_line = Some(count(entry)?),

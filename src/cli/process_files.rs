@@ -2,9 +2,9 @@
 //! systems read to find the process and the ports it actually bound.
 //!
 //! The ports file follows nats-server's `ports.go`: it is named `<executable>_<pid>.ports`
-//! after the base name of `argv[0]`, and holds `{"nats":["nats://host:port"]}` (a key per
-//! listener, of which jetlog has one, since monitoring is not served yet). Both files are
-//! removed on a clean shutdown.
+//! after the base name of `argv[0]`, and holds `{"nats":["nats://host:port"]}`, plus
+//! `"monitoring":["http://host:port"]` when the HTTP monitor is served. Both files are removed
+//! on a clean shutdown.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -15,11 +15,12 @@ pub struct ProcessFiles {
 }
 
 impl ProcessFiles {
-    /// Writes the requested files for the address the client listener bound.
+    /// Writes the requested files for the addresses the client listener and the monitor bound.
     pub fn write(
         pid_file: Option<&Path>,
         ports_dir: Option<&Path>,
         client: SocketAddr,
+        monitor: Option<SocketAddr>,
     ) -> Result<Self, String> {
         let mut files = Self {
             written: Vec::new(),
@@ -32,7 +33,7 @@ impl ProcessFiles {
         }
         if let Some(dir) = ports_dir {
             let path = dir.join(format!("{}_{pid}.ports", executable_name()));
-            let json = ports_json(client);
+            let json = ports_json(client, monitor);
             if let Err(e) = std::fs::write(&path, json) {
                 files.remove();
                 return Err(format!("cannot write ports file {}: {e}", path.display()));
@@ -65,17 +66,25 @@ fn executable_name() -> String {
         .unwrap_or_else(|| "jetlog".to_string())
 }
 
-/// `{"nats":["nats://host:port"]}`. An unspecified listen address is written as the loopback
-/// one, which reaches the listener from the same machine, where the file is read.
-fn ports_json(client: SocketAddr) -> String {
-    let host = match client.ip() {
-        IpAddr::V4(v4) if v4.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], client.port())),
+/// `{"nats":["nats://host:port"],"monitoring":["http://host:port"]}`.
+fn ports_json(client: SocketAddr, monitor: Option<SocketAddr>) -> String {
+    let mut ports = serde_json::json!({ "nats": [format!("nats://{}", reachable(client))] });
+    if let Some(monitor) = monitor {
+        ports["monitoring"] = serde_json::json!([format!("http://{}", reachable(monitor))]);
+    }
+    ports.to_string()
+}
+
+/// An unspecified listen address is written as the loopback one, which reaches the listener
+/// from the same machine, where the file is read.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
         IpAddr::V6(v6) if v6.is_unspecified() => {
-            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, client.port()))
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
         }
-        _ => client,
-    };
-    serde_json::json!({ "nats": [format!("nats://{host}")] }).to_string()
+        _ => addr,
+    }
 }
 
 #[cfg(test)]
@@ -85,12 +94,23 @@ mod tests {
     #[test]
     fn ports_json_names_the_bound_client_url() {
         assert_eq!(
-            ports_json("127.0.0.1:4333".parse().unwrap()),
+            ports_json("127.0.0.1:4333".parse().unwrap(), None),
             r#"{"nats":["nats://127.0.0.1:4333"]}"#
         );
         assert_eq!(
-            ports_json("0.0.0.0:4222".parse().unwrap()),
+            ports_json("0.0.0.0:4222".parse().unwrap(), None),
             r#"{"nats":["nats://127.0.0.1:4222"]}"#
+        );
+    }
+
+    #[test]
+    fn ports_json_lists_the_monitor_when_served() {
+        assert_eq!(
+            ports_json(
+                "0.0.0.0:4222".parse().unwrap(),
+                Some("0.0.0.0:8222".parse().unwrap())
+            ),
+            r#"{"monitoring":["http://127.0.0.1:8222"],"nats":["nats://127.0.0.1:4222"]}"#
         );
     }
 }

@@ -11,6 +11,7 @@ use super::config_file::{self, LoadedConfig};
 use super::log_format::NatsLogFormat;
 use super::parse_duration;
 use super::process_files::ProcessFiles;
+use crate::monitor::Monitor;
 use crate::protocol::connect::NATS_COMPAT_VERSION;
 use crate::server::config::DEFAULT_PORT;
 use crate::server::{AuthConfig, Server, ServerConfig, SyncMode};
@@ -66,9 +67,9 @@ pub struct ServerArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     logtime: Option<bool>,
-    /// HTTP monitoring port (accepted; monitoring is not served yet).
-    #[arg(short = 'm', long = "http_port")]
-    http_port: Option<u16>,
+    /// HTTP monitoring port (off unless given; -1 picks a free one).
+    #[arg(short = 'm', long = "http_port", allow_negative_numbers = true)]
+    http_port: Option<i32>,
     /// User required to connect (with --pass).
     #[arg(long)]
     user: Option<String>,
@@ -165,11 +166,21 @@ impl ServerArgs {
             }
         };
         let defaults = ServerConfig::default();
-        let config = ServerConfig {
-            listen: SocketAddr::new(
-                self.addr.or(file.addr).unwrap_or(defaults.listen.ip()),
-                port,
+        let host = self.addr.or(file.addr).unwrap_or(defaults.listen.ip());
+        // As in nats-server, port 0 leaves monitoring off and -1 picks a free port; the
+        // monitor listens on the client host unless `http_host` says otherwise.
+        let monitor_port = match self.http_port.or(file.http_port) {
+            None | Some(0) => None,
+            Some(-1) => Some(0),
+            Some(p) => Some(
+                u16::try_from(p)
+                    .map_err(|_| format!("invalid http port {p}: use 1-65535, or -1"))?,
             ),
+        };
+        let monitor_listen =
+            monitor_port.map(|p| SocketAddr::new(file.http_host.unwrap_or(host), p));
+        let config = ServerConfig {
+            listen: SocketAddr::new(host, port),
             server_name: self.server_name.or(file.server_name),
             store_dir: self
                 .store_dir
@@ -208,10 +219,10 @@ impl ServerArgs {
                 .write_deadline
                 .or(file.write_deadline)
                 .unwrap_or(defaults.write_deadline),
-            http_port: self.http_port.or(file.http_port),
             max_memory_store: file.max_memory_store,
             max_file_store: file.max_file_store,
             js_domain: file.js_domain,
+            monitor_listen,
         };
         if config.max_payload_bytes == 0 || config.max_payload_bytes > config.max_pending_bytes {
             return Err(format!(
@@ -346,7 +357,6 @@ async fn serve(launch: Launch) -> Result<(), String> {
     })?;
     let store_dir = config.store_dir.display().to_string();
     let sync = config.sync;
-    let http_port = config.http_port;
     // The start-up lines nats-server prints, which harnesses and operators look for.
     tracing::info!("Starting nats-server");
     tracing::info!("  Version:  {NATS_COMPAT_VERSION}");
@@ -357,20 +367,52 @@ async fn serve(launch: Launch) -> Result<(), String> {
     tracing::info!("Starting JetStream");
     tracing::info!("    Store Directory: {store_dir:?}");
     tracing::info!("    Sync:            {sync}");
+    let monitor_listen = config.monitor_listen;
     let server = Server::bind(config.clone()).await?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
+    let monitor = match monitor_listen {
+        Some(addr) => Some(
+            Monitor::bind(addr, server.view())
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let monitor_addr = match &monitor {
+        Some(m) => Some(m.local_addr().map_err(|e| e.to_string())?),
+        None => None,
+    };
     let process_files = ProcessFiles::write(
         launch.pid_file.as_deref(),
         launch.ports_file_dir.as_deref(),
         local,
+        monitor_addr,
     )?;
-    if let Some(port) = http_port {
-        tracing::warn!("HTTP monitoring port {port} requested, but monitoring is not served yet");
-    }
+    // The signal handlers are installed here, before "Server is ready" (see shutdown_signal);
+    // the monitor hears of the signal through `stop`, at the moment the client port closes.
     let shutdown = shutdown_signal();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let monitor_task = monitor.map(|monitor| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(monitor.run(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    });
+    if let Some(addr) = monitor_addr {
+        // nats-server's wording (server.go, startMonitoring): host and port, no scheme.
+        tracing::info!("Starting http monitor on {addr}");
+    }
     tracing::info!("Listening for client connections on {local}");
     tracing::info!("Server is ready");
-    server.run(shutdown).await;
+    server
+        .run(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+    if let Some(task) = monitor_task {
+        let _ = task.await;
+    }
     process_files.remove();
     tracing::info!("Server Exiting..");
     Ok(())

@@ -14,6 +14,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::{sleep, Instant};
 
 use super::auth::authorize;
+use super::conn_stats::ClientMeta;
 use super::outbound::{ClientHandle, CloseReason, Enqueued, Owner, Subscription};
 use super::permissions::{self, Permissions};
 use super::router::{Deliveries, Publisher};
@@ -56,6 +57,9 @@ pub(super) struct Connection {
     last_activity: Instant,
     /// The authenticated user's permissions; `None` allows everything.
     perms: Option<Arc<Permissions>>,
+    /// Messages and bytes this client has published, published to `handle.stats` per read.
+    in_msgs: u64,
+    in_bytes: u64,
 }
 
 impl Connection {
@@ -78,6 +82,8 @@ impl Connection {
             pings_out: 0,
             last_activity: Instant::now() - Duration::from_secs(3600),
             perms: None,
+            in_msgs: 0,
+            in_bytes: 0,
         }
     }
 
@@ -139,6 +145,9 @@ impl Connection {
         let result = self.process_ops(buf, &mut active);
         if active {
             self.last_activity = Instant::now();
+            self.handle
+                .stats
+                .note_activity(self.last_activity, self.in_msgs, self.in_bytes);
         }
         result
     }
@@ -196,6 +205,11 @@ impl Connection {
             return Err(self.fail(&ProtocolError::NoRespondersRequiresHeaders));
         }
         self.handle.headers.store(opts.headers, Ordering::Relaxed);
+        self.handle.stats.set_meta(ClientMeta {
+            name: opts.name.clone(),
+            lang: opts.lang.clone(),
+            version: opts.version.clone(),
+        });
         self.opts = opts;
         self.connected = true;
         self.ok();
@@ -231,6 +245,8 @@ impl Connection {
             }
         }
         self.ok();
+        self.in_msgs += 1;
+        self.in_bytes += msg.size() as u64;
         if let Some(prefix) = &self.state.js_domain_api_prefix {
             if let Some(rest) = msg.subject.strip_prefix(prefix.as_slice()) {
                 // `$JS.<domain>.API.X` is this server's `$JS.API.X`.

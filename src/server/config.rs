@@ -81,8 +81,6 @@ pub struct ServerConfig {
     pub max_pings_out: u32,
     pub auth_timeout: Duration,
     pub write_deadline: Duration,
-    /// Accepted for nats-server compatibility; monitoring is not served yet and the log says so.
-    pub http_port: Option<u16>,
     /// Server-wide limit on bytes stored by memory streams (`jetstream { max_memory_store }`).
     pub max_memory_store: Option<u64>,
     /// Server-wide limit on bytes stored by file streams (`jetstream { max_file_store }`).
@@ -90,6 +88,8 @@ pub struct ServerConfig {
     /// JetStream domain (`jetstream { domain }`): the API is also served on
     /// `$JS.<domain>.API.>` and PubAcks name the domain.
     pub js_domain: Option<String>,
+    /// Where the HTTP monitor listens (port 0 picks a free one); `None` when it is off.
+    pub monitor_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -108,10 +108,10 @@ impl Default for ServerConfig {
             max_pings_out: MAX_PINGS_OUT,
             auth_timeout: AUTH_TIMEOUT,
             write_deadline: WRITE_DEADLINE,
-            http_port: None,
             max_memory_store: None,
             max_file_store: None,
             js_domain: None,
+            monitor_listen: None,
         }
     }
 }

@@ -5,11 +5,13 @@
 pub mod auth;
 mod client;
 pub mod config;
+mod conn_stats;
 mod internal;
 mod jetstream;
 mod outbound;
 pub mod permissions;
 mod router;
+mod view;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,9 +25,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 pub use config::{AuthConfig, ServerConfig, SyncMode, UserAuth};
+pub use conn_stats::{ClientMeta, Traffic};
 use jetstream::JetStream;
 use outbound::{ClientHandle, CloseReason};
 use router::Router;
+pub use view::{
+    ConnectionReport, JetStreamReport, ServerReport, ServerView, StreamReport, SubscriptionReport,
+};
 
 use crate::protocol::connect::{ServerInfo, NATS_COMPAT_VERSION};
 use crate::protocol::{encode, ProtocolError};
@@ -43,6 +49,12 @@ pub(crate) struct ServerState {
     /// `$JS.<domain>.API.` when a JetStream domain is set: publishes there are served as
     /// `$JS.API.` ones, as nats-server maps them.
     js_domain_api_prefix: Option<Vec<u8>>,
+    started: std::time::SystemTime,
+    /// Traffic of connections that have ended, so the server's totals never go back. Locked
+    /// before `clients` wherever both are taken, so a report sees a connection in exactly one.
+    closed_traffic: Mutex<Traffic>,
+    /// Connections closed as slow consumers; incremented once per such close, off the hot path.
+    slow_consumers: AtomicU64,
 }
 
 /// The store's sync policy for the server's sync mode.
@@ -118,6 +130,9 @@ impl Server {
             next_client_id: AtomicU64::new(1),
             info,
             js_domain_api_prefix,
+            started: std::time::SystemTime::now(),
+            closed_traffic: Mutex::new(Traffic::default()),
+            slow_consumers: AtomicU64::new(0),
         });
         Ok(Self {
             listener,
@@ -129,6 +144,11 @@ impl Server {
     /// The address actually bound.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// A read-only window on the server's state, for monitoring.
+    pub fn view(&self) -> ServerView {
+        ServerView::new(self.state.clone(), self.jetstream.clone())
     }
 
     /// Serves clients until `shutdown` resolves, then stops accepting, lets every connection
@@ -200,7 +220,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn serve(state: Arc<ServerState>, socket: TcpStream, peer: SocketAddr) {
     let _ = socket.set_nodelay(true);
     let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let handle = Arc::new(ClientHandle::new(id, state.config.max_pending_bytes));
+    let handle = Arc::new(ClientHandle::new(id, state.config.max_pending_bytes, peer));
     let (read_half, write_half) = socket.into_split();
     let write_half = Arc::new(write_half);
     handle.attach_socket(write_half.clone());
@@ -231,7 +251,15 @@ async fn serve(state: Arc<ServerState>, socket: TcpStream, peer: SocketAddr) {
     };
     handle.close(reason);
     conn.remove_all_subscriptions();
-    lock(&state.clients).remove(&id);
+    if handle.close_reason() == Some(CloseReason::SlowConsumer) {
+        state.slow_consumers.fetch_add(1, Ordering::Relaxed);
+    }
+    {
+        let mut closed = lock(&state.closed_traffic);
+        if lock(&state.clients).remove(&id).is_some() {
+            closed.add(view::traffic_of(&handle));
+        }
+    }
     let flush_limit = state.config.write_deadline.min(SHUTDOWN_FLUSH_LIMIT);
     if tokio::time::timeout(flush_limit, writer).await.is_err() {
         tracing::debug!(cid = id, "writer did not finish flushing in time");

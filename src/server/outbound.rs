@@ -9,6 +9,7 @@
 //! the server's memory (nats-server's slow consumer rule).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
+use super::conn_stats::ConnectionStats;
 use crate::protocol::encode::{write_msg, OutMsg};
 
 /// The writer keeps a spare buffer of up to this capacity between flushes; a larger one (left by
@@ -75,6 +77,11 @@ struct Outbound {
     /// straight to the socket while the writer is idle. Taken away when the writer ends; the
     /// last reference dropped shuts the write side down.
     socket: Option<Arc<OwnedWriteHalf>>,
+    /// Messages (and their header plus payload bytes) queued for this client, counted here
+    /// because every publisher already holds this lock to queue them: monitoring costs no
+    /// extra synchronisation on the delivery path.
+    out_msgs: u64,
+    out_bytes: u64,
 }
 
 /// Who receives a subscription's messages.
@@ -176,6 +183,8 @@ pub struct ClientHandle {
     /// deny anything: deliveries on denied subjects are skipped (a wildcard subscription may
     /// overlap a denied subject).
     pub deny_deliveries: std::sync::OnceLock<Arc<super::permissions::Permissions>>,
+    /// Identity and inbound counters, for monitoring.
+    pub stats: ConnectionStats,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -185,7 +194,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ClientHandle {
-    pub fn new(id: u64, max_pending_bytes: usize) -> Self {
+    pub fn new(id: u64, max_pending_bytes: usize, peer: SocketAddr) -> Self {
         Self {
             id,
             max_pending_bytes,
@@ -195,6 +204,8 @@ impl ClientHandle {
                 wake_scheduled: false,
                 closed: None,
                 socket: None,
+                out_msgs: 0,
+                out_bytes: 0,
             }),
             wake_writer: Notify::new(),
             wake_reader: Notify::new(),
@@ -203,21 +214,29 @@ impl ClientHandle {
             headers: AtomicBool::new(false),
             subs: Mutex::new(HashMap::new()),
             deny_deliveries: std::sync::OnceLock::new(),
+            stats: ConnectionStats::new(peer),
         }
     }
 
     /// Encodes a message into the outbound buffer, or closes the connection as a slow
     /// consumer if that would take it past max_pending.
     pub fn enqueue_msg(&self, msg: &OutMsg<'_>) -> Enqueued {
-        self.enqueue_with(msg.encoded_len(), |buf| write_msg(buf, msg))
+        let size = msg.headers.map_or(0, <[u8]>::len) + msg.payload.len();
+        self.enqueue_with(msg.encoded_len(), Some(size), |buf| write_msg(buf, msg))
     }
 
     /// Appends raw protocol bytes (INFO, PONG, +OK, -ERR).
     pub fn enqueue_raw(&self, bytes: &[u8]) -> Enqueued {
-        self.enqueue_with(bytes.len(), |buf| buf.extend_from_slice(bytes))
+        self.enqueue_with(bytes.len(), None, |buf| buf.extend_from_slice(bytes))
     }
 
-    fn enqueue_with(&self, len: usize, write: impl FnOnce(&mut BytesMut)) -> Enqueued {
+    /// Queues `len` bytes written by `write`; `msg_size` is set for a message, to count it.
+    fn enqueue_with(
+        &self,
+        len: usize,
+        msg_size: Option<usize>,
+        write: impl FnOnce(&mut BytesMut),
+    ) -> Enqueued {
         let mut out = lock(&self.outbound);
         if out.closed.is_some() {
             return Enqueued::Dropped;
@@ -236,6 +255,10 @@ impl ClientHandle {
             return Enqueued::Dropped;
         }
         write(&mut out.buf);
+        if let Some(size) = msg_size {
+            out.out_msgs += 1;
+            out.out_bytes += size as u64;
+        }
         if !out.wake_scheduled {
             out.wake_scheduled = true;
             Enqueued::NeedsWake
@@ -278,6 +301,12 @@ impl ClientHandle {
     pub fn pending_bytes(&self) -> usize {
         let out = lock(&self.outbound);
         out.buf.len() + out.in_flight
+    }
+
+    /// (messages, bytes) queued for this client so far.
+    pub fn outbound_totals(&self) -> (u64, u64) {
+        let out = lock(&self.outbound);
+        (out.out_msgs, out.out_bytes)
     }
 
     /// The stall threshold: above it publishers pause to let this writer catch up.

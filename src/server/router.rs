@@ -135,6 +135,13 @@ impl Router {
         }
     }
 
+    /// (subscriptions held, inserts, removes), read under the lock so they agree.
+    pub fn sublist_stats(&self) -> (usize, u64, u64) {
+        let list = self.sublist.read().unwrap_or_else(|p| p.into_inner());
+        let (inserts, removes) = list.churn();
+        (list.len(), inserts, removes)
+    }
+
     /// The subscriptions matching `subject`, from the cache when it is current.
     pub fn lookup(
         &self,

@@ -247,7 +247,7 @@ fn info_value(js: &JetStream, entry: &StreamEntry, req: &StreamInfoRequest) -> R
     Ok(value)
 }
 
-fn stream_info_of(
+pub(super) fn stream_info_of(
     js: &JetStream,
     entry: &StreamEntry,
     req: &StreamInfoRequest,

@@ -91,7 +91,7 @@ pub fn info(js: &JetStream, stream_name: &str, name: &str) -> Reply {
     info_value(js, &entry, name)
 }
 
-fn consumer_info(
+pub(super) fn consumer_info(
     js: &JetStream,
     entry: &StreamEntry,
     name: &str,

@@ -13,6 +13,7 @@ mod catalog_consumers;
 mod direct;
 mod inline;
 mod limits;
+mod report;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ use catalog::Catalog;
 
 pub use api::API_EXCLUDED;
 pub use limits::StorageLimits;
+pub use report::{JetStreamReport, StreamReport};
 
 /// What the API thread's subscription is tagged with.
 const TAG_API: u64 = 0;

@@ -1,0 +1,118 @@
+//! `/varz`: the server's identity, limits and running totals, with nats-server's field names
+//! (`server/monitor.go`, `Varz`). Fields jetlog has no honest value for (cluster, gateways,
+//! leafnodes, TLS, JetStream limits) are left out.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::clock::{rfc3339, since, uptime};
+use super::jsz::{storage_totals, ApiStats, JetStreamConfig};
+use super::MonitorState;
+use crate::server::ServerReport;
+
+#[derive(Serialize)]
+pub struct Varz {
+    server_id: String,
+    server_name: String,
+    version: String,
+    proto: u8,
+    host: String,
+    port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_port: Option<u16>,
+    auth_required: bool,
+    max_connections: usize,
+    /// Nanoseconds, as Go marshals a `time.Duration`.
+    ping_interval: u128,
+    ping_max: u32,
+    /// Seconds, as nats-server reports it (a float).
+    auth_timeout: f64,
+    max_control_line: usize,
+    max_payload: usize,
+    max_pending: usize,
+    write_deadline: u128,
+    jetstream: JetStreamVarz,
+    start: String,
+    now: String,
+    uptime: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mem: Option<u64>,
+    cores: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<f64>,
+    connections: usize,
+    total_connections: u64,
+    subscriptions: usize,
+    in_msgs: u64,
+    out_msgs: u64,
+    in_bytes: u64,
+    out_bytes: u64,
+    slow_consumers: u64,
+}
+
+#[derive(Serialize)]
+struct JetStreamVarz {
+    config: JetStreamConfig,
+    stats: JetStreamStats,
+}
+
+#[derive(Serialize)]
+struct JetStreamStats {
+    memory: u64,
+    storage: u64,
+    accounts: u32,
+    api: ApiStats,
+}
+
+pub fn varz(monitor: &MonitorState) -> Varz {
+    let server: ServerReport = monitor.view.server();
+    let js = monitor.view.jetstream(false);
+    let (memory, storage) = storage_totals(&js);
+    let now = SystemTime::now();
+    let config = &server.config;
+    Varz {
+        server_id: server.server_id,
+        server_name: server.server_name,
+        version: server.version,
+        proto: server.proto,
+        host: server.host,
+        port: server.port,
+        http_host: monitor.listen.map(|a| a.ip().to_string()),
+        http_port: monitor.listen.map(|a| a.port()),
+        auth_required: config.auth.is_some(),
+        max_connections: config.max_connections,
+        ping_interval: config.ping_interval.as_nanos(),
+        ping_max: config.max_pings_out,
+        auth_timeout: config.auth_timeout.as_secs_f64(),
+        max_control_line: config.max_control_line_bytes,
+        max_payload: config.max_payload_bytes,
+        max_pending: config.max_pending_bytes,
+        write_deadline: config.write_deadline.as_nanos(),
+        jetstream: JetStreamVarz {
+            config: JetStreamConfig::new(&js, config.sync),
+            stats: JetStreamStats {
+                memory,
+                storage,
+                accounts: 1,
+                api: ApiStats::of(&js),
+            },
+        },
+        start: rfc3339(server.started),
+        now: rfc3339(now),
+        uptime: uptime(since(server.started, now)),
+        mem: super::process::resident_bytes(),
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
+        cpu: monitor.cpu.percent(),
+        connections: server.connections,
+        total_connections: server.total_connections,
+        subscriptions: server.subscriptions,
+        in_msgs: server.traffic.in_msgs,
+        out_msgs: server.traffic.out_msgs,
+        in_bytes: server.traffic.in_bytes,
+        out_bytes: server.traffic.out_bytes,
+        slow_consumers: server.slow_consumers,
+    }
+}

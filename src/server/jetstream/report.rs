@@ -1,0 +1,61 @@
+//! JetStream's state for the monitoring endpoints: each stream's info, its consumers' infos,
+//! and the API counters, built with the same functions that answer `STREAM.INFO` and
+//! `CONSUMER.INFO`, so the numbers agree with what clients are told.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use super::api::stream_info_of;
+use super::api_consumers::consumer_info;
+use super::JetStream;
+use crate::jetstream::api_types::{StreamInfo, StreamInfoRequest};
+use crate::jetstream::consumer_config::ConsumerInfo;
+
+/// JetStream's streams and consumers, with the API counters.
+#[derive(Debug, Clone)]
+pub struct JetStreamReport {
+    pub store_dir: PathBuf,
+    pub api_total: u64,
+    pub api_errors: u64,
+    /// Every stream, by name, with its consumers' infos when they were asked for.
+    pub streams: Vec<StreamReport>,
+}
+
+/// One stream, and its consumers when they were asked for.
+#[derive(Debug, Clone)]
+pub struct StreamReport {
+    pub info: StreamInfo,
+    pub consumers: Vec<ConsumerInfo>,
+}
+
+impl JetStream {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// A snapshot of every stream. A stream or consumer deleted while the snapshot is taken
+    /// is left out rather than reported half gone.
+    pub fn report(&self, with_consumers: bool) -> JetStreamReport {
+        let mut streams = Vec::new();
+        for entry in self.streams() {
+            let Ok(info) = stream_info_of(self, &entry, &StreamInfoRequest::default()) else {
+                continue;
+            };
+            let mut consumers = Vec::new();
+            if with_consumers {
+                let names: Vec<String> = entry.lock().consumers().keys().cloned().collect();
+                consumers = names
+                    .iter()
+                    .filter_map(|name| consumer_info(self, &entry, name).ok())
+                    .collect();
+            }
+            streams.push(StreamReport { info, consumers });
+        }
+        JetStreamReport {
+            store_dir: self.store_dir.clone(),
+            api_total: self.api_total.load(Ordering::Relaxed),
+            api_errors: self.api_errors.load(Ordering::Relaxed),
+            streams,
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! A read-only window on the running server for the monitoring endpoints: snapshots of the
+//! settings, the connections, the subscriptions and JetStream, as plain data.
+//!
+//! Every number here is counted where the event happens (see `conn_stats`) and summed when a
+//! report is asked for, so monitoring adds nothing shared to the message path.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::conn_stats::{ClientMeta, Traffic};
+use super::jetstream::JetStream;
+pub use super::jetstream::{JetStreamReport, StreamReport};
+use super::outbound::ClientHandle;
+use super::{lock, ServerConfig, ServerState};
+
+/// A handle the monitor keeps; cheap to clone.
+#[derive(Clone)]
+pub struct ServerView {
+    state: Arc<ServerState>,
+    jetstream: Arc<JetStream>,
+}
+
+/// The server as a whole, at one moment.
+#[derive(Debug, Clone)]
+pub struct ServerReport {
+    pub server_id: String,
+    pub server_name: String,
+    /// The nats-server version whose protocol we speak, as INFO advertises it.
+    pub version: String,
+    pub proto: u8,
+    pub host: String,
+    pub port: u16,
+    pub config: ServerConfig,
+    pub started: SystemTime,
+    pub connections: usize,
+    /// Connections accepted since start, including those turned away at max_connections.
+    pub total_connections: u64,
+    /// Subscriptions in the sublist, the server's own (JetStream's) included.
+    pub subscriptions: usize,
+    pub subscription_inserts: u64,
+    pub subscription_removes: u64,
+    pub traffic: Traffic,
+    pub slow_consumers: u64,
+}
+
+/// One client subscription.
+#[derive(Debug, Clone)]
+pub struct SubscriptionReport {
+    pub subject: String,
+    pub queue: Option<String>,
+    pub sid: String,
+    /// Messages delivered to it.
+    pub msgs: u64,
+    /// Its UNSUB max; 0 when it has none.
+    pub max: u64,
+    pub cid: u64,
+}
+
+/// One client connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionReport {
+    pub cid: u64,
+    pub peer: std::net::SocketAddr,
+    pub started: SystemTime,
+    pub last_activity: SystemTime,
+    pub pending_bytes: usize,
+    pub traffic: Traffic,
+    pub meta: ClientMeta,
+    pub num_subscriptions: usize,
+    /// Listed only when asked for; empty otherwise.
+    pub subscriptions: Vec<SubscriptionReport>,
+}
+
+/// A connection's traffic in both directions.
+pub(super) fn traffic_of(handle: &ClientHandle) -> Traffic {
+    let (in_msgs, in_bytes) = handle.stats.inbound();
+    let (out_msgs, out_bytes) = handle.outbound_totals();
+    Traffic {
+        in_msgs,
+        in_bytes,
+        out_msgs,
+        out_bytes,
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn subscriptions_of(handle: &ClientHandle) -> Vec<SubscriptionReport> {
+    lock(&handle.subs)
+        .values()
+        .map(|sub| SubscriptionReport {
+            subject: text(&sub.subject),
+            queue: sub.queue.as_deref().map(text),
+            sid: text(&sub.sid),
+            msgs: sub.delivered.load(Ordering::Relaxed),
+            max: sub.max_msgs.load(Ordering::Relaxed),
+            cid: handle.id,
+        })
+        .collect()
+}
+
+impl ServerView {
+    pub(super) fn new(state: Arc<ServerState>, jetstream: Arc<JetStream>) -> Self {
+        Self { state, jetstream }
+    }
+
+    pub fn server(&self) -> ServerReport {
+        let state = &self.state;
+        let (connections, traffic) = {
+            let closed = lock(&state.closed_traffic);
+            let clients = lock(&state.clients);
+            let mut traffic = *closed;
+            for handle in clients.values() {
+                traffic.add(traffic_of(handle));
+            }
+            (clients.len(), traffic)
+        };
+        let (subscriptions, inserts, removes) = state.router.sublist_stats();
+        ServerReport {
+            server_id: state.info.server_id.clone(),
+            server_name: state.info.server_name.clone(),
+            version: state.info.version.clone(),
+            proto: state.info.proto,
+            host: state.info.host.clone(),
+            port: state.info.port,
+            config: state.config.clone(),
+            started: state.started,
+            connections,
+            // Ids start at 1 and every accepted socket takes one.
+            total_connections: state.next_client_id.load(Ordering::Relaxed) - 1,
+            subscriptions,
+            subscription_inserts: inserts,
+            subscription_removes: removes,
+            traffic,
+            slow_consumers: state.slow_consumers.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Every open client connection, by id, with its subscriptions listed when `with_subs`.
+    pub fn connections(&self, with_subs: bool) -> Vec<ConnectionReport> {
+        let handles: Vec<Arc<ClientHandle>> = lock(&self.state.clients).values().cloned().collect();
+        let mut reports: Vec<ConnectionReport> = handles
+            .iter()
+            .map(|handle| {
+                // Each lock of `subs` is its own statement: a guard inside the struct literal
+                // would live to its end and deadlock against the next one.
+                let num_subscriptions = lock(&handle.subs).len();
+                let subscriptions = if with_subs {
+                    subscriptions_of(handle)
+                } else {
+                    Vec::new()
+                };
+                ConnectionReport {
+                    cid: handle.id,
+                    peer: handle.stats.peer,
+                    started: handle.stats.started,
+                    last_activity: handle.stats.last_activity(),
+                    pending_bytes: handle.pending_bytes(),
+                    traffic: traffic_of(handle),
+                    meta: handle.stats.meta(),
+                    num_subscriptions,
+                    subscriptions,
+                }
+            })
+            .collect();
+        reports.sort_by_key(|r| r.cid);
+        reports
+    }
+
+    /// Every client subscription (the server's own are not listed, as in nats-server, where
+    /// they belong to the system account).
+    pub fn client_subscriptions(&self) -> Vec<SubscriptionReport> {
+        let handles: Vec<Arc<ClientHandle>> = lock(&self.state.clients).values().cloned().collect();
+        let mut subs: Vec<SubscriptionReport> =
+            handles.iter().flat_map(|h| subscriptions_of(h)).collect();
+        subs.sort_by(|a, b| (a.cid, &a.sid).cmp(&(b.cid, &b.sid)));
+        subs
+    }
+
+    /// Whether JetStream has begun shutting down (health checks fail from then on).
+    pub fn jetstream_stopping(&self) -> bool {
+        self.jetstream.is_stopping()
+    }
+
+    /// Streams and API counters; consumer infos only `with_consumers`, since each costs a
+    /// pending count.
+    pub fn jetstream(&self, with_consumers: bool) -> JetStreamReport {
+        self.jetstream.report(with_consumers)
+    }
+}
