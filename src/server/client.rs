@@ -28,6 +28,9 @@ use crate::protocol::{ClientOp, Parser, ParserLimits, ProtocolError, Publish};
 
 /// Capacity of the read buffer; one read takes up to this much.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// The read buffer of a connection whose last read did not fill its buffer: a quiet
+/// connection keeps one page instead of a busy publisher's 64 KiB.
+const QUIET_READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Below this much free space the read buffer is grown before the next read.
 const MIN_READ_SPACE_BYTES: usize = 4 * 1024;
 /// The longest a publisher is held back, per read, by a subscriber that is behind.
@@ -92,7 +95,9 @@ impl Connection {
         let ping_interval = self.state.config.ping_interval;
         let max_pings_out = self.state.config.max_pings_out;
         let auth_required = self.state.config.auth.is_some();
-        let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+        let mut buf = BytesMut::with_capacity(QUIET_READ_BUFFER_BYTES);
+        // Whether the last read filled all the room it had: the sign of a busy publisher.
+        let mut filled = false;
         let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
         let auth_deadline = sleep(self.state.config.auth_timeout);
         tokio::pin!(auth_deadline);
@@ -100,13 +105,19 @@ impl Connection {
             let spare = buf.capacity() - buf.len();
             let wanted = self.parser.bytes_wanted(buf.len());
             if spare < MIN_READ_SPACE_BYTES || spare < wanted {
-                buf.reserve(wanted.max(READ_BUFFER_BYTES));
+                let size = if filled {
+                    READ_BUFFER_BYTES
+                } else {
+                    QUIET_READ_BUFFER_BYTES
+                };
+                buf.reserve(wanted.max(size));
             }
+            let room = buf.capacity() - buf.len();
             tokio::select! {
                 read = socket.read_buf(&mut buf) => {
                     match read {
                         Ok(0) | Err(_) => return CloseReason::ClientClosed,
-                        Ok(_) => {}
+                        Ok(n) => filled = n >= room,
                     }
                     let outcome = self.process(&mut buf);
                     self.after_read().await;

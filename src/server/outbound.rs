@@ -27,8 +27,10 @@ const MAX_IDLE_BUFFER_BYTES: usize = 1 << 20;
 /// A subscriber this far behind holds its publishers back, whatever max_pending is: a larger
 /// backlog buys no throughput (the socket drains at its own pace) and costs memory.
 const STALL_THRESHOLD_MAX_BYTES: usize = 4 * 1024 * 1024;
-/// Starting capacity of each outbound buffer.
-const INITIAL_BUFFER_BYTES: usize = 32 * 1024;
+/// Starting capacity of each outbound buffer: one page, as most connections receive little;
+/// a busy one grows its buffers to what it needs and keeps them (up to
+/// `MAX_IDLE_BUFFER_BYTES`).
+const INITIAL_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Why a connection is being closed; decides whether queued bytes are still flushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,7 +354,9 @@ impl ClientHandle {
         socket: Arc<OwnedWriteHalf>,
         write_deadline: Duration,
     ) {
-        let mut spare = BytesMut::with_capacity(INITIAL_BUFFER_BYTES);
+        // Empty until the first swap hands it the queued bytes' buffer: a connection that is
+        // never written to after INFO holds one buffer, not two.
+        let mut spare = BytesMut::new();
         'run: loop {
             self.wake_writer.notified().await;
             loop {
