@@ -432,3 +432,26 @@ fn port_zero_leaves_monitoring_off() {
         server.log.lock().unwrap()
     );
 }
+
+/// Storage limits and a domain set in the config file show in `/jsz` and `/varz`.
+#[test]
+fn jetstream_limits_and_domain_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("js.conf");
+    std::fs::write(
+        &path,
+        "jetstream { max_file_store: 1GB, max_memory_store: 64MB, domain: hub }\n",
+    )
+    .unwrap();
+    let (_server, port) = start_monitored(&["-c", path.to_str().unwrap()]);
+    let jsz = get_json(port, "/jsz?config=true");
+    assert_eq!(jsz["config"]["max_storage"], 1u64 << 30, "{jsz}");
+    assert_eq!(jsz["config"]["max_memory"], 64u64 << 20, "{jsz}");
+    assert_eq!(jsz["config"]["domain"], "hub", "{jsz}");
+    let varz = get_json(port, "/varz");
+    assert_eq!(
+        varz["jetstream"]["config"]["max_storage"],
+        1u64 << 30,
+        "{varz}"
+    );
+}

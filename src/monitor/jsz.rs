@@ -18,11 +18,17 @@ use crate::server::{JetStreamReport, SyncMode};
 /// The name nats-server gives the account clients use when no accounts are configured.
 pub const GLOBAL_ACCOUNT: &str = "$G";
 
-/// What JetStream runs with. There are no memory or storage limits in jetlog, so
-/// `max_memory`/`max_storage` are left out rather than made up.
+/// What JetStream runs with. `max_memory`/`max_storage` appear when the config file sets
+/// server-wide limits; without them jetlog has none, and nothing is made up.
 #[derive(Serialize)]
 pub struct JetStreamConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_memory: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_storage: Option<u64>,
     store_dir: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<String>,
     /// Nanoseconds between syncs under `--sync <interval>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     sync_interval: Option<u128>,
@@ -33,7 +39,10 @@ pub struct JetStreamConfig {
 impl JetStreamConfig {
     pub fn new(js: &JetStreamReport, sync: SyncMode) -> Self {
         Self {
+            max_memory: js.max_memory,
+            max_storage: js.max_storage,
             store_dir: js.store_dir.display().to_string(),
+            domain: js.domain.clone(),
             sync_interval: match sync {
                 SyncMode::Interval(d) => Some(d.as_nanos()),
                 _ => None,

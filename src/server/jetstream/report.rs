@@ -10,6 +10,7 @@ use super::api_consumers::consumer_info;
 use super::JetStream;
 use crate::jetstream::api_types::{StreamInfo, StreamInfoRequest};
 use crate::jetstream::consumer_config::ConsumerInfo;
+use crate::jetstream::stream_config::Storage;
 
 /// JetStream's streams and consumers, with the API counters.
 #[derive(Debug, Clone)]
@@ -17,6 +18,10 @@ pub struct JetStreamReport {
     pub store_dir: PathBuf,
     pub api_total: u64,
     pub api_errors: u64,
+    /// `jetstream { max_memory_store, max_file_store }`, when set.
+    pub max_memory: Option<u64>,
+    pub max_storage: Option<u64>,
+    pub domain: Option<String>,
     /// Every stream, by name, with its consumers' infos when they were asked for.
     pub streams: Vec<StreamReport>,
 }
@@ -55,6 +60,9 @@ impl JetStream {
             store_dir: self.store_dir.clone(),
             api_total: self.api_total.load(Ordering::Relaxed),
             api_errors: self.api_errors.load(Ordering::Relaxed),
+            max_memory: self.limits.max(Storage::Memory),
+            max_storage: self.limits.max(Storage::File),
+            domain: self.domain.clone(),
             streams,
         }
     }
