@@ -119,3 +119,76 @@ fn log_lines_have_nats_server_shape() {
     let lines = server.log.lock().unwrap().clone();
     assert!(lines.iter().all(|l| l.starts_with(&prefix)), "{lines:?}");
 }
+
+/// nats-server flags jetlog cannot honour are refused with the reason; `-v` prints the
+/// version; `--signal term=<pid file>` stops a running server; SIGHUP does not kill it.
+#[test]
+fn refused_flags_version_and_signals() {
+    for (args, expected) in [
+        (
+            &["server", "--tls"][..],
+            "--tls is not supported: TLS is not implemented",
+        ),
+        (
+            &["server", "--routes", "nats://127.0.0.1:6222"][..],
+            "clustering is not implemented",
+        ),
+        (
+            &["server", "-ms", "8443"][..],
+            "--https_port is not supported",
+        ),
+        (&["server", "-s"][..], "syslog output is not implemented"),
+        (
+            &["server", "--signal", "reload=1"][..],
+            "signal reload is not supported",
+        ),
+    ] {
+        let out = jetlog(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let out = jetlog(&["server", "-v"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("nats-server: v2."));
+
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("s.pid");
+    let server = TestServer::start(&["-P", pid_file.to_str().unwrap()]);
+    let pid = server.pid() as i32;
+    // SIGHUP is logged and ignored.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::HUP,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !server.log_contains("configuration reload is not supported") {
+        assert!(std::time::Instant::now() < deadline, "SIGHUP not logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut client = server.raw();
+    client.read_info();
+    let out = jetlog(&[
+        "server",
+        "--signal",
+        &format!("term={}", pid_file.display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !server.log_contains("Server Exiting..") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "--signal term did not stop the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = server
+        .terminate()
+        .expect("server exited after --signal term");
+    assert!(status.success(), "{status:?}");
+}

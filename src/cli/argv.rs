@@ -14,6 +14,9 @@ const ALIASES: &[(&str, &str)] = &[
     ("DV", "-D -V"),
     ("VD", "-D -V"),
     ("DVV", "-D -V"),
+    ("VV", "-V"),
+    ("ms", "--https_port"),
+    ("sl", "--signal"),
 ];
 
 /// Normalises the arguments that follow the `server` subcommand.
@@ -90,6 +93,23 @@ fn takes_value(flag: &str) -> bool {
             | "--ping_max"
             | "--auth_timeout"
             | "--write_deadline"
+            | "--signal"
+            | "--https_port"
+            | "-r"
+            | "--remote_syslog"
+            | "--log_size_limit"
+            | "--max_traced_msg_len"
+            | "--profile"
+            | "--routes"
+            | "--cluster"
+            | "--cluster_name"
+            | "--cluster_advertise"
+            | "--client_advertise"
+            | "--connect_retries"
+            | "--cluster_listen"
+            | "--tlscert"
+            | "--tlskey"
+            | "--tlscacert"
     )
 }
 

@@ -8,7 +8,9 @@ mod config_users;
 mod duration;
 mod log_format;
 mod process_files;
+mod refused_flags;
 mod server;
+mod signal;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -42,10 +44,12 @@ pub fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let args = if args.get(1).is_some_and(|a| a == "server") {
         let lossy = args.iter().map(|a| a.to_string_lossy().into_owned());
-        argv::normalize_server_args(lossy)
-            .into_iter()
-            .map(OsString::from)
-            .collect()
+        let normalized = argv::normalize_server_args(lossy);
+        if let Some(message) = refused_flags::refusal(&normalized) {
+            eprintln!("jetlog server: {message}");
+            return ExitCode::from(1);
+        }
+        normalized.into_iter().map(OsString::from).collect()
     } else {
         args
     };

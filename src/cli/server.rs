@@ -27,6 +27,12 @@ pub struct ServerArgs {
     /// Test the configuration and exit: 0 if it is valid, 1 with the error if not.
     #[arg(short = 't')]
     test_config: bool,
+    /// Send a running server a signal and exit: stop, quit or term, as `term=<pid|pid file>`.
+    #[arg(long = "signal", value_name = "COMMAND=PID")]
+    signal: Option<String>,
+    /// Print the version (in nats-server's form) and exit.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
     /// Port for clients (default 4222); -1 picks a free one.
     #[arg(short = 'p', long, allow_negative_numbers = true)]
     port: Option<i32>,
@@ -294,6 +300,16 @@ fn init_logging(
 
 /// Runs the server until SIGINT or SIGTERM; with `-t`, only checks the configuration.
 pub fn run(args: ServerArgs) -> ExitCode {
+    if args.version {
+        println!(
+            "nats-server: v{NATS_COMPAT_VERSION} (jetlog {})",
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Some(spec) = &args.signal {
+        return super::signal::send(spec);
+    }
     let test_only = args.test_config;
     let config_path = args.config.clone();
     let launch = match args.into_launch() {
@@ -391,6 +407,7 @@ async fn serve(launch: Launch) -> Result<(), String> {
     // The signal handlers are installed here, before "Server is ready" (see shutdown_signal);
     // the monitor hears of the signal through `stop`, at the moment the client port closes.
     let shutdown = shutdown_signal();
+    ignore_unsupported_signals();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let monitor_task = monitor.map(|monitor| {
         let mut stopped = stopped.clone();
@@ -416,6 +433,39 @@ async fn serve(launch: Launch) -> Result<(), String> {
     process_files.remove();
     tracing::info!("Server Exiting..");
     Ok(())
+}
+
+/// SIGHUP (reload), SIGUSR1 (reopen logs) and SIGUSR2 (lame-duck mode) ask nats-server for
+/// things jetlog does not do. Their default action would kill the server, so they are caught
+/// and logged instead: a `systemctl reload` must not take the server down.
+fn ignore_unsupported_signals() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let kinds = [
+            (
+                SignalKind::hangup(),
+                "SIGHUP: configuration reload is not supported",
+            ),
+            (
+                SignalKind::user_defined1(),
+                "SIGUSR1: log reopening is not supported",
+            ),
+            (
+                SignalKind::user_defined2(),
+                "SIGUSR2: lame-duck mode is not supported",
+            ),
+        ];
+        for (kind, message) in kinds {
+            if let Ok(mut stream) = signal(kind) {
+                tokio::spawn(async move {
+                    while stream.recv().await.is_some() {
+                        tracing::warn!("{message}; the server keeps running");
+                    }
+                });
+            }
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when

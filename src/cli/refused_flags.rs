@@ -1,0 +1,85 @@
+//! nats-server flags that `jetlog server` recognises but cannot honour: TLS, clustering,
+//! syslog, log rotation, HTTPS monitoring, profiling. A script that passes one must learn at
+//! once that it is not in force, with the reason, rather than meet clap's generic "unexpected
+//! argument" or, worse, have it dropped. Checked on the normalised arguments (`-ms` has become
+//! `--https_port` by then).
+
+/// Flags (long form, as normalised) and why each is refused.
+const REFUSED: &[(&[&str], &str)] = &[
+    (
+        &[
+            "--tls",
+            "--tlscert",
+            "--tlskey",
+            "--tlsverify",
+            "--tlscacert",
+            "--help_tls",
+        ],
+        "TLS is not implemented in jetlog",
+    ),
+    (
+        &[
+            "--routes",
+            "--cluster",
+            "--cluster_name",
+            "--no_advertise",
+            "--cluster_advertise",
+            "--connect_retries",
+            "--cluster_listen",
+            "--client_advertise",
+        ],
+        "jetlog runs as a single server: clustering is not implemented",
+    ),
+    (
+        &["--https_port"],
+        "HTTPS monitoring is not implemented (use -m for HTTP)",
+    ),
+    (
+        &["-s", "--syslog", "-r", "--remote_syslog"],
+        "syslog output is not implemented (use -l FILE or stderr)",
+    ),
+    (
+        &["--log_size_limit"],
+        "log file rotation is not implemented",
+    ),
+    (
+        &["--max_traced_msg_len"],
+        "trace output does not print message bodies, so there is nothing to shorten",
+    ),
+    (&["--profile"], "the profiling port is not implemented"),
+];
+
+/// The refusal message for the first refused flag among `args` (those after `server`).
+pub fn refusal(args: &[String]) -> Option<String> {
+    let after_server = args.iter().skip_while(|a| *a != "server").skip(1);
+    for arg in after_server.take_while(|a| *a != "--") {
+        let name = arg.split_once('=').map_or(arg.as_str(), |(n, _)| n);
+        if let Some((_, why)) = REFUSED.iter().find(|(flags, _)| flags.contains(&name)) {
+            return Some(format!("{name} is not supported: {why}"));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn refused_flags_name_the_reason() {
+        let message = refusal(&args(&["jetlog", "server", "-p", "4222", "--tls"])).unwrap();
+        assert_eq!(
+            message,
+            "--tls is not supported: TLS is not implemented in jetlog"
+        );
+        let message = refusal(&args(&["jetlog", "server", "--routes=nats://a:6222"])).unwrap();
+        assert!(message.starts_with("--routes is not supported: jetlog runs as a single server"));
+        assert!(refusal(&args(&["jetlog", "server", "-p", "4222", "-js"])).is_none());
+        // Values are not flags: a store directory named --tls is the user's business.
+        assert!(refusal(&args(&["jetlog", "pub", "--tls"])).is_none());
+    }
+}

@@ -1,0 +1,91 @@
+//! `jetlog server --signal <command>=<pid>`: nats-server's `-sl`, which sends a running server
+//! the signal behind a command. `stop` is SIGKILL, `quit` SIGINT and `term` SIGTERM, as with
+//! nats-server; jetlog shuts down cleanly on the last two. `reload`, `reopen` and `ldm` are
+//! refused: jetlog has no config reload, log reopening or lame-duck mode, and sending their
+//! signals would only make the server log that it ignores them.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use rustix::process::{kill_process, Pid, Signal};
+
+/// Sends the signal named in `spec` (`command=pid` or `command=/path/to/pid/file`).
+pub fn send(spec: &str) -> ExitCode {
+    match resolve(spec) {
+        Ok((signal, pid)) => match kill_process(pid, signal) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!(
+                    "jetlog server: cannot signal process {}: {err}",
+                    pid.as_raw_nonzero()
+                );
+                ExitCode::from(1)
+            }
+        },
+        Err(message) => {
+            eprintln!("jetlog server: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn resolve(spec: &str) -> Result<(Signal, Pid), String> {
+    let (command, target) = match spec.split_once('=') {
+        Some((c, t)) => (c, Some(t)),
+        None => (spec, None),
+    };
+    let signal = match command {
+        "stop" => Signal::KILL,
+        "quit" => Signal::INT,
+        "term" => Signal::TERM,
+        "reload" | "reopen" | "ldm" => {
+            return Err(format!(
+                "signal {command} is not supported: jetlog has no config reload, log reopening or lame-duck mode"
+            ))
+        }
+        other => {
+            return Err(format!(
+                "unknown signal {other:?}: use stop, quit or term (nats-server's names)"
+            ))
+        }
+    };
+    let target = target.ok_or_else(|| {
+        format!("give the server's pid or pid file: --signal {command}=<pid|file>")
+    })?;
+    let pid = match target.parse::<i32>() {
+        Ok(n) => n,
+        Err(_) => read_pid_file(Path::new(target))?,
+    };
+    let pid = Pid::from_raw(pid).ok_or_else(|| format!("{pid} is not a process id"))?;
+    Ok((signal, pid))
+}
+
+fn read_pid_file(path: &Path) -> Result<i32, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read pid file {}: {e}", path.display()))?;
+    text.trim()
+        .parse()
+        .map_err(|_| format!("pid file {} does not hold a process id", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_map_to_nats_server_signals() {
+        assert_eq!(
+            resolve("term=42").unwrap(),
+            (Signal::TERM, Pid::from_raw(42).unwrap())
+        );
+        assert_eq!(resolve("quit=42").unwrap().0, Signal::INT);
+        assert_eq!(resolve("stop=42").unwrap().0, Signal::KILL);
+        assert!(resolve("reload=42").unwrap_err().contains("not supported"));
+        assert!(resolve("term").unwrap_err().contains("pid"));
+        assert!(resolve("hup=1").unwrap_err().contains("unknown signal"));
+        assert!(resolve("term=0").unwrap_err().contains("not a process id"));
+        assert!(resolve("term=/no/such/file")
+            .unwrap_err()
+            .contains("cannot read pid file"));
+    }
+}
