@@ -455,3 +455,26 @@ fn jetstream_limits_and_domain_are_reported() {
         "{varz}"
     );
 }
+
+/// `/accountz` lists the one account and details it on request.
+#[test]
+fn accountz_lists_the_one_account() {
+    let (_server, port) = start_monitored(&[]);
+    let list = get_json(port, "/accountz");
+    assert_eq!(list["accounts"], serde_json::json!(["$G"]), "{list}");
+    let detail = get_json(port, "/accountz?acc=$G");
+    has_fields(
+        &detail["account_detail"],
+        &[
+            "account_name",
+            "update_time",
+            "is_system",
+            "jetstream_enabled",
+            "client_connections",
+            "subscriptions",
+        ],
+        "account_detail",
+    );
+    assert_eq!(detail["account_detail"]["account_name"], "$G");
+    assert_eq!(get(port, "/accountz?acc=OTHER").0, 400);
+}

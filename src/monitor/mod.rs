@@ -6,6 +6,7 @@
 //! stream's actor may hold across an fsync, which must not stall the async runtime. The
 //! listener and every open monitoring connection end when the server shuts down.
 
+mod accountz;
 mod clock;
 mod connz;
 mod health;
@@ -179,6 +180,7 @@ fn endpoint(state: &MonitorState, path: &str, raw_query: Option<&str>) -> Respon
             subsz::subsz(state, &query).map(|r| json(StatusCode::OK, &r))
         }
         "/jsz" => jsz::jsz(state, &query).map(|r| json(StatusCode::OK, &r)),
+        "/accountz" => accountz::accountz(state, &query).map(|r| json(StatusCode::OK, &r)),
         "/metrics" => Ok(reply(
             StatusCode::OK,
             metrics::CONTENT_TYPE,
