@@ -527,3 +527,86 @@ async fn purge_and_delete_between_fetches_are_seen() {
     assert_eq!(seqs, want);
     assert_eq!(consumer.info().await.unwrap().num_pending, 0);
 }
+
+/// `replay_policy: original` spaces deliveries as the messages were stored, and
+/// `rate_limit_bps` spaces them by size; both through a push consumer.
+#[tokio::test]
+async fn replay_original_and_rate_limit_pace_deliveries() {
+    use async_nats::jetstream::consumer::ReplayPolicy;
+    use std::time::Instant;
+
+    let server = TestServer::start(&[]);
+    let js = connect_js(&server).await;
+    let stream = make_stream(&js, "PACE", &["pace.>"], stream::RetentionPolicy::Limits).await;
+    const GAP: Duration = Duration::from_millis(150);
+    for i in 0..3 {
+        if i > 0 {
+            tokio::time::sleep(GAP).await;
+        }
+        let ack = js
+            .publish("pace.a", Bytes::from(vec![b'x'; 100]))
+            .await
+            .unwrap();
+        within("ack", ack.into_future()).await.unwrap();
+    }
+
+    async fn arrival_times(
+        stream: &stream::Stream,
+        config: push::Config,
+        n: usize,
+    ) -> Vec<Instant> {
+        let consumer = stream.create_consumer(config).await.unwrap();
+        let mut messages = consumer.messages().await.unwrap();
+        let mut times = Vec::new();
+        while times.len() < n {
+            let msg = within("paced delivery", messages.next())
+                .await
+                .expect("ended")
+                .expect("message");
+            msg.ack().await.unwrap();
+            times.push(Instant::now());
+        }
+        times
+    }
+
+    let original = arrival_times(
+        &stream,
+        push::Config {
+            deliver_subject: "paced.original".into(),
+            replay_policy: ReplayPolicy::Original,
+            ..Default::default()
+        },
+        3,
+    )
+    .await;
+    for pair in original.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= GAP - Duration::from_millis(30),
+            "replayed gap {gap:?}"
+        );
+        assert!(gap < GAP * 4, "replayed gap {gap:?}");
+    }
+
+    // 8,000 bits per second and ~106-byte messages: about 106 ms each after the first.
+    let started = Instant::now();
+    let limited = arrival_times(
+        &stream,
+        push::Config {
+            deliver_subject: "paced.limited".into(),
+            rate_limit: 8000,
+            ..Default::default()
+        },
+        3,
+    )
+    .await;
+    let spent = limited[2] - started;
+    assert!(
+        spent >= Duration::from_millis(180),
+        "rate-limited delivery took {spent:?}"
+    );
+    assert!(
+        spent < Duration::from_secs(3),
+        "rate-limited delivery took {spent:?}"
+    );
+}

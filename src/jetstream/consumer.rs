@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bytes::Bytes;
 
 use super::consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy};
+use super::consumer_pacing::{is_paced, Pacing};
 use super::read_ahead::ReadAhead;
 use super::time::parse_rfc3339;
 use crate::protocol::subject::subject_matches;
@@ -154,6 +155,10 @@ pub struct Consumer {
     pub dirty: bool,
     /// The next matching messages from `next_seq` on, read ahead in one scan.
     pub(super) read_ahead: ReadAhead,
+    /// Replay-original and rate-limit bookkeeping (`consumer_pacing.rs`).
+    pub(super) pacing: Pacing,
+    /// When a message held back by pacing may go: the stream's timer ticks the stream then.
+    pub wake_at_ns: Option<u64>,
 }
 
 /// The start of every ack subject; the rest is
@@ -226,6 +231,8 @@ impl Consumer {
             },
             dirty: true,
             read_ahead: ReadAhead::default(),
+            pacing: Pacing::default(),
+            wake_at_ns: None,
         };
         consumer.position(store);
         consumer

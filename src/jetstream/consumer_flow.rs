@@ -78,6 +78,7 @@ impl Consumer {
         mode: Delivery,
         out: &mut Vec<Action>,
     ) {
+        self.wake_at_ns = None;
         match mode {
             Delivery::Pull => self.pump_pull(store, now_ns, out),
             Delivery::Push { interest } => {
@@ -94,6 +95,9 @@ impl Consumer {
             let Some((msg, deliveries)) = self.next_message(store) else {
                 break;
             };
+            if self.held(&msg, deliveries, now_ns) {
+                break;
+            }
             let size = (msg.subject.len() + msg.headers.len() + msg.payload.len() + 64) as u64;
             if let Some(left) = self.waiting.front().and_then(|w| w.bytes_left) {
                 if size > left {
@@ -111,6 +115,7 @@ impl Consumer {
                 }
             }
             let ack_subject = self.record_delivery(&msg, deliveries, now_ns, store, out);
+            self.paced_send(&msg, now_ns);
             out.push(Action::Deliver {
                 to: reply,
                 msg,
@@ -150,6 +155,29 @@ impl Consumer {
         self.waiting = kept;
     }
 
+    /// Puts `msg` back if pacing says it may not go yet, noting when it may.
+    fn held(&mut self, msg: &crate::store::StoredMessage, deliveries: u64, now_ns: u64) -> bool {
+        if !super::is_paced(&self.config) {
+            return false;
+        }
+        match self.pacing.hold_until(&self.config, msg.ts_ns, now_ns) {
+            Some(at) => {
+                self.unread(msg, deliveries);
+                self.wake_at_ns = Some(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Tells pacing that `msg` was sent.
+    fn paced_send(&mut self, msg: &crate::store::StoredMessage, now_ns: u64) {
+        if super::is_paced(&self.config) {
+            let bytes = msg.subject.len() + msg.headers.len() + msg.payload.len();
+            self.pacing.sent(&self.config, msg.ts_ns, bytes, now_ns);
+        }
+    }
+
     /// Undoes `next_message` for a message that was not sent after all.
     fn unread(&mut self, msg: &crate::store::StoredMessage, deliveries: u64) {
         if deliveries > 1 {
@@ -173,8 +201,12 @@ impl Consumer {
             let Some((msg, deliveries)) = self.next_message(store) else {
                 return;
             };
+            if self.held(&msg, deliveries, now_ns) {
+                return;
+            }
             let size = (msg.subject.len() + msg.headers.len() + msg.payload.len()) as u64;
             let ack_subject = self.record_delivery(&msg, deliveries, now_ns, store, out);
+            self.paced_send(&msg, now_ns);
             out.push(Action::Deliver {
                 to: to.clone(),
                 msg,

@@ -118,6 +118,8 @@ impl Consumer {
             },
             dirty: false,
             read_ahead: Default::default(),
+            pacing: Default::default(),
+            wake_at_ns: None,
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod api_types;
 pub mod consumer;
 pub mod consumer_config;
+mod consumer_pacing;
 mod consumer_state;
 pub mod dedup;
 pub mod error;

@@ -415,6 +415,12 @@ impl Stream {
     }
 
     /// Whether this stream needs periodic ticks at all.
+    /// The soonest moment a consumer holding a message back (replay original, rate limit)
+    /// may send it: the timer ticks the stream then rather than at its next regular tick.
+    pub fn next_wake_ns(&self) -> Option<u64> {
+        self.consumers.values().filter_map(|c| c.wake_at_ns).min()
+    }
+
     pub fn needs_ticks(&self) -> bool {
         self.config.max_age > 0
             || matches!(self.sync, SyncPolicy::Interval(_))

@@ -42,6 +42,8 @@ pub use report::{JetStreamReport, StreamReport};
 const TAG_API: u64 = 0;
 /// How often streams with max_age or an interval sync policy get their upkeep tick.
 const TICK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+/// The timer's shortest sleep, which bounds how often a paced consumer's stream is ticked.
+const MIN_TIMER_SLEEP: std::time::Duration = std::time::Duration::from_millis(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -511,18 +513,39 @@ impl JetStream {
 
     /// Sends each stream that needs upkeep a tick. A stream whose queue is full is busy
     /// storing, which does the same work, so its tick is skipped rather than waited for.
+    ///
+    /// Between regular ticks, a stream whose consumer holds a message back for pacing is
+    /// ticked when that message may go, so replay and rate limits keep time to about
+    /// `MIN_TIMER_SLEEP` rather than `TICK_INTERVAL`.
     fn run_timer(&self) {
+        let mut next_regular = std::time::Instant::now() + TICK_INTERVAL;
         while !self.stopping.load(Ordering::Relaxed) {
-            std::thread::sleep(TICK_INTERVAL);
+            let now = std::time::Instant::now();
+            let now_ns = now_ns();
+            let regular = now >= next_regular;
+            if regular {
+                next_regular = now + TICK_INTERVAL;
+            }
+            let mut wake = next_regular;
             for entry in self.streams() {
-                if entry.lock().needs_ticks() {
+                let (needs_ticks, paced) = {
+                    let stream = entry.lock();
+                    (stream.needs_ticks(), stream.next_wake_ns())
+                };
+                let due = paced.is_some_and(|at| at <= now_ns);
+                if (regular && needs_ticks) || due {
                     let tick = InternalDelivery {
                         tag: actor::TAG_TICK,
                         msg: Publish::default(),
                     };
                     let _ = entry.tx.try_send(tick);
                 }
+                if let Some(at) = paced.filter(|at| *at > now_ns) {
+                    wake = wake.min(now + std::time::Duration::from_nanos(at - now_ns));
+                }
             }
+            let pause = wake.saturating_duration_since(std::time::Instant::now());
+            std::thread::sleep(pause.max(MIN_TIMER_SLEEP));
         }
     }
 
