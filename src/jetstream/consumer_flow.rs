@@ -6,6 +6,10 @@ use super::{AckKind, Action, Consumer, Pending, Waiting};
 use crate::jetstream::consumer_config::{parse_pull_request, AckPolicy};
 use crate::store::StreamStore;
 
+/// Most deliveries an ack for an unknown message may adopt (see `adopt_deliveries_up_to`):
+/// more than that is no lost tail of deliveries but a client acking at random.
+const MAX_ADOPTED_DELIVERIES: u64 = 100_000;
+
 /// Where a pump may send messages.
 #[derive(Debug, Clone, Copy)]
 pub enum Delivery {
@@ -284,6 +288,52 @@ impl Consumer {
                 AckKind::InProgress => self.in_progress(seq, now_ns),
             },
         }
+    }
+
+    /// An ack names stream sequence `seq`, which this consumer's state says it never
+    /// delivered: the state was restored from before a crash, and the deliveries made after
+    /// its last write were lost with the process that made them. The client holds those
+    /// messages, so they count as delivered now: pending, and redelivered after `ack_wait`
+    /// unless acked. The ack then applies as to any pending message and, for an AckSync, is
+    /// written before it is confirmed; without this the ack was dropped, confirmed anyway,
+    /// and the message delivered again.
+    pub fn adopt_deliveries_up_to(
+        &mut self,
+        seq: u64,
+        cseq: u64,
+        store: &StreamStore,
+        now_ns: u64,
+    ) {
+        if !self.is_explicit()
+            || seq < self.next_seq
+            || seq > store.last_seq()
+            || seq - self.next_seq >= MAX_ADOPTED_DELIVERIES
+        {
+            return;
+        }
+        let refs: Vec<&str> = self.filters.iter().map(String::as_str).collect();
+        let span = (seq - self.next_seq + 1) as usize;
+        let Ok(found) = store.scan(self.next_seq, &refs, span) else {
+            return;
+        };
+        let deadline_ns = now_ns + self.wait_for(1);
+        for msg in found.iter().filter(|m| m.seq <= seq) {
+            let consumer_seq = cseq.saturating_sub(seq - msg.seq);
+            self.pending.insert(
+                msg.seq,
+                Pending {
+                    consumer_seq,
+                    deliveries: 1,
+                    deadline_ns,
+                },
+            );
+        }
+        self.skip_list.retain(|s| *s > seq);
+        self.next_seq = seq + 1;
+        self.delivered.stream_seq = self.delivered.stream_seq.max(seq);
+        self.delivered.consumer_seq = self.delivered.consumer_seq.max(cseq);
+        self.num_pending = None;
+        self.dirty = true;
     }
 
     fn acknowledge(&mut self, seq: u64, kind: &AckKind, out: &mut Vec<Action>) {

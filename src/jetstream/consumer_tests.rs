@@ -393,3 +393,43 @@ fn push_decimal_text(n: u64) -> String {
     push_decimal(&mut s, n);
     s
 }
+
+/// After a crash the consumer's state may predate its last deliveries; an ack for one of
+/// them adopts everything up to it as delivered, so the acked message is never delivered
+/// again and the rest are redelivered after ack_wait.
+#[test]
+fn an_ack_past_the_known_deliveries_adopts_them() {
+    let store = store_with(10);
+    let mut c = Consumer::new("S", "c", config(AckPolicy::Explicit), 0, &store, 0);
+    let mut out = Vec::new();
+    // Messages 1..=5 went out from a process whose state never recorded them; 5 is acked.
+    c.adopt_deliveries_up_to(5, 5, &store, 0);
+    c.on_ack(&AckKind::Ack, 5, 5, 0, &mut out);
+    assert_eq!(
+        c.pending.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(c.next_seq, 6);
+    assert_eq!(c.delivered.stream_seq, 5);
+    // New deliveries continue after the acked one (max_ack_pending 5 leaves room for one).
+    assert_eq!(pull(&mut c, &store, 10, 1), vec![(6, 1)]);
+    // Past ack_wait the adopted ones come back, the acked one never does.
+    let later = ACK_WAIT + 10;
+    out.clear();
+    c.tick(&store, later, Delivery::Pull, &mut out);
+    let redelivered = pull(&mut c, &store, 10, later);
+    assert!(
+        redelivered.iter().all(|(seq, _)| *seq != 5),
+        "{redelivered:?}"
+    );
+    assert!(
+        redelivered.iter().any(|(seq, n)| *seq == 1 && *n == 2),
+        "{redelivered:?}"
+    );
+    // Acks at or below what is known, past the stream's end, or by a consumer without
+    // explicit acks change nothing.
+    let before = c.pending.clone();
+    c.adopt_deliveries_up_to(3, 3, &store, later);
+    c.adopt_deliveries_up_to(99, 99, &store, later);
+    assert_eq!(c.pending, before);
+}

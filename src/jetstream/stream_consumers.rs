@@ -125,6 +125,7 @@ impl Stream {
         out: &mut Vec<Action>,
     ) {
         if let Some(c) = self.consumers.get_mut(name) {
+            c.adopt_deliveries_up_to(seq, cseq, &self.log, now_ns);
             c.on_ack(kind, seq, cseq, now_ns, out);
         }
         self.apply_retention(out);
