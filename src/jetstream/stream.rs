@@ -125,7 +125,12 @@ pub fn log_config(config: &StreamConfig, sync: SyncPolicy) -> LogConfig {
 }
 
 fn store_error(err: StoreError) -> ApiError {
-    ApiError::store_failed(err)
+    match err {
+        // A full disk is a resource limit, as nats-server reports it; the batch was rolled
+        // back and publishing resumes once space is freed.
+        StoreError::NoSpace { .. } => ApiError::insufficient_resources(),
+        other => ApiError::store_failed(other),
+    }
 }
 
 fn rejection_error(rejection: Rejection) -> ApiError {
