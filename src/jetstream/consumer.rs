@@ -166,18 +166,9 @@ pub struct Consumer {
 const ACK_PREFIX: &str = "$JS.ACK.";
 
 /// Appends `n` in decimal.
-fn push_decimal(out: &mut String, mut n: u64) {
+fn push_decimal(out: &mut String, n: u64) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
+    for &d in crate::protocol::encode::decimal_digits(n, &mut digits) {
         out.push(char::from(d));
     }
 }

@@ -82,8 +82,13 @@ pub fn write_info(out: &mut BytesMut, json: &[u8]) {
 }
 
 /// Appends a number in decimal without going through `fmt` (no allocation, no formatter).
-pub fn write_decimal(out: &mut BytesMut, mut n: u64) {
+pub fn write_decimal(out: &mut BytesMut, n: u64) {
     let mut digits = [0u8; 20];
+    out.put_slice(decimal_digits(n, &mut digits));
+}
+
+/// The decimal digits of `n`, written into the end of `digits` (20 bytes hold any `u64`).
+pub fn decimal_digits(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut i = digits.len();
     loop {
         i -= 1;
@@ -93,7 +98,7 @@ pub fn write_decimal(out: &mut BytesMut, mut n: u64) {
             break;
         }
     }
-    out.put_slice(&digits[i..]);
+    &digits[i..]
 }
 
 #[cfg(test)]
