@@ -23,6 +23,7 @@ pub mod io;
 pub mod log;
 pub mod memory;
 pub mod meta;
+pub mod power_loss;
 pub mod ranges;
 pub mod record;
 pub mod recovery;
