@@ -273,13 +273,7 @@ impl Mapper<'_> {
                         "users are given twice (accounts and authorization)",
                     ))
                 }
-                "users" => {
-                    let defaults = match block.get("default_permissions") {
-                        Some(d) => Some(std::sync::Arc::new(config_users::parse_permissions(d)?)),
-                        None => None,
-                    };
-                    s.users = Some(config_users::users(inner, defaults.as_ref())?);
-                }
+                "users" => s.users = Some(config_users::users(inner, block)?),
                 // Read with `users`, which it applies to.
                 "default_permissions" => {}
                 "permissions" => {

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::config_file::{invalid, map, string, unsupported, ConfigFileError};
-use crate::conf::{Entry, Item, Value};
+use crate::conf::{Entry, Item, Map, Value};
 use crate::protocol::subject::is_valid_subject;
 use crate::server::permissions::{Permissions, SubjectRule};
 use crate::server::UserAuth;
@@ -30,13 +30,7 @@ pub fn single_account(entry: &Entry) -> Result<Vec<UserAuth>, ConfigFileError> {
     let mut users_found = None;
     for field in block.effective() {
         match field.key.as_str() {
-            "users" => {
-                let defaults = match block.get("default_permissions") {
-                    Some(d) => Some(Arc::new(parse_permissions(d)?)),
-                    None => None,
-                };
-                users_found = Some(users(field, defaults.as_ref())?);
-            }
+            "users" => users_found = Some(users(field, block)?),
             "default_permissions" => {}
             "jetstream" => match &field.item.value {
                 Value::Bool(true) | Value::Map(_) => {}
@@ -59,11 +53,14 @@ pub fn single_account(entry: &Entry) -> Result<Vec<UserAuth>, ConfigFileError> {
     users_found.ok_or_else(|| invalid(account, "the account needs a users list"))
 }
 
-/// Reads the `users` list; users without permissions of their own get `defaults`.
-pub fn users(
-    entry: &Entry,
-    defaults: Option<&Arc<Permissions>>,
-) -> Result<Vec<UserAuth>, ConfigFileError> {
+/// Reads the `users` list of `block`; users without permissions of their own get the
+/// block's `default_permissions`.
+pub fn users(entry: &Entry, block: &Map) -> Result<Vec<UserAuth>, ConfigFileError> {
+    let defaults = match block.get("default_permissions") {
+        Some(d) => Some(Arc::new(parse_permissions(d)?)),
+        None => None,
+    };
+    let defaults = defaults.as_ref();
     let Value::Array(items) = &entry.item.value else {
         return Err(invalid(entry, "expected a list of users"));
     };
@@ -117,7 +114,7 @@ pub fn users(
 }
 
 /// Reads a `permissions` (or `default_permissions`) block.
-pub fn parse_permissions(entry: &Entry) -> Result<Permissions, ConfigFileError> {
+fn parse_permissions(entry: &Entry) -> Result<Permissions, ConfigFileError> {
     let block = map(entry)?;
     let mut perms = Permissions::default();
     for field in block.effective() {
