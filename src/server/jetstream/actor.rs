@@ -140,7 +140,8 @@ pub(super) fn round(
     stop
 }
 
-/// Applies one round under the stream lock; returns the PubAcks for `publishes`.
+/// Applies one round under the stream lock; returns the PubAcks for `publishes` (none when
+/// the stream is `no_ack`).
 fn apply(
     entry: &StreamEntry,
     publishes: &[InternalDelivery],
@@ -260,6 +261,10 @@ fn apply(
         stream.pump_consumer(&name, now_ns, &interest, &mut round.actions);
     }
     entry.account(&stream);
+    if stream.config().no_ack {
+        // Read here, under the lock already held, rather than taken again to send them.
+        acks.clear();
+    }
     acks
 }
 
@@ -350,9 +355,6 @@ fn send_pub_acks(
     acks: &[PubAck],
     client: &mut InternalClient,
 ) {
-    if publishes.is_empty() || entry.lock().config().no_ack {
-        return;
-    }
     let stream_json = &entry.pub_ack_prefix;
     for (delivery, ack) in publishes.iter().zip(acks) {
         let Some(reply) = &delivery.msg.reply else {
