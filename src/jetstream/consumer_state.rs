@@ -50,6 +50,7 @@ impl Consumer {
                     stream_seq: *seq,
                     consumer_seq: p.consumer_seq,
                     timestamp_unix_ns: (p.deadline_ns as i64).saturating_sub(wait),
+                    msg_ts_unix_ns: p.ts_ns,
                 }
             })
             .collect();
@@ -64,6 +65,11 @@ impl Consumer {
     /// Rebuilds a consumer from its persisted state. After a crash the stream may hold fewer
     /// messages than the state remembers delivering (unsynced tail), so every sequence is
     /// clamped to the stream's last stored one: the ack floor never passes it.
+    ///
+    /// A clamped consumer comes back `dirty`, and the caller must write it before the stream
+    /// takes new messages: the log gives the lost sequences to new messages, and if a second
+    /// crash came before the next write, the old state would be restored again and would
+    /// call those new messages delivered and acked (found by `tests/consumer_power_loss.rs`).
     pub fn restore(
         stream: &str,
         name: &str,
@@ -76,6 +82,9 @@ impl Consumer {
         let last = store.last_seq();
         let mut delivered = from_pb(state.delivered.as_ref());
         let mut ack_floor = from_pb(state.ack_floor.as_ref());
+        // The state names messages past the stream's end: the crash that ended the last
+        // process lost the log's unsynced tail after the state was written.
+        let clamped = delivered.stream_seq > last;
         delivered.stream_seq = delivered.stream_seq.min(last);
         ack_floor.stream_seq = ack_floor.stream_seq.min(delivered.stream_seq);
         ack_floor.consumer_seq = ack_floor.consumer_seq.min(delivered.consumer_seq);
@@ -93,6 +102,7 @@ impl Consumer {
                     consumer_seq: p.consumer_seq,
                     deliveries,
                     deadline_ns,
+                    ts_ns: p.msg_ts_unix_ns,
                 },
             );
         }
@@ -116,7 +126,7 @@ impl Consumer {
                 window: FC_WINDOW_START_BYTES,
                 ..PushState::default()
             },
-            dirty: false,
+            dirty: clamped,
             read_ahead: Default::default(),
             pacing: Default::default(),
             wake_at_ns: None,

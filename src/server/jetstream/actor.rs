@@ -299,12 +299,16 @@ fn on_ack(
     if tokens.len() != 9 {
         return;
     }
-    let (Ok(seq), Ok(cseq)) = (tokens[5].parse::<u64>(), tokens[6].parse::<u64>()) else {
+    let (Ok(seq), Ok(cseq), Ok(ts_ns)) = (
+        tokens[5].parse::<u64>(),
+        tokens[6].parse::<u64>(),
+        tokens[7].parse::<u64>(),
+    ) else {
         return;
     };
     let name = tokens[3];
     let kind = AckKind::parse(&delivery.msg.payload);
-    stream.consumer_ack(name, &kind, seq, cseq, now_ns, &mut round.actions);
+    stream.consumer_ack(name, &kind, seq, cseq, ts_ns, now_ns, &mut round.actions);
     if !round.acked.iter().any(|n| n == name) {
         round.acked.push(name.to_string());
     }
@@ -318,8 +322,16 @@ fn on_ack(
     }
 }
 
-/// Writes the state of every durable consumer that changed, with one sync.
+/// Writes the state of every durable consumer that changed, with one sync; a failure is
+/// logged, and the states are written again after the next change.
 fn persist_consumers(entry: &StreamEntry) {
+    if let Err(err) = write_consumer_states(entry) {
+        tracing::error!(stream = %entry.name, error = %err, "cannot persist consumer state");
+    }
+}
+
+/// Writes the state of every durable consumer that changed, with one sync.
+pub(super) fn write_consumer_states(entry: &StreamEntry) -> Result<(), crate::meta::MetaError> {
     let states: Vec<(String, crate::meta::pb::ConsumerState)> = {
         let mut stream = entry.lock();
         let names: Vec<String> = stream
@@ -338,15 +350,13 @@ fn persist_consumers(entry: &StreamEntry) {
             .collect()
     };
     if states.is_empty() {
-        return;
+        return Ok(());
     }
     let refs: Vec<(&str, &str, &crate::meta::pb::ConsumerState)> = states
         .iter()
         .map(|(n, s)| (entry.name.as_str(), n.as_str(), s))
         .collect();
-    if let Err(err) = entry.catalog.put_consumer_states(&refs) {
-        tracing::error!(stream = %entry.name, error = %err, "cannot persist consumer state");
-    }
+    entry.catalog.put_consumer_states(&refs).map(|_| ())
 }
 
 fn send_pub_acks(

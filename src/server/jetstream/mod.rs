@@ -347,7 +347,9 @@ impl JetStream {
             }
             entry.subscribe_consumer(&name, &client);
         }
-        Ok(())
+        // States clamped to a log that lost its tail are written before any new message can
+        // take a lost sequence (see `Consumer::restore`).
+        actor::write_consumer_states(entry).map_err(ApiError::store_failed)
     }
 
     /// (Re)creates a stream's subscriptions from its current config.
