@@ -148,11 +148,13 @@ fn full_state() -> pb::ConsumerState {
                 stream_seq: 33,
                 consumer_seq: 11,
                 timestamp_unix_ns: 1_700_000_000_000_000_000,
+                msg_ts_unix_ns: 0,
             },
             pb::PendingAck {
                 stream_seq: 40,
                 consumer_seq: 12,
                 timestamp_unix_ns: 1_700_000_000_000_000_500,
+                msg_ts_unix_ns: 0,
             },
         ],
         redelivered: BTreeMap::from([(33, 2)]),
@@ -418,6 +420,7 @@ fn state_with_pending(pending: u64) -> pb::ConsumerState {
                 stream_seq: s,
                 consumer_seq: pending + s,
                 timestamp_unix_ns: ts + s as i64,
+                msg_ts_unix_ns: 0,
             })
             .collect(),
         redelivered: (1..=pending).map(|s| (s, 1)).collect(),

@@ -36,6 +36,9 @@ pub struct Pending {
     pub deliveries: u64,
     /// Unix ns when it is due for redelivery unless acked.
     pub deadline_ns: u64,
+    /// The message's own timestamp, as its ack subject carries it; 0 when not known (a
+    /// state written before this was kept). See `Consumer::on_client_ack`.
+    pub ts_ns: u64,
 }
 
 /// What an ack message asks for.
@@ -421,6 +424,7 @@ impl Consumer {
                     consumer_seq: cseq,
                     deliveries,
                     deadline_ns,
+                    ts_ns: msg.ts_ns,
                 },
             );
         } else {

@@ -290,6 +290,33 @@ impl Consumer {
         }
     }
 
+    /// An ack from a client, for the message its ack subject names by stream sequence `seq`,
+    /// consumer sequence `cseq` and timestamp `ts_ns`. Deliveries a restored state forgot are
+    /// adopted first (`adopt_deliveries_up_to`). An ack whose timestamp is not that of the
+    /// pending message at `seq` is for a message that is no longer there: under `--sync`
+    /// interval or `never` a crash can lose a delivered message with the log's unsynced tail,
+    /// and the log gives its sequence to a new message, which this ack must not acknowledge
+    /// (found by `tests/consumer_power_loss.rs`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_client_ack(
+        &mut self,
+        kind: &AckKind,
+        seq: u64,
+        cseq: u64,
+        ts_ns: u64,
+        store: &StreamStore,
+        now_ns: u64,
+        out: &mut Vec<Action>,
+    ) {
+        self.adopt_deliveries_up_to(seq, cseq, ts_ns, store, now_ns);
+        if let Some(p) = self.pending.get(&seq) {
+            if p.ts_ns != 0 && p.ts_ns != ts_ns {
+                return;
+            }
+        }
+        self.on_ack(kind, seq, cseq, now_ns, out);
+    }
+
     /// An ack names stream sequence `seq`, which this consumer's state says it never
     /// delivered: the state was restored from before a crash, and the deliveries made after
     /// its last write were lost with the process that made them. The client holds those
@@ -297,10 +324,17 @@ impl Consumer {
     /// unless acked. The ack then applies as to any pending message and, for an AckSync, is
     /// written before it is confirmed; without this the ack was dropped, confirmed anyway,
     /// and the message delivered again.
+    ///
+    /// `ts_ns` is the timestamp the ack subject carries. Under `--sync` interval or `never`, a
+    /// crash can lose the acked message with the log's unsynced tail, and the log then gives
+    /// its sequence to a new message; the client's ack is for the old one. Only a message
+    /// with the same timestamp is the one the client holds: any other would be acknowledged
+    /// without ever being delivered (found by `tests/consumer_power_loss.rs`).
     pub fn adopt_deliveries_up_to(
         &mut self,
         seq: u64,
         cseq: u64,
+        ts_ns: u64,
         store: &StreamStore,
         now_ns: u64,
     ) {
@@ -316,6 +350,9 @@ impl Consumer {
         let Ok(found) = store.scan(self.next_seq, &refs, span) else {
             return;
         };
+        if !found.iter().any(|m| m.seq == seq && m.ts_ns == ts_ns) {
+            return;
+        }
         let deadline_ns = now_ns + self.wait_for(1);
         for msg in found.iter().filter(|m| m.seq <= seq) {
             let consumer_seq = cseq.saturating_sub(seq - msg.seq);
@@ -325,6 +362,7 @@ impl Consumer {
                     consumer_seq,
                     deliveries: 1,
                     deadline_ns,
+                    ts_ns: msg.ts_ns,
                 },
             );
         }

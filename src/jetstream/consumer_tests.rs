@@ -403,7 +403,7 @@ fn an_ack_past_the_known_deliveries_adopts_them() {
     let mut c = Consumer::new("S", "c", config(AckPolicy::Explicit), 0, &store, 0);
     let mut out = Vec::new();
     // Messages 1..=5 went out from a process whose state never recorded them; 5 is acked.
-    c.adopt_deliveries_up_to(5, 5, &store, 0);
+    c.adopt_deliveries_up_to(5, 5, 5, &store, 0);
     c.on_ack(&AckKind::Ack, 5, 5, 0, &mut out);
     assert_eq!(
         c.pending.keys().copied().collect::<Vec<_>>(),
@@ -429,7 +429,27 @@ fn an_ack_past_the_known_deliveries_adopts_them() {
     // Acks at or below what is known, past the stream's end, or by a consumer without
     // explicit acks change nothing.
     let before = c.pending.clone();
-    c.adopt_deliveries_up_to(3, 3, &store, later);
-    c.adopt_deliveries_up_to(99, 99, &store, later);
+    c.adopt_deliveries_up_to(3, 3, 3, &store, later);
+    c.adopt_deliveries_up_to(99, 99, 99, &store, later);
     assert_eq!(c.pending, before);
+}
+
+/// After a crash under an interval sync mode the log can give a lost message's sequence to
+/// a new one; an ack for the lost message (its timestamp differs) adopts nothing.
+#[test]
+fn an_ack_for_a_message_that_is_no_longer_there_adopts_nothing() {
+    let store = store_with(10);
+    let mut c = Consumer::new("S", "c", config(AckPolicy::Explicit), 0, &store, 0);
+    let mut out = Vec::new();
+    // Message 5 here has timestamp 5; the client's ack names timestamp 4242.
+    c.adopt_deliveries_up_to(5, 5, 4242, &store, 0);
+    c.on_ack(&AckKind::Ack, 5, 5, 0, &mut out);
+    assert!(c.pending.is_empty());
+    assert_eq!(c.next_seq, 1);
+    // So message 5 is still delivered.
+    let delivered: Vec<u64> = pull(&mut c, &store, 10, 1)
+        .iter()
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(delivered, vec![1, 2, 3, 4, 5]);
 }

@@ -114,19 +114,21 @@ impl Stream {
         self.apply_retention(out);
     }
 
-    /// An ack for consumer `name`.
+    /// An ack for consumer `name`, for the message its ack subject names by stream sequence
+    /// `seq`, consumer sequence `cseq` and timestamp `ts_ns`.
+    #[allow(clippy::too_many_arguments)]
     pub fn consumer_ack(
         &mut self,
         name: &str,
         kind: &AckKind,
         seq: u64,
         cseq: u64,
+        ts_ns: u64,
         now_ns: u64,
         out: &mut Vec<Action>,
     ) {
         if let Some(c) = self.consumers.get_mut(name) {
-            c.adopt_deliveries_up_to(seq, cseq, &self.log, now_ns);
-            c.on_ack(kind, seq, cseq, now_ns, out);
+            c.on_client_ack(kind, seq, cseq, ts_ns, &self.log, now_ns, out);
         }
         self.apply_retention(out);
     }

@@ -240,6 +240,7 @@ mod tests {
             stream_seq: s,
             consumer_seq: 4,
             timestamp_unix_ns: 1,
+            msg_ts_unix_ns: 0,
         };
         state.pending = vec![pending(8), pending(10)];
         assert!(check_consumer_state(&state).is_ok());
