@@ -276,11 +276,17 @@ async fn kill_9_loop_loses_no_acknowledged_message() {
     drop(server);
 
     let verdict = Verdict::judge(&records, &stored);
+    // Every stored message reached the consumer, and each one left unacked came back.
+    let never_delivered = stored
+        .iter()
+        .filter(|m| !acker.delivered_ids.contains(&m.id))
+        .count();
     recoveries.sort_unstable();
     println!(
         "kill_loop iterations={iterations} seed={seed} sync=always restarts={} \
          failed_restarts={failed_restarts} recovery_p50_ms={} recovery_p99_ms={} \
          recovery_max_ms={} {verdict} confirmed_acks={} confirmed_redelivered={} \
+         never_delivered={never_delivered} left_unacked={} unacked_not_redelivered={} \
          deliveries={} drain_deliveries={} pulls={} pull_failures={} ack_failures={} \
          publish_failures={} duplicate_pub_acks={} elapsed_s={:.1}",
         iterations + 1,
@@ -289,6 +295,8 @@ async fn kill_9_loop_loses_no_acknowledged_message() {
         recoveries.last().copied().unwrap_or_default().as_millis(),
         acker.confirmed.len(),
         acker.confirmed_redelivered,
+        acker.left_unacked_total,
+        acker.left_unacked.len(),
         acker.received,
         acker.received - received_in_loop,
         acker.pulls,
@@ -303,6 +311,15 @@ async fn kill_9_loop_loses_no_acknowledged_message() {
     assert_eq!(
         acker.confirmed_redelivered, 0,
         "seed {seed}: confirmed acks forgotten"
+    );
+    assert_eq!(
+        never_delivered, 0,
+        "seed {seed}: stored messages never delivered"
+    );
+    assert!(
+        acker.left_unacked.is_empty(),
+        "seed {seed}: unacked messages not delivered again: {:?}",
+        acker.left_unacked
     );
     assert_eq!(
         state.messages, verdict.stored,

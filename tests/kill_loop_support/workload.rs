@@ -5,7 +5,7 @@
 //! server comes back on the same port, the client reconnects and flushes what it buffered.
 //! Every wait is bounded, so a task notices the stop flag within about `ACK_LIMIT`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::IntoFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -156,7 +156,19 @@ pub struct AckerRecord {
     /// Ack without waiting for a confirmation: for the final drain, where only redeliveries
     /// are checked and one fsync per ack would make a large backlog slow to clear.
     pub fire_and_forget: bool,
+    /// Every id delivered at least once: in the end every stored message must be here.
+    pub delivered_ids: HashSet<String>,
+    /// Ids deliberately left unacked (one delivery in `LEAVE_UNACKED_EVERY` during the loop)
+    /// and not delivered again since. Must be empty after the drain: an unacked message is
+    /// always delivered again, across kills too.
+    pub left_unacked: HashSet<String>,
+    /// How many deliveries were left unacked on purpose.
+    pub left_unacked_total: u64,
 }
+
+/// During the loop, one delivery in this many is not acked, so redelivery after `ack_wait`
+/// (and after kills) is exercised too.
+pub const LEAVE_UNACKED_EVERY: u64 = 23;
 
 impl AckerRecord {
     /// Takes one delivery from pull request `pull`: checks it against the confirmed acks, then
@@ -173,6 +185,13 @@ impl AckerRecord {
         // earlier delivery landed, so only a later pull request proves a forgotten ack.
         if self.confirmed.get(&id).is_some_and(|&at| at < pull) {
             self.confirmed_redelivered += 1;
+        }
+        self.left_unacked.remove(&id);
+        self.delivered_ids.insert(id.clone());
+        if !self.fire_and_forget && self.received % LEAVE_UNACKED_EVERY == 0 {
+            self.left_unacked_total += 1;
+            self.left_unacked.insert(id);
+            return;
         }
         // AckSync is an ack sent as a request. Sent with `request` rather than the client's
         // `double_ack`, because `double_ack` takes any reply as a confirmation, a 503 "no
