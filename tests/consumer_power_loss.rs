@@ -23,7 +23,7 @@
 //! `JETLOG_CONSUMER_POWER_LOSS_SEEDS` sets how many seeds run (default 500); a failure names its
 //! seed, and `JETLOG_CONSUMER_POWER_LOSS_SEED=<seed>` reruns just that one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 

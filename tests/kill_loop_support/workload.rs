@@ -188,7 +188,7 @@ impl AckerRecord {
         }
         self.left_unacked.remove(&id);
         self.delivered_ids.insert(id.clone());
-        if !self.fire_and_forget && self.received % LEAVE_UNACKED_EVERY == 0 {
+        if !self.fire_and_forget && self.received.is_multiple_of(LEAVE_UNACKED_EVERY) {
             self.left_unacked_total += 1;
             self.left_unacked.insert(id);
             return;
