@@ -445,43 +445,6 @@ impl Stream {
             || !self.consumers.is_empty()
     }
 
-    /// Under `always`, starts the sync the appended batch's PubAcks wait for, as a ticket that
-    /// can run without the stream (see the actor's pipeline); runs a full sync itself when a
-    /// ticket cannot cover what is unsynced. Under other policies it applies the policy now
-    /// and returns `Clean`: they do not wait for an fsync before acknowledging.
-    pub fn begin_sync(&mut self) -> Result<store::SyncStart, ApiError> {
-        if !matches!(self.sync, SyncPolicy::Always) {
-            self.sync(Instant::now())?;
-            return Ok(store::SyncStart::Clean);
-        }
-        match self.log.begin_sync().map_err(store_error)? {
-            store::SyncStart::NeedsFull => {
-                self.log.sync().map_err(store_error)?;
-                Ok(store::SyncStart::Clean)
-            }
-            other => Ok(other),
-        }
-    }
-
-    /// Takes the result of a ticket from `begin_sync`.
-    pub fn finish_sync(
-        &mut self,
-        ticket: &store::SyncTicket,
-        result: store::Result<()>,
-    ) -> Result<(), ApiError> {
-        self.log.finish_sync(ticket, result).map_err(store_error)
-    }
-
-    /// Under `always`, whether a PubAck naming `seq` may leave: a finished sync covered it.
-    pub fn may_acknowledge(&self, seq: u64) -> bool {
-        !matches!(self.sync, SyncPolicy::Always) || seq <= self.log.durable_seq()
-    }
-
-    /// Makes everything appended so far durable whatever the policy says.
-    pub fn sync_now(&mut self) -> Result<(), ApiError> {
-        self.log.sync().map_err(store_error)
-    }
-
     /// Makes everything appended so far durable as the sync policy requires. Under `always`
     /// this is the fsync no acknowledgement may precede.
     pub fn sync(&mut self, now: Instant) -> Result<(), ApiError> {

@@ -36,7 +36,7 @@ pub use config::{
     Discard, LogConfig, LogState, NewMessage, PurgeRequest, StoredMessage, SyncPolicy,
 };
 pub use error::{Rejection, Result, StoreError};
-pub use log::{AppendResult, Log, SyncStart, SyncTicket};
+pub use log::{AppendResult, Log};
 pub use memory::MemLog;
 pub use recovery::{Finding, FindingKind, RecoveryReport};
 pub use stream_store::StreamStore;

@@ -14,7 +14,6 @@
 //! recovery reads a run of zeros after the last valid record as the end of the data.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::config::StoredMessage;
 use super::error::{is_no_space, Result, StoreError};
@@ -62,9 +61,8 @@ pub struct Segment {
     pub path: PathBuf,
     /// Path of its index file.
     pub index_path: PathBuf,
-    /// The open file. Kept open for the life of the log: reads are `pread`s on it. Shared so
-    /// that an fdatasync can run on it without the log (`Log::begin_sync`).
-    pub file: Arc<dyn VfsFile>,
+    /// The open file. Kept open for the life of the log: reads are `pread`s on it.
+    pub file: Box<dyn VfsFile>,
     /// Sealed segments are never appended to again.
     pub sealed: bool,
     /// The in-memory index; always present for the active segment, `None` for a sealed one
@@ -106,7 +104,7 @@ impl Segment {
             },
             index_path: dir.join(index_name(base_seq)),
             path,
-            file: Arc::from(file),
+            file,
             sealed: false,
             index: Some(SegmentIndex::new(base_seq)),
             dirty: true,

@@ -65,31 +65,6 @@ impl StreamStore {
         forward!(self, log => log.sync())
     }
 
-    /// Starts a sync that may finish without the store (see `Log::begin_sync`); memory has
-    /// nothing to sync.
-    pub fn begin_sync(&mut self) -> Result<super::SyncStart> {
-        match self {
-            StreamStore::File(log) => log.begin_sync(),
-            StreamStore::Memory(_) => Ok(super::SyncStart::Clean),
-        }
-    }
-
-    /// Takes the result of a ticket from `begin_sync`.
-    pub fn finish_sync(&mut self, ticket: &super::SyncTicket, result: Result<()>) -> Result<()> {
-        match self {
-            StreamStore::File(log) => log.finish_sync(ticket, result),
-            StreamStore::Memory(_) => result,
-        }
-    }
-
-    /// The last sequence a finished sync covered; in memory, every one.
-    pub fn durable_seq(&self) -> u64 {
-        match self {
-            StreamStore::File(log) => log.durable_seq(),
-            StreamStore::Memory(_) => u64::MAX,
-        }
-    }
-
     /// Applies the sync policy; whether a full sync ran (never, in memory).
     pub fn sync_if_due(&mut self, now: Instant) -> Result<bool> {
         forward!(self, log => log.sync_if_due(now))

@@ -15,7 +15,6 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
 use super::direct::direct_get;
-use super::pipeline::{debug_check_durable, Appended, Pipeline};
 use super::StreamEntry;
 use crate::jetstream::api_types::PubAck;
 use crate::jetstream::consumer::{AckKind, Action, Consumer};
@@ -40,8 +39,6 @@ pub const TAG_TICK: u64 = 2;
 pub const TAG_PULL: u64 = 3;
 pub const TAG_ACK: u64 = 4;
 pub const TAG_FLOW_CONTROL: u64 = 5;
-/// Sent by the syncer thread when an fsync finished (`pipeline.rs`); carries nothing.
-pub const TAG_SYNCED: u64 = 6;
 /// Sent by the registry to make the actor exit (stream deleted or server stopping).
 pub const TAG_STOP: u64 = u64::MAX;
 
@@ -62,16 +59,13 @@ struct Round {
 pub struct ActorState {
     pub client: InternalClient,
     last_persist: Instant,
-    /// Under `--sync always`: appends overlap the previous batch's fsync (`pipeline.rs`).
-    pipeline: Option<Pipeline>,
 }
 
 impl ActorState {
-    pub fn new(client: InternalClient, pipeline: Option<Pipeline>) -> Self {
+    pub fn new(client: InternalClient) -> Self {
         ActorState {
             client,
             last_persist: Instant::now(),
-            pipeline,
         }
     }
 }
@@ -81,19 +75,7 @@ pub fn run(entry: Arc<StreamEntry>, mut rx: mpsc::Receiver<InternalDelivery>) {
     let mut batch: Vec<InternalDelivery> = Vec::with_capacity(256);
     loop {
         let Some(first) = rx.blocking_recv() else {
-            // Every sender is gone: finish as a stop does (publishes waiting for an fsync get
-            // their PubAcks, consumer state is written).
-            batch.push(InternalDelivery {
-                tag: TAG_STOP,
-                msg: Publish {
-                    subject: Bytes::new(),
-                    reply: None,
-                    headers: None,
-                    payload: Bytes::new(),
-                },
-            });
-            let mut state = entry.actor_state();
-            round(&entry, &mut batch, &mut state, None);
+            persist_consumers(&entry);
             return;
         };
         batch.push(first);
@@ -121,44 +103,21 @@ pub(super) fn round(
     spill: Option<&mut InternalQueue>,
 ) -> bool {
     let stop = batch.iter().any(|d| d.tag == TAG_STOP);
-    let (publishes, mut others): (Vec<_>, Vec<_>) =
-        batch.drain(..).partition(|d| d.tag == TAG_PUBLISH);
-    // A finished fsync's nudge only wakes the actor; every round looks for finished syncs.
-    others.retain(|d| d.tag != TAG_SYNCED);
+    let (publishes, others): (Vec<_>, Vec<_>) = batch.drain(..).partition(|d| d.tag == TAG_PUBLISH);
     debug_assert!(
         spill.is_none() || others.is_empty(),
         "inline rounds are publishes only"
     );
     let mut round = Round::default();
-    let routed = publishes.len();
-    let mut done = Vec::new();
-    let pipeline = if spill.is_none() {
-        state.pipeline.as_mut()
-    } else {
-        None
-    };
-    apply(
-        entry,
-        publishes,
-        others,
-        &state.client,
-        &mut round,
-        Step {
-            pipeline,
-            settle: stop,
-            done: &mut done,
-        },
-    );
-    entry.applied_publishes(routed);
+    let acks = apply(entry, &publishes, others, &state.client, &mut round);
+    entry.applied_publishes(publishes.len());
     let client = &mut state.client;
     let due = state.last_persist.elapsed() >= CONSUMER_PERSIST_INTERVAL;
     if spill.is_none() && (!round.ack_replies.is_empty() || stop || due) {
         persist_consumers(entry);
         state.last_persist = Instant::now();
     }
-    for batch in &done {
-        send_pub_acks(entry, &batch.publishes, &batch.acks, client);
-    }
+    send_pub_acks(entry, &publishes, &acks, client);
     for action in round.actions.drain(..) {
         perform(action, client);
     }
@@ -181,26 +140,15 @@ pub(super) fn round(
     stop
 }
 
-/// Where one round's appended publishes go.
-struct Step<'a> {
-    /// The fsync pipeline, for an actor round under `--sync always`.
-    pipeline: Option<&'a mut Pipeline>,
-    /// Make everything durable before this round ends (the actor is stopping).
-    settle: bool,
-    /// Batches whose PubAcks may be sent now (their sync is done, or failed).
-    done: &'a mut Vec<Appended>,
-}
-
-/// Applies one round under the stream lock; batches whose PubAcks may go (none for a
-/// `no_ack` stream) land in `step.done`.
+/// Applies one round under the stream lock; returns the PubAcks for `publishes` (none when
+/// the stream is `no_ack`).
 fn apply(
     entry: &StreamEntry,
-    publishes: Vec<InternalDelivery>,
+    publishes: &[InternalDelivery],
     others: Vec<InternalDelivery>,
     client: &InternalClient,
     round: &mut Round,
-    step: Step<'_>,
-) {
+) -> Vec<PubAck> {
     let now_ns = super::now_ns();
     let interest = |c: &Consumer| {
         c.config
@@ -209,40 +157,17 @@ fn apply(
             .is_some_and(|s| client.has_interest(s))
     };
     let mut stream = entry.lock();
-    let Step {
-        mut pipeline,
-        settle,
-        done,
-    } = step;
-    // Consumers and everything else the actor does see only durable messages, so anything
-    // but a publish-only round on a stream without consumers settles the pipeline first.
-    let pipelined = !settle && others.is_empty() && Pipeline::accepts(&stream);
-    if let Some(p) = pipeline.as_deref_mut() {
-        if pipelined {
-            p.poll(&mut stream, done);
-        } else {
-            p.settle(&mut stream, done);
-        }
-    }
-    let no_ack = stream.config().no_ack;
+    let mut acks = Vec::new();
     if !publishes.is_empty() {
         let incoming: Vec<&Publish> = publishes.iter().map(|d| &d.msg).collect();
         let fit = fitting(entry, &stream, &incoming);
         let before = stream.log().msgs();
-        let mut acks = stream.process(&incoming[..fit], now_ns);
+        acks = stream.process(&incoming[..fit], now_ns);
         acks.extend(
             incoming[fit..]
                 .iter()
                 .map(|_| PubAck::Failed(crate::jetstream::ApiError::insufficient_resources())),
         );
-        if let (Some(p), true) = (pipeline, pipelined) {
-            // PubAcks of a `no_ack` stream are dropped here, under the lock already held.
-            let acks = if no_ack { Vec::new() } else { acks };
-            p.push(&mut stream, Appended { publishes, acks }, done);
-            entry.account(&stream);
-            debug_check_durable(&stream, done);
-            return;
-        }
         if let Err(err) = stream.sync(Instant::now()) {
             // Nothing in this batch may be acknowledged as stored if it is not durable.
             for ack in &mut acks {
@@ -276,8 +201,6 @@ fn apply(
                 &mut round.actions,
             );
         }
-        let acks = if no_ack { Vec::new() } else { acks };
-        done.push(Appended { publishes, acks });
     }
     for delivery in others {
         // Subjects here are ASCII control subjects; one that is not UTF-8 is nobody's.
@@ -338,7 +261,11 @@ fn apply(
         stream.pump_consumer(&name, now_ns, &interest, &mut round.actions);
     }
     entry.account(&stream);
-    debug_check_durable(&stream, done);
+    if stream.config().no_ack {
+        // Read here, under the lock already held, rather than taken again to send them.
+        acks.clear();
+    }
+    acks
 }
 
 /// How many of `incoming`, from the front, fit in what the server-wide storage limit leaves.

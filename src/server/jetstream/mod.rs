@@ -13,7 +13,6 @@ mod catalog_consumers;
 mod direct;
 mod inline;
 mod limits;
-mod pipeline;
 mod report;
 
 use std::collections::BTreeMap;
@@ -283,7 +282,6 @@ impl JetStream {
             now_ns(),
         )?;
         let (tx, rx) = internal::channel();
-        let nudge = tx.downgrade();
         let entry = Arc::new(StreamEntry {
             name: name.clone(),
             stream: Mutex::new(stream),
@@ -292,10 +290,9 @@ impl JetStream {
             tx,
             thread: Mutex::new(None),
             catalog: self.catalog.clone(),
-            actor: Mutex::new(actor::ActorState::new(
-                InternalClient::new(self.router.clone()),
-                matches!(self.sync, SyncPolicy::Always).then(|| pipeline::Pipeline::new(nudge)),
-            )),
+            actor: Mutex::new(actor::ActorState::new(InternalClient::new(
+                self.router.clone(),
+            ))),
             queued: Arc::new(AtomicU64::new(0)),
             inline_publish: matches!(self.sync, SyncPolicy::Never),
             stopping: std::sync::atomic::AtomicBool::new(false),

@@ -32,7 +32,7 @@ use crate::protocol::subject::is_valid_literal_subject;
 use super::config::{limit, Discard, LogConfig, NewMessage, SyncPolicy};
 use super::error::{Rejection, Result, StoreError};
 use super::index::SegmentIndex;
-use super::io::{write_atomically, StdVfs, Vfs, VfsFile};
+use super::io::{write_atomically, StdVfs, Vfs};
 use super::meta::{DeletesFile, Snapshot, SubjectEntry, DELETES_FILE, SNAPSHOT_FILE};
 use super::ranges::RangeSet;
 use super::record::{encode_record, record_len, MAX_RECORD_BYTES, MAX_SUBJECT_BYTES};
@@ -91,35 +91,6 @@ impl std::ops::Deref for IndexRef<'_> {
     }
 }
 
-/// What [`Log::begin_sync`] found to do.
-#[derive(Debug)]
-pub enum SyncStart {
-    /// Everything written is already durable.
-    Clean,
-    /// One fdatasync of the active segment, which may run without the log.
-    Ticket(SyncTicket),
-    /// More than that (a new segment, a directory entry, the deletes file): call `sync`.
-    NeedsFull,
-}
-
-/// An fdatasync of one segment file, taken from the log so it can run on another thread.
-#[derive(Debug)]
-pub struct SyncTicket {
-    file: Arc<dyn VfsFile>,
-    path: PathBuf,
-    /// The log's last sequence when the ticket was taken.
-    covers: u64,
-}
-
-impl SyncTicket {
-    /// Runs the fdatasync; hand the result to [`Log::finish_sync`].
-    pub fn run(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| StoreError::io(&self.path, e))
-    }
-}
-
 /// A persistent, segmented message log. See the module docs for the durability contract.
 #[derive(Debug)]
 pub struct Log {
@@ -157,9 +128,6 @@ pub struct Log {
     dir_dirty: bool,
     /// When the last full sync finished (for `Interval`).
     last_sync: Instant,
-    /// The last sequence a finished sync covered: nothing after it may be acknowledged under
-    /// `SyncPolicy::Always` (checked by the stream actor in debug builds).
-    durable_seq: u64,
     /// Set once an fsync or rollback failed: the log is read-only from then on.
     failed: Option<String>,
     /// Reused buffer in which a batch is encoded, so appends allocate nothing per batch.
@@ -485,61 +453,7 @@ impl Log {
             self.write_deletes()?;
         }
         self.last_sync = Instant::now();
-        self.durable_seq = self.last_seq;
         Ok(())
-    }
-
-    /// The last sequence a finished sync covered (everything found at open counts).
-    pub fn durable_seq(&self) -> u64 {
-        self.durable_seq
-    }
-
-    /// Starts a sync that can finish without the log, so the caller may append the next batch
-    /// while the fdatasync runs (group commit, pipelined: see the stream actor). Possible when
-    /// the only thing unsynced is data written to the active segment: a new segment, a
-    /// directory change or a changed deletes file needs [`Log::sync`].
-    ///
-    /// The segment counts as synced from here on; a write after this marks it dirty again,
-    /// for the next sync. The caller runs the ticket, then must call [`Log::finish_sync`]
-    /// with its result before it calls `sync` or `begin_sync` again, and may acknowledge
-    /// nothing written before this call until the ticket succeeded.
-    pub fn begin_sync(&mut self) -> Result<SyncStart> {
-        self.check_writable()?;
-        if self.dir_dirty || self.deletes_dirty {
-            return Ok(SyncStart::NeedsFull);
-        }
-        let mut dirty = self.segments.iter_mut().filter(|s| s.dirty);
-        let (Some(seg), None) = (dirty.next(), dirty.next()) else {
-            let any = self.segments.iter().any(|s| s.dirty);
-            return Ok(if any {
-                SyncStart::NeedsFull
-            } else {
-                self.durable_seq = self.last_seq;
-                SyncStart::Clean
-            });
-        };
-        seg.dirty = false;
-        Ok(SyncStart::Ticket(SyncTicket {
-            file: seg.file.clone(),
-            path: seg.path.clone(),
-            covers: self.last_seq,
-        }))
-    }
-
-    /// Takes the result of a ticket from [`Log::begin_sync`]. A failure makes the log
-    /// read-only, as a failed [`Log::sync`] does: nothing written may be acknowledged.
-    pub fn finish_sync(&mut self, ticket: &SyncTicket, result: Result<()>) -> Result<()> {
-        match result {
-            // A failure reported elsewhere since the ticket was taken may have cost the
-            // ticket's data too: the kernel reports a write-back error once.
-            Ok(()) => {
-                self.check_writable()?;
-                self.last_sync = Instant::now();
-                self.durable_seq = self.durable_seq.max(ticket.covers);
-                Ok(())
-            }
-            Err(e) => Err(self.fail(e)),
-        }
     }
 
     /// Applies the sync policy; call once after each batch (and periodically when idle).

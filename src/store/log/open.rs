@@ -110,7 +110,7 @@ pub(super) fn open(dir: &Path, config: LogConfig, vfs: Arc<dyn Vfs>) -> Result<L
             },
             index_path: dir.join(index_name(base)),
             path,
-            file: std::sync::Arc::from(file),
+            file,
             sealed: true,
             index: None,
             dirty: false,
@@ -136,7 +136,6 @@ pub(super) fn open(dir: &Path, config: LogConfig, vfs: Arc<dyn Vfs>) -> Result<L
         deletes_written_at: None,
         dir_dirty: false,
         last_sync: Instant::now(),
-        durable_seq: 0,
         failed: None,
         write_buf: Vec::new(),
         index_cache: Mutex::new(IndexCache::default()),
@@ -158,8 +157,6 @@ pub(super) fn open(dir: &Path, config: LogConfig, vfs: Arc<dyn Vfs>) -> Result<L
     }
     report.used_snapshot = used_snapshot;
     log.report = Mutex::new(report);
-    // What recovery found is what the disk holds.
-    log.durable_seq = log.last_seq;
     log.finish_open()?;
     Ok(log)
 }
