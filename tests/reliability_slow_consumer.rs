@@ -43,6 +43,10 @@ const DELIVERY_LIMIT: Duration = Duration::from_secs(60);
 const CLOSE_LIMIT: Duration = Duration::from_secs(15);
 /// A healthy subscriber that receives nothing for this long has stopped receiving.
 const RECEIVE_GAP_LIMIT: Duration = Duration::from_secs(20);
+/// Messages of the stuck-subscriber test: 24 MiB, below the default cap.
+const STUCK_MESSAGES: u64 = 24_000;
+/// The longest those may take to reach the healthy subscribers.
+const STUCK_DELIVERY_MAX: Duration = Duration::from_secs(7);
 const ROUNDS_ENV: &str = "JETLOG_SLOW_CONSUMER_ROUNDS";
 const DEFAULT_ROUNDS: usize = 5;
 /// Messages per round of the speed measurement: 100 MiB, so that the slow subscriber passes
@@ -229,6 +233,30 @@ async fn a_subscriber_that_never_reads_is_cut_and_the_others_lose_nothing() {
          slow_read_bytes={buffered}",
         took.as_millis()
     );
+}
+
+/// At the default cap (64 MiB) a subscriber that never reads takes a while to reach it, and
+/// the publisher must not wait for it meanwhile. Before publishers remembered a stuck writer,
+/// each of the publisher's reads waited 50 ms for it once it was 4 MiB behind: these 24 MiB
+/// reached the healthy subscribers in 14 s instead of 0.4 s (debug build). The bound is loose
+/// so that a loaded machine cannot fail it; the old behaviour cannot pass it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_never_reads_does_not_hold_the_publisher_back() {
+    // A write deadline long enough that only the cap can cut the slow subscriber.
+    let server = TestServer::start(&["--write_deadline", "60s"]);
+    let (received, took, slow) = fan_out(&server, STUCK_MESSAGES, true).await;
+    for (i, got) in received.iter().enumerate() {
+        assert_eq!(
+            got.count, STUCK_MESSAGES,
+            "healthy subscriber {i} lost messages"
+        );
+        assert_eq!(got.out_of_order, 0, "healthy subscriber {i} out of order");
+    }
+    assert!(
+        took < STUCK_DELIVERY_MAX,
+        "delivery took {took:?} beside a subscriber that never reads"
+    );
+    drop(slow);
 }
 
 /// Healthy throughput with and without the slow subscriber, alternating rounds on fresh
