@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use abuse_support::{frames, misbehave, rss_bytes, Frame, Misbehaviour};
+use abuse_support::{frames, misbehave, Frame, Misbehaviour};
+use common::process::rss_bytes;
 use common::{contains, within, RawClient, TestServer};
 use serde_json::{json, Value};
 

@@ -413,15 +413,16 @@ impl Connection {
     }
 
     /// Hands internal messages over, wakes each writer that has new bytes, then, if one of
-    /// them is far behind, holds this
-    /// publisher back while that writer keeps making progress (nats-server stalls fast
-    /// producers the same way). A writer that makes no progress is not waited for.
+    /// them is far behind, holds this publisher back while that writer keeps making progress
+    /// (nats-server stalls fast producers the same way). A writer that makes no progress is
+    /// not waited for, by this read or any later one, until it moves bytes again.
     async fn after_read(&mut self) {
         self.out.flush_internal().await;
         for client in self.out.wake.drain(..) {
             client.wake();
             let lagging = client.id != self.handle.id
                 && client.pending_bytes() > client.stall_threshold()
+                && !client.is_stuck()
                 && !self.lagging.iter().any(|c| c.id == client.id);
             if lagging {
                 self.lagging.push(client);

@@ -1,5 +1,6 @@
-//! Helpers of `tests/reliability_abuse.rs`: raw connections that misbehave on purpose, the
-//! server's resident memory, and a strict reader of what a subscriber was sent.
+//! Helpers of `tests/reliability_abuse.rs`: raw connections that misbehave on purpose, and a
+//! strict reader of what a subscriber was sent (the server's memory is read with
+//! `common::process`).
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
@@ -70,17 +71,6 @@ pub async fn misbehave(port: u16, how: Misbehaviour, limit: Duration) -> Ending 
         received: seen.split_off(after_info),
         closed_after,
     }
-}
-
-/// The resident set size of process `pid`, in bytes (VmRSS in /proc/<pid>/status).
-pub fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS line");
-    kib * 1024
 }
 
 /// One protocol frame a subscriber received.

@@ -1,6 +1,9 @@
 //! Starts the real `jetlog` binary on a free port for integration tests, and stops it on drop.
 #![allow(dead_code)]
 
+pub mod monitor;
+pub mod process;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

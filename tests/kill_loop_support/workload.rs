@@ -58,8 +58,8 @@ pub fn parse_id(id: &str) -> Option<(usize, u64)> {
 
 /// Connects with settings that suit a server which dies and returns on the same port: retry
 /// forever, quickly, and let `ACK_LIMIT` (not the client's defaults) bound each request.
-pub async fn connect(url: &str) -> Context {
-    let client = async_nats::ConnectOptions::new()
+pub async fn connect_client(url: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .max_reconnects(None)
         .reconnect_delay_callback(|attempts| Duration::from_millis(10 * attempts.min(10) as u64))
@@ -67,10 +67,14 @@ pub async fn connect(url: &str) -> Context {
         .request_timeout(Some(ACK_LIMIT))
         .connect(url)
         .await
-        .expect("connect options are valid");
+        .expect("connect options are valid")
+}
+
+/// A JetStream context on a client from [`connect_client`].
+pub async fn connect(url: &str) -> Context {
     jetstream::ContextBuilder::new()
         .timeout(ACK_LIMIT)
-        .build(client)
+        .build(connect_client(url).await)
 }
 
 /// What one publisher saw.
@@ -91,6 +95,17 @@ pub struct PublisherRecord {
 /// is unknown is sent again with the same `Nats-Msg-Id`, so the dedup window (rebuilt from the
 /// log on restart) must keep it from being stored twice.
 pub async fn publish_until(js: Context, p: usize, stop: Arc<AtomicBool>) -> PublisherRecord {
+    publish_paced(js, p, stop, Duration::ZERO).await
+}
+
+/// [`publish_until`], sending at most one message (new or retried) per `pause`; zero does not
+/// pace.
+pub async fn publish_paced(
+    js: Context,
+    p: usize,
+    stop: Arc<AtomicBool>,
+    pause: Duration,
+) -> PublisherRecord {
     let mut record = PublisherRecord {
         publisher: p,
         ..PublisherRecord::default()
@@ -98,8 +113,16 @@ pub async fn publish_until(js: Context, p: usize, stop: Arc<AtomicBool>) -> Publ
     let subject = format!("kills.{p}");
     let mut retry: VecDeque<u64> = VecDeque::new();
     let mut in_flight = FuturesUnordered::new();
+    let mut pace = (!pause.is_zero()).then(|| {
+        let mut pace = tokio::time::interval(pause);
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        pace
+    });
     while !stop.load(Ordering::Relaxed) {
         while in_flight.len() < PUBLISH_WINDOW {
+            if let Some(pace) = &mut pace {
+                pace.tick().await;
+            }
             let n = retry.pop_front().unwrap_or_else(|| {
                 record.attempted += 1;
                 record.attempted - 1
@@ -164,6 +187,9 @@ pub struct AckerRecord {
     pub left_unacked: HashSet<String>,
     /// How many deliveries were left unacked on purpose.
     pub left_unacked_total: u64,
+    /// AckSync one delivery in this many and ack the others without waiting; 0 and 1 mean
+    /// every delivery is acked with AckSync.
+    pub sync_every: u64,
 }
 
 /// During the loop, one delivery in this many is not acked, so redelivery after `ack_wait`
@@ -172,7 +198,7 @@ pub const LEAVE_UNACKED_EVERY: u64 = 23;
 
 impl AckerRecord {
     /// Takes one delivery from pull request `pull`: checks it against the confirmed acks, then
-    /// acks it with AckSync.
+    /// acks it, with AckSync unless `fire_and_forget` or `sync_every` says otherwise.
     async fn take(&mut self, client: &async_nats::Client, msg: &jetstream::Message, pull: u64) {
         self.received += 1;
         let id = msg
@@ -200,7 +226,8 @@ impl AckerRecord {
             self.ack_failures += 1;
             return;
         };
-        if self.fire_and_forget {
+        let sync = self.sync_every <= 1 || self.received.is_multiple_of(self.sync_every);
+        if self.fire_and_forget || !sync {
             if client
                 .publish(reply, bytes::Bytes::from_static(ACK))
                 .await
@@ -258,7 +285,15 @@ impl AckerRecord {
 
 /// Pulls and acks with AckSync until `stop`.
 pub async fn ack_until(js: Context, stop: Arc<AtomicBool>) -> AckerRecord {
-    let mut record = AckerRecord::default();
+    ack_some_until(js, 1, stop).await
+}
+
+/// Pulls and acks until `stop`, one delivery in `sync_every` with AckSync.
+pub async fn ack_some_until(js: Context, sync_every: u64, stop: Arc<AtomicBool>) -> AckerRecord {
+    let mut record = AckerRecord {
+        sync_every,
+        ..AckerRecord::default()
+    };
     let client = js.client();
     let mut consumer: Option<PullConsumer> = None;
     while !stop.load(Ordering::Relaxed) {
