@@ -278,6 +278,13 @@ fn run_interval_seed(seed: u64) {
 
 #[test]
 fn interval_sync_loses_at_most_the_last_interval() {
+    if let Some(seed) = std::env::var("JETLOG_POWER_LOSS_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        run_interval_seed(seed);
+        return;
+    }
     let seeds = std::env::var("JETLOG_POWER_LOSS_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
