@@ -6,6 +6,7 @@ mod client;
 mod config_file;
 mod config_users;
 mod duration;
+pub mod fd_limit;
 mod log_format;
 mod process_files;
 mod refused_flags;

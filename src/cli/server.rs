@@ -380,6 +380,10 @@ async fn serve(launch: Launch) -> Result<(), String> {
     if let Some(name) = &config.server_name {
         tracing::info!("  Name:     {name}");
     }
+    match super::fd_limit::raise_open_files_limit() {
+        Some(n) => tracing::debug!("Open files limit: {n}"),
+        None => tracing::debug!("Open files limit: unlimited"),
+    }
     tracing::info!("Starting JetStream");
     tracing::info!("    Store Directory: {store_dir:?}");
     tracing::info!("    Sync:            {sync}");
