@@ -193,6 +193,27 @@ async fn create_and_update_actions_are_checked() {
     assert_eq!(names["consumers"], json!(["d"]));
 }
 
+/// A start time with a multi-byte character where the offset goes used to panic in the
+/// RFC 3339 parser, which ended the JetStream API thread: this request went unanswered, and
+/// so did every API request after it, from any client (found by fuzzing).
+#[tokio::test]
+async fn a_start_time_that_is_not_ascii_is_refused_and_the_api_keeps_answering() {
+    let server = TestServer::start(&[]);
+    let client = setup(&server).await;
+    for time in ["2024-01-02T03:04:05é0:00", "2024-01-02T03:04:05+0é00"] {
+        let reply = call(
+            &client,
+            "$JS.API.CONSUMER.CREATE.S.t",
+            json!({"stream_name":"S","config":{"name":"t","deliver_policy":"by_start_time",
+                "opt_start_time":time}}),
+        )
+        .await;
+        assert_eq!(reply["error"]["err_code"], 10025, "{reply}");
+    }
+    let info = call(&client, "$JS.API.STREAM.INFO.S", json!({})).await;
+    assert_eq!(info["config"]["name"], "S", "{info}");
+}
+
 #[tokio::test]
 async fn bad_pull_requests_get_status_replies() {
     let server = TestServer::start(&[]);

@@ -97,6 +97,20 @@ pub struct ConsumerLimits {
     pub max_ack_pending: Option<i64>,
 }
 
+/// Where a stream asks to be placed in a cluster. Typed with nats-server's fields (`Placement`
+/// in server/stream.go: `cluster` and `tags`, both omitempty) rather than kept as raw JSON, so
+/// that unknown keys are dropped as Go's decoder drops them, the echo is the same before and
+/// after a restart (the catalog stores only these two fields), and numbers cannot drift in a
+/// decode-encode round trip (found by the `js_api_request` fuzz target).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Placement {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
 /// A stream's configuration, field for field as JetStream's JSON has it (durations in ns).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -136,7 +150,7 @@ pub struct StreamConfig {
     pub metadata: Option<BTreeMap<String, String>>,
     /// Accepted and echoed; placement means nothing on a single server.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub placement: Option<serde_json::Value>,
+    pub placement: Option<Placement>,
     /// Not supported yet: a stream asking for one is refused with a clear error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirror: Option<serde_json::Value>,

@@ -157,3 +157,33 @@ fn updates_follow_nats_server_rules() {
     new.retention = Retention::Interest;
     assert!(base.check_update(&new).is_ok());
 }
+
+/// Found by the `js_api_request` fuzz target: placement was kept as raw JSON, and a number in
+/// it (here an integer too large for u64, which serde_json reads as a float) came back one
+/// unit in the last place off when a client sent the echoed config back, so the config the
+/// server echoed was not the config it then took.
+#[test]
+fn placement_keeps_nats_fields_and_echoes_exactly() {
+    let config = parse(
+        r#"{"name":"S","placement":{"cluster":"c","tags":["t"],
+            "x":120777777777777777777777777777777777777777777777777777777777777777777777}}"#,
+    )
+    .normalized()
+    .expect("valid");
+    let placement = Placement {
+        cluster: "c".to_string(),
+        tags: vec!["t".to_string()],
+    };
+    assert_eq!(config.placement.as_ref(), Some(&placement));
+    let echoed = serde_json::to_string(&config).expect("serialises");
+    assert!(
+        echoed.contains(r#""placement":{"cluster":"c","tags":["t"]}"#),
+        "{echoed}"
+    );
+    assert_eq!(parse(&echoed).normalized(), Ok(config));
+    let empty = parse(r#"{"name":"S","placement":{}}"#)
+        .normalized()
+        .expect("valid");
+    let echoed = serde_json::to_string(&empty).expect("serialises");
+    assert!(echoed.contains(r#""placement":{}"#), "{echoed}");
+}

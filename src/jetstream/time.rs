@@ -107,13 +107,25 @@ pub fn parse_rfc3339(text: &str) -> Result<Option<i64>, String> {
             after_dot[..digits].parse::<i64>().map_err(|_| bad())? * 10i64.pow(9 - digits as u32);
         rest = &after_dot[digits..];
     }
-    let offset_secs = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
-            let h: i64 = rest[1..3].parse().map_err(|_| bad())?;
-            let m: i64 = rest[4..6].parse().map_err(|_| bad())?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (h * 3600 + m * 60)
+    // Matched as bytes: slicing the text at fixed offsets panicked when a multi-byte
+    // character straddled one (found by the `js_api_request` fuzz target, through a consumer's
+    // `opt_start_time`; the panic ended the JetStream API thread).
+    let two_digits = |a: u8, b: u8| -> Result<i64, String> {
+        if a.is_ascii_digit() && b.is_ascii_digit() {
+            Ok(i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+        } else {
+            Err(bad())
+        }
+    };
+    let offset_secs = match rest.as_bytes() {
+        b"Z" | b"z" => 0,
+        &[sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let secs = two_digits(h1, h2)? * 3600 + two_digits(m1, m2)? * 60;
+            if sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
         }
         _ => return Err(bad()),
     };
@@ -168,6 +180,23 @@ mod tests {
         assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Ok(Some(0)));
         assert!(parse_rfc3339("yesterday").is_err());
         assert!(parse_rfc3339("2024-13-01T00:00:00Z").is_err());
+    }
+
+    #[test]
+    fn a_multi_byte_character_in_the_offset_is_refused_not_a_panic() {
+        for text in [
+            "2024-01-02T03:04:05é0:00",
+            "2024-01-02T03:04:05+0é00",
+            "2024-01-02T03:04:05+01:é0",
+            "2024-01-02T03:04:05+1:000",
+            "2024-01-02T03:04:05.5€",
+        ] {
+            assert!(parse_rfc3339(text).is_err(), "{text}");
+        }
+        assert_eq!(
+            parse_rfc3339("1970-01-01T00:00:00-00:30"),
+            Ok(Some(1_800_000_000_000))
+        );
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub(crate) fn consumer_prefix(stream: &str) -> Result<Vec<u8>, MetaError> {
 }
 
 /// Frames `msg` as `[FORMAT_VERSION][prost bytes]`, refusing values over `MAX_VALUE_BYTES`.
-pub(crate) fn encode<M: Message>(tree: &'static str, msg: &M) -> Result<Vec<u8>, MetaError> {
+pub fn encode<M: Message>(tree: &'static str, msg: &M) -> Result<Vec<u8>, MetaError> {
     let len_bytes = 1 + msg.encoded_len();
     if len_bytes > MAX_VALUE_BYTES {
         return Err(MetaError::ValueTooLarge {
@@ -94,7 +94,7 @@ pub(crate) fn encode<M: Message>(tree: &'static str, msg: &M) -> Result<Vec<u8>,
 
 /// Reverses [`encode`]. Never panics: bad bytes become `Corrupt`, a newer format
 /// `UnsupportedVersion`.
-pub(crate) fn decode<M: Message + Default>(
+pub fn decode<M: Message + Default>(
     tree: &'static str,
     key: &[u8],
     value: &[u8],

@@ -60,3 +60,12 @@ pub use error::{MetaError, NameKind};
 pub use store::{
     MetaStore, CACHE_CAPACITY_BYTES, CONSUMERS_TREE, CONSUMER_STATES_TREE, STREAMS_TREE,
 };
+
+/// How each tree's values are written and read back, without a sled store underneath: the
+/// same functions `MetaStore` uses, for the fuzz targets in `fuzz/` and the property tests in
+/// `tests/untrusted_input.rs`, which feed them arbitrary bytes. Not part of the API.
+#[doc(hidden)]
+pub mod values {
+    pub use super::codec::{decode, encode};
+    pub use super::store::{decode_consumer, decode_consumer_state, decode_stream};
+}

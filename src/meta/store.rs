@@ -334,13 +334,7 @@ impl MetaStore {
         else {
             return Ok(None);
         };
-        let state: pb::ConsumerState = codec::decode(CONSUMER_STATES_TREE, &key, &value)?;
-        codec::check_consumer_state(&state).map_err(|reason| MetaError::Corrupt {
-            tree: CONSUMER_STATES_TREE,
-            key: key.clone(),
-            reason: reason.to_owned(),
-        })?;
-        Ok(Some(state))
+        decode_consumer_state(&key, &value).map(Some)
     }
 
     /// Blocks until every write made so far is on disk: sled's `flush` writes its log
@@ -413,7 +407,7 @@ fn encode_state(
 }
 
 /// Decodes a stream config and checks that it is stored under its own name.
-fn decode_stream(key: &[u8], value: &[u8]) -> Result<pb::StreamConfig, MetaError> {
+pub fn decode_stream(key: &[u8], value: &[u8]) -> Result<pb::StreamConfig, MetaError> {
     let config: pb::StreamConfig = codec::decode(STREAMS_TREE, key, value)?;
     if config.name.as_bytes() != key {
         return Err(MetaError::Corrupt {
@@ -426,7 +420,11 @@ fn decode_stream(key: &[u8], value: &[u8]) -> Result<pb::StreamConfig, MetaError
 }
 
 /// Decodes a consumer config and checks that it is stored under its own name.
-fn decode_consumer(key: &[u8], name: &[u8], value: &[u8]) -> Result<pb::ConsumerConfig, MetaError> {
+pub fn decode_consumer(
+    key: &[u8],
+    name: &[u8],
+    value: &[u8],
+) -> Result<pb::ConsumerConfig, MetaError> {
     let config: pb::ConsumerConfig = codec::decode(CONSUMERS_TREE, key, value)?;
     if consumer_name(&config).as_bytes() != name {
         return Err(MetaError::Corrupt {
@@ -436,6 +434,17 @@ fn decode_consumer(key: &[u8], name: &[u8], value: &[u8]) -> Result<pb::Consumer
         });
     }
     Ok(config)
+}
+
+/// Decodes a consumer state and checks the invariants it was written with.
+pub fn decode_consumer_state(key: &[u8], value: &[u8]) -> Result<pb::ConsumerState, MetaError> {
+    let state: pb::ConsumerState = codec::decode(CONSUMER_STATES_TREE, key, value)?;
+    codec::check_consumer_state(&state).map_err(|reason| MetaError::Corrupt {
+        tree: CONSUMER_STATES_TREE,
+        key: key.to_vec(),
+        reason: reason.to_owned(),
+    })?;
+    Ok(state)
 }
 
 fn transaction_error(op: &'static str, error: TransactionError<Infallible>) -> MetaError {

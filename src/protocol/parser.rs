@@ -122,9 +122,15 @@ impl Parser {
         // nats-server counts only the arguments against max_control_line: not the op name, the
         // separators after it, or the line ending (parser.go overMaxControlLineLimit).
         let limit = self.limits.max_control_line_bytes;
-        let search = &buf[..buf.len().min(limit + MAX_OP_PREFIX_BYTES + 2)];
+        // The longest line that can pass: op name and separators, the arguments, CR LF.
+        let window = limit.saturating_add(MAX_OP_PREFIX_BYTES + 2);
+        let search = &buf[..buf.len().min(window)];
         let Some(newline) = search.iter().position(|b| *b == b'\n') else {
-            if buf.len() > limit + MAX_OP_PREFIX_BYTES {
+            // Refused only once the whole window is here without a newline, so that the
+            // verdict rests on the same bytes however the input was split into reads. Refusing
+            // earlier made a line that ends in the window's last bytes fail when it arrived in
+            // pieces and parse when it arrived at once (found by the `parser_split` fuzzer).
+            if buf.len() >= window {
                 return Err(ProtocolError::MaxControlLineExceeded);
             }
             return Ok(None);

@@ -175,8 +175,31 @@ fn hpub_limit_counts_headers_and_payload() {
 
 #[test]
 fn control_line_over_the_limit_is_refused_even_unterminated() {
-    let long = vec![b'A'; MAX_CONTROL_LINE_BYTES + MAX_OP_PREFIX_BYTES + 1];
+    let long = vec![b'A'; MAX_CONTROL_LINE_BYTES + MAX_OP_PREFIX_BYTES + 2];
     assert_eq!(parse_all(&long), Err(ProtocolError::MaxControlLineExceeded));
+    assert_eq!(parse_all(&long[..long.len() - 1]), Ok(vec![]));
+}
+
+/// A line whose newline is the last byte the parser looks at: `PING`, spaces up to the
+/// window, `\n`. Read at once it is a PING; read in pieces it used to be refused as too long
+/// when the pieces before the newline filled all but the last byte of the window.
+#[test]
+fn a_line_ending_at_the_edge_of_the_window_parses_alike_however_it_arrives() {
+    let mut line = b"PING".to_vec();
+    line.resize(MAX_CONTROL_LINE_BYTES + MAX_OP_PREFIX_BYTES + 1, b' ');
+    line.push(b'\n');
+    assert_eq!(parse_all(&line), Ok(vec![ClientOp::Ping]));
+    for split in 1..line.len() {
+        let mut parser = Parser::default();
+        let mut buf = BytesMut::from(&line[..split]);
+        assert_eq!(parser.next_op(&mut buf), Ok(None), "split at {split}");
+        buf.extend_from_slice(&line[split..]);
+        assert_eq!(
+            parser.next_op(&mut buf),
+            Ok(Some(ClientOp::Ping)),
+            "split at {split}"
+        );
+    }
 }
 
 /// The limit counts the arguments only, as nats-server does: 4096 argument bytes pass and

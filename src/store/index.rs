@@ -168,6 +168,11 @@ impl SegmentIndex {
         if (body.len() - INDEX_HEADER_BYTES) as u64 != n.saturating_mul(INDEX_ENTRY_BYTES as u64) {
             return Err("index entry count does not match its size");
         }
+        // Entry i stands for sequence base_seq + i; an index reaching past the largest
+        // sequence describes records that cannot exist, and its lookups would overflow.
+        if n > 0 && base_seq.checked_add(n - 1).is_none() {
+            return Err("index covers sequences past the largest one");
+        }
         let mut index = SegmentIndex::new(base_seq);
         index.offsets.reserve(n as usize);
         index.ts.reserve(n as usize);
@@ -227,6 +232,29 @@ mod tests {
             assert!(SegmentIndex::decode(&bad, 10, 200).is_err(), "byte {byte}");
         }
         assert!(SegmentIndex::decode(&buf[..buf.len() - 1], 10, 200).is_err());
+    }
+
+    /// Found by the `store_files` fuzz target: a checksum-valid index of a segment based at
+    /// `u64::MAX - 1` with three entries decoded, and `last_seq` then overflowed.
+    #[test]
+    fn index_reaching_past_the_largest_sequence_is_refused() {
+        let base = u64::MAX - 1;
+        let full = SegmentIndex {
+            base_seq: base,
+            offsets: vec![20, 60],
+            ts: vec![1, 2],
+        };
+        let decoded = SegmentIndex::decode(&full.encode(200), base, 200).expect("decodes");
+        assert_eq!(decoded.last_seq(), Some(u64::MAX));
+        let past = SegmentIndex {
+            base_seq: base,
+            offsets: vec![20, 60, 100],
+            ts: vec![1, 2, 3],
+        };
+        assert_eq!(
+            SegmentIndex::decode(&past.encode(200), base, 200),
+            Err("index covers sequences past the largest one")
+        );
     }
 
     #[test]

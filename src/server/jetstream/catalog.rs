@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::jetstream::stream_config::{ConsumerLimits, Discard, Retention, Storage};
+use crate::jetstream::stream_config::{ConsumerLimits, Discard, Placement, Retention, Storage};
 use crate::jetstream::StreamConfig;
 use crate::meta::{pb, MetaError, MetaStore};
 
@@ -45,20 +45,8 @@ impl Catalog {
 
 fn to_pb(c: &StreamConfig, created_ns: i64) -> pb::StreamConfig {
     let placement = c.placement.as_ref().map(|p| pb::Placement {
-        cluster: p
-            .get("cluster")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string(),
-        tags: p
-            .get("tags")
-            .and_then(|v| v.as_array())
-            .map(|tags| {
-                tags.iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        cluster: p.cluster.clone(),
+        tags: p.tags.clone(),
     });
     let mut out = pb::StreamConfig {
         name: c.name.clone(),
@@ -152,10 +140,10 @@ fn from_pb(p: &pb::StreamConfig) -> StreamConfig {
         allow_msg_ttl: p.allow_msg_ttl,
         metadata: (!p.metadata.is_empty())
             .then(|| p.metadata.clone().into_iter().collect::<BTreeMap<_, _>>()),
-        placement: p
-            .placement
-            .as_ref()
-            .map(|pl| serde_json::json!({ "cluster": pl.cluster, "tags": pl.tags })),
+        placement: p.placement.as_ref().map(|pl| Placement {
+            cluster: pl.cluster.clone(),
+            tags: pl.tags.clone(),
+        }),
         mirror: None,
         sources: None,
         republish: None,
@@ -172,7 +160,8 @@ mod tests {
         let json = r#"{"name":"ORDERS","subjects":["orders.>"],"retention":"workqueue","max_msgs":5,
             "max_age":60000000000,"discard":"new","storage":"memory","allow_direct":true,
             "allow_rollup_hdrs":true,"deny_delete":true,"metadata":{"team":"a"},
-            "max_msgs_per_subject":3,"discard_new_per_subject":true,"description":"d"}"#;
+            "max_msgs_per_subject":3,"discard_new_per_subject":true,"description":"d",
+            "placement":{"cluster":"c","tags":["a","b"]}}"#;
         let config = serde_json::from_str::<StreamConfig>(json)
             .unwrap()
             .normalized()
