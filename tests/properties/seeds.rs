@@ -264,11 +264,13 @@ pub fn meta_values() -> Vec<Vec<u8>> {
                 stream_seq: 14,
                 consumer_seq: 7,
                 timestamp_unix_ns: 1,
+                msg_ts_unix_ns: 3,
             },
             pb::PendingAck {
                 stream_seq: 20,
                 consumer_seq: 10,
                 timestamp_unix_ns: 2,
+                msg_ts_unix_ns: 4,
             },
         ],
         redelivered: [(14, 2)].into_iter().collect(),
