@@ -169,22 +169,23 @@ fn run_seed(seed: u64) {
     check(&log, &model, seed);
 }
 
-#[test]
-fn synced_messages_survive_simulated_power_loss() {
-    if let Some(seed) = std::env::var("JETLOG_POWER_LOSS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        run_seed(seed);
+/// Runs `run` for `JETLOG_POWER_LOSS_SEED` alone if set, else for seeds 1 to
+/// `JETLOG_POWER_LOSS_SEEDS` (at most `max`), or 1 to `default`.
+fn for_each_seed(default: u64, max: u64, run: fn(u64)) {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    if let Some(seed) = env("JETLOG_POWER_LOSS_SEED") {
+        run(seed);
         return;
     }
-    let seeds = std::env::var("JETLOG_POWER_LOSS_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_SEEDS);
+    let seeds = env("JETLOG_POWER_LOSS_SEEDS").map_or(default, |n| n.min(max));
     for seed in 1..=seeds {
-        run_seed(seed);
+        run(seed);
     }
+}
+
+#[test]
+fn synced_messages_survive_simulated_power_loss() {
+    for_each_seed(DEFAULT_SEEDS, u64::MAX, run_seed);
 }
 
 /// The interval policy's bound (`--sync <interval>`): the stream calls `sync_if_due` after
@@ -278,18 +279,5 @@ fn run_interval_seed(seed: u64) {
 
 #[test]
 fn interval_sync_loses_at_most_the_last_interval() {
-    if let Some(seed) = std::env::var("JETLOG_POWER_LOSS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        run_interval_seed(seed);
-        return;
-    }
-    let seeds = std::env::var("JETLOG_POWER_LOSS_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(INTERVAL_SEEDS, |n: u64| n.min(INTERVAL_SEEDS * 10));
-    for seed in 1..=seeds {
-        run_interval_seed(seed);
-    }
+    for_each_seed(INTERVAL_SEEDS, INTERVAL_SEEDS * 10, run_interval_seed);
 }

@@ -161,12 +161,7 @@ pub async fn read_back(url: &str) -> (Vec<Stored>, stream::State) {
         while let Some(msg) = within("read-back message", batch.next()).await {
             let msg = msg.unwrap();
             let seq = msg.info().unwrap().stream_sequence;
-            let id = msg
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("Nats-Msg-Id"))
-                .map(|v| v.as_str().to_string())
-                .unwrap_or_default();
+            let id = super::workload::msg_id_of(&msg);
             last_seen = last_seen.max(seq);
             stored.push(Stored {
                 seq,

@@ -159,6 +159,15 @@ pub async fn publish_paced(
     record
 }
 
+/// The `Nats-Msg-Id` a delivered message carries (empty if none).
+pub fn msg_id_of(msg: &async_nats::Message) -> String {
+    msg.headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Msg-Id"))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_default()
+}
+
 /// What the acker saw.
 #[derive(Debug, Default)]
 pub struct AckerRecord {
@@ -201,12 +210,7 @@ impl AckerRecord {
     /// acks it, with AckSync unless `fire_and_forget` or `sync_every` says otherwise.
     async fn take(&mut self, client: &async_nats::Client, msg: &jetstream::Message, pull: u64) {
         self.received += 1;
-        let id = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
-            .map(|v| v.as_str().to_string())
-            .unwrap_or_default();
+        let id = msg_id_of(msg);
         // Deliveries of the same pull request may have left the server before our ack of an
         // earlier delivery landed, so only a later pull request proves a forgotten ack.
         if self.confirmed.get(&id).is_some_and(|&at| at < pull) {
