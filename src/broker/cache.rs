@@ -6,6 +6,10 @@
 //! and fill the cache with entries never read again. A small table of recently missed subject
 //! hashes (a "doorkeeper") tells a repeat from a one-off.
 //!
+//! Replies to unique inbox subjects still avoid the trie: when a match did not depend on the
+//! subject's last token (see [`super::Sublist::matches_any_last`]), the result is kept under
+//! the subject without that token, and every `_INBOX.<id>.<n>` is answered from it.
+//!
 //! Each publishing connection keeps its own cache (nats-server does the same with its
 //! per-client `results` map), so lookups take no lock and never contend. A cache entry is
 //! valid only for the sublist generation it was filled under: any SUB or UNSUB anywhere bumps
@@ -15,7 +19,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use super::sublist::MatchResult;
+use super::sublist::{MatchResult, Sublist};
 
 /// The most subjects one cache remembers; past this it starts over, which bounds its memory
 /// against a publisher that sends to ever-new subjects.
@@ -32,6 +36,15 @@ pub struct MatchCache<T> {
     entries: HashMap<Box<[u8]>, Arc<MatchResult<T>>, SubjectHasher>,
     /// Hashes of subjects that missed once; a second miss admits the subject.
     doorkeeper: Box<[u64]>,
+    /// Results for every subject one token longer than the key (any last token).
+    by_prefix: HashMap<Box<[u8]>, Arc<MatchResult<T>>, SubjectHasher>,
+}
+
+/// `subject` without its last token, if that token is not empty (an empty one makes the
+/// subject invalid, and it must not borrow its neighbours' result).
+fn prefix(subject: &[u8]) -> Option<&[u8]> {
+    let dot = subject.iter().rposition(|b| *b == b'.')?;
+    (dot + 1 < subject.len()).then(|| &subject[..dot])
 }
 
 impl<T> Default for MatchCache<T> {
@@ -42,6 +55,7 @@ impl<T> Default for MatchCache<T> {
             // Allocated at the first miss: most connections never publish, and 8 KiB each
             // was a third of an idle connection's memory.
             doorkeeper: Box::default(),
+            by_prefix: HashMap::with_hasher(SubjectHasher::default()),
         }
     }
 }
@@ -50,19 +64,64 @@ impl<T> MatchCache<T> {
     /// The cached result for `subject`, if it was computed under `generation`.
     pub fn get(&mut self, subject: &[u8], generation: u64) -> Option<Arc<MatchResult<T>>> {
         if generation != self.generation {
-            self.entries.clear();
-            self.generation = generation;
+            self.clear(generation);
             return None;
         }
-        self.entries.get(subject).cloned()
+        if let Some(hit) = self.entries.get(subject) {
+            return Some(hit.clone());
+        }
+        if self.by_prefix.is_empty() {
+            return None;
+        }
+        self.by_prefix.get(prefix(subject)?).cloned()
+    }
+
+    /// Matches `subject` in `list` after a miss, and remembers the result as [`Self::insert`]
+    /// or [`Self::insert_any_last`] allow.
+    pub fn fill(&mut self, list: &Sublist<T>, subject: &[u8]) -> Arc<MatchResult<T>> {
+        let (result, any_last) = list.matches_any_last(subject);
+        let result = Arc::new(result);
+        let generation = list.generation();
+        if !(any_last && self.insert_any_last(subject, generation, result.clone())) {
+            self.insert(subject, generation, result.clone());
+        }
+        result
+    }
+
+    /// Remembers a result that holds for any last token of `subject` (see
+    /// [`super::Sublist::matches_any_last`]), computed under `generation`. Admitted at once:
+    /// one entry serves every reply to the same inbox. False if `subject` has no prefix to
+    /// key it by.
+    pub fn insert_any_last(
+        &mut self,
+        subject: &[u8],
+        generation: u64,
+        result: Arc<MatchResult<T>>,
+    ) -> bool {
+        let Some(prefix) = prefix(subject) else {
+            return false;
+        };
+        if generation != self.generation {
+            self.clear(generation);
+        }
+        if self.by_prefix.len() >= MAX_CACHED_SUBJECTS {
+            self.by_prefix.clear();
+        }
+        self.by_prefix.insert(prefix.into(), result);
+        true
+    }
+
+    fn clear(&mut self, generation: u64) {
+        self.entries.clear();
+        self.by_prefix.clear();
+        self.generation = generation;
     }
 
     /// Remembers a result computed under `generation` if the subject missed before; a stale
     /// one is not kept.
     pub fn insert(&mut self, subject: &[u8], generation: u64, result: Arc<MatchResult<T>>) {
         if generation != self.generation {
-            self.entries.clear();
-            self.generation = generation;
+            self.clear(generation);
         }
         let hash = self.entries.hasher().hash_one(subject) | 1;
         if self.doorkeeper.is_empty() {
@@ -80,11 +139,11 @@ impl<T> MatchCache<T> {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.by_prefix.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.by_prefix.is_empty()
     }
 }
 
@@ -115,6 +174,22 @@ mod tests {
     }
 
     #[test]
+    fn a_result_for_any_last_token_answers_every_sibling_but_not_an_empty_token() {
+        let mut cache: MatchCache<()> = MatchCache::default();
+        assert!(cache.insert_any_last(b"_INBOX.x.1", 0, Arc::new(MatchResult::default())));
+        assert!(cache.get(b"_INBOX.x.2", 0).is_some());
+        assert!(cache.get(b"_INBOX.x.", 0).is_none());
+        assert!(cache.get(b"_INBOX.x", 0).is_none());
+        assert!(cache.get(b"_INBOX.y.2", 0).is_none());
+        assert!(!cache.insert_any_last(b"single", 0, Arc::new(MatchResult::default())));
+        assert!(
+            cache.get(b"_INBOX.x.2", 1).is_none(),
+            "a new generation forgets it"
+        );
+        assert!(cache.is_empty());
+    }
+
+    #[test]
     fn the_cache_is_bounded() {
         let mut cache: MatchCache<()> = MatchCache::default();
         for i in 0..MAX_CACHED_SUBJECTS + 10 {
@@ -125,5 +200,106 @@ mod tests {
             );
         }
         assert!(cache.len() <= MAX_CACHED_SUBJECTS);
+        for i in 0..MAX_CACHED_SUBJECTS + 10 {
+            cache.insert_any_last(
+                format!("p{i}.x").as_bytes(),
+                0,
+                Arc::new(MatchResult::default()),
+            );
+        }
+        assert!(cache.len() <= 2 * MAX_CACHED_SUBJECTS);
+    }
+
+    /// Model: a lookup through the cache (as `Router::lookup` does it) always answers what
+    /// matching in the trie answers, while subscriptions come and go between lookups.
+    mod model {
+        use std::collections::BTreeSet;
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        #[derive(Debug)]
+        struct Sub(u32);
+
+        fn ids(result: &MatchResult<Sub>) -> BTreeSet<u32> {
+            let mut all: BTreeSet<u32> = result.plain.iter().map(|s| s.0).collect();
+            for g in &result.queues {
+                all.extend(g.members.iter().map(|s| s.0 + 1_000));
+            }
+            all
+        }
+
+        fn token() -> impl Strategy<Value = String> {
+            prop_oneof![Just("a"), Just("b"), Just("c"), Just("_INBOX")].prop_map(String::from)
+        }
+
+        fn subject() -> impl Strategy<Value = String> {
+            proptest::collection::vec(token(), 1..4).prop_map(|t| t.join("."))
+        }
+
+        fn pattern() -> impl Strategy<Value = String> {
+            let tok = prop_oneof![3 => token(), 2 => Just("*".to_string())];
+            (proptest::collection::vec(tok, 1..4), any::<bool>()).prop_map(|(mut t, fwc)| {
+                if fwc {
+                    if let Some(last) = t.last_mut() {
+                        *last = ">".to_string();
+                    }
+                }
+                t.join(".")
+            })
+        }
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Subscribe(String, bool),
+            Unsubscribe(prop::sample::Index),
+            Lookup(String),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                2 => (pattern(), any::<bool>()).prop_map(|(p, q)| Op::Subscribe(p, q)),
+                1 => any::<prop::sample::Index>().prop_map(Op::Unsubscribe),
+                6 => subject().prop_map(Op::Lookup),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+            #[test]
+            fn lookups_through_the_cache_agree_with_the_trie(
+                ops in proptest::collection::vec(op(), 1..80),
+            ) {
+                let mut list: Sublist<Sub> = Sublist::new();
+                let mut cache: MatchCache<Sub> = MatchCache::default();
+                let mut live: Vec<(String, bool, Arc<Sub>)> = Vec::new();
+                for (i, op) in ops.into_iter().enumerate() {
+                    match op {
+                        Op::Subscribe(p, queue) => {
+                            let sub = Arc::new(Sub(i as u32));
+                            let q: Option<&[u8]> = queue.then_some(b"q");
+                            list.insert(p.as_bytes(), q, sub.clone());
+                            live.push((p, queue, sub));
+                        }
+                        Op::Unsubscribe(index) => {
+                            if live.is_empty() {
+                                continue;
+                            }
+                            let (p, queue, sub) = live.swap_remove(index.index(live.len()));
+                            let q: Option<&[u8]> = queue.then_some(b"q");
+                            prop_assert!(list.remove(p.as_bytes(), q, &sub));
+                        }
+                        Op::Lookup(s) => {
+                            let got = match cache.get(s.as_bytes(), list.generation()) {
+                                Some(hit) => hit,
+                                None => cache.fill(&list, s.as_bytes()),
+                            };
+                            prop_assert_eq!(ids(&got), ids(&list.matches(s.as_bytes())), "{}", s);
+                        }
+                    }
+                }
+            }
+        }
     }
 }

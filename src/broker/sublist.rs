@@ -183,15 +183,46 @@ impl<T> Sublist<T> {
 
     /// Every subscription whose pattern matches the literal `subject`.
     pub fn matches(&self, subject: &[u8]) -> MatchResult<T> {
+        self.matches_any_last(subject).0
+    }
+
+    /// [`Sublist::matches`], and whether the result holds for every subject that differs from
+    /// `subject` only in its last token: true when no level the last token was looked up in
+    /// has literal branches, so only `*` and `>` decided. Replies go to unique inbox subjects
+    /// (`_INBOX.<id>.<n>`) under one `_INBOX.<id>.*` subscription; this lets a match cache
+    /// answer all of them from one entry.
+    pub fn matches_any_last(&self, subject: &[u8]) -> (MatchResult<T>, bool) {
         let mut result = MatchResult::default();
-        let tokens: Vec<&[u8]> = subject.split(|b| *b == TOKEN_SEP).collect();
-        if tokens.iter().any(|t| t.is_empty()) {
-            return result;
+        let mut tokens: [&[u8]; INLINE_TOKENS] = [&[]; INLINE_TOKENS];
+        let mut count = 0;
+        let mut spilled: Vec<&[u8]> = Vec::new();
+        for token in subject.split(|b| *b == TOKEN_SEP) {
+            if token.is_empty() {
+                return (result, false);
+            }
+            if count < INLINE_TOKENS {
+                tokens[count] = token;
+            } else {
+                if spilled.is_empty() {
+                    spilled.extend_from_slice(&tokens);
+                }
+                spilled.push(token);
+            }
+            count += 1;
         }
-        match_level(&self.root, &tokens, &mut result);
-        result
+        let tokens = if spilled.is_empty() {
+            &tokens[..count]
+        } else {
+            &spilled[..]
+        };
+        let mut any_last = true;
+        match_level(&self.root, tokens, &mut result, &mut any_last);
+        (result, any_last)
     }
 }
+
+/// Subjects with up to this many tokens are matched without allocating a token list.
+const INLINE_TOKENS: usize = 16;
 
 fn remove_in<T>(
     level: &mut Level<T>,
@@ -250,12 +281,21 @@ fn remove_from_node<T>(node: &mut Node<T>, queue: Option<&[u8]>, sub: &Arc<T>) -
     true
 }
 
-fn match_level<T>(level: &Level<T>, tokens: &[&[u8]], result: &mut MatchResult<T>) {
+/// `any_last` is cleared when the last token is looked up in a level with literal branches.
+fn match_level<T>(
+    level: &Level<T>,
+    tokens: &[&[u8]],
+    result: &mut MatchResult<T>,
+    any_last: &mut bool,
+) {
     let Some((token, rest)) = tokens.split_first() else {
         return;
     };
     if let Some(fwc) = &level.fwc {
         collect(fwc, result);
+    }
+    if rest.is_empty() && !level.literals.is_empty() {
+        *any_last = false;
     }
     for node in [level.pwc.as_deref(), level.literals.get(*token)]
         .into_iter()
@@ -264,7 +304,7 @@ fn match_level<T>(level: &Level<T>, tokens: &[&[u8]], result: &mut MatchResult<T
         if rest.is_empty() {
             collect(node, result);
         } else if let Some(next) = &node.next {
-            match_level(next, rest, result);
+            match_level(next, rest, result, any_last);
         }
     }
 }

@@ -142,6 +142,14 @@ proptest! {
             }
             prop_assert_eq!(plain, want_plain);
             prop_assert_eq!(queues, want_queues.into_iter().collect::<Vec<_>>());
+            // A result said to hold for any last token must hold for each of them.
+            let (result, any_last) = list.matches_any_last(subject.as_bytes());
+            if let (true, Some((prefix, _))) = (any_last, subject.rsplit_once('.')) {
+                for last in ["a", "b", "c", "d"] {
+                    let sibling = format!("{prefix}.{last}");
+                    prop_assert_eq!(ids(&list.matches(sibling.as_bytes())), ids(&result), "{} for {}", sibling, subject);
+                }
+            }
         }
     }
 }

@@ -130,21 +130,26 @@ impl PubAck {
 
     /// Appends the JSON to `out`, with the stream name already encoded as a JSON string (the
     /// stream actor encodes it once per batch: acks are on the publish hot path).
-    pub fn write_json(&self, out: &mut Vec<u8>, stream_json: &str) {
-        use std::io::Write;
-        let _ = match self {
-            Self::Stored { seq } => write!(out, r#"{{"stream":{stream_json},"seq":{seq}}}"#),
-            Self::Duplicate { seq } => {
-                write!(
-                    out,
-                    r#"{{"stream":{stream_json},"seq":{seq},"duplicate":true}}"#
-                )
-            }
+    pub fn write_json(&self, out: &mut impl bytes::BufMut, stream_json: &str) {
+        let mut digits = [0u8; 20];
+        let (seq, tail): (u64, &[u8]) = match self {
+            Self::Stored { seq } => (*seq, b"}"),
+            Self::Duplicate { seq } => (*seq, b",\"duplicate\":true}"),
             Self::Failed(err) => {
-                let err = serde_json::to_string(err).unwrap_or_default();
-                write!(out, r#"{{"error":{err},"stream":{stream_json},"seq":0}}"#)
+                out.put_slice(b"{\"error\":");
+                out.put_slice(serde_json::to_string(err).unwrap_or_default().as_bytes());
+                out.put_slice(b",\"stream\":");
+                out.put_slice(stream_json.as_bytes());
+                out.put_slice(b",\"seq\":0}");
+                return;
             }
         };
+        // Written without `fmt`: one of these per publish, on the stream actor.
+        out.put_slice(b"{\"stream\":");
+        out.put_slice(stream_json.as_bytes());
+        out.put_slice(b",\"seq\":");
+        out.put_slice(crate::protocol::encode::decimal_digits(seq, &mut digits));
+        out.put_slice(tail);
     }
 }
 

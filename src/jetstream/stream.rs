@@ -274,7 +274,7 @@ impl Stream {
                 pending_ids.insert(id.clone(), index);
             }
             messages.push(NewMessage {
-                subject: String::from_utf8_lossy(&msg.subject).into_owned(),
+                subject: subject_text(&msg.subject),
                 headers: msg.headers.clone().unwrap_or_default(),
                 payload: msg.payload.clone(),
                 ts_ns: now_ns,
@@ -449,6 +449,15 @@ impl Stream {
     /// this is the fsync no acknowledgement may precede.
     pub fn sync(&mut self, now: Instant) -> Result<(), ApiError> {
         self.log.sync_if_due(now).map(drop).map_err(store_error)
+    }
+}
+
+/// A subject as the store keeps it: the bytes themselves when they are UTF-8 (the usual case,
+/// checked much faster than the lossy conversion walks them), replacement characters otherwise.
+fn subject_text(subject: &[u8]) -> String {
+    match std::str::from_utf8(subject) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(subject).into_owned(),
     }
 }
 

@@ -153,9 +153,7 @@ impl Router {
             return hit;
         }
         let list = self.sublist.read().unwrap_or_else(|p| p.into_inner());
-        let result = Arc::new(list.matches(subject));
-        cache.insert(subject, list.generation(), result.clone());
-        result
+        cache.fill(&list, subject)
     }
 
     /// Whether anything subscribes to `subject` (a push consumer delivers only while its

@@ -366,13 +366,14 @@ fn send_pub_acks(
     client: &mut InternalClient,
 ) {
     let stream_json = &entry.pub_ack_prefix;
+    // One buffer for the whole batch; each ack's body is a view of its part.
+    let mut bodies = BytesMut::with_capacity(acks.len() * (40 + stream_json.len()));
     for (delivery, ack) in publishes.iter().zip(acks) {
         let Some(reply) = &delivery.msg.reply else {
             continue;
         };
-        let mut body = Vec::with_capacity(48 + stream_json.len());
-        ack.write_json(&mut body, stream_json);
-        client.queue_publish(reply.clone(), None, Bytes::from(body));
+        ack.write_json(&mut bodies, stream_json);
+        client.queue_publish(reply.clone(), None, bodies.split().freeze());
     }
 }
 
