@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::outbound::{
-    ClientHandle, Enqueued, InternalDelivery, InternalQueue, Owner, Subscription,
+    ClientHandle, Enqueued, InternalDelivery, InternalQueue, InternalSink, Owner, Subscription,
 };
 use crate::broker::{MatchCache, MatchResult, Sublist};
 use crate::protocol::encode::OutMsg;
@@ -58,6 +58,7 @@ impl Deliveries {
     /// offered it first.
     pub async fn flush_internal(&mut self) {
         let mut spill = InternalQueue::new();
+        let mut run = Run::default();
         for (sink, delivery) in self.internal.drain(..) {
             let delivery = match &sink.inline {
                 Some(taker) => match taker.try_take(delivery, &mut spill) {
@@ -66,13 +67,13 @@ impl Deliveries {
                 },
                 None => delivery,
             };
-            // A closed channel means the subscriber is going away; its message has no taker.
-            let _ = sink.tx.send(delivery).await;
+            run.push(sink, delivery).await;
         }
         // What inline work published to internal subscribers takes the ordinary way.
         for (sink, delivery) in spill {
-            let _ = sink.tx.send(delivery).await;
+            run.push(sink, delivery).await;
         }
+        run.send().await;
     }
 
     /// Wakes every writer with new bytes.
@@ -273,6 +274,50 @@ fn deliver_to_client(
     }
 }
 
+/// Consecutive internal deliveries for one channel, sent with one reservation of capacity
+/// (and taken by the receiver with one release) instead of a semaphore round per message.
+#[derive(Default)]
+struct Run {
+    sink: Option<InternalSink>,
+    deliveries: Vec<InternalDelivery>,
+}
+
+impl Run {
+    /// Adds a delivery, first sending the run it does not belong to.
+    async fn push(&mut self, sink: InternalSink, delivery: InternalDelivery) {
+        if self
+            .sink
+            .as_ref()
+            .is_some_and(|current| !current.tx.same_channel(&sink.tx))
+        {
+            self.send().await;
+        }
+        if self.sink.is_none() {
+            self.sink = Some(sink);
+        }
+        self.deliveries.push(delivery);
+    }
+
+    /// Sends the run in order, waiting for capacity. A closed channel means the subscriber
+    /// is going away; its messages have no taker.
+    async fn send(&mut self) {
+        let Some(sink) = self.sink.take() else {
+            return;
+        };
+        let most = sink.tx.max_capacity().max(1);
+        while !self.deliveries.is_empty() {
+            let n = self.deliveries.len().min(most);
+            let Ok(permits) = sink.tx.reserve_many(n).await else {
+                self.deliveries.clear();
+                return;
+            };
+            for (permit, delivery) in permits.zip(self.deliveries.drain(..n)) {
+                permit.send(delivery);
+            }
+        }
+    }
+}
+
 /// xorshift64: a fast, allocation-free source for picking queue members. Not cryptographic;
 /// it only spreads load.
 pub fn next_random(state: &mut u64) -> u64 {
@@ -282,4 +327,69 @@ pub fn next_random(state: &mut u64) -> u64 {
     x ^= x << 17;
     *state = x;
     x
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn delivery(n: u64) -> InternalDelivery {
+        InternalDelivery {
+            tag: n,
+            msg: Publish {
+                subject: Bytes::from_static(b"s"),
+                reply: None,
+                headers: None,
+                payload: Bytes::new(),
+            },
+        }
+    }
+
+    fn sink(tx: &tokio::sync::mpsc::Sender<InternalDelivery>) -> InternalSink {
+        InternalSink {
+            tag: 0,
+            tx: tx.clone(),
+            exclude: &[],
+            inline: None,
+        }
+    }
+
+    /// Runs longer than a channel's capacity go through in pieces, in order, and deliveries
+    /// for two channels keep their order within each.
+    #[tokio::test]
+    async fn runs_keep_order_and_wait_for_capacity_in_pieces() {
+        let (small_tx, mut small_rx) = tokio::sync::mpsc::channel::<InternalDelivery>(4);
+        let (other_tx, mut other_rx) = tokio::sync::mpsc::channel(64);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(d) = small_rx.recv().await {
+                got.push(d.tag);
+            }
+            got
+        });
+        let mut out = Deliveries::default();
+        for n in 0..10 {
+            out.internal.push((sink(&small_tx), delivery(n)));
+        }
+        out.internal.push((sink(&other_tx), delivery(100)));
+        for n in 10..13 {
+            out.internal.push((sink(&small_tx), delivery(n)));
+        }
+        let flushed =
+            tokio::time::timeout(std::time::Duration::from_secs(5), out.flush_internal()).await;
+        assert!(
+            flushed.is_ok(),
+            "flush must not wait once the reader drains"
+        );
+        drop(small_tx);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), reader)
+            .await
+            .expect("reader finishes")
+            .expect("reader task");
+        assert_eq!(got, (0..13).collect::<Vec<u64>>());
+        assert_eq!(other_rx.try_recv().map(|d| d.tag).ok(), Some(100));
+        assert!(out.internal.is_empty());
+    }
 }

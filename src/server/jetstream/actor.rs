@@ -74,16 +74,10 @@ impl ActorState {
 pub fn run(entry: Arc<StreamEntry>, mut rx: mpsc::Receiver<InternalDelivery>) {
     let mut batch: Vec<InternalDelivery> = Vec::with_capacity(256);
     loop {
-        let Some(first) = rx.blocking_recv() else {
+        // Everything queued, up to the limit, with one release of channel capacity.
+        if rx.blocking_recv_many(&mut batch, MAX_BATCH_MSGS) == 0 {
             persist_consumers(&entry);
             return;
-        };
-        batch.push(first);
-        while batch.len() < MAX_BATCH_MSGS {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
         }
         let mut state = entry.actor_state();
         if round(&entry, &mut batch, &mut state, None) {
