@@ -3,8 +3,8 @@
 
 Usage (from the repository root, after `pip install matplotlib`):
 
-    bash ../shared/bench/compare.sh target/release/jetlog 3 > /tmp/always.txt
-    JETLOG_ARGS="--sync never" bash ../shared/bench/compare.sh target/release/jetlog 3 > /tmp/never.txt
+    bash ../shared/bench/compare.sh target/release/jetlog 5 > /tmp/always.txt
+    JETLOG_ARGS="--sync never" bash ../shared/bench/compare.sh target/release/jetlog 5 > /tmp/never.txt
     python3 docs/bench/chart.py /tmp/always.txt /tmp/never.txt
 
 It reads the ratio table each run prints (mode, nats-server, jetlog, ratio, RSS), writes the
@@ -13,10 +13,17 @@ figures to docs/bench/compare.csv, and draws msgs/s per mode for both servers on
 """
 
 import csv
+import re
 import sys
 from pathlib import Path
 
 MODES = ["core", "reqrep", "jspub", "jspub1k", "jspubsync", "jsconsume"]
+
+
+def read_rounds(path):
+    """The N of the "best of N alternating rounds" line compare.sh prints, or "?"."""
+    match = re.search(r"best of (\d+) alternating rounds", Path(path).read_text())
+    return match.group(1) if match else "?"
 
 
 def read_table(path):
@@ -39,6 +46,7 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     always, never = read_table(sys.argv[1]), read_table(sys.argv[2])
+    rounds = read_rounds(sys.argv[1])
     modes = [m for m in MODES if m in always and m in never]
     out_dir = Path(__file__).resolve().parent
     with open(out_dir / "compare.csv", "w", newline="") as f:
@@ -77,7 +85,7 @@ def main():
     ax.set_xticks(range(len(modes)))
     ax.set_xticklabels(modes)
     ax.set_ylabel("msgs/s (log scale)")
-    ax.set_title("jetlog and nats-server, same machine, same client (compare.sh, best of 3)")
+    ax.set_title(f"jetlog and nats-server, same machine, same client (compare.sh, best of {rounds})")
     ax.legend(fontsize=8)
     fig.tight_layout()
     target = out_dir.parent / "benchmarks.png"
