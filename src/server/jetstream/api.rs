@@ -31,7 +31,23 @@ pub(super) type Reply = Result<Value, ApiError>;
 /// Handles one API request; returns the reply body and whether it was an error.
 pub fn handle(js: &JetStream, subject: &str, payload: &[u8]) -> (Vec<u8>, bool) {
     let tokens: Vec<&str> = subject.split('.').skip(2).collect();
-    let (kind, result) = dispatch(js, &tokens, payload);
+    respond(subject, || dispatch(js, &tokens, payload))
+}
+
+/// Runs a handler and encodes its reply. A handler that panics (a bug: bad input must come
+/// back as an error) answers this request with a 500 instead of ending the API thread, which
+/// would leave every later request of every client without a reply.
+fn respond(subject: &str, handler: impl FnOnce() -> (&'static str, Reply)) -> (Vec<u8>, bool) {
+    let (kind, result) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(handler)) {
+        Ok(reply) => reply,
+        Err(_) => {
+            tracing::error!(
+                subject,
+                "JetStream API handler panicked; answered with an error"
+            );
+            ("system_response", Err(internal_error()))
+        }
+    };
     let failed = result.is_err();
     let mut body = match result {
         Ok(Value::Object(map)) => map,
@@ -113,6 +129,11 @@ fn dispatch(js: &JetStream, tokens: &[&str], payload: &[u8]) -> (&'static str, R
         ),
         _ => ("system_response", Err(ApiError::bad_request(None))),
     }
+}
+
+/// nats-server's general stream failure (10051), for a request whose handler failed.
+fn internal_error() -> ApiError {
+    ApiError::new(500, 10051, "internal error while handling the request")
 }
 
 fn unsupported(what: &str) -> ApiError {
@@ -428,4 +449,25 @@ fn msg_delete(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
         .map_err(ApiError::msg_delete_failed)?;
     entry.account(&stream);
     Ok(json!({ "success": true }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_handler_gets_an_error_reply_and_the_next_request_is_served() {
+        let (body, failed) = respond("$JS.API.STREAM.INFO.S", || panic!("a bug"));
+        assert!(failed);
+        let reply: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(reply["error"]["code"], 500);
+        assert_eq!(reply["error"]["err_code"], 10051);
+        assert_eq!(reply["type"], "io.nats.jetstream.api.v1.system_response");
+        let (body, failed) = respond("$JS.API.INFO", || {
+            ("account_info_response", Ok(json!({"streams": 0})))
+        });
+        assert!(!failed);
+        let reply: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(reply["streams"], 0);
+    }
 }
