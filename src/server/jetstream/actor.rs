@@ -111,7 +111,7 @@ pub(super) fn round(
         persist_consumers(entry);
         state.last_persist = Instant::now();
     }
-    send_pub_acks(entry, &publishes, &acks, client);
+    send_pub_acks(entry, publishes, &acks, client);
     for action in round.actions.drain(..) {
         perform(action, client);
     }
@@ -353,21 +353,23 @@ pub(super) fn write_consumer_states(entry: &StreamEntry) -> Result<(), crate::me
     entry.catalog.put_consumer_states(&refs).map(|_| ())
 }
 
+/// Takes the publishes: each reply subject moves into its PubAck, so no reference to the
+/// publisher's read buffer is taken and given back per message.
 fn send_pub_acks(
     entry: &StreamEntry,
-    publishes: &[InternalDelivery],
+    publishes: Vec<InternalDelivery>,
     acks: &[PubAck],
     client: &mut InternalClient,
 ) {
     let stream_json = &entry.pub_ack_prefix;
     // One buffer for the whole batch; each ack's body is a view of its part.
     let mut bodies = BytesMut::with_capacity(acks.len() * (40 + stream_json.len()));
-    for (delivery, ack) in publishes.iter().zip(acks) {
-        let Some(reply) = &delivery.msg.reply else {
+    for (delivery, ack) in publishes.into_iter().zip(acks) {
+        let Some(reply) = delivery.msg.reply else {
             continue;
         };
         ack.write_json(&mut bodies, stream_json);
-        client.queue_publish(reply.clone(), None, bodies.split().freeze());
+        client.queue_publish(reply, None, bodies.split().freeze());
     }
 }
 
