@@ -3,6 +3,7 @@ use std::collections::BTreeSet;
 use proptest::prelude::*;
 
 use super::*;
+use crate::broker::MatchCache;
 use crate::protocol::subject::{is_valid_subject, subject_matches};
 
 /// A test subscription: an id, so results can be compared as sets.
@@ -148,6 +149,60 @@ proptest! {
                 for last in ["a", "b", "c", "d"] {
                     let sibling = format!("{prefix}.{last}");
                     prop_assert_eq!(ids(&list.matches(sibling.as_bytes())), ids(&result), "{} for {}", sibling, subject);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum CacheOp {
+    Subscribe(String, bool),
+    Unsubscribe(prop::sample::Index),
+    Lookup(String),
+}
+
+fn cache_op() -> impl Strategy<Value = CacheOp> {
+    prop_oneof![
+        2 => (pattern(), any::<bool>()).prop_map(|(p, q)| CacheOp::Subscribe(p, q)),
+        1 => any::<prop::sample::Index>().prop_map(CacheOp::Unsubscribe),
+        6 => literal_subject().prop_map(CacheOp::Lookup),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// Model: a lookup through a match cache (as `Router::lookup` does it) always answers
+    /// what matching in the trie answers, while subscriptions come and go between lookups.
+    #[test]
+    fn lookups_through_the_cache_agree_with_the_trie(
+        ops in proptest::collection::vec(cache_op(), 1..80),
+    ) {
+        let mut list = Sublist::new();
+        let mut cache: MatchCache<Sub> = MatchCache::default();
+        let mut live: Vec<(String, bool, Arc<Sub>)> = Vec::new();
+        for (i, op) in ops.into_iter().enumerate() {
+            match op {
+                CacheOp::Subscribe(p, queue) => {
+                    let sub = Arc::new(Sub(i as u32));
+                    let q: Option<&[u8]> = queue.then_some(b"q");
+                    list.insert(p.as_bytes(), q, sub.clone());
+                    live.push((p, queue, sub));
+                }
+                CacheOp::Unsubscribe(index) => {
+                    if live.is_empty() {
+                        continue;
+                    }
+                    let (p, queue, sub) = live.swap_remove(index.index(live.len()));
+                    let q: Option<&[u8]> = queue.then_some(b"q");
+                    prop_assert!(list.remove(p.as_bytes(), q, &sub));
+                }
+                CacheOp::Lookup(s) => {
+                    let got = match cache.get(s.as_bytes(), list.generation()) {
+                        Some(hit) => hit,
+                        None => cache.fill(&list, s.as_bytes()),
+                    };
+                    prop_assert_eq!(ids(&got), ids(&list.matches(s.as_bytes())), "{}", s);
                 }
             }
         }
