@@ -193,36 +193,15 @@ impl<T> Sublist<T> {
     /// answer all of them from one entry.
     pub fn matches_any_last(&self, subject: &[u8]) -> (MatchResult<T>, bool) {
         let mut result = MatchResult::default();
-        let mut tokens: [&[u8]; INLINE_TOKENS] = [&[]; INLINE_TOKENS];
-        let mut count = 0;
-        let mut spilled: Vec<&[u8]> = Vec::new();
-        for token in subject.split(|b| *b == TOKEN_SEP) {
-            if token.is_empty() {
-                return (result, false);
-            }
-            if count < INLINE_TOKENS {
-                tokens[count] = token;
-            } else {
-                if spilled.is_empty() {
-                    spilled.extend_from_slice(&tokens);
-                }
-                spilled.push(token);
-            }
-            count += 1;
+        let tokens: Vec<&[u8]> = subject.split(|b| *b == TOKEN_SEP).collect();
+        if tokens.iter().any(|t| t.is_empty()) {
+            return (result, false);
         }
-        let tokens = if spilled.is_empty() {
-            &tokens[..count]
-        } else {
-            &spilled[..]
-        };
         let mut any_last = true;
-        match_level(&self.root, tokens, &mut result, &mut any_last);
+        match_level(&self.root, &tokens, &mut result, &mut any_last);
         (result, any_last)
     }
 }
-
-/// Subjects with up to this many tokens are matched without allocating a token list.
-const INLINE_TOKENS: usize = 16;
 
 fn remove_in<T>(
     level: &mut Level<T>,
