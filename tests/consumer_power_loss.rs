@@ -23,6 +23,9 @@
 //! `JETLOG_CONSUMER_POWER_LOSS_SEEDS` sets how many seeds run (default 500); a failure names its
 //! seed, and `JETLOG_CONSUMER_POWER_LOSS_SEED=<seed>` reruns just that one.
 
+#[path = "common/rng.rs"]
+mod rng;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -33,6 +36,7 @@ use jetlog::jetstream::consumer_config::{AckPolicy, ConsumerConfig};
 use jetlog::meta::pb;
 use jetlog::store::power_loss::PowerLossVfs;
 use jetlog::store::{Log, LogConfig, NewMessage, StreamStore, SyncPolicy};
+use rng::Rng;
 
 const DEFAULT_SEEDS: u64 = 500;
 const OPS_PER_SEED: usize = 80;
@@ -42,21 +46,6 @@ const ACK_WAIT_NS: u64 = 100 * MS;
 const DRAIN_ROUNDS: usize = 200;
 const STREAM: &str = "S";
 const NAME: &str = "C";
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn consumer_config() -> ConsumerConfig {
     ConsumerConfig {

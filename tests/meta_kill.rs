@@ -7,15 +7,19 @@
 //! everything the child printed is there. The same directory is reused across iterations,
 //! so every child also starts from a store recovered after a kill.
 
+#[path = "common/rng.rs"]
+mod rng;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jetlog::meta::{pb, MetaStore};
+use rng::Rng;
 use tempfile::TempDir;
 
 const TEST_NAME: &str = "acknowledged_writes_survive_kill_9";
@@ -49,7 +53,7 @@ fn acknowledged_writes_survive_kill_9() {
             .expect("JETLOG_META_KILL_ITERATIONS must be a number"),
         Err(_) => DEFAULT_ITERATIONS,
     };
-    let mut rng = XorShift::seeded();
+    let mut rng = Rng::from_clock();
     eprintln!("kill test: {iterations} iterations, seed {}", rng.0);
     let dir = TempDir::new().unwrap();
     let mut acknowledged = BTreeSet::new();
@@ -204,24 +208,5 @@ fn run_child(dir: &Path, prefix: &str) {
             .unwrap();
         writeln!(out, "STATE {n}").unwrap();
         out.flush().unwrap();
-    }
-}
-
-/// A tiny xorshift generator: random enough to spread kill moments, no dependency needed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn seeded() -> XorShift {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        XorShift(nanos | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 }

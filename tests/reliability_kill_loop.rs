@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::rng::Rng;
 use common::TestServer;
 use kill_loop_support::server::{
     create_stream_and_consumer, drain_consumer, env_u64, free_port, kill_and_restart, percentile,
@@ -39,23 +40,6 @@ const RUN_MIN: Duration = Duration::from_millis(100);
 /// ... and at the most.
 const RUN_MAX: Duration = Duration::from_millis(600);
 
-/// A tiny xorshift generator: random enough to spread kill moments, no dependency needed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn between(&mut self, low: Duration, high: Duration) -> Duration {
-        let span = (high - low).as_micros() as u64 + 1;
-        low + Duration::from_micros(self.next() % span)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loop_loses_no_acknowledged_message() {
     let iterations = env_u64(ITERATIONS_ENV).unwrap_or(DEFAULT_ITERATIONS);
@@ -64,7 +48,7 @@ async fn kill_9_loop_loses_no_acknowledged_message() {
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     });
-    let mut rng = XorShift(seed | 1);
+    let mut rng = Rng(seed | 1);
     let began = Instant::now();
     let port = free_port().to_string();
     let args = ["-p", port.as_str()];

@@ -8,6 +8,9 @@
 //! `JETLOG_POWER_LOSS_SEEDS` sets how many seeds run (default 1000); a failure names its
 //! seed, and `JETLOG_POWER_LOSS_SEED=<seed>` reruns just that one.
 
+#[path = "common/rng.rs"]
+mod rng;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -15,25 +18,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use jetlog::store::power_loss::PowerLossVfs;
 use jetlog::store::{Log, LogConfig, NewMessage, PurgeRequest, SyncPolicy};
+use rng::Rng;
 
 const DEFAULT_SEEDS: u64 = 1000;
 const OPS_PER_SEED: usize = 60;
 const SUBJECTS: [&str; 4] = ["a", "b", "c.x", "c.y"];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn config(max_msgs: i64) -> LogConfig {
     LogConfig {

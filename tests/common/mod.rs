@@ -3,6 +3,7 @@
 
 pub mod monitor;
 pub mod process;
+pub mod rng;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
