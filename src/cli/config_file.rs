@@ -48,6 +48,11 @@ pub struct FileSettings {
     pub max_file_store: Option<u64>,
     pub js_domain: Option<String>,
     pub auth_timeout: Option<Duration>,
+    /// `jetstream: enabled|disabled`, a `jetstream {}` block (on unless it says
+    /// `enabled: false`).
+    pub jetstream: Option<bool>,
+    /// `jetstream { strict }`: refuse JetStream API requests with unknown fields.
+    pub js_strict: Option<bool>,
 }
 
 /// A config file's settings and the warnings to log once logging is set up.
@@ -203,28 +208,17 @@ impl Mapper<'_> {
                 ))
             }
         };
-        if !enabled {
-            return Err(unsupported(
-                entry,
-                "turning JetStream off: jetlog always runs JetStream",
-            ));
-        }
+        self.loaded.settings.jetstream = Some(enabled);
         let Value::Map(block) = &entry.item.value else {
             return Ok(());
         };
         for inner in block.effective() {
             let s = &mut self.loaded.settings;
             match inner.key.as_str() {
-                "store_dir" | "store" => s.store_dir = Some(string(inner)?.into()),
+                "store_dir" | "store" | "storedir" => s.store_dir = Some(string(inner)?.into()),
                 "sync_interval" | "sync" => s.sync = Some(sync_mode(inner)?),
-                "enabled" | "enable" => {
-                    if !boolean(inner)? {
-                        return Err(unsupported(
-                            inner,
-                            "turning JetStream off: jetlog always runs JetStream",
-                        ));
-                    }
-                }
+                "enabled" | "enable" => s.jetstream = Some(boolean(inner)?),
+                "strict" => s.js_strict = Some(boolean(inner)?),
                 "max_memory_store" | "max_mem_store" | "max_mem" => {
                     s.max_memory_store = Some(count(inner)?)
                 }

@@ -70,10 +70,6 @@ fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
             "s.conf:2:25: permissions is not supported",
         ),
         (
-            "jetstream: disabled\n",
-            "s.conf:1:1: jetstream is not supported",
-        ),
-        (
             "authorization { password: \"$2a$11$x\", user: u }\n",
             "password is not supported",
         ),
@@ -159,8 +155,8 @@ fn bad_user_lists_name_the_problem() {
     for (text, expected) in [
         ("authorization { users: [] }\n", "list of users is empty"),
         (
-            "authorization { users: [{user: a}] }\n",
-            "each user needs user and password",
+            "authorization { users: [{password: a}] }\n",
+            "each user needs a user name",
         ),
         (
             "authorization { users: [{user: a, password: b}, {user: a, password: c}] }\n",
@@ -182,6 +178,45 @@ fn bad_user_lists_name_the_problem() {
         let message = load_text(text).unwrap_err().to_string();
         assert!(message.contains(expected), "{text:?}: {message}");
     }
+}
+
+#[test]
+fn jetstream_can_be_turned_off_and_made_strict() {
+    for (text, on, strict) in [
+        ("jetstream: disabled\n", Some(false), None),
+        ("jetstream: enabled\n", Some(true), None),
+        ("jetstream { enabled: false }\n", Some(false), None),
+        ("jetstream { strict: true }\n", Some(true), Some(true)),
+        (
+            "jetstream { strict: false, store: /s }\n",
+            Some(true),
+            Some(false),
+        ),
+        ("port: 1\n", None, None),
+    ] {
+        let loaded = load_text(text).unwrap();
+        let s = &loaded.settings;
+        assert_eq!((s.jetstream, s.js_strict), (on, strict), "{text:?}");
+        assert!(
+            loaded.warnings.is_empty(),
+            "{text:?}: {:?}",
+            loaded.warnings
+        );
+    }
+    let message = load_text("jetstream { strict: 1 }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("invalid value for strict"), "{message}");
+}
+
+#[test]
+fn a_user_without_a_password_has_an_empty_one() {
+    let loaded =
+        load_text("authorization { users: [{user: nopass}, {user: a, password: b}] }\n").unwrap();
+    let users = loaded.settings.users.expect("users");
+    assert_eq!(users[0].user, "nopass");
+    assert_eq!(users[0].password, "");
+    assert_eq!(users[1].password, "b");
 }
 
 #[test]

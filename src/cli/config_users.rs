@@ -1,5 +1,5 @@
 //! `authorization { users: [...], default_permissions: {...} }` of a nats-server config file:
-//! users with passwords, each with publish and subscribe permissions.
+//! users with passwords (or none), each with publish and subscribe permissions.
 //!
 //! A permission is written as nats-server accepts it: a subject (`publish: "orders.>"`), a
 //! list of subjects (the allow list), or a block `{ allow: ..., deny: ... }` whose parts are
@@ -98,9 +98,12 @@ pub fn users(entry: &Entry, block: &Map) -> Result<Vec<UserAuth>, ConfigFileErro
                 _ => return Err(invalid(field, "unknown key in a user entry")),
             }
         }
-        let (Some(user), Some(password)) = (user, password) else {
-            return Err(invalid(&user_entry, "each user needs user and password"));
+        // nats-server accepts a user without a password: it then connects with its name
+        // alone (its password compares as empty).
+        let Some(user) = user else {
+            return Err(invalid(&user_entry, "each user needs a user name"));
         };
+        let password = password.unwrap_or_default();
         if out.iter().any(|u: &UserAuth| u.user == user) {
             return Err(invalid(&user_entry, format!("user {user} is listed twice")));
         }

@@ -38,6 +38,7 @@ pub(super) enum Scalar {
 }
 
 /// A position in one file's text. Columns count characters, not bytes, as editors do.
+#[derive(Clone)]
 pub(super) struct Cursor<'a> {
     text: &'a str,
     offset: usize,

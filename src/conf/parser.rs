@@ -52,6 +52,14 @@ fn canonical(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// Whether nothing but white space and comments follows the character at the cursor.
+fn only_blank_after_next(cursor: &Cursor) -> bool {
+    let mut ahead = cursor.clone();
+    ahead.bump();
+    ahead.skip_blank();
+    ahead.peek().is_none()
+}
+
 #[derive(Default)]
 struct Parser {
     /// Blocks being read, outermost first; the last is where entries go.
@@ -110,6 +118,12 @@ impl Parser {
                     cursor.bump();
                     return Ok(());
                 }
+                Some('}' | ']') if open.is_none() && only_blank_after_next(cursor) => {
+                    // nats-server's lexer reads one stray closer at the very end of a file
+                    // as a key without a value and drops it, so files that have one (a
+                    // leftover of an edit) work there and must work here.
+                    return Ok(());
+                }
                 Some(c @ ('}' | ']' | ',' | ';')) => {
                     return Err(cursor.error(format!("unexpected '{c}'")))
                 }
@@ -128,6 +142,11 @@ impl Parser {
                     cursor.bump();
                 }
                 Some('}') if open.is_some() => {}
+                // At the top level nats-server also ends a value with a `}` on its line
+                // (`jetstream { ... }}`), and drops the brace.
+                Some('}') => {
+                    cursor.bump();
+                }
                 Some(_) if cursor.at_comment() => {}
                 Some(c) => {
                     return Err(cursor.error(format!(
@@ -153,6 +172,13 @@ impl Parser {
         if matches!(cursor.peek(), Some('=' | ':')) {
             cursor.bump();
             cursor.skip_inline_space();
+        } else {
+            // Without a separator nats-server looks for the value past new lines, so a block
+            // may open on the line after its key (`websocket` then `{`). A comment there is
+            // still an error, as it is there.
+            while matches!(cursor.peek(), Some(c) if c.is_whitespace()) {
+                cursor.bump();
+            }
         }
         let item = self.parse_value(cursor, &key)?;
         self.current().entries.push(Entry {

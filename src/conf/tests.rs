@@ -252,10 +252,48 @@ fn errors_name_file_line_and_column() {
         ),
         ("x: -a\n", "bad.conf:1:5: expected a digit after '-'"),
         ("x: (\nno end\n", "bad.conf:1:4: unterminated block string"),
-        ("}\n", "bad.conf:1:1: unexpected '}'"),
+        ("}\nport: 1\n", "bad.conf:1:1: unexpected '}'"),
+        ("a { b: 1 }\n}\nport: 1\n", "bad.conf:2:1: unexpected '}'"),
+        ("x:\n{ a: 1 }\n", "bad.conf:1:3: expected a value for \"x\""),
+        (
+            "x\n# note\n{ a: 1 }\n",
+            "bad.conf:2:1: expected a value for \"x\"",
+        ),
     ] {
         let message = error(text);
         assert!(message.starts_with(expected), "{text:?}: {message}");
+    }
+}
+
+/// Files nats-server accepts although they look wrong (found by the clients' test suites,
+/// checked against nats-server 2.9.10's `-t`).
+#[test]
+fn nats_servers_lenient_shapes_are_read_as_it_reads_them() {
+    // A block opening on the line after its key, when no separator stands between them.
+    let block = value("websocket\n{\n  port: 8080\n}\n", "websocket");
+    let Value::Map(map) = block else {
+        panic!("not a block: {block:?}")
+    };
+    assert_eq!(
+        map.get("port").map(|e| &e.item.value),
+        Some(&Value::Integer(8080))
+    );
+    assert_eq!(value("port\n\n4222\n", "port"), Value::Integer(4222));
+    // One stray closer after the last entry, and a `}` ending a top-level value.
+    for text in [
+        "port: 4222\n}\n",
+        "port: 4222\n]\n",
+        "port: 4222 }\n",
+        "jetstream {\n  max_mem: 1G\n}}\nport: 4222\n",
+        "port: 4222\n}\n# trailing comment\n",
+        "}\n",
+    ] {
+        let map = parse(text);
+        assert_eq!(
+            map.get("port").map(|e| &e.item.value),
+            (text != "}\n").then_some(&Value::Integer(4222)),
+            "{text:?}"
+        );
     }
 }
 

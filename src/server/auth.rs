@@ -26,10 +26,14 @@ pub fn authorize(auth: &AuthConfig, opts: &ConnectOptions) -> Option<Option<Arc<
             let ok = constant_time_eq(user, u.user.as_bytes())
                 & constant_time_eq(pass, u.password.as_bytes());
             if ok && found.is_none() {
-                found = Some(u.permissions.clone());
+                found = Some((u.permissions.clone(), u.password.is_empty()));
             }
         }
-        return found.filter(|_| opts.user.is_some() && opts.pass.is_some());
+        // A user configured without a password connects with its name alone, as with
+        // nats-server, which compares the absent password as an empty one.
+        return found
+            .filter(|(_, no_password)| opts.user.is_some() && (opts.pass.is_some() || *no_password))
+            .map(|(permissions, _)| permissions);
     }
     check_single(auth, opts).then_some(None)
 }
@@ -121,6 +125,24 @@ mod tests {
         );
         assert_eq!(authorize(&auth, &opts(Some("app"), Some("a"), None)), None);
         assert_eq!(authorize(&auth, &opts(None, None, Some("b"))), None);
+    }
+
+    #[test]
+    fn a_user_without_a_password_needs_its_name_and_no_other_password() {
+        use crate::server::config::UserAuth;
+        let auth = AuthConfig::Users(vec![UserAuth {
+            user: "nopass".into(),
+            password: String::new(),
+            permissions: None,
+        }]);
+        assert!(is_authorized(&auth, &opts(Some("nopass"), None, None)));
+        assert!(is_authorized(&auth, &opts(Some("nopass"), Some(""), None)));
+        assert!(!is_authorized(
+            &auth,
+            &opts(Some("nopass"), Some("x"), None)
+        ));
+        assert!(!is_authorized(&auth, &opts(None, None, None)));
+        assert!(!is_authorized(&auth, &opts(Some("other"), None, None)));
     }
 
     #[test]
