@@ -8,6 +8,7 @@ mod config_users;
 mod duration;
 pub mod fd_limit;
 mod log_format;
+mod nats_server_mode;
 mod process_files;
 mod refused_flags;
 mod server;
@@ -42,13 +43,25 @@ pub fn main() -> ExitCode {
     // arguments (a subject or a body that happens to read `server`, say) are left alone.
     // Arguments stay `OsString`s until clap has seen them, so one that is not UTF-8 (a body
     // piped from a binary file, say) is a usage error, not a panic.
-    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    let as_nats_server = nats_server_mode::invoked_as_nats_server(args.first());
+    if as_nats_server {
+        // Run as `nats-server`, the binary is the server: there is no subcommand to give.
+        args.insert(1.min(args.len()), OsString::from("server"));
+    }
     let args = if args.get(1).is_some_and(|a| a == "server") {
         let lossy = args.iter().map(|a| a.to_string_lossy().into_owned());
         let normalized = argv::normalize_server_args(lossy);
         if let Some(message) = refused_flags::refusal(&normalized) {
             eprintln!("jetlog server: {message}");
             return ExitCode::from(1);
+        }
+        if as_nats_server {
+            let after_server = normalized.iter().skip(2).take_while(|a| *a != "--");
+            if after_server.clone().any(|a| a == "-h" || a == "--help") {
+                print!("{}", nats_server_mode::usage());
+                return ExitCode::SUCCESS;
+            }
         }
         normalized.into_iter().map(OsString::from).collect()
     } else {
@@ -63,7 +76,10 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Server(args) => server::run(args),
+        Command::Server(mut args) => {
+            args.nats_server_defaults = as_nats_server;
+            server::run(args)
+        }
         Command::Client(command) => client::run(command),
     }
 }

@@ -48,10 +48,12 @@ pub struct ServerArgs {
     /// Log to this file instead of stderr.
     #[arg(short = 'l', long = "log")]
     log: Option<PathBuf>,
-    /// Accepted for nats-server compatibility: JetStream is always on in jetlog.
+    /// Enable JetStream. `jetlog server` runs it anyway; run as `nats-server`, the binary
+    /// runs it only with this flag or a `jetstream` block in the config file.
     #[arg(long)]
     jetstream: bool,
-    /// Where streams are stored (default ./data).
+    /// Where streams are stored (default ./data; `$TMPDIR/nats/jetstream` when run as
+    /// `nats-server`).
     #[arg(long = "store_dir", visible_alias = "store-dir")]
     store_dir: Option<PathBuf>,
     /// Server name (defaults to the server id).
@@ -109,6 +111,10 @@ pub struct ServerArgs {
     /// How long one write to a client may take.
     #[arg(long = "write_deadline", value_parser = parse_duration)]
     write_deadline: Option<Duration>,
+    /// Set when the binary runs as `nats-server`: nats-server's defaults apply (see
+    /// `nats_server_mode`).
+    #[arg(skip)]
+    pub nats_server_defaults: bool,
 }
 
 fn parse_sync_mode(text: &str) -> Result<SyncMode, String> {
@@ -185,13 +191,19 @@ impl ServerArgs {
         };
         let monitor_listen =
             monitor_port.map(|p| SocketAddr::new(file.http_host.unwrap_or(host), p));
+        // A flag can only turn JetStream on, as with nats-server's -js.
+        let jetstream = self.jetstream || file.jetstream.unwrap_or(!self.nats_server_defaults);
+        let default_store_dir = match self.nats_server_defaults {
+            true => super::nats_server_mode::default_store_dir(),
+            false => defaults.store_dir,
+        };
         let config = ServerConfig {
             listen: SocketAddr::new(host, port),
             server_name: self.server_name.or(file.server_name),
             store_dir: self
                 .store_dir
                 .or(file.store_dir)
-                .unwrap_or(defaults.store_dir),
+                .unwrap_or(default_store_dir),
             sync: self.sync.or(file.sync).unwrap_or(defaults.sync),
             auth,
             max_payload_bytes: self
@@ -227,6 +239,8 @@ impl ServerArgs {
                 .unwrap_or(defaults.write_deadline),
             max_memory_store: file.max_memory_store,
             max_file_store: file.max_file_store,
+            jetstream,
+            js_strict: file.js_strict.unwrap_or(defaults.js_strict),
             js_domain: file.js_domain,
             monitor_listen,
         };
@@ -301,10 +315,13 @@ fn init_logging(
 /// Runs the server until SIGINT or SIGTERM; with `-t`, only checks the configuration.
 pub fn run(args: ServerArgs) -> ExitCode {
     if args.version {
-        println!(
-            "nats-server: v{NATS_COMPAT_VERSION} (jetlog {})",
-            env!("CARGO_PKG_VERSION")
-        );
+        match args.nats_server_defaults {
+            true => println!("{}", super::nats_server_mode::version_line()),
+            false => println!(
+                "nats-server: v{NATS_COMPAT_VERSION} (jetlog {})",
+                env!("CARGO_PKG_VERSION")
+            ),
+        }
         return ExitCode::SUCCESS;
     }
     if let Some(spec) = &args.signal {
@@ -365,12 +382,14 @@ pub fn run(args: ServerArgs) -> ExitCode {
 
 async fn serve(launch: Launch) -> Result<(), String> {
     let config = launch.config;
-    std::fs::create_dir_all(&config.store_dir).map_err(|e| {
-        format!(
-            "cannot create store directory {}: {e}",
-            config.store_dir.display()
-        )
-    })?;
+    if config.jetstream {
+        std::fs::create_dir_all(&config.store_dir).map_err(|e| {
+            format!(
+                "cannot create store directory {}: {e}",
+                config.store_dir.display()
+            )
+        })?;
+    }
     let store_dir = config.store_dir.display().to_string();
     let sync = config.sync;
     // The start-up lines nats-server prints, which harnesses and operators look for.
@@ -384,9 +403,14 @@ async fn serve(launch: Launch) -> Result<(), String> {
         Some(n) => tracing::debug!("Open files limit: {n}"),
         None => tracing::debug!("Open files limit: unlimited"),
     }
-    tracing::info!("Starting JetStream");
-    tracing::info!("    Store Directory: {store_dir:?}");
-    tracing::info!("    Sync:            {sync}");
+    if config.jetstream {
+        tracing::info!("Starting JetStream");
+        tracing::info!("    Store Directory: {store_dir:?}");
+        tracing::info!("    Sync:            {sync}");
+        if config.js_strict {
+            tracing::info!("    Strict:          true");
+        }
+    }
     let monitor_listen = config.monitor_listen;
     let server = Server::bind(config.clone()).await?;
     let local = server.local_addr().map_err(|e| e.to_string())?;

@@ -45,7 +45,9 @@ pub struct StreamInfo {
     pub config: StreamConfig,
     pub created: String,
     pub state: StreamState,
-    pub cluster: ClusterInfo,
+    /// Left out of create and update replies, as a single nats-server leaves it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterInfo>,
     pub ts: String,
 }
 
@@ -193,6 +195,42 @@ pub fn from_go_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, s
     serde_json::from_value(value)
 }
 
+/// As [`from_go_json`], but a field the type does not have is an error worded as Go's
+/// `DisallowUnknownFields` words it (`json: unknown field "colour"`), which is what
+/// nats-server answers under `jetstream { strict: true }`.
+pub fn from_go_json_strict<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, serde_json::Error> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)?;
+    if value.is_null() {
+        value = serde_json::Value::Object(serde_json::Map::new());
+    }
+    strip_nulls(&mut value);
+    let mut unknown = None;
+    let decoded: T = serde_ignored::deserialize(value, |path| {
+        if unknown.is_none() {
+            unknown = Some(last_field(&path));
+        }
+    })?;
+    match unknown {
+        Some(field) => Err(serde::de::Error::custom(format!(
+            "json: unknown field {field:?}"
+        ))),
+        None => Ok(decoded),
+    }
+}
+
+/// The name of the field a path ends in (`config.colour` → `colour`).
+fn last_field(path: &serde_ignored::Path<'_>) -> String {
+    match path {
+        serde_ignored::Path::Map { key, .. } => key.clone(),
+        serde_ignored::Path::Some { parent }
+        | serde_ignored::Path::NewtypeStruct { parent }
+        | serde_ignored::Path::NewtypeVariant { parent } => last_field(parent),
+        other => other.to_string(),
+    }
+}
+
 fn strip_nulls(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
@@ -225,6 +263,21 @@ mod tests {
             from_go_json(br#"{"name":"S","consumer_limits":null,"subjects":null}"#).unwrap();
         assert!(cfg.subjects.is_empty());
         assert!(from_go_json::<StreamInfoRequest>(b"{bad").is_err());
+    }
+
+    #[test]
+    fn strict_decoding_names_the_first_unknown_field_as_go_does() {
+        let err = from_go_json_strict::<StreamInfoRequest>(br#"{"offset":1,"colour":"blue"}"#)
+            .unwrap_err();
+        assert_eq!(err.to_string(), r#"json: unknown field "colour""#);
+        let err = from_go_json_strict::<StreamConfig>(
+            br#"{"name":"S","consumer_limits":{"max_ack_pending":1,"shade":2}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), r#"json: unknown field "shade""#);
+        let ok: StreamInfoRequest =
+            from_go_json_strict(br#"{"offset":3,"subjects_filter":null}"#).unwrap();
+        assert_eq!(ok.offset, 3);
     }
 
     #[test]

@@ -147,10 +147,12 @@ impl Consumer {
                 }
             }
         }
-        // no_wait requests that could not be filled end now.
+        // no_wait requests that could not be filled end now, unless nothing was sent and the
+        // request has an expiry: nats-server then keeps it as a one-shot that ends with the
+        // first message or with `408 Request Timeout` (consumer.go, processNextMsgRequest).
         let mut kept = std::collections::VecDeque::with_capacity(self.waiting.len());
         for w in self.waiting.drain(..) {
-            if w.no_wait {
+            if w.no_wait && (w.delivered > 0 || w.expires_at_ns.is_none()) {
                 out.push(status(&w.reply, 404, "No Messages", Vec::new()));
             } else {
                 kept.push_back(w);
@@ -506,6 +508,27 @@ impl Consumer {
             ),
             ("Nats-Last-Stream", self.delivered.stream_seq.to_string()),
         ]
+    }
+
+    /// When this consumer next has to act on time, whatever else happens: a paced message may
+    /// go, or a waiting pull request expires or is due a heartbeat. Redeliveries are left to
+    /// the regular tick (their `ack_wait` is seconds, the tick tens of milliseconds).
+    pub fn next_deadline_ns(&self) -> Option<u64> {
+        let requests = self.waiting.iter().filter_map(|w| {
+            let heartbeat = (w.heartbeat_ns > 0).then(|| w.last_sent_ns + w.heartbeat_ns);
+            match (w.expires_at_ns, heartbeat) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        });
+        requests.chain(self.wake_at_ns).min()
+    }
+
+    /// Forgets pull requests whose reply subject nobody listens to any more (the client gave
+    /// up or went away), so no message is sent into the void to wait out its ack timer.
+    /// nats-server drops them silently in the same way (consumer.go, processWaiting).
+    pub fn drop_abandoned_requests(&mut self, has_interest: &dyn Fn(&[u8]) -> bool) {
+        self.waiting.retain(|w| has_interest(&w.reply));
     }
 
     /// The consumer is going away: tell waiting pull requests.

@@ -432,13 +432,17 @@ impl Stream {
         Ok(expired)
     }
 
-    /// Whether this stream needs periodic ticks at all.
-    /// The soonest moment a consumer holding a message back (replay original, rate limit)
-    /// may send it: the timer ticks the stream then rather than at its next regular tick.
+    /// The soonest moment a consumer has something to do on time: a held-back message may go
+    /// (replay original, rate limit), a pull request expires or owes a heartbeat. The timer
+    /// ticks the stream then rather than at its next regular tick.
     pub fn next_wake_ns(&self) -> Option<u64> {
-        self.consumers.values().filter_map(|c| c.wake_at_ns).min()
+        self.consumers
+            .values()
+            .filter_map(|c| c.next_deadline_ns())
+            .min()
     }
 
+    /// Whether this stream needs periodic ticks at all.
     pub fn needs_ticks(&self) -> bool {
         self.config.max_age > 0
             || matches!(self.sync, SyncPolicy::Interval(_))

@@ -10,7 +10,7 @@ use super::consumer::{AckKind, Action, Consumer, Delivery};
 use super::consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy};
 use super::error::ApiError;
 use super::stream::Stream;
-use super::stream_config::Retention;
+use super::stream_config::{Retention, StreamConfig};
 use crate::protocol::subject::subjects_overlap;
 use crate::store::PurgeRequest;
 
@@ -87,6 +87,45 @@ impl Stream {
         Ok(())
     }
 
+    /// Refuses a stream update whose changed consumer limits are below what an existing
+    /// consumer already has, naming those consumers (nats-server, stream.go, `update`: a
+    /// limit left unchanged or unset is not checked).
+    pub fn check_consumer_limits(
+        &self,
+        old: &StreamConfig,
+        new: &StreamConfig,
+    ) -> Result<(), ApiError> {
+        let changed = |old: Option<i64>, new: Option<i64>| {
+            new.filter(|n| *n > 0 && Some(*n) != old.filter(|o| *o > 0))
+        };
+        let (old_limits, new_limits) = (&old.consumer_limits, &new.consumer_limits);
+        let threshold = changed(old_limits.inactive_threshold, new_limits.inactive_threshold);
+        let ack_pending = changed(old_limits.max_ack_pending, new_limits.max_ack_pending);
+        if threshold.is_none() && ack_pending.is_none() {
+            return Ok(());
+        }
+        let violating: Vec<&str> = self
+            .consumers
+            .iter()
+            .filter(|(_, c)| {
+                threshold.is_some_and(|t| c.config.inactive_threshold > t)
+                    || ack_pending.is_some_and(|m| c.config.max_ack_pending > m)
+            })
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if violating.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            500,
+            10069,
+            format!(
+                "change to limits violates consumers: {}",
+                violating.join(", ")
+            ),
+        ))
+    }
+
     /// Adds (or replaces, for an update) a consumer.
     pub fn insert_consumer(&mut self, consumer: Consumer) {
         self.consumers.insert(consumer.name.clone(), consumer);
@@ -97,6 +136,18 @@ impl Stream {
         let mut consumer = self.consumers.remove(name)?;
         consumer.on_delete(out);
         Some(consumer)
+    }
+
+    /// Drops every consumer's pull requests whose reply subject has lost its interest; run
+    /// before a round can deliver to them.
+    pub fn drop_abandoned_requests(&mut self, has_interest: &dyn Fn(&[u8]) -> bool) {
+        for c in self
+            .consumers
+            .values_mut()
+            .filter(|c| !c.waiting.is_empty())
+        {
+            c.drop_abandoned_requests(has_interest);
+        }
     }
 
     /// A pull request for consumer `name`.

@@ -71,6 +71,8 @@ impl ApiStats {
 pub struct Jsz {
     server_id: String,
     now: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    disabled: bool,
     config: JetStreamConfig,
     memory: u64,
     storage: u64,
@@ -99,7 +101,8 @@ struct AccountDetail {
 struct StreamDetail {
     name: String,
     created: String,
-    cluster: ClusterInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     config: Option<StreamConfig>,
     state: StreamState,
@@ -126,6 +129,9 @@ pub fn jsz(monitor: &MonitorState, query: &Query) -> Result<Jsz, MonitorError> {
     let with_account = with_streams || query.flag("accounts")?;
     let server = monitor.view.server();
     let js = monitor.view.jetstream(with_consumers);
+    // With JetStream off nats-server still answers, zeroed and marked disabled.
+    let disabled = js.is_none();
+    let js = js.unwrap_or_default();
     let (memory, storage) = storage_totals(&js);
     let account_details = if with_account {
         let stream_detail = if with_streams {
@@ -157,6 +163,7 @@ pub fn jsz(monitor: &MonitorState, query: &Query) -> Result<Jsz, MonitorError> {
     Ok(Jsz {
         server_id: server.server_id,
         now: rfc3339(SystemTime::now()),
+        disabled,
         config: JetStreamConfig::new(&js, server.config.sync),
         memory,
         storage,

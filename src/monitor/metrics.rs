@@ -49,7 +49,7 @@ fn single(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
 
 pub fn metrics(monitor: &MonitorState) -> String {
     let server = monitor.view.server();
-    let js = monitor.view.jetstream(true);
+    let js = monitor.view.jetstream(true).unwrap_or_default();
     let mut out = String::new();
     let t = server.traffic;
     let uptime = super::clock::since(server.started, std::time::SystemTime::now());

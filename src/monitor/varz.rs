@@ -34,7 +34,9 @@ pub struct Varz {
     max_payload: usize,
     max_pending: usize,
     write_deadline: u128,
-    jetstream: JetStreamVarz,
+    /// `{}` when JetStream is off, as nats-server shows it.
+    #[serde(serialize_with = "empty_when_off")]
+    jetstream: Option<JetStreamVarz>,
     start: String,
     now: String,
     uptime: String,
@@ -69,8 +71,7 @@ struct JetStreamStats {
 
 pub fn varz(monitor: &MonitorState) -> Varz {
     let server: ServerReport = monitor.view.server();
-    let js = monitor.view.jetstream(false);
-    let (memory, storage) = storage_totals(&js);
+    let report = monitor.view.jetstream(false);
     let now = SystemTime::now();
     let config = &server.config;
     Varz {
@@ -91,15 +92,18 @@ pub fn varz(monitor: &MonitorState) -> Varz {
         max_payload: config.max_payload_bytes,
         max_pending: config.max_pending_bytes,
         write_deadline: config.write_deadline.as_nanos(),
-        jetstream: JetStreamVarz {
-            config: JetStreamConfig::new(&js, config.sync),
-            stats: JetStreamStats {
-                memory,
-                storage,
-                accounts: 1,
-                api: ApiStats::of(&js),
-            },
-        },
+        jetstream: report.map(|js| {
+            let (memory, storage) = storage_totals(&js);
+            JetStreamVarz {
+                config: JetStreamConfig::new(&js, config.sync),
+                stats: JetStreamStats {
+                    memory,
+                    storage,
+                    accounts: 1,
+                    api: ApiStats::of(&js),
+                },
+            }
+        }),
         start: rfc3339(server.started),
         now: rfc3339(now),
         uptime: uptime(since(server.started, now)),
@@ -114,5 +118,15 @@ pub fn varz(monitor: &MonitorState) -> Varz {
         in_bytes: server.traffic.in_bytes,
         out_bytes: server.traffic.out_bytes,
         slow_consumers: server.slow_consumers,
+    }
+}
+
+fn empty_when_off<S: serde::Serializer>(
+    js: &Option<JetStreamVarz>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match js {
+        Some(js) => js.serialize(serializer),
+        None => serde_json::Map::new().serialize(serializer),
     }
 }

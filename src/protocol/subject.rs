@@ -43,6 +43,18 @@ pub fn is_valid_literal_subject(subject: &(impl AsRef<[u8]> + ?Sized)) -> bool {
     is_valid_subject(subject) && is_literal(subject)
 }
 
+/// A subject a stream may store: what a publish can carry and still be routed to the stream,
+/// that is non-empty tokens without whitespace. Wildcard characters are taken literally here,
+/// in any token: nats-server stores `hello.*` and even `a.>.b` when a publisher sends them
+/// (KV clients rely on it to test key validation), and a filter matches them token by token.
+pub fn is_storable_subject(subject: &(impl AsRef<[u8]> + ?Sized)) -> bool {
+    let bytes = subject.as_ref();
+    !bytes.is_empty()
+        && bytes
+            .split(|b| *b == TOKEN_SEP)
+            .all(|t| !t.is_empty() && !t.iter().any(|b| is_subject_space(*b)))
+}
+
 /// Whether `subject` contains no wildcard token. Does not check validity.
 pub fn is_literal(subject: &(impl AsRef<[u8]> + ?Sized)) -> bool {
     !subject
@@ -146,6 +158,16 @@ mod tests {
             ">.x",
         ] {
             assert!(!is_valid_subject(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn storable_subjects_take_wildcards_literally_but_not_empty_tokens() {
+        for ok in ["a", "hello.*", "hello.>", "a.>.b", "*", "k.a*"] {
+            assert!(is_storable_subject(ok), "{ok}");
+        }
+        for bad in ["", ".", "a..b", "a.", ".a", "a b", "a.\tb"] {
+            assert!(!is_storable_subject(bad), "{bad:?}");
         }
     }
 

@@ -85,6 +85,13 @@ pub struct ServerConfig {
     pub max_memory_store: Option<u64>,
     /// Server-wide limit on bytes stored by file streams (`jetstream { max_file_store }`).
     pub max_file_store: Option<u64>,
+    /// Whether JetStream runs: on for `jetlog server`, off for the binary run as
+    /// `nats-server` unless `-js` or the config file turns it on. Off, the server keeps no
+    /// store and `$JS.API` requests get the no-responders status, as from nats-server.
+    pub jetstream: bool,
+    /// `jetstream { strict: true }`: JetStream API requests with fields the server does not
+    /// know are refused instead of having those fields ignored (nats-server 2.11's option).
+    pub js_strict: bool,
     /// JetStream domain (`jetstream { domain }`): the API is also served on
     /// `$JS.<domain>.API.>` and PubAcks name the domain.
     pub js_domain: Option<String>,
@@ -110,6 +117,8 @@ impl Default for ServerConfig {
             write_deadline: WRITE_DEADLINE,
             max_memory_store: None,
             max_file_store: None,
+            jetstream: true,
+            js_strict: false,
             js_domain: None,
             monitor_listen: None,
         }

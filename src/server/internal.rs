@@ -61,9 +61,22 @@ impl InternalClient {
         self.router.unsubscribe(sub);
     }
 
+    /// Calls `wake` whenever a subscription matching `subject` is made.
+    pub fn watch_interest(
+        &self,
+        subject: &str,
+        wake: super::interest_watch::Wake,
+    ) -> super::interest_watch::WatchId {
+        self.router.interest.watch(subject, wake)
+    }
+
+    pub fn unwatch_interest(&self, watch: super::interest_watch::WatchId) {
+        self.router.interest.unwatch(watch);
+    }
+
     /// Whether a subject has any subscriber.
-    pub fn has_interest(&self, subject: &str) -> bool {
-        self.router.has_interest(subject.as_bytes())
+    pub fn has_interest(&self, subject: &(impl AsRef<[u8]> + ?Sized)) -> bool {
+        self.router.has_interest(subject.as_ref())
     }
 
     /// Queues a message for delivery; `flush` completes it. Returns how many took it.

@@ -6,6 +6,7 @@ pub mod auth;
 mod client;
 pub mod config;
 mod conn_stats;
+mod interest_watch;
 mod internal;
 mod jetstream;
 mod outbound;
@@ -80,7 +81,8 @@ impl ServerState {
 pub struct Server {
     listener: TcpListener,
     state: Arc<ServerState>,
-    jetstream: Arc<JetStream>,
+    /// `None` when JetStream is off.
+    jetstream: Option<Arc<JetStream>>,
 }
 
 impl Server {
@@ -105,20 +107,24 @@ impl Server {
             headers: true,
             max_payload: config.max_payload_bytes,
             auth_required: config.auth.is_some(),
-            jetstream: true,
+            jetstream: config.jetstream,
             client_id: 0,
             client_ip: String::new(),
             jetlog_version: env!("CARGO_PKG_VERSION").to_string(),
         };
         let router = Arc::new(Router::default());
-        let jetstream = JetStream::start(
-            router.clone(),
-            &config.store_dir,
-            sync_policy(config.sync),
-            info.server_name.clone(),
-            jetstream::StorageLimits::new(config.max_memory_store, config.max_file_store),
-            config.js_domain.clone(),
-        )?;
+        let jetstream = match config.jetstream {
+            true => Some(JetStream::start(
+                router.clone(),
+                &config.store_dir,
+                sync_policy(config.sync),
+                info.server_name.clone(),
+                jetstream::StorageLimits::new(config.max_memory_store, config.max_file_store),
+                config.js_domain.clone(),
+                config.js_strict,
+            )?),
+            false => None,
+        };
         let js_domain_api_prefix = config
             .js_domain
             .as_ref()
@@ -176,8 +182,9 @@ impl Server {
         drop(self.listener);
         // Stream actors finish (and sync) what was queued before connections are closed, so
         // their last acknowledgements can still be flushed to the publishers.
-        let jetstream = self.jetstream.clone();
-        let _ = tokio::task::spawn_blocking(move || jetstream.shutdown()).await;
+        if let Some(jetstream) = self.jetstream.clone() {
+            let _ = tokio::task::spawn_blocking(move || jetstream.shutdown()).await;
+        }
         let clients: Vec<_> = lock(&self.state.clients).values().cloned().collect();
         for client in clients {
             client.close(CloseReason::ServerShutdown);

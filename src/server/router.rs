@@ -9,6 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use super::interest_watch::InterestWatch;
 use super::outbound::{
     ClientHandle, Enqueued, InternalDelivery, InternalQueue, InternalSink, Owner, Subscription,
 };
@@ -22,6 +23,8 @@ use crate::protocol::Publish;
 pub struct Router {
     sublist: RwLock<Sublist<Subscription>>,
     generation: AtomicU64,
+    /// Who wants to hear of new subscriptions on a subject (push consumers' streams).
+    pub interest: InterestWatch,
 }
 
 /// What the publisher brings to a routing decision.
@@ -116,6 +119,8 @@ impl Router {
         let mut list = self.sublist.write().unwrap_or_else(|p| p.into_inner());
         list.insert(&sub.subject, sub.queue.as_deref(), sub.clone());
         self.generation.store(list.generation(), Ordering::Release);
+        drop(list);
+        self.interest.subscribed(&sub.subject);
     }
 
     pub fn unsubscribe(&self, sub: &Arc<Subscription>) -> bool {

@@ -18,7 +18,7 @@ use super::{lock, ServerConfig, ServerState};
 #[derive(Clone)]
 pub struct ServerView {
     state: Arc<ServerState>,
-    jetstream: Arc<JetStream>,
+    jetstream: Option<Arc<JetStream>>,
 }
 
 /// The server as a whole, at one moment.
@@ -103,7 +103,7 @@ fn subscriptions_of(handle: &ClientHandle) -> Vec<SubscriptionReport> {
 }
 
 impl ServerView {
-    pub(super) fn new(state: Arc<ServerState>, jetstream: Arc<JetStream>) -> Self {
+    pub(super) fn new(state: Arc<ServerState>, jetstream: Option<Arc<JetStream>>) -> Self {
         Self { state, jetstream }
     }
 
@@ -182,12 +182,12 @@ impl ServerView {
 
     /// Whether JetStream has begun shutting down (health checks fail from then on).
     pub fn jetstream_stopping(&self) -> bool {
-        self.jetstream.is_stopping()
+        self.jetstream.as_ref().is_some_and(|js| js.is_stopping())
     }
 
     /// Streams and API counters; consumer infos only `with_consumers`, since each costs a
-    /// pending count.
-    pub fn jetstream(&self, with_consumers: bool) -> JetStreamReport {
-        self.jetstream.report(with_consumers)
+    /// pending count. `None` when JetStream is off.
+    pub fn jetstream(&self, with_consumers: bool) -> Option<JetStreamReport> {
+        self.jetstream.as_ref().map(|js| js.report(with_consumers))
     }
 }

@@ -154,6 +154,14 @@ pub struct RawClient {
 }
 
 impl RawClient {
+    /// Wraps a connected socket (with a read timeout set, so no read can hang).
+    pub fn from_stream(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");
     }

@@ -151,6 +151,7 @@ fn apply(
             .is_some_and(|s| client.has_interest(s))
     };
     let mut stream = entry.lock();
+    stream.drop_abandoned_requests(&|reply| client.has_interest(reply));
     let mut acks = Vec::new();
     if !publishes.is_empty() {
         let incoming: Vec<&Publish> = publishes.iter().map(|d| &d.msg).collect();
@@ -211,7 +212,14 @@ fn apply(
         match delivery.tag {
             TAG_PULL => {
                 // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
-                if let (Some(name), Some(reply)) = (tokens.get(6), delivery.msg.reply.clone()) {
+                // A request whose reply subject already lost its subscriber (the client gave
+                // up before the request reached the stream) is dropped like a waiting one.
+                let reply = delivery
+                    .msg
+                    .reply
+                    .clone()
+                    .filter(|r| client.has_interest(r));
+                if let (Some(name), Some(reply)) = (tokens.get(6), reply) {
                     stream.consumer_pull(
                         name,
                         &delivery.msg.payload,
@@ -255,6 +263,10 @@ fn apply(
         stream.pump_consumer(&name, now_ns, &interest, &mut round.actions);
     }
     entry.account(&stream);
+    // A pull request or a paced message may have set a deadline sooner than the timer's.
+    if let Some(at) = stream.next_wake_ns() {
+        entry.alarm.schedule(at);
+    }
     if stream.config().no_ack {
         // Read here, under the lock already held, rather than taken again to send them.
         acks.clear();

@@ -3,13 +3,15 @@
 //! silence and never a pretended success.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
 use super::api_consumers as consumers;
 use super::{now_ns, JetStream, StreamEntry};
 use crate::jetstream::api_types::{
-    base64_encode, from_go_json, ApiMessage, ClusterInfo, MsgDeleteRequest, MsgGetRequest,
-    PurgeRequestJson, StreamInfo, StreamInfoRequest, StreamListRequest, StreamState,
+    base64_encode, from_go_json, from_go_json_strict, ApiMessage, ClusterInfo, MsgDeleteRequest,
+    MsgGetRequest, PurgeRequestJson, StreamInfo, StreamInfoRequest, StreamListRequest, StreamState,
 };
 use crate::jetstream::stream_config::{is_valid_name, Storage};
 use crate::jetstream::time::{format_rfc3339, parse_rfc3339};
@@ -149,13 +151,27 @@ fn to_value(v: &impl Serialize) -> Reply {
 }
 
 /// Parses an optional JSON body; an empty one gives the type's default.
-pub(super) fn parse_optional<T: for<'de> serde::Deserialize<'de> + Default>(
+pub(super) fn parse_optional<T: serde::de::DeserializeOwned + Default>(
+    js: &JetStream,
     payload: &[u8],
 ) -> Result<T, ApiError> {
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    from_go_json(payload).map_err(ApiError::invalid_json)
+    decode(js, payload)
+}
+
+/// Decodes an API request body as nats-server does: fields it does not know are ignored,
+/// unless `jetstream { strict: true }` asks for them to be refused.
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
+    js: &JetStream,
+    payload: &[u8],
+) -> Result<T, ApiError> {
+    match js.strict {
+        true => from_go_json_strict(payload),
+        false => from_go_json(payload),
+    }
+    .map_err(ApiError::invalid_json)
 }
 
 pub(super) fn find(js: &JetStream, name: &str) -> Result<std::sync::Arc<StreamEntry>, ApiError> {
@@ -197,7 +213,7 @@ fn account_info(js: &JetStream) -> Reply {
 }
 
 /// The config in a create/update request, checked against the subject's stream name.
-fn requested_config(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
+fn requested_config(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
     // nats-server's own check for names that could become paths (jetstream_api.go,
     // jsStreamCreateRequest), with its error code; the general name check would catch them too.
     if name.contains(['\\', '/']) {
@@ -215,7 +231,7 @@ fn requested_config(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(Some("request body is empty")));
     }
-    let mut config: StreamConfig = from_go_json(payload).map_err(ApiError::invalid_json)?;
+    let mut config: StreamConfig = decode(js, payload)?;
     if config.name.is_empty() {
         config.name = name.to_string();
     }
@@ -226,15 +242,23 @@ fn requested_config(name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError
 }
 
 fn stream_create(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
-    let config = requested_config(name, payload)?;
+    let config = requested_config(js, name, payload)?;
     let entry = js.create_stream(config)?;
-    info_value(js, &entry, &StreamInfoRequest::default())
+    changed_stream_info(js, &entry)
 }
 
 fn stream_update(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
-    let config = requested_config(name, payload)?;
+    let config = requested_config(js, name, payload)?;
     let entry = js.update_stream(config)?;
-    info_value(js, &entry, &StreamInfoRequest::default())
+    changed_stream_info(js, &entry)
+}
+
+/// The info a create or update answers with: a single nats-server builds it without the
+/// cluster and paging fields that `STREAM.INFO` has (jsStreamCreateRequest).
+fn changed_stream_info(js: &JetStream, entry: &StreamEntry) -> Reply {
+    let mut info = stream_info_of(js, entry, &StreamInfoRequest::default())?;
+    info.cluster = None;
+    to_value(&info)
 }
 
 fn stream_delete(js: &JetStream, name: &str) -> Reply {
@@ -244,47 +268,68 @@ fn stream_delete(js: &JetStream, name: &str) -> Reply {
 
 fn stream_info(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
     let entry = find(js, name)?;
-    let req: StreamInfoRequest = parse_optional(payload)?;
+    let req: StreamInfoRequest = parse_optional(js, payload)?;
     info_value(js, &entry, &req)
 }
 
-/// StreamInfo with paging fields describing `state.subjects`.
+/// Most subjects one `STREAM.INFO` reply lists (nats-server `JSMaxSubjectDetails`); a client
+/// pages through more with `offset`.
+const MAX_SUBJECT_DETAILS: usize = 100_000;
+
+/// StreamInfo with paging fields describing `state.subjects`. As in nats-server, the paging
+/// fields are zero unless the filter matched something, the offset is clamped to the total,
+/// and `subjects` is left out when the page is empty.
 fn info_value(js: &JetStream, entry: &StreamEntry, req: &StreamInfoRequest) -> Reply {
-    let info = stream_info_of(js, entry, req)?;
-    let total = info.state.subjects.as_ref().map_or(0, |s| s.len());
+    let (info, total) = stream_info_page(js, entry, req)?;
     let mut value = to_value(&info)?;
     if let Value::Object(map) = &mut value {
+        let (offset, limit) = match total {
+            0 => (0, 0),
+            _ => (req.offset.min(total), MAX_SUBJECT_DETAILS),
+        };
         map.insert("total".into(), json!(total));
-        map.insert("offset".into(), json!(req.offset));
-        map.insert(
-            "limit".into(),
-            json!(if req.subjects_filter.is_some() {
-                100_000
-            } else {
-                0
-            }),
-        );
+        map.insert("offset".into(), json!(offset));
+        map.insert("limit".into(), json!(limit));
     }
     Ok(value)
 }
 
+/// The stream's info without subject details, as listings and reports show it.
 pub(super) fn stream_info_of(
     js: &JetStream,
     entry: &StreamEntry,
     req: &StreamInfoRequest,
 ) -> Result<StreamInfo, ApiError> {
+    stream_info_page(js, entry, req).map(|(info, _)| info)
+}
+
+/// The stream's info with the page of subject counts the request asks for, and how many
+/// subjects matched its filter in all.
+fn stream_info_page(
+    js: &JetStream,
+    entry: &StreamEntry,
+    req: &StreamInfoRequest,
+) -> Result<(StreamInfo, usize), ApiError> {
     let stream = entry.lock();
     let log = stream.log();
     let s = log
         .state(req.deleted_details)
         .map_err(ApiError::store_failed)?;
     let time = |ns: u64| format_rfc3339((ns > 0).then_some(ns as i64));
-    let subjects = req
+    let counts = req
         .subjects_filter
         .as_deref()
         .filter(|f| !f.is_empty())
-        .map(|filter| log.subject_counts(filter));
-    Ok(StreamInfo {
+        .map(|filter| log.subject_counts(filter))
+        .unwrap_or_default();
+    let total = counts.len();
+    // Sorted by subject, as nats-server sorts the names before it cuts a page.
+    let page: BTreeMap<String, u64> = counts
+        .into_iter()
+        .skip(req.offset)
+        .take(MAX_SUBJECT_DETAILS)
+        .collect();
+    let info = StreamInfo {
         config: stream.config().clone(),
         created: format_rfc3339(Some(stream.created_ns())),
         state: StreamState {
@@ -295,16 +340,17 @@ pub(super) fn stream_info_of(
             last_seq: s.last_seq,
             last_ts: time(s.last_ts_ns),
             num_subjects: s.num_subjects,
-            subjects,
+            subjects: (!page.is_empty()).then_some(page),
             num_deleted: s.num_deleted,
             deleted: req.deleted_details.then_some(s.deleted),
             consumer_count: stream.consumers().len() as u64,
         },
-        cluster: ClusterInfo {
+        cluster: Some(ClusterInfo {
             leader: js.server_name.clone(),
-        },
+        }),
         ts: format_rfc3339(Some(now_ns() as i64)),
-    })
+    };
+    Ok((info, total))
 }
 
 /// Streams whose subjects overlap `filter` (all when there is none), sorted by name.
@@ -324,7 +370,7 @@ fn filtered_streams(js: &JetStream, filter: Option<&str>) -> Vec<std::sync::Arc<
 }
 
 fn stream_names(js: &JetStream, payload: &[u8]) -> Reply {
-    let req: StreamListRequest = parse_optional(payload)?;
+    let req: StreamListRequest = parse_optional(js, payload)?;
     let all = filtered_streams(js, req.subject.as_deref());
     let page: Vec<&str> = all
         .iter()
@@ -336,7 +382,7 @@ fn stream_names(js: &JetStream, payload: &[u8]) -> Reply {
 }
 
 fn stream_list(js: &JetStream, payload: &[u8]) -> Reply {
-    let req: StreamListRequest = parse_optional(payload)?;
+    let req: StreamListRequest = parse_optional(js, payload)?;
     let all = filtered_streams(js, req.subject.as_deref());
     let mut infos = Vec::new();
     for entry in all.iter().skip(req.offset).take(LIST_LIMIT) {
@@ -353,7 +399,7 @@ fn stream_list(js: &JetStream, payload: &[u8]) -> Reply {
 
 fn stream_purge(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
     let entry = find(js, name)?;
-    let req: PurgeRequestJson = parse_optional(payload)?;
+    let req: PurgeRequestJson = parse_optional(js, payload)?;
     if req.seq.is_some() && req.keep.is_some() {
         return Err(ApiError::bad_request(Some(
             "sequence and keep cannot both be set",
@@ -382,7 +428,7 @@ fn msg_get(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(Some("empty request")));
     }
-    let req: MsgGetRequest = from_go_json(payload).map_err(ApiError::invalid_json)?;
+    let req: MsgGetRequest = decode(js, payload)?;
     if req.batch.is_some() || req.max_bytes.is_some() || req.multi_last.is_some() {
         return Err(ApiError::bad_request(Some(
             "batch requests are for direct get",
@@ -429,7 +475,7 @@ fn api_message(msg: &StoredMessage, no_hdr: bool) -> ApiMessage {
 
 fn msg_delete(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
     let entry = find(js, name)?;
-    let req: MsgDeleteRequest = from_go_json(payload).map_err(ApiError::invalid_json)?;
+    let req: MsgDeleteRequest = decode(js, payload)?;
     let mut stream = entry.lock();
     if stream.config().sealed {
         return Err(ApiError::sealed());

@@ -3,9 +3,9 @@
 
 use serde_json::{json, Value};
 
-use super::api::{find, parse_optional, Reply};
+use super::api::{decode, find, parse_optional, Reply};
 use super::{now_ns, JetStream, StreamEntry};
-use crate::jetstream::api_types::{from_go_json, StreamListRequest};
+use crate::jetstream::api_types::StreamListRequest;
 use crate::jetstream::consumer::Consumer;
 use crate::jetstream::consumer_config::{
     check_create_subject, ConsumerInfo, CreateConsumerRequest,
@@ -28,7 +28,7 @@ pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(Some("request body is empty")));
     }
-    let mut req: CreateConsumerRequest = from_go_json(payload).map_err(ApiError::invalid_json)?;
+    let mut req: CreateConsumerRequest = decode(js, payload)?;
     let name = check_create_subject(
         tokens,
         &mut req,
@@ -117,7 +117,7 @@ fn info_value(js: &JetStream, entry: &StreamEntry, name: &str) -> Reply {
 
 pub fn names(js: &JetStream, stream_name: &str, payload: &[u8]) -> Reply {
     let entry = find(js, stream_name)?;
-    let req: StreamListRequest = parse_optional(payload)?;
+    let req: StreamListRequest = parse_optional(js, payload)?;
     let all: Vec<String> = entry.lock().consumers().keys().cloned().collect();
     let page: Vec<&String> = all.iter().skip(req.offset).take(NAMES_LIMIT).collect();
     Ok(json!({ "total": all.len(), "offset": req.offset, "limit": NAMES_LIMIT, "consumers": page }))
@@ -125,7 +125,7 @@ pub fn names(js: &JetStream, stream_name: &str, payload: &[u8]) -> Reply {
 
 pub fn list(js: &JetStream, stream_name: &str, payload: &[u8]) -> Reply {
     let entry = find(js, stream_name)?;
-    let req: StreamListRequest = parse_optional(payload)?;
+    let req: StreamListRequest = parse_optional(js, payload)?;
     let all: Vec<String> = entry.lock().consumers().keys().cloned().collect();
     let mut infos: Vec<Value> = Vec::new();
     for name in all.iter().skip(req.offset).take(LIST_LIMIT) {

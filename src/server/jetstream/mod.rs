@@ -14,6 +14,7 @@ mod direct;
 mod inline;
 mod limits;
 mod report;
+mod timer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
 
+use super::interest_watch::WatchId;
 use super::internal::{self, InternalClient};
 use super::outbound::{InternalDelivery, InternalSink, Subscription};
 use super::router::Router;
@@ -40,10 +42,6 @@ pub use report::{JetStreamReport, StreamReport};
 
 /// What the API thread's subscription is tagged with.
 const TAG_API: u64 = 0;
-/// How often streams with max_age or an interval sync policy get their upkeep tick.
-const TICK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
-/// The timer's shortest sleep, which bounds how often a paced consumer's stream is ticked.
-const MIN_TIMER_SLEEP: std::time::Duration = std::time::Duration::from_millis(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -56,14 +54,22 @@ pub fn now_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// What ties a consumer to the router: its subscriptions (pull requests, acks,
+/// flow-control replies) and, for a push consumer, the watch that wakes the stream when its
+/// deliver subject gains a subscriber.
+struct ConsumerHooks {
+    subs: Vec<Arc<Subscription>>,
+    watch: Option<WatchId>,
+}
+
 /// One stream as the server runs it.
 pub struct StreamEntry {
     name: String,
     stream: Mutex<Stream>,
     /// Subscriptions on the stream's subjects, and on DIRECT.GET when allowed.
     subs: Mutex<Vec<Arc<Subscription>>>,
-    /// Each consumer's subscriptions: pull requests, acks, flow-control replies.
-    consumer_subs: Mutex<std::collections::HashMap<String, Vec<Arc<Subscription>>>>,
+    /// Each consumer's subscriptions and its watch on its deliver subject.
+    consumer_subs: Mutex<std::collections::HashMap<String, ConsumerHooks>>,
     tx: mpsc::Sender<InternalDelivery>,
     thread: Mutex<Option<JoinHandle<()>>>,
     catalog: Arc<Catalog>,
@@ -80,9 +86,22 @@ pub struct StreamEntry {
     /// The server-wide storage limits, and this stream's bytes as last counted into them.
     limits: Arc<StorageLimits>,
     accounted: AtomicU64,
+    /// The JetStream timer's alarm, told of this stream's deadlines after each round.
+    alarm: Arc<timer::Alarm>,
     /// What a PubAck says before `seq`: the stream name as JSON, and the domain if any
     /// (`"S","domain":"hub"`, nats-server's field order). Built once, not per round.
     pub_ack_prefix: String,
+}
+
+impl ConsumerHooks {
+    fn release(self, client: &InternalClient) {
+        for sub in &self.subs {
+            client.unsubscribe(sub);
+        }
+        if let Some(watch) = self.watch {
+            client.unwatch_interest(watch);
+        }
+    }
 }
 
 impl StreamEntry {
@@ -115,7 +134,9 @@ impl StreamEntry {
         }
     }
 
-    /// Subscribes consumer `name`'s pull, ack and flow-control subjects to this stream's actor.
+    /// Subscribes consumer `name`'s pull, ack and flow-control subjects to this stream's actor,
+    /// and watches its deliver subject for subscribers. Called again after an update, whose
+    /// deliver subject may differ.
     fn subscribe_consumer(&self, name: &str, client: &InternalClient) {
         let subjects = [
             (
@@ -143,16 +164,32 @@ impl StreamEntry {
                 )
             })
             .collect();
-        if let Some(old) = lock(&self.consumer_subs).insert(name.to_string(), subs) {
-            for sub in old {
-                client.unsubscribe(&sub);
-            }
+        let deliver_subject = self
+            .lock()
+            .consumers()
+            .get(name)
+            .and_then(|c| c.config.deliver_subject.clone());
+        let watch = deliver_subject.map(|subject| {
+            let tx = self.tx.clone();
+            client.watch_interest(
+                &subject,
+                Arc::new(move || {
+                    let _ = tx.try_send(InternalDelivery {
+                        tag: actor::TAG_TICK,
+                        msg: Publish::default(),
+                    });
+                }),
+            )
+        });
+        let hooks = ConsumerHooks { subs, watch };
+        if let Some(old) = lock(&self.consumer_subs).insert(name.to_string(), hooks) {
+            old.release(client);
         }
     }
 
     fn unsubscribe_consumer(&self, name: &str, client: &InternalClient) {
-        for sub in lock(&self.consumer_subs).remove(name).unwrap_or_default() {
-            client.unsubscribe(&sub);
+        if let Some(hooks) = lock(&self.consumer_subs).remove(name) {
+            hooks.release(client);
         }
     }
 
@@ -194,6 +231,10 @@ pub struct JetStream {
     limits: Arc<StorageLimits>,
     /// The JetStream domain, named in PubAcks and account info.
     domain: Option<String>,
+    /// Wakes the timer thread when a stream's next deadline comes sooner than it planned.
+    alarm: Arc<timer::Alarm>,
+    /// `jetstream { strict }`: API requests with unknown fields are refused.
+    strict: bool,
 }
 
 impl JetStream {
@@ -205,6 +246,7 @@ impl JetStream {
         server_name: String,
         limits: StorageLimits,
         domain: Option<String>,
+        strict: bool,
     ) -> Result<Arc<Self>, String> {
         let catalog = Arc::new(
             Catalog::open(&store_dir.join("meta"))
@@ -222,6 +264,8 @@ impl JetStream {
             stopping: std::sync::atomic::AtomicBool::new(false),
             limits: Arc::new(limits),
             domain,
+            alarm: Arc::new(timer::Alarm::default()),
+            strict,
         });
         for (config, created_ns) in js
             .catalog
@@ -249,7 +293,7 @@ impl JetStream {
         let timer = js.clone();
         std::thread::Builder::new()
             .name("jetstream-timer".into())
-            .spawn(move || timer.run_timer())
+            .spawn(move || timer::run(&timer))
             .map_err(|e| format!("cannot start the timer thread: {e}"))?;
         Ok(js)
     }
@@ -298,6 +342,7 @@ impl JetStream {
             stopping: std::sync::atomic::AtomicBool::new(false),
             limits: self.limits.clone(),
             accounted: AtomicU64::new(0),
+            alarm: self.alarm.clone(),
             pub_ack_prefix: match &self.domain {
                 Some(domain) => {
                     format!("{},\"domain\":{}", json_string(&name), json_string(domain))
@@ -400,6 +445,11 @@ impl JetStream {
                 "stream configuration for create can not be sealed",
             ));
         }
+        if config.mirror_direct && config.mirror.is_none() {
+            return Err(ApiError::stream_invalid_config(
+                "stream has no mirror but does have mirror direct",
+            ));
+        }
         self.check_overlap(&config, None)?;
         self.check_reservation(&config)?;
         let created_ns = now_ns() as i64;
@@ -464,6 +514,7 @@ impl JetStream {
             (stream.config().clone(), stream.created_ns())
         };
         old.check_update(&config)?;
+        entry.lock().check_consumer_limits(&old, &config)?;
         self.check_overlap(&config, Some(&config.name))?;
         self.check_reservation(&config)?;
         self.catalog
@@ -480,16 +531,35 @@ impl JetStream {
             .remove(name)
             .ok_or_else(ApiError::stream_not_found)?;
         self.stop(&entry);
+        // As nats-server does, pull requests still waiting hear `409 Consumer Deleted`
+        // rather than waiting out their expiry for a stream that is gone.
+        let mut actions = Vec::new();
+        {
+            let mut stream = entry.lock();
+            let names: Vec<String> = stream.consumers().keys().cloned().collect();
+            for consumer in names {
+                stream.remove_consumer(&consumer, &mut actions);
+            }
+        }
+        let mut client = InternalClient::new(self.router.clone());
+        for action in actions {
+            actor::perform(action, &mut client);
+        }
+        client.flush();
         let storage = entry.lock().config().storage;
         let accounted = entry.accounted.swap(0, Ordering::Relaxed);
         self.limits.moved(storage, accounted, 0);
         self.catalog
             .delete_stream(name)
             .map_err(ApiError::store_failed)?;
+        // A memory stream never made a directory, so there may be nothing to remove.
         let dir = self.stream_dir(name);
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| ApiError::store_failed(format!("cannot remove {}: {e}", dir.display())))?;
-        Ok(())
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ApiError::store_failed(
+                format!("cannot remove {}: {e}", dir.display()),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Unsubscribes a stream and waits for its actor to finish what it had queued.
@@ -510,44 +580,6 @@ impl JetStream {
         let _ = entry.tx.blocking_send(stop);
         if let Some(thread) = lock(&entry.thread).take() {
             let _ = thread.join();
-        }
-    }
-
-    /// Sends each stream that needs upkeep a tick. A stream whose queue is full is busy
-    /// storing, which does the same work, so its tick is skipped rather than waited for.
-    ///
-    /// Between regular ticks, a stream whose consumer holds a message back for pacing is
-    /// ticked when that message may go, so replay and rate limits keep time to about
-    /// `MIN_TIMER_SLEEP` rather than `TICK_INTERVAL`.
-    fn run_timer(&self) {
-        let mut next_regular = std::time::Instant::now() + TICK_INTERVAL;
-        while !self.stopping.load(Ordering::Relaxed) {
-            let now = std::time::Instant::now();
-            let now_ns = now_ns();
-            let regular = now >= next_regular;
-            if regular {
-                next_regular = now + TICK_INTERVAL;
-            }
-            let mut wake = next_regular;
-            for entry in self.streams() {
-                let (needs_ticks, paced) = {
-                    let stream = entry.lock();
-                    (stream.needs_ticks(), stream.next_wake_ns())
-                };
-                let due = paced.is_some_and(|at| at <= now_ns);
-                if (regular && needs_ticks) || due {
-                    let tick = InternalDelivery {
-                        tag: actor::TAG_TICK,
-                        msg: Publish::default(),
-                    };
-                    let _ = entry.tx.try_send(tick);
-                }
-                if let Some(at) = paced.filter(|at| *at > now_ns) {
-                    wake = wake.min(now + std::time::Duration::from_nanos(at - now_ns));
-                }
-            }
-            let pause = wake.saturating_duration_since(std::time::Instant::now());
-            std::thread::sleep(pause.max(MIN_TIMER_SLEEP));
         }
     }
 

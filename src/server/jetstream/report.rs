@@ -12,8 +12,8 @@ use crate::jetstream::api_types::{StreamInfo, StreamInfoRequest};
 use crate::jetstream::consumer_config::ConsumerInfo;
 use crate::jetstream::stream_config::Storage;
 
-/// JetStream's streams and consumers, with the API counters.
-#[derive(Debug, Clone)]
+/// JetStream's streams and consumers, with the API counters (all empty when it is off).
+#[derive(Debug, Clone, Default)]
 pub struct JetStreamReport {
     pub store_dir: PathBuf,
     pub api_total: u64,

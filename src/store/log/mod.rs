@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::protocol::subject::is_valid_literal_subject;
+use crate::protocol::subject::is_storable_subject;
 
 use super::config::{limit, Discard, LogConfig, NewMessage, SyncPolicy};
 use super::error::{Rejection, Result, StoreError};
@@ -288,7 +288,7 @@ impl Log {
         running_msgs: u64,
         running_bytes: u64,
     ) -> std::result::Result<(usize, bool), Rejection> {
-        if m.subject.len() > MAX_SUBJECT_BYTES || !is_valid_literal_subject(&m.subject) {
+        if m.subject.len() > MAX_SUBJECT_BYTES || !is_storable_subject(&m.subject) {
             return Err(Rejection::InvalidSubject);
         }
         let body = m.headers.len() + m.payload.len();

@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::protocol::subject::is_valid_literal_subject;
+use crate::protocol::subject::is_storable_subject;
 
 use super::config::{limit, Discard, LogConfig, NewMessage, StoredMessage};
 use super::error::{Rejection, Result, StoreError};
@@ -160,7 +160,7 @@ impl MemLog {
         running_msgs: u64,
         running_bytes: u64,
     ) -> std::result::Result<(u64, bool), Rejection> {
-        if m.subject.len() > MAX_SUBJECT_BYTES || !is_valid_literal_subject(&m.subject) {
+        if m.subject.len() > MAX_SUBJECT_BYTES || !is_storable_subject(&m.subject) {
             return Err(Rejection::InvalidSubject);
         }
         let body = m.headers.len() + m.payload.len();

@@ -1,0 +1,103 @@
+//! The JetStream timer: one thread that sends stream actors their ticks. Every stream that
+//! needs upkeep (max_age, an interval sync policy, consumers' redeliveries) gets a regular
+//! tick; between those, a stream is ticked at the moment one of its consumers has a deadline
+//! (a pull request's expiry or heartbeat, a paced message), so `expires: 100ms` ends after
+//! 100 ms and not at the next regular tick.
+//!
+//! A deadline can appear while the timer sleeps (a pull request arrives): the actor then
+//! rings the [`Alarm`], which cuts the sleep short when the new deadline is sooner.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{actor, lock, now_ns, JetStream};
+use crate::protocol::Publish;
+use crate::server::outbound::InternalDelivery;
+
+/// How often streams with max_age, an interval sync policy or consumers get their tick.
+const TICK_INTERVAL: Duration = Duration::from_millis(50);
+/// The timer's shortest sleep, which bounds how often a stream with a due deadline is ticked
+/// while its actor is still busy with the last tick.
+const MIN_TIMER_SLEEP: Duration = Duration::from_millis(1);
+
+/// The timer's planned wake-up (Unix ns), and the condition it sleeps on. While the timer is
+/// awake the plan is `u64::MAX`, so a deadline scheduled then is kept and seen before the
+/// next sleep begins.
+pub struct Alarm {
+    planned_ns: Mutex<u64>,
+    ring: Condvar,
+}
+
+impl Default for Alarm {
+    fn default() -> Self {
+        Self {
+            planned_ns: Mutex::new(u64::MAX),
+            ring: Condvar::new(),
+        }
+    }
+}
+
+impl Alarm {
+    /// A stream has a deadline at `at_ns`: wakes the timer if it planned to sleep past it.
+    pub fn schedule(&self, at_ns: u64) {
+        let mut planned = lock(&self.planned_ns);
+        if at_ns < *planned {
+            *planned = at_ns;
+            self.ring.notify_one();
+        }
+    }
+
+    /// Sleeps for `pause` (planned to end at `until_ns`), or less if a sooner deadline is
+    /// scheduled meanwhile; not at all if one was scheduled while the timer was awake.
+    fn sleep(&self, pause: Duration, until_ns: u64) {
+        let mut planned = lock(&self.planned_ns);
+        if *planned <= until_ns {
+            *planned = u64::MAX;
+            return;
+        }
+        *planned = until_ns;
+        let (mut planned, _) = self
+            .ring
+            .wait_timeout(planned, pause)
+            .unwrap_or_else(|p| p.into_inner());
+        *planned = u64::MAX;
+    }
+}
+
+/// Runs until JetStream stops.
+pub fn run(js: &JetStream) {
+    let mut next_regular = Instant::now() + TICK_INTERVAL;
+    while !js.stopping.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let now_ns = now_ns();
+        let regular = now >= next_regular;
+        if regular {
+            next_regular = now + TICK_INTERVAL;
+        }
+        let mut wake = next_regular;
+        for entry in js.streams() {
+            let (needs_ticks, deadline) = {
+                let stream = entry.lock();
+                (stream.needs_ticks(), stream.next_wake_ns())
+            };
+            let due = deadline.is_some_and(|at| at <= now_ns);
+            if (regular && needs_ticks) || due {
+                let tick = InternalDelivery {
+                    tag: actor::TAG_TICK,
+                    msg: Publish::default(),
+                };
+                // A full queue means the actor is busy, and its round does the same work.
+                let _ = entry.tx.try_send(tick);
+            }
+            if let Some(at) = deadline.filter(|at| *at > now_ns) {
+                wake = wake.min(now + Duration::from_nanos(at - now_ns));
+            }
+        }
+        let pause = wake
+            .saturating_duration_since(Instant::now())
+            .max(MIN_TIMER_SLEEP);
+        js.alarm
+            .sleep(pause, now_ns.saturating_add(pause.as_nanos() as u64));
+    }
+}
