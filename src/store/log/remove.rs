@@ -127,11 +127,15 @@ impl Log {
         loop {
             let start = self.segments[pos].base_seq();
             let mut found = None;
+            // A stored subject may hold `*` or `>` (taken literally), which `scan` would read
+            // as a wildcard: only the very subject counts here.
             for m in self.scan(start, &[subject], usize::MAX)? {
                 if m.seq >= before {
                     break;
                 }
-                found = Some(m.seq);
+                if m.subject == subject {
+                    found = Some(m.seq);
+                }
             }
             if found.is_some() || pos == 0 {
                 return Ok(found);
@@ -241,7 +245,7 @@ impl Log {
             (None, None) => self.remove_scan(self.floor, to, &mut |_, _| Verdict::Remove),
             (None, Some(keep)) => {
                 let mut excess = self.msgs.saturating_sub(keep);
-                self.remove_counted(self.floor, &mut excess, None)
+                self.remove_counted(self.floor, &mut excess, |_| true)
             }
             (Some(f), keep) => {
                 let (mut start, mut total) = (u64::MAX, 0u64);
@@ -255,7 +259,7 @@ impl Log {
                 match keep {
                     Some(keep) => {
                         let mut excess = total.saturating_sub(keep);
-                        self.remove_counted(start, &mut excess, Some(f))
+                        self.remove_counted(start, &mut excess, |s| subject_matches(f, s))
                     }
                     None => self.remove_scan(start, to, &mut |_, s| {
                         if subject_matches(f, s) {
@@ -269,8 +273,13 @@ impl Log {
         }
     }
 
-    /// Removes the oldest `excess` messages (matching `filter` if given) from `from` on.
-    fn remove_counted(&mut self, from: u64, excess: &mut u64, filter: Option<&str>) -> Result<u64> {
+    /// Removes the oldest `excess` messages whose subject `selects` from `from` on.
+    fn remove_counted(
+        &mut self,
+        from: u64,
+        excess: &mut u64,
+        selects: impl Fn(&str) -> bool,
+    ) -> Result<u64> {
         if *excess == 0 {
             return Ok(0);
         }
@@ -278,7 +287,7 @@ impl Log {
         self.remove_scan(from, to, &mut |_, s| {
             if *excess == 0 {
                 Verdict::Stop
-            } else if filter.is_none_or(|f| subject_matches(f, s)) {
+            } else if selects(s) {
                 *excess -= 1;
                 Verdict::Remove
             } else {
@@ -367,7 +376,9 @@ impl Log {
         };
         let mut excess = info.count.saturating_sub(max);
         if excess > 0 {
-            self.remove_counted(info.first, &mut excess, Some(subject))?;
+            // Compared, not matched: a stored `c.*` is its own subject, not a wildcard over
+            // `c.x` (found by the memory-versus-file model test once such subjects were stored).
+            self.remove_counted(info.first, &mut excess, |s| s == subject)?;
         }
         Ok(())
     }
@@ -391,7 +402,7 @@ impl Log {
         }
         if let Some(max) = limit(self.config.max_msgs) {
             let mut excess = self.msgs.saturating_sub(max);
-            self.remove_counted(self.floor, &mut excess, None)?;
+            self.remove_counted(self.floor, &mut excess, |_| true)?;
         }
         if let Some(max) = limit(self.config.max_bytes) {
             if self.bytes > max {
