@@ -537,6 +537,20 @@ impl Consumer {
             out.push(status(&w.reply, 409, "Consumer Deleted", Vec::new()));
         }
     }
+
+    /// The server is stopping: tell waiting pull requests what they still wanted, as
+    /// nats-server does, so a client asks again after it reconnects instead of waiting for
+    /// messages counted to a request that no longer exists.
+    pub fn on_shutdown(&mut self, out: &mut Vec<Action>) {
+        for w in self.waiting.drain(..) {
+            out.push(status(
+                &w.reply,
+                409,
+                "Server Shutdown",
+                pending_headers(&w),
+            ));
+        }
+    }
 }
 
 /// `Nats-Pending-Messages`/`Nats-Pending-Bytes` of an unfinished request.

@@ -138,6 +138,13 @@ impl Stream {
         Some(consumer)
     }
 
+    /// The server is stopping: every consumer's waiting pull requests are told.
+    pub fn shutdown_consumers(&mut self, out: &mut Vec<Action>) {
+        for c in self.consumers.values_mut() {
+            c.on_shutdown(out);
+        }
+    }
+
     /// Drops every consumer's pull requests whose reply subject has lost its interest; run
     /// before a round can deliver to them.
     pub fn drop_abandoned_requests(&mut self, has_interest: &dyn Fn(&[u8]) -> bool) {

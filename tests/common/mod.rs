@@ -3,6 +3,7 @@
 
 pub mod monitor;
 pub mod process;
+pub mod raw_js;
 pub mod rng;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -160,6 +161,12 @@ impl RawClient {
             stream,
             buf: Vec::new(),
         }
+    }
+
+    /// Puts bytes back in front of whatever the next read returns.
+    pub fn unread(&mut self, mut bytes: Vec<u8>) {
+        bytes.append(&mut self.buf);
+        self.buf = bytes;
     }
 
     pub fn send(&mut self, bytes: &[u8]) {

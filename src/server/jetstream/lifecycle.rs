@@ -1,0 +1,176 @@
+//! A stream's life in the registry: create (refusing overlaps and storage that is not
+//! there), update, delete, and the stop at shutdown, each telling whoever waits on the
+//! stream's consumers what became of them.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{actor, lock, now_ns, JetStream, StreamEntry};
+use crate::jetstream::consumer::Action;
+use crate::jetstream::stream::Stream;
+use crate::jetstream::{ApiError, StreamConfig};
+use crate::protocol::Publish;
+use crate::server::internal::InternalClient;
+use crate::server::outbound::InternalDelivery;
+
+impl JetStream {
+    /// Creates a stream, or returns the existing one when the effective config is identical.
+    pub fn create_stream(&self, config: StreamConfig) -> Result<Arc<StreamEntry>, ApiError> {
+        if let Some(existing) = self.stream(&config.name) {
+            if *existing.lock().config() == config {
+                return Ok(existing);
+            }
+            return Err(ApiError::stream_name_in_use());
+        }
+        if config.sealed {
+            return Err(ApiError::stream_invalid_config(
+                "stream configuration for create can not be sealed",
+            ));
+        }
+        if config.mirror_direct && config.mirror.is_none() {
+            return Err(ApiError::stream_invalid_config(
+                "stream has no mirror but does have mirror direct",
+            ));
+        }
+        self.check_overlap(&config, None)?;
+        self.check_reservation(&config)?;
+        let created_ns = now_ns() as i64;
+        self.catalog
+            .put_stream(&config, created_ns)
+            .map_err(ApiError::store_failed)?;
+        self.open_stream(config, created_ns)
+    }
+
+    /// Rejects a `max_bytes` that does not fit beside the other streams' in the server-wide
+    /// storage limit.
+    fn check_reservation(&self, config: &StreamConfig) -> Result<(), ApiError> {
+        if self.limits.max(config.storage).is_none() {
+            return Ok(());
+        }
+        let others: Vec<StreamConfig> = self
+            .streams()
+            .iter()
+            .filter(|e| e.name != config.name)
+            .map(|e| e.lock().config().clone())
+            .collect();
+        self.limits.check_reservation(config, others.iter())
+    }
+
+    /// Rejects subjects that another stream already captures.
+    fn check_overlap(&self, config: &StreamConfig, except: Option<&str>) -> Result<(), ApiError> {
+        use crate::protocol::subject::subjects_overlap;
+        for entry in self.streams() {
+            if Some(entry.name.as_str()) == except {
+                continue;
+            }
+            let stream = entry.lock();
+            let theirs = &stream.config().subjects;
+            if config.subjects.iter().any(|a| {
+                theirs
+                    .iter()
+                    .any(|b| subjects_overlap(a.as_str(), b.as_str()))
+            }) {
+                return Err(ApiError::stream_subject_overlap());
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a checked config update to a running stream.
+    pub fn update_stream(&self, config: StreamConfig) -> Result<Arc<StreamEntry>, ApiError> {
+        let entry = self
+            .stream(&config.name)
+            .ok_or_else(ApiError::stream_not_found)?;
+        let (old, created_ns) = {
+            let stream = entry.lock();
+            (stream.config().clone(), stream.created_ns())
+        };
+        old.check_update(&config)?;
+        entry.lock().check_consumer_limits(&old, &config)?;
+        self.check_overlap(&config, Some(&config.name))?;
+        self.check_reservation(&config)?;
+        self.catalog
+            .put_stream(&config, created_ns)
+            .map_err(ApiError::store_failed)?;
+        entry.lock().update(config)?;
+        self.resubscribe(&entry);
+        Ok(entry)
+    }
+
+    /// Deletes a stream and its files.
+    pub fn delete_stream(&self, name: &str) -> Result<(), ApiError> {
+        let entry = lock(&self.streams)
+            .remove(name)
+            .ok_or_else(ApiError::stream_not_found)?;
+        self.stop(&entry);
+        // As nats-server does, pull requests still waiting hear `409 Consumer Deleted`
+        // rather than waiting out their expiry for a stream that is gone.
+        self.tell_waiting(&entry, |stream, actions| {
+            let names: Vec<String> = stream.consumers().keys().cloned().collect();
+            for consumer in names {
+                stream.remove_consumer(&consumer, actions);
+            }
+        });
+        let storage = entry.lock().config().storage;
+        let accounted = entry.accounted.swap(0, Ordering::Relaxed);
+        self.limits.moved(storage, accounted, 0);
+        self.catalog
+            .delete_stream(name)
+            .map_err(ApiError::store_failed)?;
+        // A memory stream never made a directory, so there may be nothing to remove.
+        let dir = self.stream_dir(name);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ApiError::store_failed(
+                format!("cannot remove {}: {e}", dir.display()),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Unsubscribes a stream and waits for its actor to finish what it had queued.
+    fn stop(&self, entry: &StreamEntry) {
+        entry.stopping.store(true, Ordering::Release);
+        let client = InternalClient::new(self.router.clone());
+        for sub in lock(&entry.subs).drain(..) {
+            client.unsubscribe(&sub);
+        }
+        let names: Vec<String> = lock(&entry.consumer_subs).keys().cloned().collect();
+        for name in names {
+            entry.unsubscribe_consumer(&name, &client);
+        }
+        let stop = InternalDelivery {
+            tag: actor::TAG_STOP,
+            msg: Publish::default(),
+        };
+        let _ = entry.tx.blocking_send(stop);
+        if let Some(thread) = lock(&entry.thread).take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Sends what `notify` makes of a stopped stream's consumers (statuses to waiting pull
+    /// requests), through a client of its own: the actor is gone by then.
+    fn tell_waiting(
+        &self,
+        entry: &StreamEntry,
+        notify: impl FnOnce(&mut Stream, &mut Vec<Action>),
+    ) {
+        let mut actions = Vec::new();
+        notify(&mut entry.lock(), &mut actions);
+        let mut client = InternalClient::new(self.router.clone());
+        for action in actions {
+            actor::perform(action, &mut client);
+        }
+        client.flush();
+    }
+
+    /// Stops every stream actor, so everything acknowledged has been synced, and tells waiting
+    /// pull requests `409 Server Shutdown` before the connections close.
+    pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        for entry in self.streams() {
+            self.stop(&entry);
+            self.tell_waiting(&entry, |stream, actions| stream.shutdown_consumers(actions));
+        }
+    }
+}
