@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, stream};
 use common::raw_js::{api, create_pull_consumer, create_stream, publish, raw_client};
 use common::{within, TestServer};
-use serde_json::{json, Value};
+use serde_json::json;
 
 async fn connect_js(server: &TestServer) -> jetstream::Context {
     let client = within("connect", async_nats::connect(server.url()))
