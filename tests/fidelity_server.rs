@@ -138,7 +138,7 @@ fn as_nats_server_jetstream_is_off_without_js_and_nothing_is_written() {
     // Two servers in one directory, as harnesses start them: neither takes a store lock.
     let first = Proc::start(
         &bin,
-        &["-a", "127.0.0.1", "-p", "-1"],
+        &["-a", "127.0.0.1", "-p", "-1", "-m", "-1"],
         dir.path(),
         tmp.path(),
     );
@@ -169,6 +169,20 @@ fn as_nats_server_jetstream_is_off_without_js_and_nothing_is_written() {
         "a store appeared in TMPDIR"
     );
     assert!(!first.log_text().contains("Starting JetStream"));
+    // Monitoring says so as nats-server does: /jsz marked disabled, /varz an empty block.
+    let monitor: u16 = first
+        .log_text()
+        .split("Starting http monitor on ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .expect("monitor port in the log");
+    let jsz = common::monitor::get_json(monitor, "/jsz");
+    assert_eq!(jsz["disabled"], true, "{jsz}");
+    assert_eq!(jsz["streams"], 0, "{jsz}");
+    let varz = common::monitor::get_json(monitor, "/varz");
+    assert_eq!(varz["jetstream"], serde_json::json!({}), "{varz}");
 }
 
 #[test]
