@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::config_users;
 use crate::conf::{self, ConfError, Document, Entry, Item, Map, Position, Value};
+use crate::server::tls::{TlsConfig, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::server::SyncMode;
 
 /// Settings read from a config file; `None` leaves the flag or the default in force.
@@ -53,6 +54,8 @@ pub struct FileSettings {
     pub jetstream: Option<bool>,
     /// `jetstream { strict }`: refuse JetStream API requests with unknown fields.
     pub js_strict: Option<bool>,
+    /// `tls { cert_file, key_file, ca_file, verify, timeout, handshake_first }`.
+    pub tls: Option<TlsConfig>,
 }
 
 /// A config file's settings and the warnings to log once logging is set up.
@@ -88,7 +91,10 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("cluster", "clustering is not implemented"),
     ("gateway", "gateways are not implemented"),
     ("leafnodes", "leaf nodes are not implemented"),
-    ("tls", "TLS is not implemented"),
+    (
+        "allow_non_tls",
+        "plaintext clients beside TLS clients on one port are not implemented",
+    ),
     ("websocket", "websocket clients are not implemented"),
     ("mqtt", "MQTT is not implemented"),
     (
@@ -106,6 +112,54 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ),
     ("mappings", "subject mappings are not implemented"),
     ("https_port", "HTTPS monitoring is not implemented"),
+];
+
+/// Keys of nats-server's `tls {}` block that jetlog cannot honour yet, and why.
+const UNSUPPORTED_TLS: &[(&str, &str)] = &[
+    (
+        "verify_and_map",
+        "mapping client certificates to users is not implemented",
+    ),
+    (
+        "verify_cert_and_check_known_urls",
+        "that check belongs to clusters, which are not implemented",
+    ),
+    ("pinned_certs", "certificate pinning is not implemented"),
+    (
+        "cipher_suites",
+        "choosing cipher suites is not implemented (rustls' safe defaults apply)",
+    ),
+    (
+        "curve_preferences",
+        "choosing curves is not implemented (rustls' safe defaults apply)",
+    ),
+    (
+        "min_version",
+        "choosing the TLS version is not implemented (TLS 1.2 and 1.3 apply)",
+    ),
+    ("insecure", "skipping verification is not implemented"),
+    (
+        "cert_store",
+        "the Windows certificate store does not exist here",
+    ),
+    (
+        "cert_match",
+        "the Windows certificate store does not exist here",
+    ),
+    (
+        "cert_match_by",
+        "the Windows certificate store does not exist here",
+    ),
+    (
+        "ca_certs_match",
+        "the Windows certificate store does not exist here",
+    ),
+    ("certs", "several certificates (SNI) are not implemented"),
+    ("ocsp_peer", "OCSP is not implemented"),
+    (
+        "connection_rate_limit",
+        "handshake rate limits are not implemented",
+    ),
 ];
 
 /// Reads a config file and maps it onto server settings.
@@ -187,6 +241,10 @@ impl Mapper<'_> {
             "ports_file_dir" => s.ports_file_dir = Some(string(entry)?.into()),
             "jetstream" => self.jetstream(entry)?,
             "authorization" => self.authorization(entry)?,
+            "tls" => {
+                let tls = self.tls(entry)?;
+                self.loaded.settings.tls = Some(tls);
+            }
             key => self.other(entry, key, "")?,
         }
         Ok(())
@@ -241,6 +299,46 @@ impl Mapper<'_> {
             }
         }
         Ok(())
+    }
+
+    /// `tls {}`: the server's certificate and key, and client verification.
+    fn tls(&mut self, entry: &Entry) -> Result<TlsConfig, ConfigFileError> {
+        let block = map(entry)?;
+        let mut tls = TlsConfig {
+            cert_file: PathBuf::new(),
+            key_file: PathBuf::new(),
+            ca_file: None,
+            verify: false,
+            timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            handshake_first: false,
+        };
+        for inner in block.effective() {
+            match inner.key.as_str() {
+                "cert_file" => tls.cert_file = string(inner)?.into(),
+                "key_file" => tls.key_file = string(inner)?.into(),
+                "ca_file" => tls.ca_file = Some(string(inner)?.into()),
+                "verify" => tls.verify = boolean(inner)?,
+                "timeout" => tls.timeout = seconds(inner)?,
+                "handshake_first" | "first" | "immediate" => tls.handshake_first = boolean(inner)?,
+                key => match UNSUPPORTED_TLS.iter().find(|(k, _)| *k == key) {
+                    Some((_, why)) => return Err(unsupported(inner, why)),
+                    None => self.other(inner, key, "tls.")?,
+                },
+            }
+        }
+        if tls.cert_file.as_os_str().is_empty() || tls.key_file.as_os_str().is_empty() {
+            return Err(invalid(entry, "TLS needs cert_file and key_file"));
+        }
+        if tls.verify && tls.ca_file.is_none() {
+            return Err(invalid(
+                entry,
+                "verify needs a ca_file to verify client certificates against",
+            ));
+        }
+        if tls.timeout.is_zero() {
+            return Err(invalid(entry, "the handshake timeout must be above 0"));
+        }
+        Ok(tls)
     }
 
     fn authorization(&mut self, entry: &Entry) -> Result<(), ConfigFileError> {

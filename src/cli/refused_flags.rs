@@ -1,5 +1,4 @@
-//! nats-server flags that `jetlog server` recognises but cannot honour: TLS, clustering,
-//! syslog, log rotation, HTTPS monitoring, profiling. A script that passes one must learn at
+//! nats-server flags that `jetlog server` recognises but cannot honour: clustering, syslog, log rotation, HTTPS monitoring, profiling. A script that passes one must learn at
 //! once that it is not in force, with the reason, rather than meet clap's generic "unexpected
 //! argument" or, worse, have it dropped. Checked on the normalised arguments (`-ms` has become
 //! `--https_port` by then).
@@ -7,15 +6,8 @@
 /// Flags (long form, as normalised) and why each is refused.
 const REFUSED: &[(&[&str], &str)] = &[
     (
-        &[
-            "--tls",
-            "--tlscert",
-            "--tlskey",
-            "--tlsverify",
-            "--tlscacert",
-            "--help_tls",
-        ],
-        "TLS is not implemented in jetlog",
+        &["--help_tls"],
+        "jetlog prints no separate TLS help: the TLS flags are in --help, the tls block in docs/configuration.md",
     ),
     (
         &[
@@ -71,11 +63,13 @@ mod tests {
 
     #[test]
     fn refused_flags_name_the_reason() {
-        let message = refusal(&args(&["jetlog", "server", "-p", "4222", "--tls"])).unwrap();
+        let message =
+            refusal(&args(&["jetlog", "server", "-p", "4222", "--profile", "1"])).unwrap();
         assert_eq!(
             message,
-            "--tls is not supported: TLS is not implemented in jetlog"
+            "--profile is not supported: the profiling port is not implemented"
         );
+        assert!(refusal(&args(&["jetlog", "server", "--tls", "--tlscert", "c"])).is_none());
         let message = refusal(&args(&["jetlog", "server", "--routes=nats://a:6222"])).unwrap();
         assert!(message.starts_with("--routes is not supported: jetlog runs as a single server"));
         assert!(refusal(&args(&["jetlog", "server", "-p", "4222", "-js"])).is_none());

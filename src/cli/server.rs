@@ -14,6 +14,7 @@ use super::process_files::ProcessFiles;
 use crate::monitor::Monitor;
 use crate::protocol::connect::NATS_COMPAT_VERSION;
 use crate::server::config::DEFAULT_PORT;
+use crate::server::tls::{TlsConfig, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::server::{AuthConfig, Server, ServerConfig, SyncMode};
 
 /// Flags of `jetlog server`. Names follow nats-server so scripts can switch binaries; as with
@@ -87,6 +88,21 @@ pub struct ServerArgs {
     /// Token required to connect.
     #[arg(long)]
     auth: Option<String>,
+    /// Enable TLS on the client port (with --tlscert and --tlskey); clients must use TLS.
+    #[arg(long)]
+    tls: bool,
+    /// The server's certificate chain (PEM).
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    /// The server certificate's private key (PEM).
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
+    /// Enable TLS and require a client certificate signed by --tlscacert.
+    #[arg(long)]
+    tlsverify: bool,
+    /// The CA (PEM) client certificates are verified against.
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
     /// When appended messages are fsynced: always (default), never, or an interval such as 100ms.
     #[arg(long, value_parser = parse_sync_mode)]
     sync: Option<SyncMode>,
@@ -144,6 +160,33 @@ struct Launch {
 }
 
 impl ServerArgs {
+    /// TLS from the flags when any TLS flag is given (they replace the file's block, as in
+    /// nats-server), else from the config file.
+    fn tls_settings(&self, from_file: Option<TlsConfig>) -> Result<Option<TlsConfig>, String> {
+        let any_flag = self.tls
+            || self.tlsverify
+            || self.tlscert.is_some()
+            || self.tlskey.is_some()
+            || self.tlscacert.is_some();
+        if !any_flag {
+            return Ok(from_file);
+        }
+        let (Some(cert_file), Some(key_file)) = (self.tlscert.clone(), self.tlskey.clone()) else {
+            return Err("TLS needs both --tlscert and --tlskey".to_string());
+        };
+        if self.tlsverify && self.tlscacert.is_none() {
+            return Err("--tlsverify needs --tlscacert to verify client certificates".to_string());
+        }
+        Ok(Some(TlsConfig {
+            cert_file,
+            key_file,
+            ca_file: self.tlscacert.clone(),
+            verify: self.tlsverify,
+            timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            handshake_first: false,
+        }))
+    }
+
     /// Builds the settings from the flags over the config file over the defaults, refusing
     /// combinations that cannot work.
     fn into_launch(self) -> Result<Launch, String> {
@@ -151,7 +194,8 @@ impl ServerArgs {
             Some(path) => config_file::load(path).map_err(|e| e.to_string())?,
             None => LoadedConfig::default(),
         };
-        let file = loaded.settings;
+        let mut file = loaded.settings;
+        let tls = self.tls_settings(file.tls.take())?;
         let port = match self.port.or(file.port).unwrap_or(i32::from(DEFAULT_PORT)) {
             -1 => 0,
             p => u16::try_from(p).map_err(|_| format!("invalid port {p}: use 0-65535 or -1"))?,
@@ -243,6 +287,7 @@ impl ServerArgs {
             js_strict: file.js_strict.unwrap_or(defaults.js_strict),
             js_domain: file.js_domain,
             monitor_listen,
+            tls,
         };
         if config.max_payload_bytes == 0 || config.max_payload_bytes > config.max_pending_bytes {
             return Err(format!(
@@ -412,6 +457,7 @@ async fn serve(launch: Launch) -> Result<(), String> {
         }
     }
     let monitor_listen = config.monitor_listen;
+    let tls = config.tls.clone();
     let server = Server::bind(config.clone()).await?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
     let monitor = match monitor_listen {
@@ -448,6 +494,13 @@ async fn serve(launch: Launch) -> Result<(), String> {
         tracing::info!("Starting http monitor on {addr}");
     }
     tracing::info!("Listening for client connections on {local}");
+    if let Some(tls) = &tls {
+        // nats-server's line, which operators look for.
+        tracing::info!("TLS required for client connections");
+        if tls.handshake_first {
+            tracing::info!("Clients must start with the TLS handshake (handshake_first)");
+        }
+    }
     tracing::info!("Server is ready");
     server
         .run(async move {

@@ -24,6 +24,10 @@ pub struct ServerInfo {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub auth_required: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_verify: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub jetstream: bool,
     #[serde(skip_serializing_if = "is_zero")]
     pub client_id: u64,

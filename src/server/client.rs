@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::{sleep, Instant};
 
 use super::auth::authorize;
@@ -91,7 +90,10 @@ impl Connection {
     }
 
     /// Reads and applies ops until the connection ends; returns why it ended.
-    pub(super) async fn run(&mut self, mut socket: OwnedReadHalf) -> CloseReason {
+    pub(super) async fn run(
+        &mut self,
+        mut socket: impl tokio::io::AsyncRead + Unpin,
+    ) -> CloseReason {
         let ping_interval = self.state.config.ping_interval;
         let max_pings_out = self.state.config.max_pings_out;
         let auth_required = self.state.config.auth.is_some();

@@ -97,6 +97,8 @@ pub struct ServerConfig {
     pub js_domain: Option<String>,
     /// Where the HTTP monitor listens (port 0 picks a free one); `None` when it is off.
     pub monitor_listen: Option<SocketAddr>,
+    /// TLS on the client port (`tls {}` or `--tls*`); every client must use it.
+    pub tls: Option<super::tls::TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +123,7 @@ impl Default for ServerConfig {
             js_strict: false,
             js_domain: None,
             monitor_listen: None,
+            tls: None,
         }
     }
 }

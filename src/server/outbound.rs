@@ -16,6 +16,17 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::tcp::OwnedWriteHalf;
+
+/// How long closing a TLS stream may wait for its close_notify to be written.
+const TLS_CLOSE_LIMIT: Duration = Duration::from_millis(500);
+
+/// Where a connection's writer task writes: the socket itself, which publishers may also
+/// write to directly while the writer is idle, or a TLS stream, which only the writer may
+/// touch (its records are built and buffered by the TLS layer).
+pub enum WriteSink {
+    Plain(Arc<OwnedWriteHalf>),
+    Tls(std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>),
+}
 use tokio::sync::Notify;
 
 use super::conn_stats::ConnectionStats;
@@ -279,7 +290,8 @@ impl ClientHandle {
         }
     }
 
-    /// Gives the outbound side its socket; called once, before the writer starts.
+    /// Gives the outbound side its socket; called once, before the writer starts, and only for
+    /// plaintext connections: a TLS stream is written by the writer task alone.
     pub fn attach_socket(&self, socket: Arc<OwnedWriteHalf>) {
         lock(&self.outbound).socket = Some(socket);
     }
@@ -371,11 +383,7 @@ impl ClientHandle {
     }
 
     /// The writer task: flushes queued bytes until the connection closes.
-    pub async fn run_writer(
-        self: Arc<Self>,
-        socket: Arc<OwnedWriteHalf>,
-        write_deadline: Duration,
-    ) {
+    pub async fn run_writer(self: Arc<Self>, mut socket: WriteSink, write_deadline: Duration) {
         // Empty until the first swap hands it the queued bytes' buffer: a connection that is
         // never written to after INFO holds one buffer, not two.
         let mut spare = BytesMut::new();
@@ -398,7 +406,14 @@ impl ClientHandle {
                     }
                     break;
                 }
-                if let Err(reason) = self.write_out(&socket, &spare, write_deadline).await {
+                let written = match &mut socket {
+                    WriteSink::Plain(plain) => self.write_out(plain, &spare, write_deadline).await,
+                    WriteSink::Tls(tls) => {
+                        self.write_out_tls(tls.as_mut(), &spare, write_deadline)
+                            .await
+                    }
+                };
+                if let Err(reason) = written {
                     self.close(reason);
                     if !reason.flushes() {
                         break 'run;
@@ -411,10 +426,54 @@ impl ClientHandle {
                 }
             }
         }
-        // Dropping the last reference to the write half shuts the write side down.
+        // Dropping the last reference to the write half shuts the write side down; a TLS
+        // stream is closed with its close_notify first (bounded: the peer may be gone).
         lock(&self.outbound).socket = None;
+        if let WriteSink::Tls(tls) = &mut socket {
+            use tokio::io::AsyncWriteExt;
+            let _ = tokio::time::timeout(TLS_CLOSE_LIMIT, tls.shutdown()).await;
+        }
         drop(socket);
         self.drained.notify_waiters();
+    }
+
+    /// `write_out` for a TLS stream: the same progress records and deadline, through the TLS
+    /// layer's own buffering (each step is a write and then a flush of the records).
+    async fn write_out_tls(
+        &self,
+        mut socket: std::pin::Pin<&mut (dyn tokio::io::AsyncWrite + Send)>,
+        data: &[u8],
+        write_deadline: Duration,
+    ) -> Result<(), CloseReason> {
+        use tokio::io::AsyncWriteExt;
+        let mut written = 0;
+        while written < data.len() {
+            let step = async {
+                let n = socket.write(&data[written..]).await?;
+                socket.flush().await?;
+                Ok::<usize, std::io::Error>(n)
+            };
+            let write = tokio::time::timeout(write_deadline, step);
+            let result = tokio::select! {
+                result = write => result,
+                _ = self.abort_write.notified() => return Err(CloseReason::ClientClosed),
+            };
+            match result {
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(CloseReason::ClientClosed),
+                Ok(Ok(n)) => written += n,
+                Err(_) => {
+                    tracing::warn!(
+                        cid = self.id,
+                        "Slow Consumer Detected: WriteDeadline of {write_deadline:?} exceeded"
+                    );
+                    return Err(CloseReason::SlowConsumer);
+                }
+            }
+            lock(&self.outbound).in_flight = data.len() - written;
+            self.stuck.store(false, Ordering::Relaxed);
+            self.drained.notify_waiters();
+        }
+        Ok(())
     }
 
     /// Writes one buffer, recording progress after every partial write so that stalled

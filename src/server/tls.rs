@@ -1,0 +1,128 @@
+//! TLS on the client port, with rustls: the certificates a `tls {}` block or the `--tls*`
+//! flags name are read once at start (a file that cannot be read or parsed stops the server
+//! before it listens), and each connection is upgraded either after the plaintext INFO (the
+//! NATS default: INFO says `tls_required`, the client starts the handshake) or before
+//! anything is sent (`handshake_first`, the clients' "TLS first").
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// nats-server's default for how long a TLS handshake may take (`tls { timeout }`, seconds).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(2000);
+
+/// What the server was told about TLS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// The CA that client certificates must chain to (with `verify`).
+    pub ca_file: Option<PathBuf>,
+    /// Require and verify a client certificate.
+    pub verify: bool,
+    /// How long a handshake may take before the connection is dropped.
+    pub timeout: Duration,
+    /// Handshake before INFO (the client must use "TLS first" too).
+    pub handshake_first: bool,
+}
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read certificate file {path}: {reason}")]
+    Certificates { path: PathBuf, reason: String },
+    #[error("cannot read private key file {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
+    #[error("cannot read CA file {path}: {reason}")]
+    Ca { path: PathBuf, reason: String },
+    #[error(
+        "TLS verify needs a CA file to verify client certificates against (ca_file, --tlscacert)"
+    )]
+    VerifyWithoutCa,
+    #[error("invalid TLS configuration: {0}")]
+    Config(String),
+}
+
+/// A server's TLS, ready to accept connections.
+#[derive(Clone)]
+pub struct Tls {
+    pub config: TlsConfig,
+    acceptor: TlsAcceptor,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("config", &self.config).finish()
+    }
+}
+
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    Ok(certs)
+}
+
+impl Tls {
+    /// Reads the certificates and key and builds the acceptor.
+    pub fn load(config: TlsConfig) -> Result<Self, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certs =
+            read_certificates(&config.cert_file).map_err(|reason| TlsError::Certificates {
+                path: config.cert_file.clone(),
+                reason,
+            })?;
+        let key = PrivateKeyDer::from_pem_file(&config.key_file).map_err(|e| TlsError::Key {
+            path: config.key_file.clone(),
+            reason: e.to_string(),
+        })?;
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let builder = if config.verify {
+            let ca_file = config.ca_file.as_ref().ok_or(TlsError::VerifyWithoutCa)?;
+            let ca_error = |reason: String| TlsError::Ca {
+                path: ca_file.clone(),
+                reason,
+            };
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in read_certificates(ca_file).map_err(ca_error)? {
+                roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .map_err(|e| TlsError::Config(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let server = builder
+            .with_single_cert(certs, key)
+            .map_err(|e| TlsError::Config(format!("certificate and key do not fit: {e}")))?;
+        Ok(Self {
+            config,
+            acceptor: TlsAcceptor::from(Arc::new(server)),
+        })
+    }
+
+    /// Runs the server side of a handshake, bounded by the configured timeout.
+    pub async fn accept(&self, socket: TcpStream) -> Result<TlsStream<TcpStream>, String> {
+        match tokio::time::timeout(self.config.timeout, self.acceptor.accept(socket)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err("timeout".to_string()),
+        }
+    }
+}

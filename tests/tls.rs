@@ -1,0 +1,296 @@
+//! TLS on the client port (issue 16, first part): certificates made in the test with rcgen,
+//! async-nats with its TLS options against the real server, and raw sockets for the ways a
+//! handshake goes wrong. Every wait is bounded.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::ConnectOptions;
+use common::{within, TestServer};
+use futures::StreamExt;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+/// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate, as PEM
+/// files in one directory.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (ca_pem, issuer) = ca("jetlog test CA");
+        std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();
+        let (other_ca, _) = ca("some other CA");
+        std::fs::write(dir.path().join("other-ca.pem"), other_ca).unwrap();
+        leaf(dir.path(), "server", &["127.0.0.1", "localhost"], &issuer);
+        leaf(dir.path(), "client", &["client.example"], &issuer);
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn arg(&self, name: &str) -> String {
+        self.path(name).to_str().expect("utf8 path").to_string()
+    }
+}
+
+fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let cert = params.self_signed(&key).expect("self-signed");
+    (cert.pem(), Issuer::new(params, key))
+}
+
+fn leaf(dir: &Path, name: &str, names: &[&str], issuer: &Issuer<'_, KeyPair>) {
+    let key = KeyPair::generate().expect("key");
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let params = CertificateParams::new(names).expect("params");
+    let cert = params.signed_by(&key, issuer).expect("signed");
+    std::fs::write(dir.join(format!("{name}-cert.pem")), cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{name}-key.pem")), key.serialize_pem()).unwrap();
+}
+
+fn tls_flags(pki: &Pki) -> Vec<String> {
+    vec![
+        "--tls".into(),
+        "--tlscert".into(),
+        pki.arg("server-cert.pem"),
+        "--tlskey".into(),
+        pki.arg("server-key.pem"),
+    ]
+}
+
+fn start(flags: &[String]) -> TestServer {
+    let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+    TestServer::start(&refs)
+}
+
+async fn round_trip(client: &async_nats::Client) {
+    let mut sub = client.subscribe("tls.check").await.expect("subscribe");
+    client
+        .publish("tls.check", "over TLS".into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let msg = within("message", sub.next()).await.expect("message");
+    assert_eq!(&msg.payload[..], b"over TLS");
+}
+
+#[tokio::test]
+async fn clients_upgrade_after_info_and_jetstream_works_over_tls() {
+    let pki = Pki::new();
+    let server = start(&tls_flags(&pki));
+    let info = server.raw().read_info();
+    assert_eq!(info["tls_required"], true, "{info}");
+    assert!(info.get("tls_verify").is_none(), "{info}");
+    let client = within(
+        "connect",
+        ConnectOptions::new()
+            .add_root_certificates(pki.path("ca.pem"))
+            .require_tls(true)
+            .connect(server.url()),
+    )
+    .await
+    .expect("TLS connect");
+    round_trip(&client).await;
+    let js = async_nats::jetstream::new(client);
+    let stream = async_nats::jetstream::stream::Config {
+        name: "SECURE".into(),
+        subjects: vec!["secure.>".into()],
+        ..Default::default()
+    };
+    within("create", js.create_stream(stream)).await.unwrap();
+    let ack = within("publish", async {
+        js.publish("secure.a", "x".into()).await?.await
+    })
+    .await
+    .unwrap();
+    assert_eq!(ack.sequence, 1);
+    assert!(server.log_contains("TLS required for client connections"));
+}
+
+#[tokio::test]
+async fn handshake_first_serves_clients_that_start_with_tls() {
+    let pki = Pki::new();
+    let conf = pki.path("first.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{\n  cert_file: {:?}\n  key_file: {:?}\n  handshake_first: true\n}}\n",
+            pki.arg("server-cert.pem"),
+            pki.arg("server-key.pem")
+        ),
+    )
+    .unwrap();
+    let server = start(&["-c".into(), conf.to_str().unwrap().into()]);
+    let client = within(
+        "connect",
+        ConnectOptions::new()
+            .add_root_certificates(pki.path("ca.pem"))
+            .tls_first()
+            .connect(server.url()),
+    )
+    .await
+    .expect("TLS-first connect");
+    round_trip(&client).await;
+    // A client that waits for a plaintext INFO gets none.
+    let mut raw = server.raw();
+    let (got, _) = raw.read_for(Duration::from_millis(300));
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+}
+
+#[tokio::test]
+async fn verify_requires_a_client_certificate_from_the_ca() {
+    let pki = Pki::new();
+    let mut flags = tls_flags(&pki);
+    flags.extend([
+        "--tlsverify".into(),
+        "--tlscacert".into(),
+        pki.arg("ca.pem"),
+    ]);
+    let server = start(&flags);
+    let info = server.raw().read_info();
+    assert_eq!(info["tls_verify"], true, "{info}");
+    let without = tokio::time::timeout(
+        Duration::from_secs(10),
+        ConnectOptions::new()
+            .add_root_certificates(pki.path("ca.pem"))
+            .require_tls(true)
+            .connect(server.url()),
+    )
+    .await
+    .expect("bounded");
+    let refused = match without {
+        Err(_) => true,
+        // The TLS 1.3 server refuses the missing certificate after the client's side of the
+        // handshake is done, so the connection may open and die at its first use.
+        Ok(client) => client.flush().await.is_err(),
+    };
+    assert!(refused, "a client without a certificate was served");
+    let client = within(
+        "connect",
+        ConnectOptions::new()
+            .add_root_certificates(pki.path("ca.pem"))
+            .add_client_certificate(pki.path("client-cert.pem"), pki.path("client-key.pem"))
+            .require_tls(true)
+            .connect(server.url()),
+    )
+    .await
+    .expect("connect with a client certificate");
+    round_trip(&client).await;
+}
+
+#[tokio::test]
+async fn a_client_that_trusts_another_ca_does_not_connect() {
+    let pki = Pki::new();
+    let server = start(&tls_flags(&pki));
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        ConnectOptions::new()
+            .add_root_certificates(pki.path("other-ca.pem"))
+            .require_tls(true)
+            .connect(server.url()),
+    )
+    .await
+    .expect("bounded");
+    assert!(
+        result.is_err(),
+        "connected to a server whose CA it does not trust"
+    );
+}
+
+#[test]
+fn plaintext_garbage_and_silence_are_dropped_and_logged() {
+    let pki = Pki::new();
+    let conf = pki.path("timeout.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{ cert_file: {:?}, key_file: {:?}, timeout: 0.5 }}\n",
+            pki.arg("server-cert.pem"),
+            pki.arg("server-key.pem")
+        ),
+    )
+    .unwrap();
+    let server = start(&["-c".into(), conf.to_str().unwrap().into()]);
+    // A plaintext client: reads INFO, then speaks NATS where a ClientHello should be.
+    let mut raw = server.raw();
+    raw.read_info();
+    raw.send(b"CONNECT {}\r\nPING\r\n");
+    let (got, closed) = raw.read_for(Duration::from_secs(3));
+    assert!(closed, "still open after plaintext: {got:?}");
+    assert!(!String::from_utf8_lossy(&got).contains("PONG"));
+    // A client that never starts the handshake is dropped after the timeout.
+    let started = Instant::now();
+    let mut silent = server.raw();
+    silent.read_info();
+    let (_, closed) = silent.read_for(Duration::from_secs(5));
+    assert!(closed, "a silent client was kept");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log_contains("TLS handshake error") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.log_contains("TLS handshake error"));
+}
+
+#[test]
+fn unreadable_or_mismatched_key_files_stop_the_server_at_start() {
+    let pki = Pki::new();
+    std::fs::write(pki.path("garbage.pem"), "not a key").unwrap();
+    let cases = [
+        (
+            pki.arg("server-cert.pem"),
+            pki.arg("garbage.pem"),
+            "cannot read private key file",
+        ),
+        (
+            pki.arg("missing.pem"),
+            pki.arg("server-key.pem"),
+            "cannot read certificate file",
+        ),
+        (
+            pki.arg("server-cert.pem"),
+            pki.arg("client-key.pem"),
+            "certificate and key do not fit",
+        ),
+    ];
+    for (cert, key, expected) in cases {
+        let store = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_jetlog"))
+            .args(["server", "-a", "127.0.0.1", "-p", "-1", "--store_dir"])
+            .arg(store.path())
+            .args(["--tls", "--tlscert", &cert, "--tlskey", &key])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_jetlog"))
+        .args([
+            "server",
+            "-p",
+            "-1",
+            "--tlscert",
+            &pki.arg("server-cert.pem"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tlscert and --tlskey"));
+}
