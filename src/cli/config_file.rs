@@ -347,16 +347,8 @@ impl Mapper<'_> {
             let s = &mut self.loaded.settings;
             match inner.key.as_str() {
                 "user" | "username" => s.user = Some(string(inner)?),
-                "password" | "pass" => {
-                    let password = string(inner)?;
-                    if password.starts_with("$2") {
-                        return Err(unsupported(
-                            inner,
-                            "bcrypt-hashed passwords are not implemented",
-                        ));
-                    }
-                    s.password = Some(password);
-                }
+                // A bcrypt hash (`$2a$…`) is checked with bcrypt, as nats-server does.
+                "password" | "pass" => s.password = Some(string(inner)?),
                 "token" => s.token = Some(string(inner)?),
                 "timeout" => s.auth_timeout = Some(seconds(inner)?),
                 "users" if s.users.is_some() => {
@@ -374,10 +366,13 @@ impl Mapper<'_> {
                         "permissions apply to entries of users, not to a single user",
                     ))
                 }
-                "nkeys" | "auth_callout" => {
+                "auth_callout" => {
+                    return Err(unsupported(inner, "auth callout is not implemented"))
+                }
+                "nkeys" => {
                     return Err(unsupported(
                         inner,
-                        "only user/password and token auth exist",
+                        "list nkey users in users: [{ nkey: U… }]",
                     ))
                 }
                 key => self.other(inner, key, "authorization.")?,

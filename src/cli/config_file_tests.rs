@@ -59,7 +59,11 @@ fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
             "port: 1\ncluster { port: 6222 }\n",
             "s.conf:2:1: cluster is not supported",
         ),
-        ("tls {}\n", "s.conf:1:1: tls is not supported"),
+        (
+            "tls { cert_file: c, key_file: k, verify_and_map: true }\n",
+            "s.conf:1:34: verify_and_map is not supported",
+        ),
+        ("allow_non_tls: true\n", "s.conf:1:1: allow_non_tls is not supported"),
         ("accounts {}\n", "s.conf:1:1: accounts is not supported"),
         (
             "authorization {\n  users: [{user: a, password: b, permissions: {\n allow_responses: true }}]\n}\n",
@@ -70,8 +74,8 @@ fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
             "s.conf:2:25: permissions is not supported",
         ),
         (
-            "authorization { password: \"$2a$11$x\", user: u }\n",
-            "password is not supported",
+            "authorization { nkeys: [] }\n",
+            "s.conf:1:17: nkeys is not supported",
         ),
     ] {
         let message = load_text(text).unwrap_err().to_string();
@@ -156,7 +160,7 @@ fn bad_user_lists_name_the_problem() {
         ("authorization { users: [] }\n", "list of users is empty"),
         (
             "authorization { users: [{password: a}] }\n",
-            "each user needs a user name",
+            "each user needs a user name or an nkey",
         ),
         (
             "authorization { users: [{user: a, password: b}, {user: a, password: c}] }\n",
@@ -176,6 +180,72 @@ fn bad_user_lists_name_the_problem() {
         ),
     ] {
         let message = load_text(text).unwrap_err().to_string();
+        assert!(message.contains(expected), "{text:?}: {message}");
+    }
+}
+
+#[test]
+fn tls_blocks_are_read_and_checked() {
+    let loaded = load_text(
+        "tls { cert_file: /c.pem, key_file: /k.pem, ca_file: /ca.pem, verify: true, timeout: 0.5, handshake_first: true }\n",
+    )
+    .unwrap();
+    let tls = loaded.settings.tls.expect("tls");
+    assert_eq!(tls.cert_file.to_str(), Some("/c.pem"));
+    assert_eq!(
+        tls.ca_file.as_deref().and_then(|p| p.to_str()),
+        Some("/ca.pem")
+    );
+    assert!(tls.verify && tls.handshake_first);
+    assert_eq!(tls.timeout, std::time::Duration::from_millis(500));
+    for (text, expected) in [
+        ("tls { cert_file: c }\n", "TLS needs cert_file and key_file"),
+        (
+            "tls { cert_file: c, key_file: k, verify: true }\n",
+            "verify needs a ca_file",
+        ),
+        (
+            "tls { cert_file: c, key_file: k, timeout: 0 }\n",
+            "handshake timeout must be above 0",
+        ),
+    ] {
+        let message = load_text(text).unwrap_err().to_string();
+        assert!(message.contains(expected), "{text:?}: {message}");
+    }
+}
+
+#[test]
+fn nkey_and_bcrypt_users_are_read() {
+    let key = nkeys::KeyPair::new_user().public_key();
+    let text = format!(
+        "authorization {{ users: [{{ nkey: {key:?} }}, {{ user: a, password: \"$2a$11$abc\" }}] }}\n"
+    );
+    let users = load_text(&text).unwrap().settings.users.expect("users");
+    assert_eq!(users[0].nkey.as_deref(), Some(key.as_str()));
+    assert_eq!(
+        (users[0].user.as_str(), users[0].password.as_str()),
+        ("", "")
+    );
+    assert_eq!(users[1].password, "$2a$11$abc");
+    for (text, expected) in [
+        (
+            format!("authorization {{ users: [{{ nkey: {key:?}, password: p }}] }}\n"),
+            "cannot have a password",
+        ),
+        (
+            format!("authorization {{ users: [{{ nkey: {key:?}, user: u }}] }}\n"),
+            "a user name or an nkey, not both",
+        ),
+        (
+            format!("authorization {{ users: [{{ nkey: {key:?} }}, {{ nkey: {key:?} }}] }}\n"),
+            "is listed twice",
+        ),
+        (
+            "authorization { users: [{ nkey: SUAXYZ }] }\n".to_string(),
+            "is not a user's public nkey",
+        ),
+    ] {
+        let message = load_text(&text).unwrap_err().to_string();
         assert!(message.contains(expected), "{text:?}: {message}");
     }
 }

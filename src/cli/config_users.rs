@@ -1,5 +1,6 @@
 //! `authorization { users: [...], default_permissions: {...} }` of a nats-server config file:
-//! users with passwords (or none), each with publish and subscribe permissions.
+//! users with passwords (plain, bcrypt-hashed or none) or nkeys, each with publish and
+//! subscribe permissions.
 //!
 //! A permission is written as nats-server accepts it: a subject (`publish: "orders.>"`), a
 //! list of subjects (the allow list), or a block `{ allow: ..., deny: ... }` whose parts are
@@ -74,46 +75,90 @@ pub fn users(entry: &Entry, block: &Map) -> Result<Vec<UserAuth>, ConfigFileErro
     for item in items {
         let user_entry = as_entry("users", item);
         let block = map(&user_entry)?;
-        let (mut user, mut password, mut permissions) = (None, None, None);
+        let (mut user, mut password, mut nkey, mut permissions) = (None, None, None, None);
         for field in block.effective() {
             match field.key.as_str() {
                 "user" | "username" => user = Some(string(field)?),
-                "password" | "pass" => {
-                    let text = string(field)?;
-                    if text.starts_with("$2") {
-                        return Err(unsupported(
-                            field,
-                            "bcrypt-hashed passwords are not implemented",
-                        ));
-                    }
-                    password = Some(text);
-                }
+                // A bcrypt hash (`$2a$…`) is checked with bcrypt, as nats-server does.
+                "password" | "pass" => password = Some(string(field)?),
+                "nkey" => nkey = Some(user_nkey(field)?),
                 "permissions" => permissions = Some(Arc::new(parse_permissions(field)?)),
-                "nkey" | "account" | "allowed_connection_types" => {
+                "account" | "allowed_connection_types" => {
                     return Err(unsupported(
                         field,
-                        "only users with passwords and permissions exist",
+                        "accounts and connection types of users are not implemented",
                     ))
                 }
                 _ => return Err(invalid(field, "unknown key in a user entry")),
             }
         }
-        // nats-server accepts a user without a password: it then connects with its name
-        // alone (its password compares as empty).
-        let Some(user) = user else {
-            return Err(invalid(&user_entry, "each user needs a user name"));
+        let entry = match (user, nkey) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    &user_entry,
+                    "a user has a user name or an nkey, not both",
+                ))
+            }
+            (None, Some(nkey)) if password.is_some() => {
+                return Err(invalid(
+                    &user_entry,
+                    format!("nkey user {nkey} cannot have a password"),
+                ))
+            }
+            (None, Some(nkey)) => {
+                if out
+                    .iter()
+                    .any(|u: &UserAuth| u.nkey.as_deref() == Some(&nkey))
+                {
+                    return Err(invalid(&user_entry, format!("nkey {nkey} is listed twice")));
+                }
+                UserAuth {
+                    nkey: Some(nkey),
+                    ..UserAuth::default()
+                }
+            }
+            // nats-server accepts a user without a password: it then connects with its name
+            // alone (its password compares as empty).
+            (Some(user), None) => {
+                if out
+                    .iter()
+                    .any(|u: &UserAuth| u.nkey.is_none() && u.user == user)
+                {
+                    return Err(invalid(&user_entry, format!("user {user} is listed twice")));
+                }
+                UserAuth {
+                    user,
+                    password: password.unwrap_or_default(),
+                    ..UserAuth::default()
+                }
+            }
+            (None, None) => {
+                return Err(invalid(
+                    &user_entry,
+                    "each user needs a user name or an nkey",
+                ))
+            }
         };
-        let password = password.unwrap_or_default();
-        if out.iter().any(|u: &UserAuth| u.user == user) {
-            return Err(invalid(&user_entry, format!("user {user} is listed twice")));
-        }
         out.push(UserAuth {
-            user,
-            password,
             permissions: permissions.or_else(|| defaults.cloned()),
+            ..entry
         });
     }
     Ok(out)
+}
+
+/// A user's public nkey: a valid `U…` key, so a typo is an error at start rather than a user
+/// who can never log in.
+fn user_nkey(entry: &Entry) -> Result<String, ConfigFileError> {
+    let key = string(entry)?;
+    let valid = key.starts_with('U') && nkeys::KeyPair::from_public_key(&key).is_ok();
+    if !valid {
+        return Err(invalid(
+            entry,
+            format!("{key:?} is not a user's public nkey (U…)"),
+        ));
+    }
+    Ok(key)
 }
 
 /// Reads a `permissions` (or `default_permissions`) block.

@@ -29,6 +29,9 @@ pub struct ServerInfo {
     pub tls_verify: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub jetstream: bool,
+    /// The challenge an nkey user signs; sent only when nkey users are configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
     #[serde(skip_serializing_if = "is_zero")]
     pub client_id: u64,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -56,6 +59,9 @@ pub struct ConnectOptions {
     pub user: Option<String>,
     pub pass: Option<String>,
     pub auth_token: Option<String>,
+    /// An nkey user's public key, and its signature of INFO's nonce (base64url).
+    pub nkey: Option<String>,
+    pub sig: Option<String>,
     pub name: Option<String>,
     pub lang: Option<String>,
     pub version: Option<String>,
@@ -73,6 +79,8 @@ impl Default for ConnectOptions {
             user: None,
             pass: None,
             auth_token: None,
+            nkey: None,
+            sig: None,
             name: None,
             lang: None,
             version: None,

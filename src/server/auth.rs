@@ -1,41 +1,126 @@
 //! Checking a client's CONNECT credentials against the configured ones.
 //!
-//! Secrets are compared in constant time so that response timing does not reveal how many
-//! leading bytes of a guess were right.
+//! Plain secrets are compared in constant time so that response timing does not reveal how
+//! many leading bytes of a guess were right. A stored password or token that is a bcrypt hash
+//! (`$2a$…`, as nats-server's `isBcrypt` recognises them) is checked with bcrypt, off the
+//! async runtime's worker (it takes tens of milliseconds by design). nkey users prove who
+//! they are by signing the nonce their connection's INFO carried with their Ed25519 key.
 
 use std::sync::Arc;
 
-use super::config::AuthConfig;
+use super::config::{AuthConfig, UserAuth};
 use super::permissions::Permissions;
 use crate::protocol::connect::ConnectOptions;
 
-/// Whether the credentials in `opts` satisfy `auth`.
-pub fn is_authorized(auth: &AuthConfig, opts: &ConnectOptions) -> bool {
-    authorize(auth, opts).is_some()
+/// Raw bytes of a nonce; sent base64url-encoded (15 characters), as nats-server does.
+const NONCE_RAW_BYTES: usize = 11;
+
+/// Whether the credentials in `opts` satisfy `auth` (for a connection whose INFO carried
+/// `nonce`).
+pub fn is_authorized(auth: &AuthConfig, opts: &ConnectOptions, nonce: &[u8]) -> bool {
+    authorize(auth, opts, nonce).is_some()
 }
 
 /// Checks the credentials in `opts`: `None` if they do not satisfy `auth`, else the
-/// permissions of the user they name (`Some(None)`: no restrictions).
-pub fn authorize(auth: &AuthConfig, opts: &ConnectOptions) -> Option<Option<Arc<Permissions>>> {
-    if let AuthConfig::Users(users) = auth {
-        let user = opts.user.as_deref().unwrap_or("").as_bytes();
-        let pass = opts.pass.as_deref().unwrap_or("").as_bytes();
-        // Every entry is compared, whatever matched, so timing tells nothing about the list.
-        let mut found = None;
-        for u in users {
-            let ok = constant_time_eq(user, u.user.as_bytes())
-                & constant_time_eq(pass, u.password.as_bytes());
-            if ok && found.is_none() {
-                found = Some((u.permissions.clone(), u.password.is_empty()));
+/// permissions of the user they name (`Some(None)`: no restrictions). `nonce` is what the
+/// connection's INFO carried, which an nkey user must have signed.
+pub fn authorize(
+    auth: &AuthConfig,
+    opts: &ConnectOptions,
+    nonce: &[u8],
+) -> Option<Option<Arc<Permissions>>> {
+    match auth {
+        AuthConfig::Users(users) => match opts.nkey.as_deref() {
+            Some(nkey) => {
+                let user = users.iter().find(|u| u.nkey.as_deref() == Some(nkey))?;
+                signed_nonce(nkey, opts.sig.as_deref()?, nonce).then(|| user.permissions.clone())
             }
-        }
-        // A user configured without a password connects with its name alone, as with
-        // nats-server, which compares the absent password as an empty one.
-        return found
-            .filter(|(_, no_password)| opts.user.is_some() && (opts.pass.is_some() || *no_password))
-            .map(|(permissions, _)| permissions);
+            None => password_user(users, opts).map(|u| u.permissions.clone()),
+        },
+        _ => check_single(auth, opts).then_some(None),
     }
-    check_single(auth, opts).then_some(None)
+}
+
+/// The user of the list whose name and password `opts` carry. Every name is compared, so
+/// timing says nothing about where in the list a name is; then one password.
+fn password_user<'a>(users: &'a [UserAuth], opts: &ConnectOptions) -> Option<&'a UserAuth> {
+    let name = opts.user.as_deref()?.as_bytes();
+    let mut found = None;
+    for u in users.iter().filter(|u| u.nkey.is_none()) {
+        if constant_time_eq(name, u.user.as_bytes()) && found.is_none() {
+            found = Some(u);
+        }
+    }
+    let user = found?;
+    // A user configured without a password connects with its name alone, as with
+    // nats-server, which compares the absent password as an empty one.
+    let given = opts.pass.as_deref().unwrap_or("");
+    secret_matches(&user.password, given).then_some(user)
+}
+
+/// Whether `sig` (base64url, or standard base64 as nats-server also takes) is `nkey`'s
+/// signature of `nonce`.
+fn signed_nonce(nkey: &str, sig: &str, nonce: &[u8]) -> bool {
+    use base64::Engine;
+    let engines = [
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        base64::engine::general_purpose::STANDARD,
+    ];
+    let Some(sig) = engines.iter().find_map(|e| e.decode(sig).ok()) else {
+        return false;
+    };
+    let Ok(public) = nkeys::KeyPair::from_public_key(nkey) else {
+        return false;
+    };
+    !nonce.is_empty() && public.verify(nonce, &sig).is_ok()
+}
+
+/// A fresh nonce for one connection's INFO: 11 random bytes, base64url without padding.
+pub fn new_nonce() -> String {
+    use base64::Engine;
+    let mut raw = [0u8; NONCE_RAW_BYTES];
+    // The system's generator does not fail on the platforms we run on; should it, the
+    // nonce is still unique per connection through the clock, though no longer secret.
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut raw).is_err() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        raw.copy_from_slice(&now.to_le_bytes()[..NONCE_RAW_BYTES]);
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// Whether a stored password or token is a bcrypt hash (nats-server: `^\$2[abxy]\$\d{2}\$`).
+pub fn is_bcrypt(stored: &str) -> bool {
+    let b = stored.as_bytes();
+    b.len() > 7
+        && b.starts_with(b"$2")
+        && matches!(b[2], b'a' | b'b' | b'x' | b'y')
+        && b[3] == b'$'
+        && b[4].is_ascii_digit()
+        && b[5].is_ascii_digit()
+        && b[6] == b'$'
+}
+
+/// Compares what the client gave with what is stored: bcrypt for a hash, else in constant
+/// time.
+fn secret_matches(stored: &str, given: &str) -> bool {
+    if !is_bcrypt(stored) {
+        return constant_time_eq(given.as_bytes(), stored.as_bytes());
+    }
+    off_the_runtime(|| bcrypt::verify(given, stored).unwrap_or(false))
+}
+
+/// Runs `work` that blocks for a while without stalling the other connections served by
+/// this runtime worker (`block_in_place` needs the multi-threaded runtime the server uses).
+fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
 }
 
 fn check_single(auth: &AuthConfig, opts: &ConnectOptions) -> bool {
@@ -46,18 +131,13 @@ fn check_single(auth: &AuthConfig, opts: &ConnectOptions) -> bool {
                 opts.user.as_deref().unwrap_or("").as_bytes(),
                 user.as_bytes(),
             );
-            let pass_ok = constant_time_eq(
-                opts.pass.as_deref().unwrap_or("").as_bytes(),
-                password.as_bytes(),
-            );
-            opts.user.is_some() & opts.pass.is_some() & user_ok & pass_ok
+            let pass_ok =
+                opts.pass.is_some() && secret_matches(password, opts.pass.as_deref().unwrap_or(""));
+            opts.user.is_some() & user_ok & pass_ok
         }
         AuthConfig::Token(token) => {
-            let ok = constant_time_eq(
-                opts.auth_token.as_deref().unwrap_or("").as_bytes(),
-                token.as_bytes(),
-            );
-            opts.auth_token.is_some() & ok
+            opts.auth_token.is_some()
+                && secret_matches(token, opts.auth_token.as_deref().unwrap_or(""))
         }
     }
 }
@@ -93,10 +173,14 @@ mod tests {
             user: "u".into(),
             password: "p".into(),
         };
-        assert!(is_authorized(&auth, &opts(Some("u"), Some("p"), None)));
-        assert!(!is_authorized(&auth, &opts(Some("u"), Some("x"), None)));
-        assert!(!is_authorized(&auth, &opts(Some("u"), None, None)));
-        assert!(!is_authorized(&auth, &opts(None, None, Some("p"))));
+        assert!(is_authorized(&auth, &opts(Some("u"), Some("p"), None), b""));
+        assert!(!is_authorized(
+            &auth,
+            &opts(Some("u"), Some("x"), None),
+            b""
+        ));
+        assert!(!is_authorized(&auth, &opts(Some("u"), None, None), b""));
+        assert!(!is_authorized(&auth, &opts(None, None, Some("p")), b""));
     }
 
     #[test]
@@ -108,23 +192,28 @@ mod tests {
                 user: "admin".into(),
                 password: "a".into(),
                 permissions: None,
+                ..UserAuth::default()
             },
             UserAuth {
                 user: "app".into(),
                 password: "b".into(),
                 permissions: Some(limited.clone()),
+                ..UserAuth::default()
             },
         ]);
         assert_eq!(
-            authorize(&auth, &opts(Some("admin"), Some("a"), None)),
+            authorize(&auth, &opts(Some("admin"), Some("a"), None), b""),
             Some(None)
         );
         assert_eq!(
-            authorize(&auth, &opts(Some("app"), Some("b"), None)),
+            authorize(&auth, &opts(Some("app"), Some("b"), None), b""),
             Some(Some(limited))
         );
-        assert_eq!(authorize(&auth, &opts(Some("app"), Some("a"), None)), None);
-        assert_eq!(authorize(&auth, &opts(None, None, Some("b"))), None);
+        assert_eq!(
+            authorize(&auth, &opts(Some("app"), Some("a"), None), b""),
+            None
+        );
+        assert_eq!(authorize(&auth, &opts(None, None, Some("b")), b""), None);
     }
 
     #[test]
@@ -134,23 +223,114 @@ mod tests {
             user: "nopass".into(),
             password: String::new(),
             permissions: None,
+            ..UserAuth::default()
         }]);
-        assert!(is_authorized(&auth, &opts(Some("nopass"), None, None)));
-        assert!(is_authorized(&auth, &opts(Some("nopass"), Some(""), None)));
+        assert!(is_authorized(&auth, &opts(Some("nopass"), None, None), b""));
+        assert!(is_authorized(
+            &auth,
+            &opts(Some("nopass"), Some(""), None),
+            b""
+        ));
         assert!(!is_authorized(
             &auth,
-            &opts(Some("nopass"), Some("x"), None)
+            &opts(Some("nopass"), Some("x"), None),
+            b""
         ));
-        assert!(!is_authorized(&auth, &opts(None, None, None)));
-        assert!(!is_authorized(&auth, &opts(Some("other"), None, None)));
+        assert!(!is_authorized(&auth, &opts(None, None, None), b""));
+        assert!(!is_authorized(&auth, &opts(Some("other"), None, None), b""));
+    }
+
+    #[test]
+    fn an_nkey_user_must_sign_this_connections_nonce() {
+        use crate::server::config::UserAuth;
+        let key = nkeys::KeyPair::new_user();
+        let public = key.public_key();
+        let auth = AuthConfig::Users(vec![UserAuth {
+            nkey: Some(public.clone()),
+            ..UserAuth::default()
+        }]);
+        let nonce = new_nonce();
+        assert_eq!(nonce.len(), 15);
+        assert_ne!(nonce, new_nonce());
+        let signed = |data: &[u8]| {
+            use base64::Engine;
+            let sig = key.sign(data).expect("sign");
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)
+        };
+        let with = |nkey: &str, sig: Option<String>| ConnectOptions {
+            nkey: Some(nkey.to_string()),
+            sig,
+            ..ConnectOptions::default()
+        };
+        let good = with(&public, Some(signed(nonce.as_bytes())));
+        assert!(is_authorized(&auth, &good, nonce.as_bytes()));
+        // A signature of another connection's nonce (a replay) fails, as do no signature,
+        // garbage, and another key's signature of the right nonce.
+        assert!(!is_authorized(&auth, &good, new_nonce().as_bytes()));
+        assert!(!is_authorized(
+            &auth,
+            &with(&public, None),
+            nonce.as_bytes()
+        ));
+        assert!(!is_authorized(
+            &auth,
+            &with(&public, Some("!!".into())),
+            nonce.as_bytes()
+        ));
+        let other = nkeys::KeyPair::new_user();
+        let forged = with(&public, {
+            use base64::Engine;
+            let sig = other.sign(nonce.as_bytes()).expect("sign");
+            Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig))
+        });
+        assert!(!is_authorized(&auth, &forged, nonce.as_bytes()));
+        // The nkey user has no name or password to log in with.
+        assert!(!is_authorized(
+            &auth,
+            &opts(Some(""), None, None),
+            nonce.as_bytes()
+        ));
+    }
+
+    #[test]
+    fn bcrypt_hashes_are_checked_with_bcrypt() {
+        let hash = bcrypt::hash("s3cret", 4).expect("hash");
+        assert!(is_bcrypt(&hash) && hash.starts_with("$2b$04$"));
+        assert!(!is_bcrypt("$2plain") && !is_bcrypt("plain") && !is_bcrypt("$2a$1x$abc"));
+        let auth = AuthConfig::UserPassword {
+            user: "u".into(),
+            password: hash.clone(),
+        };
+        assert!(is_authorized(
+            &auth,
+            &opts(Some("u"), Some("s3cret"), None),
+            b""
+        ));
+        assert!(!is_authorized(
+            &auth,
+            &opts(Some("u"), Some(&hash), None),
+            b""
+        ));
+        assert!(!is_authorized(&auth, &opts(Some("u"), None, None), b""));
+        let token = AuthConfig::Token(hash);
+        assert!(is_authorized(
+            &token,
+            &opts(None, None, Some("s3cret")),
+            b""
+        ));
+        assert!(!is_authorized(
+            &token,
+            &opts(None, None, Some("wrong")),
+            b""
+        ));
     }
 
     #[test]
     fn token_must_match() {
         let auth = AuthConfig::Token("s3cret".into());
-        assert!(is_authorized(&auth, &opts(None, None, Some("s3cret"))));
-        assert!(!is_authorized(&auth, &opts(None, None, Some("s3cre"))));
-        assert!(!is_authorized(&auth, &opts(None, None, None)));
+        assert!(is_authorized(&auth, &opts(None, None, Some("s3cret")), b""));
+        assert!(!is_authorized(&auth, &opts(None, None, Some("s3cre")), b""));
+        assert!(!is_authorized(&auth, &opts(None, None, None), b""));
     }
 
     #[test]

@@ -44,6 +44,8 @@ const STALL_PROGRESS_WAIT: Duration = Duration::from_millis(50);
 pub(super) struct Connection {
     state: Arc<ServerState>,
     handle: Arc<ClientHandle>,
+    /// The challenge this connection's INFO carried, for an nkey user to sign.
+    nonce: Option<String>,
     opts: ConnectOptions,
     /// CONNECT has been accepted.
     connected: bool,
@@ -65,7 +67,11 @@ pub(super) struct Connection {
 }
 
 impl Connection {
-    pub(super) fn new(state: Arc<ServerState>, handle: Arc<ClientHandle>) -> Self {
+    pub(super) fn new(
+        state: Arc<ServerState>,
+        handle: Arc<ClientHandle>,
+        nonce: Option<String>,
+    ) -> Self {
         let limits = ParserLimits {
             max_control_line_bytes: state.config.max_control_line_bytes,
             max_payload_bytes: state.config.max_payload_bytes,
@@ -74,6 +80,7 @@ impl Connection {
         Self {
             state,
             handle,
+            nonce,
             opts: ConnectOptions::default(),
             connected: false,
             parser: Parser::new(limits),
@@ -203,7 +210,8 @@ impl Connection {
         };
         // The order of these checks is nats-server's (processConnect): credentials first.
         if let Some(auth) = &self.state.config.auth {
-            match authorize(auth, &opts) {
+            let nonce = self.nonce.as_deref().unwrap_or("").as_bytes();
+            match authorize(auth, &opts, nonce) {
                 Some(perms) => self.set_permissions(perms),
                 None => {
                     tracing::debug!(cid = self.handle.id, "authorization violation");
@@ -377,7 +385,9 @@ impl Connection {
 
     /// Queues the INFO this connection starts with.
     pub(super) fn send_info(&mut self, client_ip: String) {
-        let json = self.state.info_json(self.handle.id, client_ip);
+        let json = self
+            .state
+            .info_json(self.handle.id, client_ip, self.nonce.as_deref());
         let mut line = BytesMut::with_capacity(json.len() + 8);
         encode::write_info(&mut line, &json);
         self.send(&line);

@@ -55,11 +55,22 @@ pub enum AuthConfig {
     Users(Vec<UserAuth>),
 }
 
-/// One user of [`AuthConfig::Users`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl AuthConfig {
+    /// Whether clients are challenged with a nonce: some user authenticates with an nkey.
+    pub fn uses_nonce(&self) -> bool {
+        matches!(self, AuthConfig::Users(users) if users.iter().any(|u| u.nkey.is_some()))
+    }
+}
+
+/// One user of [`AuthConfig::Users`]: a name and password (plain or a bcrypt hash), or an
+/// nkey (then name and password are empty and never match: only a signature of the
+/// connection's nonce by the nkey's private key lets the user in).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserAuth {
     pub user: String,
     pub password: String,
+    /// The user's public nkey (`U…`).
+    pub nkey: Option<String>,
     /// `None`: everything is allowed.
     pub permissions: Option<std::sync::Arc<super::permissions::Permissions>>,
 }

@@ -59,6 +59,8 @@ pub(crate) struct ServerState {
     slow_consumers: AtomicU64,
     /// TLS on the client port, when configured: the certificates read at start.
     tls: Option<tls::Tls>,
+    /// Whether INFO carries a nonce for nkey users to sign.
+    auth_uses_nonce: bool,
 }
 
 /// The store's sync policy for the server's sync mode.
@@ -72,10 +74,11 @@ fn sync_policy(mode: SyncMode) -> crate::store::SyncPolicy {
 
 impl ServerState {
     /// The INFO JSON for one connection.
-    fn info_json(&self, client_id: u64, client_ip: String) -> Vec<u8> {
+    fn info_json(&self, client_id: u64, client_ip: String, nonce: Option<&str>) -> Vec<u8> {
         let mut info = self.info.clone();
         info.client_id = client_id;
         info.client_ip = client_ip;
+        info.nonce = nonce.map(str::to_string);
         serde_json::to_vec(&info).unwrap_or_default()
     }
 }
@@ -113,6 +116,7 @@ impl Server {
             tls_required: config.tls.is_some(),
             tls_verify: config.tls.as_ref().is_some_and(|t| t.verify),
             jetstream: config.jetstream,
+            nonce: None,
             client_id: 0,
             client_ip: String::new(),
             jetlog_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -121,6 +125,7 @@ impl Server {
             Some(settings) => Some(tls::Tls::load(settings.clone()).map_err(|e| e.to_string())?),
             None => None,
         };
+        let auth_uses_nonce = config.auth.as_ref().is_some_and(AuthConfig::uses_nonce);
         let router = Arc::new(Router::default());
         let jetstream = match config.jetstream {
             true => Some(JetStream::start(
@@ -149,6 +154,7 @@ impl Server {
             closed_traffic: Mutex::new(Traffic::default()),
             slow_consumers: AtomicU64::new(0),
             tls,
+            auth_uses_nonce,
         });
         Ok(Self {
             listener,
@@ -244,6 +250,7 @@ async fn open_transport(
     peer: SocketAddr,
     id: u64,
     handle: &ClientHandle,
+    nonce: Option<&str>,
 ) -> Option<(ReadSide, WriteSink, bool)> {
     let Some(tls) = &state.tls else {
         let (read_half, write_half) = socket.into_split();
@@ -255,7 +262,7 @@ async fn open_transport(
     let info_first = !tls.config.handshake_first;
     if info_first {
         use tokio::io::AsyncWriteExt;
-        let json = state.info_json(id, peer.ip().to_string());
+        let json = state.info_json(id, peer.ip().to_string(), nonce);
         let mut line = BytesMut::with_capacity(json.len() + 8);
         encode::write_info(&mut line, &json);
         let sent = tokio::time::timeout(tls.config.timeout, socket.write_all(&line)).await;
@@ -285,8 +292,9 @@ async fn serve(state: Arc<ServerState>, socket: TcpStream, peer: SocketAddr) {
     let _ = socket.set_nodelay(true);
     let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
     let handle = Arc::new(ClientHandle::new(id, state.config.max_pending_bytes, peer));
+    let nonce = state.auth_uses_nonce.then(auth::new_nonce);
     let Some((read_half, write_half, info_sent)) =
-        open_transport(&state, socket, peer, id, &handle).await
+        open_transport(&state, socket, peer, id, &handle, nonce.as_deref()).await
     else {
         return;
     };
@@ -295,7 +303,7 @@ async fn serve(state: Arc<ServerState>, socket: TcpStream, peer: SocketAddr) {
             .clone()
             .run_writer(write_half, state.config.write_deadline),
     );
-    let mut conn = client::Connection::new(state.clone(), handle.clone());
+    let mut conn = client::Connection::new(state.clone(), handle.clone(), nonce);
     if !info_sent {
         conn.send_info(peer.ip().to_string());
     }

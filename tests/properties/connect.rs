@@ -53,9 +53,9 @@ pub fn connect_json(data: &[u8]) {
         user: USER.to_string(),
         password: PASSWORD.to_string(),
     };
-    assert_eq!(authorize(&single, &opts).is_some(), user_matches);
+    assert_eq!(authorize(&single, &opts, b"").is_some(), user_matches);
     assert_eq!(
-        authorize(&AuthConfig::Token(TOKEN.to_string()), &opts).is_some(),
+        authorize(&AuthConfig::Token(TOKEN.to_string()), &opts, b"").is_some(),
         token_matches
     );
     // A user listed without a password connects with its name alone, as with nats-server
@@ -65,17 +65,19 @@ pub fn connect_json(data: &[u8]) {
             user: "bob".to_string(),
             password: String::new(),
             permissions: None,
+            ..UserAuth::default()
         },
         UserAuth {
             user: USER.to_string(),
             password: PASSWORD.to_string(),
             permissions: None,
+            ..UserAuth::default()
         },
     ]);
     let bob_matches =
         opts.user.as_deref() == Some("bob") && matches!(opts.pass.as_deref(), None | Some(""));
     assert_eq!(
-        authorize(&users, &opts).is_some(),
+        authorize(&users, &opts, b"").is_some(),
         user_matches || bob_matches
     );
 }
