@@ -328,8 +328,11 @@ fn init_logging(
     } else {
         "info"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // The storage and TLS libraries' own chatter (sled logs its page cache at debug and
+    // trace) is not the server's log: only their warnings get through, whatever -D/-V say.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},sled=warn,rustls=warn"))
+    });
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match log_file {
         Some(path) => {

@@ -17,6 +17,7 @@ use super::conn_stats::ClientMeta;
 use super::outbound::{ClientHandle, CloseReason, Enqueued, Owner, Subscription};
 use super::permissions::{self, Permissions};
 use super::router::{Deliveries, Publisher};
+use super::security_log;
 use super::ServerState;
 use crate::broker::MatchCache;
 use crate::protocol::connect::ConnectOptions;
@@ -183,6 +184,8 @@ impl Connection {
                 && self.state.config.auth.is_some()
                 && !matches!(op, ClientOp::Connect(_))
             {
+                let peer = self.handle.stats.peer;
+                security_log::authentication_failed(peer, self.handle.id, &self.opts);
                 return Err(self.fail(&ProtocolError::AuthorizationViolation));
             }
             if !matches!(op, ClientOp::Connect(_) | ClientOp::Pong) {
@@ -214,7 +217,8 @@ impl Connection {
             match authorize(auth, &opts, nonce) {
                 Some(perms) => self.set_permissions(perms),
                 None => {
-                    tracing::debug!(cid = self.handle.id, "authorization violation");
+                    let peer = self.handle.stats.peer;
+                    security_log::authentication_failed(peer, self.handle.id, &opts);
                     return Err(self.fail(&ProtocolError::AuthorizationViolation));
                 }
             }
@@ -260,6 +264,8 @@ impl Connection {
         }
         if let Some(perms) = &self.perms {
             if !perms.publish.permits_publish(&msg.subject) {
+                let (peer, cid) = (self.handle.stats.peer, self.handle.id);
+                security_log::publish_violation(peer, cid, &self.opts, &msg.subject);
                 let text = permissions::publish_violation(&msg.subject);
                 self.error(&ProtocolError::PermissionsViolation(text));
                 return;
@@ -327,6 +333,11 @@ impl Connection {
         }
         if let Some(perms) = &self.perms {
             if !perms.subscribe.permits_subscription(&subject) {
+                let (peer, cid) = (self.handle.stats.peer, self.handle.id);
+                let queue_name = queue.as_deref();
+                security_log::subscription_violation(
+                    peer, cid, &self.opts, &subject, queue_name, &sid,
+                );
                 let text = permissions::subscription_violation(&subject, queue.as_deref());
                 self.error(&ProtocolError::PermissionsViolation(text));
                 return;
@@ -420,7 +431,7 @@ impl Connection {
     fn fail(&mut self, err: &ProtocolError) -> CloseReason {
         debug_assert!(err.closes_connection());
         self.error(err);
-        tracing::debug!(cid = self.handle.id, error = %err, "closing connection");
+        security_log::connection_failed(self.handle.stats.peer, self.handle.id, err);
         CloseReason::ProtocolError
     }
 

@@ -12,6 +12,7 @@ mod jetstream;
 mod outbound;
 pub mod permissions;
 mod router;
+mod security_log;
 pub mod tls;
 mod view;
 
