@@ -37,7 +37,11 @@ fn refused_credentials_and_permissions_are_logged_with_who_and_what() {
     wrong.send(b"CONNECT {\"verbose\":false,\"user\":\"alice\",\"pass\":\"guess\"}\r\n");
     let _ = wrong.read_for(Duration::from_millis(300));
     let line = format!(" - cid:{cid} - authentication error - User \"alice\"");
-    assert!(wait_for_log(&server, &line), "{:?}", server.log.lock().unwrap());
+    assert!(
+        wait_for_log(&server, &line),
+        "{:?}",
+        server.log.lock().unwrap()
+    );
     assert!(!server.log_contains("guess"), "a password reached the log");
 
     let mut bob = server.raw();
@@ -75,7 +79,11 @@ fn protocol_errors_are_logged_and_trace_has_no_storage_chatter() {
     assert!(String::from_utf8_lossy(&got).contains("Unknown Protocol Operation"));
     assert!(closed);
     let line = format!(" - cid:{cid} - Client protocol error: Unknown Protocol Operation");
-    assert!(wait_for_log(&server, &line), "{:?}", server.log.lock().unwrap());
+    assert!(
+        wait_for_log(&server, &line),
+        "{:?}",
+        server.log.lock().unwrap()
+    );
     let sled_lines = server
         .log
         .lock()

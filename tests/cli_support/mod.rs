@@ -57,12 +57,35 @@ impl Run {
 
 fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jetlog"));
-    cmd.args(args)
-        .env_remove("NATS_URL")
-        .stdin(Stdio::null())
+    cmd.args(args);
+    // The connection variables natscli reads: none of the developer's may leak into a test.
+    for var in [
+        "NATS_URL",
+        "NATS_USER",
+        "NATS_PASSWORD",
+        "NATS_CREDS",
+        "NATS_NKEY",
+        "NATS_CA",
+        "NATS_CERT",
+        "NATS_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd
+}
+
+/// Runs `jetlog ARGS` with extra environment variables (those of the connection included).
+pub fn jetlog_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let started = Instant::now();
+    let mut cmd = command(args);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let child = cmd.spawn().expect("spawn jetlog");
+    finish(child, started)
 }
 
 /// Runs `jetlog ARGS` against no particular server.

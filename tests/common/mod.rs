@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod monitor;
+pub mod pki;
 pub mod process;
 pub mod raw_js;
 pub mod rng;

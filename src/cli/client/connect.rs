@@ -5,6 +5,7 @@
 //! and the whole attempt is bounded by a timer as well, so a black-holed address cannot hang
 //! the command.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
@@ -12,6 +13,7 @@ use async_nats::jetstream::{self, Context};
 use async_nats::{Client, ConnectErrorKind, ConnectOptions, ServerAddr};
 use clap::Args;
 
+use super::credentials::{redact, split_url, UrlAuth};
 use super::units::format_duration;
 use crate::cli::parse_duration;
 
@@ -36,14 +38,32 @@ pub struct CommonArgs {
           global = true)]
     pub server: String,
     /// User name (with --password).
-    #[arg(long, global = true)]
+    #[arg(long, env = "NATS_USER", global = true)]
     pub user: Option<String>,
     /// Password (with --user).
-    #[arg(long, global = true)]
+    #[arg(long, env = "NATS_PASSWORD", global = true, hide_env_values = true)]
     pub password: Option<String>,
     /// Authentication token.
     #[arg(long, global = true, conflicts_with_all = ["user", "password"])]
     pub token: Option<String>,
+    /// A credentials file (user JWT and nkey seed).
+    #[arg(long, env = "NATS_CREDS", global = true)]
+    pub creds: Option<PathBuf>,
+    /// A file holding the user's nkey seed (SU…).
+    #[arg(long, env = "NATS_NKEY", global = true)]
+    pub nkey: Option<PathBuf>,
+    /// The CA that signed the server's certificate (PEM); implies TLS.
+    #[arg(long, env = "NATS_CA", global = true)]
+    pub tlsca: Option<PathBuf>,
+    /// A client certificate (PEM), with --tlskey, for servers that verify clients.
+    #[arg(long, env = "NATS_CERT", global = true)]
+    pub tlscert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "NATS_KEY", global = true)]
+    pub tlskey: Option<PathBuf>,
+    /// Start with the TLS handshake, for servers with `handshake_first`.
+    #[arg(long, global = true)]
+    pub tlsfirst: bool,
     /// How long to wait for the connection and for each reply, e.g. 5s or 500ms.
     #[arg(long, default_value = "5s", value_parser = parse_duration, global = true)]
     pub timeout: Duration,
@@ -53,51 +73,97 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    /// The connection options these flags ask for.
-    fn options(&self) -> Result<ConnectOptions> {
-        let options = ConnectOptions::new()
+    /// The connection options these flags ask for; credentials in a server URL apply when no
+    /// flag gives any.
+    async fn options(&self, from_url: Option<UrlAuth>) -> Result<ConnectOptions> {
+        let mut options = ConnectOptions::new()
             .name(CLIENT_NAME)
             .connection_timeout(self.timeout)
             .request_timeout(Some(self.timeout))
             .max_reconnects(MAX_RECONNECTS);
-        Ok(match (&self.user, &self.password, &self.token) {
+        let flagged = self.user.is_some()
+            || self.password.is_some()
+            || self.token.is_some()
+            || self.creds.is_some()
+            || self.nkey.is_some();
+        options = match (&self.user, &self.password, &self.token) {
             (Some(user), Some(password), None) => {
                 options.user_and_password(user.clone(), password.clone())
             }
             (None, None, Some(token)) => options.token(token.clone()),
-            (None, None, None) => options,
+            (None, None, None) => match from_url.filter(|_| !flagged) {
+                Some(UrlAuth::UserPassword { user, password }) => {
+                    options.user_and_password(user, password)
+                }
+                Some(UrlAuth::Token(token)) => options.token(token),
+                None => options,
+            },
             (Some(_), None, _) | (None, Some(_), _) => {
                 bail!("--user and --password must be given together")
             }
             (Some(_), Some(_), Some(_)) => bail!("--token cannot be combined with --user"),
-        })
+        };
+        if let Some(path) = &self.creds {
+            options = options
+                .credentials_file(path)
+                .await
+                .with_context(|| format!("cannot read credentials file {}", path.display()))?;
+        }
+        if let Some(path) = &self.nkey {
+            let seed = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read nkey seed file {}", path.display()))?;
+            options = options.nkey(seed.trim().to_string());
+        }
+        if let Some(ca) = &self.tlsca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        match (&self.tlscert, &self.tlskey) {
+            (Some(cert), Some(key)) => {
+                options = options
+                    .add_client_certificate(cert.clone(), key.clone())
+                    .require_tls(true)
+            }
+            (None, None) => {}
+            _ => bail!("--tlscert and --tlskey must be given together"),
+        }
+        if self.tlsfirst {
+            options = options.tls_first();
+        }
+        Ok(options)
     }
 
     /// Parses `--server` into addresses, so a typo is reported as such and not as a failed
-    /// connection.
-    fn addresses(&self) -> Result<Vec<ServerAddr>> {
-        let addresses = self
+    /// connection, and takes credentials out of the URLs (the first URL that has some wins).
+    fn addresses(&self) -> Result<(Vec<ServerAddr>, Option<UrlAuth>)> {
+        let mut from_url = None;
+        let mut addresses = Vec::new();
+        for url in self
             .server
             .split(',')
             .map(str::trim)
-            .filter(|url| !url.is_empty())
-            .map(|url| {
-                url.parse::<ServerAddr>()
-                    .map_err(|err| anyhow!("invalid server URL {url:?}: {err}"))
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .filter(|u| !u.is_empty())
+        {
+            let (bare, auth) = split_url(url)?;
+            if from_url.is_none() {
+                from_url = auth;
+            }
+            let address = bare
+                .parse::<ServerAddr>()
+                .map_err(|err| anyhow!("invalid server URL {:?}: {err}", redact(url)))?;
+            addresses.push(address);
+        }
         if addresses.is_empty() {
             bail!("no server URL given (use -s or NATS_URL)");
         }
-        Ok(addresses)
+        Ok((addresses, from_url))
     }
 }
 
 /// Connects to the server, or explains in one line why not, within `--timeout`.
 pub async fn connect(args: &CommonArgs) -> Result<Client> {
-    let options = args.options()?;
-    let addresses = args.addresses()?;
-    let target = &args.server;
+    let (addresses, from_url) = args.addresses()?;
+    let options = args.options(from_url).await?;
+    let target = redact(&args.server);
     match tokio::time::timeout(args.timeout, options.connect(addresses)).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(err)) => {
@@ -157,10 +223,10 @@ mod tests {
         Probe::parse_from(argv).common
     }
 
-    #[test]
-    fn user_without_password_is_refused() {
+    #[tokio::test]
+    async fn user_without_password_is_refused() {
         let args = parse(&["--user", "a"]);
-        let err = args.options().err().map(|e| e.to_string());
+        let err = args.options(None).await.err().map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
             Some("--user and --password must be given together")
@@ -169,8 +235,16 @@ mod tests {
 
     #[test]
     fn comma_separated_servers_are_all_parsed() {
-        let args = parse(&["-s", "nats://127.0.0.1:1, nats://127.0.0.1:2"]);
-        assert_eq!(args.addresses().map(|a| a.len()).ok(), Some(2));
+        let args = parse(&["-s", "nats://127.0.0.1:1, nats://u:p@127.0.0.1:2"]);
+        let (addresses, auth) = args.addresses().unwrap();
+        assert_eq!(addresses.len(), 2);
+        assert_eq!(
+            auth,
+            Some(UrlAuth::UserPassword {
+                user: "u".into(),
+                password: "p".into()
+            })
+        );
         let args = parse(&["-s", "nats://[bad"]);
         assert!(args.addresses().is_err());
     }

@@ -14,6 +14,7 @@ mod buckets;
 mod connect;
 mod consumer;
 mod consumer_view;
+mod credentials;
 mod kv;
 mod kv_view;
 mod object;

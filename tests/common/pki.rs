@@ -1,0 +1,52 @@
+//! Certificates for TLS tests, made with rcgen in a temporary directory: a CA, a server
+//! certificate for 127.0.0.1 and localhost, a client certificate, and a second CA that signed
+//! neither. No key material is committed.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+/// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate, as PEM
+/// files in one directory.
+pub struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (ca_pem, issuer) = ca("jetlog test CA");
+        std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();
+        let (other_ca, _) = ca("some other CA");
+        std::fs::write(dir.path().join("other-ca.pem"), other_ca).unwrap();
+        leaf(dir.path(), "server", &["127.0.0.1", "localhost"], &issuer);
+        leaf(dir.path(), "client", &["client.example"], &issuer);
+        Self { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn arg(&self, name: &str) -> String {
+        self.path(name).to_str().expect("utf8 path").to_string()
+    }
+}
+
+fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let cert = params.self_signed(&key).expect("self-signed");
+    (cert.pem(), Issuer::new(params, key))
+}
+
+fn leaf(dir: &Path, name: &str, names: &[&str], issuer: &Issuer<'_, KeyPair>) {
+    let key = KeyPair::generate().expect("key");
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let params = CertificateParams::new(names).expect("params");
+    let cert = params.signed_by(&key, issuer).expect("signed");
+    std::fs::write(dir.join(format!("{name}-cert.pem")), cert.pem()).unwrap();
+    std::fs::write(dir.join(format!("{name}-key.pem")), key.serialize_pem()).unwrap();
+}
