@@ -148,3 +148,33 @@ fn an_nkey_seed_file_signs_in_and_a_missing_credentials_file_is_named() {
     jetlog(&["pub", "x", "1", "--creds", "/nonexistent/user.creds"])
         .fails_with("cannot read credentials file /nonexistent/user.creds");
 }
+
+#[test]
+fn what_the_server_refuses_fails_the_command_with_its_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("perms.conf");
+    std::fs::write(
+        &conf,
+        "authorization { users: [{ user: bob, password: pw, permissions: { publish: \"ok.>\", subscribe: [\"ok.>\", \"_INBOX.>\"] } }] }\n",
+    )
+    .unwrap();
+    let server = TestServer::start(&["-c", conf.to_str().unwrap()]);
+    let url = server.url();
+    let auth = ["--user", "bob", "--password", "pw", "--timeout", "2s"];
+    let mut args = vec!["pub", "secret.x", "hi"];
+    args.extend_from_slice(&auth);
+    let run = jetlog_at(&url, &args);
+    run.fails_with(r#"Permissions Violation for Publish to "secret.x""#);
+    assert!(!run.stdout.contains("published"), "{run:#?}");
+    let mut args = vec!["pub", "ok.x", "hi"];
+    args.extend_from_slice(&auth);
+    jetlog_at(&url, &args).ok();
+    let mut args = vec!["sub", "secret.>"];
+    args.extend_from_slice(&auth);
+    jetlog_at(&url, &args).fails_with(r#"Permissions Violation for Subscription to "secret.>""#);
+    // An API request the user may not publish is refused, not "not answered in time".
+    let mut args = vec!["stream", "ls"];
+    args.extend_from_slice(&auth);
+    let run = jetlog_at(&url, &args);
+    run.fails_with(r#"Permissions Violation for Publish to "$JS.API.STREAM"#);
+}

@@ -6,11 +6,13 @@
 //! the command.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use async_nats::jetstream::{self, Context};
-use async_nats::{Client, ConnectErrorKind, ConnectOptions, ServerAddr};
+use async_nats::{Client, ConnectErrorKind, ConnectOptions, Event, ServerAddr, ServerError};
 use clap::Args;
 
 use super::credentials::{redact, split_url, UrlAuth};
@@ -129,7 +131,13 @@ impl CommonArgs {
         if self.tlsfirst {
             options = options.tls_first();
         }
-        Ok(options)
+        Ok(options.event_callback(|event| async move {
+            if let Event::ServerError(ServerError::Other(text)) = event {
+                if text.contains("Permissions Violation") {
+                    lock_refusals().push(text);
+                }
+            }
+        }))
     }
 
     /// Parses `--server` into addresses, so a typo is reported as such and not as a failed
@@ -159,13 +167,59 @@ impl CommonArgs {
     }
 }
 
+/// What the server refused on this process's connection (`-ERR 'Permissions Violation …'`).
+/// A command is one process with one connection, so a process-wide list is the command's.
+static REFUSALS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn lock_refusals() -> std::sync::MutexGuard<'static, Vec<String>> {
+    REFUSALS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How long connecting took (TCP, INFO, CONNECT and a PING answered), in microseconds: the
+/// measure of a round trip to this server.
+static CONNECT_MICROS: AtomicU64 = AtomicU64::new(0);
+
+/// Bounds of the wait for a refusal after a flush: async-nats' flush ends when the bytes are
+/// written, not with a PING answered, so the server's -ERR may still be on its way. The wait
+/// is two connection round trips, within these bounds.
+const REFUSAL_WAIT_MIN: Duration = Duration::from_millis(20);
+const REFUSAL_WAIT_MAX: Duration = Duration::from_secs(1);
+
+/// The first thing the server refused so far, as it worded it.
+pub fn server_refusal() -> Option<String> {
+    lock_refusals().first().cloned()
+}
+
+/// The first refusal, after waiting long enough for the server's answer to what was just
+/// flushed to arrive (returning at once when one is there).
+async fn refusal_after_flush() -> Option<String> {
+    let round_trip = Duration::from_micros(CONNECT_MICROS.load(Ordering::Relaxed));
+    let wait = (round_trip * 2).clamp(REFUSAL_WAIT_MIN, REFUSAL_WAIT_MAX);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        tokio::task::yield_now().await;
+        if let Some(refusal) = server_refusal() {
+            return Some(refusal);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// Connects to the server, or explains in one line why not, within `--timeout`.
 pub async fn connect(args: &CommonArgs) -> Result<Client> {
     let (addresses, from_url) = args.addresses()?;
     let options = args.options(from_url).await?;
     let target = redact(&args.server);
+    let started = std::time::Instant::now();
     match tokio::time::timeout(args.timeout, options.connect(addresses)).await {
-        Ok(Ok(client)) => Ok(client),
+        Ok(Ok(client)) => {
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            CONNECT_MICROS.store(micros, Ordering::Relaxed);
+            Ok(client)
+        }
         Ok(Err(err)) => {
             let reason = match err.kind() {
                 ConnectErrorKind::AuthorizationViolation => {
@@ -203,7 +257,12 @@ pub async fn flush(client: &Client, args: &CommonArgs) -> Result<()> {
     tokio::time::timeout(args.timeout, client.flush())
         .await
         .map_err(|_| anyhow!("the server did not confirm the flush within the timeout"))?
-        .context("flushing to the server")
+        .context("flushing to the server")?;
+    // A publish or subscription the server refused must not be reported as done.
+    match refusal_after_flush().await {
+        Some(refusal) => Err(anyhow!("the server refused: {refusal}")),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

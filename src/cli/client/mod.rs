@@ -74,7 +74,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async move {
-        match command {
+        let outcome = match command {
             ClientCommand::Pub(args) => pubsub::publish(args).await,
             ClientCommand::Sub(args) => pubsub::subscribe(args).await,
             ClientCommand::Req(args) => pubsub::request(args).await,
@@ -85,6 +85,15 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Object(args) => object::run(args).await,
             ClientCommand::Replay(args) => replay::run(args).await,
             ClientCommand::Bench(args) => bench::run(args).await,
+        };
+        // A request to a subject the user may not publish to is refused by the server and
+        // never answered: say so, rather than that the answer did not come in time.
+        tokio::task::yield_now().await;
+        match (outcome, connect::server_refusal()) {
+            (Err(err), Some(refusal)) if !err.to_string().contains(&refusal) => {
+                Err(anyhow::anyhow!("the server refused: {refusal} ({err:#})"))
+            }
+            (outcome, _) => outcome,
         }
     });
     // Background tasks of the client (reconnects, pings) must not delay the exit.
