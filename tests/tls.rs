@@ -161,6 +161,55 @@ async fn a_client_that_trusts_another_ca_does_not_connect() {
     );
 }
 
+/// A server presenting an expired certificate, one for another host, or a self-signed one is
+/// refused by the client, and the server keeps serving.
+#[tokio::test]
+async fn clients_refuse_expired_wrong_host_and_self_signed_certificates() {
+    let pki = Pki::new();
+    for name in ["expired", "elsewhere", "selfsigned"] {
+        let flags = vec![
+            "--tls".to_string(),
+            "--tlscert".into(),
+            pki.arg(&format!("{name}-cert.pem")),
+            "--tlskey".into(),
+            pki.arg(&format!("{name}-key.pem")),
+        ];
+        let server = start(&flags);
+        let result = tokio::time::timeout(
+            Duration::from_secs(10),
+            ConnectOptions::new()
+                .add_root_certificates(pki.path("ca.pem"))
+                .require_tls(true)
+                .connect(server.url()),
+        )
+        .await
+        .expect("bounded");
+        assert!(
+            result.is_err(),
+            "{name}: the client accepted the certificate"
+        );
+        assert_eq!(server.raw().read_info()["tls_required"], true, "{name}");
+    }
+}
+
+/// A TLS client on a plaintext port: its ClientHello is not NATS, so it is told so and cut.
+#[test]
+fn a_tls_handshake_on_a_plaintext_port_is_a_protocol_error() {
+    let server = TestServer::start(&[]);
+    let mut raw = server.raw();
+    raw.read_info();
+    // The first bytes of a TLS 1.2 ClientHello record.
+    raw.send(&[
+        0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03, b'\r', b'\n',
+    ]);
+    let (got, closed) = raw.read_for(Duration::from_secs(2));
+    assert!(
+        String::from_utf8_lossy(&got).contains("-ERR 'Unknown Protocol Operation'"),
+        "{got:?}"
+    );
+    assert!(closed);
+}
+
 #[test]
 fn plaintext_garbage_and_silence_are_dropped_and_logged() {
     let pki = Pki::new();

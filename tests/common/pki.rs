@@ -21,6 +21,20 @@ impl Pki {
         std::fs::write(dir.path().join("other-ca.pem"), other_ca).unwrap();
         leaf(dir.path(), "server", &["127.0.0.1", "localhost"], &issuer);
         leaf(dir.path(), "client", &["client.example"], &issuer);
+        // Certificates a client must refuse: expired, for another host, and self-signed.
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+        params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        let cert = params.signed_by(&key, &issuer).expect("signed");
+        std::fs::write(dir.path().join("expired-cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("expired-key.pem"), key.serialize_pem()).unwrap();
+        leaf(dir.path(), "elsewhere", &["example.com"], &issuer);
+        let key = KeyPair::generate().expect("key");
+        let params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+        let cert = params.self_signed(&key).expect("self-signed");
+        std::fs::write(dir.path().join("selfsigned-cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("selfsigned-key.pem"), key.serialize_pem()).unwrap();
         Self { dir }
     }
 
