@@ -297,3 +297,69 @@ fn unreadable_or_mismatched_key_files_stop_the_server_at_start() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tlscert and --tlskey"));
 }
+
+/// SIGHUP (or `--signal reload`) rotates the certificates for new connections without
+/// dropping the ones already made; a bad file at reload keeps the certificates in force.
+#[tokio::test]
+async fn sighup_reloads_certificates_without_dropping_connections() {
+    let pki = Pki::new();
+    let cert = pki.path("live-cert.pem");
+    let key = pki.path("live-key.pem");
+    std::fs::copy(pki.path("server-cert.pem"), &cert).unwrap();
+    std::fs::copy(pki.path("server-key.pem"), &key).unwrap();
+    let flags: Vec<String> = vec![
+        "--tls".into(),
+        "--tlscert".into(),
+        cert.to_str().unwrap().into(),
+        "--tlskey".into(),
+        key.to_str().unwrap().into(),
+    ];
+    let server = start(&flags);
+    let connect = |ca: &str| {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            ConnectOptions::new()
+                .add_root_certificates(pki.path(ca))
+                .require_tls(true)
+                .connect(server.url()),
+        )
+    };
+    let before = connect("ca.pem").await.expect("bounded").expect("connect");
+    std::fs::copy(pki.path("rotated-cert.pem"), &cert).unwrap();
+    std::fs::copy(pki.path("rotated-key.pem"), &key).unwrap();
+    let reload = |expect: &'static str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_jetlog"))
+            .args(["server", "--signal", &format!("reload={}", server.pid())])
+            .output()
+            .expect("signal");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !server.log_contains(expect) {
+            assert!(Instant::now() < deadline, "no {expect:?} in the log");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    reload("Reloaded: TLS certificates");
+    round_trip(&before).await;
+    assert!(
+        connect("ca.pem").await.expect("bounded").is_err(),
+        "old CA still served"
+    );
+    let after = connect("other-ca.pem")
+        .await
+        .expect("bounded")
+        .expect("rotated");
+    round_trip(&after).await;
+    // A broken key at the next reload: refused, logged, the rotated certificate stays.
+    std::fs::write(&key, "not a key").unwrap();
+    reload("Failed to reload server configuration");
+    let still = connect("other-ca.pem")
+        .await
+        .expect("bounded")
+        .expect("kept");
+    round_trip(&still).await;
+}

@@ -484,7 +484,7 @@ async fn serve(launch: Launch) -> Result<(), String> {
     // The signal handlers are installed here, before "Server is ready" (see shutdown_signal);
     // the monitor hears of the signal through `stop`, at the moment the client port closes.
     let shutdown = shutdown_signal();
-    ignore_unsupported_signals();
+    handle_other_signals(server.tls());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let monitor_task = monitor.map(|monitor| {
         let mut stopped = stopped.clone();
@@ -519,18 +519,23 @@ async fn serve(launch: Launch) -> Result<(), String> {
     Ok(())
 }
 
-/// SIGHUP (reload), SIGUSR1 (reopen logs) and SIGUSR2 (lame-duck mode) ask nats-server for
-/// things jetlog does not do. Their default action would kill the server, so they are caught
-/// and logged instead: a `systemctl reload` must not take the server down.
-fn ignore_unsupported_signals() {
+/// SIGHUP reloads the TLS certificates (the same files, as rotated in place; a file that does
+/// not read leaves the certificates in force), the only part of the configuration jetlog
+/// reloads. SIGUSR1 (reopen logs) and SIGUSR2 (lame-duck mode) ask nats-server for things
+/// jetlog does not do. The default action of each would kill the server, so they are caught
+/// and logged: a `systemctl reload` must not take the server down.
+fn handle_other_signals(tls: Option<std::sync::Arc<crate::server::tls::Tls>>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut hangups) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    reload(tls.as_deref());
+                }
+            });
+        }
         let kinds = [
-            (
-                SignalKind::hangup(),
-                "SIGHUP: configuration reload is not supported",
-            ),
             (
                 SignalKind::user_defined1(),
                 "SIGUSR1: log reopening is not supported",
@@ -549,6 +554,22 @@ fn ignore_unsupported_signals() {
                 });
             }
         }
+    }
+}
+
+/// What SIGHUP does: new TLS certificates for new connections, in nats-server's words.
+fn reload(tls: Option<&crate::server::tls::Tls>) {
+    tracing::info!("Reloading server configuration");
+    match tls.map(|tls| tls.reload()) {
+        Some(Ok(())) => tracing::info!(
+            "Reloaded: TLS certificates (other settings take effect at the next start)"
+        ),
+        Some(Err(err)) => tracing::error!(
+            "Failed to reload server configuration: {err}; the certificates in force stay"
+        ),
+        None => tracing::warn!(
+            "Reloaded: nothing (jetlog reloads only TLS certificates; other settings take effect at the next start)"
+        ),
     }
 }
 

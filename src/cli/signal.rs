@@ -1,8 +1,9 @@
 //! `jetlog server --signal <command>=<pid>`: nats-server's `-sl`, which sends a running server
 //! the signal behind a command. `stop` is SIGKILL, `quit` SIGINT and `term` SIGTERM, as with
-//! nats-server; jetlog shuts down cleanly on the last two. `reload`, `reopen` and `ldm` are
-//! refused: jetlog has no config reload, log reopening or lame-duck mode, and sending their
-//! signals would only make the server log that it ignores them.
+//! nats-server; jetlog shuts down cleanly on the last two. `reload` is SIGHUP, which reloads
+//! the TLS certificates. `reopen` and `ldm` are refused: jetlog has no log reopening or
+//! lame-duck mode, and sending their signals would only make the server log that it ignores
+//! them.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -38,9 +39,10 @@ fn resolve(spec: &str) -> Result<(Signal, Pid), String> {
         "stop" => Signal::KILL,
         "quit" => Signal::INT,
         "term" => Signal::TERM,
-        "reload" | "reopen" | "ldm" => {
+        "reload" => Signal::HUP,
+        "reopen" | "ldm" => {
             return Err(format!(
-                "signal {command} is not supported: jetlog has no config reload, log reopening or lame-duck mode"
+                "signal {command} is not supported: jetlog has no log reopening or lame-duck mode"
             ))
         }
         other => {
@@ -80,7 +82,8 @@ mod tests {
         );
         assert_eq!(resolve("quit=42").unwrap().0, Signal::INT);
         assert_eq!(resolve("stop=42").unwrap().0, Signal::KILL);
-        assert!(resolve("reload=42").unwrap_err().contains("not supported"));
+        assert_eq!(resolve("reload=42").unwrap().0, Signal::HUP);
+        assert!(resolve("ldm=42").unwrap_err().contains("not supported"));
         assert!(resolve("term").unwrap_err().contains("pid"));
         assert!(resolve("hup=1").unwrap_err().contains("unknown signal"));
         assert!(resolve("term=0").unwrap_err().contains("not a process id"));

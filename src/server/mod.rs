@@ -58,8 +58,9 @@ pub(crate) struct ServerState {
     closed_traffic: Mutex<Traffic>,
     /// Connections closed as slow consumers; incremented once per such close, off the hot path.
     slow_consumers: AtomicU64,
-    /// TLS on the client port, when configured: the certificates read at start.
-    tls: Option<tls::Tls>,
+    /// TLS on the client port, when configured: the certificates read at start, replaced by
+    /// a reload.
+    tls: Option<Arc<tls::Tls>>,
     /// Whether INFO carries a nonce for nkey users to sign.
     auth_uses_nonce: bool,
 }
@@ -123,7 +124,9 @@ impl Server {
             jetlog_version: env!("CARGO_PKG_VERSION").to_string(),
         };
         let tls = match &config.tls {
-            Some(settings) => Some(tls::Tls::load(settings.clone()).map_err(|e| e.to_string())?),
+            Some(settings) => Some(Arc::new(
+                tls::Tls::load(settings.clone()).map_err(|e| e.to_string())?,
+            )),
             None => None,
         };
         let auth_uses_nonce = config.auth.as_ref().is_some_and(AuthConfig::uses_nonce);
@@ -167,6 +170,11 @@ impl Server {
     /// The address actually bound.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The server's TLS, for reloading its certificates while it runs (SIGHUP).
+    pub fn tls(&self) -> Option<Arc<tls::Tls>> {
+        self.state.tls.clone()
     }
 
     /// A read-only window on the server's state, for monitoring.

@@ -5,7 +5,7 @@
 //! anything is sent (`handshake_first`, the clients' "TLS first").
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
@@ -50,11 +50,12 @@ pub enum TlsError {
     Config(String),
 }
 
-/// A server's TLS, ready to accept connections.
-#[derive(Clone)]
+/// A server's TLS, ready to accept connections. The acceptor can be replaced while the server
+/// runs (`reload`): connections already made keep the session they have, new ones get the
+/// new certificates.
 pub struct Tls {
     pub config: TlsConfig,
-    acceptor: TlsAcceptor,
+    acceptor: RwLock<TlsAcceptor>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -77,6 +78,22 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String
 impl Tls {
     /// Reads the certificates and key and builds the acceptor.
     pub fn load(config: TlsConfig) -> Result<Self, TlsError> {
+        let acceptor = Self::acceptor(&config)?;
+        Ok(Self {
+            config,
+            acceptor: RwLock::new(acceptor),
+        })
+    }
+
+    /// Reads the same files again (certificates are usually rotated in place) and, if they
+    /// are good, serves new connections with them; if not, the certificates in force stay.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let acceptor = Self::acceptor(&self.config)?;
+        *self.acceptor.write().unwrap_or_else(|p| p.into_inner()) = acceptor;
+        Ok(())
+    }
+
+    fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let certs =
             read_certificates(&config.cert_file).map_err(|reason| TlsError::Certificates {
@@ -111,15 +128,17 @@ impl Tls {
         let server = builder
             .with_single_cert(certs, key)
             .map_err(|e| TlsError::Config(format!("certificate and key do not fit: {e}")))?;
-        Ok(Self {
-            config,
-            acceptor: TlsAcceptor::from(Arc::new(server)),
-        })
+        Ok(TlsAcceptor::from(Arc::new(server)))
     }
 
     /// Runs the server side of a handshake, bounded by the configured timeout.
     pub async fn accept(&self, socket: TcpStream) -> Result<TlsStream<TcpStream>, String> {
-        match tokio::time::timeout(self.config.timeout, self.acceptor.accept(socket)).await {
+        let acceptor = self
+            .acceptor
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match tokio::time::timeout(self.config.timeout, acceptor.accept(socket)).await {
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(err)) => Err(err.to_string()),
             Err(_) => Err("timeout".to_string()),

@@ -17,8 +17,15 @@ impl Pki {
         let dir = tempfile::tempdir().expect("temp dir");
         let (ca_pem, issuer) = ca("jetlog test CA");
         std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();
-        let (other_ca, _) = ca("some other CA");
+        let (other_ca, other_issuer) = ca("some other CA");
         std::fs::write(dir.path().join("other-ca.pem"), other_ca).unwrap();
+        // What a certificate rotation puts in place: the same names, another CA.
+        leaf(
+            dir.path(),
+            "rotated",
+            &["127.0.0.1", "localhost"],
+            &other_issuer,
+        );
         leaf(dir.path(), "server", &["127.0.0.1", "localhost"], &issuer);
         leaf(dir.path(), "client", &["client.example"], &issuer);
         // Certificates a client must refuse: expired, for another host, and self-signed.
