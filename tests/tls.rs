@@ -363,3 +363,93 @@ async fn sighup_reloads_certificates_without_dropping_connections() {
         .expect("kept");
     round_trip(&still).await;
 }
+
+/// `https_port` serves the monitoring endpoints over TLS with the client port's certificates.
+#[tokio::test]
+async fn https_monitoring_uses_the_same_certificates() {
+    use rustls_pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+
+    let pki = Pki::new();
+    let mut flags = tls_flags(&pki);
+    flags.extend(["--https_port".into(), "-1".into()]);
+    let server = start(&flags);
+    let port: u16 = server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|line| {
+            line.split("Starting https monitor on ")
+                .nth(1)
+                .map(str::to_string)
+        })
+        .and_then(|addr| addr.rsplit(':').next().and_then(|p| p.trim().parse().ok()))
+        .expect("https monitor port in the log");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(pki.path("ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = within("handshake", connector.connect(name, tcp))
+        .await
+        .unwrap();
+    tls.write_all(b"GET /varz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    within("response", tls.read_to_end(&mut response))
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"server_id\""), "{text}");
+    // Plain HTTP on the HTTPS port is not served.
+    let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    plain
+        .write_all(b"GET /varz HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut got)).await;
+    assert!(!String::from_utf8_lossy(&got).contains("server_id"));
+}
+
+#[test]
+fn https_monitoring_needs_tls_and_excludes_http() {
+    for (args, expected) in [
+        (
+            vec!["--https_port", "-1"],
+            "TLS cert and key required for HTTPS",
+        ),
+        (
+            vec!["-m", "8222", "-ms", "8443"],
+            "can't specify both HTTP (8222) and HTTPs (8443) ports",
+        ),
+    ] {
+        let store = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_jetlog"))
+            .args(["server", "-a", "127.0.0.1", "-p", "-1", "--store_dir"])
+            .arg(store.path())
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+}

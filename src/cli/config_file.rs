@@ -23,6 +23,8 @@ pub struct FileSettings {
     pub server_name: Option<String>,
     /// As the `-m` flag: 0 leaves monitoring off, -1 picks a free port.
     pub http_port: Option<i32>,
+    /// As the `--https_port` flag: monitoring over HTTPS with the `tls` block's certificates.
+    pub https_port: Option<i32>,
     /// The monitor's address (`http_host`, or the host of `http: host:port`).
     pub http_host: Option<IpAddr>,
     pub max_payload: Option<usize>,
@@ -111,7 +113,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "a default user for clients without credentials is not implemented",
     ),
     ("mappings", "subject mappings are not implemented"),
-    ("https_port", "HTTPS monitoring is not implemented"),
 ];
 
 /// Keys of nats-server's `tls {}` block that jetlog cannot honour yet, and why.
@@ -218,6 +219,7 @@ impl Mapper<'_> {
             "port" => s.port = Some(port(entry, true)?),
             "server_name" => s.server_name = Some(string(entry)?),
             "http_port" | "monitor_port" => s.http_port = Some(port(entry, true)?),
+            "https_port" => s.https_port = Some(port(entry, true)?),
             "http_host" => s.http_host = Some(ip(entry)?),
             "http" => {
                 let (host, port) = listen(entry)?;

@@ -20,7 +20,7 @@ impl ProcessFiles {
         pid_file: Option<&Path>,
         ports_dir: Option<&Path>,
         client: SocketAddr,
-        monitor: Option<SocketAddr>,
+        monitor: Option<(SocketAddr, &str)>,
     ) -> Result<Self, String> {
         let mut files = Self {
             written: Vec::new(),
@@ -66,11 +66,12 @@ fn executable_name() -> String {
         .unwrap_or_else(|| "jetlog".to_string())
 }
 
-/// `{"nats":["nats://host:port"],"monitoring":["http://host:port"]}`.
-fn ports_json(client: SocketAddr, monitor: Option<SocketAddr>) -> String {
+/// `{"nats":["nats://host:port"],"monitoring":["http://host:port"]}` (`https://` for an HTTPS
+/// monitor).
+fn ports_json(client: SocketAddr, monitor: Option<(SocketAddr, &str)>) -> String {
     let mut ports = serde_json::json!({ "nats": [format!("nats://{}", reachable(client))] });
-    if let Some(monitor) = monitor {
-        ports["monitoring"] = serde_json::json!([format!("http://{}", reachable(monitor))]);
+    if let Some((monitor, scheme)) = monitor {
+        ports["monitoring"] = serde_json::json!([format!("{scheme}://{}", reachable(monitor))]);
     }
     ports.to_string()
 }
@@ -108,9 +109,16 @@ mod tests {
         assert_eq!(
             ports_json(
                 "0.0.0.0:4222".parse().unwrap(),
-                Some("0.0.0.0:8222".parse().unwrap())
+                Some(("0.0.0.0:8222".parse().unwrap(), "http"))
             ),
             r#"{"monitoring":["http://127.0.0.1:8222"],"nats":["nats://127.0.0.1:4222"]}"#
+        );
+        assert_eq!(
+            ports_json(
+                "127.0.0.1:4222".parse().unwrap(),
+                Some(("127.0.0.1:8443".parse().unwrap(), "https"))
+            ),
+            r#"{"monitoring":["https://127.0.0.1:8443"],"nats":["nats://127.0.0.1:4222"]}"#
         );
     }
 }

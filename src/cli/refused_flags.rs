@@ -1,6 +1,7 @@
-//! nats-server flags that `jetlog server` recognises but cannot honour: clustering, syslog, log rotation, HTTPS monitoring, profiling. A script that passes one must learn at
-//! once that it is not in force, with the reason, rather than meet clap's generic "unexpected
-//! argument" or, worse, have it dropped. Checked on the normalised arguments (`-ms` has become
+//! nats-server flags that `jetlog server` recognises but cannot honour: clustering, syslog,
+//! log rotation, profiling, TLS help. A script that passes one must learn at once that it is
+//! not in force, with the reason, rather than meet clap's generic "unexpected argument" or,
+//! worse, have it dropped. Checked on the normalised arguments (`-ms` has become
 //! `--https_port` by then).
 
 /// Flags (long form, as normalised) and why each is refused.
@@ -21,10 +22,6 @@ const REFUSED: &[(&[&str], &str)] = &[
             "--client_advertise",
         ],
         "jetlog runs as a single server: clustering is not implemented",
-    ),
-    (
-        &["--https_port"],
-        "HTTPS monitoring is not implemented (use -m for HTTP)",
     ),
     (
         &["-s", "--syslog", "-r", "--remote_syslog"],

@@ -79,6 +79,9 @@ pub struct ServerArgs {
     /// HTTP monitoring port (off unless given; -1 picks a free one).
     #[arg(short = 'm', long = "http_port", allow_negative_numbers = true)]
     http_port: Option<i32>,
+    /// HTTPS monitoring port, with the client port's TLS certificates (-1 picks a free one).
+    #[arg(long = "https_port", allow_negative_numbers = true)]
+    https_port: Option<i32>,
     /// User required to connect (with --pass).
     #[arg(long)]
     user: Option<String>,
@@ -225,14 +228,30 @@ impl ServerArgs {
         let host = self.addr.or(file.addr).unwrap_or(defaults.listen.ip());
         // As in nats-server, port 0 leaves monitoring off and -1 picks a free port; the
         // monitor listens on the client host unless `http_host` says otherwise.
-        let monitor_port = match self.http_port.or(file.http_port) {
-            None | Some(0) => None,
-            Some(-1) => Some(0),
-            Some(p) => Some(
-                u16::try_from(p)
-                    .map_err(|_| format!("invalid http port {p}: use 1-65535, or -1"))?,
-            ),
+        let monitor_port = |port: Option<i32>, what: &str| match port {
+            None | Some(0) => Ok(None),
+            Some(-1) => Ok(Some(0)),
+            Some(p) => u16::try_from(p)
+                .map(Some)
+                .map_err(|_| format!("invalid {what} port {p}: use 1-65535, or -1")),
         };
+        let http = monitor_port(self.http_port.or(file.http_port), "http")?;
+        let https = monitor_port(self.https_port.or(file.https_port), "https")?;
+        // nats-server's rules (StartMonitoring): one or the other, and HTTPS needs TLS.
+        let monitor_tls = https.is_some();
+        let monitor_port = match (http, https) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "can't specify both HTTP ({:?}) and HTTPs ({:?}) ports",
+                    self.http_port.or(file.http_port).unwrap_or(0),
+                    self.https_port.or(file.https_port).unwrap_or(0)
+                ))
+            }
+            (port, None) | (None, port) => port,
+        };
+        if monitor_tls && tls.is_none() {
+            return Err("TLS cert and key required for HTTPS (a tls block or --tls*)".to_string());
+        }
         let monitor_listen =
             monitor_port.map(|p| SocketAddr::new(file.http_host.unwrap_or(host), p));
         // A flag can only turn JetStream on, as with nats-server's -js.
@@ -287,6 +306,7 @@ impl ServerArgs {
             js_strict: file.js_strict.unwrap_or(defaults.js_strict),
             js_domain: file.js_domain,
             monitor_listen,
+            monitor_tls,
             tls,
         };
         if config.max_payload_bytes == 0 || config.max_payload_bytes > config.max_pending_bytes {
@@ -463,9 +483,19 @@ async fn serve(launch: Launch) -> Result<(), String> {
     let tls = config.tls.clone();
     let server = Server::bind(config.clone()).await?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
+    let monitor_tls = if config.monitor_tls {
+        server.tls()
+    } else {
+        None
+    };
+    let monitor_scheme = if monitor_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let monitor = match monitor_listen {
         Some(addr) => Some(
-            Monitor::bind(addr, server.view())
+            Monitor::bind(addr, server.view(), monitor_tls)
                 .await
                 .map_err(|e| e.to_string())?,
         ),
@@ -479,7 +509,7 @@ async fn serve(launch: Launch) -> Result<(), String> {
         launch.pid_file.as_deref(),
         launch.ports_file_dir.as_deref(),
         local,
-        monitor_addr,
+        monitor_addr.map(|addr| (addr, monitor_scheme)),
     )?;
     // The signal handlers are installed here, before "Server is ready" (see shutdown_signal);
     // the monitor hears of the signal through `stop`, at the moment the client port closes.
@@ -494,7 +524,7 @@ async fn serve(launch: Launch) -> Result<(), String> {
     });
     if let Some(addr) = monitor_addr {
         // nats-server's wording (server.go, startMonitoring): host and port, no scheme.
-        tracing::info!("Starting http monitor on {addr}");
+        tracing::info!("Starting {monitor_scheme} monitor on {addr}");
     }
     tracing::info!("Listening for client connections on {local}");
     if let Some(tls) = &tls {

@@ -30,6 +30,8 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+
+use crate::server::tls::Tls;
 use tokio::task::JoinSet;
 
 use crate::server::ServerView;
@@ -68,11 +70,17 @@ pub struct MonitorState {
 pub struct Monitor {
     listener: TcpListener,
     state: Arc<MonitorState>,
+    /// HTTPS with the client port's certificates (`https_port`); plain HTTP when `None`.
+    tls: Option<Arc<Tls>>,
 }
 
 impl Monitor {
     /// Binds `addr` (port 0 picks a free one).
-    pub async fn bind(addr: SocketAddr, view: ServerView) -> Result<Self, MonitorError> {
+    pub async fn bind(
+        addr: SocketAddr,
+        view: ServerView,
+        tls: Option<Arc<Tls>>,
+    ) -> Result<Self, MonitorError> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| MonitorError::Bind { addr, source })?;
@@ -84,6 +92,7 @@ impl Monitor {
             .unwrap_or_else(std::time::Instant::now);
         Ok(Self {
             listener,
+            tls,
             state: Arc::new(MonitorState {
                 view,
                 listen: local,
@@ -104,8 +113,19 @@ impl Monitor {
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
-                    Ok((socket, _)) if connections.len() < MAX_CONNECTIONS => {
-                        connections.spawn(serve_connection(self.state.clone(), socket));
+                    Ok((socket, peer)) if connections.len() < MAX_CONNECTIONS => {
+                        let state = self.state.clone();
+                        match self.tls.clone() {
+                            None => connections.spawn(serve_connection(state, socket)),
+                            Some(tls) => connections.spawn(async move {
+                                match tls.accept(socket).await {
+                                    Ok(stream) => serve_connection(state, stream).await,
+                                    Err(err) => tracing::error!(
+                                        "{peer} - monitoring TLS handshake error: {err}"
+                                    ),
+                                }
+                            }),
+                        };
                     }
                     Ok(_) => tracing::debug!("monitoring connection refused: too many open"),
                     Err(err) => {
@@ -122,7 +142,10 @@ impl Monitor {
     }
 }
 
-async fn serve_connection(state: Arc<MonitorState>, socket: tokio::net::TcpStream) {
+async fn serve_connection(
+    state: Arc<MonitorState>,
+    socket: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+) {
     let service = hyper::service::service_fn(move |request| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(respond(state, request).await) }

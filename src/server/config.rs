@@ -108,6 +108,8 @@ pub struct ServerConfig {
     pub js_domain: Option<String>,
     /// Where the HTTP monitor listens (port 0 picks a free one); `None` when it is off.
     pub monitor_listen: Option<SocketAddr>,
+    /// The monitor speaks HTTPS with the client port's certificates (`https_port`).
+    pub monitor_tls: bool,
     /// TLS on the client port (`tls {}` or `--tls*`); every client must use it.
     pub tls: Option<super::tls::TlsConfig>,
 }
@@ -134,6 +136,7 @@ impl Default for ServerConfig {
             js_strict: false,
             js_domain: None,
             monitor_listen: None,
+            monitor_tls: false,
             tls: None,
         }
     }
