@@ -120,8 +120,9 @@ fn log_lines_have_nats_server_shape() {
     assert!(lines.iter().all(|l| l.starts_with(&prefix)), "{lines:?}");
 }
 
-/// nats-server flags jetlog cannot honour are refused with the reason; `-v` prints the
-/// version; `--signal term=<pid file>` stops a running server; SIGHUP does not kill it.
+/// nats-server flags jetlog cannot honour (or not in that combination) are refused with the
+/// reason; `-v` prints the version; `--signal term=<pid file>` stops a running server; SIGHUP
+/// does not kill it.
 #[test]
 fn refused_flags_version_and_signals() {
     for (args, expected) in [
@@ -132,7 +133,7 @@ fn refused_flags_version_and_signals() {
         ),
         (
             &["server", "-ms", "8443"][..],
-            "--https_port is not supported",
+            "TLS cert and key required for HTTPS",
         ),
         (&["server", "-s"][..], "syslog output is not implemented"),
         (
