@@ -453,3 +453,47 @@ fn https_monitoring_needs_tls_and_excludes_http() {
         assert!(stderr.contains(expected), "{expected}: {stderr}");
     }
 }
+
+/// `allow_non_tls`: INFO offers TLS (`tls_available`), TLS clients upgrade and plaintext
+/// clients are served as they are, on one port.
+#[tokio::test]
+async fn allow_non_tls_serves_both_kinds_of_client() {
+    let pki = Pki::new();
+    let conf = pki.path("mixed.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "allow_non_tls: true\ntls {{ cert_file: {:?}, key_file: {:?} }}\n",
+            pki.arg("server-cert.pem"),
+            pki.arg("server-key.pem")
+        ),
+    )
+    .unwrap();
+    let server = start(&["-c".into(), conf.to_str().unwrap().into()]);
+    let info = server.raw().read_info();
+    assert_eq!(info["tls_available"], true, "{info}");
+    assert!(info.get("tls_required").is_none(), "{info}");
+    let plain = within("plain connect", async_nats::connect(server.url()))
+        .await
+        .expect("plaintext client");
+    round_trip(&plain).await;
+    let secure = within(
+        "TLS connect",
+        ConnectOptions::new()
+            .add_root_certificates(pki.path("ca.pem"))
+            .require_tls(true)
+            .connect(server.url()),
+    )
+    .await
+    .expect("TLS client");
+    round_trip(&secure).await;
+    // Without TLS to offer, the key is a mistake.
+    let bad = pki.path("bad.conf");
+    std::fs::write(&bad, "allow_non_tls: true\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_jetlog"))
+        .args(["server", "-t", "-c", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("allow_non_tls needs TLS"));
+}

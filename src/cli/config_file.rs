@@ -58,6 +58,8 @@ pub struct FileSettings {
     pub js_strict: Option<bool>,
     /// `tls { cert_file, key_file, ca_file, verify, timeout, handshake_first }`.
     pub tls: Option<TlsConfig>,
+    /// `allow_non_tls`: plaintext clients beside TLS ones on the client port.
+    pub allow_non_tls: Option<bool>,
 }
 
 /// A config file's settings and the warnings to log once logging is set up.
@@ -93,10 +95,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("cluster", "clustering is not implemented"),
     ("gateway", "gateways are not implemented"),
     ("leafnodes", "leaf nodes are not implemented"),
-    (
-        "allow_non_tls",
-        "plaintext clients beside TLS clients on one port are not implemented",
-    ),
     ("websocket", "websocket clients are not implemented"),
     ("mqtt", "MQTT is not implemented"),
     (
@@ -220,6 +218,7 @@ impl Mapper<'_> {
             "server_name" => s.server_name = Some(string(entry)?),
             "http_port" | "monitor_port" => s.http_port = Some(port(entry, true)?),
             "https_port" => s.https_port = Some(port(entry, true)?),
+            "allow_non_tls" => s.allow_non_tls = Some(boolean(entry)?),
             "http_host" => s.http_host = Some(ip(entry)?),
             "http" => {
                 let (host, port) = listen(entry)?;
@@ -313,6 +312,7 @@ impl Mapper<'_> {
             verify: false,
             timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             handshake_first: false,
+            allow_non_tls: false,
         };
         for inner in block.effective() {
             match inner.key.as_str() {

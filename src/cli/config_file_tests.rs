@@ -63,7 +63,6 @@ fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
             "tls { cert_file: c, key_file: k, verify_and_map: true }\n",
             "s.conf:1:34: verify_and_map is not supported",
         ),
-        ("allow_non_tls: true\n", "s.conf:1:1: allow_non_tls is not supported"),
         ("accounts {}\n", "s.conf:1:1: accounts is not supported"),
         (
             "authorization {\n  users: [{user: a, password: b, permissions: {\n allow_responses: true }}]\n}\n",

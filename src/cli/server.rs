@@ -187,6 +187,7 @@ impl ServerArgs {
             verify: self.tlsverify,
             timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             handshake_first: false,
+            allow_non_tls: false,
         }))
     }
 
@@ -198,7 +199,16 @@ impl ServerArgs {
             None => LoadedConfig::default(),
         };
         let mut file = loaded.settings;
-        let tls = self.tls_settings(file.tls.take())?;
+        let mut tls = self.tls_settings(file.tls.take())?;
+        if file.allow_non_tls == Some(true) {
+            let Some(tls) = tls.as_mut() else {
+                return Err("allow_non_tls needs TLS (a tls block or --tls*)".to_string());
+            };
+            if tls.handshake_first {
+                return Err("allow_non_tls cannot be combined with handshake_first".to_string());
+            }
+            tls.allow_non_tls = true;
+        }
         let port = match self.port.or(file.port).unwrap_or(i32::from(DEFAULT_PORT)) {
             -1 => 0,
             p => u16::try_from(p).map_err(|_| format!("invalid port {p}: use 0-65535 or -1"))?,

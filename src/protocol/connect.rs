@@ -28,6 +28,8 @@ pub struct ServerInfo {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub tls_verify: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_available: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub jetstream: bool,
     /// The challenge an nkey user signs; sent only when nkey users are configured.
     #[serde(skip_serializing_if = "Option::is_none")]

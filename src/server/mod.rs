@@ -115,7 +115,8 @@ impl Server {
             headers: true,
             max_payload: config.max_payload_bytes,
             auth_required: config.auth.is_some(),
-            tls_required: config.tls.is_some(),
+            tls_required: config.tls.as_ref().is_some_and(|t| !t.allow_non_tls),
+            tls_available: config.tls.as_ref().is_some_and(|t| t.allow_non_tls),
             tls_verify: config.tls.as_ref().is_some_and(|t| t.verify),
             jetstream: config.jetstream,
             nonce: None,
@@ -279,6 +280,12 @@ async fn open_transport(
             return None;
         }
     }
+    if tls.config.allow_non_tls && !speaks_tls(&socket, tls.config.timeout).await {
+        let (read_half, write_half) = socket.into_split();
+        let write_half = Arc::new(write_half);
+        handle.attach_socket(write_half.clone());
+        return Some((Box::pin(read_half), WriteSink::Plain(write_half), true));
+    }
     match tls.accept(socket).await {
         Ok(stream) => {
             let (read_half, write_half) = tokio::io::split(stream);
@@ -295,6 +302,20 @@ async fn open_transport(
         }
     }
 }
+
+/// Whether a client that was offered TLS (`allow_non_tls`) starts a handshake: its first byte
+/// is a TLS handshake record's (0x16), as nats-server sniffs it. A client that sends nothing
+/// within the handshake timeout is served in plaintext.
+async fn speaks_tls(socket: &TcpStream, wait: Duration) -> bool {
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(wait, socket.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD
+    )
+}
+
+/// The content type of a TLS handshake record, the first byte a TLS client sends.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 /// Runs one connection to its end.
 async fn serve(state: Arc<ServerState>, socket: TcpStream, peer: SocketAddr) {

@@ -31,6 +31,9 @@ pub struct TlsConfig {
     pub timeout: Duration,
     /// Handshake before INFO (the client must use "TLS first" too).
     pub handshake_first: bool,
+    /// Plaintext clients are served beside TLS ones (`allow_non_tls`): INFO says
+    /// `tls_available`, and the client's first byte tells which it speaks.
+    pub allow_non_tls: bool,
 }
 
 /// Why TLS could not be set up.
