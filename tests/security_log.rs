@@ -93,3 +93,37 @@ fn protocol_errors_are_logged_and_trace_has_no_storage_chatter() {
         .count();
     assert_eq!(sled_lines, 0, "{:?}", server.log.lock().unwrap());
 }
+
+#[test]
+fn trace_shows_the_protocol_in_nats_servers_shape_without_secrets() {
+    let server = TestServer::start(&["-V", "--user", "u", "--pass", "p4ssw0rd"]);
+    let mut raw = server.raw();
+    let cid = raw.read_info()["client_id"].as_u64().unwrap();
+    raw.send(b"CONNECT {\"verbose\":false,\"user\":\"u\",\"pass\":\"p4ssw0rd\"}\r\n");
+    raw.send(b"SUB foo 1\r\nPUB foo r.1 5\r\nhello\r\nPING\r\n");
+    raw.read_until_contains(b"PONG\r\n", Duration::from_secs(5));
+    for op in [
+        "<<- [SUB foo 1]",
+        "<<- [PUB foo r.1 5]",
+        "<<- [PING]",
+        "->> [MSG foo 1 r.1 5]",
+        "\"pass\":\"[REDACTED]\"",
+    ] {
+        let line = format!(" - cid:{cid} - ");
+        assert!(
+            wait_for_log(&server, op),
+            "{op}: {:?}",
+            server.log.lock().unwrap()
+        );
+        assert!(server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(op) && l.contains(&line) && l.contains("[TRC]")));
+    }
+    assert!(
+        !server.log_contains("p4ssw0rd"),
+        "a password reached the trace"
+    );
+}

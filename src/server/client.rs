@@ -16,6 +16,7 @@ use super::auth::authorize;
 use super::conn_stats::ClientMeta;
 use super::outbound::{ClientHandle, CloseReason, Enqueued, Owner, Subscription};
 use super::permissions::{self, Permissions};
+use super::protocol_trace;
 use super::router::{Deliveries, Publisher};
 use super::security_log;
 use super::ServerState;
@@ -190,6 +191,9 @@ impl Connection {
             }
             if !matches!(op, ClientOp::Connect(_) | ClientOp::Pong) {
                 *active = true;
+            }
+            if protocol_trace::enabled() {
+                protocol_trace::received(self.handle.stats.peer, self.handle.id, &op);
             }
             match op {
                 ClientOp::Connect(json) => self.on_connect(&json)?,

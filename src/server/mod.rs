@@ -11,6 +11,7 @@ mod internal;
 mod jetstream;
 mod outbound;
 pub mod permissions;
+mod protocol_trace;
 mod router;
 mod security_log;
 pub mod tls;

@@ -13,6 +13,7 @@ use super::interest_watch::InterestWatch;
 use super::outbound::{
     ClientHandle, Enqueued, InternalDelivery, InternalQueue, InternalSink, Owner, Subscription,
 };
+use super::protocol_trace;
 use crate::broker::{MatchCache, MatchResult, Sublist};
 use crate::protocol::encode::OutMsg;
 use crate::protocol::subject::subject_matches;
@@ -269,6 +270,9 @@ fn deliver_to_client(
         headers,
         payload: &msg.payload,
     };
+    if protocol_trace::enabled() {
+        protocol_trace::delivered(client.stats.peer, client.id, &encoded);
+    }
     match client.enqueue_msg(&encoded) {
         Enqueued::NeedsWake | Enqueued::Lagging => {
             out.wake.push(client.clone());
