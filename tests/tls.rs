@@ -497,3 +497,54 @@ async fn allow_non_tls_serves_both_kinds_of_client() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("allow_non_tls needs TLS"));
 }
+
+/// `pinned_certs`: only clients whose certificate's public key is pinned get in, even among
+/// certificates the CA signed.
+#[tokio::test]
+async fn pinned_certs_let_in_only_the_pinned_client_keys() {
+    use rustls_pki_types::pem::PemObject;
+    let pki = Pki::new();
+    let der = rustls_pki_types::CertificateDer::from_pem_file(pki.path("client-cert.pem")).unwrap();
+    let pin = jetlog::server::tls::spki_sha256_hex(&der).expect("a parsable certificate");
+    let conf = pki.path("pinned.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{\n  cert_file: {:?}\n  key_file: {:?}\n  ca_file: {:?}\n  verify: true\n  pinned_certs: [\"{}\"]\n}}\n",
+            pki.arg("server-cert.pem"),
+            pki.arg("server-key.pem"),
+            pki.arg("ca.pem"),
+            pin.to_uppercase()
+        ),
+    )
+    .unwrap();
+    let server = start(&["-c".into(), conf.to_str().unwrap().into()]);
+    let connect = |cert: &str, key: &str| {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            ConnectOptions::new()
+                .add_root_certificates(pki.path("ca.pem"))
+                .add_client_certificate(pki.path(cert), pki.path(key))
+                .require_tls(true)
+                .connect(server.url()),
+        )
+    };
+    let pinned = connect("client-cert.pem", "client-key.pem")
+        .await
+        .expect("bounded")
+        .expect("the pinned client");
+    round_trip(&pinned).await;
+    let other = connect("elsewhere-cert.pem", "elsewhere-key.pem")
+        .await
+        .expect("bounded");
+    let refused = match other {
+        Err(_) => true,
+        Ok(client) => client.flush().await.is_err(),
+    };
+    assert!(refused, "a client whose key is not pinned got in");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log_contains("certificate not pinned") {
+        assert!(Instant::now() < deadline, "not logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -123,7 +123,6 @@ const UNSUPPORTED_TLS: &[(&str, &str)] = &[
         "verify_cert_and_check_known_urls",
         "that check belongs to clusters, which are not implemented",
     ),
-    ("pinned_certs", "certificate pinning is not implemented"),
     (
         "cipher_suites",
         "choosing cipher suites is not implemented (rustls' safe defaults apply)",
@@ -313,6 +312,7 @@ impl Mapper<'_> {
             timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             handshake_first: false,
             allow_non_tls: false,
+            pinned_certs: Vec::new(),
         };
         for inner in block.effective() {
             match inner.key.as_str() {
@@ -322,6 +322,7 @@ impl Mapper<'_> {
                 "verify" => tls.verify = boolean(inner)?,
                 "timeout" => tls.timeout = seconds(inner)?,
                 "handshake_first" | "first" | "immediate" => tls.handshake_first = boolean(inner)?,
+                "pinned_certs" => tls.pinned_certs = pins(inner)?,
                 key => match UNSUPPORTED_TLS.iter().find(|(k, _)| *k == key) {
                     Some((_, why)) => return Err(unsupported(inner, why)),
                     None => self.other(inner, key, "tls.")?,
@@ -335,6 +336,12 @@ impl Mapper<'_> {
             return Err(invalid(
                 entry,
                 "verify needs a ca_file to verify client certificates against",
+            ));
+        }
+        if !tls.pinned_certs.is_empty() && !tls.verify {
+            return Err(invalid(
+                entry,
+                "pinned_certs needs verify: true (clients must present a certificate)",
             ));
         }
         if tls.timeout.is_zero() {
@@ -455,6 +462,33 @@ pub(super) fn string(entry: &Entry) -> Result<String, ConfigFileError> {
             )),
         },
     }
+}
+
+/// `pinned_certs`: hex SHA-256 of DER SubjectPublicKeyInfo, lower-cased as compared.
+fn pins(entry: &Entry) -> Result<Vec<String>, ConfigFileError> {
+    let Value::Array(items) = &entry.item.value else {
+        return Err(invalid(
+            entry,
+            "expected a list of hex-encoded sha256 of DER encoded SubjectPublicKeyInfo",
+        ));
+    };
+    let mut pins = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::String(text) = &item.value else {
+            return Err(invalid(entry, "each pinned certificate is a hex string"));
+        };
+        let pin = text.to_ascii_lowercase();
+        if !crate::server::tls::is_pin(&pin) {
+            return Err(invalid(
+                entry,
+                format!(
+                    "{pin} does not look like hex-encoded sha256 of DER encoded SubjectPublicKeyInfo"
+                ),
+            ));
+        }
+        pins.push(pin);
+    }
+    Ok(pins)
 }
 
 pub(super) fn map(entry: &Entry) -> Result<&Map, ConfigFileError> {

@@ -207,6 +207,14 @@ fn tls_blocks_are_read_and_checked() {
             "tls { cert_file: c, key_file: k, timeout: 0 }\n",
             "handshake timeout must be above 0",
         ),
+        (
+            "tls { cert_file: c, key_file: k, pinned_certs: [\"ab\"] }\n",
+            "does not look like hex-encoded sha256",
+        ),
+        (
+            "tls { cert_file: c, key_file: k, pinned_certs: [\"0000000000000000000000000000000000000000000000000000000000000000\"] }\n",
+            "pinned_certs needs verify: true",
+        ),
     ] {
         let message = load_text(text).unwrap_err().to_string();
         assert!(message.contains(expected), "{text:?}: {message}");

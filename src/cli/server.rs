@@ -188,6 +188,7 @@ impl ServerArgs {
             timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             handshake_first: false,
             allow_non_tls: false,
+            pinned_certs: Vec::new(),
         }))
     }
 

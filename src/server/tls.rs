@@ -34,6 +34,9 @@ pub struct TlsConfig {
     /// Plaintext clients are served beside TLS ones (`allow_non_tls`): INFO says
     /// `tls_available`, and the client's first byte tells which it speaks.
     pub allow_non_tls: bool,
+    /// `pinned_certs`: the hex SHA-256 of the client certificates' SubjectPublicKeyInfo that
+    /// may connect (lower case); empty lets every verified client in.
+    pub pinned_certs: Vec<String>,
 }
 
 /// Why TLS could not be set up.
@@ -142,9 +145,37 @@ impl Tls {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         match tokio::time::timeout(self.config.timeout, acceptor.accept(socket)).await {
-            Ok(Ok(stream)) => Ok(stream),
+            Ok(Ok(stream)) if self.is_pinned(&stream) => Ok(stream),
+            // nats-server's ErrCertNotPinned.
+            Ok(Ok(_)) => Err("certificate not pinned".to_string()),
             Ok(Err(err)) => Err(err.to_string()),
             Err(_) => Err("timeout".to_string()),
         }
     }
+
+    /// Whether the client's certificate is one of the pinned ones (always, with none pinned).
+    fn is_pinned(&self, stream: &TlsStream<TcpStream>) -> bool {
+        if self.config.pinned_certs.is_empty() {
+            return true;
+        }
+        let leaf = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first());
+        leaf.and_then(|cert| spki_sha256_hex(cert))
+            .is_some_and(|id| self.config.pinned_certs.contains(&id))
+    }
+}
+
+/// The hex SHA-256 of a certificate's SubjectPublicKeyInfo, as `pinned_certs` lists them.
+pub fn spki_sha256_hex(cert_der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.public_key().raw);
+    Some(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Whether `text` looks like a pinned certificate id: 64 hex digits.
+pub fn is_pin(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
