@@ -548,3 +548,59 @@ async fn pinned_certs_let_in_only_the_pinned_client_keys() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `verify_and_map`: the client certificate is the credential; its e-mail address (or DNS
+/// name, URI, or subject as Go prints it) names the user, whose permissions apply.
+#[tokio::test]
+async fn verify_and_map_takes_the_user_from_the_certificate() {
+    let pki = Pki::new();
+    let conf = pki.path("mapped.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{ cert_file: {:?}, key_file: {:?}, ca_file: {:?}, verify_and_map: true }}\n\
+             authorization {{ users: [\n\
+               {{ user: \"alice@example.com\", permissions: {{ publish: \"tls.>\", subscribe: \"tls.>\" }} }}\n\
+               {{ user: \"O=Acme,CN=bob\" }}\n\
+             ] }}\n",
+            pki.arg("server-cert.pem"),
+            pki.arg("server-key.pem"),
+            pki.arg("ca.pem"),
+        ),
+    )
+    .unwrap();
+    let server = start(&["-c".into(), conf.to_str().unwrap().into()]);
+    let info = server.raw().read_info();
+    assert_eq!(info["tls_verify"], true, "{info}");
+    let connect = |name: &str| {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            ConnectOptions::new()
+                .add_root_certificates(pki.path("ca.pem"))
+                .add_client_certificate(
+                    pki.path(&format!("{name}-cert.pem")),
+                    pki.path(&format!("{name}-key.pem")),
+                )
+                .require_tls(true)
+                .connect(server.url()),
+        )
+    };
+    let alice = connect("alice")
+        .await
+        .expect("bounded")
+        .expect("alice by e-mail");
+    round_trip(&alice).await;
+    let bob = connect("bob")
+        .await
+        .expect("bounded")
+        .expect("bob by subject");
+    round_trip(&bob).await;
+    // A certificate the CA signed but whose names no user has is refused.
+    let nobody = connect("client").await.expect("bounded");
+    assert!(nobody.is_err(), "a certificate naming no user got in");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log_contains("authentication error") {
+        assert!(Instant::now() < deadline, "not logged");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

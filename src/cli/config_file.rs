@@ -116,10 +116,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 /// Keys of nats-server's `tls {}` block that jetlog cannot honour yet, and why.
 const UNSUPPORTED_TLS: &[(&str, &str)] = &[
     (
-        "verify_and_map",
-        "mapping client certificates to users is not implemented",
-    ),
-    (
         "verify_cert_and_check_known_urls",
         "that check belongs to clusters, which are not implemented",
     ),
@@ -313,6 +309,7 @@ impl Mapper<'_> {
             handshake_first: false,
             allow_non_tls: false,
             pinned_certs: Vec::new(),
+            verify_and_map: false,
         };
         for inner in block.effective() {
             match inner.key.as_str() {
@@ -320,6 +317,7 @@ impl Mapper<'_> {
                 "key_file" => tls.key_file = string(inner)?.into(),
                 "ca_file" => tls.ca_file = Some(string(inner)?.into()),
                 "verify" => tls.verify = boolean(inner)?,
+                "verify_and_map" => tls.verify_and_map = boolean(inner)?,
                 "timeout" => tls.timeout = seconds(inner)?,
                 "handshake_first" | "first" | "immediate" => tls.handshake_first = boolean(inner)?,
                 "pinned_certs" => tls.pinned_certs = pins(inner)?,
@@ -332,6 +330,8 @@ impl Mapper<'_> {
         if tls.cert_file.as_os_str().is_empty() || tls.key_file.as_os_str().is_empty() {
             return Err(invalid(entry, "TLS needs cert_file and key_file"));
         }
+        // verify_and_map implies verify, as in nats-server.
+        tls.verify |= tls.verify_and_map;
         if tls.verify && tls.ca_file.is_none() {
             return Err(invalid(
                 entry,

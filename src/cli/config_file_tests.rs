@@ -60,8 +60,8 @@ fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
             "s.conf:2:1: cluster is not supported",
         ),
         (
-            "tls { cert_file: c, key_file: k, verify_and_map: true }\n",
-            "s.conf:1:34: verify_and_map is not supported",
+            "tls { cert_file: c, key_file: k, ocsp_peer: true }\n",
+            "s.conf:1:34: ocsp_peer is not supported",
         ),
         ("accounts {}\n", "s.conf:1:1: accounts is not supported"),
         (

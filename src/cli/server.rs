@@ -189,6 +189,7 @@ impl ServerArgs {
             handshake_first: false,
             allow_non_tls: false,
             pinned_certs: Vec::new(),
+            verify_and_map: false,
         }))
     }
 

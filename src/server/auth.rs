@@ -41,6 +41,24 @@ pub fn authorize(
     }
 }
 
+/// `verify_and_map`: the user whose name is the first of the client certificate's names that
+/// one has (e-mail, DNS name, URI, subject; see `cert_identity`). No password is asked: the
+/// verified certificate is the credential.
+pub fn authorize_mapped(
+    auth: &AuthConfig,
+    identities: &[String],
+) -> Option<Option<Arc<Permissions>>> {
+    let AuthConfig::Users(users) = auth else {
+        return None;
+    };
+    identities.iter().find_map(|name| {
+        users
+            .iter()
+            .find(|u| u.nkey.is_none() && u.user == *name)
+            .map(|u| u.permissions.clone())
+    })
+}
+
 /// The user of the list whose name and password `opts` carry. Every name is compared, so
 /// timing says nothing about where in the list a name is; then one password.
 fn password_user<'a>(users: &'a [UserAuth], opts: &ConnectOptions) -> Option<&'a UserAuth> {

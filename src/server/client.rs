@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::time::{sleep, Instant};
 
-use super::auth::authorize;
+use super::auth::{authorize, authorize_mapped};
 use super::conn_stats::ClientMeta;
 use super::outbound::{ClientHandle, CloseReason, Enqueued, Owner, Subscription};
 use super::permissions::{self, Permissions};
@@ -48,6 +48,8 @@ pub(super) struct Connection {
     handle: Arc<ClientHandle>,
     /// The challenge this connection's INFO carried, for an nkey user to sign.
     nonce: Option<String>,
+    /// What the client certificate names, under `verify_and_map` (empty otherwise).
+    cert_identities: Vec<String>,
     opts: ConnectOptions,
     /// CONNECT has been accepted.
     connected: bool,
@@ -73,6 +75,7 @@ impl Connection {
         state: Arc<ServerState>,
         handle: Arc<ClientHandle>,
         nonce: Option<String>,
+        cert_identities: Vec<String>,
     ) -> Self {
         let limits = ParserLimits {
             max_control_line_bytes: state.config.max_control_line_bytes,
@@ -83,6 +86,7 @@ impl Connection {
             state,
             handle,
             nonce,
+            cert_identities,
             opts: ConnectOptions::default(),
             connected: false,
             parser: Parser::new(limits),
@@ -218,7 +222,11 @@ impl Connection {
         // The order of these checks is nats-server's (processConnect): credentials first.
         if let Some(auth) = &self.state.config.auth {
             let nonce = self.nonce.as_deref().unwrap_or("").as_bytes();
-            match authorize(auth, &opts, nonce) {
+            let granted = match self.maps_certificates() {
+                true => authorize_mapped(auth, &self.cert_identities),
+                false => authorize(auth, &opts, nonce),
+            };
+            match granted {
                 Some(perms) => self.set_permissions(perms),
                 None => {
                     let peer = self.handle.stats.peer;
@@ -243,6 +251,14 @@ impl Connection {
         self.connected = true;
         self.ok();
         Ok(())
+    }
+
+    /// Whether this connection's user is the one its client certificate names.
+    fn maps_certificates(&self) -> bool {
+        self.state
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.config.verify_and_map)
     }
 
     /// Keeps the user's permissions for the checks on PUB and SUB, and hands subscribe denies

@@ -3,6 +3,7 @@
 //! bytes and time between the socket and them.
 
 pub mod auth;
+mod cert_identity;
 mod client;
 pub mod config;
 mod conn_stats;
@@ -253,6 +254,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The reading side of a connection, plaintext or TLS.
 type ReadSide = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
 
+/// A connection's halves once its transport is set up, whether INFO was already sent, and
+/// the names its client certificate offers for `verify_and_map`.
+type Transport = (ReadSide, WriteSink, bool, Vec<String>);
+
 /// Sets a connection up: for TLS, the handshake (after a plaintext INFO, or first), then the
 /// halves the reader and the writer use, and whether INFO was already sent.
 async fn open_transport(
@@ -262,12 +267,17 @@ async fn open_transport(
     id: u64,
     handle: &ClientHandle,
     nonce: Option<&str>,
-) -> Option<(ReadSide, WriteSink, bool)> {
+) -> Option<Transport> {
     let Some(tls) = &state.tls else {
         let (read_half, write_half) = socket.into_split();
         let write_half = Arc::new(write_half);
         handle.attach_socket(write_half.clone());
-        return Some((Box::pin(read_half), WriteSink::Plain(write_half), false));
+        return Some((
+            Box::pin(read_half),
+            WriteSink::Plain(write_half),
+            false,
+            Vec::new(),
+        ));
     };
     let mut socket = socket;
     let info_first = !tls.config.handshake_first;
@@ -285,15 +295,22 @@ async fn open_transport(
         let (read_half, write_half) = socket.into_split();
         let write_half = Arc::new(write_half);
         handle.attach_socket(write_half.clone());
-        return Some((Box::pin(read_half), WriteSink::Plain(write_half), true));
+        return Some((
+            Box::pin(read_half),
+            WriteSink::Plain(write_half),
+            true,
+            Vec::new(),
+        ));
     }
     match tls.accept(socket).await {
         Ok(stream) => {
+            let identities = tls::mapped_identities(tls, &stream);
             let (read_half, write_half) = tokio::io::split(stream);
             Some((
                 Box::pin(read_half),
                 WriteSink::Tls(Box::pin(write_half)),
                 info_first,
+                identities,
             ))
         }
         Err(err) => {
@@ -324,7 +341,7 @@ async fn serve(state: Arc<ServerState>, socket: TcpStream, peer: SocketAddr) {
     let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
     let handle = Arc::new(ClientHandle::new(id, state.config.max_pending_bytes, peer));
     let nonce = state.auth_uses_nonce.then(auth::new_nonce);
-    let Some((read_half, write_half, info_sent)) =
+    let Some((read_half, write_half, info_sent, cert_identities)) =
         open_transport(&state, socket, peer, id, &handle, nonce.as_deref()).await
     else {
         return;
@@ -334,7 +351,7 @@ async fn serve(state: Arc<ServerState>, socket: TcpStream, peer: SocketAddr) {
             .clone()
             .run_writer(write_half, state.config.write_deadline),
     );
-    let mut conn = client::Connection::new(state.clone(), handle.clone(), nonce);
+    let mut conn = client::Connection::new(state.clone(), handle.clone(), nonce, cert_identities);
     if !info_sent {
         conn.send_info(peer.ip().to_string());
     }

@@ -34,6 +34,9 @@ pub struct TlsConfig {
     /// Plaintext clients are served beside TLS ones (`allow_non_tls`): INFO says
     /// `tls_available`, and the client's first byte tells which it speaks.
     pub allow_non_tls: bool,
+    /// `verify_and_map`: the client certificate names the user (e-mail, DNS name, URI or
+    /// subject, matched against the users' names); implies `verify`.
+    pub verify_and_map: bool,
     /// `pinned_certs`: the hex SHA-256 of the client certificates' SubjectPublicKeyInfo that
     /// may connect (lower case); empty lets every verified client in.
     pub pinned_certs: Vec<String>,
@@ -166,6 +169,21 @@ impl Tls {
         leaf.and_then(|cert| spki_sha256_hex(cert))
             .is_some_and(|id| self.config.pinned_certs.contains(&id))
     }
+}
+
+/// The names a TLS client's certificate offers for `verify_and_map` (none when mapping is
+/// off or there is no certificate).
+pub fn mapped_identities(tls: &Tls, stream: &TlsStream<TcpStream>) -> Vec<String> {
+    if !tls.config.verify_and_map {
+        return Vec::new();
+    }
+    stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|cert| super::cert_identity::identities(cert))
+        .unwrap_or_default()
 }
 
 /// The hex SHA-256 of a certificate's SubjectPublicKeyInfo, as `pinned_certs` lists them.

@@ -37,6 +37,25 @@ impl Pki {
         std::fs::write(dir.path().join("expired-cert.pem"), cert.pem()).unwrap();
         std::fs::write(dir.path().join("expired-key.pem"), key.serialize_pem()).unwrap();
         leaf(dir.path(), "elsewhere", &["example.com"], &issuer);
+        // Client certificates for verify_and_map: one naming an e-mail address, one naming
+        // nobody but its subject.
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        let email = rcgen::string::Ia5String::try_from("alice@example.com").expect("ia5");
+        params.subject_alt_names = vec![rcgen::SanType::Rfc822Name(email)];
+        let cert = params.signed_by(&key, &issuer).expect("signed");
+        std::fs::write(dir.path().join("alice-cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("alice-key.pem"), key.serialize_pem()).unwrap();
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, "bob");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Acme");
+        let cert = params.signed_by(&key, &issuer).expect("signed");
+        std::fs::write(dir.path().join("bob-cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("bob-key.pem"), key.serialize_pem()).unwrap();
         let key = KeyPair::generate().expect("key");
         let params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
         let cert = params.self_signed(&key).expect("self-signed");
