@@ -266,9 +266,11 @@ impl ClientHandle {
             out.closed = Some(CloseReason::SlowConsumer);
             drop(out);
             self.abort_write.notify_one();
+            // nats-server's line, with the client's address and connection id.
             tracing::warn!(
-                cid = self.id,
-                "Slow Consumer Detected: MaxPending of {} Exceeded",
+                "{} - cid:{} - Slow Consumer Detected: MaxPending of {} Exceeded",
+                self.stats.peer,
+                self.id,
                 self.max_pending_bytes
             );
             self.wake_writer.notify_one();
@@ -406,14 +408,7 @@ impl ClientHandle {
                     }
                     break;
                 }
-                let written = match &mut socket {
-                    WriteSink::Plain(plain) => self.write_out(plain, &spare, write_deadline).await,
-                    WriteSink::Tls(tls) => {
-                        self.write_out_tls(tls.as_mut(), &spare, write_deadline)
-                            .await
-                    }
-                };
-                if let Err(reason) = written {
+                if let Err(reason) = self.write_out(&mut socket, &spare, write_deadline).await {
                     self.close(reason);
                     if !reason.flushes() {
                         break 'run;
@@ -437,61 +432,32 @@ impl ClientHandle {
         self.drained.notify_waiters();
     }
 
-    /// `write_out` for a TLS stream: the same progress records and deadline, through the TLS
-    /// layer's own buffering (each step is a write and then a flush of the records).
-    async fn write_out_tls(
+    /// Writes one buffer, recording progress after every partial write so that stalled
+    /// publishers see it. Stops early when the connection is closed without a final flush.
+    /// A TLS stream takes each step as a write and a flush of the records it built.
+    async fn write_out(
         &self,
-        mut socket: std::pin::Pin<&mut (dyn tokio::io::AsyncWrite + Send)>,
+        socket: &mut WriteSink,
         data: &[u8],
         write_deadline: Duration,
     ) -> Result<(), CloseReason> {
         use tokio::io::AsyncWriteExt;
         let mut written = 0;
         while written < data.len() {
+            let rest = &data[written..];
             let step = async {
-                let n = socket.write(&data[written..]).await?;
-                socket.flush().await?;
-                Ok::<usize, std::io::Error>(n)
-            };
-            let write = tokio::time::timeout(write_deadline, step);
-            let result = tokio::select! {
-                result = write => result,
-                _ = self.abort_write.notified() => return Err(CloseReason::ClientClosed),
-            };
-            match result {
-                Ok(Ok(0)) | Ok(Err(_)) => return Err(CloseReason::ClientClosed),
-                Ok(Ok(n)) => written += n,
-                Err(_) => {
-                    tracing::warn!(
-                        cid = self.id,
-                        "Slow Consumer Detected: WriteDeadline of {write_deadline:?} exceeded"
-                    );
-                    return Err(CloseReason::SlowConsumer);
-                }
-            }
-            lock(&self.outbound).in_flight = data.len() - written;
-            self.stuck.store(false, Ordering::Relaxed);
-            self.drained.notify_waiters();
-        }
-        Ok(())
-    }
-
-    /// Writes one buffer, recording progress after every partial write so that stalled
-    /// publishers see it. Stops early when the connection is closed without a final flush.
-    async fn write_out(
-        &self,
-        socket: &OwnedWriteHalf,
-        data: &[u8],
-        write_deadline: Duration,
-    ) -> Result<(), CloseReason> {
-        let mut written = 0;
-        while written < data.len() {
-            let step = async {
-                loop {
-                    socket.writable().await?;
-                    match socket.try_write(&data[written..]) {
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                        other => return other,
+                match socket {
+                    WriteSink::Plain(plain) => loop {
+                        plain.writable().await?;
+                        match plain.try_write(rest) {
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                            other => return other,
+                        }
+                    },
+                    WriteSink::Tls(tls) => {
+                        let n = tls.write(rest).await?;
+                        tls.flush().await?;
+                        Ok(n)
                     }
                 }
             };
@@ -505,8 +471,9 @@ impl ClientHandle {
                 Ok(Ok(n)) => written += n,
                 Err(_) => {
                     tracing::warn!(
-                        cid = self.id,
-                        "Slow Consumer Detected: WriteDeadline of {write_deadline:?} exceeded"
+                        "{} - cid:{} - Slow Consumer Detected: WriteDeadline of {write_deadline:?} exceeded",
+                        self.stats.peer,
+                        self.id
                     );
                     return Err(CloseReason::SlowConsumer);
                 }
