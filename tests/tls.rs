@@ -27,6 +27,36 @@ fn start(flags: &[String]) -> TestServer {
     TestServer::start(&refs)
 }
 
+/// A TLS connection trusting `ca` (and presenting `client`'s certificate when given), bounded.
+async fn tls_connect(
+    pki: &Pki,
+    server: &TestServer,
+    ca: &str,
+    client: Option<&str>,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let mut options = ConnectOptions::new()
+        .add_root_certificates(pki.path(ca))
+        .require_tls(true);
+    if let Some(name) = client {
+        options = options.add_client_certificate(
+            pki.path(&format!("{name}-cert.pem")),
+            pki.path(&format!("{name}-key.pem")),
+        );
+    }
+    tokio::time::timeout(Duration::from_secs(10), options.connect(server.url()))
+        .await
+        .expect("the connection attempt is bounded")
+}
+
+/// Waits (bounded) for `needle` to appear in the server's log.
+fn wait_for_log(server: &TestServer, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !server.log_contains(needle) {
+        assert!(Instant::now() < deadline, "no {needle:?} in the log");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 async fn round_trip(client: &async_nats::Client) {
     let mut sub = client.subscribe("tls.check").await.expect("subscribe");
     client
@@ -113,15 +143,7 @@ async fn verify_requires_a_client_certificate_from_the_ca() {
     let server = start(&flags);
     let info = server.raw().read_info();
     assert_eq!(info["tls_verify"], true, "{info}");
-    let without = tokio::time::timeout(
-        Duration::from_secs(10),
-        ConnectOptions::new()
-            .add_root_certificates(pki.path("ca.pem"))
-            .require_tls(true)
-            .connect(server.url()),
-    )
-    .await
-    .expect("bounded");
+    let without = tls_connect(&pki, &server, "ca.pem", None).await;
     let refused = match without {
         Err(_) => true,
         // The TLS 1.3 server refuses the missing certificate after the client's side of the
@@ -129,16 +151,9 @@ async fn verify_requires_a_client_certificate_from_the_ca() {
         Ok(client) => client.flush().await.is_err(),
     };
     assert!(refused, "a client without a certificate was served");
-    let client = within(
-        "connect",
-        ConnectOptions::new()
-            .add_root_certificates(pki.path("ca.pem"))
-            .add_client_certificate(pki.path("client-cert.pem"), pki.path("client-key.pem"))
-            .require_tls(true)
-            .connect(server.url()),
-    )
-    .await
-    .expect("connect with a client certificate");
+    let client = tls_connect(&pki, &server, "ca.pem", Some("client"))
+        .await
+        .expect("connect with a client certificate");
     round_trip(&client).await;
 }
 
@@ -146,15 +161,7 @@ async fn verify_requires_a_client_certificate_from_the_ca() {
 async fn a_client_that_trusts_another_ca_does_not_connect() {
     let pki = Pki::new();
     let server = start(&tls_flags(&pki));
-    let result = tokio::time::timeout(
-        Duration::from_secs(10),
-        ConnectOptions::new()
-            .add_root_certificates(pki.path("other-ca.pem"))
-            .require_tls(true)
-            .connect(server.url()),
-    )
-    .await
-    .expect("bounded");
+    let result = tls_connect(&pki, &server, "other-ca.pem", None).await;
     assert!(
         result.is_err(),
         "connected to a server whose CA it does not trust"
@@ -175,15 +182,7 @@ async fn clients_refuse_expired_wrong_host_and_self_signed_certificates() {
             pki.arg(&format!("{name}-key.pem")),
         ];
         let server = start(&flags);
-        let result = tokio::time::timeout(
-            Duration::from_secs(10),
-            ConnectOptions::new()
-                .add_root_certificates(pki.path("ca.pem"))
-                .require_tls(true)
-                .connect(server.url()),
-        )
-        .await
-        .expect("bounded");
+        let result = tls_connect(&pki, &server, "ca.pem", None).await;
         assert!(
             result.is_err(),
             "{name}: the client accepted the certificate"
@@ -315,16 +314,9 @@ async fn sighup_reloads_certificates_without_dropping_connections() {
         key.to_str().unwrap().into(),
     ];
     let server = start(&flags);
-    let connect = |ca: &str| {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            ConnectOptions::new()
-                .add_root_certificates(pki.path(ca))
-                .require_tls(true)
-                .connect(server.url()),
-        )
-    };
-    let before = connect("ca.pem").await.expect("bounded").expect("connect");
+    let before = tls_connect(&pki, &server, "ca.pem", None)
+        .await
+        .expect("connect");
     std::fs::copy(pki.path("rotated-cert.pem"), &cert).unwrap();
     std::fs::copy(pki.path("rotated-key.pem"), &key).unwrap();
     let reload = |expect: &'static str| {
@@ -346,20 +338,18 @@ async fn sighup_reloads_certificates_without_dropping_connections() {
     reload("Reloaded: TLS certificates");
     round_trip(&before).await;
     assert!(
-        connect("ca.pem").await.expect("bounded").is_err(),
+        tls_connect(&pki, &server, "ca.pem", None).await.is_err(),
         "old CA still served"
     );
-    let after = connect("other-ca.pem")
+    let after = tls_connect(&pki, &server, "other-ca.pem", None)
         .await
-        .expect("bounded")
         .expect("rotated");
     round_trip(&after).await;
     // A broken key at the next reload: refused, logged, the rotated certificate stays.
     std::fs::write(&key, "not a key").unwrap();
     reload("Failed to reload server configuration");
-    let still = connect("other-ca.pem")
+    let still = tls_connect(&pki, &server, "other-ca.pem", None)
         .await
-        .expect("bounded")
         .expect("kept");
     round_trip(&still).await;
 }
@@ -519,34 +509,17 @@ async fn pinned_certs_let_in_only_the_pinned_client_keys() {
     )
     .unwrap();
     let server = start(&["-c".into(), conf.to_str().unwrap().into()]);
-    let connect = |cert: &str, key: &str| {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            ConnectOptions::new()
-                .add_root_certificates(pki.path("ca.pem"))
-                .add_client_certificate(pki.path(cert), pki.path(key))
-                .require_tls(true)
-                .connect(server.url()),
-        )
-    };
-    let pinned = connect("client-cert.pem", "client-key.pem")
+    let pinned = tls_connect(&pki, &server, "ca.pem", Some("client"))
         .await
-        .expect("bounded")
         .expect("the pinned client");
     round_trip(&pinned).await;
-    let other = connect("elsewhere-cert.pem", "elsewhere-key.pem")
-        .await
-        .expect("bounded");
+    let other = tls_connect(&pki, &server, "ca.pem", Some("elsewhere")).await;
     let refused = match other {
         Err(_) => true,
         Ok(client) => client.flush().await.is_err(),
     };
     assert!(refused, "a client whose key is not pinned got in");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server.log_contains("certificate not pinned") {
-        assert!(Instant::now() < deadline, "not logged");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_log(&server, "certificate not pinned");
 }
 
 /// `verify_and_map`: the client certificate is the credential; its e-mail address (or DNS
@@ -572,35 +545,16 @@ async fn verify_and_map_takes_the_user_from_the_certificate() {
     let server = start(&["-c".into(), conf.to_str().unwrap().into()]);
     let info = server.raw().read_info();
     assert_eq!(info["tls_verify"], true, "{info}");
-    let connect = |name: &str| {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            ConnectOptions::new()
-                .add_root_certificates(pki.path("ca.pem"))
-                .add_client_certificate(
-                    pki.path(&format!("{name}-cert.pem")),
-                    pki.path(&format!("{name}-key.pem")),
-                )
-                .require_tls(true)
-                .connect(server.url()),
-        )
-    };
-    let alice = connect("alice")
+    let alice = tls_connect(&pki, &server, "ca.pem", Some("alice"))
         .await
-        .expect("bounded")
         .expect("alice by e-mail");
     round_trip(&alice).await;
-    let bob = connect("bob")
+    let bob = tls_connect(&pki, &server, "ca.pem", Some("bob"))
         .await
-        .expect("bounded")
         .expect("bob by subject");
     round_trip(&bob).await;
     // A certificate the CA signed but whose names no user has is refused.
-    let nobody = connect("client").await.expect("bounded");
+    let nobody = tls_connect(&pki, &server, "ca.pem", Some("client")).await;
     assert!(nobody.is_err(), "a certificate naming no user got in");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server.log_contains("authentication error") {
-        assert!(Instant::now() < deadline, "not logged");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_log(&server, "authentication error");
 }

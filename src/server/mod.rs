@@ -269,15 +269,7 @@ async fn open_transport(
     nonce: Option<&str>,
 ) -> Option<Transport> {
     let Some(tls) = &state.tls else {
-        let (read_half, write_half) = socket.into_split();
-        let write_half = Arc::new(write_half);
-        handle.attach_socket(write_half.clone());
-        return Some((
-            Box::pin(read_half),
-            WriteSink::Plain(write_half),
-            false,
-            Vec::new(),
-        ));
+        return Some(plain_transport(socket, handle, false));
     };
     let mut socket = socket;
     let info_first = !tls.config.handshake_first;
@@ -292,15 +284,7 @@ async fn open_transport(
         }
     }
     if tls.config.allow_non_tls && !speaks_tls(&socket, tls.config.timeout).await {
-        let (read_half, write_half) = socket.into_split();
-        let write_half = Arc::new(write_half);
-        handle.attach_socket(write_half.clone());
-        return Some((
-            Box::pin(read_half),
-            WriteSink::Plain(write_half),
-            true,
-            Vec::new(),
-        ));
+        return Some(plain_transport(socket, handle, true));
     }
     match tls.accept(socket).await {
         Ok(stream) => {
@@ -319,6 +303,20 @@ async fn open_transport(
             None
         }
     }
+}
+
+/// A plaintext connection's halves; the write half is also the outbound side's, for the
+/// direct writes publishers make while the writer task is idle.
+fn plain_transport(socket: TcpStream, handle: &ClientHandle, info_sent: bool) -> Transport {
+    let (read_half, write_half) = socket.into_split();
+    let write_half = Arc::new(write_half);
+    handle.attach_socket(write_half.clone());
+    (
+        Box::pin(read_half),
+        WriteSink::Plain(write_half),
+        info_sent,
+        Vec::new(),
+    )
 }
 
 /// Whether a client that was offered TLS (`allow_non_tls`) starts a handshake: its first byte
