@@ -178,3 +178,38 @@ fn what_the_server_refuses_fails_the_command_with_its_words() {
     let run = jetlog_at(&url, &args);
     run.fails_with(r#"Permissions Violation for Publish to "$JS.API.STREAM"#);
 }
+
+/// A credentials file is read and used by the client: against a server that asks for no
+/// credentials the command goes through; a file without a seed is an error naming it.
+/// (Servers that check the JWT inside are operator mode, the accounts issue.)
+#[test]
+fn a_credentials_file_is_read_and_sent() {
+    let server = TestServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let key = nkeys::KeyPair::new_user();
+    let creds = dir.path().join("user.creds");
+    std::fs::write(
+        &creds,
+        format!(
+            "-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.c2ln\n------END NATS USER JWT------\n\n\
+             ************************* IMPORTANT *************************\n\n\
+             -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+            key.seed().unwrap()
+        ),
+    )
+    .unwrap();
+    let creds = creds.to_str().unwrap();
+    jetlog_at(&server.url(), &["pub", "x", "with creds", "--creds", creds]).ok();
+    jetlog_with_env(
+        &["pub", "x", "env", "-s", &server.url()],
+        &[("NATS_CREDS", creds)],
+    )
+    .ok();
+    let broken = dir.path().join("broken.creds");
+    std::fs::write(&broken, "no blocks here\n").unwrap();
+    let run = jetlog_at(
+        &server.url(),
+        &["pub", "x", "1", "--creds", broken.to_str().unwrap()],
+    );
+    assert_eq!(run.code, Some(1), "{run:#?}");
+}
