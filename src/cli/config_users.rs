@@ -34,7 +34,20 @@ pub fn single_account(entry: &Entry) -> Result<Vec<UserAuth>, ConfigFileError> {
             "users" => users_found = Some(users(field, block)?),
             "default_permissions" => {}
             "jetstream" => match &field.item.value {
-                Value::Bool(true) | Value::Map(_) => {}
+                Value::Bool(true) => {}
+                // Account limits (max_streams, max_file, …) are not enforced yet: refused,
+                // never accepted and ignored.
+                Value::Map(limits) => {
+                    if let Some(limit) = limits
+                        .effective()
+                        .find(|l| !matches!(l.key.as_str(), "enabled" | "enable"))
+                    {
+                        return Err(unsupported(
+                            limit,
+                            "account JetStream limits are not enforced yet",
+                        ));
+                    }
+                }
                 Value::String(s) if s == "enabled" || s == "enable" => {}
                 _ => {
                     return Err(unsupported(
