@@ -75,15 +75,9 @@ async fn clients_upgrade_after_info_and_jetstream_works_over_tls() {
     let info = server.raw().read_info();
     assert_eq!(info["tls_required"], true, "{info}");
     assert!(info.get("tls_verify").is_none(), "{info}");
-    let client = within(
-        "connect",
-        ConnectOptions::new()
-            .add_root_certificates(pki.path("ca.pem"))
-            .require_tls(true)
-            .connect(server.url()),
-    )
-    .await
-    .expect("TLS connect");
+    let client = tls_connect(&pki, &server, "ca.pem", None)
+        .await
+        .expect("TLS connect");
     round_trip(&client).await;
     let js = async_nats::jetstream::new(client);
     let stream = async_nats::jetstream::stream::Config {
@@ -467,15 +461,9 @@ async fn allow_non_tls_serves_both_kinds_of_client() {
         .await
         .expect("plaintext client");
     round_trip(&plain).await;
-    let secure = within(
-        "TLS connect",
-        ConnectOptions::new()
-            .add_root_certificates(pki.path("ca.pem"))
-            .require_tls(true)
-            .connect(server.url()),
-    )
-    .await
-    .expect("TLS client");
+    let secure = tls_connect(&pki, &server, "ca.pem", None)
+        .await
+        .expect("TLS client");
     round_trip(&secure).await;
     // Without TLS to offer, the key is a mistake.
     let bad = pki.path("bad.conf");
