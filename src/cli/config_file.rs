@@ -60,6 +60,8 @@ pub struct FileSettings {
     pub tls: Option<TlsConfig>,
     /// `allow_non_tls`: plaintext clients beside TLS ones on the client port.
     pub allow_non_tls: Option<bool>,
+    /// The one account's `jetstream { … }` limits.
+    pub account_limits: crate::server::AccountLimits,
 }
 
 /// A config file's settings and the warnings to log once logging is set up.
@@ -199,7 +201,9 @@ impl Mapper<'_> {
                         "users are given twice (accounts and authorization)",
                     ));
                 }
-                s.users = Some(config_users::single_account(entry)?);
+                let (users, limits) = config_users::single_account(entry)?;
+                s.users = Some(users);
+                s.account_limits = limits;
             }
             "listen" => {
                 let (host, port) = listen(entry)?;

@@ -65,8 +65,8 @@ fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
         ),
         ("accounts {}\n", "s.conf:1:1: accounts is not supported"),
         (
-            "accounts { A: { users: [{user: a, password: b}], jetstream: { max_streams: 2 } } }\n",
-            "s.conf:1:63: max_streams is not supported by jetlog yet: account JetStream limits are not enforced yet",
+            "accounts { A: { users: [{user: a, password: b}], jetstream: { max_file: 2K } } }\n",
+            "s.conf:1:63: max_file is not supported by jetlog yet: this account JetStream limit is not enforced yet",
         ),
         (
             "authorization {\n  users: [{user: a, password: b, permissions: {\n allow_responses: true }}]\n}\n",

@@ -13,12 +13,12 @@ use super::config_file::{invalid, map, string, unsupported, ConfigFileError};
 use crate::conf::{Entry, Item, Map, Value};
 use crate::protocol::subject::is_valid_subject;
 use crate::server::permissions::{Permissions, SubjectRule};
-use crate::server::UserAuth;
+use crate::server::{AccountLimits, UserAuth};
 
 /// Reads `accounts { <name>: { users: [...], jetstream: enabled } }` with exactly one account:
 /// jetlog serves one account, so its users are the server's users. More than one account, or
 /// account features (imports, exports, limits), are refused rather than merged or ignored.
-pub fn single_account(entry: &Entry) -> Result<Vec<UserAuth>, ConfigFileError> {
+pub fn single_account(entry: &Entry) -> Result<(Vec<UserAuth>, AccountLimits), ConfigFileError> {
     let accounts = map(entry)?;
     let mut names = accounts.effective();
     let (Some(account), None) = (names.next(), names.next()) else {
@@ -29,25 +29,14 @@ pub fn single_account(entry: &Entry) -> Result<Vec<UserAuth>, ConfigFileError> {
     };
     let block = map(account)?;
     let mut users_found = None;
+    let mut limits = AccountLimits::default();
     for field in block.effective() {
         match field.key.as_str() {
             "users" => users_found = Some(users(field, block)?),
             "default_permissions" => {}
             "jetstream" => match &field.item.value {
                 Value::Bool(true) => {}
-                // Account limits (max_streams, max_file, …) are not enforced yet: refused,
-                // never accepted and ignored.
-                Value::Map(limits) => {
-                    if let Some(limit) = limits
-                        .effective()
-                        .find(|l| !matches!(l.key.as_str(), "enabled" | "enable"))
-                    {
-                        return Err(unsupported(
-                            limit,
-                            "account JetStream limits are not enforced yet",
-                        ));
-                    }
-                }
+                Value::Map(block) => limits = account_limits(block)?,
                 Value::String(s) if s == "enabled" || s == "enable" => {}
                 _ => {
                     return Err(unsupported(
@@ -64,7 +53,43 @@ pub fn single_account(entry: &Entry) -> Result<Vec<UserAuth>, ConfigFileError> {
             }
         }
     }
-    users_found.ok_or_else(|| invalid(account, "the account needs a users list"))
+    let users = users_found.ok_or_else(|| invalid(account, "the account needs a users list"))?;
+    Ok((users, limits))
+}
+
+/// An account's `jetstream { … }` limits, with nats-server's key names (`parseJetStreamForAccount`).
+/// A negative number means no limit, as there. The storage and ack-pending limits are
+/// refused: they are not enforced yet, and a limit must never be accepted and ignored.
+fn account_limits(block: &Map) -> Result<AccountLimits, ConfigFileError> {
+    let mut limits = AccountLimits::default();
+    let number = |entry: &Entry| match entry.item.value {
+        Value::Integer(n) => Ok(u64::try_from(n).ok()),
+        _ => Err(invalid(entry, "expected a number (or a size)")),
+    };
+    for entry in block.effective() {
+        match entry.key.as_str() {
+            "enabled" | "enable" => {}
+            "max_streams" | "streams" => limits.max_streams = number(entry)?,
+            "max_consumers" | "consumers" => limits.max_consumers = number(entry)?,
+            "max_bytes_required" | "max_stream_bytes" | "max_bytes" => match entry.item.value {
+                Value::Bool(required) => limits.max_bytes_required = required,
+                _ => return Err(invalid(entry, "expected true or false")),
+            },
+            "mem_max_stream_bytes" | "memory_max_stream_bytes" => {
+                limits.memory_max_stream_bytes = number(entry)?
+            }
+            "disk_max_stream_bytes" | "store_max_stream_bytes" => {
+                limits.store_max_stream_bytes = number(entry)?
+            }
+            _ => {
+                return Err(unsupported(
+                    entry,
+                    "this account JetStream limit is not enforced yet",
+                ))
+            }
+        }
+    }
+    Ok(limits)
 }
 
 /// Reads the `users` list of `block`; users without permissions of their own get the

@@ -316,6 +316,7 @@ impl ServerArgs {
             max_file_store: file.max_file_store,
             jetstream,
             js_strict: file.js_strict.unwrap_or(defaults.js_strict),
+            account_limits: file.account_limits.clone(),
             js_domain: file.js_domain,
             monitor_listen,
             monitor_tls,

@@ -100,6 +100,8 @@ pub struct ServerConfig {
     /// `nats-server` unless `-js` or the config file turns it on. Off, the server keeps no
     /// store and `$JS.API` requests get the no-responders status, as from nats-server.
     pub jetstream: bool,
+    /// The account's JetStream limits (`accounts { A: { jetstream { max_streams, … } } }`).
+    pub account_limits: super::AccountLimits,
     /// `jetstream { strict: true }`: JetStream API requests with fields the server does not
     /// know are refused instead of having those fields ignored (nats-server 2.11's option).
     pub js_strict: bool,
@@ -133,6 +135,7 @@ impl Default for ServerConfig {
             max_memory_store: None,
             max_file_store: None,
             jetstream: true,
+            account_limits: super::AccountLimits::default(),
             js_strict: false,
             js_domain: None,
             monitor_listen: None,

@@ -31,6 +31,7 @@ use tokio::task::JoinSet;
 
 pub use config::{AuthConfig, ServerConfig, SyncMode, UserAuth};
 pub use conn_stats::{ClientMeta, Traffic};
+pub use jetstream::AccountLimits;
 use jetstream::JetStream;
 use outbound::{ClientHandle, CloseReason, WriteSink};
 use router::Router;
@@ -140,9 +141,15 @@ impl Server {
                 &config.store_dir,
                 sync_policy(config.sync),
                 info.server_name.clone(),
-                jetstream::StorageLimits::new(config.max_memory_store, config.max_file_store),
-                config.js_domain.clone(),
-                config.js_strict,
+                jetstream::JetStreamSettings {
+                    limits: jetstream::StorageLimits::new(
+                        config.max_memory_store,
+                        config.max_file_store,
+                    ),
+                    account: config.account_limits.clone(),
+                    domain: config.js_domain.clone(),
+                    strict: config.js_strict,
+                },
             )?),
             false => None,
         };

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::api_consumers as consumers;
-use super::{now_ns, JetStream, StreamEntry};
+use super::{now_ns, AccountLimits, JetStream, StreamEntry};
 use crate::jetstream::api_types::{
     base64_encode, from_go_json, from_go_json_strict, ApiMessage, ClusterInfo, MsgDeleteRequest,
     MsgGetRequest, PurgeRequestJson, StreamInfo, StreamInfoRequest, StreamListRequest, StreamState,
@@ -200,9 +200,12 @@ fn account_info(js: &JetStream) -> Reply {
         "limits": {
             "max_memory": js.limits().max(Storage::Memory).map_or(-1, |m| m as i64),
             "max_storage": js.limits().max(Storage::File).map_or(-1, |m| m as i64),
-            "max_streams": -1, "max_consumers": -1,
-            "max_ack_pending": -1, "memory_max_stream_bytes": -1, "storage_max_stream_bytes": -1,
-            "max_bytes_required": false
+            "max_streams": AccountLimits::reported(js.account.max_streams),
+            "max_consumers": AccountLimits::reported(js.account.max_consumers),
+            "max_ack_pending": -1,
+            "memory_max_stream_bytes": AccountLimits::reported(js.account.memory_max_stream_bytes),
+            "storage_max_stream_bytes": AccountLimits::reported(js.account.store_max_stream_bytes),
+            "max_bytes_required": js.account.max_bytes_required
         },
         "domain": js.domain(),
         "api": {

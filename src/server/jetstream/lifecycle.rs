@@ -32,6 +32,8 @@ impl JetStream {
                 "stream has no mirror but does have mirror direct",
             ));
         }
+        let existing = lock(&self.streams).len();
+        self.account.check_stream(&config, Some(existing))?;
         self.check_overlap(&config, None)?;
         self.check_reservation(&config)?;
         let created_ns = now_ns() as i64;
@@ -86,6 +88,7 @@ impl JetStream {
             (stream.config().clone(), stream.created_ns())
         };
         old.check_update(&config)?;
+        self.account.check_stream(&config, None)?;
         entry.lock().check_consumer_limits(&old, &config)?;
         self.check_overlap(&config, Some(&config.name))?;
         self.check_reservation(&config)?;

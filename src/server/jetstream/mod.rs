@@ -5,6 +5,7 @@
 //! that directory); their configurations live in the metadata catalog, written durably before
 //! the API answers. On start every stream in the catalog is reopened.
 
+mod account_limits;
 mod actor;
 mod api;
 mod api_consumers;
@@ -37,6 +38,7 @@ use crate::protocol::Publish;
 use crate::store::SyncPolicy;
 use catalog::Catalog;
 
+pub use account_limits::AccountLimits;
 pub use api::API_EXCLUDED;
 pub use limits::StorageLimits;
 pub use report::{JetStreamReport, StreamReport};
@@ -236,6 +238,16 @@ pub struct JetStream {
     alarm: Arc<timer::Alarm>,
     /// `jetstream { strict }`: API requests with unknown fields are refused.
     strict: bool,
+    /// The account's own JetStream limits.
+    account: AccountLimits,
+}
+
+/// What JetStream is told besides where it stores: its limits, domain and decoding rule.
+pub struct JetStreamSettings {
+    pub limits: StorageLimits,
+    pub account: AccountLimits,
+    pub domain: Option<String>,
+    pub strict: bool,
 }
 
 impl JetStream {
@@ -245,10 +257,14 @@ impl JetStream {
         store_dir: &Path,
         sync: SyncPolicy,
         server_name: String,
-        limits: StorageLimits,
-        domain: Option<String>,
-        strict: bool,
+        settings: JetStreamSettings,
     ) -> Result<Arc<Self>, String> {
+        let JetStreamSettings {
+            limits,
+            account,
+            domain,
+            strict,
+        } = settings;
         let catalog = Arc::new(
             Catalog::open(&store_dir.join("meta"))
                 .map_err(|e| format!("cannot open metadata: {e}"))?,
@@ -267,6 +283,7 @@ impl JetStream {
             domain,
             alarm: Arc::new(timer::Alarm::default()),
             strict,
+            account,
         });
         for (config, created_ns) in js
             .catalog

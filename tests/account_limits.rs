@@ -1,0 +1,74 @@
+//! The one account's JetStream limits (`accounts { A: { jetstream { … } } }`): each is enforced
+//! with nats-server's error, and `$JS.API.INFO` reports it. Once these were accepted and
+//! ignored (a third stream was created past `max_streams: 2`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw_js::{api, publish};
+use common::TestServer;
+use serde_json::json;
+
+const CONF: &str = "accounts {\n  APP: {\n    users: [{ user: app }]\n    jetstream: {\n      max_streams: 2\n      max_consumers: 1\n      max_bytes_required: true\n      store_max_stream_bytes: 1000\n    }\n  }\n}\n";
+
+#[test]
+fn account_jetstream_limits_are_enforced_with_nats_servers_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("limits.conf");
+    std::fs::write(&conf, CONF).unwrap();
+    let server = TestServer::start(&["-c", conf.to_str().unwrap()]);
+    let mut raw = server.raw();
+    raw.read_info();
+    raw.send(
+        b"CONNECT {\"verbose\":false,\"headers\":true,\"user\":\"app\"}\r\nSUB r 1\r\nPING\r\n",
+    );
+    raw.read_until_contains(b"PONG\r\n", Duration::from_secs(5));
+    let create = |raw: &mut common::RawClient, name: &str, max_bytes: i64| {
+        api(
+            raw,
+            &format!("$JS.API.STREAM.CREATE.{name}"),
+            &json!({"name": name, "subjects": [format!("{name}.>")], "max_bytes": max_bytes}),
+        )
+    };
+    let error = |reply: &serde_json::Value| reply["error"]["err_code"].as_u64();
+    assert_eq!(error(&create(&mut raw, "A", -1)), Some(10113));
+    assert_eq!(error(&create(&mut raw, "A", 5000)), Some(10122));
+    assert_eq!(error(&create(&mut raw, "A", 500)), None);
+    assert_eq!(error(&create(&mut raw, "B", 500)), None);
+    let third = create(&mut raw, "C", 500);
+    assert_eq!(
+        third["error"],
+        json!({"code": 400, "err_code": 10027, "description": "maximum number of streams reached"})
+    );
+    let consumer = |raw: &mut common::RawClient, name: &str| {
+        api(
+            raw,
+            &format!("$JS.API.CONSUMER.DURABLE.CREATE.A.{name}"),
+            &json!({"stream_name": "A", "config": {"durable_name": name, "ack_policy": "explicit"}}),
+        )
+    };
+    assert_eq!(error(&consumer(&mut raw, "ONE")), None);
+    let second = consumer(&mut raw, "TWO");
+    assert_eq!(
+        second["error"],
+        json!({"code": 400, "err_code": 10026, "description": "maximum consumers limit reached"})
+    );
+    // Updating a stream past the per-stream byte limit is refused too.
+    let update = api(
+        &mut raw,
+        "$JS.API.STREAM.UPDATE.A",
+        &json!({"name": "A", "subjects": ["A.>"], "max_bytes": 2000}),
+    );
+    assert_eq!(error(&update), Some(10122));
+    publish(&mut raw, "$JS.API.INFO", "r", "");
+    let got = raw.read_until_contains(b"account_info_response", Duration::from_secs(5));
+    let text = String::from_utf8_lossy(&got);
+    let body = text.split("\r\n").nth(1).unwrap_or_default();
+    let info: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(info["limits"]["max_streams"], 2, "{info}");
+    assert_eq!(info["limits"]["max_consumers"], 1, "{info}");
+    assert_eq!(info["limits"]["max_bytes_required"], true, "{info}");
+    assert_eq!(info["limits"]["storage_max_stream_bytes"], 1000, "{info}");
+}
