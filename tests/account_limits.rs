@@ -72,3 +72,59 @@ fn account_jetstream_limits_are_enforced_with_nats_servers_errors() {
     assert_eq!(info["limits"]["max_bytes_required"], true, "{info}");
     assert_eq!(info["limits"]["storage_max_stream_bytes"], 1000, "{info}");
 }
+
+/// `no_auth_user`: a client without credentials is taken for that user, with its
+/// permissions; INFO stops asking for credentials; a name no user has is refused at start.
+#[test]
+fn clients_without_credentials_become_the_no_auth_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("guest.conf");
+    std::fs::write(
+        &conf,
+        "no_auth_user: guest\nauthorization { users: [\n  { user: guest, permissions: { publish: \"public.>\", subscribe: \"public.>\" } }\n  { user: admin, password: s3cret }\n] }\n",
+    )
+    .unwrap();
+    let server = TestServer::start(&["-c", conf.to_str().unwrap()]);
+    let mut guest = server.raw();
+    let info = guest.read_info();
+    assert!(info.get("auth_required").is_none(), "{info}");
+    guest.send(b"CONNECT {\"verbose\":false}\r\nSUB public.x 1\r\nPUB public.x 2\r\nhi\r\nPUB secret 2\r\nno\r\nPING\r\n");
+    let got = guest.read_until_contains(b"PONG\r\n", Duration::from_secs(5));
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("MSG public.x 1 2\r\nhi"), "{text}");
+    assert!(
+        text.contains("-ERR 'Permissions Violation for Publish to \"secret\"'"),
+        "{text}"
+    );
+    // Credentials still mean what they say.
+    let mut admin = server.raw();
+    admin.read_info();
+    admin.send(b"CONNECT {\"verbose\":false,\"user\":\"admin\",\"pass\":\"s3cret\"}\r\nPUB secret 2\r\nok\r\nPING\r\n");
+    let got = admin.read_until_contains(b"PONG\r\n", Duration::from_secs(5));
+    assert!(!String::from_utf8_lossy(&got).contains("-ERR"), "{got:?}");
+    let mut wrong = server.raw();
+    wrong.read_info();
+    wrong.send(b"CONNECT {\"verbose\":false,\"user\":\"admin\",\"pass\":\"guess\"}\r\n");
+    let (got, closed) = wrong.read_for(Duration::from_secs(2));
+    assert!(String::from_utf8_lossy(&got).contains("Authorization Violation") && closed);
+    for (text, expected) in [
+        (
+            "no_auth_user: guest\n",
+            "no_auth_user: \"guest\" present, but users/nkeys are not defined",
+        ),
+        (
+            "no_auth_user: nobody\nauthorization { users: [{ user: a, password: b }] }\n",
+            "no_auth_user: \"nobody\" not present as user or nkey",
+        ),
+    ] {
+        let bad = dir.path().join("bad.conf");
+        std::fs::write(&bad, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_jetlog"))
+            .args(["server", "-t", "-c", bad.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+}

@@ -60,6 +60,8 @@ pub struct FileSettings {
     pub tls: Option<TlsConfig>,
     /// `allow_non_tls`: plaintext clients beside TLS ones on the client port.
     pub allow_non_tls: Option<bool>,
+    /// `no_auth_user`: the user a client without credentials is taken for.
+    pub no_auth_user: Option<String>,
     /// The one account's `jetstream { … }` limits.
     pub account_limits: crate::server::AccountLimits,
 }
@@ -108,10 +110,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "operator mode (JWT accounts) is not implemented",
     ),
     ("system_account", "the system account is not implemented"),
-    (
-        "no_auth_user",
-        "a default user for clients without credentials is not implemented",
-    ),
     ("mappings", "subject mappings are not implemented"),
 ];
 
@@ -218,6 +216,7 @@ impl Mapper<'_> {
             "http_port" | "monitor_port" => s.http_port = Some(port(entry, true)?),
             "https_port" => s.https_port = Some(port(entry, true)?),
             "allow_non_tls" => s.allow_non_tls = Some(boolean(entry)?),
+            "no_auth_user" => s.no_auth_user = Some(string(entry)?),
             "http_host" => s.http_host = Some(ip(entry)?),
             "http" => {
                 let (host, port) = listen(entry)?;

@@ -317,6 +317,7 @@ impl ServerArgs {
             jetstream,
             js_strict: file.js_strict.unwrap_or(defaults.js_strict),
             account_limits: file.account_limits.clone(),
+            no_auth_user: file.no_auth_user.clone(),
             js_domain: file.js_domain,
             monitor_listen,
             monitor_tls,
@@ -330,6 +331,22 @@ impl ServerArgs {
         }
         if config.ping_interval.is_zero() || config.max_connections == 0 {
             return Err("ping_interval and max_connections must be above 0".to_string());
+        }
+        if let Some(name) = &config.no_auth_user {
+            // nats-server's words (validateNoAuthUser).
+            let Some(crate::server::AuthConfig::Users(users)) = &config.auth else {
+                return Err(format!(
+                    "no_auth_user: \"{name}\" present, but users/nkeys are not defined"
+                ));
+            };
+            let known = users
+                .iter()
+                .any(|u| u.nkey.as_deref() == Some(name) || (u.nkey.is_none() && u.user == *name));
+            if !known {
+                return Err(format!(
+                    "no_auth_user: \"{name}\" not present as user or nkey in authorization block or account configuration"
+                ));
+            }
         }
         if config.max_control_line_bytes == 0 {
             return Err("max_control_line must be above 0".to_string());

@@ -83,7 +83,7 @@ pub fn varz(monitor: &MonitorState) -> Varz {
         port: server.port,
         http_host: monitor.listen.map(|a| a.ip().to_string()),
         http_port: monitor.listen.map(|a| a.port()),
-        auth_required: config.auth.is_some(),
+        auth_required: config.auth.is_some() && config.no_auth_user.is_none(),
         max_connections: config.max_connections,
         ping_interval: config.ping_interval.as_nanos(),
         ping_max: config.max_pings_out,

@@ -59,6 +59,23 @@ pub fn authorize_mapped(
     })
 }
 
+/// `no_auth_user`: the permissions of the user (by name or nkey) a client without credentials
+/// is taken for; `None` if there is no such user.
+pub fn authorize_default(auth: &AuthConfig, name: &str) -> Option<Option<Arc<Permissions>>> {
+    let AuthConfig::Users(users) = auth else {
+        return None;
+    };
+    users
+        .iter()
+        .find(|u| u.nkey.as_deref() == Some(name) || (u.nkey.is_none() && u.user == name))
+        .map(|u| u.permissions.clone())
+}
+
+/// Whether CONNECT carries no credentials at all.
+pub fn presents_nothing(opts: &ConnectOptions) -> bool {
+    opts.user.is_none() && opts.pass.is_none() && opts.auth_token.is_none() && opts.nkey.is_none()
+}
+
 /// The user of the list whose name and password `opts` carry. Every name is compared, so
 /// timing says nothing about where in the list a name is; then one password.
 fn password_user<'a>(users: &'a [UserAuth], opts: &ConnectOptions) -> Option<&'a UserAuth> {

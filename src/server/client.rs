@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::time::{sleep, Instant};
 
-use super::auth::{authorize, authorize_mapped};
+use super::auth::{authorize, authorize_default, authorize_mapped, presents_nothing};
 use super::conn_stats::ClientMeta;
 use super::outbound::{ClientHandle, CloseReason, Enqueued, Owner, Subscription};
 use super::permissions::{self, Permissions};
@@ -222,9 +222,11 @@ impl Connection {
         // The order of these checks is nats-server's (processConnect): credentials first.
         if let Some(auth) = &self.state.config.auth {
             let nonce = self.nonce.as_deref().unwrap_or("").as_bytes();
-            let granted = match self.maps_certificates() {
-                true => authorize_mapped(auth, &self.cert_identities),
-                false => authorize(auth, &opts, nonce),
+            let default_user = self.state.config.no_auth_user.as_deref();
+            let granted = match (self.maps_certificates(), default_user) {
+                (true, _) => authorize_mapped(auth, &self.cert_identities),
+                (false, Some(name)) if presents_nothing(&opts) => authorize_default(auth, name),
+                (false, _) => authorize(auth, &opts, nonce),
             };
             match granted {
                 Some(perms) => self.set_permissions(perms),

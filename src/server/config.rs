@@ -100,6 +100,9 @@ pub struct ServerConfig {
     /// `nats-server` unless `-js` or the config file turns it on. Off, the server keeps no
     /// store and `$JS.API` requests get the no-responders status, as from nats-server.
     pub jetstream: bool,
+    /// `no_auth_user`: a client that presents no credentials is taken for this user (a name
+    /// or nkey of `AuthConfig::Users`), and INFO stops saying `auth_required`.
+    pub no_auth_user: Option<String>,
     /// The account's JetStream limits (`accounts { A: { jetstream { max_streams, … } } }`).
     pub account_limits: super::AccountLimits,
     /// `jetstream { strict: true }`: JetStream API requests with fields the server does not
@@ -136,6 +139,7 @@ impl Default for ServerConfig {
             max_file_store: None,
             jetstream: true,
             account_limits: super::AccountLimits::default(),
+            no_auth_user: None,
             js_strict: false,
             js_domain: None,
             monitor_listen: None,

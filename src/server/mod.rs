@@ -117,7 +117,8 @@ impl Server {
             port: local.port(),
             headers: true,
             max_payload: config.max_payload_bytes,
-            auth_required: config.auth.is_some(),
+            // nats-server: a default user means nobody has to authenticate.
+            auth_required: config.auth.is_some() && config.no_auth_user.is_none(),
             tls_required: config.tls.as_ref().is_some_and(|t| !t.allow_non_tls),
             tls_available: config.tls.as_ref().is_some_and(|t| t.allow_non_tls),
             tls_verify: config.tls.as_ref().is_some_and(|t| t.verify),
