@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::config_users;
 use crate::conf::{self, ConfError, Document, Entry, Item, Map, Position, Value};
-use crate::server::tls::{TlsConfig, DEFAULT_HANDSHAKE_TIMEOUT};
+use crate::server::tls::TlsConfig;
 use crate::server::SyncMode;
 
 /// Settings read from a config file; `None` leaves the flag or the default in force.
@@ -303,17 +303,7 @@ impl Mapper<'_> {
     /// `tls {}`: the server's certificate and key, and client verification.
     fn tls(&mut self, entry: &Entry) -> Result<TlsConfig, ConfigFileError> {
         let block = map(entry)?;
-        let mut tls = TlsConfig {
-            cert_file: PathBuf::new(),
-            key_file: PathBuf::new(),
-            ca_file: None,
-            verify: false,
-            timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            handshake_first: false,
-            allow_non_tls: false,
-            pinned_certs: Vec::new(),
-            verify_and_map: false,
-        };
+        let mut tls = TlsConfig::new(PathBuf::new(), PathBuf::new());
         for inner in block.effective() {
             match inner.key.as_str() {
                 "cert_file" => tls.cert_file = string(inner)?.into(),

@@ -14,7 +14,7 @@ use super::process_files::ProcessFiles;
 use crate::monitor::Monitor;
 use crate::protocol::connect::NATS_COMPAT_VERSION;
 use crate::server::config::DEFAULT_PORT;
-use crate::server::tls::{TlsConfig, DEFAULT_HANDSHAKE_TIMEOUT};
+use crate::server::tls::TlsConfig;
 use crate::server::{AuthConfig, Server, ServerConfig, SyncMode};
 
 /// Flags of `jetlog server`. Names follow nats-server so scripts can switch binaries; as with
@@ -181,15 +181,9 @@ impl ServerArgs {
             return Err("--tlsverify needs --tlscacert to verify client certificates".to_string());
         }
         Ok(Some(TlsConfig {
-            cert_file,
-            key_file,
             ca_file: self.tlscacert.clone(),
             verify: self.tlsverify,
-            timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            handshake_first: false,
-            allow_non_tls: false,
-            pinned_certs: Vec::new(),
-            verify_and_map: false,
+            ..TlsConfig::new(cert_file, key_file)
         }))
     }
 
@@ -334,15 +328,12 @@ impl ServerArgs {
         }
         if let Some(name) = &config.no_auth_user {
             // nats-server's words (validateNoAuthUser).
-            let Some(crate::server::AuthConfig::Users(users)) = &config.auth else {
+            let Some(users @ AuthConfig::Users(_)) = &config.auth else {
                 return Err(format!(
                     "no_auth_user: \"{name}\" present, but users/nkeys are not defined"
                 ));
             };
-            let known = users
-                .iter()
-                .any(|u| u.nkey.as_deref() == Some(name) || (u.nkey.is_none() && u.user == *name));
-            if !known {
+            if crate::server::auth::authorize_default(users, name).is_none() {
                 return Err(format!(
                     "no_auth_user: \"{name}\" not present as user or nkey in authorization block or account configuration"
                 ));

@@ -42,6 +42,23 @@ pub struct TlsConfig {
     pub pinned_certs: Vec<String>,
 }
 
+impl TlsConfig {
+    /// TLS with this certificate and key and nats-server's defaults for everything else.
+    pub fn new(cert_file: PathBuf, key_file: PathBuf) -> Self {
+        Self {
+            cert_file,
+            key_file,
+            ca_file: None,
+            verify: false,
+            timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            handshake_first: false,
+            allow_non_tls: false,
+            verify_and_map: false,
+            pinned_certs: Vec::new(),
+        }
+    }
+}
+
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
