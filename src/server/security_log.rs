@@ -21,13 +21,11 @@ pub fn auth_user(opts: &ConnectOptions) -> String {
 /// A client whose credentials did not satisfy the server.
 pub fn authentication_failed(peer: SocketAddr, cid: u64, opts: &ConnectOptions) {
     match (&opts.nkey, &opts.user) {
-        (Some(nkey), _) => {
-            tracing::error!("{peer} - cid:{cid} - authentication error - Nkey {nkey:?}")
-        }
-        (None, Some(user)) => {
-            tracing::error!("{peer} - cid:{cid} - authentication error - User {user:?}")
-        }
         (None, None) => tracing::error!("{peer} - cid:{cid} - authentication error"),
+        _ => tracing::error!(
+            "{peer} - cid:{cid} - authentication error - {}",
+            auth_user(opts)
+        ),
     }
 }
 
