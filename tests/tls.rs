@@ -27,6 +27,22 @@ fn start(flags: &[String]) -> TestServer {
     TestServer::start(&refs)
 }
 
+/// Starts a server from a config file with a `tls` block for the server certificate, `extra`
+/// keys inside that block, and `rest` (other top-level keys) after it.
+fn start_with_tls_block(pki: &Pki, extra: &str, rest: &str) -> TestServer {
+    let conf = pki.path("tls-block.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{\n  cert_file: {:?}\n  key_file: {:?}\n  {extra}\n}}\n{rest}",
+            pki.arg("server-cert.pem"),
+            pki.arg("server-key.pem")
+        ),
+    )
+    .unwrap();
+    start(&["-c".into(), conf.to_str().unwrap().into()])
+}
+
 /// A TLS connection trusting `ca` (and presenting `client`'s certificate when given), bounded.
 async fn tls_connect(
     pki: &Pki,
@@ -98,17 +114,7 @@ async fn clients_upgrade_after_info_and_jetstream_works_over_tls() {
 #[tokio::test]
 async fn handshake_first_serves_clients_that_start_with_tls() {
     let pki = Pki::new();
-    let conf = pki.path("first.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "tls {{\n  cert_file: {:?}\n  key_file: {:?}\n  handshake_first: true\n}}\n",
-            pki.arg("server-cert.pem"),
-            pki.arg("server-key.pem")
-        ),
-    )
-    .unwrap();
-    let server = start(&["-c".into(), conf.to_str().unwrap().into()]);
+    let server = start_with_tls_block(&pki, "handshake_first: true", "");
     let client = within(
         "connect",
         ConnectOptions::new()
@@ -206,17 +212,7 @@ fn a_tls_handshake_on_a_plaintext_port_is_a_protocol_error() {
 #[test]
 fn plaintext_garbage_and_silence_are_dropped_and_logged() {
     let pki = Pki::new();
-    let conf = pki.path("timeout.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "tls {{ cert_file: {:?}, key_file: {:?}, timeout: 0.5 }}\n",
-            pki.arg("server-cert.pem"),
-            pki.arg("server-key.pem")
-        ),
-    )
-    .unwrap();
-    let server = start(&["-c".into(), conf.to_str().unwrap().into()]);
+    let server = start_with_tls_block(&pki, "timeout: 0.5", "");
     // A plaintext client: reads INFO, then speaks NATS where a ClientHello should be.
     let mut raw = server.raw();
     raw.read_info();
@@ -443,17 +439,7 @@ fn https_monitoring_needs_tls_and_excludes_http() {
 #[tokio::test]
 async fn allow_non_tls_serves_both_kinds_of_client() {
     let pki = Pki::new();
-    let conf = pki.path("mixed.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "allow_non_tls: true\ntls {{ cert_file: {:?}, key_file: {:?} }}\n",
-            pki.arg("server-cert.pem"),
-            pki.arg("server-key.pem")
-        ),
-    )
-    .unwrap();
-    let server = start(&["-c".into(), conf.to_str().unwrap().into()]);
+    let server = start_with_tls_block(&pki, "", "allow_non_tls: true\n");
     let info = server.raw().read_info();
     assert_eq!(info["tls_available"], true, "{info}");
     assert!(info.get("tls_required").is_none(), "{info}");
@@ -484,19 +470,12 @@ async fn pinned_certs_let_in_only_the_pinned_client_keys() {
     let pki = Pki::new();
     let der = rustls_pki_types::CertificateDer::from_pem_file(pki.path("client-cert.pem")).unwrap();
     let pin = jetlog::server::tls::spki_sha256_hex(&der).expect("a parsable certificate");
-    let conf = pki.path("pinned.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "tls {{\n  cert_file: {:?}\n  key_file: {:?}\n  ca_file: {:?}\n  verify: true\n  pinned_certs: [\"{}\"]\n}}\n",
-            pki.arg("server-cert.pem"),
-            pki.arg("server-key.pem"),
-            pki.arg("ca.pem"),
-            pin.to_uppercase()
-        ),
-    )
-    .unwrap();
-    let server = start(&["-c".into(), conf.to_str().unwrap().into()]);
+    let extra = format!(
+        "ca_file: {:?}\n  verify: true\n  pinned_certs: [\"{}\"]",
+        pki.arg("ca.pem"),
+        pin.to_uppercase()
+    );
+    let server = start_with_tls_block(&pki, &extra, "");
     let pinned = tls_connect(&pki, &server, "ca.pem", Some("client"))
         .await
         .expect("the pinned client");
@@ -515,22 +494,12 @@ async fn pinned_certs_let_in_only_the_pinned_client_keys() {
 #[tokio::test]
 async fn verify_and_map_takes_the_user_from_the_certificate() {
     let pki = Pki::new();
-    let conf = pki.path("mapped.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "tls {{ cert_file: {:?}, key_file: {:?}, ca_file: {:?}, verify_and_map: true }}\n\
-             authorization {{ users: [\n\
-               {{ user: \"alice@example.com\", permissions: {{ publish: \"tls.>\", subscribe: \"tls.>\" }} }}\n\
-               {{ user: \"O=Acme,CN=bob\" }}\n\
-             ] }}\n",
-            pki.arg("server-cert.pem"),
-            pki.arg("server-key.pem"),
-            pki.arg("ca.pem"),
-        ),
-    )
-    .unwrap();
-    let server = start(&["-c".into(), conf.to_str().unwrap().into()]);
+    let extra = format!("ca_file: {:?}\n  verify_and_map: true", pki.arg("ca.pem"));
+    let users = "authorization { users: [\n\
+           { user: \"alice@example.com\", permissions: { publish: \"tls.>\", subscribe: \"tls.>\" } }\n\
+           { user: \"O=Acme,CN=bob\" }\n\
+         ] }\n";
+    let server = start_with_tls_block(&pki, &extra, users);
     let info = server.raw().read_info();
     assert_eq!(info["tls_verify"], true, "{info}");
     let alice = tls_connect(&pki, &server, "ca.pem", Some("alice"))
