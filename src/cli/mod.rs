@@ -3,8 +3,6 @@
 
 mod argv;
 mod client;
-mod config_file;
-mod config_users;
 mod duration;
 pub mod fd_limit;
 mod log_format;

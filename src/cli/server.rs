@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::config_file::{self, LoadedConfig};
 use super::log_format::NatsLogFormat;
 use super::parse_duration;
 use super::process_files::ProcessFiles;
 use crate::monitor::Monitor;
 use crate::protocol::connect::NATS_COMPAT_VERSION;
 use crate::server::config::DEFAULT_PORT;
+use crate::server::config_file::{self, LoadedConfig};
 use crate::server::tls::TlsConfig;
 use crate::server::{AuthConfig, Server, ServerConfig, SyncMode};
 

@@ -5,7 +5,7 @@
 //! `[]` an array; strings may be quoted or bare; `64MB` is a size, `true`/`yes`/`on` are
 //! booleans; `include other.conf` splices another file in; `$NAME` refers to an earlier key of an
 //! enclosing block, else to the environment. This module knows the format only: what the keys
-//! mean to the server is decided by the caller (`cli::config_file`). Every value carries the
+//! mean to the server is decided by the caller (`server::config_file`). Every value carries the
 //! file, line and column it came from, so a caller can name them in its own errors.
 
 mod lexer;

@@ -6,6 +6,7 @@ pub mod auth;
 mod cert_identity;
 mod client;
 pub mod config;
+pub mod config_file;
 mod conn_stats;
 mod interest_watch;
 mod internal;

@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use super::config_file::{invalid, map, string, unsupported, ConfigFileError};
+use super::values::{invalid, map, string, unsupported};
+use super::ConfigFileError;
 use crate::conf::{Entry, Item, Map, Value};
 use crate::protocol::subject::is_valid_subject;
 use crate::server::permissions::{Permissions, SubjectRule};

@@ -1,4 +1,4 @@
-//! What the keys of a nats-server config file mean to `jetlog server`.
+//! What the keys of a nats-server config file mean to the server.
 //!
 //! Every key is either honoured, refused with an error naming it and its line (a setting jetlog
 //! cannot honour yet must never be dropped silently: a user would believe it in force), or
@@ -9,8 +9,16 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::config_users;
-use crate::conf::{self, ConfError, Document, Entry, Item, Map, Position, Value};
+mod tls;
+mod users;
+mod values;
+
+use values::{
+    boolean, count, duration, invalid, ip, listen, map, port, seconds, string, sync_mode,
+    unsupported,
+};
+
+use crate::conf::{self, ConfError, Document, Entry, Position, Value};
 use crate::server::tls::TlsConfig;
 use crate::server::SyncMode;
 
@@ -113,49 +121,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("mappings", "subject mappings are not implemented"),
 ];
 
-/// Keys of nats-server's `tls {}` block that jetlog cannot honour yet, and why.
-const UNSUPPORTED_TLS: &[(&str, &str)] = &[
-    (
-        "verify_cert_and_check_known_urls",
-        "that check belongs to clusters, which are not implemented",
-    ),
-    (
-        "cipher_suites",
-        "choosing cipher suites is not implemented (rustls' safe defaults apply)",
-    ),
-    (
-        "curve_preferences",
-        "choosing curves is not implemented (rustls' safe defaults apply)",
-    ),
-    (
-        "min_version",
-        "choosing the TLS version is not implemented (TLS 1.2 and 1.3 apply)",
-    ),
-    ("insecure", "skipping verification is not implemented"),
-    (
-        "cert_store",
-        "the Windows certificate store does not exist here",
-    ),
-    (
-        "cert_match",
-        "the Windows certificate store does not exist here",
-    ),
-    (
-        "cert_match_by",
-        "the Windows certificate store does not exist here",
-    ),
-    (
-        "ca_certs_match",
-        "the Windows certificate store does not exist here",
-    ),
-    ("certs", "several certificates (SNI) are not implemented"),
-    ("ocsp_peer", "OCSP is not implemented"),
-    (
-        "connection_rate_limit",
-        "handshake rate limits are not implemented",
-    ),
-];
-
 /// Reads a config file and maps it onto server settings.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigFileError> {
     let document = conf::parse_file(path)?;
@@ -199,7 +164,7 @@ impl Mapper<'_> {
                         "users are given twice (accounts and authorization)",
                     ));
                 }
-                let (users, limits) = config_users::single_account(entry)?;
+                let (users, limits) = users::single_account(entry)?;
                 s.users = Some(users);
                 s.account_limits = limits;
             }
@@ -300,49 +265,6 @@ impl Mapper<'_> {
         Ok(())
     }
 
-    /// `tls {}`: the server's certificate and key, and client verification.
-    fn tls(&mut self, entry: &Entry) -> Result<TlsConfig, ConfigFileError> {
-        let block = map(entry)?;
-        let mut tls = TlsConfig::new(PathBuf::new(), PathBuf::new());
-        for inner in block.effective() {
-            match inner.key.as_str() {
-                "cert_file" => tls.cert_file = string(inner)?.into(),
-                "key_file" => tls.key_file = string(inner)?.into(),
-                "ca_file" => tls.ca_file = Some(string(inner)?.into()),
-                "verify" => tls.verify = boolean(inner)?,
-                "verify_and_map" => tls.verify_and_map = boolean(inner)?,
-                "timeout" => tls.timeout = seconds(inner)?,
-                "handshake_first" | "first" | "immediate" => tls.handshake_first = boolean(inner)?,
-                "pinned_certs" => tls.pinned_certs = pins(inner)?,
-                key => match UNSUPPORTED_TLS.iter().find(|(k, _)| *k == key) {
-                    Some((_, why)) => return Err(unsupported(inner, why)),
-                    None => self.other(inner, key, "tls.")?,
-                },
-            }
-        }
-        if tls.cert_file.as_os_str().is_empty() || tls.key_file.as_os_str().is_empty() {
-            return Err(invalid(entry, "TLS needs cert_file and key_file"));
-        }
-        // verify_and_map implies verify, as in nats-server.
-        tls.verify |= tls.verify_and_map;
-        if tls.verify && tls.ca_file.is_none() {
-            return Err(invalid(
-                entry,
-                "verify needs a ca_file to verify client certificates against",
-            ));
-        }
-        if !tls.pinned_certs.is_empty() && !tls.verify {
-            return Err(invalid(
-                entry,
-                "pinned_certs needs verify: true (clients must present a certificate)",
-            ));
-        }
-        if tls.timeout.is_zero() {
-            return Err(invalid(entry, "the handshake timeout must be above 0"));
-        }
-        Ok(tls)
-    }
-
     fn authorization(&mut self, entry: &Entry) -> Result<(), ConfigFileError> {
         let block = map(entry)?;
         for inner in block.effective() {
@@ -359,7 +281,7 @@ impl Mapper<'_> {
                         "users are given twice (accounts and authorization)",
                     ))
                 }
-                "users" => s.users = Some(config_users::users(inner, block)?),
+                "users" => s.users = Some(users::users(inner, block)?),
                 // Read with `users`, which it applies to.
                 "default_permissions" => {}
                 "permissions" => {
@@ -423,187 +345,5 @@ impl Mapper<'_> {
     }
 }
 
-pub(super) fn invalid(entry: &Entry, message: impl Into<String>) -> ConfigFileError {
-    ConfigFileError::Invalid {
-        at: entry.item.position.clone(),
-        key: entry.key.clone(),
-        message: message.into(),
-    }
-}
-
-pub(super) fn unsupported(entry: &Entry, why: &'static str) -> ConfigFileError {
-    ConfigFileError::Unsupported {
-        at: entry.key_position.clone(),
-        key: entry.key.clone(),
-        why,
-    }
-}
-
-fn found(item: &Item) -> String {
-    format!("found {}", item.value.kind())
-}
-
-pub(super) fn string(entry: &Entry) -> Result<String, ConfigFileError> {
-    match &entry.item.value {
-        Value::String(s) => Ok(s.clone()),
-        _ => match &entry.item.literal {
-            // An unquoted word that looked like a number (`server_name: 42`) is still text.
-            Some(literal) => Ok(literal.clone()),
-            None => Err(invalid(
-                entry,
-                format!("expected a string, {}", found(&entry.item)),
-            )),
-        },
-    }
-}
-
-/// `pinned_certs`: hex SHA-256 of DER SubjectPublicKeyInfo, lower-cased as compared.
-fn pins(entry: &Entry) -> Result<Vec<String>, ConfigFileError> {
-    let Value::Array(items) = &entry.item.value else {
-        return Err(invalid(
-            entry,
-            "expected a list of hex-encoded sha256 of DER encoded SubjectPublicKeyInfo",
-        ));
-    };
-    let mut pins = Vec::with_capacity(items.len());
-    for item in items {
-        let Value::String(text) = &item.value else {
-            return Err(invalid(entry, "each pinned certificate is a hex string"));
-        };
-        let pin = text.to_ascii_lowercase();
-        if !crate::server::tls::is_pin(&pin) {
-            return Err(invalid(
-                entry,
-                format!(
-                    "{pin} does not look like hex-encoded sha256 of DER encoded SubjectPublicKeyInfo"
-                ),
-            ));
-        }
-        pins.push(pin);
-    }
-    Ok(pins)
-}
-
-pub(super) fn map(entry: &Entry) -> Result<&Map, ConfigFileError> {
-    match &entry.item.value {
-        Value::Map(m) => Ok(m),
-        _ => Err(invalid(
-            entry,
-            format!("expected a block, {}", found(&entry.item)),
-        )),
-    }
-}
-
-fn boolean(entry: &Entry) -> Result<bool, ConfigFileError> {
-    match entry.item.value {
-        Value::Bool(b) => Ok(b),
-        _ => Err(invalid(
-            entry,
-            format!("expected true or false, {}", found(&entry.item)),
-        )),
-    }
-}
-
-/// A non-negative integer that fits the target (sizes such as `8MB` included).
-fn count<T: TryFrom<i64>>(entry: &Entry) -> Result<T, ConfigFileError> {
-    match entry.item.value {
-        Value::Integer(n) if n >= 0 => {
-            T::try_from(n).map_err(|_| invalid(entry, format!("{n} is out of range")))
-        }
-        _ => Err(invalid(
-            entry,
-            format!(
-                "expected a non-negative integer or size, {}",
-                found(&entry.item)
-            ),
-        )),
-    }
-}
-
-/// A port: 0-65535, or -1 (a free port) where `allow_random`.
-fn port(entry: &Entry, allow_random: bool) -> Result<i32, ConfigFileError> {
-    match entry.item.value {
-        Value::Integer(-1) if allow_random => Ok(-1),
-        Value::Integer(n) if (0..=65535).contains(&n) => Ok(n as i32),
-        _ => Err(invalid(entry, "expected a port number from 0 to 65535")),
-    }
-}
-
-fn ip(entry: &Entry) -> Result<IpAddr, ConfigFileError> {
-    let text = string(entry)?;
-    parse_host(&text).ok_or_else(|| invalid(entry, format!("{text:?} is not an IP address")))
-}
-
-fn parse_host(text: &str) -> Option<IpAddr> {
-    let text = text.trim_start_matches('[').trim_end_matches(']');
-    match text {
-        "localhost" => Some(IpAddr::from([127, 0, 0, 1])),
-        "" => Some(IpAddr::from([0, 0, 0, 0])),
-        _ => text.parse().ok(),
-    }
-}
-
-/// `listen`/`http`: `host:port`, `:port` or a bare port number.
-fn listen(entry: &Entry) -> Result<(Option<IpAddr>, i32), ConfigFileError> {
-    if let Value::Integer(_) = entry.item.value {
-        return Ok((None, port(entry, true)?));
-    }
-    let text = string(entry)?;
-    let bad = || invalid(entry, format!("expected host:port, found {text:?}"));
-    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
-    let port: i32 = port.parse().map_err(|_| bad())?;
-    if !(-1..=65535).contains(&port) {
-        return Err(bad());
-    }
-    let host = parse_host(host).ok_or_else(bad)?;
-    Ok((Some(host), port))
-}
-
-/// A duration: a Go duration string (`"2m"`, `1h30m`), or an integer of seconds as nats-server
-/// still accepts. An unquoted `2m` is read as two minutes: nats-server would read the `m` as a
-/// size suffix and make it 2,000,000 seconds, which no one means.
-fn duration(entry: &Entry) -> Result<Duration, ConfigFileError> {
-    let item = &entry.item;
-    if let Some(text) = item
-        .literal
-        .as_deref()
-        .filter(|t| t.ends_with(|c: char| c.is_ascii_alphabetic()))
-    {
-        return conf::parse_duration(text).map_err(|e| invalid(entry, e));
-    }
-    match &item.value {
-        Value::String(text) => conf::parse_duration(text).map_err(|e| invalid(entry, e)),
-        Value::Integer(n) if *n >= 0 => Ok(Duration::from_secs(n.unsigned_abs())),
-        _ => Err(invalid(
-            entry,
-            format!("expected a duration such as \"2m\", {}", found(item)),
-        )),
-    }
-}
-
-/// `authorization.timeout`: seconds, possibly fractional (nats-server reads a float).
-fn seconds(entry: &Entry) -> Result<Duration, ConfigFileError> {
-    match entry.item.value {
-        Value::Float(f) => Duration::try_from_secs_f64(f)
-            .map_err(|_| invalid(entry, "expected a non-negative number of seconds")),
-        _ => duration(entry),
-    }
-}
-
-fn sync_mode(entry: &Entry) -> Result<SyncMode, ConfigFileError> {
-    if let Value::String(text) = &entry.item.value {
-        match text.as_str() {
-            "always" => return Ok(SyncMode::Always),
-            "never" => return Ok(SyncMode::Never),
-            _ => {}
-        }
-    }
-    match duration(entry)? {
-        d if d.is_zero() => Err(invalid(entry, "the sync interval must be above 0")),
-        d => Ok(SyncMode::Interval(d)),
-    }
-}
-
 #[cfg(test)]
-#[path = "config_file_tests.rs"]
 mod tests;
