@@ -404,19 +404,24 @@ fn jetstream_limits_and_domain_are_reported() {
     );
 }
 
-/// `/accountz` lists the one account and details it on request.
+/// `/accountz` lists the global and system accounts of a server without configured
+/// accounts, and details each on request.
 #[test]
-fn accountz_lists_the_one_account() {
+fn accountz_lists_the_global_and_system_accounts() {
     let (_server, port) = start_monitored(&[]);
     let list = get_json(port, "/accountz");
-    assert_eq!(list["accounts"], serde_json::json!(["$G"]), "{list}");
+    assert_eq!(
+        list["accounts"],
+        serde_json::json!(["$G", "$SYS"]),
+        "{list}"
+    );
+    assert_eq!(list["system_account"], "$SYS", "{list}");
     let detail = get_json(port, "/accountz?acc=$G");
     has_fields(
         &detail["account_detail"],
         &[
             "account_name",
             "update_time",
-            "is_system",
             "jetstream_enabled",
             "client_connections",
             "subscriptions",
@@ -424,5 +429,12 @@ fn accountz_lists_the_one_account() {
         "account_detail",
     );
     assert_eq!(detail["account_detail"]["account_name"], "$G");
+    assert_eq!(detail["account_detail"]["jetstream_enabled"], true);
+    let system = get_json(port, "/accountz?acc=$SYS");
+    assert_eq!(system["account_detail"]["is_system"], true, "{system}");
+    assert_eq!(
+        system["account_detail"]["jetstream_enabled"], false,
+        "{system}"
+    );
     assert_eq!(get(port, "/accountz?acc=OTHER").0, 400);
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::clock::{rfc3339, since, uptime};
 use super::query::Query;
 use super::{MonitorError, MonitorState};
+use crate::server::accounts::GLOBAL_ACCOUNT;
 use crate::server::ConnectionReport;
 
 /// Connections listed when `limit` is not given (nats-server `DefaultConnListSize`).
@@ -52,6 +53,9 @@ struct ConnInfo {
     version: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     subscriptions_list: Vec<String>,
+    /// With `auth=true`: the connection's account, left out for `$G` as nats-server does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
 }
 
 /// nats-server's sort options that have a meaning here. Ids and start times sort up, the
@@ -78,13 +82,17 @@ fn sort(conns: &mut [ConnectionReport], by: &str, now: SystemTime) -> Result<(),
     Ok(())
 }
 
-/// `?offset=&limit=&sort=&subs=true`.
+/// `?offset=&limit=&sort=&subs=true&acc=<account>&auth=true`.
 pub fn connz(monitor: &MonitorState, query: &Query) -> Result<Connz, MonitorError> {
     let offset = query.number("offset", 0)?;
     let limit = query.number("limit", DEFAULT_LIMIT)?;
     let with_subs = query.flag("subs")?;
+    let with_auth = query.flag("auth")?;
     let now = SystemTime::now();
     let mut conns = monitor.view.connections(with_subs);
+    if let Some(account) = query.get("acc") {
+        conns.retain(|c| c.meta.account == account);
+    }
     sort(&mut conns, query.get("sort").unwrap_or(""), now)?;
     let total = conns.len();
     let connections: Vec<ConnInfo> = conns
@@ -111,6 +119,8 @@ pub fn connz(monitor: &MonitorState, query: &Query) -> Result<Connz, MonitorErro
             lang: c.meta.lang.filter(|n| !n.is_empty()),
             version: c.meta.version.filter(|n| !n.is_empty()),
             subscriptions_list: c.subscriptions.into_iter().map(|s| s.subject).collect(),
+            account: Some(c.meta.account)
+                .filter(|a| with_auth && !a.is_empty() && a != GLOBAL_ACCOUNT),
         })
         .collect();
     Ok(Connz {

@@ -1,6 +1,6 @@
 //! `/jsz`: JetStream's totals and, on request, each stream and consumer, with nats-server's
-//! field names (`server/monitor.go`, `JSInfo`, `AccountDetail`, `StreamDetail`). jetlog has
-//! one account, reported as nats-server names the global one, `$G`.
+//! field names (`server/monitor.go`, `JSInfo`, `AccountDetail`, `StreamDetail`): the totals of
+//! every account with JetStream, and each account's details on request.
 
 use std::time::SystemTime;
 
@@ -14,9 +14,6 @@ use crate::jetstream::consumer_config::ConsumerInfo;
 use crate::jetstream::stream_config::Storage;
 use crate::jetstream::StreamConfig;
 use crate::server::{JetStreamReport, SyncMode};
-
-/// The name nats-server gives the account clients use when no accounts are configured.
-pub const GLOBAL_ACCOUNT: &str = "$G";
 
 /// What JetStream runs with. `max_memory`/`max_storage` appear when the config file sets
 /// server-wide limits; without them jetlog has none, and nothing is made up.
@@ -76,7 +73,7 @@ pub struct Jsz {
     config: JetStreamConfig,
     memory: u64,
     storage: u64,
-    accounts: u32,
+    accounts: usize,
     api: ApiStats,
     streams: usize,
     consumers: u64,
@@ -88,8 +85,8 @@ pub struct Jsz {
 
 #[derive(Serialize)]
 struct AccountDetail {
-    name: &'static str,
-    id: &'static str,
+    name: String,
+    id: String,
     memory: u64,
     storage: u64,
     api: ApiStats,
@@ -120,7 +117,18 @@ pub fn storage_totals(js: &JetStreamReport) -> (u64, u64) {
         })
 }
 
-/// `?accounts=true` lists the account, `streams=true` its streams, `consumers=true` their
+fn stream_detail(s: &crate::server::StreamReport, with_config: bool) -> StreamDetail {
+    StreamDetail {
+        name: s.info.config.name.clone(),
+        created: s.info.created.clone(),
+        cluster: s.info.cluster.clone(),
+        config: with_config.then(|| s.info.config.clone()),
+        state: s.info.state.clone(),
+        consumer_detail: s.consumers.clone(),
+    }
+}
+
+/// `?accounts=true` lists the accounts (`acc=<name>` one of them), `streams=true` its streams, `consumers=true` their
 /// consumers, `config=true` each stream's config; each implies the ones before it.
 pub fn jsz(monitor: &MonitorState, query: &Query) -> Result<Jsz, MonitorError> {
     let with_config = query.flag("config")?;
@@ -133,33 +141,34 @@ pub fn jsz(monitor: &MonitorState, query: &Query) -> Result<Jsz, MonitorError> {
     let disabled = js.is_none();
     let js = js.unwrap_or_default();
     let (memory, storage) = storage_totals(&js);
-    let account_details = if with_account {
-        let stream_detail = if with_streams {
-            js.streams
-                .iter()
-                .map(|s| StreamDetail {
-                    name: s.info.config.name.clone(),
-                    created: s.info.created.clone(),
-                    cluster: s.info.cluster.clone(),
-                    config: with_config.then(|| s.info.config.clone()),
-                    state: s.info.state.clone(),
-                    consumer_detail: s.consumers.clone(),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        vec![AccountDetail {
-            name: GLOBAL_ACCOUNT,
-            id: GLOBAL_ACCOUNT,
-            memory,
-            storage,
-            api: ApiStats::of(&js),
-            stream_detail,
-        }]
-    } else {
-        Vec::new()
+    let per_account = match with_account {
+        true => monitor.view.jetstream_accounts(with_consumers),
+        false => Vec::new(),
     };
+    let only = query.get("acc");
+    let account_details = per_account
+        .into_iter()
+        .filter(|(name, _)| only.is_none_or(|o| o == name))
+        .map(|(name, js)| {
+            let (memory, storage) = storage_totals(&js);
+            let stream_detail = match with_streams {
+                true => js
+                    .streams
+                    .iter()
+                    .map(|s| stream_detail(s, with_config))
+                    .collect(),
+                false => Vec::new(),
+            };
+            AccountDetail {
+                id: name.clone(),
+                name,
+                memory,
+                storage,
+                api: ApiStats::of(&js),
+                stream_detail,
+            }
+        })
+        .collect();
     Ok(Jsz {
         server_id: server.server_id,
         now: rfc3339(SystemTime::now()),
@@ -167,7 +176,7 @@ pub fn jsz(monitor: &MonitorState, query: &Query) -> Result<Jsz, MonitorError> {
         config: JetStreamConfig::new(&js, server.config.sync),
         memory,
         storage,
-        accounts: 1,
+        accounts: monitor.view.jetstream_accounts(false).len(),
         api: ApiStats::of(&js),
         streams: js.streams.len(),
         consumers: js.streams.iter().map(|s| s.info.state.consumer_count).sum(),

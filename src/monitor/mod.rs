@@ -204,6 +204,7 @@ fn endpoint(state: &MonitorState, path: &str, raw_query: Option<&str>) -> Respon
         }
         "/jsz" => jsz::jsz(state, &query).map(|r| json(StatusCode::OK, &r)),
         "/accountz" => accountz::accountz(state, &query).map(|r| json(StatusCode::OK, &r)),
+        "/accstatz" => accountz::accstatz(state, &query).map(|r| json(StatusCode::OK, &r)),
         "/metrics" => Ok(reply(
             StatusCode::OK,
             metrics::CONTENT_TYPE,

@@ -9,7 +9,6 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::clock::rfc3339;
-use super::jsz::GLOBAL_ACCOUNT;
 use super::query::Query;
 use super::{MonitorError, MonitorState};
 
@@ -33,7 +32,7 @@ pub struct Subsz {
 
 #[derive(Serialize)]
 struct SubDetail {
-    account: &'static str,
+    account: String,
     subject: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     qgroup: Option<String>,
@@ -61,7 +60,7 @@ pub fn subsz(monitor: &MonitorState, query: &Query) -> Result<Subsz, MonitorErro
             .skip(offset)
             .take(limit)
             .map(|s| SubDetail {
-                account: GLOBAL_ACCOUNT,
+                account: s.account,
                 subject: s.subject,
                 qgroup: s.queue,
                 sid: s.sid,

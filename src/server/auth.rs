@@ -15,39 +15,49 @@ use crate::protocol::connect::ConnectOptions;
 /// Raw bytes of a nonce; sent base64url-encoded (15 characters), as nats-server does.
 const NONCE_RAW_BYTES: usize = 11;
 
+/// What an authenticated client is given: its permissions (`None`: no restrictions) and its
+/// account (`None`: the global account).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    pub permissions: Option<Arc<Permissions>>,
+    pub account: Option<String>,
+}
+
+impl Grant {
+    fn of(user: &UserAuth) -> Self {
+        Self {
+            permissions: user.permissions.clone(),
+            account: user.account.clone(),
+        }
+    }
+}
+
 /// Whether the credentials in `opts` satisfy `auth` (for a connection whose INFO carried
 /// `nonce`).
 pub fn is_authorized(auth: &AuthConfig, opts: &ConnectOptions, nonce: &[u8]) -> bool {
     authorize(auth, opts, nonce).is_some()
 }
 
-/// Checks the credentials in `opts`: `None` if they do not satisfy `auth`, else the
-/// permissions of the user they name (`Some(None)`: no restrictions). `nonce` is what the
+/// Checks the credentials in `opts`: `None` if they do not satisfy `auth`, else what the
+/// user they name is granted. `nonce` is what the
 /// connection's INFO carried, which an nkey user must have signed.
-pub fn authorize(
-    auth: &AuthConfig,
-    opts: &ConnectOptions,
-    nonce: &[u8],
-) -> Option<Option<Arc<Permissions>>> {
+pub fn authorize(auth: &AuthConfig, opts: &ConnectOptions, nonce: &[u8]) -> Option<Grant> {
     match auth {
         AuthConfig::Users(users) => match opts.nkey.as_deref() {
             Some(nkey) => {
                 let user = users.iter().find(|u| u.nkey.as_deref() == Some(nkey))?;
-                signed_nonce(nkey, opts.sig.as_deref()?, nonce).then(|| user.permissions.clone())
+                signed_nonce(nkey, opts.sig.as_deref()?, nonce).then(|| Grant::of(user))
             }
-            None => password_user(users, opts).map(|u| u.permissions.clone()),
+            None => password_user(users, opts).map(Grant::of),
         },
-        _ => check_single(auth, opts).then_some(None),
+        _ => check_single(auth, opts).then(Grant::default),
     }
 }
 
 /// `verify_and_map`: the user whose name is the first of the client certificate's names that
 /// one has (e-mail, DNS name, URI, subject; see `cert_identity`). No password is asked: the
 /// verified certificate is the credential.
-pub fn authorize_mapped(
-    auth: &AuthConfig,
-    identities: &[String],
-) -> Option<Option<Arc<Permissions>>> {
+pub fn authorize_mapped(auth: &AuthConfig, identities: &[String]) -> Option<Grant> {
     let AuthConfig::Users(users) = auth else {
         return None;
     };
@@ -55,20 +65,20 @@ pub fn authorize_mapped(
         users
             .iter()
             .find(|u| u.nkey.is_none() && u.user == *name)
-            .map(|u| u.permissions.clone())
+            .map(Grant::of)
     })
 }
 
-/// `no_auth_user`: the permissions of the user (by name or nkey) a client without credentials
+/// `no_auth_user`: the grant of the user (by name or nkey) a client without credentials
 /// is taken for; `None` if there is no such user.
-pub fn authorize_default(auth: &AuthConfig, name: &str) -> Option<Option<Arc<Permissions>>> {
+pub fn authorize_default(auth: &AuthConfig, name: &str) -> Option<Grant> {
     let AuthConfig::Users(users) = auth else {
         return None;
     };
     users
         .iter()
         .find(|u| u.nkey.as_deref() == Some(name) || (u.nkey.is_none() && u.user == name))
-        .map(|u| u.permissions.clone())
+        .map(Grant::of)
 }
 
 /// Whether CONNECT carries no credentials at all.
@@ -237,11 +247,11 @@ mod tests {
             },
         ]);
         assert_eq!(
-            authorize(&auth, &opts(Some("admin"), Some("a"), None), b""),
+            authorize(&auth, &opts(Some("admin"), Some("a"), None), b"").map(|g| g.permissions),
             Some(None)
         );
         assert_eq!(
-            authorize(&auth, &opts(Some("app"), Some("b"), None), b""),
+            authorize(&auth, &opts(Some("app"), Some("b"), None), b"").map(|g| g.permissions),
             Some(Some(limited))
         );
         assert_eq!(

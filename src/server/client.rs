@@ -12,11 +12,13 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::time::{sleep, Instant};
 
+use super::accounts::Account;
 use super::auth::{authorize, authorize_default, authorize_mapped, presents_nothing};
 use super::conn_stats::ClientMeta;
 use super::outbound::{ClientHandle, CloseReason, Enqueued, Owner, Subscription};
 use super::permissions::{self, Permissions};
 use super::protocol_trace;
+use super::reply_grants::ReplyGrants;
 use super::router::{Deliveries, Publisher};
 use super::security_log;
 use super::ServerState;
@@ -45,6 +47,9 @@ const STALL_PROGRESS_WAIT: Duration = Duration::from_millis(50);
 /// The reading side of one connection.
 pub(super) struct Connection {
     state: Arc<ServerState>,
+    /// The account the connection's subscriptions and publishes belong to: the global one
+    /// until CONNECT names a user of another.
+    account: Arc<Account>,
     handle: Arc<ClientHandle>,
     /// The challenge this connection's INFO carried, for an nkey user to sign.
     nonce: Option<String>,
@@ -83,6 +88,7 @@ impl Connection {
         };
         let rng = 0x9E37_79B9_7F4A_7C15 ^ handle.id.wrapping_mul(0xD134_2543_DE82_EF95) | 1;
         Self {
+            account: state.accounts.global().clone(),
             state,
             handle,
             nonce,
@@ -229,7 +235,12 @@ impl Connection {
                 (false, _) => authorize(auth, &opts, nonce),
             };
             match granted {
-                Some(perms) => self.set_permissions(perms),
+                Some(grant) => {
+                    if !self.connected {
+                        self.join_account(grant.account.as_deref())?;
+                    }
+                    self.set_permissions(grant.permissions)
+                }
                 None => {
                     let peer = self.handle.stats.peer;
                     security_log::authentication_failed(peer, self.handle.id, &opts);
@@ -248,11 +259,29 @@ impl Connection {
             name: opts.name.clone(),
             lang: opts.lang.clone(),
             version: opts.version.clone(),
+            account: self.account.name.clone(),
         });
         self.opts = opts;
         self.connected = true;
         self.ok();
         Ok(())
+    }
+
+    /// Moves the connection into its user's account (before it has subscribed to anything).
+    fn join_account(&mut self, name: Option<&str>) -> Result<(), CloseReason> {
+        let Some(name) = name else {
+            return Ok(());
+        };
+        match self.state.accounts.get(name) {
+            Some(account) => {
+                debug_assert!(self.handle.subs.lock().map_or(true, |s| s.is_empty()));
+                self.account = account.clone();
+                Ok(())
+            }
+            // Configurations are checked at start; a user of an account that does not exist
+            // cannot get in.
+            None => Err(self.fail(&ProtocolError::AuthorizationViolation)),
+        }
     }
 
     /// Whether this connection's user is the one its client certificate names.
@@ -271,6 +300,9 @@ impl Connection {
             // A second CONNECT cannot change the user's permissions: the first one stands.
             let _ = self.handle.deny_deliveries.set(p.clone());
         }
+        if let Some(rule) = perms.as_ref().and_then(|p| p.responses) {
+            let _ = self.handle.reply_grants.set(ReplyGrants::new(rule));
+        }
         if self.perms.is_none() {
             self.perms = perms;
         }
@@ -285,7 +317,11 @@ impl Connection {
             self.error(&ProtocolError::InvalidPublishSubject);
         }
         if let Some(perms) = &self.perms {
-            if !perms.publish.permits_publish(&msg.subject) {
+            let response = || {
+                let grants = self.handle.reply_grants.get();
+                grants.is_some_and(|g| g.take(&msg.subject))
+            };
+            if !perms.publish.permits_publish(&msg.subject) && !response() {
                 let (peer, cid) = (self.handle.stats.peer, self.handle.id);
                 security_log::publish_violation(peer, cid, &self.opts, &msg.subject);
                 let text = permissions::publish_violation(&msg.subject);
@@ -310,7 +346,7 @@ impl Connection {
             echo: self.opts.echo,
         };
         let delivered =
-            self.state
+            self.account
                 .router
                 .route(&from, &msg, &mut self.cache, &mut self.out, &mut self.rng);
         if delivered == 0 && self.opts.no_responders {
@@ -322,7 +358,7 @@ impl Connection {
 
     /// Tells a requester nobody is listening: a 503 status on its own reply subscription.
     fn send_no_responders(&mut self, subject: &[u8], reply: &Bytes) {
-        let matches = self.state.router.lookup(reply, &mut self.cache);
+        let matches = self.account.router.lookup(reply, &mut self.cache);
         let Some(sub) = matches
             .plain
             .iter()
@@ -385,7 +421,7 @@ impl Connection {
             }
         };
         if is_new {
-            self.state.router.subscribe(sub);
+            self.account.router.subscribe(sub);
         }
         self.ok();
     }
@@ -399,7 +435,7 @@ impl Connection {
             let delivered = sub.delivered.load(Ordering::Acquire);
             match max_msgs {
                 Some(max) if max > delivered => sub.max_msgs.store(max, Ordering::Release),
-                _ => self.state.router.remove_subscription(&sub),
+                _ => self.account.router.remove_subscription(&sub),
             }
         }
         self.ok();
@@ -412,7 +448,7 @@ impl Connection {
             subs.drain().map(|(_, s)| s).collect()
         };
         for sub in subs {
-            self.state.router.unsubscribe(&sub);
+            self.account.router.unsubscribe(&sub);
         }
     }
 

@@ -73,6 +73,8 @@ pub struct UserAuth {
     pub nkey: Option<String>,
     /// `None`: everything is allowed.
     pub permissions: Option<std::sync::Arc<super::permissions::Permissions>>,
+    /// The account the user belongs to; `None` is the global account.
+    pub account: Option<String>,
 }
 
 /// Everything `jetlog server` can be told.
@@ -104,7 +106,12 @@ pub struct ServerConfig {
     /// or nkey of `AuthConfig::Users`), and INFO stops saying `auth_required`.
     pub no_auth_user: Option<String>,
     /// The account's JetStream limits (`accounts { A: { jetstream { max_streams, … } } }`).
+    /// The global account's JetStream limits, when no accounts are configured.
     pub account_limits: super::AccountLimits,
+    /// `accounts { … }`; empty runs every client in the global account.
+    pub accounts: Vec<super::accounts::AccountSettings>,
+    /// `system_account`; `None` is `$SYS`.
+    pub system_account: Option<String>,
     /// `jetstream { strict: true }`: JetStream API requests with fields the server does not
     /// know are refused instead of having those fields ignored (nats-server 2.11's option).
     pub js_strict: bool,
@@ -139,6 +146,8 @@ impl Default for ServerConfig {
             max_file_store: None,
             jetstream: true,
             account_limits: super::AccountLimits::default(),
+            accounts: Vec::new(),
+            system_account: None,
             no_auth_user: None,
             js_strict: false,
             js_domain: None,

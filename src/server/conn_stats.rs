@@ -18,6 +18,8 @@ pub struct ClientMeta {
     pub name: Option<String>,
     pub lang: Option<String>,
     pub version: Option<String>,
+    /// The account the connection belongs to; empty until CONNECT.
+    pub account: String,
 }
 
 /// Messages and bytes (headers plus payload, as nats-server counts them) in each direction.

@@ -2,6 +2,7 @@
 //! shutdown. Protocol rules live in `protocol`, routing decisions in `broker`; this layer moves
 //! bytes and time between the socket and them.
 
+pub mod accounts;
 pub mod auth;
 mod cert_identity;
 mod client;
@@ -14,6 +15,7 @@ mod jetstream;
 mod outbound;
 pub mod permissions;
 mod protocol_trace;
+mod reply_grants;
 mod router;
 mod security_log;
 pub mod tls;
@@ -33,11 +35,10 @@ use tokio::task::JoinSet;
 pub use config::{AuthConfig, ServerConfig, SyncMode, UserAuth};
 pub use conn_stats::{ClientMeta, Traffic};
 pub use jetstream::AccountLimits;
-use jetstream::JetStream;
 use outbound::{ClientHandle, CloseReason, WriteSink};
-use router::Router;
 pub use view::{
-    ConnectionReport, JetStreamReport, ServerReport, ServerView, StreamReport, SubscriptionReport,
+    AccountReport, ConnectionReport, JetStreamReport, ServerReport, ServerView, StreamReport,
+    SubscriptionReport,
 };
 
 use crate::protocol::connect::{ServerInfo, NATS_COMPAT_VERSION};
@@ -49,7 +50,7 @@ const SHUTDOWN_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 /// State every connection shares.
 pub(crate) struct ServerState {
     config: ServerConfig,
-    router: Arc<Router>,
+    accounts: accounts::Accounts,
     clients: Mutex<HashMap<u64, Arc<ClientHandle>>>,
     next_client_id: AtomicU64,
     info: ServerInfo,
@@ -93,8 +94,6 @@ impl ServerState {
 pub struct Server {
     listener: TcpListener,
     state: Arc<ServerState>,
-    /// `None` when JetStream is off.
-    jetstream: Option<Arc<JetStream>>,
 }
 
 impl Server {
@@ -136,32 +135,15 @@ impl Server {
             None => None,
         };
         let auth_uses_nonce = config.auth.as_ref().is_some_and(AuthConfig::uses_nonce);
-        let router = Arc::new(Router::default());
-        let jetstream = match config.jetstream {
-            true => Some(JetStream::start(
-                router.clone(),
-                &config.store_dir,
-                sync_policy(config.sync),
-                info.server_name.clone(),
-                jetstream::JetStreamSettings {
-                    limits: jetstream::StorageLimits::new(
-                        config.max_memory_store,
-                        config.max_file_store,
-                    ),
-                    account: config.account_limits.clone(),
-                    domain: config.js_domain.clone(),
-                    strict: config.js_strict,
-                },
-            )?),
-            false => None,
-        };
+        let accounts =
+            accounts::Accounts::start(&config, &info.server_name, sync_policy(config.sync))?;
         let js_domain_api_prefix = config
             .js_domain
             .as_ref()
             .map(|d| format!("$JS.{d}.API.").into_bytes());
         let state = Arc::new(ServerState {
             config,
-            router,
+            accounts,
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
             info,
@@ -172,11 +154,7 @@ impl Server {
             tls,
             auth_uses_nonce,
         });
-        Ok(Self {
-            listener,
-            state,
-            jetstream,
-        })
+        Ok(Self { listener, state })
     }
 
     /// The address actually bound.
@@ -191,7 +169,7 @@ impl Server {
 
     /// A read-only window on the server's state, for monitoring.
     pub fn view(&self) -> ServerView {
-        ServerView::new(self.state.clone(), self.jetstream.clone())
+        ServerView::new(self.state.clone())
     }
 
     /// Serves clients until `shutdown` resolves, then stops accepting, lets every connection
@@ -219,7 +197,7 @@ impl Server {
         drop(self.listener);
         // Stream actors finish (and sync) what was queued before connections are closed, so
         // their last acknowledgements can still be flushed to the publishers.
-        if let Some(jetstream) = self.jetstream.clone() {
+        for (_, jetstream) in self.state.accounts.jetstreams() {
             let _ = tokio::task::spawn_blocking(move || jetstream.shutdown()).await;
         }
         let clients: Vec<_> = lock(&self.state.clients).values().cloned().collect();
@@ -400,10 +378,19 @@ async fn serve(state: Arc<ServerState>, socket: TcpStream, peer: SocketAddr) {
 
 /// A server id in nats-server's shape: 56 upper-case characters starting with `N`.
 fn new_server_id() -> String {
+    format!("N{}", random_chars(55))
+}
+
+/// A short random token (for reply subjects that must not collide between imports).
+fn new_token() -> String {
+    random_chars(8)
+}
+
+/// `n` random characters of base32's alphabet.
+fn random_chars(n: usize) -> String {
     use std::hash::{BuildHasher, Hasher};
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut id = String::with_capacity(56);
-    id.push('N');
+    let mut id = String::with_capacity(n);
     let mut seed = {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u128(
@@ -413,7 +400,7 @@ fn new_server_id() -> String {
         );
         h.finish() | 1
     };
-    while id.len() < 56 {
+    while id.len() < n {
         let r = router::next_random(&mut seed);
         id.push(char::from(ALPHABET[(r % 32) as usize]));
     }

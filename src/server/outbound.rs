@@ -104,6 +104,23 @@ pub enum Owner {
     /// A component inside the server (the JetStream API, a stream): messages are handed over
     /// through a bounded channel, whose capacity pushes back on the publisher.
     Internal(InternalSink),
+    /// A way into another account (an import, or the replies of one): the message is routed
+    /// on into that account's subscriptions on the publisher's own task.
+    Forward(Arc<dyn Forward>),
+}
+
+/// Carries a message across an account boundary, where an export and an import allow it.
+pub trait Forward: Send + Sync {
+    /// Routes `msg`, matched here on `subject` (its own subject, or a JetStream delivery's
+    /// deliver subject), into the other account; true if anything there took it.
+    fn forward(
+        &self,
+        subject: &[u8],
+        msg: &crate::protocol::Publish,
+        out: &mut super::router::Deliveries,
+    ) -> bool;
+    /// Whether anything in the other account would take a message on `subject`.
+    fn has_interest(&self, subject: &[u8]) -> bool;
 }
 
 /// Where an internal subscription's messages go.
@@ -164,7 +181,7 @@ impl Subscription {
     pub fn client(&self) -> Option<&Arc<ClientHandle>> {
         match &self.owner {
             Owner::Client(client) => Some(client),
-            Owner::Internal(_) => None,
+            Owner::Internal(_) | Owner::Forward(_) => None,
         }
     }
 
@@ -203,6 +220,8 @@ pub struct ClientHandle {
     /// deny anything: deliveries on denied subjects are skipped (a wildcard subscription may
     /// overlap a denied subject).
     pub deny_deliveries: std::sync::OnceLock<Arc<super::permissions::Permissions>>,
+    /// Set when the user has `allow_responses`: the reply subjects it may answer.
+    pub reply_grants: std::sync::OnceLock<super::reply_grants::ReplyGrants>,
     /// Identity and inbound counters, for monitoring.
     pub stats: ConnectionStats,
 }
@@ -235,6 +254,7 @@ impl ClientHandle {
             headers: AtomicBool::new(false),
             subs: Mutex::new(HashMap::new()),
             deny_deliveries: std::sync::OnceLock::new(),
+            reply_grants: std::sync::OnceLock::new(),
             stats: ConnectionStats::new(peer),
         }
     }

@@ -52,6 +52,31 @@ impl SubjectRule {
 pub struct Permissions {
     pub publish: SubjectRule,
     pub subscribe: SubjectRule,
+    /// `allow_responses`: the reply subjects of messages delivered to the user may be
+    /// published to, whatever `publish` says.
+    pub responses: Option<ResponsePermission>,
+}
+
+/// How long `allow_responses: true` lets a reply be answered (nats-server's
+/// `DEFAULT_ALLOW_RESPONSE_EXPIRATION`).
+pub const DEFAULT_RESPONSE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How far `allow_responses` goes for each message received with a reply subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponsePermission {
+    /// Responses allowed to one reply subject.
+    pub max: u64,
+    /// How long after delivery they are allowed; `None` has no limit.
+    pub expires: Option<std::time::Duration>,
+}
+
+impl Default for ResponsePermission {
+    fn default() -> Self {
+        Self {
+            max: 1,
+            expires: Some(DEFAULT_RESPONSE_EXPIRY),
+        }
+    }
 }
 
 /// nats-server's text for a refused publish (sent as `-ERR '<text>'`).

@@ -92,7 +92,7 @@ impl Deliveries {
 fn excludes(sub: &Subscription, subject: &[u8]) -> bool {
     match &sub.owner {
         Owner::Internal(sink) => sink.exclude.iter().any(|p| subject_matches(*p, subject)),
-        Owner::Client(_) => false,
+        Owner::Client(_) | Owner::Forward(_) => false,
     }
 }
 
@@ -166,8 +166,19 @@ impl Router {
     /// Whether anything subscribes to `subject` (a push consumer delivers only while its
     /// deliver subject has interest). Not cached: deliver subjects are per consumer.
     pub fn has_interest(&self, subject: &[u8]) -> bool {
-        let list = self.sublist.read().unwrap_or_else(|p| p.into_inner());
-        !list.matches(subject).is_empty()
+        let matches = {
+            let list = self.sublist.read().unwrap_or_else(|p| p.into_inner());
+            list.matches(subject)
+        };
+        let interested = |sub: &Arc<Subscription>| match &sub.owner {
+            Owner::Forward(forward) => forward.has_interest(subject),
+            Owner::Client(_) | Owner::Internal(_) => !excludes(sub, subject),
+        };
+        matches.plain.iter().any(interested)
+            || matches
+                .queues
+                .iter()
+                .any(|group| group.members.iter().any(interested))
     }
 
     /// Delivers `msg` to every matching subscription (one member per queue group). Returns
@@ -198,7 +209,7 @@ impl Router {
         let mut delivered = 0;
         for sub in &matches.plain {
             if !from.skips(sub) && !excludes(sub, route_subject) {
-                delivered += usize::from(self.deliver(sub, msg, out));
+                delivered += usize::from(self.deliver(sub, route_subject, msg, out));
             }
         }
         for group in &matches.queues {
@@ -210,7 +221,7 @@ impl Router {
                 if from.skips(sub) || closed {
                     continue;
                 }
-                if self.deliver(sub, msg, out) {
+                if self.deliver(sub, route_subject, msg, out) {
                     delivered += 1;
                     break;
                 }
@@ -220,7 +231,13 @@ impl Router {
     }
 
     /// Queues `msg` for one subscription; false if it could not take it.
-    fn deliver(&self, sub: &Arc<Subscription>, msg: &Publish, out: &mut Deliveries) -> bool {
+    fn deliver(
+        &self,
+        sub: &Arc<Subscription>,
+        route_subject: &[u8],
+        msg: &Publish,
+        out: &mut Deliveries,
+    ) -> bool {
         let last = match claim(sub) {
             Claim::Skip => return false,
             Claim::Deliver => false,
@@ -228,6 +245,7 @@ impl Router {
         };
         let taken = match &sub.owner {
             Owner::Client(client) => deliver_to_client(client, sub, msg, out),
+            Owner::Forward(forward) => forward.forward(route_subject, msg, out),
             Owner::Internal(sink) => {
                 let delivery = InternalDelivery {
                     tag: sink.tag,
@@ -257,6 +275,9 @@ fn deliver_to_client(
         if perms.subscribe.denies_delivery(&msg.subject) {
             return false;
         }
+    }
+    if let (Some(grants), Some(reply)) = (client.reply_grants.get(), &msg.reply) {
+        grants.grant(reply);
     }
     let headers = if client.headers.load(Ordering::Relaxed) {
         msg.headers.as_deref()

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::conn_stats::{ClientMeta, Traffic};
-use super::jetstream::JetStream;
 pub use super::jetstream::{JetStreamReport, StreamReport};
 use super::outbound::ClientHandle;
 use super::{lock, ServerConfig, ServerState};
@@ -18,7 +17,6 @@ use super::{lock, ServerConfig, ServerState};
 #[derive(Clone)]
 pub struct ServerView {
     state: Arc<ServerState>,
-    jetstream: Option<Arc<JetStream>>,
 }
 
 /// The server as a whole, at one moment.
@@ -55,6 +53,8 @@ pub struct SubscriptionReport {
     /// Its UNSUB max; 0 when it has none.
     pub max: u64,
     pub cid: u64,
+    /// The account of the connection that made it.
+    pub account: String,
 }
 
 /// One client connection.
@@ -70,6 +70,21 @@ pub struct ConnectionReport {
     pub num_subscriptions: usize,
     /// Listed only when asked for; empty otherwise.
     pub subscriptions: Vec<SubscriptionReport>,
+}
+
+/// One account, at one moment.
+#[derive(Debug, Clone)]
+pub struct AccountReport {
+    pub name: String,
+    pub is_system: bool,
+    pub jetstream: bool,
+    /// Subscriptions in the account's index, its internal ones included.
+    pub subscriptions: usize,
+    pub connections: usize,
+    /// Traffic of the account's open connections.
+    pub traffic: Traffic,
+    /// What the configuration says of it; `None` for the implicit `$G` and `$SYS`.
+    pub settings: Option<super::accounts::AccountSettings>,
 }
 
 /// A connection's traffic in both directions.
@@ -89,6 +104,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn subscriptions_of(handle: &ClientHandle) -> Vec<SubscriptionReport> {
+    let account = handle.stats.meta().account;
     lock(&handle.subs)
         .values()
         .map(|sub| SubscriptionReport {
@@ -98,13 +114,14 @@ fn subscriptions_of(handle: &ClientHandle) -> Vec<SubscriptionReport> {
             msgs: sub.delivered.load(Ordering::Relaxed),
             max: sub.max_msgs.load(Ordering::Relaxed),
             cid: handle.id,
+            account: account.clone(),
         })
         .collect()
 }
 
 impl ServerView {
-    pub(super) fn new(state: Arc<ServerState>, jetstream: Option<Arc<JetStream>>) -> Self {
-        Self { state, jetstream }
+    pub(super) fn new(state: Arc<ServerState>) -> Self {
+        Self { state }
     }
 
     pub fn server(&self) -> ServerReport {
@@ -118,7 +135,13 @@ impl ServerView {
             }
             (clients.len(), traffic)
         };
-        let (subscriptions, inserts, removes) = state.router.sublist_stats();
+        let (mut subscriptions, mut inserts, mut removes) = (0, 0, 0);
+        for account in state.accounts.all() {
+            let (n, i, r) = account.router.sublist_stats();
+            subscriptions += n;
+            inserts += i;
+            removes += r;
+        }
         ServerReport {
             server_id: state.info.server_id.clone(),
             server_name: state.info.server_name.clone(),
@@ -182,12 +205,77 @@ impl ServerView {
 
     /// Whether JetStream has begun shutting down (health checks fail from then on).
     pub fn jetstream_stopping(&self) -> bool {
-        self.jetstream.as_ref().is_some_and(|js| js.is_stopping())
+        let jetstreams = self.state.accounts.jetstreams();
+        jetstreams.iter().any(|(_, js)| js.is_stopping())
     }
 
-    /// Streams and API counters; consumer infos only `with_consumers`, since each costs a
-    /// pending count. `None` when JetStream is off.
+    /// Streams and API counters of every account, together; consumer infos only
+    /// `with_consumers`, since each costs a pending count. `None` when JetStream is off.
     pub fn jetstream(&self, with_consumers: bool) -> Option<JetStreamReport> {
-        self.jetstream.as_ref().map(|js| js.report(with_consumers))
+        if !self.state.config.jetstream {
+            return None;
+        }
+        let mut total = JetStreamReport {
+            store_dir: self.state.config.store_dir.clone(),
+            max_memory: self.state.config.max_memory_store,
+            max_storage: self.state.config.max_file_store,
+            domain: self.state.config.js_domain.clone(),
+            ..JetStreamReport::default()
+        };
+        for (_, report) in self.jetstream_accounts(with_consumers) {
+            total.api_total += report.api_total;
+            total.api_errors += report.api_errors;
+            total.streams.extend(report.streams);
+        }
+        Some(total)
+    }
+
+    /// Each account with JetStream and its report, by account name.
+    pub fn jetstream_accounts(&self, with_consumers: bool) -> Vec<(String, JetStreamReport)> {
+        let jetstreams = self.state.accounts.jetstreams();
+        jetstreams
+            .into_iter()
+            .map(|(name, js)| (name, js.report(with_consumers)))
+            .collect()
+    }
+
+    /// The name of the system account.
+    pub fn system_account(&self) -> String {
+        self.state.accounts.system_account().to_string()
+    }
+
+    /// Every account, by name, with its connections counted and their traffic summed.
+    pub fn accounts(&self) -> Vec<AccountReport> {
+        let accounts = &self.state.accounts;
+        let connections = self.connections(false);
+        accounts
+            .all()
+            .map(|account| {
+                let mine = connections
+                    .iter()
+                    .filter(|c| c.meta.account == account.name);
+                let mut traffic = Traffic::default();
+                let mut count = 0;
+                for c in mine {
+                    traffic.add(c.traffic);
+                    count += 1;
+                }
+                AccountReport {
+                    name: account.name.clone(),
+                    is_system: account.name == accounts.system_account(),
+                    jetstream: account.jetstream.is_some(),
+                    subscriptions: account.router.sublist_stats().0,
+                    connections: count,
+                    traffic,
+                    settings: self
+                        .state
+                        .config
+                        .accounts
+                        .iter()
+                        .find(|a| a.name == account.name)
+                        .cloned(),
+                }
+            })
+            .collect()
     }
 }

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod accounts;
 mod tls;
 mod users;
 mod values;
@@ -70,8 +71,10 @@ pub struct FileSettings {
     pub allow_non_tls: Option<bool>,
     /// `no_auth_user`: the user a client without credentials is taken for.
     pub no_auth_user: Option<String>,
-    /// The one account's `jetstream { … }` limits.
-    pub account_limits: crate::server::AccountLimits,
+    /// `accounts { … }`.
+    pub accounts: Vec<crate::server::accounts::AccountSettings>,
+    /// `system_account`: the account of the server's own requests and events.
+    pub system_account: Option<String>,
 }
 
 /// A config file's settings and the warnings to log once logging is set up.
@@ -117,7 +120,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "resolver",
         "operator mode (JWT accounts) is not implemented",
     ),
-    ("system_account", "the system account is not implemented"),
     ("mappings", "subject mappings are not implemented"),
 ];
 
@@ -142,6 +144,17 @@ pub fn map_document(document: &Document) -> Result<LoadedConfig, ConfigFileError
     for entry in root.effective() {
         mapper.top_level(entry)?;
     }
+    let s = &mapper.loaded.settings;
+    if let (false, Some(entry)) = (s.accounts.is_empty(), root.get("authorization")) {
+        if s.user.is_some() || s.token.is_some() {
+            let what = if s.token.is_some() {
+                "a token"
+            } else {
+                "a single user/pass"
+            };
+            return Err(invalid(entry, format!("Can not have {what} and accounts")));
+        }
+    }
     Ok(mapper.loaded)
 }
 
@@ -158,15 +171,9 @@ impl Mapper<'_> {
         match entry.key.as_str() {
             "strict" => {}
             "accounts" => {
-                if s.users.is_some() {
-                    return Err(invalid(
-                        entry,
-                        "users are given twice (accounts and authorization)",
-                    ));
-                }
-                let (users, limits) = users::single_account(entry)?;
-                s.users = Some(users);
-                s.account_limits = limits;
+                let (accounts, users) = accounts::accounts(entry)?;
+                s.accounts = accounts;
+                merge_users(entry, &mut s.users, users)?;
             }
             "listen" => {
                 let (host, port) = listen(entry)?;
@@ -182,6 +189,7 @@ impl Mapper<'_> {
             "https_port" => s.https_port = Some(port(entry, true)?),
             "allow_non_tls" => s.allow_non_tls = Some(boolean(entry)?),
             "no_auth_user" => s.no_auth_user = Some(string(entry)?),
+            "system_account" | "system" => s.system_account = Some(string(entry)?),
             "http_host" => s.http_host = Some(ip(entry)?),
             "http" => {
                 let (host, port) = listen(entry)?;
@@ -275,13 +283,8 @@ impl Mapper<'_> {
                 "password" | "pass" => s.password = Some(string(inner)?),
                 "token" => s.token = Some(string(inner)?),
                 "timeout" => s.auth_timeout = Some(seconds(inner)?),
-                "users" if s.users.is_some() => {
-                    return Err(invalid(
-                        inner,
-                        "users are given twice (accounts and authorization)",
-                    ))
-                }
-                "users" => s.users = Some(users::users(inner, block)?),
+                // Users of `authorization` are the global account's, beside the accounts' own.
+                "users" => merge_users(inner, &mut s.users, users::users(inner, block)?)?,
                 // Read with `users`, which it applies to.
                 "default_permissions" => {}
                 "permissions" => {
@@ -343,6 +346,25 @@ impl Mapper<'_> {
         ));
         Ok(())
     }
+}
+
+/// Adds users read from one block to those read from another; a user in both is an error.
+fn merge_users(
+    entry: &Entry,
+    known: &mut Option<Vec<crate::server::UserAuth>>,
+    more: Vec<crate::server::UserAuth>,
+) -> Result<(), ConfigFileError> {
+    if more.is_empty() {
+        return Ok(());
+    }
+    let list = known.get_or_insert_with(Vec::new);
+    for user in more {
+        if list.iter().any(|u| accounts::same_user(u, &user)) {
+            return Err(accounts::duplicate_user(entry, &user));
+        }
+        list.push(user);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

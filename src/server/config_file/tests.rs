@@ -63,14 +63,13 @@ fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
             "tls { cert_file: c, key_file: k, ocsp_peer: true }\n",
             "s.conf:1:34: ocsp_peer is not supported",
         ),
-        ("accounts {}\n", "s.conf:1:1: accounts is not supported"),
+        (
+            "accounts { A: { mappings: { a: b } } }\n",
+            "s.conf:1:17: mappings is not supported",
+        ),
         (
             "accounts { A: { users: [{user: a, password: b}], jetstream: { max_file: 2K } } }\n",
             "s.conf:1:63: max_file is not supported by jetlog yet: this account JetStream limit is not enforced yet",
-        ),
-        (
-            "authorization {\n  users: [{user: a, password: b, permissions: {\n allow_responses: true }}]\n}\n",
-            "s.conf:3:2: allow_responses is not supported",
         ),
         (
             "authorization {\n  user: a, password: b, permissions: {}\n}\n",
@@ -301,34 +300,107 @@ fn a_user_without_a_password_has_an_empty_one() {
 }
 
 #[test]
-fn one_account_with_users_and_jetstream_is_served() {
+fn accounts_bring_their_users_jetstream_exports_and_imports() {
     let text = r#"
 accounts {
   APP: {
     jetstream: enabled
-    users: [ { user: a, password: b, permissions: { publish: "x.>" } } ]
+    users: [ { user: a, password: b, permissions: { publish: "x.>", allow_responses: { max: 3, expires: "1s" } } } ]
+    exports: [
+      { stream: "events.>" }
+      { service: "svc.*", response_type: stream, response_threshold: "5s", accounts: [OTHER] }
+    ]
+  }
+  OTHER: {
+    users: [ { user: c } ]
+    imports: [
+      { stream: { account: APP, subject: "events.>" }, prefix: app }
+      { service: { account: APP, subject: "svc.*" }, to: "app.svc.*" }
+    ]
   }
 }
+system_account: OTHER
 "#;
-    let users = load_text(text).unwrap().settings.users.expect("users");
+    let settings = load_text(text).unwrap().settings;
+    let users = settings.users.expect("users");
     assert_eq!(users[0].user, "a");
+    assert_eq!(users[0].account.as_deref(), Some("APP"));
+    assert_eq!(users[1].account.as_deref(), Some("OTHER"));
+    let perms = users[0].permissions.as_ref().unwrap();
+    assert_eq!(perms.publish.allow, vec!["x.>"]);
     assert_eq!(
-        users[0].permissions.as_ref().unwrap().publish.allow,
-        vec!["x.>"]
+        perms.responses,
+        Some(crate::server::permissions::ResponsePermission {
+            max: 3,
+            expires: Some(Duration::from_secs(1))
+        })
     );
+    assert_eq!(settings.system_account.as_deref(), Some("OTHER"));
+    let (app, other) = (&settings.accounts[0], &settings.accounts[1]);
+    assert!(app.jetstream.is_some() && other.jetstream.is_none());
+    assert_eq!(app.exports.len(), 2);
+    assert_eq!(other.imports[0].local, "app.events.>");
+    assert_eq!(other.imports[1].local, "app.svc.*");
+    assert!(other.imports[1].service);
+}
+
+#[test]
+fn inconsistent_accounts_are_refused_with_the_reason() {
     for (text, expected) in [
         (
-            "accounts { A: { users: [{user: a, password: b}] }, B: { users: [{user: c, password: d}] } }\n",
-            "more than one account is not implemented",
+            "accounts { A: { users: [{user: a}] }, B: { users: [{user: a}] } }\n",
+            "Duplicate user \"a\" detected",
         ),
         (
-            "accounts { A: { users: [{user: a, password: b}], exports: [] } }\n",
-            "exports is not supported",
+            "accounts { A: {}, B: { imports: [{ stream: { account: A, subject: x } }] } }\n",
+            "Error adding stream import \"x\": stream import not authorized",
         ),
-        ("accounts { A: { jetstream: enabled } }\n", "the account needs a users list"),
         (
-            "accounts { A: { users: [{user: a, password: b}] } }\nauthorization { users: [{user: c, password: d}] }\n",
-            "users are given twice",
+            "accounts { A: { exports: [{ stream: x, accounts: [C] }] }, B: { imports: [{ stream: { account: A, subject: x } }] } }\n",
+            "\"C\" account not defined for stream export",
+        ),
+        (
+            "accounts { A: { exports: [{ stream: x, accounts: [C] }] }, B: { imports: [{ stream: { account: A, subject: x } }] }, C: {} }\n",
+            "stream import not authorized",
+        ),
+        (
+            "accounts { A: { exports: [{ stream: q }], imports: [{ stream: { account: B, subject: q } }] }, \
+             B: { exports: [{ stream: q }], imports: [{ stream: { account: A, subject: q } }] } }\n",
+            "Error adding stream import \"q\": import forms a cycle",
+        ),
+        (
+            "accounts { A: { exports: [{ stream: \"q.>\" }] }, B: { imports: [{ stream: { account: A, subject: \"q.>\" }, prefix: \"p.*\" }] } }\n",
+            "stream import prefix can not contain wildcard tokens",
+        ),
+        (
+            "accounts { A: { users: [{user: a}] } }\nauthorization { users: [{user: a}] }\n",
+            "Duplicate user \"a\" detected",
+        ),
+        (
+            "authorization { user: x, password: y }\naccounts { A: {} }\n",
+            "Can not have a single user/pass and accounts",
+        ),
+        ("accounts { $G: {} }\n", "\"$G\" is a Reserved Account"),
+        (
+            "accounts { A: { exports: [{ stream: x }] }, B: { imports: [{ service: { account: A, subject: x } }] } }\n",
+            "Error adding service import \"x\": service import not authorized",
+        ),
+        (
+            "accounts { B: { imports: [{ stream: { account: NOPE, subject: x } }] } }\n",
+            "\"NOPE\" account not defined for stream import",
+        ),
+        (
+            "accounts { A: { exports: [{ service: x }], imports: [{ service: { account: B, subject: y }, to: x }] }, \
+             B: { exports: [{ service: y }], imports: [{ service: { account: A, subject: x }, to: y }] } }\n",
+            "Error adding service import \"y\": import forms a cycle (A -> B -> A",
+        ),
+        (
+            "accounts { A: { exports: [{ stream: \"x.*\" }] }, B: { imports: [{ stream: { account: A, subject: \"x.*\" }, to: \"y.>\" }] } }\n",
+            "cannot stand for",
+        ),
+        (
+            "accounts { A: { exports: [{ service: x, response_type: many }] } }\n",
+            "Unknown response type: \"many\"",
         ),
     ] {
         let message = load_text(text).unwrap_err().to_string();

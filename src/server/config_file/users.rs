@@ -4,64 +4,22 @@
 //!
 //! A permission is written as nats-server accepts it: a subject (`publish: "orders.>"`), a
 //! list of subjects (the allow list), or a block `{ allow: ..., deny: ... }` whose parts are
-//! each a subject or a list. `allow_responses` (temporary publish rights to reply subjects) is
-//! refused rather than ignored: a responder would otherwise be refused at its first reply.
+//! each a subject or a list. `allow_responses` gives temporary publish rights to the reply
+//! subjects of messages the user received.
 
 use std::sync::Arc;
 
-use super::values::{invalid, map, string, unsupported};
+use super::values::{duration, invalid, map, string, unsupported};
 use super::ConfigFileError;
 use crate::conf::{Entry, Item, Map, Value};
 use crate::protocol::subject::is_valid_subject;
-use crate::server::permissions::{Permissions, SubjectRule};
+use crate::server::permissions::{Permissions, ResponsePermission, SubjectRule};
 use crate::server::{AccountLimits, UserAuth};
-
-/// Reads `accounts { <name>: { users: [...], jetstream: enabled } }` with exactly one account:
-/// jetlog serves one account, so its users are the server's users. More than one account, or
-/// account features (imports, exports, limits), are refused rather than merged or ignored.
-pub fn single_account(entry: &Entry) -> Result<(Vec<UserAuth>, AccountLimits), ConfigFileError> {
-    let accounts = map(entry)?;
-    let mut names = accounts.effective();
-    let (Some(account), None) = (names.next(), names.next()) else {
-        return Err(unsupported(
-            entry,
-            "one account is served; more than one account is not implemented",
-        ));
-    };
-    let block = map(account)?;
-    let mut users_found = None;
-    let mut limits = AccountLimits::default();
-    for field in block.effective() {
-        match field.key.as_str() {
-            "users" => users_found = Some(users(field, block)?),
-            "default_permissions" => {}
-            "jetstream" => match &field.item.value {
-                Value::Bool(true) => {}
-                Value::Map(block) => limits = account_limits(block)?,
-                Value::String(s) if s == "enabled" || s == "enable" => {}
-                _ => {
-                    return Err(unsupported(
-                        field,
-                        "JetStream is always enabled for the one account",
-                    ))
-                }
-            },
-            _ => {
-                return Err(unsupported(
-                    field,
-                    "account features other than users and jetstream are not implemented",
-                ))
-            }
-        }
-    }
-    let users = users_found.ok_or_else(|| invalid(account, "the account needs a users list"))?;
-    Ok((users, limits))
-}
 
 /// An account's `jetstream { … }` limits, with nats-server's key names (`parseJetStreamForAccount`).
 /// A negative number means no limit, as there. The storage and ack-pending limits are
 /// refused: they are not enforced yet, and a limit must never be accepted and ignored.
-fn account_limits(block: &Map) -> Result<AccountLimits, ConfigFileError> {
+pub(super) fn account_limits(block: &Map) -> Result<AccountLimits, ConfigFileError> {
     let mut limits = AccountLimits::default();
     let number = |entry: &Entry| match entry.item.value {
         Value::Integer(n) => Ok(u64::try_from(n).ok()),
@@ -208,14 +166,47 @@ fn parse_permissions(entry: &Entry) -> Result<Permissions, ConfigFileError> {
         match field.key.as_str() {
             "publish" | "pub" => perms.publish = rule(field)?,
             "subscribe" | "sub" => perms.subscribe = rule(field)?,
-            "allow_responses" | "responses" => return Err(unsupported(
-                field,
-                "response permissions are not implemented; allow publishing to _INBOX.> instead",
-            )),
+            "allow_responses" | "publish_allow_responses" => perms.responses = responses(field)?,
             _ => return Err(invalid(field, "expected publish or subscribe")),
         }
     }
+    // As nats-server: a responder without a publish allow list may publish nothing but
+    // responses.
+    if perms.responses.is_some() && perms.publish.allow.is_empty() {
+        perms.publish.deny = vec![">".to_string()];
+    }
     Ok(perms)
+}
+
+/// `allow_responses: true | false | { max, expires }`: how many responses each received
+/// request may get, and for how long (nats-server's defaults: one, within two minutes).
+fn responses(entry: &Entry) -> Result<Option<ResponsePermission>, ConfigFileError> {
+    match &entry.item.value {
+        Value::Bool(on) => Ok(on.then(ResponsePermission::default)),
+        Value::Map(block) => {
+            let mut rule = ResponsePermission::default();
+            for field in block.effective() {
+                match field.key.as_str() {
+                    // 0 keeps the default, a negative number has no limit (as nats-server).
+                    "max" | "max_msgs" | "max_messages" | "max_responses" => {
+                        rule.max = match field.item.value {
+                            Value::Integer(n) if n > 0 => n as u64,
+                            Value::Integer(0) => ResponsePermission::default().max,
+                            Value::Integer(_) => u64::MAX,
+                            _ => return Err(invalid(field, "expected a number of responses")),
+                        }
+                    }
+                    "expires" | "expiration" | "ttl" => {
+                        let d = duration(field)?;
+                        rule.expires = (!d.is_zero()).then_some(d).or(rule.expires);
+                    }
+                    _ => return Err(invalid(field, "expected max or expires")),
+                }
+            }
+            Ok(Some(rule))
+        }
+        _ => Err(invalid(entry, "expected true, false or { max, expires }")),
+    }
 }
 
 /// A subject, a list of subjects (allowed), or `{ allow, deny }`.

@@ -244,7 +244,8 @@ pub struct JetStream {
 
 /// What JetStream is told besides where it stores: its limits, domain and decoding rule.
 pub struct JetStreamSettings {
-    pub limits: StorageLimits,
+    /// The server-wide storage limits, shared by every account's JetStream.
+    pub limits: Arc<StorageLimits>,
     pub account: AccountLimits,
     pub domain: Option<String>,
     pub strict: bool,
@@ -279,7 +280,7 @@ impl JetStream {
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
-            limits: Arc::new(limits),
+            limits,
             domain,
             alarm: Arc::new(timer::Alarm::default()),
             strict,
