@@ -128,3 +128,71 @@ fn clients_without_credentials_become_the_no_auth_user() {
         assert!(stderr.contains(expected), "{expected}: {stderr}");
     }
 }
+
+/// An account's `max_file`: a stream reserving more than it leaves is refused at create
+/// (10047), and publishes past what the account's streams may hold get 10002 while another
+/// account, held only to the server's limit, keeps storing.
+#[tokio::test]
+async fn an_accounts_storage_limit_binds_its_streams_and_no_one_elses() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("storage.conf");
+    std::fs::write(
+        &conf,
+        "accounts {\n  SMALL: { users: [{ user: small }], jetstream: { max_file: 2KB } }\n  BIG: { users: [{ user: big }], jetstream: enabled }\n}\n",
+    )
+    .unwrap();
+    let server = TestServer::start(&["-c", conf.to_str().unwrap()]);
+    let js = |user: &'static str| {
+        let url = server.url();
+        async move {
+            let client = common::within(
+                "connect",
+                async_nats::ConnectOptions::with_user_and_password(user.into(), "".into())
+                    .connect(url),
+            )
+            .await
+            .expect("connect");
+            async_nats::jetstream::new(client)
+        }
+    };
+    let (small, big) = (js("small").await, js("big").await);
+    let config = |max_bytes: i64| async_nats::jetstream::stream::Config {
+        name: "S".into(),
+        subjects: vec!["s.>".into()],
+        max_bytes,
+        ..Default::default()
+    };
+    let err = small.create_stream(config(4096)).await.unwrap_err();
+    assert!(err.to_string().contains("10047"), "{err}");
+    small
+        .create_stream(config(-1))
+        .await
+        .expect("an unlimited stream");
+    big.create_stream(config(-1)).await.expect("BIG's stream");
+    let payload = bytes::Bytes::from(vec![b'x'; 600]);
+    let mut refused = None;
+    for n in 0..10 {
+        match small
+            .publish(format!("s.{n}"), payload.clone())
+            .await
+            .unwrap()
+            .await
+        {
+            Ok(_) => continue,
+            Err(e) => {
+                refused = Some((n, e.to_string()));
+                break;
+            }
+        }
+    }
+    let (n, text) = refused.expect("SMALL's publishes stop at 2KB");
+    assert!((2..=4).contains(&n), "stopped after {n} messages");
+    assert!(text.contains("10002"), "{text}");
+    for n in 0..10 {
+        big.publish(format!("s.{n}"), payload.clone())
+            .await
+            .unwrap()
+            .await
+            .expect("BIG is not held to SMALL's limit");
+    }
+}

@@ -134,7 +134,12 @@ impl Accounts {
                     sync,
                     server_name.to_string(),
                     jetstream::JetStreamSettings {
-                        limits: limits.clone(),
+                        account_name: account.name.clone(),
+                        limits: Arc::new(StorageLimits::for_account(
+                            limits.clone(),
+                            account_limits.max_memory,
+                            account_limits.max_file,
+                        )),
                         account: account_limits,
                         domain: config.js_domain.clone(),
                         strict: config.js_strict,

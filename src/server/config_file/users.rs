@@ -17,8 +17,8 @@ use crate::server::permissions::{Permissions, ResponsePermission, SubjectRule};
 use crate::server::{AccountLimits, UserAuth};
 
 /// An account's `jetstream { … }` limits, with nats-server's key names (`parseJetStreamForAccount`).
-/// A negative number means no limit, as there. The storage and ack-pending limits are
-/// refused: they are not enforced yet, and a limit must never be accepted and ignored.
+/// A negative number means no limit, as there. `max_ack_pending` is refused: it is not
+/// enforced yet, and a limit must never be accepted and ignored.
 pub(super) fn account_limits(block: &Map) -> Result<AccountLimits, ConfigFileError> {
     let mut limits = AccountLimits::default();
     let number = |entry: &Entry| match entry.item.value {
@@ -39,6 +39,10 @@ pub(super) fn account_limits(block: &Map) -> Result<AccountLimits, ConfigFileErr
             }
             "disk_max_stream_bytes" | "store_max_stream_bytes" => {
                 limits.store_max_stream_bytes = number(entry)?
+            }
+            "max_memory" | "max_mem" | "mem" | "memory" => limits.max_memory = number(entry)?,
+            "max_store" | "max_file" | "max_disk" | "store" | "disk" => {
+                limits.max_file = number(entry)?
             }
             _ => {
                 return Err(unsupported(

@@ -16,6 +16,10 @@ pub struct AccountLimits {
     pub max_bytes_required: bool,
     pub memory_max_stream_bytes: Option<u64>,
     pub store_max_stream_bytes: Option<u64>,
+    /// Bytes all the account's memory streams may hold (`max_mem`).
+    pub max_memory: Option<u64>,
+    /// Bytes all the account's file streams may hold (`max_file`).
+    pub max_file: Option<u64>,
 }
 
 impl AccountLimits {
@@ -111,6 +115,7 @@ mod tests {
             max_bytes_required: true,
             memory_max_stream_bytes: Some(100),
             store_max_stream_bytes: Some(1000),
+            ..AccountLimits::default()
         };
         let code = |r: Result<(), ApiError>| r.err().map(|e| e.err_code);
         assert_eq!(

@@ -155,13 +155,13 @@ fn apply(
     let mut acks = Vec::new();
     if !publishes.is_empty() {
         let incoming: Vec<&Publish> = publishes.iter().map(|d| &d.msg).collect();
-        let fit = fitting(entry, &stream, &incoming);
+        let (fit, scope) = fitting(entry, &stream, &incoming);
         let before = stream.log().msgs();
         acks = stream.process(&incoming[..fit], now_ns);
         acks.extend(
             incoming[fit..]
                 .iter()
-                .map(|_| PubAck::Failed(crate::jetstream::ApiError::insufficient_resources())),
+                .map(|_| PubAck::Failed(scope.exceeded())),
         );
         if let Err(err) = stream.sync(Instant::now()) {
             // Nothing in this batch may be acknowledged as stored if it is not durable.
@@ -274,11 +274,16 @@ fn apply(
     acks
 }
 
-/// How many of `incoming`, from the front, fit in what the server-wide storage limit leaves.
-/// A message's size is counted as the store counts it (the record's length).
-fn fitting(entry: &StreamEntry, stream: &crate::jetstream::Stream, incoming: &[&Publish]) -> usize {
-    let Some(mut room) = entry.limits.room(stream.config().storage) else {
-        return incoming.len();
+/// How many of `incoming`, from the front, fit in what the storage limits (the account's and
+/// the server's) leave, and whose limit stops the rest. A message's size is counted as the
+/// store counts it (the record's length).
+fn fitting(
+    entry: &StreamEntry,
+    stream: &crate::jetstream::Stream,
+    incoming: &[&Publish],
+) -> (usize, super::limits::LimitScope) {
+    let Some((mut room, scope)) = entry.limits.room(stream.config().storage) else {
+        return (incoming.len(), super::limits::LimitScope::Server);
     };
     for (i, msg) in incoming.iter().enumerate() {
         let size = crate::store::record::record_len(
@@ -287,11 +292,11 @@ fn fitting(entry: &StreamEntry, stream: &crate::jetstream::Stream, incoming: &[&
             msg.payload.len(),
         ) as u64;
         if size > room {
-            return i;
+            return (i, scope);
         }
         room -= size;
     }
-    incoming.len()
+    (incoming.len(), scope)
 }
 
 /// `$JS.ACK.<stream>.<consumer>.<delivered>.<stream_seq>.<consumer_seq>.<ts>.<pending>`

@@ -35,27 +35,12 @@ impl JetStream {
         let existing = lock(&self.streams).len();
         self.account.check_stream(&config, Some(existing))?;
         self.check_overlap(&config, None)?;
-        self.check_reservation(&config)?;
+        self.limits.check_reservation(&self.account_name, &config)?;
         let created_ns = now_ns() as i64;
         self.catalog
             .put_stream(&config, created_ns)
             .map_err(ApiError::store_failed)?;
         self.open_stream(config, created_ns)
-    }
-
-    /// Rejects a `max_bytes` that does not fit beside the other streams' in the server-wide
-    /// storage limit.
-    fn check_reservation(&self, config: &StreamConfig) -> Result<(), ApiError> {
-        if self.limits.max(config.storage).is_none() {
-            return Ok(());
-        }
-        let others: Vec<StreamConfig> = self
-            .streams()
-            .iter()
-            .filter(|e| e.name != config.name)
-            .map(|e| e.lock().config().clone())
-            .collect();
-        self.limits.check_reservation(config, others.iter())
     }
 
     /// Rejects subjects that another stream already captures.
@@ -91,10 +76,11 @@ impl JetStream {
         self.account.check_stream(&config, None)?;
         entry.lock().check_consumer_limits(&old, &config)?;
         self.check_overlap(&config, Some(&config.name))?;
-        self.check_reservation(&config)?;
+        self.limits.check_reservation(&self.account_name, &config)?;
         self.catalog
             .put_stream(&config, created_ns)
             .map_err(ApiError::store_failed)?;
+        self.limits.reserve(&self.account_name, &config);
         entry.lock().update(config)?;
         self.resubscribe(&entry);
         Ok(entry)
@@ -117,6 +103,7 @@ impl JetStream {
         let storage = entry.lock().config().storage;
         let accounted = entry.accounted.swap(0, Ordering::Relaxed);
         self.limits.moved(storage, accounted, 0);
+        self.limits.release(&self.account_name, name);
         self.catalog
             .delete_stream(name)
             .map_err(ApiError::store_failed)?;

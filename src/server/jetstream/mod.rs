@@ -240,11 +240,15 @@ pub struct JetStream {
     strict: bool,
     /// The account's own JetStream limits.
     account: AccountLimits,
+    /// The account's name.
+    account_name: String,
 }
 
 /// What JetStream is told besides where it stores: its limits, domain and decoding rule.
 pub struct JetStreamSettings {
-    /// The server-wide storage limits, shared by every account's JetStream.
+    /// The account's name, which its stream reservations are kept under.
+    pub account_name: String,
+    /// The account's storage limits, within the server's.
     pub limits: Arc<StorageLimits>,
     pub account: AccountLimits,
     pub domain: Option<String>,
@@ -261,6 +265,7 @@ impl JetStream {
         settings: JetStreamSettings,
     ) -> Result<Arc<Self>, String> {
         let JetStreamSettings {
+            account_name,
             limits,
             account,
             domain,
@@ -285,6 +290,7 @@ impl JetStream {
             alarm: Arc::new(timer::Alarm::default()),
             strict,
             account,
+            account_name,
         });
         for (config, created_ns) in js
             .catalog
@@ -337,6 +343,7 @@ impl JetStream {
         created_ns: i64,
     ) -> Result<Arc<StreamEntry>, ApiError> {
         let name = config.name.clone();
+        self.limits.reserve(&self.account_name, &config);
         let stream = Stream::open(
             &self.stream_dir(&name),
             config,
