@@ -27,6 +27,7 @@ accounts {
       { service: "svc.>" }
       { service: "feed.>", response_type: stream }
       { stream: "private.>", accounts: [OTHER] }
+      { service: "$JS.API.>", accounts: [OTHER] }
     ]
   }
   OTHER: {
@@ -37,6 +38,7 @@ accounts {
       { stream: { account: APP, subject: "private.>" } }
       { service: { account: APP, subject: "svc.>" }, to: "app.svc.>" }
       { service: { account: APP, subject: "feed.>" } }
+      { service: { account: APP, subject: "$JS.API.>" }, to: "app.js.API.>" }
     ]
   }
   LONER: {
@@ -457,4 +459,124 @@ async fn monitoring_shows_each_account_on_its_own() {
     assert_eq!(loner_detail["stream_detail"][0]["name"], "KEEP");
     let app_detail = details.iter().find(|d| d["name"] == "APP").expect("APP");
     assert!(app_detail.get("stream_detail").is_none(), "{jsz}");
+}
+
+#[tokio::test]
+async fn buckets_direct_gets_and_deliveries_stay_in_their_account() {
+    let (server, _dir) = start();
+    let app_client = connect(&server, "app").await;
+    let app = async_nats::jetstream::new(app_client.clone());
+    let loner_client = connect(&server, "loner").await;
+    let loner = async_nats::jetstream::new(loner_client.clone());
+    let bucket = within(
+        "APP's bucket",
+        app.create_key_value(async_nats::jetstream::kv::Config {
+            bucket: "cfg".into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("bucket");
+    bucket.put("secret", "app-only".into()).await.expect("put");
+    assert!(
+        loner.get_key_value("cfg").await.is_err(),
+        "LONER sees APP's bucket"
+    );
+    let own = within(
+        "LONER's bucket",
+        loner.create_key_value(async_nats::jetstream::kv::Config {
+            bucket: "cfg".into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("LONER's own cfg");
+    assert_eq!(own.get("secret").await.expect("get"), None);
+
+    // A direct get in LONER reaches LONER's stream of that name, never APP's.
+    let reply = within(
+        "direct get",
+        loner_client.request("$JS.API.DIRECT.GET.KV_cfg.$KV.cfg.secret", "".into()),
+    )
+    .await
+    .expect("answered");
+    assert_ne!(reply.payload, Bytes::from("app-only"));
+    assert_eq!(
+        reply.status,
+        Some(async_nats::StatusCode::NOT_FOUND),
+        "{reply:?}"
+    );
+
+    // A push consumer delivers only inside its own account.
+    let mut app_sub = app_client.subscribe("deliver.here").await.unwrap();
+    let mut loner_sub = loner_client.subscribe("deliver.here").await.unwrap();
+    settle(&app_client).await;
+    settle(&loner_client).await;
+    let stream = within(
+        "stream",
+        app.create_stream(async_nats::jetstream::stream::Config {
+            name: "EVENTS".into(),
+            subjects: vec!["ev.>".into()],
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("stream");
+    stream
+        .create_consumer(async_nats::jetstream::consumer::push::Config {
+            durable_name: Some("PUSH".into()),
+            deliver_subject: "deliver.here".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("push consumer");
+    app.publish("ev.1", "e".into())
+        .await
+        .unwrap()
+        .await
+        .expect("stored");
+    assert_eq!(take(&mut app_sub, 1).await.len(), 1);
+    assert!(
+        drain(&mut loner_sub).await.is_empty(),
+        "a delivery crossed accounts"
+    );
+}
+
+#[tokio::test]
+async fn another_accounts_jetstream_is_reached_only_through_an_import() {
+    let (server, _dir) = start();
+    let app = async_nats::jetstream::new(connect(&server, "app").await);
+    within(
+        "APP's stream",
+        app.create_stream(async_nats::jetstream::stream::Config {
+            name: "SHARED".into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("stream");
+    let other = connect(&server, "other").await;
+    let through_import = async_nats::jetstream::with_prefix(other.clone(), "app.js.API");
+    let info = within("info through the import", through_import.query_account())
+        .await
+        .expect("APP's account info");
+    assert_eq!(info.streams, 1);
+    let mut shared = within(
+        "stream through the import",
+        through_import.get_stream("SHARED"),
+    )
+    .await
+    .expect("APP's SHARED");
+    assert_eq!(shared.info().await.unwrap().config.name, "SHARED");
+    // OTHER's own JetStream does not have it, and LONER has no way in at all.
+    let own = async_nats::jetstream::new(other);
+    assert!(own.get_stream("SHARED").await.is_err());
+    let loner = connect(&server, "loner").await;
+    let err = within(
+        "LONER tries APP's prefix",
+        loner.request("app.js.API.INFO", "".into()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
 }
