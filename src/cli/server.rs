@@ -506,6 +506,8 @@ async fn serve(launch: Launch) -> Result<(), String> {
     let tls = config.tls.clone();
     let server = Server::bind(config.clone()).await?;
     let local = server.local_addr().map_err(|e| e.to_string())?;
+    crate::monitor::system::start(server.view())
+        .map_err(|e| format!("cannot start the system account's responder: {e}"))?;
     let monitor_tls = if config.monitor_tls {
         server.tls()
     } else {

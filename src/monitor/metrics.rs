@@ -173,7 +173,10 @@ pub fn metrics(monitor: &MonitorState) -> String {
                 .iter()
                 .map(|s| {
                     (
-                        vec![("stream", s.info.config.name.as_str())],
+                        vec![
+                            ("account", s.account.as_str()),
+                            ("stream", s.info.config.name.as_str()),
+                        ],
                         value(&s.info.state) as f64,
                     )
                 })
@@ -212,10 +215,11 @@ pub fn metrics(monitor: &MonitorState) -> String {
             let samples: Vec<_> = js
                 .streams
                 .iter()
-                .flat_map(|s| s.consumers.iter())
-                .map(|c| {
+                .flat_map(|s| s.consumers.iter().map(move |c| (s.account.as_str(), c)))
+                .map(|(account, c)| {
                     (
                         vec![
+                            ("account", account),
                             ("stream", c.stream_name.as_str()),
                             ("consumer", c.name.as_str()),
                         ],

@@ -31,6 +31,13 @@ impl Query {
         Ok(Self { params })
     }
 
+    /// Parameters given otherwise than in a URL (the JSON options of a system request).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self {
+            params: pairs.into_iter().collect(),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.params.get(name).map(String::as_str)
     }

@@ -21,6 +21,8 @@ const NONCE_RAW_BYTES: usize = 11;
 pub struct Grant {
     pub permissions: Option<Arc<Permissions>>,
     pub account: Option<String>,
+    /// The user's name (or nkey); `None` for a single user/password or token.
+    pub user: Option<String>,
 }
 
 impl Grant {
@@ -28,6 +30,7 @@ impl Grant {
         Self {
             permissions: user.permissions.clone(),
             account: user.account.clone(),
+            user: Some(user.nkey.clone().unwrap_or_else(|| user.user.clone())),
         }
     }
 }

@@ -70,6 +70,8 @@ pub(super) struct Connection {
     last_activity: Instant,
     /// The authenticated user's permissions; `None` allows everything.
     perms: Option<Arc<Permissions>>,
+    /// The authenticated user's name, for events and monitoring.
+    user: Option<String>,
     /// Messages and bytes this client has published, published to `handle.stats` per read.
     in_msgs: u64,
     in_bytes: u64,
@@ -103,6 +105,7 @@ impl Connection {
             pings_out: 0,
             last_activity: Instant::now() - Duration::from_secs(3600),
             perms: None,
+            user: None,
             in_msgs: 0,
             in_bytes: 0,
         }
@@ -238,6 +241,7 @@ impl Connection {
                 Some(grant) => {
                     if !self.connected {
                         self.join_account(grant.account.as_deref())?;
+                        self.user = grant.user.clone();
                     }
                     self.set_permissions(grant.permissions)
                 }
@@ -260,7 +264,12 @@ impl Connection {
             lang: opts.lang.clone(),
             version: opts.version.clone(),
             account: self.account.name.clone(),
+            user: self.user.clone(),
         });
+        if !self.connected {
+            self.state
+                .client_event(&self.handle, super::events::Kind::Connect);
+        }
         self.opts = opts;
         self.connected = true;
         self.ok();

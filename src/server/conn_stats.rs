@@ -20,6 +20,8 @@ pub struct ClientMeta {
     pub version: Option<String>,
     /// The account the connection belongs to; empty until CONNECT.
     pub account: String,
+    /// The user it authenticated as, where users are configured.
+    pub user: Option<String>,
 }
 
 /// Messages and bytes (headers plus payload, as nats-server counts them) in each direction.

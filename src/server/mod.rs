@@ -9,6 +9,7 @@ mod client;
 pub mod config;
 pub mod config_file;
 mod conn_stats;
+mod events;
 mod interest_watch;
 mod internal;
 mod jetstream;
@@ -18,6 +19,7 @@ mod protocol_trace;
 mod reply_grants;
 mod router;
 mod security_log;
+pub mod system;
 pub mod tls;
 mod view;
 
@@ -360,6 +362,8 @@ async fn serve(state: Arc<ServerState>, socket: TcpStream, peer: SocketAddr) {
     };
     handle.close(reason);
     conn.remove_all_subscriptions();
+    let closed = handle.close_reason().unwrap_or(reason);
+    state.client_event(&handle, events::Kind::Disconnect(closed));
     if handle.close_reason() == Some(CloseReason::SlowConsumer) {
         state.slow_consumers.fetch_add(1, Ordering::Relaxed);
     }

@@ -239,6 +239,20 @@ impl ServerView {
             .collect()
     }
 
+    /// Answers the system account's requests (`$SYS.REQ.>`) with `handler`, on a thread.
+    pub fn serve_system_requests(
+        &self,
+        subjects: Vec<String>,
+        handler: super::system::SystemHandler,
+    ) -> std::io::Result<()> {
+        super::system::serve(&self.state.accounts, subjects, handler)
+    }
+
+    /// The `server` block of a system reply (nats-server's `ServerInfo`), numbered.
+    pub fn system_server_block(&self) -> serde_json::Value {
+        serde_json::to_value(self.state.server_block()).unwrap_or_default()
+    }
+
     /// The name of the system account.
     pub fn system_account(&self) -> String {
         self.state.accounts.system_account().to_string()

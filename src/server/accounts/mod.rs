@@ -167,6 +167,13 @@ impl Accounts {
         for account in &all {
             wire_imports(&by_name, &all, account, &mut wiring)?;
         }
+        let system_account = by_name
+            .get(&system)
+            .cloned()
+            .ok_or_else(|| "the system account is missing".to_string())?;
+        for account in by_name.values().filter(|a| a.name != system) {
+            wire_system_imports(account, &system_account, &mut wiring)?;
+        }
         if !config.accounts.is_empty() {
             report(config, &by_name, &system);
         }
@@ -245,6 +252,7 @@ fn wire_imports(
         .get(&account.name)
         .ok_or_else(|| missing(&account.name))?;
     for (n, import) in account.imports.iter().enumerate() {
+        let n = n.to_string();
         let exporter = by_name
             .get(&import.account)
             .ok_or_else(|| missing(&import.account))?;
@@ -277,25 +285,82 @@ fn wire_imports(
                 settings::ResponseType::Singleton,
                 DEFAULT_RESPONSE_THRESHOLD,
             ));
-        let table_name = format!("{}{}", super::new_token(), n);
-        let responses = Arc::new(ResponseTable::new(
-            &table_name,
-            kind,
-            threshold,
-            Target::new(&importer.router),
-        ));
-        let back = forwarding(&responses.pattern(), responses.clone());
-        exporter.router.subscribe(back.clone());
-        wiring.push(back);
-        let map = SubjectMap::new(&import.local, &import.subject).map_err(|e| e.to_string())?;
-        let forward = Arc::new(ServiceImport {
-            target: Target::new(&exporter.router),
-            map,
-            responses,
-        });
-        let sub = forwarding(&import.local, forward);
-        importer.router.subscribe(sub.clone());
-        wiring.push(sub);
+        let remote = (exporter, import.subject.as_str());
+        let route = service_import(importer, remote, &import.local, kind, threshold, &n)?;
+        wiring.extend(route);
+    }
+    Ok(())
+}
+
+/// Wires a service import: requests on `local` in `importer` go to `remote` (an account and
+/// its subject), answers come back through a response table. Returns the subscriptions made.
+fn service_import(
+    importer: &Account,
+    remote: (&Arc<Account>, &str),
+    local: &str,
+    kind: settings::ResponseType,
+    threshold: std::time::Duration,
+    table: &str,
+) -> Result<[Arc<Subscription>; 2], String> {
+    let (exporter, subject) = remote;
+    let table_name = format!("{}{table}", super::new_token());
+    let responses = Arc::new(ResponseTable::new(
+        &table_name,
+        kind,
+        threshold,
+        Target::new(&importer.router),
+    ));
+    let back = forwarding(&responses.pattern(), responses.clone());
+    exporter.router.subscribe(back.clone());
+    let map = SubjectMap::new(local, subject).map_err(|e| e.to_string())?;
+    let forward = Arc::new(ServiceImport {
+        target: Target::new(&exporter.router),
+        map,
+        responses,
+    });
+    let sub = forwarding(local, forward);
+    importer.router.subscribe(sub.clone());
+    Ok([back, sub])
+}
+
+/// The system requests every other account may make about itself, as nats-server imports
+/// them for each account: (subject asked, the system account's subject with `{acc}` for the
+/// account's name).
+const SYSTEM_IMPORTS: &[(&str, &str)] = &[
+    ("$SYS.REQ.SERVER.PING.CONNZ", "$SYS.REQ.ACCOUNT.{acc}.CONNZ"),
+    (
+        "$SYS.REQ.ACCOUNT.PING.CONNZ",
+        "$SYS.REQ.ACCOUNT.{acc}.CONNZ",
+    ),
+    (
+        "$SYS.REQ.ACCOUNT.PING.STATZ",
+        "$SYS.REQ.ACCOUNT.{acc}.STATZ",
+    ),
+];
+
+/// Wires [`SYSTEM_IMPORTS`] into `account`. Accounts whose name is not one subject token
+/// cannot be named in a subject and get none.
+fn wire_system_imports(
+    account: &Arc<Account>,
+    system: &Arc<Account>,
+    wiring: &mut Vec<Arc<Subscription>>,
+) -> Result<(), String> {
+    let name = &account.name;
+    if name.is_empty() || name.contains(['.', '*', '>', ' ']) {
+        return Ok(());
+    }
+    for (n, (local, remote)) in SYSTEM_IMPORTS.iter().enumerate() {
+        let remote = remote.replace("{acc}", name);
+        let table = format!("S{n}");
+        let route = service_import(
+            account,
+            (system, &remote),
+            local,
+            settings::ResponseType::Singleton,
+            DEFAULT_RESPONSE_THRESHOLD,
+            &table,
+        )?;
+        wiring.extend(route);
     }
     Ok(())
 }

@@ -29,6 +29,8 @@ pub struct JetStreamReport {
 /// One stream, and its consumers when they were asked for.
 #[derive(Debug, Clone)]
 pub struct StreamReport {
+    /// The account the stream belongs to.
+    pub account: String,
     pub info: StreamInfo,
     pub consumers: Vec<ConsumerInfo>,
 }
@@ -54,7 +56,11 @@ impl JetStream {
                     .filter_map(|name| consumer_info(self, &entry, name).ok())
                     .collect();
             }
-            streams.push(StreamReport { info, consumers });
+            streams.push(StreamReport {
+                account: self.account_name.clone(),
+                info,
+                consumers,
+            });
         }
         JetStreamReport {
             store_dir: self.store_dir.clone(),
