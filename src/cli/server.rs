@@ -313,6 +313,7 @@ impl ServerArgs {
             account_limits: crate::server::AccountLimits::default(),
             accounts: file.accounts.clone(),
             system_account: file.system_account.clone(),
+            operator: file.operator.clone(),
             no_auth_user: file.no_auth_user.clone(),
             js_domain: file.js_domain,
             monitor_listen,

@@ -64,6 +64,8 @@ pub struct ConnectOptions {
     /// An nkey user's public key, and its signature of INFO's nonce (base64url).
     pub nkey: Option<String>,
     pub sig: Option<String>,
+    /// A user's JWT (operator mode); `sig` then signs the nonce with the user's key.
+    pub jwt: Option<String>,
     pub name: Option<String>,
     pub lang: Option<String>,
     pub version: Option<String>,
@@ -83,6 +85,7 @@ impl Default for ConnectOptions {
             auth_token: None,
             nkey: None,
             sig: None,
+            jwt: None,
             name: None,
             lang: None,
             version: None,

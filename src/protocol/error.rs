@@ -29,6 +29,9 @@ pub enum ProtocolError {
     /// Two server PINGs went unanswered. Fatal.
     #[error("Stale Connection")]
     StaleConnection,
+    /// The user's JWT (or its account's) expired while connected. Fatal.
+    #[error("User Authentication Expired")]
+    UserAuthenticationExpired,
     /// The server is at max_connections. Fatal.
     #[error("maximum connections exceeded")]
     MaxConnectionsExceeded,

@@ -108,7 +108,7 @@ fn password_user<'a>(users: &'a [UserAuth], opts: &ConnectOptions) -> Option<&'a
 
 /// Whether `sig` (base64url, or standard base64 as nats-server also takes) is `nkey`'s
 /// signature of `nonce`.
-fn signed_nonce(nkey: &str, sig: &str, nonce: &[u8]) -> bool {
+pub(super) fn signed_nonce(nkey: &str, sig: &str, nonce: &[u8]) -> bool {
     use base64::Engine;
     let engines = [
         base64::engine::general_purpose::URL_SAFE_NO_PAD,

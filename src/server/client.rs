@@ -72,6 +72,8 @@ pub(super) struct Connection {
     perms: Option<Arc<Permissions>>,
     /// The authenticated user's name, for events and monitoring.
     user: Option<String>,
+    /// When the user's JWT expires (operator mode): the connection ends then.
+    expires: Option<Instant>,
     /// Messages and bytes this client has published, published to `handle.stats` per read.
     in_msgs: u64,
     in_bytes: u64,
@@ -106,6 +108,7 @@ impl Connection {
             last_activity: Instant::now() - Duration::from_secs(3600),
             perms: None,
             user: None,
+            expires: None,
             in_msgs: 0,
             in_bytes: 0,
         }
@@ -118,7 +121,7 @@ impl Connection {
     ) -> CloseReason {
         let ping_interval = self.state.config.ping_interval;
         let max_pings_out = self.state.config.max_pings_out;
-        let auth_required = self.state.config.auth.is_some();
+        let auth_required = self.state.auth_required();
         let mut buf = BytesMut::with_capacity(QUIET_READ_BUFFER_BYTES);
         // Whether the last read filled all the room it had: the sign of a busy publisher.
         let mut filled = false;
@@ -165,6 +168,9 @@ impl Connection {
                 _ = &mut auth_deadline, if auth_required && !self.connected => {
                     return self.fail(&ProtocolError::AuthenticationTimeout);
                 }
+                _ = sleep_until_expiry(self.expires), if self.expires.is_some() => {
+                    return self.fail(&ProtocolError::UserAuthenticationExpired);
+                }
                 _ = self.handle.closed_elsewhere() => {
                     return self.handle.close_reason().unwrap_or(CloseReason::ServerShutdown);
                 }
@@ -194,9 +200,7 @@ impl Connection {
                 Ok(None) => return Ok(()),
                 Err(err) => return Err(self.fail(&err)),
             };
-            if !self.connected
-                && self.state.config.auth.is_some()
-                && !matches!(op, ClientOp::Connect(_))
+            if !self.connected && self.state.auth_required() && !matches!(op, ClientOp::Connect(_))
             {
                 let peer = self.handle.stats.peer;
                 security_log::authentication_failed(peer, self.handle.id, &self.opts);
@@ -229,7 +233,9 @@ impl Connection {
             Err(_) => return Err(self.fail(&ProtocolError::UnknownOperation)),
         };
         // The order of these checks is nats-server's (processConnect): credentials first.
-        if let Some(auth) = &self.state.config.auth {
+        if let Some(operator) = self.state.operator.clone() {
+            self.connect_with_jwt(&operator, &opts)?;
+        } else if let Some(auth) = &self.state.config.auth {
             let nonce = self.nonce.as_deref().unwrap_or("").as_bytes();
             let default_user = self.state.config.no_auth_user.as_deref();
             let granted = match (self.maps_certificates(), default_user) {
@@ -274,6 +280,36 @@ impl Connection {
         self.connected = true;
         self.ok();
         Ok(())
+    }
+
+    /// Operator mode: the user's JWT and the nonce signed with its key.
+    fn connect_with_jwt(
+        &mut self,
+        operator: &super::operator::Operator,
+        opts: &ConnectOptions,
+    ) -> Result<(), CloseReason> {
+        let nonce = self.nonce.as_deref().unwrap_or("").as_bytes();
+        let granted = match opts.jwt.as_deref() {
+            Some(token) => operator.authorize(token, opts.sig.as_deref(), nonce),
+            None => Err("no user JWT".to_string()),
+        };
+        match granted {
+            Ok(grant) => {
+                if !self.connected {
+                    self.join_account(Some(&grant.account))?;
+                    self.user = Some(grant.user.clone());
+                    self.expires = grant.expires.map(expiry_instant);
+                }
+                self.set_permissions(grant.permissions);
+                Ok(())
+            }
+            Err(why) => {
+                let peer = self.handle.stats.peer;
+                tracing::debug!(cid = self.handle.id, %peer, "JWT refused: {why}");
+                security_log::authentication_failed(peer, self.handle.id, opts);
+                Err(self.fail(&ProtocolError::AuthorizationViolation))
+            }
+        }
     }
 
     /// Moves the connection into its user's account (before it has subscribed to anything).
@@ -529,5 +565,20 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// The moment a JWT's `exp` (seconds since the Unix epoch) comes, on the runtime's clock.
+fn expiry_instant(exp: i64) -> Instant {
+    let now = crate::server::jwt::now_secs();
+    let left = u64::try_from(exp.saturating_sub(now)).unwrap_or(0);
+    Instant::now() + Duration::from_secs(left)
+}
+
+/// Waits until `expires` (never, when there is none).
+async fn sleep_until_expiry(expires: Option<Instant>) {
+    match expires {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

@@ -112,6 +112,8 @@ pub struct ServerConfig {
     pub accounts: Vec<super::accounts::AccountSettings>,
     /// `system_account`; `None` is `$SYS`.
     pub system_account: Option<String>,
+    /// Operator mode: trusted operators and the account resolver (then `accounts` is empty).
+    pub operator: Option<super::operator::OperatorConfig>,
     /// `jetstream { strict: true }`: JetStream API requests with fields the server does not
     /// know are refused instead of having those fields ignored (nats-server 2.11's option).
     pub js_strict: bool,
@@ -148,6 +150,7 @@ impl Default for ServerConfig {
             account_limits: super::AccountLimits::default(),
             accounts: Vec::new(),
             system_account: None,
+            operator: None,
             no_auth_user: None,
             js_strict: false,
             js_domain: None,

@@ -13,6 +13,8 @@ mod events;
 mod interest_watch;
 mod internal;
 mod jetstream;
+pub mod jwt;
+pub mod operator;
 mod outbound;
 pub mod permissions;
 mod protocol_trace;
@@ -70,6 +72,15 @@ pub(crate) struct ServerState {
     tls: Option<Arc<tls::Tls>>,
     /// Whether INFO carries a nonce for nkey users to sign.
     auth_uses_nonce: bool,
+    /// Operator mode: the trusted operators and the accounts' user checks.
+    operator: Option<Arc<operator::Operator>>,
+}
+
+impl ServerState {
+    /// Whether clients must authenticate (with configured users or JWTs).
+    fn auth_required(&self) -> bool {
+        self.config.auth.is_some() || self.operator.is_some()
+    }
 }
 
 /// The store's sync policy for the server's sync mode.
@@ -120,7 +131,8 @@ impl Server {
             headers: true,
             max_payload: config.max_payload_bytes,
             // nats-server: a default user means nobody has to authenticate.
-            auth_required: config.auth.is_some() && config.no_auth_user.is_none(),
+            auth_required: (config.auth.is_some() && config.no_auth_user.is_none())
+                || config.operator.is_some(),
             tls_required: config.tls.as_ref().is_some_and(|t| !t.allow_non_tls),
             tls_available: config.tls.as_ref().is_some_and(|t| t.allow_non_tls),
             tls_verify: config.tls.as_ref().is_some_and(|t| t.verify),
@@ -136,9 +148,26 @@ impl Server {
             )),
             None => None,
         };
-        let auth_uses_nonce = config.auth.as_ref().is_some_and(AuthConfig::uses_nonce);
-        let accounts =
-            accounts::Accounts::start(&config, &info.server_name, sync_policy(config.sync))?;
+        let auth_uses_nonce =
+            config.auth.as_ref().is_some_and(AuthConfig::uses_nonce) || config.operator.is_some();
+        let (operator, configured) = match &config.operator {
+            Some(settings) => {
+                let (operator, accounts) = operator_accounts(settings)?;
+                (Some(operator), accounts)
+            }
+            None => (None, config.accounts.clone()),
+        };
+        let system = config
+            .system_account
+            .clone()
+            .or_else(|| operator.as_ref().and_then(|o| o.system_account.clone()));
+        let accounts = accounts::Accounts::start(
+            &config,
+            &configured,
+            system,
+            &info.server_name,
+            sync_policy(config.sync),
+        )?;
         let js_domain_api_prefix = config
             .js_domain
             .as_ref()
@@ -155,6 +184,7 @@ impl Server {
             slow_consumers: AtomicU64::new(0),
             tls,
             auth_uses_nonce,
+            operator,
         });
         Ok(Self { listener, state })
     }
@@ -214,6 +244,29 @@ impl Server {
             tracing::warn!("some connections did not flush before shutdown");
         }
     }
+}
+
+/// Trusts the operators and reads every account JWT the resolver holds. An account whose JWT
+/// is bad is left out with an error in the log: the others are still served.
+fn operator_accounts(
+    settings: &operator::OperatorConfig,
+) -> Result<(Arc<operator::Operator>, Vec<accounts::AccountSettings>), String> {
+    let operator = Arc::new(operator::Operator::trust(settings)?);
+    let mut found = Vec::new();
+    for token in operator.stored_accounts()? {
+        match operator.account(&token) {
+            Ok((account, auth)) => {
+                operator.set_account(&account.name, auth);
+                found.push(account);
+            }
+            Err(err) => tracing::error!("account JWT refused: {err}"),
+        }
+    }
+    let dropped = accounts::settings::retain_valid_imports(&mut found);
+    for why in dropped {
+        tracing::warn!("import left out: {why}");
+    }
+    Ok((operator, found))
 }
 
 /// Connections the kernel may hold for us before we accept them. tokio's `bind` uses std's
@@ -391,7 +444,7 @@ fn new_token() -> String {
 }
 
 /// `n` random characters of base32's alphabet.
-fn random_chars(n: usize) -> String {
+pub(crate) fn random_chars(n: usize) -> String {
     use std::hash::{BuildHasher, Hasher};
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut id = String::with_capacity(n);

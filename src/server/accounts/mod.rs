@@ -92,21 +92,21 @@ impl Accounts {
     /// configuration was read; an inconsistency found here is still an error, never a panic.
     pub(super) fn start(
         config: &ServerConfig,
+        configured: &[AccountSettings],
+        system: Option<String>,
         server_name: &str,
         sync: crate::store::SyncPolicy,
     ) -> Result<Self, String> {
-        settings::check(&config.accounts).map_err(|e| e.to_string())?;
-        let mut all: Vec<AccountSettings> = config.accounts.clone();
-        let system = config
-            .system_account
-            .clone()
-            .unwrap_or_else(|| DEFAULT_SYSTEM_ACCOUNT.to_string());
+        settings::check(configured).map_err(|e| e.to_string())?;
+        let mut all: Vec<AccountSettings> = configured.to_vec();
+        let system = system.unwrap_or_else(|| DEFAULT_SYSTEM_ACCOUNT.to_string());
+        let only_global = configured.is_empty() && config.operator.is_none();
         for implicit in [GLOBAL_ACCOUNT, DEFAULT_SYSTEM_ACCOUNT] {
             if !all.iter().any(|a| a.name == implicit) {
                 all.push(AccountSettings {
                     name: implicit.to_string(),
                     // Without configured accounts, the global account is the server's one.
-                    jetstream: (implicit == GLOBAL_ACCOUNT && config.accounts.is_empty())
+                    jetstream: (implicit == GLOBAL_ACCOUNT && only_global)
                         .then(|| config.account_limits.clone()),
                     ..AccountSettings::default()
                 });
@@ -174,7 +174,7 @@ impl Accounts {
         for account in by_name.values().filter(|a| a.name != system) {
             wire_system_imports(account, &system_account, &mut wiring)?;
         }
-        if !config.accounts.is_empty() {
+        if !only_global {
             report(config, &by_name, &system);
         }
         let global = by_name

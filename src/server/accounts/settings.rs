@@ -253,3 +253,52 @@ fn find_cycle(edges: &[Edge<'_>], start: usize) -> Option<String> {
     names.extend(stack.iter().map(|e| edges[*e].to.0));
     Some(names.join(" -> "))
 }
+
+/// Leaves out the imports [`check`] would refuse (an account not known, a subject not
+/// exported to the importer, a way round), as nats-server leaves out the imports of account
+/// JWTs it cannot resolve; returns why each was left out. Of two accounts with one name, the
+/// later stands.
+pub fn retain_valid_imports(accounts: &mut Vec<AccountSettings>) -> Vec<String> {
+    let mut dropped = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut i = accounts.len();
+    while i > 0 {
+        i -= 1;
+        if !seen.insert(accounts[i].name.clone()) {
+            dropped.push(format!(
+                "account {} is given twice; the later JWT stands",
+                accounts[i].name
+            ));
+            accounts.remove(i);
+        }
+    }
+    for n in 0..accounts.len() {
+        let imports = std::mem::take(&mut accounts[n].imports);
+        let mut kept = Vec::new();
+        for import in imports {
+            match check_import(accounts, &accounts[n], &import) {
+                Ok(()) => kept.push(import),
+                Err(e) => dropped.push(format!("account {}: {e}", accounts[n].name)),
+            }
+        }
+        accounts[n].imports = kept;
+    }
+    loop {
+        let edges = edges(accounts);
+        let looping = (0..edges.len()).find(|n| find_cycle(&edges, *n).is_some());
+        let Some(mut n) = looping else {
+            return dropped;
+        };
+        for account in accounts.iter_mut() {
+            if n < account.imports.len() {
+                let import = account.imports.remove(n);
+                dropped.push(format!(
+                    "account {}: import {:?} forms a cycle",
+                    account.name, import.subject
+                ));
+                break;
+            }
+            n -= account.imports.len();
+        }
+    }
+}

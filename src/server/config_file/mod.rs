@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod accounts;
+mod operator;
 mod tls;
 mod users;
 mod values;
@@ -75,6 +76,8 @@ pub struct FileSettings {
     pub accounts: Vec<crate::server::accounts::AccountSettings>,
     /// `system_account`: the account of the server's own requests and events.
     pub system_account: Option<String>,
+    /// `operator` and `resolver` (with `resolver_preload`): operator mode.
+    pub operator: Option<crate::server::operator::OperatorConfig>,
 }
 
 /// A config file's settings and the warnings to log once logging is set up.
@@ -113,13 +116,10 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("websocket", "websocket clients are not implemented"),
     ("mqtt", "MQTT is not implemented"),
     (
-        "operator",
-        "operator mode (JWT accounts) is not implemented",
+        "trusted_keys",
+        "trust operators through their JWTs (operator)",
     ),
-    (
-        "resolver",
-        "operator mode (JWT accounts) is not implemented",
-    ),
+    ("trusted", "trust operators through their JWTs (operator)"),
     ("mappings", "subject mappings are not implemented"),
 ];
 
@@ -140,9 +140,31 @@ pub fn map_document(document: &Document) -> Result<LoadedConfig, ConfigFileError
         loaded: LoadedConfig::default(),
         strict,
         variables: &document.used_variables,
+        operators: Vec::new(),
+        resolver: None,
+        preload: Vec::new(),
     };
     for entry in root.effective() {
         mapper.top_level(entry)?;
+    }
+    if let Some(entry) = root.get("operator").or_else(|| root.get("operators")) {
+        let operators = std::mem::take(&mut mapper.operators);
+        let resolver = mapper.resolver.take();
+        let preload = std::mem::take(&mut mapper.preload);
+        let s = &mapper.loaded.settings;
+        if !s.accounts.is_empty() || s.users.is_some() || s.user.is_some() || s.token.is_some() {
+            return Err(invalid(
+                entry,
+                "operator mode takes its accounts and users from JWTs, not from accounts or authorization blocks",
+            ));
+        }
+        let config = operator::assemble(entry, operators, resolver, preload)?;
+        mapper.loaded.settings.operator = Some(config);
+    } else if let Some(entry) = root
+        .get("resolver")
+        .or_else(|| root.get("resolver_preload"))
+    {
+        return Err(invalid(entry, "a resolver needs an operator"));
     }
     let s = &mapper.loaded.settings;
     if let (false, Some(entry)) = (s.accounts.is_empty(), root.get("authorization")) {
@@ -163,6 +185,10 @@ struct Mapper<'a> {
     strict: bool,
     /// Keys that served as `$NAME` variables: not unknown, just definitions.
     variables: &'a [String],
+    /// Operator mode's parts, put together once the whole file is read.
+    operators: Vec<String>,
+    resolver: Option<crate::server::operator::ResolverConfig>,
+    preload: Vec<String>,
 }
 
 impl Mapper<'_> {
@@ -190,6 +216,13 @@ impl Mapper<'_> {
             "allow_non_tls" => s.allow_non_tls = Some(boolean(entry)?),
             "no_auth_user" => s.no_auth_user = Some(string(entry)?),
             "system_account" | "system" => s.system_account = Some(string(entry)?),
+            "operator" | "operators" | "root" | "roots" => {
+                self.operators = operator::operators(entry)?
+            }
+            "resolver" | "account_resolver" | "accounts_resolver" => {
+                self.resolver = Some(operator::resolver(entry)?)
+            }
+            "resolver_preload" => self.preload = operator::preload(entry)?,
             "http_host" => s.http_host = Some(ip(entry)?),
             "http" => {
                 let (host, port) = listen(entry)?;

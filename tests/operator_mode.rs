@@ -1,0 +1,306 @@
+//! Operator mode: accounts and users issued as JWTs (as `nsc` issues them), checked up the
+//! chain of trust. Users connect with `.creds` through async-nats; every JWT that is badly
+//! signed, expired, revoked or from an untrusted issuer is refused while the others work.
+
+mod common;
+
+use std::time::Duration;
+
+use async_nats::ConnectOptions;
+use common::{within, TestServer};
+use futures::StreamExt;
+use jetlog::server::jwt::{encode, now_secs};
+use nkeys::KeyPair;
+use serde_json::{json, Value};
+
+/// An operator and what it issues.
+struct Authority {
+    operator: KeyPair,
+    operator_jwt: String,
+}
+
+impl Authority {
+    fn new() -> Self {
+        let operator = KeyPair::new_operator();
+        let operator_jwt = encode(
+            json!({"sub": operator.public_key(), "name": "OP", "nats": {"type": "operator", "version": 2}}),
+            &operator,
+        );
+        Self {
+            operator,
+            operator_jwt,
+        }
+    }
+
+    /// An account JWT with `nats` fields merged over the defaults.
+    fn account(&self, account: &KeyPair, name: &str, nats: Value) -> String {
+        let mut body = json!({"type": "account", "version": 2});
+        merge(&mut body, nats);
+        encode(
+            json!({"sub": account.public_key(), "name": name, "nats": body}),
+            &self.operator,
+        )
+    }
+}
+
+fn merge(into: &mut Value, more: Value) {
+    if let (Some(map), Value::Object(more)) = (into.as_object_mut(), more) {
+        map.extend(more);
+    }
+}
+
+/// A user of `issuer` (an account or one of its signing keys): its JWT and `.creds` text.
+fn user(issuer: &KeyPair, name: &str, claims: Value, nats: Value) -> (KeyPair, String) {
+    let user = KeyPair::new_user();
+    let mut body = json!({"type": "user", "version": 2});
+    merge(&mut body, nats);
+    let mut all = json!({"sub": user.public_key(), "name": name, "nats": body});
+    merge(&mut all, claims);
+    let jwt = encode(all, issuer);
+    let creds = format!(
+        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        user.seed().expect("seed")
+    );
+    (user, creds)
+}
+
+fn start(
+    authority: &Authority,
+    accounts: &[(&KeyPair, String)],
+) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let preload: Vec<String> = accounts
+        .iter()
+        .map(|(key, jwt)| format!("  {}: \"{jwt}\"", key.public_key()))
+        .collect();
+    let conf = format!(
+        "operator: \"{}\"\nresolver: MEMORY\nresolver_preload: {{\n{}\n}}\n",
+        authority.operator_jwt,
+        preload.join("\n")
+    );
+    let path = dir.path().join("operator.conf");
+    std::fs::write(&path, conf).expect("write config");
+    let server = TestServer::start(&["-c", path.to_str().expect("utf-8 path")]);
+    (server, dir)
+}
+
+async fn connect(server: &TestServer, creds: &str) -> Result<async_nats::Client, String> {
+    let options = ConnectOptions::with_credentials(creds).map_err(|e| e.to_string())?;
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        options
+            .retry_on_initial_connect()
+            .max_reconnects(0)
+            .connect(server.url()),
+    )
+    .await
+    .map_err(|_| "timed out".to_string())?
+    .map_err(|e| e.to_string())
+}
+
+/// A raw connection that sent CONNECT with `jwt`, the nonce signed by `signer` (or not),
+/// followed by `then`.
+fn raw_session(
+    server: &TestServer,
+    jwt: &str,
+    signer: Option<&KeyPair>,
+    then: &str,
+) -> common::RawClient {
+    use base64::Engine;
+    let mut raw = server.raw();
+    let info = raw.read_info();
+    let nonce = info["nonce"]
+        .as_str()
+        .expect("a nonce in operator mode")
+        .to_string();
+    let sig = signer.map(|k| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(k.sign(nonce.as_bytes()).expect("sign"))
+    });
+    let hello = json!({"verbose": false, "jwt": jwt, "sig": sig});
+    raw.send(format!("CONNECT {hello}\r\n{then}").as_bytes());
+    raw
+}
+
+/// What the server answers a raw CONNECT (and a PING) carrying `jwt`.
+fn raw_connect(server: &TestServer, jwt: &str, signer: Option<&KeyPair>) -> String {
+    let mut raw = raw_session(server, jwt, signer, "PING\r\n");
+    let (got, _) = raw.read_for(Duration::from_secs(2));
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+fn jwt_of(creds: &str) -> String {
+    creds.lines().nth(1).expect("jwt line").to_string()
+}
+
+#[tokio::test]
+async fn jwt_users_connect_and_accounts_stay_apart() {
+    let authority = Authority::new();
+    let (a, b) = (KeyPair::new_account(), KeyPair::new_account());
+    let a_signer = KeyPair::new_account();
+    let a_jwt = authority.account(&a, "A", json!({"signing_keys": [a_signer.public_key()]}));
+    let b_jwt = authority.account(&b, "B", json!({}));
+    let (server, _dir) = start(&authority, &[(&a, a_jwt), (&b, b_jwt)]);
+    let (_, alice) = user(&a, "alice", json!({}), json!({}));
+    let (_, bob) = user(&b, "bob", json!({}), json!({}));
+    // Issued by the account's signing key, naming the account.
+    let (_, carol) = user(
+        &a_signer,
+        "carol",
+        json!({}),
+        json!({"issuer_account": a.public_key()}),
+    );
+    let alice = connect(&server, &alice).await.expect("alice connects");
+    let bob = connect(&server, &bob).await.expect("bob connects");
+    let carol = connect(&server, &carol).await.expect("carol connects");
+    let mut alice_sub = alice.subscribe("news").await.unwrap();
+    let mut bob_sub = bob.subscribe("news").await.unwrap();
+    alice.flush().await.unwrap();
+    bob.flush().await.unwrap();
+    // A round trip in A settles alice's subscription.
+    within(
+        "alice's round trip",
+        alice.request("nobody.home", "".into()),
+    )
+    .await
+    .unwrap_err();
+    carol.publish("news", "for A".into()).await.unwrap();
+    carol.flush().await.unwrap();
+    let got = within("A's news", alice_sub.next()).await.expect("message");
+    assert_eq!(got.payload, bytes::Bytes::from("for A"));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), bob_sub.next())
+            .await
+            .is_err(),
+        "B heard A's news"
+    );
+}
+
+#[tokio::test]
+async fn bad_expired_revoked_and_untrusted_jwts_are_refused() {
+    let authority = Authority::new();
+    let a = KeyPair::new_account();
+    let (revoked_key, revoked) = user(&a, "revoked", json!({"iat": now_secs() - 60}), json!({}));
+    let a_jwt = authority.account(
+        &a,
+        "A",
+        json!({"revocations": {revoked_key.public_key(): now_secs()}}),
+    );
+    let rogue_operator = Authority::new();
+    let rogue = KeyPair::new_account();
+    let rogue_jwt = rogue_operator.account(&rogue, "ROGUE", json!({}));
+    let (server, _dir) = start(&authority, &[(&a, a_jwt), (&rogue, rogue_jwt)]);
+
+    let (good_key, good) = user(&a, "good", json!({}), json!({}));
+    let reply = raw_connect(&server, &jwt_of(&good), Some(&good_key));
+    assert!(reply.contains("PONG"), "{reply}");
+    let refused = |reply: &str| reply.contains("-ERR 'Authorization Violation'");
+    // The nonce unsigned, or signed by another key.
+    assert!(refused(&raw_connect(&server, &jwt_of(&good), None)));
+    assert!(refused(&raw_connect(
+        &server,
+        &jwt_of(&good),
+        Some(&KeyPair::new_user())
+    )));
+    // Issued by a key that is neither the account nor one of its signing keys.
+    let stranger = KeyPair::new_account();
+    let (key, forged) = user(
+        &stranger,
+        "forged",
+        json!({}),
+        json!({"issuer_account": a.public_key()}),
+    );
+    assert!(refused(&raw_connect(&server, &jwt_of(&forged), Some(&key))));
+    let (key, expired) = user(&a, "expired", json!({"exp": now_secs() - 1}), json!({}));
+    assert!(refused(&raw_connect(
+        &server,
+        &jwt_of(&expired),
+        Some(&key)
+    )));
+    assert!(refused(&raw_connect(
+        &server,
+        &jwt_of(&revoked),
+        Some(&revoked_key)
+    )));
+    // An account issued by an operator the server does not trust was never loaded.
+    let (key, rogue_user) = user(&rogue, "rogue", json!({}), json!({}));
+    assert!(refused(&raw_connect(
+        &server,
+        &jwt_of(&rogue_user),
+        Some(&key)
+    )));
+    // A claim setting a limit jetlog does not enforce is refused rather than half-honoured.
+    let (key, limited) = user(&a, "limited", json!({}), json!({"subs": 10}));
+    assert!(refused(&raw_connect(
+        &server,
+        &jwt_of(&limited),
+        Some(&key)
+    )));
+    // The server kept serving the good user's account throughout.
+    assert!(connect(&server, &good).await.is_ok());
+}
+
+#[tokio::test]
+async fn permissions_jetstream_limits_and_expiry_come_from_the_jwts() {
+    let authority = Authority::new();
+    let a = KeyPair::new_account();
+    let a_jwt = authority.account(
+        &a,
+        "A",
+        json!({"limits": {"disk_storage": -1, "mem_storage": -1, "streams": 1}}),
+    );
+    let b = KeyPair::new_account();
+    let b_jwt = authority.account(&b, "B", json!({}));
+    let (server, _dir) = start(&authority, &[(&a, a_jwt), (&b, b_jwt)]);
+
+    let (key, narrow) = user(&a, "narrow", json!({}), json!({"pub": {"allow": ["ok.>"]}}));
+    let reply = raw_connect(&server, &jwt_of(&narrow), Some(&key));
+    assert!(reply.contains("PONG"), "{reply}");
+    let mut raw = raw_session(
+        &server,
+        &jwt_of(&narrow),
+        Some(&key),
+        "PUB ok.1 0\r\n\r\nPUB no 0\r\n\r\nPING\r\n",
+    );
+    let got = raw.read_until_contains(b"PONG", Duration::from_secs(5));
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains("Permissions Violation for Publish to \"no\""),
+        "{text}"
+    );
+    assert!(!text.contains("\"ok.1\""), "{text}");
+
+    // A's JWT enables JetStream with at most one stream; B's does not enable it.
+    let (_, app) = user(&a, "app", json!({}), json!({}));
+    let js = async_nats::jetstream::new(connect(&server, &app).await.expect("connect"));
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "ONE".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("the first stream");
+    let err = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "TWO".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("10027"), "{err}");
+    let (_, other) = user(&b, "other", json!({}), json!({}));
+    let b_client = connect(&server, &other).await.expect("connect");
+    let reply = within("INFO in B", b_client.request("$JS.API.INFO", "".into()))
+        .await
+        .expect("answered");
+    assert!(String::from_utf8_lossy(&reply.payload).contains("10039"));
+
+    // A user whose JWT expires in a moment is cut off then.
+    let (key, brief) = user(&a, "brief", json!({"exp": now_secs() + 2}), json!({}));
+    let mut raw = raw_session(&server, &jwt_of(&brief), Some(&key), "PING\r\n");
+    raw.read_until_contains(b"PONG", Duration::from_secs(5));
+    let got = raw.read_until_contains(b"User Authentication Expired", Duration::from_secs(6));
+    assert!(
+        String::from_utf8_lossy(&got).contains("-ERR 'User Authentication Expired'"),
+        "{got:?}"
+    );
+}
