@@ -88,10 +88,7 @@ async fn connect(server: &TestServer, creds: &str) -> Result<async_nats::Client,
     let options = ConnectOptions::with_credentials(creds).map_err(|e| e.to_string())?;
     tokio::time::timeout(
         Duration::from_secs(5),
-        options
-            .retry_on_initial_connect()
-            .max_reconnects(0)
-            .connect(server.url()),
+        options.max_reconnects(0).connect(server.url()),
     )
     .await
     .map_err(|_| "timed out".to_string())?
@@ -303,4 +300,111 @@ async fn permissions_jetstream_limits_and_expiry_come_from_the_jwts() {
         String::from_utf8_lossy(&got).contains("-ERR 'User Authentication Expired'"),
         "{got:?}"
     );
+}
+
+/// A server on the directory resolver, with the system account `sys` and account JWTs in
+/// `dir`; returns it and the config path (for a restart on the same directory).
+fn start_on_dir(
+    authority: &Authority,
+    sys: &KeyPair,
+    dir: &std::path::Path,
+    store: tempfile::TempDir,
+) -> TestServer {
+    let conf = format!(
+        "operator: \"{}\"\nsystem_account: {}\nresolver {{ type: full, dir: \"{}\" }}\n",
+        authority.operator_jwt,
+        sys.public_key(),
+        dir.join("jwt").display()
+    );
+    let path = dir.join("dir.conf");
+    std::fs::write(&path, conf).expect("write config");
+    TestServer::start_in(store, &["-c", path.to_str().expect("utf-8 path")])
+}
+
+#[tokio::test]
+async fn account_jwts_pushed_while_running_take_effect_and_survive_a_restart() {
+    let authority = Authority::new();
+    let sys = KeyPair::new_account();
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("jwt")).unwrap();
+    std::fs::write(
+        dir.path()
+            .join("jwt")
+            .join(format!("{}.jwt", sys.public_key())),
+        authority.account(&sys, "SYS", json!({})),
+    )
+    .unwrap();
+    let server = start_on_dir(&authority, &sys, dir.path(), tempfile::tempdir().unwrap());
+    let (_, admin) = user(&sys, "admin", json!({}), json!({}));
+    let admin = connect(&server, &admin).await.expect("admin connects");
+
+    // A new account, pushed: its users get in.
+    let b = KeyPair::new_account();
+    let (old_key, old_user) = user(&b, "old", json!({"iat": now_secs() - 60}), json!({}));
+    let (_, new_user) = user(&b, "new", json!({}), json!({}));
+    assert!(
+        connect(&server, &new_user).await.is_err(),
+        "B is not known yet"
+    );
+    let push = |jwt: String| {
+        let admin = admin.clone();
+        async move {
+            let reply = within("push", admin.request("$SYS.REQ.CLAIMS.UPDATE", jwt.into()))
+                .await
+                .expect("answered");
+            serde_json::from_slice::<Value>(&reply.payload).expect("JSON")
+        }
+    };
+    let reply = push(authority.account(&b, "B", json!({}))).await;
+    assert_eq!(reply["data"]["code"], 200, "{reply}");
+    assert_eq!(reply["data"]["account"], b.public_key().as_str(), "{reply}");
+    assert!(raw_connect(&server, &jwt_of(&old_user), Some(&old_key)).contains("PONG"));
+
+    // An update revokes the old user and switches JetStream on.
+    let updated = authority.account(
+        &b,
+        "B",
+        json!({"revocations": {old_key.public_key(): now_secs() - 30}, "limits": {"disk_storage": -1}}),
+    );
+    let reply = push(updated.clone()).await;
+    assert_eq!(reply["data"]["code"], 200, "{reply}");
+    assert!(raw_connect(&server, &jwt_of(&old_user), Some(&old_key))
+        .contains("Authorization Violation"));
+    let client = connect(&server, &new_user).await.expect("new user");
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "KEPT".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("JetStream is on for B now");
+    let lookup = within(
+        "lookup",
+        admin.request(
+            format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.LOOKUP", b.public_key()),
+            "".into(),
+        ),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(String::from_utf8_lossy(&lookup.payload), updated);
+
+    // A JWT from an operator the server does not trust is refused, and changes nothing.
+    let rogue = Authority::new().account(&b, "B", json!({}));
+    let reply = push(rogue).await;
+    assert_eq!(reply["error"]["code"], 400, "{reply}");
+    // Switching JetStream off under its streams is refused.
+    let reply = push(authority.account(&b, "B", json!({}))).await;
+    assert_eq!(reply["error"]["code"], 500, "{reply}");
+
+    // The pushed JWT is what a restart reads.
+    let store = server.store_handoff();
+    let server = start_on_dir(&authority, &sys, dir.path(), store);
+    let client = connect(&server, &new_user)
+        .await
+        .expect("B is known after a restart");
+    let js = async_nats::jetstream::new(client);
+    js.get_stream("KEPT")
+        .await
+        .expect("B's stream is still there");
 }

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod auth;
 mod cert_identity;
+mod claims;
 mod client;
 pub mod config;
 pub mod config_file;

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::accounts::Accounts;
 use super::internal::{self, InternalClient};
 use super::outbound::InternalSink;
+use super::ServerState;
 
 /// Answers one request: its subject and body in, the reply body out (`None`: no reply, as
 /// nats-server stays silent where a filter does not match it).
@@ -19,14 +19,19 @@ pub type SystemHandler = Arc<dyn Fn(&str, &[u8]) -> Option<Vec<u8>> + Send + Syn
 
 /// Subscribes `subjects` in the system account and answers each request with `handler` on a
 /// thread named `system-requests`.
-pub fn serve(
-    accounts: &Accounts,
-    subjects: Vec<String>,
+pub(super) fn serve(
+    state: &Arc<ServerState>,
+    mut subjects: Vec<String>,
     handler: SystemHandler,
 ) -> std::io::Result<()> {
+    let accounts = &state.accounts;
     let Some(system) = accounts.get(accounts.system_account()) else {
         return Ok(());
     };
+    if state.operator.is_some() {
+        subjects.extend(super::claims::SUBJECTS.iter().map(|s| s.to_string()));
+    }
+    let state = state.clone();
     let router = system.router.clone();
     let (tx, mut rx) = internal::channel();
     let client = InternalClient::new(router.clone());
@@ -54,7 +59,11 @@ pub fn serve(
                     continue;
                 };
                 let subject = String::from_utf8_lossy(&msg.subject);
-                if let Some(body) = handler(&subject, &msg.payload) {
+                let answer = match super::claims::is_claims_request(&subject) {
+                    true => Some(state.claims_request(&subject, &msg.payload)),
+                    false => handler(&subject, &msg.payload),
+                };
+                if let Some(body) = answer {
                     client.publish(reply, None, Bytes::from(body));
                 }
             }

@@ -245,7 +245,7 @@ impl ServerView {
         subjects: Vec<String>,
         handler: super::system::SystemHandler,
     ) -> std::io::Result<()> {
-        super::system::serve(&self.state.accounts, subjects, handler)
+        super::system::serve(&self.state, subjects, handler)
     }
 
     /// The `server` block of a system reply (nats-server's `ServerInfo`), numbered.
@@ -264,6 +264,7 @@ impl ServerView {
         let connections = self.connections(false);
         accounts
             .all()
+            .into_iter()
             .map(|account| {
                 let mine = connections
                     .iter()
@@ -281,13 +282,7 @@ impl ServerView {
                     subscriptions: account.router.sublist_stats().0,
                     connections: count,
                     traffic,
-                    settings: self
-                        .state
-                        .config
-                        .accounts
-                        .iter()
-                        .find(|a| a.name == account.name)
-                        .cloned(),
+                    settings: accounts.settings(&account.name),
                 }
             })
             .collect()

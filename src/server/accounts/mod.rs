@@ -12,22 +12,20 @@ mod js_disabled;
 mod responses;
 pub mod settings;
 mod subject_map;
+mod update;
+mod wiring;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use bytes::Bytes;
-
-use imports::{ServiceImport, StreamImport, Target};
-use responses::ResponseTable;
+use imports::Target;
+use settings::DEFAULT_SYSTEM_ACCOUNT;
 pub use settings::{AccountSettings, GLOBAL_ACCOUNT};
-use settings::{ExportKind, DEFAULT_RESPONSE_THRESHOLD, DEFAULT_SYSTEM_ACCOUNT};
 use subject_map::SubjectMap;
+use wiring::Wired;
 
 use super::jetstream::{self, JetStream, StorageLimits};
-use super::outbound::{Forward, Owner, Subscription};
 use super::router::Router;
 use super::ServerConfig;
 
@@ -39,13 +37,34 @@ pub struct Account {
     pub jetstream: Option<Arc<JetStream>>,
 }
 
+/// What the accounts are now: they change when an account JWT is updated.
+struct Registry {
+    by_name: BTreeMap<String, Arc<Account>>,
+    settings: Vec<AccountSettings>,
+    /// The subscriptions of every import, redone when an account changes.
+    imports: Vec<Wired>,
+    /// The `$JS.API` responder of each account without JetStream.
+    js_disabled: HashMap<String, Wired>,
+}
+
+/// What a new account's JetStream is made with.
+struct JetStreamPlan {
+    enabled: bool,
+    store_dir: PathBuf,
+    sync: crate::store::SyncPolicy,
+    server_name: String,
+    /// The server-wide storage limits every account's sit within.
+    limits: Arc<StorageLimits>,
+    domain: Option<String>,
+    strict: bool,
+}
+
 /// Every account of the server, by name.
 pub struct Accounts {
-    by_name: BTreeMap<String, Arc<Account>>,
+    registry: RwLock<Registry>,
     global: Arc<Account>,
     system: String,
-    /// The subscriptions that carry imports (held so they live as long as the server).
-    _wiring: Vec<Arc<Subscription>>,
+    plan: JetStreamPlan,
 }
 
 /// The store directory of an account: the top level for `$G`, else a directory under
@@ -75,20 +94,9 @@ pub fn check_mapping(subject: &str, local: &str, service: bool) -> Result<(), St
     mapped.map(|_| ()).map_err(|e| e.to_string())
 }
 
-fn forwarding(subject: &str, forward: Arc<dyn Forward>) -> Arc<Subscription> {
-    Arc::new(Subscription {
-        owner: Owner::Forward(forward),
-        subject: Bytes::copy_from_slice(subject.as_bytes()),
-        queue: None,
-        sid: Bytes::new(),
-        max_msgs: AtomicU64::new(0),
-        delivered: AtomicU64::new(0),
-    })
-}
-
 impl Accounts {
-    /// Creates every account of `config` (and `$G` and the system account), starts JetStream
-    /// for those that have it, and wires imports. The accounts were checked when the
+    /// Creates every account of `configured` (and `$G` and the system account), starts
+    /// JetStream for those that have it, and wires imports. The accounts were checked when the
     /// configuration was read; an inconsistency found here is still an error, never a panic.
     pub(super) fn start(
         config: &ServerConfig,
@@ -115,78 +123,47 @@ impl Accounts {
         if !all.iter().any(|a| a.name == system) {
             return Err(settings::AccountsError::UnknownSystemAccount(system).to_string());
         }
-        let limits = Arc::new(StorageLimits::new(
-            config.max_memory_store,
-            config.max_file_store,
-        ));
-        let mut by_name = BTreeMap::new();
-        let mut wiring = Vec::new();
+        let plan = JetStreamPlan {
+            enabled: config.jetstream,
+            store_dir: config.store_dir.clone(),
+            sync,
+            server_name: server_name.to_string(),
+            limits: Arc::new(StorageLimits::new(
+                config.max_memory_store,
+                config.max_file_store,
+            )),
+            domain: config.js_domain.clone(),
+            strict: config.js_strict,
+        };
+        let mut registry = Registry {
+            by_name: BTreeMap::new(),
+            settings: all.clone(),
+            imports: Vec::new(),
+            js_disabled: HashMap::new(),
+        };
         for account in &all {
-            let router = Arc::new(Router::default());
-            let js_limits = account
-                .jetstream
-                .clone()
-                .filter(|_| config.jetstream && account.name != system);
-            let jetstream = match js_limits {
-                Some(account_limits) => Some(JetStream::start(
-                    router.clone(),
-                    &store_dir_of(&config.store_dir, &account.name),
-                    sync,
-                    server_name.to_string(),
-                    jetstream::JetStreamSettings {
-                        account_name: account.name.clone(),
-                        limits: Arc::new(StorageLimits::for_account(
-                            limits.clone(),
-                            account_limits.max_memory,
-                            account_limits.max_file,
-                        )),
-                        account: account_limits,
-                        domain: config.js_domain.clone(),
-                        strict: config.js_strict,
-                    },
-                )?),
-                None => None,
-            };
-            if jetstream.is_none() && config.jetstream && account.name != system {
-                let sub = forwarding(
-                    js_disabled::JS_API_ALL,
-                    Arc::new(js_disabled::JetStreamDisabled {
-                        account: Target::new(&router),
-                    }),
-                );
-                router.subscribe(sub.clone());
-                wiring.push(sub);
-            }
-            let entry = Arc::new(Account {
-                name: account.name.clone(),
-                router,
-                jetstream,
-            });
-            by_name.insert(account.name.clone(), entry);
+            let entry = plan.create(account, &system, &mut registry.js_disabled)?;
+            registry.by_name.insert(account.name.clone(), entry);
         }
-        for account in &all {
-            wire_imports(&by_name, &all, account, &mut wiring)?;
-        }
-        let system_account = by_name
-            .get(&system)
-            .cloned()
-            .ok_or_else(|| "the system account is missing".to_string())?;
-        for account in by_name.values().filter(|a| a.name != system) {
-            wire_system_imports(account, &system_account, &mut wiring)?;
-        }
+        registry.imports = wiring::wire_all(&registry.by_name, &all, &system)?;
         if !only_global {
-            report(config, &by_name, &system);
+            report(config, &registry.by_name, &system);
         }
-        let global = by_name
+        let global = registry
+            .by_name
             .get(GLOBAL_ACCOUNT)
             .cloned()
             .ok_or_else(|| "the global account is missing".to_string())?;
         Ok(Self {
-            by_name,
+            registry: RwLock::new(registry),
             global,
             system,
-            _wiring: wiring,
+            plan,
         })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The account of clients that name none.
@@ -194,13 +171,22 @@ impl Accounts {
         &self.global
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<Account>> {
-        self.by_name.get(name)
+    pub fn get(&self, name: &str) -> Option<Arc<Account>> {
+        self.read().by_name.get(name).cloned()
     }
 
     /// Every account, by name.
-    pub fn all(&self) -> impl Iterator<Item = &Arc<Account>> {
-        self.by_name.values()
+    pub fn all(&self) -> Vec<Arc<Account>> {
+        self.read().by_name.values().cloned().collect()
+    }
+
+    /// What the configuration (or the account's JWT) says of an account.
+    pub fn settings(&self, name: &str) -> Option<AccountSettings> {
+        self.read()
+            .settings
+            .iter()
+            .find(|a| a.name == name)
+            .cloned()
     }
 
     pub fn system_account(&self) -> &str {
@@ -210,9 +196,72 @@ impl Accounts {
     /// The accounts with JetStream, by name.
     pub fn jetstreams(&self) -> Vec<(String, Arc<JetStream>)> {
         self.all()
+            .into_iter()
             .filter_map(|a| a.jetstream.clone().map(|js| (a.name.clone(), js)))
             .collect()
     }
+}
+
+impl JetStreamPlan {
+    /// A new account: its router, its JetStream (or the responder that says it has none).
+    fn create(
+        &self,
+        account: &AccountSettings,
+        system: &str,
+        js_disabled: &mut HashMap<String, Wired>,
+    ) -> Result<Arc<Account>, String> {
+        let router = Arc::new(Router::default());
+        let js_limits = account
+            .jetstream
+            .clone()
+            .filter(|_| self.enabled && account.name != system);
+        let jetstream = match js_limits {
+            Some(limits) => Some(self.start(&account.name, &router, limits)?),
+            None => None,
+        };
+        if jetstream.is_none() && self.enabled && account.name != system {
+            js_disabled.insert(account.name.clone(), disabled_responder(&router));
+        }
+        Ok(Arc::new(Account {
+            name: account.name.clone(),
+            router,
+            jetstream,
+        }))
+    }
+
+    /// Starts an account's JetStream on its store directory.
+    fn start(
+        &self,
+        name: &str,
+        router: &Arc<Router>,
+        limits: crate::server::AccountLimits,
+    ) -> Result<Arc<JetStream>, String> {
+        JetStream::start(
+            router.clone(),
+            &store_dir_of(&self.store_dir, name),
+            self.sync,
+            self.server_name.clone(),
+            jetstream::JetStreamSettings {
+                account_name: name.to_string(),
+                limits: Arc::new(StorageLimits::for_account(
+                    self.limits.clone(),
+                    limits.max_memory,
+                    limits.max_file,
+                )),
+                account: limits,
+                domain: self.domain.clone(),
+                strict: self.strict,
+            },
+        )
+    }
+}
+
+/// The `$JS.API` responder of an account without JetStream.
+fn disabled_responder(router: &Arc<Router>) -> Wired {
+    let forward = Arc::new(js_disabled::JetStreamDisabled {
+        account: Target::new(router),
+    });
+    wiring::Wired::new(router, wiring::forwarding(js_disabled::JS_API_ALL, forward))
 }
 
 /// Logs the accounts served, and warns of streams at the top of the store directory: they are
@@ -238,129 +287,4 @@ fn report(config: &ServerConfig, by_name: &BTreeMap<String, Arc<Account>>, syste
             top.join("accounts").join("<name>").display()
         );
     }
-}
-
-/// Subscribes the forwarders of `account`'s imports.
-fn wire_imports(
-    by_name: &BTreeMap<String, Arc<Account>>,
-    all: &[AccountSettings],
-    account: &AccountSettings,
-    wiring: &mut Vec<Arc<Subscription>>,
-) -> Result<(), String> {
-    let missing = |name: &str| format!("account {name:?} is not defined");
-    let importer = by_name
-        .get(&account.name)
-        .ok_or_else(|| missing(&account.name))?;
-    for (n, import) in account.imports.iter().enumerate() {
-        let n = n.to_string();
-        let exporter = by_name
-            .get(&import.account)
-            .ok_or_else(|| missing(&import.account))?;
-        if !import.service {
-            let map = SubjectMap::new(&import.subject, &import.local).map_err(|e| e.to_string())?;
-            let forward = Arc::new(StreamImport {
-                target: Target::new(&importer.router),
-                map,
-            });
-            let sub = forwarding(&import.subject, forward);
-            exporter.router.subscribe(sub.clone());
-            wiring.push(sub);
-            continue;
-        }
-        let (kind, threshold) = all
-            .iter()
-            .find(|a| a.name == import.account)
-            .and_then(|a| {
-                a.exports.iter().find_map(|e| match &e.kind {
-                    ExportKind::Service {
-                        response,
-                        threshold,
-                    } if crate::protocol::subject::is_subset_match(&import.subject, &e.subject) => {
-                        Some((*response, *threshold))
-                    }
-                    _ => None,
-                })
-            })
-            .unwrap_or((
-                settings::ResponseType::Singleton,
-                DEFAULT_RESPONSE_THRESHOLD,
-            ));
-        let remote = (exporter, import.subject.as_str());
-        let route = service_import(importer, remote, &import.local, kind, threshold, &n)?;
-        wiring.extend(route);
-    }
-    Ok(())
-}
-
-/// Wires a service import: requests on `local` in `importer` go to `remote` (an account and
-/// its subject), answers come back through a response table. Returns the subscriptions made.
-fn service_import(
-    importer: &Account,
-    remote: (&Arc<Account>, &str),
-    local: &str,
-    kind: settings::ResponseType,
-    threshold: std::time::Duration,
-    table: &str,
-) -> Result<[Arc<Subscription>; 2], String> {
-    let (exporter, subject) = remote;
-    let table_name = format!("{}{table}", super::new_token());
-    let responses = Arc::new(ResponseTable::new(
-        &table_name,
-        kind,
-        threshold,
-        Target::new(&importer.router),
-    ));
-    let back = forwarding(&responses.pattern(), responses.clone());
-    exporter.router.subscribe(back.clone());
-    let map = SubjectMap::new(local, subject).map_err(|e| e.to_string())?;
-    let forward = Arc::new(ServiceImport {
-        target: Target::new(&exporter.router),
-        map,
-        responses,
-    });
-    let sub = forwarding(local, forward);
-    importer.router.subscribe(sub.clone());
-    Ok([back, sub])
-}
-
-/// The system requests every other account may make about itself, as nats-server imports
-/// them for each account: (subject asked, the system account's subject with `{acc}` for the
-/// account's name).
-const SYSTEM_IMPORTS: &[(&str, &str)] = &[
-    ("$SYS.REQ.SERVER.PING.CONNZ", "$SYS.REQ.ACCOUNT.{acc}.CONNZ"),
-    (
-        "$SYS.REQ.ACCOUNT.PING.CONNZ",
-        "$SYS.REQ.ACCOUNT.{acc}.CONNZ",
-    ),
-    (
-        "$SYS.REQ.ACCOUNT.PING.STATZ",
-        "$SYS.REQ.ACCOUNT.{acc}.STATZ",
-    ),
-];
-
-/// Wires [`SYSTEM_IMPORTS`] into `account`. Accounts whose name is not one subject token
-/// cannot be named in a subject and get none.
-fn wire_system_imports(
-    account: &Arc<Account>,
-    system: &Arc<Account>,
-    wiring: &mut Vec<Arc<Subscription>>,
-) -> Result<(), String> {
-    let name = &account.name;
-    if name.is_empty() || name.contains(['.', '*', '>', ' ']) {
-        return Ok(());
-    }
-    for (n, (local, remote)) in SYSTEM_IMPORTS.iter().enumerate() {
-        let remote = remote.replace("{acc}", name);
-        let table = format!("S{n}");
-        let route = service_import(
-            account,
-            (system, &remote),
-            local,
-            settings::ResponseType::Singleton,
-            DEFAULT_RESPONSE_THRESHOLD,
-            &table,
-        )?;
-        wiring.extend(route);
-    }
-    Ok(())
 }

@@ -200,12 +200,12 @@ fn account_info(js: &JetStream) -> Reply {
         "limits": {
             "max_memory": js.limits().max(Storage::Memory).map_or(-1, |m| m as i64),
             "max_storage": js.limits().max(Storage::File).map_or(-1, |m| m as i64),
-            "max_streams": AccountLimits::reported(js.account.max_streams),
-            "max_consumers": AccountLimits::reported(js.account.max_consumers),
+            "max_streams": AccountLimits::reported(js.account_limits().max_streams),
+            "max_consumers": AccountLimits::reported(js.account_limits().max_consumers),
             "max_ack_pending": -1,
-            "memory_max_stream_bytes": AccountLimits::reported(js.account.memory_max_stream_bytes),
-            "storage_max_stream_bytes": AccountLimits::reported(js.account.store_max_stream_bytes),
-            "max_bytes_required": js.account.max_bytes_required
+            "memory_max_stream_bytes": AccountLimits::reported(js.account_limits().memory_max_stream_bytes),
+            "storage_max_stream_bytes": AccountLimits::reported(js.account_limits().store_max_stream_bytes),
+            "max_bytes_required": js.account_limits().max_bytes_required
         },
         "domain": js.domain(),
         "api": {

@@ -52,7 +52,7 @@ pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]
                 if req.action == "update" {
                     return Err(ApiError::new(400, 10149, "consumer does not exist"));
                 }
-                js.account
+                js.account_limits()
                     .check_new_consumer(stream_config.max_consumers, stream.consumers().len())?;
                 stream.check_new_consumer(&name, &config)?;
                 let created = now as i64;

@@ -33,7 +33,8 @@ impl JetStream {
             ));
         }
         let existing = lock(&self.streams).len();
-        self.account.check_stream(&config, Some(existing))?;
+        self.account_limits()
+            .check_stream(&config, Some(existing))?;
         self.check_overlap(&config, None)?;
         self.limits.check_reservation(&self.account_name, &config)?;
         let created_ns = now_ns() as i64;
@@ -73,7 +74,7 @@ impl JetStream {
             (stream.config().clone(), stream.created_ns())
         };
         old.check_update(&config)?;
-        self.account.check_stream(&config, None)?;
+        self.account_limits().check_stream(&config, None)?;
         entry.lock().check_consumer_limits(&old, &config)?;
         self.check_overlap(&config, Some(&config.name))?;
         self.limits.check_reservation(&self.account_name, &config)?;

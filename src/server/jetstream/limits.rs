@@ -34,14 +34,18 @@ impl LimitScope {
     }
 }
 
+/// How an unlimited storage type is stored in the atomics.
+const NO_LIMIT: u64 = u64::MAX;
+
 /// A stream's reservation: (account, stream) → (storage, max_bytes or 0).
 type Reservations = HashMap<(String, String), (Storage, u64)>;
 
 /// The configured limits (`None` = unlimited) of one level, and what is stored now.
 #[derive(Debug)]
 pub struct StorageLimits {
-    max_memory: Option<u64>,
-    max_file: Option<u64>,
+    /// The limits, [`NO_LIMIT`] for none; atomics, since an account's JWT may change them.
+    max_memory: AtomicU64,
+    max_file: AtomicU64,
     used_memory: AtomicU64,
     used_file: AtomicU64,
     reserved: Mutex<Reservations>,
@@ -60,8 +64,8 @@ impl StorageLimits {
     /// The server's limits.
     pub fn new(max_memory: Option<u64>, max_file: Option<u64>) -> Self {
         StorageLimits {
-            max_memory,
-            max_file,
+            max_memory: AtomicU64::new(max_memory.unwrap_or(NO_LIMIT)),
+            max_file: AtomicU64::new(max_file.unwrap_or(NO_LIMIT)),
             used_memory: AtomicU64::new(0),
             used_file: AtomicU64::new(0),
             reserved: Mutex::new(HashMap::new()),
@@ -83,12 +87,21 @@ impl StorageLimits {
         }
     }
 
+    /// New limits for this level (an account's JWT was updated).
+    pub fn set(&self, max_memory: Option<u64>, max_file: Option<u64>) {
+        self.max_memory
+            .store(max_memory.unwrap_or(NO_LIMIT), Ordering::Relaxed);
+        self.max_file
+            .store(max_file.unwrap_or(NO_LIMIT), Ordering::Relaxed);
+    }
+
     /// This level's own limit for a storage type.
     fn own_max(&self, storage: Storage) -> Option<u64> {
-        match storage {
-            Storage::Memory => self.max_memory,
-            Storage::File => self.max_file,
-        }
+        let max = match storage {
+            Storage::Memory => &self.max_memory,
+            Storage::File => &self.max_file,
+        };
+        Some(max.load(Ordering::Relaxed)).filter(|m| *m != NO_LIMIT)
     }
 
     /// The tightest limit for a storage type, this level's or the server's.

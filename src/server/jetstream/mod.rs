@@ -238,8 +238,8 @@ pub struct JetStream {
     alarm: Arc<timer::Alarm>,
     /// `jetstream { strict }`: API requests with unknown fields are refused.
     strict: bool,
-    /// The account's own JetStream limits.
-    account: AccountLimits,
+    /// The account's own JetStream limits (its JWT may change them).
+    account: std::sync::RwLock<AccountLimits>,
     /// The account's name.
     account_name: String,
 }
@@ -256,6 +256,21 @@ pub struct JetStreamSettings {
 }
 
 impl JetStream {
+    /// The account's limits now.
+    pub(super) fn account_limits(&self) -> AccountLimits {
+        self.account
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// New limits for the account (its JWT was updated): later creates and publishes are held
+    /// to them; what exists already is kept.
+    pub fn set_account_limits(&self, limits: AccountLimits) {
+        self.limits.set(limits.max_memory, limits.max_file);
+        *self.account.write().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+
     /// Opens the catalog, reopens every stream in it, and starts the API thread.
     pub fn start(
         router: Arc<Router>,
@@ -289,7 +304,7 @@ impl JetStream {
             domain,
             alarm: Arc::new(timer::Alarm::default()),
             strict,
-            account,
+            account: std::sync::RwLock::new(account),
             account_name,
         });
         for (config, created_ns) in js
