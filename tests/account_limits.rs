@@ -196,3 +196,62 @@ async fn an_accounts_storage_limit_binds_its_streams_and_no_one_elses() {
             .expect("BIG is not held to SMALL's limit");
     }
 }
+
+/// A limit lowered below what the account already stores (the config changed across a
+/// restart): the data stays readable, and publishes are refused with 10002 until the account
+/// is back under its limit.
+#[tokio::test]
+async fn a_limit_below_current_usage_keeps_the_data_and_refuses_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("storage.conf");
+    let write_conf = |max_file: &str| {
+        std::fs::write(
+            &conf,
+            format!("accounts {{ A: {{ users: [{{ user: a }}], jetstream: {{ max_file: {max_file} }} }} }}\n"),
+        )
+        .unwrap();
+    };
+    write_conf("64KB");
+    let server = TestServer::start(&["-c", conf.to_str().unwrap()]);
+    let connect = |url: String| async move {
+        let client = common::within(
+            "connect",
+            async_nats::ConnectOptions::with_user_and_password("a".into(), "".into()).connect(url),
+        )
+        .await
+        .expect("connect");
+        async_nats::jetstream::new(client)
+    };
+    let js = connect(server.url()).await;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "S".into(),
+        subjects: vec!["s.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("stream");
+    let payload = bytes::Bytes::from(vec![b'x'; 1000]);
+    for n in 0..8 {
+        js.publish(format!("s.{n}"), payload.clone())
+            .await
+            .unwrap()
+            .await
+            .expect("under the limit");
+    }
+    let store = server.store_handoff();
+    write_conf("2KB");
+    let server = TestServer::start_in(store, &["-c", conf.to_str().unwrap()]);
+    let js = connect(server.url()).await;
+    let mut stream = js
+        .get_stream("S")
+        .await
+        .expect("the stream is still served");
+    assert_eq!(stream.info().await.unwrap().state.messages, 8);
+    let err = js
+        .publish("s.more", payload.clone())
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("10002"), "{err}");
+}
