@@ -59,7 +59,15 @@ pub fn resolver(entry: &Entry) -> Result<ResolverConfig, ConfigFileError> {
         match field.key.as_str() {
             "type" => kind = Some(string(field)?.to_ascii_lowercase()),
             "dir" => dir = Some(PathBuf::from(string(field)?)),
-            "allow_delete" => allow_delete = boolean(field)?,
+            "allow_delete" => {
+                allow_delete = boolean(field)?;
+                if allow_delete {
+                    return Err(unsupported(
+                        field,
+                        "deleting accounts ($SYS.REQ.CLAIMS.DELETE) is not implemented",
+                    ));
+                }
+            }
             "interval" | "timeout" | "limit" | "sync" | "ttl" | "hard_delete" => {
                 return Err(unsupported(
                     field,

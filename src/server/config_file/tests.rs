@@ -429,3 +429,54 @@ fn a_jetstream_domain_is_one_token() {
         );
     }
 }
+
+#[test]
+fn operator_mode_is_read_and_its_impossible_combinations_refused() {
+    let operator = nkeys::KeyPair::new_operator();
+    let jwt = crate::server::jwt::encode(
+        serde_json::json!({"sub": operator.public_key(), "nats": {"type": "operator", "version": 2}}),
+        &operator,
+    );
+    let loaded = load_text(&format!(
+        "operator: \"{jwt}\"\nresolver: MEMORY\nresolver_preload: {{ AAA: \"x.y.z\" }}\n"
+    ))
+    .unwrap();
+    let config = loaded.settings.operator.expect("operator mode");
+    assert_eq!(config.operators, vec![jwt.clone()]);
+    assert_eq!(
+        config.resolver,
+        crate::server::operator::ResolverConfig::Memory {
+            preload: vec!["x.y.z".into()]
+        }
+    );
+    for (text, expected) in [
+        (
+            format!("operator: \"{jwt}\"\n"),
+            "operator mode needs a resolver",
+        ),
+        ("resolver: MEMORY\n".to_string(), "a resolver needs an operator"),
+        (
+            format!("operator: \"{jwt}\"\nresolver: MEMORY\naccounts {{ A: {{}} }}\n"),
+            "not from accounts or authorization blocks",
+        ),
+        (
+            format!("operator: \"{jwt}\"\nresolver: \"URL(http://x)\"\n"),
+            "no URL resolver",
+        ),
+        (
+            format!("operator: \"{jwt}\"\nresolver {{ type: full, dir: /tmp/j, allow_delete: true }}\n"),
+            "CLAIMS.DELETE",
+        ),
+        (
+            format!("operator: \"{jwt}\"\nresolver {{ type: full, dir: /tmp/j }}\nresolver_preload: {{ A: b }}\n"),
+            "resolver_preload belongs with resolver: MEMORY",
+        ),
+        (
+            "operator: /nonexistent/op.jwt\nresolver: MEMORY\n".to_string(),
+            "cannot read operator JWT",
+        ),
+    ] {
+        let message = load_text(&text).unwrap_err().to_string();
+        assert!(message.contains(expected), "{text:?}: {message}");
+    }
+}
