@@ -255,3 +255,51 @@ async fn a_limit_below_current_usage_keeps_the_data_and_refuses_more() {
         .unwrap_err();
     assert!(err.to_string().contains("10002"), "{err}");
 }
+
+/// The account's `max_ack_pending`: a consumer asking for more is refused with 10121, one
+/// asking for nothing gets the limit instead of the default 1000; `$JS.API.INFO` reports it.
+#[test]
+fn an_accounts_max_ack_pending_caps_its_consumers() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("ack.conf");
+    std::fs::write(
+        &conf,
+        "accounts { A: { users: [{ user: a }], jetstream: { max_ack_pending: 10 } } }\n",
+    )
+    .unwrap();
+    let server = TestServer::start(&["-c", conf.to_str().unwrap()]);
+    let mut raw = server.raw();
+    raw.read_info();
+    raw.send(b"CONNECT {\"verbose\":false,\"headers\":true,\"user\":\"a\"}\r\nSUB r 1\r\nPING\r\n");
+    raw.read_until_contains(b"PONG\r\n", Duration::from_secs(5));
+    let created = api(
+        &mut raw,
+        "$JS.API.STREAM.CREATE.S",
+        &json!({"name": "S", "subjects": ["s.>"]}),
+    );
+    assert!(created.get("error").is_none(), "{created}");
+    let consumer = |raw: &mut common::RawClient, name: &str, config: serde_json::Value| {
+        api(
+            raw,
+            &format!("$JS.API.CONSUMER.DURABLE.CREATE.S.{name}"),
+            &json!({"stream_name": "S", "config": config}),
+        )
+    };
+    let too_many = consumer(
+        &mut raw,
+        "BIG",
+        json!({"durable_name": "BIG", "ack_policy": "explicit", "max_ack_pending": 50}),
+    );
+    assert_eq!(
+        too_many["error"],
+        json!({"code": 400, "err_code": 10121, "description": "consumer max ack pending exceeds system limit of 10"})
+    );
+    let defaulted = consumer(
+        &mut raw,
+        "DEF",
+        json!({"durable_name": "DEF", "ack_policy": "explicit"}),
+    );
+    assert_eq!(defaulted["config"]["max_ack_pending"], 10, "{defaulted}");
+    let info = api(&mut raw, "$JS.API.INFO", &json!({}));
+    assert_eq!(info["limits"]["max_ack_pending"], 10, "{info}");
+}

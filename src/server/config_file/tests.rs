@@ -68,8 +68,8 @@ fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
             "s.conf:1:17: mappings is not supported",
         ),
         (
-            "accounts { A: { users: [{user: a, password: b}], jetstream: { max_ack_pending: 2 } } }\n",
-            "s.conf:1:63: max_ack_pending is not supported by jetlog yet: this account JetStream limit is not enforced yet",
+            "accounts { A: { users: [{user: a, password: b}], jetstream: { max_conns: 2 } } }\n",
+            "s.conf:1:63: max_conns is not supported by jetlog yet: this account JetStream limit is not enforced yet",
         ),
         (
             "authorization {\n  user: a, password: b, permissions: {}\n}\n",

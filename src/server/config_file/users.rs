@@ -17,8 +17,8 @@ use crate::server::permissions::{Permissions, ResponsePermission, SubjectRule};
 use crate::server::{AccountLimits, UserAuth};
 
 /// An account's `jetstream { … }` limits, with nats-server's key names (`parseJetStreamForAccount`).
-/// A negative number means no limit, as there. `max_ack_pending` is refused: it is not
-/// enforced yet, and a limit must never be accepted and ignored.
+/// A negative number means no limit, as there. Any other key is refused: a limit must never be
+/// accepted and ignored.
 pub(super) fn account_limits(block: &Map) -> Result<AccountLimits, ConfigFileError> {
     let mut limits = AccountLimits::default();
     let number = |entry: &Entry| match entry.item.value {
@@ -44,6 +44,7 @@ pub(super) fn account_limits(block: &Map) -> Result<AccountLimits, ConfigFileErr
             "max_store" | "max_file" | "max_disk" | "store" | "disk" => {
                 limits.max_file = number(entry)?
             }
+            "max_ack_pending" | "max_ack" => limits.max_ack_pending = number(entry)?,
             _ => {
                 return Err(unsupported(
                     entry,

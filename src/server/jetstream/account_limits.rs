@@ -20,6 +20,8 @@ pub struct AccountLimits {
     pub max_memory: Option<u64>,
     /// Bytes all the account's file streams may hold (`max_file`).
     pub max_file: Option<u64>,
+    /// Most unacknowledged messages a consumer may allow (`max_ack_pending`).
+    pub max_ack_pending: Option<u64>,
 }
 
 impl AccountLimits {
@@ -82,6 +84,30 @@ impl AccountLimits {
             Some(limit) if existing as u64 >= limit => Err(max_consumers_reached()),
             _ => Ok(()),
         }
+    }
+
+    /// Holds a consumer's `max_ack_pending` to the account's, as nats-server does: one that
+    /// was not asked for (`requested` 0, so the default was taken) comes down to the limit;
+    /// one asked for above it is refused (10121).
+    pub fn fit_max_ack_pending(
+        &self,
+        requested: i64,
+        config: &mut crate::jetstream::consumer_config::ConsumerConfig,
+    ) -> Result<(), ApiError> {
+        let Some(limit) = self.max_ack_pending.and_then(|l| i64::try_from(l).ok()) else {
+            return Ok(());
+        };
+        if requested == 0 && config.max_ack_pending > limit {
+            config.max_ack_pending = limit;
+        }
+        if config.max_ack_pending > limit {
+            return Err(ApiError::new(
+                400,
+                10121,
+                format!("consumer max ack pending exceeds system limit of {limit}"),
+            ));
+        }
+        Ok(())
     }
 
     /// A limit as `$JS.API.INFO` reports it: -1 for none.

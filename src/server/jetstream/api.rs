@@ -202,7 +202,7 @@ fn account_info(js: &JetStream) -> Reply {
             "max_storage": js.limits().max(Storage::File).map_or(-1, |m| m as i64),
             "max_streams": AccountLimits::reported(js.account_limits().max_streams),
             "max_consumers": AccountLimits::reported(js.account_limits().max_consumers),
-            "max_ack_pending": -1,
+            "max_ack_pending": AccountLimits::reported(js.account_limits().max_ack_pending),
             "memory_max_stream_bytes": AccountLimits::reported(js.account_limits().memory_max_stream_bytes),
             "storage_max_stream_bytes": AccountLimits::reported(js.account_limits().store_max_stream_bytes),
             "max_bytes_required": js.account_limits().max_bytes_required

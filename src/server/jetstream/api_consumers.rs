@@ -35,7 +35,10 @@ pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]
         now_ns().wrapping_mul(0x9E37_79B9_7F4A_7C15),
     )?;
     let stream_config = entry.lock().config().clone();
-    let config = req.config.normalized(&stream_config)?;
+    let requested_ack_pending = req.config.max_ack_pending;
+    let mut config = req.config.normalized(&stream_config)?;
+    js.account_limits()
+        .fit_max_ack_pending(requested_ack_pending, &mut config)?;
     let now = now_ns();
     let created_ns = {
         let mut stream = entry.lock();

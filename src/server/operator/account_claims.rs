@@ -51,7 +51,6 @@ fn refuse_unsupported(claims: &AccountClaims) -> Result<(), String> {
         ("limits.exports", l.exports),
         ("limits.conn", l.conn),
         ("limits.leaf", l.leaf),
-        ("limits.max_ack_pending", l.max_ack_pending),
     ];
     if let Some((name, _)) = unenforced.iter().find(|(_, v)| *v != -1) {
         return Err(format!("{name} is not enforced by jetlog yet"));
@@ -112,6 +111,7 @@ pub fn settings_of(
         store_max_stream_bytes: limit(l.disk_max_stream_bytes).filter(|b| *b > 0),
         max_memory: limit(l.mem_storage),
         max_file: limit(l.disk_storage),
+        max_ack_pending: limit(l.max_ack_pending).filter(|m| *m > 0),
     });
     let exports = nats
         .exports
