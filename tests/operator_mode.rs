@@ -226,11 +226,20 @@ async fn bad_expired_revoked_and_untrusted_jwts_are_refused() {
         &jwt_of(&rogue_user),
         Some(&key)
     )));
-    // A claim setting a limit jetlog does not enforce is refused rather than half-honoured.
-    let (key, limited) = user(&a, "limited", json!({}), json!({"subs": 10}));
+    // A claim asking for what jetlog does not enforce is refused rather than half-honoured.
+    let times = json!({"times": [{"start": "08:00:00", "end": "17:00:00"}]});
+    let (key, timed) = user(&a, "timed", json!({}), times);
+    assert!(refused(&raw_connect(&server, &jwt_of(&timed), Some(&key))));
+    // Sources and connection types are checked.
+    let (key, away) = user(&a, "away", json!({}), json!({"src": ["10.0.0.0/8"]}));
+    assert!(refused(&raw_connect(&server, &jwt_of(&away), Some(&key))));
+    let (key, local) = user(&a, "local", json!({}), json!({"src": "127.0.0.0/8, ::1"}));
+    assert!(raw_connect(&server, &jwt_of(&local), Some(&key)).contains("PONG"));
+    let types = json!({"allowed_connection_types": ["WEBSOCKET"]});
+    let (key, websocket) = user(&a, "ws", json!({}), types);
     assert!(refused(&raw_connect(
         &server,
-        &jwt_of(&limited),
+        &jwt_of(&websocket),
         Some(&key)
     )));
     // The server kept serving the good user's account throughout.
@@ -407,4 +416,46 @@ async fn account_jwts_pushed_while_running_take_effect_and_survive_a_restart() {
     js.get_stream("KEPT")
         .await
         .expect("B's stream is still there");
+}
+
+#[tokio::test]
+async fn subscription_payload_and_connection_limits_come_from_the_jwts() {
+    let authority = Authority::new();
+    let a = KeyPair::new_account();
+    let a_jwt = authority.account(&a, "A", json!({"limits": {"conn": 1, "payload": 1000}}));
+    let (server, _dir) = start(&authority, &[(&a, a_jwt)]);
+    let (key, small) = user(&a, "small", json!({}), json!({"subs": 1, "payload": 8}));
+    let then = "SUB a 1\r\nSUB b 2\r\nPING\r\n";
+    let mut raw = raw_session(&server, &jwt_of(&small), Some(&key), then);
+    let got = raw.read_until_contains(b"PONG", Duration::from_secs(5));
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains("-ERR 'maximum subscriptions exceeded'"),
+        "{text}"
+    );
+    // The account allows one connection: a second is refused while the first is open.
+    let (key2, other) = user(&a, "other", json!({}), json!({}));
+    let second = raw_connect(&server, &jwt_of(&other), Some(&key2));
+    assert!(
+        second.contains("-ERR 'maximum account active connections exceeded'"),
+        "{second}"
+    );
+    // The user's payload limit (8) is below the account's and the server's.
+    raw.send(b"PUB a 20\r\n01234567890123456789\r\n");
+    let (got, closed) = raw.read_for(Duration::from_secs(2));
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains("-ERR 'Maximum Payload Violation'") && closed,
+        "{text}"
+    );
+    // Once it is gone, the account has room again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let again = raw_connect(&server, &jwt_of(&other), Some(&key2));
+        if again.contains("PONG") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{again}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -35,6 +35,12 @@ pub enum ProtocolError {
     /// The server is at max_connections. Fatal.
     #[error("maximum connections exceeded")]
     MaxConnectionsExceeded,
+    /// A SUB past the user's or account's subscription limit. The connection stays open.
+    #[error("maximum subscriptions exceeded")]
+    MaxSubscriptionsExceeded,
+    /// A connection past its account's `conn` limit. Fatal.
+    #[error("maximum account active connections exceeded")]
+    MaxAccountConnectionsExceeded,
     /// A SUB with an invalid subject or queue name. The connection stays open.
     #[error("Invalid Subject")]
     InvalidSubject,
@@ -52,7 +58,10 @@ impl ProtocolError {
     pub fn closes_connection(&self) -> bool {
         !matches!(
             self,
-            Self::InvalidSubject | Self::InvalidPublishSubject | Self::PermissionsViolation(_)
+            Self::InvalidSubject
+                | Self::InvalidPublishSubject
+                | Self::PermissionsViolation(_)
+                | Self::MaxSubscriptionsExceeded
         )
     }
 }

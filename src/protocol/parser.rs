@@ -97,6 +97,12 @@ pub struct Parser {
 }
 
 impl Parser {
+    /// Lowers the largest payload accepted from now on (a user's JWT may allow less than the
+    /// server does).
+    pub fn limit_payload(&mut self, max_payload_bytes: usize) {
+        self.limits.max_payload_bytes = self.limits.max_payload_bytes.min(max_payload_bytes);
+    }
+
     pub fn new(limits: ParserLimits) -> Self {
         Self {
             limits,

@@ -74,6 +74,10 @@ pub(super) struct Connection {
     user: Option<String>,
     /// When the user's JWT expires (operator mode): the connection ends then.
     expires: Option<Instant>,
+    /// Subscriptions the user may hold (its JWT's or its account's `subs`).
+    max_subs: Option<usize>,
+    /// This connection's place in its account's count of open connections.
+    account_slot: Option<super::accounts::ConnectionSlot>,
     /// Messages and bytes this client has published, published to `handle.stats` per read.
     in_msgs: u64,
     in_bytes: u64,
@@ -109,6 +113,8 @@ impl Connection {
             perms: None,
             user: None,
             expires: None,
+            max_subs: None,
+            account_slot: None,
             in_msgs: 0,
             in_bytes: 0,
         }
@@ -317,6 +323,12 @@ impl Connection {
                 );
                 let text = permissions::subscription_violation(&subject, queue.as_deref());
                 self.error(&ProtocolError::PermissionsViolation(text));
+                return;
+            }
+        }
+        if let Some(max) = self.max_subs {
+            if self.handle.subs.lock().map_or(0, |s| s.len()) >= max {
+                self.error(&ProtocolError::MaxSubscriptionsExceeded);
                 return;
             }
         }

@@ -17,6 +17,7 @@ mod wiring;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use imports::Target;
@@ -59,8 +60,22 @@ struct JetStreamPlan {
     strict: bool,
 }
 
+/// A connection counted in its account's open connections; the count goes down when it is
+/// dropped.
+pub struct ConnectionSlot {
+    count: Arc<AtomicU64>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Every account of the server, by name.
 pub struct Accounts {
+    /// Open connections per account, for accounts whose JWT limits them.
+    connections: std::sync::Mutex<HashMap<String, Arc<AtomicU64>>>,
     registry: RwLock<Registry>,
     global: Arc<Account>,
     system: String,
@@ -155,6 +170,7 @@ impl Accounts {
             .cloned()
             .ok_or_else(|| "the global account is missing".to_string())?;
         Ok(Self {
+            connections: std::sync::Mutex::new(HashMap::new()),
             registry: RwLock::new(registry),
             global,
             system,
@@ -164,6 +180,21 @@ impl Accounts {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
         self.registry.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a new connection of `account`, unless it already has `max` open.
+    pub fn admit(&self, account: &str, max: Option<u64>) -> Option<ConnectionSlot> {
+        let count = {
+            let mut all = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+            all.entry(account.to_string()).or_default().clone()
+        };
+        let limit = max.unwrap_or(u64::MAX);
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()?;
+        Some(ConnectionSlot { count })
     }
 
     /// The account of clients that name none.

@@ -80,16 +80,29 @@ impl Connection {
         opts: &ConnectOptions,
     ) -> Result<(), CloseReason> {
         let nonce = self.nonce.as_deref().unwrap_or("").as_bytes();
+        let peer_ip = self.handle.stats.peer.ip();
         let granted = match opts.jwt.as_deref() {
-            Some(token) => operator.authorize(token, opts.sig.as_deref(), nonce),
+            Some(token) => operator.authorize(token, opts.sig.as_deref(), nonce, peer_ip),
             None => Err("no user JWT".to_string()),
         };
         match granted {
             Ok(grant) => {
                 if !self.connected {
+                    let slot = self
+                        .state
+                        .accounts
+                        .admit(&grant.account, grant.max_account_connections);
+                    let Some(slot) = slot else {
+                        return Err(self.fail(&ProtocolError::MaxAccountConnectionsExceeded));
+                    };
+                    self.account_slot = Some(slot);
                     self.join_account(Some(&grant.account))?;
                     self.user = Some(grant.user.clone());
                     self.expires = grant.expires.map(expiry_instant);
+                    self.max_subs = grant.max_subs.and_then(|m| usize::try_from(m).ok());
+                    if let Some(max) = grant.max_payload.and_then(|m| usize::try_from(m).ok()) {
+                        self.parser.limit_payload(max);
+                    }
                 }
                 self.set_permissions(grant.permissions);
                 Ok(())

@@ -26,6 +26,12 @@ pub struct AccountAuth {
     pub default_permissions: Option<Arc<Permissions>>,
     /// When the account's own JWT expires (0: never).
     pub expires: i64,
+    /// Connections the account may have open at once (`limits.conn`).
+    pub max_connections: Option<u64>,
+    /// Subscriptions per connection (`limits.subs`), and the largest payload
+    /// (`limits.payload`); a user's own limits may be lower.
+    pub max_subs: Option<u64>,
+    pub max_payload: Option<u64>,
 }
 
 fn limit(value: i64) -> Option<u64> {
@@ -43,17 +49,19 @@ pub fn rule(claim: &PermissionClaim) -> SubjectRule {
 /// Refuses a claim field jetlog cannot honour, naming it.
 fn refuse_unsupported(claims: &AccountClaims) -> Result<(), String> {
     let l = &claims.limits;
-    let unenforced = [
-        ("limits.subs", l.subs),
-        ("limits.data", l.data),
-        ("limits.payload", l.payload),
-        ("limits.imports", l.imports),
-        ("limits.exports", l.exports),
-        ("limits.conn", l.conn),
-        ("limits.leaf", l.leaf),
+    // `data` is not enforced by nats-server either, and `leaf` bounds leaf node connections,
+    // of which jetlog takes none; `imports`/`exports` bound the claim itself.
+    let counted = [
+        ("imports", l.imports, claims.imports.len()),
+        ("exports", l.exports, claims.exports.len()),
     ];
-    if let Some((name, _)) = unenforced.iter().find(|(_, v)| *v != -1) {
-        return Err(format!("{name} is not enforced by jetlog yet"));
+    if let Some((name, max, n)) = counted
+        .iter()
+        .find(|(_, max, n)| *max >= 0 && *n as i64 > *max)
+    {
+        return Err(format!(
+            "the claim has {n} {name}, more than its limits.{name} of {max}"
+        ));
     }
     if claims.mappings.as_ref().is_some_and(|m| !m.is_null()) {
         return Err("mappings are not implemented".into());
@@ -174,6 +182,9 @@ pub fn settings_of(
         revocations: nats.revocations.clone(),
         default_permissions: (!open).then(|| Arc::new(defaults)),
         expires: claims.exp,
+        max_connections: limit(l.conn),
+        max_subs: limit(l.subs),
+        max_payload: limit(l.payload),
     };
     let settings = AccountSettings {
         name: claims.sub.clone(),

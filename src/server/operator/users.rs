@@ -20,33 +20,76 @@ pub struct UserGrant {
     pub permissions: Option<Arc<Permissions>>,
     /// When the user's (or its account's) JWT expires: the connection is closed then.
     pub expires: Option<i64>,
+    /// The lower of the user's and the account's limits, where either has one.
+    pub max_subs: Option<u64>,
+    pub max_payload: Option<u64>,
+    /// The account's limit on open connections.
+    pub max_account_connections: Option<u64>,
 }
 
-fn refuse_unsupported(claims: &UserClaims) -> Result<(), String> {
-    let limits = [
-        ("subs", claims.subs),
-        ("data", claims.data),
-        ("payload", claims.payload),
-    ];
-    if let Some((name, _)) = limits.iter().find(|(_, v)| *v != -1) {
-        return Err(format!(
-            "the user's {name} limit is not enforced by jetlog yet"
-        ));
-    }
-    if claims.src.as_ref().is_some_and(|s| !s.is_null() && s != "") {
-        return Err("source network restrictions (src) are not enforced by jetlog yet".into());
-    }
+/// Refuses what jetlog does not enforce, and a connection the claim does not allow from
+/// `peer` or of this type (jetlog's clients are all `STANDARD` NATS connections).
+fn refuse_unsupported(claims: &UserClaims, peer: std::net::IpAddr) -> Result<(), String> {
     if claims.times.as_ref().is_some_and(|t| !t.is_empty()) {
         return Err("connect time windows (times) are not enforced by jetlog yet".into());
     }
-    if claims
-        .allowed_connection_types
-        .as_ref()
-        .is_some_and(|t| !t.is_empty())
-    {
-        return Err("allowed_connection_types is not enforced by jetlog yet".into());
+    let types = claims.allowed_connection_types.as_deref().unwrap_or(&[]);
+    if !types.is_empty() && !types.iter().any(|t| t.eq_ignore_ascii_case("STANDARD")) {
+        return Err(format!("connection type STANDARD is not among {types:?}"));
+    }
+    let cidrs = claims.src.as_ref().map(sources).unwrap_or_default();
+    if !cidrs.is_empty() && !allowed_source(&cidrs, peer) {
+        return Err(format!(
+            "{peer} is not in the user's allowed sources {cidrs:?}"
+        ));
     }
     Ok(())
+}
+
+/// The lower of two optional limits.
+fn lower(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// Whether `ip` is inside one of `cidrs` (`a.b.c.d/n`, an IPv6 prefix, or a bare address).
+fn allowed_source(cidrs: &[String], ip: std::net::IpAddr) -> bool {
+    cidrs.iter().any(|cidr| {
+        let (net, bits) = cidr.split_once('/').unwrap_or((cidr.as_str(), ""));
+        let Ok(net) = net.trim().parse::<std::net::IpAddr>() else {
+            return false;
+        };
+        let (a, b, width): (u128, u128, u32) = match (net, ip) {
+            (std::net::IpAddr::V4(n), std::net::IpAddr::V4(i)) => {
+                (u32::from(n).into(), u32::from(i).into(), 32)
+            }
+            (std::net::IpAddr::V6(n), std::net::IpAddr::V6(i)) => (n.into(), i.into(), 128),
+            _ => return false,
+        };
+        let bits: u32 = bits.trim().parse().unwrap_or(width).min(width);
+        let host_bits = width - bits;
+        let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+        a & mask == b & mask
+    })
+}
+
+/// The CIDRs of a claim's `src`: a list, or one comma-separated string (older claims).
+fn sources(src: &serde_json::Value) -> Vec<String> {
+    match src {
+        serde_json::Value::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 impl Operator {
@@ -56,6 +99,7 @@ impl Operator {
         token: &str,
         sig: Option<&str>,
         nonce: &[u8],
+        peer: std::net::IpAddr,
     ) -> Result<UserGrant, String> {
         let claims = jwt::decode::<UserClaims>(token).map_err(|e| format!("user JWT: {e}"))?;
         let user = &claims.nats;
@@ -88,7 +132,7 @@ impl Operator {
         if auth.expires > 0 && auth.expires <= jwt::now_secs() {
             return Err(format!("account {account}'s JWT has expired"));
         }
-        refuse_unsupported(user)?;
+        refuse_unsupported(user, peer)?;
         if !user.bearer_token {
             let signed =
                 sig.is_some_and(|s| super::super::auth::signed_nonce(&claims.sub, s, nonce));
@@ -125,7 +169,11 @@ impl Operator {
             .into_iter()
             .filter(|t| *t > 0)
             .min();
+        let user_limit = |v: i64| u64::try_from(v).ok();
         Ok(UserGrant {
+            max_subs: lower(user_limit(user.subs), auth.max_subs),
+            max_payload: lower(user_limit(user.payload), auth.max_payload),
+            max_account_connections: auth.max_connections,
             account,
             user: if claims.name.is_empty() {
                 claims.sub.clone()
