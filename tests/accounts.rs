@@ -580,3 +580,38 @@ async fn another_accounts_jetstream_is_reached_only_through_an_import() {
     .unwrap_err();
     assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
 }
+
+#[tokio::test]
+async fn an_nkey_user_joins_its_account() {
+    let key = nkeys::KeyPair::new_user();
+    let conf = format!(
+        "accounts {{\n  A: {{ jetstream: enabled, users: [ {{ nkey: {:?} }} ] }}\n  B: {{ users: [ {{ user: b, password: pw }} ] }}\n}}\n",
+        key.public_key()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nkey.conf");
+    std::fs::write(&path, conf).unwrap();
+    let server = TestServer::start(&["-c", path.to_str().unwrap()]);
+    let a = within(
+        "nkey connect",
+        ConnectOptions::new()
+            .nkey(key.seed().unwrap())
+            .connect(server.url()),
+    )
+    .await
+    .expect("the nkey user connects");
+    let b = connect(&server, "b").await;
+    let mut b_sub = b.subscribe("x").await.unwrap();
+    settle(&b).await;
+    a.publish("x", "from A".into()).await.unwrap();
+    a.flush().await.unwrap();
+    assert!(
+        drain(&mut b_sub).await.is_empty(),
+        "the nkey user's message reached B"
+    );
+    let js = async_nats::jetstream::new(a);
+    let info = within("A's account info", js.query_account())
+        .await
+        .expect("A has JetStream");
+    assert_eq!(info.streams, 0);
+}

@@ -99,6 +99,23 @@ async fn system_users_ask_the_server_about_itself() {
     assert_eq!(jsz["data"]["account_details"][0]["name"], "APP", "{jsz}");
     let connz = ask(&admin, "$SYS.REQ.ACCOUNT.APP.CONNZ", "").await;
     assert_eq!(connz["data"]["num_connections"], 1, "{connz}");
+    let _sub = app.subscribe("app.things").await.unwrap();
+    app.flush().await.unwrap();
+    ask(&app, "$SYS.REQ.SERVER.PING.CONNZ", "").await;
+    let subsz = ask(
+        &admin,
+        "$SYS.REQ.ACCOUNT.APP.SUBSZ",
+        r#"{"subscriptions": true}"#,
+    )
+    .await;
+    let listed = subsz["data"]["subscriptions_list"]
+        .as_array()
+        .expect("list");
+    assert!(
+        listed.iter().any(|s| s["subject"] == "app.things"),
+        "{subsz}"
+    );
+    assert!(listed.iter().all(|s| s["account"] == "APP"), "{subsz}");
     let all = ask(&admin, "$SYS.REQ.SERVER.PING.CONNZ", "").await;
     assert_eq!(all["data"]["num_connections"], 2, "{all}");
     let bad = ask(&admin, "$SYS.REQ.SERVER.PING.CONNZ", "{not json").await;

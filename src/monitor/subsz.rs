@@ -47,13 +47,27 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// `?subs=true&offset=&limit=`.
+/// `?subs=true&offset=&limit=&acc=<account>`: `acc` narrows the list and the count to one
+/// account (its internal subscriptions counted, as for the server).
 pub fn subsz(monitor: &MonitorState, query: &Query) -> Result<Subsz, MonitorError> {
     let offset = query.number("offset", 0)?;
     let limit = query.number("limit", DEFAULT_LIMIT)?;
     let server = monitor.view.server();
+    let only = query.get("acc");
+    let num_subscriptions = match only {
+        Some(name) => monitor
+            .view
+            .accounts()
+            .into_iter()
+            .find(|a| a.name == name)
+            .map_or(0, |a| a.subscriptions),
+        None => server.subscriptions,
+    };
     let (total, subscriptions_list) = if query.flag("subs")? {
-        let subs = monitor.view.client_subscriptions();
+        let mut subs = monitor.view.client_subscriptions();
+        if let Some(name) = only {
+            subs.retain(|s| s.account == name);
+        }
         let total = subs.len();
         let listed = subs
             .into_iter()
@@ -76,7 +90,7 @@ pub fn subsz(monitor: &MonitorState, query: &Query) -> Result<Subsz, MonitorErro
     Ok(Subsz {
         server_id: server.server_id,
         now: rfc3339(SystemTime::now()),
-        num_subscriptions: server.subscriptions,
+        num_subscriptions,
         num_inserts: server.subscription_inserts,
         num_removes: server.subscription_removes,
         total,

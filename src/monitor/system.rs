@@ -159,6 +159,7 @@ fn account_endpoint(
     match endpoint {
         "CONNZ" => to_json(connz::connz(state, &narrowed(&[]))),
         "STATZ" => to_json(accountz::accstatz(state, &narrowed(&[]))),
+        "SUBSZ" => to_json(subsz::subsz(state, &narrowed(&[]))),
         "JSZ" => to_json(jsz::jsz(state, &narrowed(&[("streams", "true")]))),
         "INFO" => to_json(accountz::accountz(state, &narrowed(&[])))
             .map(|v| v.get("account_detail").cloned().unwrap_or(Value::Null)),
