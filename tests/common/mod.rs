@@ -247,3 +247,17 @@ pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) ->
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
+
+/// Asserts that a request on `subject` finds nobody to answer it: the server's no-responders
+/// status, not a timeout.
+pub async fn assert_no_responders(client: &async_nats::Client, subject: &str) {
+    let result = within(subject, client.request(subject.to_string(), "".into())).await;
+    match result {
+        Err(err) => assert_eq!(
+            err.kind(),
+            async_nats::RequestErrorKind::NoResponders,
+            "{subject}"
+        ),
+        Ok(reply) => panic!("{subject} was answered: {reply:?}"),
+    }
+}
