@@ -6,8 +6,12 @@
 //! buffers and wakes their writers directly; messages for other internal subscribers are
 //! handed over with a blocking send.
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -20,12 +24,32 @@ use crate::protocol::Publish;
 /// Capacity of an internal subscriber's channel; a full channel makes publishers wait.
 pub const INTERNAL_CHANNEL_CAPACITY: usize = 8192;
 
+/// Waiting for room in a full internal channel, on a pool worker that must not block.
+type Reserve = Pin<
+    Box<
+        dyn Future<Output = Result<mpsc::OwnedPermit<InternalDelivery>, mpsc::error::SendError<()>>>
+            + Send,
+    >,
+>;
+
+/// Messages for internal subscribers whose channels were full, kept in order, for a client
+/// that must not block (see [`InternalClient::deferred`]).
+#[derive(Default)]
+struct Outbox {
+    waiting: VecDeque<(InternalSink, InternalDelivery)>,
+    /// Room being waited for in the channel of the first waiting message.
+    reserve: Option<Reserve>,
+}
+
 /// A handle for subscribing and publishing from inside the server.
 pub struct InternalClient {
     router: Arc<Router>,
     cache: MatchCache<Subscription>,
     out: Deliveries,
     rng: u64,
+    /// Set for a client on a pool worker: `flush` never blocks, and what does not fit waits
+    /// here until [`InternalClient::poll_outbox`] delivers it.
+    outbox: Option<Outbox>,
 }
 
 impl InternalClient {
@@ -35,6 +59,55 @@ impl InternalClient {
             cache: MatchCache::default(),
             out: Deliveries::default(),
             rng: 0x2545_F491_4F6C_DD1D,
+            outbox: None,
+        }
+    }
+
+    /// A client whose `flush` never blocks: messages for full internal channels are kept, in
+    /// order, until [`InternalClient::poll_outbox`] finds room. For work on a fixed pool of
+    /// threads, where a worker blocked on one stream's channel could hold up the very worker
+    /// that stream needs.
+    pub fn deferred(router: Arc<Router>) -> Self {
+        Self {
+            outbox: Some(Outbox::default()),
+            ..Self::new(router)
+        }
+    }
+
+    /// Whether messages are waiting for room in an internal channel.
+    pub fn has_outbox(&self) -> bool {
+        self.outbox.as_ref().is_some_and(|o| !o.waiting.is_empty())
+    }
+
+    /// Delivers what waits in the outbox, in order; `Pending` (with `cx` woken when room
+    /// appears) while a channel is still full.
+    pub fn poll_outbox(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(outbox) = self.outbox.as_mut() else {
+            return Poll::Ready(());
+        };
+        loop {
+            if let Some(reserve) = outbox.reserve.as_mut() {
+                let permit = match reserve.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(permit) => permit,
+                };
+                outbox.reserve = None;
+                let front = outbox.waiting.pop_front();
+                if let (Ok(permit), Some((_, delivery))) = (permit, front) {
+                    permit.send(delivery);
+                }
+                continue;
+            }
+            let Some((sink, delivery)) = outbox.waiting.pop_front() else {
+                return Poll::Ready(());
+            };
+            match sink.tx.try_send(delivery) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(delivery)) => {
+                    outbox.reserve = Some(Box::pin(sink.tx.clone().reserve_owned()));
+                    outbox.waiting.push_front((sink, delivery));
+                }
+            }
         }
     }
 
@@ -144,8 +217,23 @@ impl InternalClient {
     /// while an internal subscriber's channel is full. Must not run on the async runtime.
     pub fn flush(&mut self) {
         self.out.wake_all();
+        let Some(outbox) = self.outbox.as_mut() else {
+            for (sink, delivery) in self.out.internal.drain(..) {
+                let _ = sink.tx.blocking_send(delivery);
+            }
+            return;
+        };
         for (sink, delivery) in self.out.internal.drain(..) {
-            let _ = sink.tx.blocking_send(delivery);
+            if !outbox.waiting.is_empty() {
+                outbox.waiting.push_back((sink, delivery));
+                continue;
+            }
+            match sink.tx.try_send(delivery) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(delivery)) => {
+                    outbox.waiting.push_back((sink, delivery));
+                }
+            }
         }
     }
 

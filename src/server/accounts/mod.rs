@@ -58,6 +58,8 @@ struct JetStreamPlan {
     limits: Arc<StorageLimits>,
     domain: Option<String>,
     strict: bool,
+    /// The workers every account's stream actors run on.
+    pool: Option<Arc<jetstream::pool::ActorPool>>,
 }
 
 /// A connection counted in its account's open connections; the count goes down when it is
@@ -149,6 +151,13 @@ impl Accounts {
             )),
             domain: config.js_domain.clone(),
             strict: config.js_strict,
+            pool: match config.jetstream {
+                true => Some(
+                    jetstream::pool::ActorPool::start()
+                        .map_err(|e| format!("cannot start the stream workers: {e}"))?,
+                ),
+                false => None,
+            },
         };
         let mut registry = Registry {
             by_name: BTreeMap::new(),
@@ -267,12 +276,17 @@ impl JetStreamPlan {
         router: &Arc<Router>,
         limits: crate::server::AccountLimits,
     ) -> Result<Arc<JetStream>, String> {
+        let pool = self
+            .pool
+            .clone()
+            .ok_or_else(|| "JetStream is off on this server".to_string())?;
         JetStream::start(
             router.clone(),
             &store_dir_of(&self.store_dir, name),
             self.sync,
             self.server_name.clone(),
             jetstream::JetStreamSettings {
+                pool,
                 account_name: name.to_string(),
                 limits: Arc::new(StorageLimits::for_account(
                     self.limits.clone(),

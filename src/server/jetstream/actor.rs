@@ -1,18 +1,16 @@
-//! A stream's actor: one thread that drains everything queued for the stream (publishes,
-//! pull requests, acks, flow-control replies, direct gets, ticks), applies it in order, makes
-//! the result durable, and only then sends what depends on it: PubAcks after the log's sync,
-//! AckSync replies after the consumer states are written.
+//! A stream's actor: it drains everything queued for the stream (publishes, pull requests,
+//! acks, flow-control replies, direct gets, ticks), applies it in order, makes the result
+//! durable, and only then sends what depends on it: PubAcks after the log's sync, AckSync
+//! replies after the consumer states are written.
 //!
-//! A thread rather than a task because the work is blocking file I/O: an fsync on a runtime
-//! worker would stall every connection scheduled on it. Publishers reach the actor through a
-//! bounded channel, so a stream that cannot keep up slows its publishers instead of queueing
-//! without bound.
+//! Rounds run on the pool's worker threads (`pool.rs`), not on the async runtime, because the
+//! work is blocking file I/O: an fsync on a runtime worker would stall every connection
+//! scheduled on it. Publishers reach the actor through a bounded channel, so a stream that
+//! cannot keep up slows its publishers instead of queueing without bound.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
 
 use super::direct::direct_get;
 use super::StreamEntry;
@@ -66,22 +64,6 @@ impl ActorState {
         ActorState {
             client,
             last_persist: Instant::now(),
-        }
-    }
-}
-
-/// Runs until a stop delivery arrives or every sender is gone.
-pub fn run(entry: Arc<StreamEntry>, mut rx: mpsc::Receiver<InternalDelivery>) {
-    let mut batch: Vec<InternalDelivery> = Vec::with_capacity(256);
-    loop {
-        // Everything queued, up to the limit, with one release of channel capacity.
-        if rx.blocking_recv_many(&mut batch, MAX_BATCH_MSGS) == 0 {
-            persist_consumers(&entry);
-            return;
-        }
-        let mut state = entry.actor_state();
-        if round(&entry, &mut batch, &mut state, None) {
-            return;
         }
     }
 }
@@ -335,7 +317,7 @@ fn on_ack(
 
 /// Writes the state of every durable consumer that changed, with one sync; a failure is
 /// logged, and the states are written again after the next change.
-fn persist_consumers(entry: &StreamEntry) {
+pub(super) fn persist_consumers(entry: &StreamEntry) {
     if let Err(err) = write_consumer_states(entry) {
         tracing::error!(stream = %entry.name, error = %err, "cannot persist consumer state");
     }

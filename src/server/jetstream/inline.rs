@@ -1,5 +1,5 @@
 //! Publishes stored on the publisher's own task, skipping the hand-over to the stream's
-//! thread. A lone synchronous publish otherwise pays two context switches (waking the actor,
+//! actor. A lone synchronous publish otherwise pays two context switches (waking the actor,
 //! and the actor going back to sleep), which under `--sync never` is most of its latency.
 //!
 //! Only under `--sync never`, where a round never waits for a disk, and only when it keeps
@@ -53,7 +53,13 @@ impl InlineTaker for InlinePublish {
             return Some(delivery);
         };
         let alone = self.queued.load(Ordering::Acquire) == 1;
-        if !alone || entry.stopping.load(Ordering::Acquire) || entry.stream.try_lock().is_err() {
+        // Messages the actor could not hand over yet go first: an inline round would pass them.
+        let behind = state.client.has_outbox();
+        if !alone
+            || behind
+            || entry.stopping.load(Ordering::Acquire)
+            || entry.stream.try_lock().is_err()
+        {
             return Some(delivery);
         }
         let mut batch = vec![delivery];

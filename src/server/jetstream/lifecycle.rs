@@ -134,8 +134,8 @@ impl JetStream {
             msg: Publish::default(),
         };
         let _ = entry.tx.blocking_send(stop);
-        if let Some(thread) = lock(&entry.thread).take() {
-            let _ = thread.join();
+        if let Some(task) = lock(&entry.task).take() {
+            task.join();
         }
     }
 

@@ -15,6 +15,7 @@ mod direct;
 mod inline;
 mod lifecycle;
 mod limits;
+pub mod pool;
 mod report;
 mod timer;
 
@@ -22,7 +23,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
 
@@ -74,7 +74,8 @@ pub struct StreamEntry {
     /// Each consumer's subscriptions and its watch on its deliver subject.
     consumer_subs: Mutex<std::collections::HashMap<String, ConsumerHooks>>,
     tx: mpsc::Sender<InternalDelivery>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The actor's task on the pool, until the stream stops.
+    task: Mutex<Option<Arc<pool::ActorTask>>>,
     catalog: Arc<Catalog>,
     /// The actor's state; whoever holds it runs a round (the actor, or an inline publish).
     actor: Mutex<actor::ActorState>,
@@ -242,10 +243,14 @@ pub struct JetStream {
     account: std::sync::RwLock<AccountLimits>,
     /// The account's name.
     account_name: String,
+    /// The workers every stream's actor runs on (shared by all accounts).
+    pool: Arc<pool::ActorPool>,
 }
 
 /// What JetStream is told besides where it stores: its limits, domain and decoding rule.
 pub struct JetStreamSettings {
+    /// The workers stream actors run on.
+    pub pool: Arc<pool::ActorPool>,
     /// The account's name, which its stream reservations are kept under.
     pub account_name: String,
     /// The account's storage limits, within the server's.
@@ -280,6 +285,7 @@ impl JetStream {
         settings: JetStreamSettings,
     ) -> Result<Arc<Self>, String> {
         let JetStreamSettings {
+            pool,
             account_name,
             limits,
             account,
@@ -306,6 +312,7 @@ impl JetStream {
             strict,
             account: std::sync::RwLock::new(account),
             account_name,
+            pool,
         });
         for (config, created_ns) in js
             .catalog
@@ -373,9 +380,9 @@ impl JetStream {
             subs: Mutex::new(Vec::new()),
             consumer_subs: Mutex::new(std::collections::HashMap::new()),
             tx,
-            thread: Mutex::new(None),
+            task: Mutex::new(None),
             catalog: self.catalog.clone(),
-            actor: Mutex::new(actor::ActorState::new(InternalClient::new(
+            actor: Mutex::new(actor::ActorState::new(InternalClient::deferred(
                 self.router.clone(),
             ))),
             queued: Arc::new(AtomicU64::new(0)),
@@ -394,12 +401,8 @@ impl JetStream {
         entry.account(&entry.lock());
         self.resubscribe(&entry);
         self.restore_consumers(&entry)?;
-        let actor_entry = entry.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("stream-{name}"))
-            .spawn(move || actor::run(actor_entry, rx))
-            .map_err(|e| ApiError::store_failed(format!("cannot start stream thread: {e}")))?;
-        *lock(&entry.thread) = Some(thread);
+        let task = self.pool.spawn(entry.clone(), rx);
+        *lock(&entry.task) = Some(task);
         lock(&self.streams).insert(name, entry.clone());
         Ok(entry)
     }
