@@ -260,3 +260,53 @@ pub fn channel() -> (
 ) {
     mpsc::channel(INTERNAL_CHANNEL_CAPACITY)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    fn sink(tx: &mpsc::Sender<InternalDelivery>) -> InternalSink {
+        InternalSink {
+            tag: 0,
+            tx: tx.clone(),
+            exclude: &[],
+            inline: None,
+        }
+    }
+
+    fn delivery(n: u64) -> InternalDelivery {
+        InternalDelivery {
+            tag: n,
+            msg: Publish::default(),
+        }
+    }
+
+    /// A deferred client never blocks on a full channel: what does not fit waits, in order,
+    /// and goes out once the receiver has made room.
+    #[test]
+    fn a_deferred_flush_keeps_what_does_not_fit_in_order() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut client = InternalClient::deferred(Arc::new(Router::default()));
+        for n in 0..3 {
+            client.out.internal.push((sink(&tx), delivery(n)));
+        }
+        client.flush();
+        assert!(client.has_outbox());
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert_eq!(client.poll_outbox(&mut cx), Poll::Pending);
+        let mut got = vec![rx.try_recv().expect("the first fitted").tag];
+        while client.has_outbox() {
+            let _ = client.poll_outbox(&mut cx);
+            if let Ok(d) = rx.try_recv() {
+                got.push(d.tag);
+            }
+        }
+        while let Ok(d) = rx.try_recv() {
+            got.push(d.tag);
+        }
+        assert_eq!(got, vec![0, 1, 2]);
+    }
+}
