@@ -314,14 +314,23 @@ impl JetStream {
             account_name,
             pool,
         });
-        for (config, created_ns) in js
+        let opening = std::time::Instant::now();
+        let saved = js
             .catalog
             .list_streams()
-            .map_err(|e| format!("cannot read metadata: {e}"))?
-        {
+            .map_err(|e| format!("cannot read metadata: {e}"))?;
+        let count = saved.len();
+        for (config, created_ns) in saved {
             let name = config.name.clone();
             js.open_stream(config, created_ns)
                 .map_err(|e| format!("cannot open stream {name}: {}", e.description))?;
+        }
+        if count > 0 {
+            tracing::info!(
+                "JetStream account {}: {count} streams opened in {} ms",
+                js.account_name,
+                opening.elapsed().as_millis()
+            );
         }
         let (tx, rx) = internal::channel();
         let client = InternalClient::new(js.router.clone());
