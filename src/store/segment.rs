@@ -6,7 +6,7 @@
 //! which is what makes its index file safe to trust.
 //!
 //! Preallocation: the active segment reserves disk space ahead of its write position in steps
-//! of [`PREALLOCATE_STEP_BYTES`], so that most appends land in space the file already has and
+//! that grow with it up to [`PREALLOCATE_STEP_BYTES`], so that most appends land in space the file already has and
 //! their fdatasync need not commit a file-size change (measured on ext4: ~120 µs instead of
 //! ~180 µs p50 for a 160-byte append). The file is therefore longer than its data while the
 //! segment is active; the segment's logical end is `summary.file_len`, never the file length.
@@ -23,10 +23,15 @@ use super::meta::SegmentSummary;
 use super::record::{encode_segment_header, Decoded, SEGMENT_HEADER_BYTES};
 use super::scan::RecordReader;
 
-/// Disk space reserved ahead of the write position at a time. Each step costs one size
-/// change (one journal commit) instead of one per fdatasync; 1 MiB is 8 steps per default
-/// 8 MiB segment and bounds the zeros a crash can leave behind.
+/// Disk space reserved ahead of the write position at a time, once a segment holds this
+/// much. Each step costs one size change (one journal commit) instead of one per fdatasync;
+/// 1 MiB is 8 steps per default 8 MiB segment and bounds the zeros a crash can leave behind.
 pub const PREALLOCATE_STEP_BYTES: u64 = 1 << 20;
+/// The first step: a small segment (a quiet stream, a KV bucket with a few keys) reserves
+/// this much, and the step doubles with the data up to [`PREALLOCATE_STEP_BYTES`]. With a
+/// full step from the start, 10,000 quiet streams held 10 GB of zeros; this costs a busy
+/// segment four more size changes.
+pub const FIRST_PREALLOCATE_STEP_BYTES: u64 = 64 << 10;
 
 /// Extension of segment files.
 pub const SEGMENT_EXT: &str = "seg";
@@ -160,7 +165,8 @@ impl Segment {
     }
 
     /// Makes sure the file holds allocated space up to `end`, reserving up to the next
-    /// multiple of [`PREALLOCATE_STEP_BYTES`] but never past `limit` (nor below `end`). A file
+    /// multiple of the step (from [`FIRST_PREALLOCATE_STEP_BYTES`], doubling with the data, up
+    /// to [`PREALLOCATE_STEP_BYTES`]) but never past `limit` (nor below `end`). A file
     /// system that cannot preallocate turns this off for the segment, silently. If the step
     /// does not fit on the disk, exactly `end` is tried, so preallocation never refuses a
     /// write the disk could take; ENOSPC for that too is [`StoreError::NoSpace`].
@@ -168,7 +174,10 @@ impl Segment {
         if !self.preallocate || end <= self.allocated_end {
             return Ok(());
         }
-        let step_end = end.div_ceil(PREALLOCATE_STEP_BYTES) * PREALLOCATE_STEP_BYTES;
+        let step = end
+            .next_power_of_two()
+            .clamp(FIRST_PREALLOCATE_STEP_BYTES, PREALLOCATE_STEP_BYTES);
+        let step_end = end.div_ceil(step) * step;
         let target = step_end.min(limit).max(end);
         let from = self.allocated_end;
         let mut outcome = self.file.allocate(from, target - from);
