@@ -432,6 +432,20 @@ impl Consumer {
         }
     }
 
+    /// Whether the clock has anything to do for this consumer: acknowledgements outstanding
+    /// (redeliveries), waiting pull requests (expiry, heartbeats), state not yet written, an
+    /// inactivity threshold to watch, a held-back message, or push delivery (heartbeats, flow
+    /// control, interest coming and going). A pull consumer with none of these is left alone.
+    pub fn needs_ticks(&self) -> bool {
+        !self.pending.is_empty()
+            || !self.redeliver.is_empty()
+            || !self.waiting.is_empty()
+            || self.dirty
+            || self.config.inactive_threshold > 0
+            || self.wake_at_ns.is_some()
+            || self.config.deliver_subject.is_some()
+    }
+
     /// Clock tick: due redeliveries, expired and idle pull requests, push heartbeats. Returns
     /// whether an ephemeral consumer has been inactive past its threshold and should go.
     pub fn tick(

@@ -442,11 +442,13 @@ impl Stream {
             .min()
     }
 
-    /// Whether this stream needs periodic ticks at all.
+    /// Whether this stream needs periodic ticks at all: an idle stream whose consumers have
+    /// nothing outstanding costs the timer nothing (10,000 such streams were 200,000 ticks a
+    /// second).
     pub fn needs_ticks(&self) -> bool {
         self.config.max_age > 0
             || matches!(self.sync, SyncPolicy::Interval(_))
-            || !self.consumers.is_empty()
+            || self.consumers.values().any(|c| c.needs_ticks())
     }
 
     /// Makes everything appended so far durable as the sync policy requires. Under `always`
