@@ -56,22 +56,11 @@ fn start() -> (TestServer, tempfile::TempDir) {
 }
 
 fn start_with(extra: &[&str]) -> (TestServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let conf = dir.path().join("accounts.conf");
-    std::fs::write(&conf, CONF).expect("write config");
-    let mut args = vec!["-c", conf.to_str().expect("utf-8 path")];
-    args.extend_from_slice(extra);
-    let server = TestServer::start(&args);
-    (server, dir)
+    TestServer::start_with_config(CONF, extra)
 }
 
 async fn connect(server: &TestServer, user: &str) -> async_nats::Client {
-    within(
-        "connect",
-        ConnectOptions::with_user_and_password(user.into(), "pw".into()).connect(server.url()),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{user} connects: {e}"))
+    common::connect_as(server, user).await
 }
 
 /// Waits until the server has processed everything `client` sent so far (its subscriptions

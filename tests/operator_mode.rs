@@ -68,7 +68,6 @@ fn start(
     authority: &Authority,
     accounts: &[(&KeyPair, String)],
 ) -> (TestServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
     let preload: Vec<String> = accounts
         .iter()
         .map(|(key, jwt)| format!("  {}: \"{jwt}\"", key.public_key()))
@@ -78,10 +77,7 @@ fn start(
         authority.operator_jwt,
         preload.join("\n")
     );
-    let path = dir.path().join("operator.conf");
-    std::fs::write(&path, conf).expect("write config");
-    let server = TestServer::start(&["-c", path.to_str().expect("utf-8 path")]);
-    (server, dir)
+    TestServer::start_with_config(&conf, &[])
 }
 
 async fn connect(server: &TestServer, creds: &str) -> Result<async_nats::Client, String> {

@@ -4,7 +4,6 @@
 
 mod common;
 
-use async_nats::ConnectOptions;
 use common::{within, TestServer};
 use futures::StreamExt;
 use serde_json::Value;
@@ -18,20 +17,11 @@ system_account: OPS
 "#;
 
 fn start(conf: &str) -> (TestServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("system.conf");
-    std::fs::write(&path, conf).expect("write config");
-    let server = TestServer::start(&["-c", path.to_str().expect("utf-8 path")]);
-    (server, dir)
+    TestServer::start_with_config(conf, &[])
 }
 
 async fn connect(server: &TestServer, user: &str) -> async_nats::Client {
-    within(
-        "connect",
-        ConnectOptions::with_user_and_password(user.into(), "pw".into()).connect(server.url()),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{user} connects: {e}"))
+    common::connect_as(server, user).await
 }
 
 async fn ask(client: &async_nats::Client, subject: &str, body: &str) -> Value {

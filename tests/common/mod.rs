@@ -261,3 +261,27 @@ pub async fn assert_no_responders(client: &async_nats::Client, subject: &str) {
         Ok(reply) => panic!("{subject} was answered: {reply:?}"),
     }
 }
+
+impl TestServer {
+    /// Starts a server on the config file `conf` (written to a temporary directory, returned
+    /// so it outlives the server), with `extra` flags.
+    pub fn start_with_config(conf: &str, extra: &[&str]) -> (Self, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("server.conf");
+        std::fs::write(&path, conf).expect("write config");
+        let mut args = vec!["-c", path.to_str().expect("utf-8 path")];
+        args.extend_from_slice(extra);
+        (Self::start(&args), dir)
+    }
+}
+
+/// Connects as `user` with the password `pw`, as the account tests' users are configured.
+pub async fn connect_as(server: &TestServer, user: &str) -> async_nats::Client {
+    within(
+        "connect",
+        async_nats::ConnectOptions::with_user_and_password(user.into(), "pw".into())
+            .connect(server.url()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{user} connects: {e}"))
+}
