@@ -82,10 +82,7 @@ struct Event<'a> {
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn now() -> String {
-    let ns = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    format_rfc3339(Some(ns))
+    time_of(SystemTime::now())
 }
 
 fn time_of(at: SystemTime) -> String {

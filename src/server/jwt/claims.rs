@@ -69,7 +69,8 @@ pub struct UserClaims {
     pub issuer_account: String,
     #[serde(default)]
     pub bearer_token: bool,
-    /// Connection limits jetlog does not enforce yet (`subs`, `data`, `payload`: -1 is none).
+    /// Per-connection limits (-1 is none): `subs` and `payload` are enforced; `data` is
+    /// not, as nats-server does not enforce it either.
     #[serde(default = "unlimited")]
     pub subs: i64,
     #[serde(default = "unlimited")]
