@@ -1,14 +1,24 @@
 //! Raises the open-file soft limit to the hard limit when the server starts, as every Go
-//! program does since Go 1.19, nats-server included. jetlog needs a descriptor per client
-//! connection and keeps one open per segment file (8 MiB each) for the life of a stream, so
-//! the soft limit many systems start processes with, 1024, would stop a server at about 8 GiB
-//! of streams with no connection left to spare.
+//! program does since Go 1.19, nats-server included, and splits the limit between client
+//! connections and the store's files: the store's descriptor cache
+//! ([`crate::store::fd_cache`]) may keep half of it open, so that streams, however many,
+//! never take the descriptors connections need.
 
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
 /// What to ask for when the hard limit is unlimited: Linux refuses more than `nr_open`
 /// (1,048,576 unless raised), so ask for that.
 const UNLIMITED_HARD_TARGET: u64 = 1 << 20;
+
+/// The share of the open-files limit the store's files may hold: one in this many.
+const STORE_SHARE_DIVISOR: u64 = 2;
+
+/// How many store files may be open at once under an open-files limit of `limit` (`None`:
+/// unlimited, counted as [`UNLIMITED_HARD_TARGET`]).
+pub fn store_file_budget(limit: Option<u64>) -> usize {
+    let budget = limit.unwrap_or(UNLIMITED_HARD_TARGET) / STORE_SHARE_DIVISOR;
+    usize::try_from(budget).unwrap_or(usize::MAX)
+}
 
 /// Raises the soft limit on open files to the hard one. Returns the soft limit in effect
 /// afterwards (`None` when unlimited); a refusal leaves the limit as it was.

@@ -491,10 +491,14 @@ async fn serve(launch: Launch) -> Result<(), String> {
     if let Some(name) = &config.server_name {
         tracing::info!("  Name:     {name}");
     }
-    match super::fd_limit::raise_open_files_limit() {
+    let open_files = super::fd_limit::raise_open_files_limit();
+    match open_files {
         Some(n) => tracing::debug!("Open files limit: {n}"),
         None => tracing::debug!("Open files limit: unlimited"),
     }
+    let store_files = crate::store::fd_cache::shared();
+    store_files.set_capacity(super::fd_limit::store_file_budget(open_files));
+    tracing::debug!("Store files open at most: {}", store_files.capacity());
     if config.jetstream {
         tracing::info!("Starting JetStream");
         tracing::info!("    Store Directory: {store_dir:?}");

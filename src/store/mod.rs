@@ -12,12 +12,14 @@
 //! - [`log`]: the log (append, sync, reads, removal, retention, recovery on open).
 //! - [`memory`]: [`MemLog`], the same log held in memory for `storage: memory` streams;
 //!   [`stream_store`]: [`StreamStore`], either kind behind one type for the stream layer.
-//! - [`io`]: the file-system trait everything goes through; [`fault`]: a fault-injecting
+//! - [`io`]: the file-system trait everything goes through; [`fd_cache`]: the bound on open
+//!   descriptors every log on the real file system shares; [`fault`]: a fault-injecting
 //!   implementation for tests.
 
 pub mod config;
 pub mod error;
 pub mod fault;
+pub mod fd_cache;
 pub mod index;
 pub mod io;
 pub mod log;

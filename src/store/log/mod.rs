@@ -32,7 +32,7 @@ use crate::protocol::subject::is_storable_subject;
 use super::config::{limit, Discard, LogConfig, NewMessage, SyncPolicy};
 use super::error::{Rejection, Result, StoreError};
 use super::index::SegmentIndex;
-use super::io::{write_atomically, StdVfs, Vfs};
+use super::io::{write_atomically, Vfs};
 use super::meta::{DeletesFile, Snapshot, SubjectEntry, DELETES_FILE, SNAPSHOT_FILE};
 use super::ranges::RangeSet;
 use super::record::{encode_record, record_len, MAX_RECORD_BYTES, MAX_SUBJECT_BYTES};
@@ -143,9 +143,10 @@ pub struct Log {
 }
 
 impl Log {
-    /// Opens (or creates) the log in `dir` on the real file system.
+    /// Opens (or creates) the log in `dir` on the real file system, through the process's
+    /// descriptor cache ([`super::fd_cache::shared`]).
     pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log> {
-        Self::open_with_vfs(dir, config, Arc::new(StdVfs))
+        Self::open_with_vfs(dir, config, Arc::new(super::fd_cache::shared().clone()))
     }
 
     /// Opens the log through the given file-system layer.
