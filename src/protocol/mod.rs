@@ -6,6 +6,7 @@ pub mod encode;
 pub mod error;
 pub mod headers;
 pub mod parser;
+pub mod pattern_index;
 pub mod subject;
 
 pub use error::ProtocolError;

@@ -249,6 +249,7 @@ fn apply(
     if let Some(at) = stream.next_wake_ns() {
         entry.alarm.schedule(at);
     }
+    entry.want_ticks_if_needed(&stream);
     if stream.config().no_ack {
         // Read here, under the lock already held, rather than taken again to send them.
         acks.clear();

@@ -46,22 +46,28 @@ impl JetStream {
 
     /// Rejects subjects that another stream already captures.
     fn check_overlap(&self, config: &StreamConfig, except: Option<&str>) -> Result<(), ApiError> {
-        use crate::protocol::subject::subjects_overlap;
-        for entry in self.streams() {
-            if Some(entry.name.as_str()) == except {
-                continue;
-            }
-            let stream = entry.lock();
-            let theirs = &stream.config().subjects;
-            if config.subjects.iter().any(|a| {
-                theirs
-                    .iter()
-                    .any(|b| subjects_overlap(a.as_str(), b.as_str()))
-            }) {
-                return Err(ApiError::stream_subject_overlap());
-            }
+        let index = lock(&self.stream_subjects);
+        let overlaps = config.subjects.iter().any(|subject| {
+            index
+                .overlapping(subject)
+                .iter()
+                .any(|owner| Some(owner.as_str()) != except)
+        });
+        match overlaps {
+            true => Err(ApiError::stream_subject_overlap()),
+            false => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Moves stream `name` in the subject index from its `old` subjects to its `new` ones.
+    pub(super) fn index_subjects(&self, name: &str, old: &[String], new: &[String]) {
+        let mut index = lock(&self.stream_subjects);
+        for subject in old {
+            index.remove(subject, &name.to_string());
+        }
+        for subject in new {
+            index.insert(subject, name.to_string());
+        }
     }
 
     /// Applies a checked config update to a running stream.
@@ -82,7 +88,14 @@ impl JetStream {
             .put_stream(&config, created_ns)
             .map_err(ApiError::store_failed)?;
         self.limits.reserve(&self.account_name, &config);
-        entry.lock().update(config)?;
+        {
+            let mut stream = entry.lock();
+            let old_subjects = stream.config().subjects.clone();
+            stream.update(config)?;
+            self.index_subjects(&entry.name, &old_subjects, &stream.config().subjects);
+            // A max_age set now wants ticks that nothing else would ask for.
+            entry.want_ticks_if_needed(&stream);
+        }
         self.resubscribe(&entry);
         Ok(entry)
     }
@@ -101,7 +114,11 @@ impl JetStream {
                 stream.remove_consumer(&consumer, actions);
             }
         });
-        let storage = entry.lock().config().storage;
+        let (storage, subjects) = {
+            let stream = entry.lock();
+            (stream.config().storage, stream.config().subjects.clone())
+        };
+        self.index_subjects(name, &subjects, &[]);
         let accounted = entry.accounted.swap(0, Ordering::Relaxed);
         self.limits.moved(storage, accounted, 0);
         self.limits.release(&self.account_name, name);

@@ -34,6 +34,7 @@ use crate::jetstream::api_types::json_string;
 use crate::jetstream::consumer::Consumer;
 use crate::jetstream::stream::Stream;
 use crate::jetstream::{ApiError, StreamConfig};
+use crate::protocol::pattern_index::PatternIndex;
 use crate::protocol::Publish;
 use crate::store::SyncPolicy;
 use catalog::Catalog;
@@ -68,6 +69,10 @@ struct ConsumerHooks {
 /// One stream as the server runs it.
 pub struct StreamEntry {
     name: String,
+    /// The name again, shared with the timer's list of streams that want ticks.
+    tick_name: Arc<str>,
+    /// Whether the stream is on that list (changed only under the stream's lock).
+    ticking: std::sync::atomic::AtomicBool,
     stream: Mutex<Stream>,
     /// Subscriptions on the stream's subjects, and on DIRECT.GET when allowed.
     subs: Mutex<Vec<Arc<Subscription>>>,
@@ -124,6 +129,15 @@ impl StreamEntry {
         let bytes = stream.log().state(false).map(|s| s.bytes).unwrap_or(0);
         let before = self.accounted.swap(bytes, Ordering::Relaxed);
         self.limits.moved(storage, before, bytes);
+    }
+
+    /// Puts the stream on the timer's list if what it holds now wants ticks. `stream` is this
+    /// entry's state, locked by the caller; the timer takes it off under the same lock.
+    fn want_ticks_if_needed(&self, stream: &Stream) {
+        let wants = stream.needs_ticks() || stream.next_wake_ns().is_some();
+        if wants && !self.ticking.swap(true, Ordering::Relaxed) {
+            self.alarm.want_ticks(&self.tick_name);
+        }
     }
 
     fn actor_state(&self) -> MutexGuard<'_, actor::ActorState> {
@@ -229,6 +243,8 @@ pub struct JetStream {
     server_name: String,
     catalog: Arc<Catalog>,
     streams: Mutex<BTreeMap<String, Arc<StreamEntry>>>,
+    /// Every stream's subjects, by stream name: what a create checks for overlaps.
+    stream_subjects: Mutex<PatternIndex<String>>,
     api_total: AtomicU64,
     api_errors: AtomicU64,
     stopping: std::sync::atomic::AtomicBool,
@@ -303,6 +319,7 @@ impl JetStream {
             server_name,
             catalog,
             streams: Mutex::new(BTreeMap::new()),
+            stream_subjects: Mutex::new(PatternIndex::default()),
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -384,6 +401,8 @@ impl JetStream {
         )?;
         let (tx, rx) = internal::channel();
         let entry = Arc::new(StreamEntry {
+            tick_name: Arc::from(name.as_str()),
+            ticking: std::sync::atomic::AtomicBool::new(false),
             name: name.clone(),
             stream: Mutex::new(stream),
             subs: Mutex::new(Vec::new()),
@@ -410,8 +429,10 @@ impl JetStream {
         entry.account(&entry.lock());
         self.resubscribe(&entry);
         self.restore_consumers(&entry)?;
+        entry.want_ticks_if_needed(&entry.lock());
         let task = self.pool.spawn(entry.clone(), rx);
         *lock(&entry.task) = Some(task);
+        self.index_subjects(&name, &[], &entry.lock().config().subjects);
         lock(&self.streams).insert(name, entry.clone());
         Ok(entry)
     }
