@@ -34,7 +34,25 @@ impl TestServer {
     }
 
     pub fn start_in(store: tempfile::TempDir, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jetlog"))
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_jetlog")), store, extra)
+    }
+
+    /// Starts the server under an open-files limit of `limit` (soft and hard, through
+    /// `prlimit`), as on a machine that allows a process no more.
+    pub fn start_with_open_files_limit(
+        limit: u64,
+        store: tempfile::TempDir,
+        extra: &[&str],
+    ) -> Self {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={limit}:{limit}"))
+            .arg(env!("CARGO_BIN_EXE_jetlog"));
+        Self::spawn(command, store, extra)
+    }
+
+    fn spawn(mut command: Command, store: tempfile::TempDir, extra: &[&str]) -> Self {
+        let mut child = command
             .args(["server", "-a", "127.0.0.1", "-p", "-1", "--store_dir"])
             .arg(store.path())
             .args(extra)

@@ -46,6 +46,8 @@ pub use report::{JetStreamReport, StreamReport};
 
 /// What the API thread's subscription is tagged with.
 const TAG_API: u64 = 0;
+/// Threads per core that reopen streams at start (they mostly wait for the disk).
+const OPEN_THREADS_PER_CORE: usize = 4;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -337,11 +339,7 @@ impl JetStream {
             .list_streams()
             .map_err(|e| format!("cannot read metadata: {e}"))?;
         let count = saved.len();
-        for (config, created_ns) in saved {
-            let name = config.name.clone();
-            js.open_stream(config, created_ns)
-                .map_err(|e| format!("cannot open stream {name}: {}", e.description))?;
-        }
+        js.open_saved_streams(saved)?;
         if count > 0 {
             tracing::info!(
                 "JetStream account {}: {count} streams opened in {} ms",
@@ -369,6 +367,38 @@ impl JetStream {
             .spawn(move || timer::run(&timer))
             .map_err(|e| format!("cannot start the timer thread: {e}"))?;
         Ok(js)
+    }
+
+    /// Opens the streams the catalog lists, on a few threads at once: an open is mostly
+    /// waiting for the disk (the snapshot, the last segment's tail, the consumers' states),
+    /// so with 100,000 streams one thread left the cores idle. The first failure is reported.
+    fn open_saved_streams(&self, saved: Vec<(StreamConfig, i64)>) -> Result<(), String> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get() * OPEN_THREADS_PER_CORE)
+            .min(saved.len().max(1));
+        let queue = Mutex::new(saved.into_iter());
+        let failure = Mutex::new(None);
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    if lock(&failure).is_some() {
+                        return;
+                    }
+                    let Some((config, created_ns)) = lock(&queue).next() else {
+                        return;
+                    };
+                    let name = config.name.clone();
+                    if let Err(e) = self.open_stream(config, created_ns) {
+                        lock(&failure)
+                            .get_or_insert(format!("cannot open stream {name}: {}", e.description));
+                    }
+                });
+            }
+        });
+        match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
     }
 
     fn stream_dir(&self, name: &str) -> PathBuf {
