@@ -2,7 +2,9 @@
 # Many streams on one server: creates N streams with a message and a durable consumer each
 # (examples/many_streams.rs), then reports the server's threads, RSS and open descriptors,
 # the create rate per thousand, and how long a restart takes until every stream answers.
-# Usage: docs/bench/many_streams.sh [N] [JETLOG_BINARY]   (from the project root)
+# Usage: docs/bench/many_streams.sh [N] [SERVER_BINARY]   (from the project root)
+# SERVER_BINARY is jetlog (the default, target/release/jetlog) or a nats-server binary, which
+# is started with JetStream on the same kind of store directory, for the side-by-side table.
 set -euo pipefail
 n=${1:-2000}
 bin=${2:-target/release/jetlog}
@@ -14,7 +16,10 @@ load=target/release/examples/many_streams
 url="nats://127.0.0.1:$port"
 
 start() {
-  "$bin" server -a 127.0.0.1 -p "$port" --store_dir "$store" >"$store.log" 2>&1 &
+  case "$(basename "$bin")" in
+    nats-server*) "$bin" -js -sd "$store" -a 127.0.0.1 -p "$port" >"$store.log" 2>&1 & ;;
+    *) "$bin" server -a 127.0.0.1 -p "$port" --store_dir "$store" >"$store.log" 2>&1 & ;;
+  esac
   pid=$!
 }
 stats() {
