@@ -29,6 +29,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let js = jetstream::new(client);
     if check {
+        // The last stream first: at a restart it is likely the last opened.
+        let last = count.saturating_sub(1);
+        loop {
+            match js.get_stream(format!("S{last}")).await {
+                Ok(_) => break,
+                Err(_) if started.elapsed() < Duration::from_secs(600) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await
+                }
+                Err(e) => return Err(format!("S{last}: {e}").into()),
+            }
+        }
+        println!(
+            "stream S{last} answers after {:.2}s",
+            started.elapsed().as_secs_f64()
+        );
         for i in 0..count {
             loop {
                 match js.get_stream(format!("S{i}")).await {

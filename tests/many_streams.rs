@@ -99,3 +99,91 @@ async fn more_streams_than_open_files_all_take_and_serve_messages_across_a_resta
     .await;
     assert_within_budget(&server);
 }
+
+/// Streams with a message and a consumer each, for the restart test.
+const RESTARTED_STREAMS: usize = 300;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_every_stream_serves_from_the_first_request() {
+    let server = TestServer::start(&[]);
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let js = jetstream::new(client);
+    within("creating streams", async {
+        for i in 0..RESTARTED_STREAMS {
+            let stream = js
+                .create_stream(stream::Config {
+                    name: format!("R{i}"),
+                    subjects: vec![format!("restart.{i}")],
+                    ..Default::default()
+                })
+                .await
+                .expect("create");
+            js.publish(format!("restart.{i}"), "first".into())
+                .await
+                .expect("publish")
+                .await
+                .expect("ack");
+            stream
+                .create_consumer(jetstream::consumer::pull::Config {
+                    durable_name: Some(format!("C{i}")),
+                    ..Default::default()
+                })
+                .await
+                .expect("consumer");
+        }
+    })
+    .await;
+    let store = server.store_handoff();
+    let server = TestServer::start_in(store, &[]);
+    // The first requests go to the streams opened last, most likely still opening: each must
+    // wait for its stream rather than find none.
+    let client = async_nats::connect(server.url()).await.expect("reconnect");
+    let js = jetstream::new(client);
+    within("the first requests after the restart", async {
+        for i in (0..RESTARTED_STREAMS).rev().step_by(37) {
+            let ack = js
+                .publish(format!("restart.{i}"), "second".into())
+                .await
+                .expect("publish")
+                .await
+                .expect("ack");
+            assert_eq!(ack.sequence, 2, "R{i}");
+            let stream = js.get_stream(format!("R{i}")).await.expect("info");
+            let consumer: jetstream::consumer::PullConsumer = stream
+                .get_consumer(&format!("C{i}"))
+                .await
+                .expect("consumer");
+            let mut batch = consumer
+                .fetch()
+                .max_messages(2)
+                .expires(std::time::Duration::from_secs(5))
+                .messages()
+                .await
+                .expect("fetch");
+            use futures::StreamExt;
+            for want in ["first", "second"] {
+                let msg = batch.next().await.expect("a message").expect("ok");
+                assert_eq!(&msg.payload[..], want.as_bytes(), "R{i}");
+            }
+        }
+        // A create waits for every stream to be open, then checks overlaps against all.
+        let err = js
+            .create_stream(stream::Config {
+                name: "OVERLAP".into(),
+                subjects: vec!["restart.>".into()],
+                ..Default::default()
+            })
+            .await
+            .expect_err("overlaps every stream");
+        assert!(err.to_string().contains("overlap"), "{err}");
+    })
+    .await;
+    let deadline = std::time::Instant::now() + PHASE_LIMIT;
+    while !server.log_contains(&format!("{RESTARTED_STREAMS} streams opened in")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no startup time logged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

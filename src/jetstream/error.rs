@@ -68,6 +68,12 @@ impl ApiError {
         Self::new(500, 10052, detail.to_string())
     }
 
+    /// nats-server's JSClusterNotAvailErr; here, the streams of the catalog are still opening
+    /// at start past the wait a request is given.
+    pub fn temporarily_unavailable() -> Self {
+        Self::new(503, 10008, "JetStream system temporarily unavailable")
+    }
+
     pub fn stream_subject_overlap() -> Self {
         Self::new(400, 10065, "subjects overlap with an existing stream")
     }

@@ -9,7 +9,7 @@
 //! so a burst of publishes still gets the actor's batching.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use super::actor::{self, TAG_PUBLISH};
 use super::StreamEntry;
@@ -17,18 +17,34 @@ use crate::server::outbound::{InlineTaker, InternalDelivery, InternalQueue};
 
 /// The inline side of a stream's publish subscriptions.
 pub struct InlinePublish {
-    /// Weak: the entry holds the subscriptions that hold this.
-    entry: Weak<StreamEntry>,
+    /// Weak: the entry holds the subscriptions that hold this. Unset while the stream is
+    /// still opening at start (its subscriptions exist before it does); publishes then take
+    /// the channel.
+    entry: OnceLock<Weak<StreamEntry>>,
     /// The entry's count of routed, unapplied publishes (shared, so routing needs no upgrade).
     queued: Arc<AtomicU64>,
 }
 
 impl InlinePublish {
     pub fn taker(entry: &Arc<StreamEntry>) -> Arc<dyn InlineTaker> {
+        let taker = Self::unbound(entry.queued.clone());
+        taker.bind(entry);
+        taker
+    }
+
+    /// A taker for a stream not yet open, counting into `queued`, which the stream's entry
+    /// must share.
+    pub fn unbound(queued: Arc<AtomicU64>) -> Arc<InlinePublish> {
         Arc::new(InlinePublish {
-            entry: Arc::downgrade(entry),
-            queued: entry.queued.clone(),
+            entry: OnceLock::new(),
+            queued,
         })
+    }
+
+    /// Ties the taker to its opened stream.
+    pub fn bind(&self, entry: &Arc<StreamEntry>) {
+        debug_assert!(Arc::ptr_eq(&self.queued, &entry.queued));
+        let _ = self.entry.set(Arc::downgrade(entry));
     }
 }
 
@@ -45,7 +61,7 @@ impl InlineTaker for InlinePublish {
         if delivery.tag != TAG_PUBLISH {
             return Some(delivery);
         }
-        let Some(entry) = self.entry.upgrade() else {
+        let Some(entry) = self.entry.get().and_then(Weak::upgrade) else {
             return Some(delivery);
         };
         // Never wait here: a busy actor or stream means the channel is the better way anyway.

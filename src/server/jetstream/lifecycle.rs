@@ -16,6 +16,11 @@ use crate::server::outbound::InternalDelivery;
 impl JetStream {
     /// Creates a stream, or returns the existing one when the effective config is identical.
     pub fn create_stream(&self, config: StreamConfig) -> Result<Arc<StreamEntry>, ApiError> {
+        // The overlap check and the stream count need every stream of the catalog open.
+        self.wait_opened(None);
+        if self.still_opening() {
+            return Err(ApiError::temporarily_unavailable());
+        }
         if let Some(existing) = self.stream(&config.name) {
             if *existing.lock().config() == config {
                 return Ok(existing);
@@ -41,7 +46,7 @@ impl JetStream {
         self.catalog
             .put_stream(&config, created_ns)
             .map_err(ApiError::store_failed)?;
-        self.open_stream(config, created_ns)
+        self.open_stream(config, created_ns, None)
     }
 
     /// Rejects subjects that another stream already captures.
@@ -72,6 +77,10 @@ impl JetStream {
 
     /// Applies a checked config update to a running stream.
     pub fn update_stream(&self, config: StreamConfig) -> Result<Arc<StreamEntry>, ApiError> {
+        self.wait_opened(None);
+        if self.still_opening() {
+            return Err(ApiError::temporarily_unavailable());
+        }
         let entry = self
             .stream(&config.name)
             .ok_or_else(ApiError::stream_not_found)?;
@@ -102,6 +111,7 @@ impl JetStream {
 
     /// Deletes a stream and its files.
     pub fn delete_stream(&self, name: &str) -> Result<(), ApiError> {
+        self.wait_opened(Some(name));
         let entry = lock(&self.streams)
             .remove(name)
             .ok_or_else(ApiError::stream_not_found)?;
@@ -176,6 +186,7 @@ impl JetStream {
     /// pull requests `409 Server Shutdown` before the connections close.
     pub fn shutdown(&self) {
         self.stopping.store(true, Ordering::Relaxed);
+        self.join_openers();
         for entry in self.streams() {
             self.stop(&entry);
             self.tell_waiting(&entry, |stream, actions| stream.shutdown_consumers(actions));

@@ -12,9 +12,11 @@ mod api_consumers;
 mod catalog;
 mod catalog_consumers;
 mod direct;
+mod hooks;
 mod inline;
 mod lifecycle;
 mod limits;
+mod opening;
 pub mod pool;
 mod report;
 mod timer;
@@ -26,7 +28,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
-use super::interest_watch::WatchId;
 use super::internal::{self, InternalClient};
 use super::outbound::{InternalDelivery, InternalSink, Subscription};
 use super::router::Router;
@@ -38,6 +39,7 @@ use crate::protocol::pattern_index::PatternIndex;
 use crate::protocol::Publish;
 use crate::store::SyncPolicy;
 use catalog::Catalog;
+use hooks::{consumer_hooks, stream_subscriptions, ConsumerHooks};
 
 pub use account_limits::AccountLimits;
 pub use api::API_EXCLUDED;
@@ -46,8 +48,6 @@ pub use report::{JetStreamReport, StreamReport};
 
 /// What the API thread's subscription is tagged with.
 const TAG_API: u64 = 0;
-/// Threads per core that reopen streams at start (they mostly wait for the disk).
-const OPEN_THREADS_PER_CORE: usize = 4;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -58,14 +58,6 @@ pub fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// What ties a consumer to the router: its subscriptions (pull requests, acks,
-/// flow-control replies) and, for a push consumer, the watch that wakes the stream when its
-/// deliver subject gains a subscriber.
-struct ConsumerHooks {
-    subs: Vec<Arc<Subscription>>,
-    watch: Option<WatchId>,
 }
 
 /// One stream as the server runs it.
@@ -102,17 +94,6 @@ pub struct StreamEntry {
     /// What a PubAck says before `seq`: the stream name as JSON, and the domain if any
     /// (`"S","domain":"hub"`, nats-server's field order). Built once, not per round.
     pub_ack_prefix: String,
-}
-
-impl ConsumerHooks {
-    fn release(self, client: &InternalClient) {
-        for sub in &self.subs {
-            client.unsubscribe(sub);
-        }
-        if let Some(watch) = self.watch {
-            client.unwatch_interest(watch);
-        }
-    }
 }
 
 impl StreamEntry {
@@ -158,50 +139,12 @@ impl StreamEntry {
     /// and watches its deliver subject for subscribers. Called again after an update, whose
     /// deliver subject may differ.
     fn subscribe_consumer(&self, name: &str, client: &InternalClient) {
-        let subjects = [
-            (
-                format!("$JS.API.CONSUMER.MSG.NEXT.{}.{name}", self.name),
-                actor::TAG_PULL,
-            ),
-            (format!("$JS.ACK.{}.{name}.>", self.name), actor::TAG_ACK),
-            (
-                format!("$JS.FC.{}.{name}.>", self.name),
-                actor::TAG_FLOW_CONTROL,
-            ),
-        ];
-        let subs = subjects
-            .iter()
-            .map(|(subject, tag)| {
-                client.subscribe(
-                    subject,
-                    None,
-                    InternalSink {
-                        tag: *tag,
-                        tx: self.tx.clone(),
-                        exclude: &[],
-                        inline: None,
-                    },
-                )
-            })
-            .collect();
         let deliver_subject = self
             .lock()
             .consumers()
             .get(name)
             .and_then(|c| c.config.deliver_subject.clone());
-        let watch = deliver_subject.map(|subject| {
-            let tx = self.tx.clone();
-            client.watch_interest(
-                &subject,
-                Arc::new(move || {
-                    let _ = tx.try_send(InternalDelivery {
-                        tag: actor::TAG_TICK,
-                        msg: Publish::default(),
-                    });
-                }),
-            )
-        });
-        let hooks = ConsumerHooks { subs, watch };
+        let hooks = consumer_hooks(client, &self.name, name, deliver_subject, &self.tx);
         if let Some(old) = lock(&self.consumer_subs).insert(name.to_string(), hooks) {
             old.release(client);
         }
@@ -245,6 +188,8 @@ pub struct JetStream {
     server_name: String,
     catalog: Arc<Catalog>,
     streams: Mutex<BTreeMap<String, Arc<StreamEntry>>>,
+    /// Streams of the catalog still being opened at start, and the threads opening them.
+    opening: opening::Opening,
     /// Every stream's subjects, by stream name: what a create checks for overlaps.
     stream_subjects: Mutex<PatternIndex<String>>,
     api_total: AtomicU64,
@@ -321,6 +266,7 @@ impl JetStream {
             server_name,
             catalog,
             streams: Mutex::new(BTreeMap::new()),
+            opening: opening::Opening::default(),
             stream_subjects: Mutex::new(PatternIndex::default()),
             api_total: AtomicU64::new(0),
             api_errors: AtomicU64::new(0),
@@ -333,20 +279,11 @@ impl JetStream {
             account_name,
             pool,
         });
-        let opening = std::time::Instant::now();
         let saved = js
             .catalog
             .list_streams()
             .map_err(|e| format!("cannot read metadata: {e}"))?;
-        let count = saved.len();
-        js.open_saved_streams(saved)?;
-        if count > 0 {
-            tracing::info!(
-                "JetStream account {}: {count} streams opened in {} ms",
-                js.account_name,
-                opening.elapsed().as_millis()
-            );
-        }
+        js.start_opening(saved)?;
         let (tx, rx) = internal::channel();
         let client = InternalClient::new(js.router.clone());
         let sink = InternalSink {
@@ -369,48 +306,33 @@ impl JetStream {
         Ok(js)
     }
 
-    /// Opens the streams the catalog lists, on a few threads at once: an open is mostly
-    /// waiting for the disk (the snapshot, the last segment's tail, the consumers' states),
-    /// so with 100,000 streams one thread left the cores idle. The first failure is reported.
-    fn open_saved_streams(&self, saved: Vec<(StreamConfig, i64)>) -> Result<(), String> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get() * OPEN_THREADS_PER_CORE)
-            .min(saved.len().max(1));
-        let queue = Mutex::new(saved.into_iter());
-        let failure = Mutex::new(None);
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| loop {
-                    if lock(&failure).is_some() {
-                        return;
-                    }
-                    let Some((config, created_ns)) = lock(&queue).next() else {
-                        return;
-                    };
-                    let name = config.name.clone();
-                    if let Err(e) = self.open_stream(config, created_ns) {
-                        lock(&failure)
-                            .get_or_insert(format!("cannot open stream {name}: {}", e.description));
-                    }
-                });
-            }
-        });
-        match failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            Some(failure) => Err(failure),
-            None => Ok(()),
-        }
-    }
-
     fn stream_dir(&self, name: &str) -> PathBuf {
         debug_assert!(crate::jetstream::stream_config::is_valid_name(name));
         self.store_dir.join("streams").join(name)
     }
 
+    /// The stream called `name`; one still opening at start is waited for (bounded).
     pub fn stream(&self, name: &str) -> Option<Arc<StreamEntry>> {
+        if let Some(entry) = lock(&self.streams).get(name) {
+            return Some(entry.clone());
+        }
+        self.wait_opened(Some(name));
         lock(&self.streams).get(name).cloned()
     }
 
+    /// The stream called `name` if it is open now (no wait for one still opening at start).
+    pub(super) fn stream_if_open(&self, name: &str) -> Option<Arc<StreamEntry>> {
+        lock(&self.streams).get(name).cloned()
+    }
+
+    /// The streams open now, without waiting for those still opening at start.
+    pub fn open_streams(&self) -> Vec<Arc<StreamEntry>> {
+        lock(&self.streams).values().cloned().collect()
+    }
+
+    /// Every stream; at start, once all have opened (waited for, bounded).
     pub fn streams(&self) -> Vec<Arc<StreamEntry>> {
+        self.wait_opened(None);
         lock(&self.streams).values().cloned().collect()
     }
 
@@ -419,31 +341,40 @@ impl JetStream {
         &self,
         config: StreamConfig,
         created_ns: i64,
+        wiring: Option<opening::Wiring>,
     ) -> Result<Arc<StreamEntry>, ApiError> {
         let name = config.name.clone();
         self.limits.reserve(&self.account_name, &config);
-        let stream = Stream::open(
+        let wiring = wiring.unwrap_or_else(opening::Wiring::unsubscribed);
+        let stream = match Stream::open(
             &self.stream_dir(&name),
             config,
             created_ns,
             self.sync,
             now_ns(),
-        )?;
-        let (tx, rx) = internal::channel();
+        ) {
+            Ok(stream) => stream,
+            Err(err) => {
+                wiring.release(&InternalClient::new(self.router.clone()));
+                self.limits.release(&self.account_name, &name);
+                return Err(err);
+            }
+        };
+        let early = !wiring.subs.is_empty() || !wiring.consumers.is_empty();
         let entry = Arc::new(StreamEntry {
             tick_name: Arc::from(name.as_str()),
             ticking: std::sync::atomic::AtomicBool::new(false),
             name: name.clone(),
             stream: Mutex::new(stream),
-            subs: Mutex::new(Vec::new()),
-            consumer_subs: Mutex::new(std::collections::HashMap::new()),
-            tx,
+            subs: Mutex::new(wiring.subs),
+            consumer_subs: Mutex::new(wiring.consumers),
+            tx: wiring.tx,
             task: Mutex::new(None),
             catalog: self.catalog.clone(),
             actor: Mutex::new(actor::ActorState::new(InternalClient::deferred(
                 self.router.clone(),
             ))),
-            queued: Arc::new(AtomicU64::new(0)),
+            queued: wiring.queued,
             inline_publish: matches!(self.sync, SyncPolicy::Never),
             stopping: std::sync::atomic::AtomicBool::new(false),
             limits: self.limits.clone(),
@@ -457,10 +388,14 @@ impl JetStream {
             },
         });
         entry.account(&entry.lock());
-        self.resubscribe(&entry);
+        match (early, &wiring.inline) {
+            (true, Some(taker)) => taker.bind(&entry),
+            (true, None) => {}
+            (false, _) => self.resubscribe(&entry),
+        }
         self.restore_consumers(&entry)?;
         entry.want_ticks_if_needed(&entry.lock());
-        let task = self.pool.spawn(entry.clone(), rx);
+        let task = self.pool.spawn(entry.clone(), wiring.rx);
         *lock(&entry.task) = Some(task);
         self.index_subjects(&name, &[], &entry.lock().config().subjects);
         lock(&self.streams).insert(name, entry.clone());
@@ -494,7 +429,10 @@ impl JetStream {
                 };
                 stream.insert_consumer(consumer);
             }
-            entry.subscribe_consumer(&name, &client);
+            // Subscribed already when the stream was wired before it opened (at start).
+            if !lock(&entry.consumer_subs).contains_key(&name) {
+                entry.subscribe_consumer(&name, &client);
+            }
         }
         // States clamped to a log that lost its tail are written before any new message can
         // take a lost sequence (see `Consumer::restore`).
@@ -509,31 +447,10 @@ impl JetStream {
             client.unsubscribe(&sub);
         }
         let config = entry.lock().config().clone();
-        for subject in &config.subjects {
-            let sink = InternalSink {
-                tag: actor::TAG_PUBLISH,
-                tx: entry.tx.clone(),
-                exclude: &[],
-                inline: entry
-                    .inline_publish
-                    .then(|| inline::InlinePublish::taker(entry)),
-            };
-            subs.push(client.subscribe(subject, None, sink));
-        }
-        if config.allow_direct {
-            for subject in [
-                format!("{}{}", direct::DIRECT_GET_PREFIX, config.name),
-                format!("{}{}.>", direct::DIRECT_GET_PREFIX, config.name),
-            ] {
-                let sink = InternalSink {
-                    tag: actor::TAG_DIRECT_GET,
-                    tx: entry.tx.clone(),
-                    exclude: &[],
-                    inline: None,
-                };
-                subs.push(client.subscribe(&subject, Some("_sys_"), sink));
-            }
-        }
+        let inline = entry
+            .inline_publish
+            .then(|| inline::InlinePublish::taker(entry));
+        *subs = stream_subscriptions(&client, &config, &entry.tx, inline);
     }
 
     /// The JetStream domain, if one is set.

@@ -44,7 +44,8 @@ impl JetStream {
     /// is left out rather than reported half gone.
     pub fn report(&self, with_consumers: bool) -> JetStreamReport {
         let mut streams = Vec::new();
-        for entry in self.streams() {
+        // Monitoring never waits for streams still opening at start: it shows those open.
+        for entry in self.open_streams() {
             let Ok(info) = stream_info_of(self, &entry, &StreamInfoRequest::default()) else {
                 continue;
             };

@@ -100,7 +100,7 @@ pub fn run(js: &JetStream) {
         }
         let mut wake = next_regular;
         for name in js.alarm.ticking() {
-            let Some(entry) = js.stream(&name) else {
+            let Some(entry) = js.stream_if_open(&name) else {
                 js.alarm.forget(&name);
                 continue;
             };
