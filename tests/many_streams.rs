@@ -187,3 +187,51 @@ async fn after_a_restart_every_stream_serves_from_the_first_request() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_cannot_be_opened_is_logged_and_the_others_serve() {
+    let server = TestServer::start(&[]);
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let js = jetstream::new(client);
+    within("creating streams", async {
+        for name in ["GOOD", "BROKEN"] {
+            js.create_stream(stream::Config {
+                name: name.into(),
+                subjects: vec![format!("{}.>", name.to_lowercase())],
+                ..Default::default()
+            })
+            .await
+            .expect("create");
+            js.publish(format!("{}.a", name.to_lowercase()), "kept".into())
+                .await
+                .expect("publish")
+                .await
+                .expect("ack");
+        }
+    })
+    .await;
+    let store = server.store_handoff();
+    // A file where the stream's directory should be: its log cannot be opened.
+    let dir = store.path().join("streams").join("BROKEN");
+    std::fs::rename(&dir, store.path().join("BROKEN.moved")).expect("move the directory away");
+    std::fs::write(&dir, b"not a directory").expect("write a file in its place");
+    let server = TestServer::start_in(store, &[]);
+    let client = async_nats::connect(server.url()).await.expect("reconnect");
+    let js = jetstream::new(client);
+    within("the good stream after the restart", async {
+        let ack = js
+            .publish("good.b", "second".into())
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+        assert_eq!(ack.sequence, 2);
+        let err = js.get_stream("BROKEN").await.expect_err("not opened");
+        assert!(err.to_string().contains("stream not found"), "{err}");
+    })
+    .await;
+    assert!(
+        server.log_contains("cannot open stream BROKEN"),
+        "the failure is logged"
+    );
+}
