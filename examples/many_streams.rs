@@ -2,7 +2,8 @@
 //! message and one durable consumer, reporting the create rate per thousand; or, with
 //! `--check`, waits until every stream answers `STREAM.INFO` and prints how long that took.
 //!
-//! `cargo run --release --example many_streams -- nats://127.0.0.1:4222 10000 [--check]`
+//! `cargo run --release --example many_streams -- nats://127.0.0.1:4222 10000 [--check]
+//! [--no-consumers]`
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "nats://127.0.0.1:4222".into());
     let count: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000);
     let check = args.iter().any(|a| a == "--check");
+    // Streams alone, to tell a consumer's memory from a stream's.
+    let consumers = !args.iter().any(|a| a == "--no-consumers");
     let started = Instant::now();
     let client = loop {
         match async_nats::connect(&url).await {
@@ -71,12 +74,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .await?;
         js.publish(format!("s{i}.a"), "x".into()).await?.await?;
-        stream
-            .create_consumer(consumer::pull::Config {
-                durable_name: Some(format!("C{i}")),
-                ..Default::default()
-            })
-            .await?;
+        if consumers {
+            stream
+                .create_consumer(consumer::pull::Config {
+                    durable_name: Some(format!("C{i}")),
+                    ..Default::default()
+                })
+                .await?;
+        }
         if (i + 1) % 1000 == 0 {
             let per = lap.elapsed().as_secs_f64() * 1000.0 / 1000.0;
             println!(

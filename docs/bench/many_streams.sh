@@ -5,6 +5,7 @@
 # Usage: docs/bench/many_streams.sh [N] [SERVER_BINARY]   (from the project root)
 # SERVER_BINARY is jetlog (the default, target/release/jetlog) or a nats-server binary, which
 # is started with JetStream on the same kind of store directory, for the side-by-side table.
+# LOAD_ARGS=--no-consumers creates the streams without consumers.
 set -euo pipefail
 n=${1:-2000}
 bin=${2:-target/release/jetlog}
@@ -31,7 +32,7 @@ stats() {
 }
 
 start
-"$load" "$url" "$n"
+"$load" "$url" "$n" ${LOAD_ARGS:-}
 stats "after create ($n streams)"
 kill -TERM "$pid"; wait "$pid" || true
 t0=$(date +%s.%N)

@@ -393,7 +393,18 @@ impl JetStream {
             (true, None) => {}
             (false, _) => self.resubscribe(&entry),
         }
-        self.restore_consumers(&entry)?;
+        if let Err(err) = self.restore_consumers(&entry) {
+            // Nothing will read the channel: its subjects go back to having no responders.
+            let client = InternalClient::new(self.router.clone());
+            for sub in lock(&entry.subs).drain(..) {
+                client.unsubscribe(&sub);
+            }
+            for (_, hooks) in lock(&entry.consumer_subs).drain() {
+                hooks.release(&client);
+            }
+            self.limits.release(&self.account_name, &name);
+            return Err(err);
+        }
         entry.want_ticks_if_needed(&entry.lock());
         let task = self.pool.spawn(entry.clone(), wiring.rx);
         *lock(&entry.task) = Some(task);

@@ -102,6 +102,14 @@ pub fn run(js: &JetStream) {
         for name in js.alarm.ticking() {
             let Some(entry) = js.stream_if_open(&name) else {
                 js.alarm.forget(&name);
+                // A stream of the same name created meanwhile may have found its name still
+                // on the list: put it back if so (its flag is set under its lock).
+                if let Some(entry) = js.stream_if_open(&name) {
+                    let _stream = entry.lock();
+                    if entry.ticking.load(Ordering::Relaxed) {
+                        js.alarm.want_ticks(&entry.tick_name);
+                    }
+                }
                 continue;
             };
             let (needs_ticks, deadline) = {
