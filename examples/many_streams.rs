@@ -9,6 +9,23 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
 
+/// Waits until stream `S<i>` answers STREAM.INFO (at most 600 s after `started`).
+async fn answers(
+    js: &jetstream::Context,
+    i: usize,
+    started: Instant,
+) -> Result<(), Box<dyn std::error::Error>> {
+    loop {
+        match js.get_stream(format!("S{i}")).await {
+            Ok(_) => return Ok(()),
+            Err(_) if started.elapsed() < Duration::from_secs(600) => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(e) => return Err(format!("S{i}: {e}").into()),
+        }
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,29 +51,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if check {
         // The last stream first: at a restart it is likely the last opened.
         let last = count.saturating_sub(1);
-        loop {
-            match js.get_stream(format!("S{last}")).await {
-                Ok(_) => break,
-                Err(_) if started.elapsed() < Duration::from_secs(600) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await
-                }
-                Err(e) => return Err(format!("S{last}: {e}").into()),
-            }
-        }
+        answers(&js, last, started).await?;
         println!(
             "stream S{last} answers after {:.2}s",
             started.elapsed().as_secs_f64()
         );
         for i in 0..count {
-            loop {
-                match js.get_stream(format!("S{i}")).await {
-                    Ok(_) => break,
-                    Err(_) if started.elapsed() < Duration::from_secs(600) => {
-                        tokio::time::sleep(Duration::from_millis(5)).await
-                    }
-                    Err(e) => return Err(format!("S{i}: {e}").into()),
-                }
-            }
+            answers(&js, i, started).await?;
         }
         println!(
             "all {count} streams answer after {:.2}s",
