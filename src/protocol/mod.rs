@@ -7,6 +7,7 @@ pub mod error;
 pub mod headers;
 pub mod parser;
 pub mod pattern_index;
+pub mod route;
 pub mod subject;
 
 pub use error::ProtocolError;

@@ -125,34 +125,9 @@ impl Parser {
         if let Some(pending) = self.pending.take() {
             return self.finish_payload(pending, buf);
         }
-        // nats-server counts only the arguments against max_control_line: not the op name, the
-        // separators after it, or the line ending (parser.go overMaxControlLineLimit).
-        let limit = self.limits.max_control_line_bytes;
-        // The longest line that can pass: op name and separators, the arguments, CR LF.
-        let window = limit.saturating_add(MAX_OP_PREFIX_BYTES + 2);
-        let search = &buf[..buf.len().min(window)];
-        let Some(newline) = search.iter().position(|b| *b == b'\n') else {
-            // Refused only once the whole window is here without a newline, so that the
-            // verdict rests on the same bytes however the input was split into reads. Refusing
-            // earlier made a line that ends in the window's last bytes fail when it arrived in
-            // pieces and parse when it arrived at once (found by the `parser_split` fuzzer).
-            if buf.len() >= window {
-                return Err(ProtocolError::MaxControlLineExceeded);
-            }
+        let Some(line) = take_line(buf, self.limits.max_control_line_bytes)? else {
             return Ok(None);
         };
-        let line_len = if newline > 0 && buf[newline - 1] == b'\r' {
-            newline - 1
-        } else {
-            newline
-        };
-        let mut args = Args::new(&buf[..line_len]);
-        args.next();
-        if args.rest().is_some_and(|start| line_len - start > limit) {
-            return Err(ProtocolError::MaxControlLineExceeded);
-        }
-        let mut line = buf.split_to(newline + 1).freeze();
-        line.truncate(line_len);
         let op = self.parse_line(line)?;
         match op {
             Some(op) => Ok(Some(op)),
@@ -280,8 +255,41 @@ fn parse_unsub(line: &Bytes, args: Args) -> Result<ClientOp, ProtocolError> {
     })
 }
 
+/// Takes one control line (without its line ending) off the front of `buf`; `Ok(None)` until
+/// a whole line is buffered. nats-server counts only the arguments against max_control_line:
+/// not the op name, the separators after it, or the line ending (parser.go
+/// overMaxControlLineLimit). Shared by the client and the route protocol.
+pub(super) fn take_line(buf: &mut BytesMut, limit: usize) -> Result<Option<Bytes>, ProtocolError> {
+    // The longest line that can pass: op name and separators, the arguments, CR LF.
+    let window = limit.saturating_add(MAX_OP_PREFIX_BYTES + 2);
+    let search = &buf[..buf.len().min(window)];
+    let Some(newline) = search.iter().position(|b| *b == b'\n') else {
+        // Refused only once the whole window is here without a newline, so that the verdict
+        // rests on the same bytes however the input was split into reads. Refusing earlier
+        // made a line that ends in the window's last bytes fail when it arrived in pieces and
+        // parse when it arrived at once (found by the `parser_split` fuzzer).
+        if buf.len() >= window {
+            return Err(ProtocolError::MaxControlLineExceeded);
+        }
+        return Ok(None);
+    };
+    let line_len = if newline > 0 && buf[newline - 1] == b'\r' {
+        newline - 1
+    } else {
+        newline
+    };
+    let mut args = Args::new(&buf[..line_len]);
+    args.next();
+    if args.rest().is_some_and(|start| line_len - start > limit) {
+        return Err(ProtocolError::MaxControlLineExceeded);
+    }
+    let mut line = buf.split_to(newline + 1).freeze();
+    line.truncate(line_len);
+    Ok(Some(line))
+}
+
 /// Parses a decimal size argument. Only ASCII digits are accepted; overflow is an error.
-fn size_arg(line: &[u8], (start, end): (usize, usize)) -> Result<usize, ProtocolError> {
+pub(super) fn size_arg(line: &[u8], (start, end): (usize, usize)) -> Result<usize, ProtocolError> {
     let digits = &line[start..end];
     if digits.is_empty() || digits.len() > MAX_SIZE_DIGITS {
         return Err(ProtocolError::UnknownOperation);
@@ -296,13 +304,13 @@ fn size_arg(line: &[u8], (start, end): (usize, usize)) -> Result<usize, Protocol
 }
 
 /// Splits a control line into arguments separated by runs of spaces and tabs, as byte ranges.
-struct Args<'a> {
+pub(super) struct Args<'a> {
     line: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Args<'a> {
-    fn new(line: &'a [u8]) -> Self {
+    pub(super) fn new(line: &'a [u8]) -> Self {
         Self { line, pos: 0 }
     }
 
@@ -313,13 +321,13 @@ impl<'a> Args<'a> {
     }
 
     /// Everything after the current position, minus leading whitespace; `None` if empty.
-    fn rest(&mut self) -> Option<usize> {
+    pub(super) fn rest(&mut self) -> Option<usize> {
         self.skip_space();
         (self.pos < self.line.len()).then_some(self.pos)
     }
 
     /// Fills `out` with the remaining arguments; more than fit is an error.
-    fn collect_into(self, out: &mut [(usize, usize)]) -> Result<usize, ProtocolError> {
+    pub(super) fn collect_into(self, out: &mut [(usize, usize)]) -> Result<usize, ProtocolError> {
         let mut n = 0;
         for arg in self {
             if n == out.len() {
