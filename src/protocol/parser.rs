@@ -144,16 +144,11 @@ impl Parser {
         pending: PendingPayload,
         buf: &mut BytesMut,
     ) -> Result<Option<ClientOp>, ProtocolError> {
-        if buf.len() < pending.total_len + 2 {
+        let Some((headers, payload)) = take_payload(buf, pending.total_len, pending.header_len)?
+        else {
             self.pending = Some(pending);
             return Ok(None);
-        }
-        if &buf[pending.total_len..pending.total_len + 2] != b"\r\n" {
-            return Err(ProtocolError::UnknownOperation);
-        }
-        let mut payload = buf.split_to(pending.total_len).freeze();
-        buf.advance(2);
-        let headers = pending.header_len.map(|len| payload.split_to(len));
+        };
         Ok(Some(ClientOp::Publish(Publish {
             subject: pending.subject,
             reply: pending.reply,
@@ -286,6 +281,26 @@ pub(super) fn take_line(buf: &mut BytesMut, limit: usize) -> Result<Option<Bytes
     let mut line = buf.split_to(newline + 1).freeze();
     line.truncate(line_len);
     Ok(Some(line))
+}
+
+/// Takes a payload of `total_len` bytes and its CR LF off the front of `buf`, split into the
+/// header block (`header_len` bytes, for HPUB/HMSG) and the body; `Ok(None)` until all of it
+/// is buffered. A payload not followed by CR LF is a framing error.
+pub(super) fn take_payload(
+    buf: &mut BytesMut,
+    total_len: usize,
+    header_len: Option<usize>,
+) -> Result<Option<(Option<Bytes>, Bytes)>, ProtocolError> {
+    if buf.len() < total_len + 2 {
+        return Ok(None);
+    }
+    if &buf[total_len..total_len + 2] != b"\r\n" {
+        return Err(ProtocolError::UnknownOperation);
+    }
+    let mut payload = buf.split_to(total_len).freeze();
+    buf.advance(2);
+    let headers = header_len.map(|len| payload.split_to(len));
+    Ok(Some((headers, payload)))
 }
 
 /// Parses a decimal size argument. Only ASCII digits are accepted; overflow is an error.

@@ -11,7 +11,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::ProtocolError;
-use super::parser::{size_arg, take_line, Args, ParserLimits};
+use super::parser::{size_arg, take_line, take_payload, Args, ParserLimits};
 
 /// One operation received on a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,16 +103,12 @@ impl RouteParser {
         mut pending: Pending,
         buf: &mut BytesMut,
     ) -> Result<Option<RouteOp>, ProtocolError> {
-        if buf.len() < pending.total_len + 2 {
+        let Some((headers, payload)) = take_payload(buf, pending.total_len, pending.header_len)?
+        else {
             self.pending = Some(pending);
             return Ok(None);
-        }
-        if &buf[pending.total_len..pending.total_len + 2] != b"\r\n" {
-            return Err(ProtocolError::UnknownOperation);
-        }
-        let mut payload = buf.split_to(pending.total_len).freeze();
-        let _ = buf.split_to(2);
-        pending.message.headers = pending.header_len.map(|len| payload.split_to(len));
+        };
+        pending.message.headers = headers;
         pending.message.payload = payload;
         Ok(Some(RouteOp::Message(pending.message)))
     }
