@@ -246,10 +246,11 @@ fn apply(
     }
     entry.account(&stream);
     // A pull request or a paced message may have set a deadline sooner than the timer's.
-    if let Some(at) = stream.next_wake_ns() {
+    let deadline = stream.next_wake_ns();
+    if let Some(at) = deadline {
         entry.alarm.schedule(at);
     }
-    entry.want_ticks_if_needed(&stream);
+    entry.want_ticks_if_needed(&stream, deadline);
     if stream.config().no_ack {
         // Read here, under the lock already held, rather than taken again to send them.
         acks.clear();

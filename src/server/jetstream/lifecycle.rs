@@ -103,7 +103,7 @@ impl JetStream {
             stream.update(config)?;
             self.index_subjects(&entry.name, &old_subjects, &stream.config().subjects);
             // A max_age set now wants ticks that nothing else would ask for.
-            entry.want_ticks_if_needed(&stream);
+            entry.want_ticks_if_needed(&stream, stream.next_wake_ns());
         }
         self.resubscribe(&entry);
         Ok(entry)

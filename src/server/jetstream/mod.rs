@@ -116,8 +116,10 @@ impl StreamEntry {
 
     /// Puts the stream on the timer's list if what it holds now wants ticks. `stream` is this
     /// entry's state, locked by the caller; the timer takes it off under the same lock.
-    fn want_ticks_if_needed(&self, stream: &Stream) {
-        let wants = stream.needs_ticks() || stream.next_wake_ns().is_some();
+    /// `deadline` is `stream.next_wake_ns()`, which the caller has at hand.
+    fn want_ticks_if_needed(&self, stream: &Stream, deadline: Option<u64>) {
+        debug_assert_eq!(deadline, stream.next_wake_ns());
+        let wants = deadline.is_some() || stream.needs_ticks();
         if wants && !self.ticking.swap(true, Ordering::Relaxed) {
             self.alarm.want_ticks(&self.tick_name);
         }
@@ -405,7 +407,10 @@ impl JetStream {
             self.limits.release(&self.account_name, &name);
             return Err(err);
         }
-        entry.want_ticks_if_needed(&entry.lock());
+        {
+            let stream = entry.lock();
+            entry.want_ticks_if_needed(&stream, stream.next_wake_ns());
+        }
         let task = self.pool.spawn(entry.clone(), wiring.rx);
         *lock(&entry.task) = Some(task);
         self.index_subjects(&name, &[], &entry.lock().config().subjects);
