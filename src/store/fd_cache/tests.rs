@@ -5,13 +5,21 @@ fn cache(capacity: usize) -> CachingVfs {
     CachingVfs::new(Arc::new(StdVfs), capacity)
 }
 
-/// Descriptors this process has open on files under `dir` (from /proc).
-fn open_under(dir: &Path) -> usize {
+/// Descriptors this process has open on files under `path` (from /proc).
+fn open_under(path: &Path) -> usize {
     std::fs::read_dir("/proc/self/fd")
         .expect("proc")
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .filter(|target| target.starts_with(dir))
+        .filter(|target| target.starts_with(path))
         .count()
+}
+
+/// Opens twice the cache's capacity of other files in `dir`, which pushes every file opened
+/// before them out of the cache.
+fn push_out(vfs: &CachingVfs, dir: &Path) -> Vec<Box<dyn VfsFile>> {
+    (0..MIN_CAPACITY * 2)
+        .map(|i| vfs.open(&dir.join(format!("o{i}")), true).expect("open"))
+        .collect()
 }
 
 #[test]
@@ -63,12 +71,10 @@ fn a_file_in_use_stays_open_while_an_idle_one_is_closed() {
         drop(extra);
     }
     assert_eq!(busy.file_len().expect("len"), (MIN_CAPACITY * 2) as u64);
-    let busy_path = dir.path().join("busy");
-    let busy_open = std::fs::read_dir("/proc/self/fd")
-        .expect("proc")
-        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-        .any(|target| target == busy_path);
-    assert!(busy_open, "the file used between sweeps was closed");
+    assert!(
+        open_under(&dir.path().join("busy")) > 0,
+        "the file used between sweeps was closed"
+    );
     assert!(vfs.open_count() <= MIN_CAPACITY);
     drop(idle);
 }
@@ -81,12 +87,7 @@ fn unsynced_writes_survive_the_close_and_a_later_sync() {
     let f = vfs.open(&path, true).expect("open");
     write_all_at(f.as_ref(), b"unsynced", 0).expect("write");
     // Push it out of the cache, then sync through a reopened descriptor.
-    let others: Vec<_> = (0..MIN_CAPACITY * 2)
-        .map(|i| {
-            vfs.open(&dir.path().join(format!("o{i}")), true)
-                .expect("open")
-        })
-        .collect();
+    let others = push_out(&vfs, dir.path());
     f.sync_data().expect("sync after reopen");
     assert_eq!(std::fs::read(&path).expect("read"), b"unsynced");
     drop(others);
@@ -98,12 +99,7 @@ fn a_file_removed_while_closed_is_an_error_not_a_new_file() {
     let vfs = cache(MIN_CAPACITY);
     let path = dir.path().join("gone");
     let f = vfs.open(&path, true).expect("open");
-    let others: Vec<_> = (0..MIN_CAPACITY * 2)
-        .map(|i| {
-            vfs.open(&dir.path().join(format!("o{i}")), true)
-                .expect("open")
-        })
-        .collect();
+    let others = push_out(&vfs, dir.path());
     vfs.remove(&path).expect("remove");
     let err = f.file_len().expect_err("reopen of a removed file");
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
