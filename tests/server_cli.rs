@@ -129,7 +129,7 @@ fn refused_flags_version_and_signals() {
         (&["server", "--help_tls"][..], "--help_tls is not supported"),
         (
             &["server", "--routes", "nats://127.0.0.1:6222"][..],
-            "clustering is not implemented",
+            "a cluster needs a route port: set cluster.listen (or cluster.port), or --cluster",
         ),
         (
             &["server", "-ms", "8443"][..],

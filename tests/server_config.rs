@@ -124,8 +124,8 @@ fn a_broken_file_exits_1_with_file_line_and_column_before_listening() {
             "bad.conf:2:7: unterminated string",
         ),
         (
-            "port: 4222\ncluster {\n  port: 6222\n}\n",
-            "bad.conf:2:1: cluster is not supported",
+            "port: 4222\ncluster {\n  port: 6222\n  pool_size: 3\n}\n",
+            "bad.conf:4:3: pool_size is not supported by jetlog yet: jetlog keeps one route per server",
         ),
         (
             "strict: true\nno_such_key: 1\n",

@@ -3,6 +3,7 @@
 
 mod argv;
 mod client;
+mod cluster_args;
 mod duration;
 pub mod fd_limit;
 mod log_format;

@@ -1,4 +1,4 @@
-//! nats-server flags that `jetlog server` recognises but cannot honour: clustering, syslog,
+//! nats-server flags that `jetlog server` recognises but cannot honour: syslog,
 //! log rotation, profiling, TLS help. A script that passes one must learn at once that it is
 //! not in force, with the reason, rather than meet clap's generic "unexpected argument" or,
 //! worse, have it dropped. Checked on the normalised arguments (`-ms` has become
@@ -9,19 +9,6 @@ const REFUSED: &[(&[&str], &str)] = &[
     (
         &["--help_tls"],
         "jetlog prints no separate TLS help: the TLS flags are in --help, the tls block in docs/configuration.md",
-    ),
-    (
-        &[
-            "--routes",
-            "--cluster",
-            "--cluster_name",
-            "--no_advertise",
-            "--cluster_advertise",
-            "--connect_retries",
-            "--cluster_listen",
-            "--client_advertise",
-        ],
-        "jetlog runs as a single server: clustering is not implemented",
     ),
     (
         &["-s", "--syslog", "-r", "--remote_syslog"],
@@ -67,8 +54,7 @@ mod tests {
             "--profile is not supported: the profiling port is not implemented"
         );
         assert!(refusal(&args(&["jetlog", "server", "--tls", "--tlscert", "c"])).is_none());
-        let message = refusal(&args(&["jetlog", "server", "--routes=nats://a:6222"])).unwrap();
-        assert!(message.starts_with("--routes is not supported: jetlog runs as a single server"));
+        assert!(refusal(&args(&["jetlog", "server", "--routes=nats://a:6222"])).is_none());
         assert!(refusal(&args(&["jetlog", "server", "-p", "4222", "-js"])).is_none());
         // Values are not flags: a store directory named --tls is the user's business.
         assert!(refusal(&args(&["jetlog", "pub", "--tls"])).is_none());

@@ -130,6 +130,8 @@ pub struct ServerArgs {
     /// How long one write to a client may take.
     #[arg(long = "write_deadline", value_parser = parse_duration)]
     write_deadline: Option<Duration>,
+    #[command(flatten)]
+    cluster: super::cluster_args::ClusterArgs,
     /// Set when the binary runs as `nats-server`: nats-server's defaults apply (see
     /// `nats_server_mode`).
     #[arg(skip)]
@@ -195,6 +197,7 @@ impl ServerArgs {
             None => LoadedConfig::default(),
         };
         let mut file = loaded.settings;
+        let mut warnings = loaded.warnings;
         let mut tls = self.tls_settings(file.tls.take())?;
         if file.allow_non_tls == Some(true) {
             let Some(tls) = tls.as_mut() else {
@@ -260,8 +263,23 @@ impl ServerArgs {
         }
         let monitor_listen =
             monitor_port.map(|p| SocketAddr::new(file.http_host.unwrap_or(host), p));
+        let cluster = self
+            .cluster
+            .settings()?
+            .over(file.cluster.clone())
+            .build()?;
         // A flag can only turn JetStream on, as with nats-server's -js.
-        let jetstream = self.jetstream || file.jetstream.unwrap_or(!self.nats_server_defaults);
+        let asked_for_jetstream = self.jetstream || file.jetstream == Some(true);
+        let mut jetstream = self.jetstream || file.jetstream.unwrap_or(!self.nats_server_defaults);
+        if cluster.is_some() && jetstream {
+            // Streams in a cluster are replicated JetStream, which is not built yet: JetStream
+            // asked for is refused; jetlog's default of running it gives way, with a warning.
+            if asked_for_jetstream {
+                return Err("JetStream in a cluster is not implemented yet (replicated streams come with clustered JetStream): run the cluster without jetstream".to_string());
+            }
+            jetstream = false;
+            warnings.push("JetStream is off: this server is in a cluster, and JetStream in a cluster (replicated streams) is not implemented yet".to_string());
+        }
         let default_store_dir = match self.nats_server_defaults {
             true => super::nats_server_mode::default_store_dir(),
             false => defaults.store_dir,
@@ -319,6 +337,12 @@ impl ServerArgs {
             monitor_listen,
             monitor_tls,
             tls,
+            cluster,
+            client_advertise: self
+                .cluster
+                .client_advertise
+                .clone()
+                .or(file.client_advertise),
         };
         if config.max_payload_bytes == 0 || config.max_payload_bytes > config.max_pending_bytes {
             return Err(format!(
@@ -354,7 +378,7 @@ impl ServerArgs {
             log_file: self.log.or(file.log_file),
             pid_file: self.pid.or(file.pid_file),
             ports_file_dir: self.ports_file_dir.or(file.ports_file_dir),
-            warnings: loaded.warnings,
+            warnings,
         })
     }
 }
@@ -557,6 +581,13 @@ async fn serve(launch: Launch) -> Result<(), String> {
         tracing::info!("Starting {monitor_scheme} monitor on {addr}");
     }
     tracing::info!("Listening for client connections on {local}");
+    if let Some(addr) = server.cluster_addr() {
+        // nats-server's lines (server.go, startRouting).
+        if let Some(name) = server.cluster_name() {
+            tracing::info!("Cluster name is {name}");
+        }
+        tracing::info!("Listening for route connections on {addr}");
+    }
     if let Some(tls) = &tls {
         // nats-server's line, which operators look for.
         tracing::info!("TLS required for client connections");

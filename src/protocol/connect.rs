@@ -38,6 +38,12 @@ pub struct ServerInfo {
     pub client_id: u64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub client_ip: String,
+    /// The cluster's name, when the server is in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Where clients may reconnect: this server and the others of its cluster.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connect_urls: Vec<String>,
     /// jetlog's own version; clients ignore unknown fields.
     pub jetlog_version: String,
 }

@@ -298,14 +298,35 @@ pub fn encode_no_interest(
 /// Writes a message as `RMSG` (no headers) or `HMSG`, with the queue groups the receiver is
 /// to serve. `msg.account` is left out when `pinned`.
 pub fn encode_message(out: &mut BytesMut, msg: &RoutedMessage, pinned: bool) {
-    let headers_len = msg.headers.as_ref().map(Bytes::len);
-    out.put_slice(match headers_len {
+    encode_message_parts(
+        out,
+        (!pinned).then_some(&msg.account[..]),
+        &msg.subject,
+        msg.reply.as_deref(),
+        &msg.queues,
+        msg.headers.as_deref(),
+        &msg.payload,
+    );
+}
+
+/// [`encode_message`] from borrowed parts, so a server forwarding a client's message encodes
+/// it without building a [`RoutedMessage`]. `account` is `None` on a pinned connection.
+pub fn encode_message_parts(
+    out: &mut BytesMut,
+    account: Option<&[u8]>,
+    subject: &[u8],
+    reply: Option<&[u8]>,
+    queues: &[Bytes],
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) {
+    out.put_slice(match headers {
         Some(_) => b"HMSG ",
         None => b"RMSG ",
     });
-    put_account(out, (!pinned).then_some(&msg.account[..]));
-    out.put_slice(&msg.subject);
-    match (&msg.reply, msg.queues.is_empty()) {
+    put_account(out, account);
+    out.put_slice(subject);
+    match (reply, queues.is_empty()) {
         (Some(reply), true) => {
             out.put_u8(b' ');
             out.put_slice(reply);
@@ -317,22 +338,23 @@ pub fn encode_message(out: &mut BytesMut, msg: &RoutedMessage, pinned: bool) {
         (None, false) => out.put_slice(b" |"),
         (None, true) => {}
     }
-    for queue in &msg.queues {
+    for queue in queues {
         out.put_u8(b' ');
         out.put_slice(queue);
     }
-    let total = headers_len.unwrap_or(0) + msg.payload.len();
+    let headers_len = headers.map(<[u8]>::len);
+    let total = headers_len.unwrap_or(0) + payload.len();
     if let Some(len) = headers_len {
         out.put_u8(b' ');
-        out.put_slice(len.to_string().as_bytes());
+        super::encode::write_decimal(out, len as u64);
     }
     out.put_u8(b' ');
-    out.put_slice(total.to_string().as_bytes());
+    super::encode::write_decimal(out, total as u64);
     out.put_slice(b"\r\n");
-    if let Some(headers) = &msg.headers {
+    if let Some(headers) = headers {
         out.put_slice(headers);
     }
-    out.put_slice(&msg.payload);
+    out.put_slice(payload);
     out.put_slice(b"\r\n");
 }
 

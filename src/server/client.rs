@@ -16,7 +16,7 @@ use super::accounts::Account;
 use super::outbound::{ClientHandle, CloseReason, Enqueued, Owner, Subscription};
 use super::permissions::{self, Permissions};
 use super::protocol_trace;
-use super::router::{Deliveries, Publisher};
+use super::router::{Deliveries, Publisher, Reach};
 use super::security_log;
 use super::ServerState;
 use crate::broker::MatchCache;
@@ -269,6 +269,7 @@ impl Connection {
         let from = Publisher {
             client: Some(&self.handle),
             echo: self.opts.echo,
+            reach: Reach::Cluster,
         };
         let delivered =
             self.account

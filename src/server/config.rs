@@ -126,6 +126,11 @@ pub struct ServerConfig {
     pub monitor_tls: bool,
     /// TLS on the client port (`tls {}` or `--tls*`); every client must use it.
     pub tls: Option<super::tls::TlsConfig>,
+    /// Routes to the other servers of a cluster (`cluster {}`, `--cluster`, `--routes`).
+    pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// `host:port` this server's clients are told to reconnect to, instead of the listen
+    /// address (`client_advertise`).
+    pub client_advertise: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -155,6 +160,8 @@ impl Default for ServerConfig {
             js_strict: false,
             js_domain: None,
             monitor_listen: None,
+            cluster: None,
+            client_advertise: None,
             monitor_tls: false,
             tls: None,
         }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::conn_stats::Traffic;
 use super::outbound::{ClientHandle, CloseReason};
-use super::router::{Deliveries, Publisher};
+use super::router::{Deliveries, Publisher, Reach};
 use super::ServerState;
 use crate::broker::MatchCache;
 use crate::jetstream::time::format_rfc3339;
@@ -184,6 +184,7 @@ impl ServerState {
         let from = Publisher {
             client: None,
             echo: true,
+            reach: Reach::Cluster,
         };
         system
             .router

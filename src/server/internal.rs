@@ -17,7 +17,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::outbound::{InternalDelivery, InternalQueue, InternalSink, Owner, Subscription};
-use super::router::{Deliveries, Publisher, Router};
+use super::router::{Deliveries, Publisher, Reach, Router};
 use crate::broker::MatchCache;
 use crate::protocol::Publish;
 
@@ -179,6 +179,7 @@ impl InternalClient {
         let from = Publisher {
             client: None,
             echo: true,
+            reach: Reach::Cluster,
         };
         self.router
             .route(&from, &msg, &mut self.cache, &mut self.out, &mut self.rng)
@@ -202,6 +203,7 @@ impl InternalClient {
         let from = Publisher {
             client: None,
             echo: true,
+            reach: Reach::Cluster,
         };
         self.router.route_as(
             &from,

@@ -21,6 +21,7 @@ pub mod permissions;
 mod protocol_trace;
 mod reply_grants;
 mod router;
+mod routes;
 mod security_log;
 pub mod system;
 pub mod tls;
@@ -75,6 +76,8 @@ pub(crate) struct ServerState {
     auth_uses_nonce: bool,
     /// Operator mode: the trusted operators and the accounts' user checks.
     operator: Option<Arc<operator::Operator>>,
+    /// The cluster this server routes to, when configured.
+    cluster: Option<Arc<routes::Cluster>>,
 }
 
 impl ServerState {
@@ -100,13 +103,39 @@ impl ServerState {
         info.client_id = client_id;
         info.client_ip = client_ip;
         info.nonce = nonce.map(str::to_string);
+        if let Some(cluster) = &self.cluster {
+            info.cluster = Some(cluster.name().name);
+            info.connect_urls = cluster.client_connect_urls();
+        }
         serde_json::to_vec(&info).unwrap_or_default()
+    }
+
+    /// The cluster's membership changed: clients that take INFO updates (CONNECT `protocol`
+    /// 1) learn the URLs they may reconnect to, as nats-server tells them.
+    fn cluster_changed(&self) {
+        let clients: Vec<_> = lock(&self.clients)
+            .values()
+            .filter(|c| c.async_info.load(Ordering::Relaxed))
+            .cloned()
+            .collect();
+        if clients.is_empty() {
+            return;
+        }
+        let json = self.info_json(0, String::new(), None);
+        let mut line = BytesMut::with_capacity(json.len() + 8);
+        encode::write_info(&mut line, &json);
+        for client in clients {
+            client.enqueue_raw(&line);
+            client.wake();
+        }
     }
 }
 
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,
+    /// The route port, when the server is in a cluster.
+    route_listener: Option<TcpListener>,
     state: Arc<ServerState>,
 }
 
@@ -141,6 +170,8 @@ impl Server {
             nonce: None,
             client_id: 0,
             client_ip: String::new(),
+            cluster: None,
+            connect_urls: Vec::new(),
             jetlog_version: env!("CARGO_PKG_VERSION").to_string(),
         };
         let tls = match &config.tls {
@@ -162,12 +193,29 @@ impl Server {
             .system_account
             .clone()
             .or_else(|| operator.as_ref().and_then(|o| o.system_account.clone()));
+        let (cluster, route_listener) = match &config.cluster {
+            Some(settings) => {
+                let listener = listen(settings.listen)
+                    .map_err(|e| format!("cannot listen for routes on {}: {e}", settings.listen))?;
+                let cluster = routes::Cluster::new(
+                    settings.clone(),
+                    &info.server_id,
+                    &info.server_name,
+                    local,
+                    config.client_advertise.clone(),
+                );
+                cluster.set_listen_addr(listener.local_addr().map_err(|e| e.to_string())?);
+                (Some(cluster), Some(listener))
+            }
+            None => (None, None),
+        };
         let accounts = accounts::Accounts::start(
             &config,
             &configured,
             system,
             &info.server_name,
             sync_policy(config.sync),
+            cluster.clone(),
         )?;
         let js_domain_api_prefix = config
             .js_domain
@@ -186,13 +234,28 @@ impl Server {
             tls,
             auth_uses_nonce,
             operator,
+            cluster,
         });
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            route_listener,
+            state,
+        })
     }
 
     /// The address actually bound.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The cluster's name, when the server is in one.
+    pub fn cluster_name(&self) -> Option<String> {
+        self.state.cluster.as_ref().map(|c| c.name().name)
+    }
+
+    /// The route port actually bound, when the server is in a cluster.
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.state.cluster.as_ref().and_then(|c| c.listen_addr())
     }
 
     /// The server's TLS, for reloading its certificates while it runs (SIGHUP).
@@ -210,6 +273,14 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut tasks = JoinSet::new();
+        if let (Some(cluster), Some(listener)) = (&self.state.cluster, self.route_listener) {
+            tokio::spawn(routes::accept_routes(
+                self.state.clone(),
+                cluster.clone(),
+                listener,
+            ));
+            routes::dial_configured_routes(&self.state, cluster);
+        }
         loop {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -228,6 +299,9 @@ impl Server {
             }
         }
         drop(self.listener);
+        if let Some(cluster) = &self.state.cluster {
+            cluster.stop();
+        }
         // Stream actors finish (and sync) what was queued before connections are closed, so
         // their last acknowledgements can still be flushed to the publishers.
         for (_, jetstream) in self.state.accounts.jetstreams() {

@@ -107,6 +107,9 @@ pub enum Owner {
     /// A way into another account (an import, or the replies of one): the message is routed
     /// on into that account's subscriptions on the publisher's own task.
     Forward(Arc<dyn Forward>),
+    /// Another server of the cluster has interest: the message is encoded as `RMSG` into the
+    /// route's buffer, once per server however many of its subscriptions match.
+    Route(Arc<super::routes::RemoteInterest>),
 }
 
 /// Carries a message across an account boundary, where an export and an import allow it.
@@ -117,10 +120,16 @@ pub trait Forward: Send + Sync {
         &self,
         subject: &[u8],
         msg: &crate::protocol::Publish,
+        reach: super::router::Reach<'_>,
         out: &mut super::router::Deliveries,
     ) -> bool;
     /// Whether anything in the other account would take a message on `subject`.
     fn has_interest(&self, subject: &[u8]) -> bool;
+    /// Whether the other servers of a cluster send this forwarder their matching messages.
+    /// A stream import is (each server delivers to its own importers what its routes bring);
+    /// a service import is not (the server the request reaches first crosses the boundary,
+    /// and its responders across the cluster are reached from there).
+    fn cluster_wide(&self) -> bool;
 }
 
 /// Where an internal subscription's messages go.
@@ -181,7 +190,7 @@ impl Subscription {
     pub fn client(&self) -> Option<&Arc<ClientHandle>> {
         match &self.owner {
             Owner::Client(client) => Some(client),
-            Owner::Internal(_) | Owner::Forward(_) => None,
+            Owner::Internal(_) | Owner::Forward(_) | Owner::Route(_) => None,
         }
     }
 
@@ -214,6 +223,8 @@ pub struct ClientHandle {
     stuck: AtomicBool,
     /// Whether the client sent `headers:true` in CONNECT (else it gets MSG without headers).
     pub headers: AtomicBool,
+    /// Whether the client takes INFO updates (CONNECT `protocol` 1): the cluster's URLs.
+    pub async_info: AtomicBool,
     /// Subscriptions by sid; a std mutex because nothing awaits while it is held.
     pub subs: Mutex<HashMap<Bytes, Arc<Subscription>>>,
     /// The subscribe permissions of the authenticated user, set once at CONNECT when they
@@ -252,6 +263,7 @@ impl ClientHandle {
             abort_write: Notify::new(),
             stuck: AtomicBool::new(false),
             headers: AtomicBool::new(false),
+            async_info: AtomicBool::new(false),
             subs: Mutex::new(HashMap::new()),
             deny_deliveries: std::sync::OnceLock::new(),
             reply_grants: std::sync::OnceLock::new(),
@@ -272,7 +284,7 @@ impl ClientHandle {
     }
 
     /// Queues `len` bytes written by `write`; `msg_size` is set for a message, to count it.
-    fn enqueue_with(
+    pub fn enqueue_with(
         &self,
         len: usize,
         msg_size: Option<usize>,

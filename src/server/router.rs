@@ -7,13 +7,16 @@
 //! bounded channels, waiting when they are full.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use bytes::Bytes;
 
 use super::interest_watch::InterestWatch;
 use super::outbound::{
     ClientHandle, Enqueued, InternalDelivery, InternalQueue, InternalSink, Owner, Subscription,
 };
 use super::protocol_trace;
+use super::routes::{Cluster, RouteTargets};
 use crate::broker::{MatchCache, MatchResult, Sublist};
 use crate::protocol::encode::OutMsg;
 use crate::protocol::subject::subject_matches;
@@ -26,6 +29,22 @@ pub struct Router {
     generation: AtomicU64,
     /// Who wants to hear of new subscriptions on a subject (push consumers' streams).
     pub interest: InterestWatch,
+    /// In a cluster: the account's name, and the routes its local interest is announced to.
+    cluster: OnceLock<(Bytes, Arc<Cluster>)>,
+}
+
+/// How far a message travels from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach<'a> {
+    /// Published on this server: to its subscribers and to every other server with interest.
+    Cluster,
+    /// To this server's subscribers only: carried across an account boundary by a forwarder
+    /// that every server of the cluster runs for its own subscribers.
+    Local,
+    /// Brought by a route: to this server's plain subscribers, and to one member of each
+    /// queue group the sender named (a local one if there is one). Never on to another route
+    /// but for such a queue group, as nats-server does.
+    Routed(&'a [Bytes]),
 }
 
 /// What the publisher brings to a routing decision.
@@ -34,6 +53,7 @@ pub struct Publisher<'a> {
     pub client: Option<&'a ClientHandle>,
     /// `echo:false` in CONNECT: the publisher's own subscriptions are skipped.
     pub echo: bool,
+    pub reach: Reach<'a>,
 }
 
 impl Publisher<'_> {
@@ -92,7 +112,18 @@ impl Deliveries {
 fn excludes(sub: &Subscription, subject: &[u8]) -> bool {
     match &sub.owner {
         Owner::Internal(sink) => sink.exclude.iter().any(|p| subject_matches(*p, subject)),
-        Owner::Client(_) | Owner::Forward(_) => false,
+        Owner::Client(_) | Owner::Forward(_) | Owner::Route(_) => false,
+    }
+}
+
+/// Whether a plain subscription is out of the message's reach: another server's interest
+/// for a message that came from a route or must stay here, and a forwarder that only the
+/// server where the message was published runs.
+fn out_of_reach(sub: &Subscription, reach: Reach<'_>) -> bool {
+    match (&sub.owner, reach) {
+        (Owner::Route(_), Reach::Local | Reach::Routed(_)) => true,
+        (Owner::Forward(forward), Reach::Routed(_)) => !forward.cluster_wide(),
+        _ => false,
     }
 }
 
@@ -116,19 +147,53 @@ fn claim(sub: &Subscription) -> Claim {
 }
 
 impl Router {
+    /// Joins the account to the cluster: from now on its local subscriptions are announced to
+    /// the routes. Called once, when the account is made and before anything subscribes.
+    pub fn join_cluster(&self, account: &str, cluster: Arc<Cluster>) {
+        debug_assert!(
+            self.sublist_stats().0 == 0,
+            "joined before any subscription"
+        );
+        let _ = self
+            .cluster
+            .set((Bytes::copy_from_slice(account.as_bytes()), cluster));
+    }
+
     pub fn subscribe(&self, sub: Arc<Subscription>) {
         let mut list = self.sublist.write().unwrap_or_else(|p| p.into_inner());
         list.insert(&sub.subject, sub.queue.as_deref(), sub.clone());
         self.generation.store(list.generation(), Ordering::Release);
         drop(list);
         self.interest.subscribed(&sub.subject);
+        self.announce(&sub, true);
     }
 
     pub fn unsubscribe(&self, sub: &Arc<Subscription>) -> bool {
         let mut list = self.sublist.write().unwrap_or_else(|p| p.into_inner());
         let removed = list.remove(&sub.subject, sub.queue.as_deref(), sub);
         self.generation.store(list.generation(), Ordering::Release);
+        drop(list);
+        if removed {
+            self.announce(sub, false);
+        }
         removed
+    }
+
+    /// Tells the cluster of a local subscription added or removed. Another server's interest
+    /// is never passed on (each server announces only its own), nor is a forwarder that only
+    /// the publishing server runs.
+    fn announce(&self, sub: &Subscription, added: bool) {
+        let Some((account, cluster)) = self.cluster.get() else {
+            return;
+        };
+        let announced = match &sub.owner {
+            Owner::Route(_) => false,
+            Owner::Forward(forward) => forward.cluster_wide(),
+            Owner::Client(_) | Owner::Internal(_) => true,
+        };
+        if announced {
+            cluster.local_interest(account, &sub.subject, sub.queue.as_ref(), added);
+        }
     }
 
     /// Removes a subscription from the sublist and from its connection's sid map.
@@ -172,7 +237,7 @@ impl Router {
         };
         let interested = |sub: &Arc<Subscription>| match &sub.owner {
             Owner::Forward(forward) => forward.has_interest(subject),
-            Owner::Client(_) | Owner::Internal(_) => !excludes(sub, subject),
+            Owner::Client(_) | Owner::Internal(_) | Owner::Route(_) => !excludes(sub, subject),
         };
         matches.plain.iter().any(interested)
             || matches
@@ -207,27 +272,85 @@ impl Router {
     ) -> usize {
         let matches = self.lookup(route_subject, cache);
         let mut delivered = 0;
+        let mut routes = RouteTargets::default();
         for sub in &matches.plain {
-            if !from.skips(sub) && !excludes(sub, route_subject) {
-                delivered += usize::from(self.deliver(sub, route_subject, msg, out));
+            if from.skips(sub) || excludes(sub, route_subject) || out_of_reach(sub, from.reach) {
+                continue;
+            }
+            match &sub.owner {
+                Owner::Route(remote) => routes.plain(&remote.link),
+                _ => delivered += usize::from(self.deliver(sub, route_subject, msg, from, out)),
             }
         }
         for group in &matches.queues {
-            let n = group.members.len();
-            let start = (next_random(rng) % n as u64) as usize;
-            for i in 0..n {
-                let sub = &group.members[(start + i) % n];
-                let closed = sub.client().is_some_and(|c| c.close_reason().is_some());
-                if from.skips(sub) || closed {
+            if let Reach::Routed(named) = from.reach {
+                if !named.iter().any(|q| q[..] == group.name[..]) {
                     continue;
                 }
-                if self.deliver(sub, route_subject, msg, out) {
-                    delivered += 1;
-                    break;
-                }
+            }
+            delivered +=
+                self.deliver_to_group(from, group, route_subject, msg, out, &mut routes, rng);
+        }
+        if !routes.is_empty() {
+            if let Some((account, _)) = self.cluster.get() {
+                delivered += routes.send(account, route_subject, msg, &mut out.wake);
             }
         }
         delivered
+    }
+
+    /// Gives `msg` to one member of a queue group, picked at random: among this server's
+    /// members and the other servers' (weighted by their member counts) for a message
+    /// published here, as nats-server spreads it; a local member first for one that came from
+    /// a route, another server's only when no local one can take it. Returns 1 if delivered
+    /// here or to a route.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver_to_group(
+        &self,
+        from: &Publisher<'_>,
+        group: &crate::broker::QueueGroup<Subscription>,
+        route_subject: &[u8],
+        msg: &Publish,
+        out: &mut Deliveries,
+        routes: &mut RouteTargets,
+        rng: &mut u64,
+    ) -> usize {
+        let n = group.members.len();
+        let start = match from.reach {
+            Reach::Cluster => super::routes::weighted_start(&group.members, rng),
+            Reach::Local | Reach::Routed(_) => (next_random(rng) % n as u64) as usize,
+        };
+        let mut fallback = None;
+        for i in 0..n {
+            let sub = &group.members[(start + i) % n];
+            if let Owner::Route(remote) = &sub.owner {
+                match from.reach {
+                    Reach::Cluster => {
+                        routes.queue(&remote.link, sub.queue.as_ref());
+                        return 1;
+                    }
+                    Reach::Local => {}
+                    Reach::Routed(_) => {
+                        fallback.get_or_insert((remote, sub));
+                    }
+                }
+                continue;
+            }
+            let closed = sub.client().is_some_and(|c| c.close_reason().is_some());
+            if from.skips(sub) || closed {
+                continue;
+            }
+            if self.deliver(sub, route_subject, msg, from, out) {
+                return 1;
+            }
+        }
+        match fallback {
+            Some((remote, sub)) => {
+                routes.queue(&remote.link, sub.queue.as_ref());
+                1
+            }
+            None => 0,
+        }
     }
 
     /// Queues `msg` for one subscription; false if it could not take it.
@@ -236,6 +359,7 @@ impl Router {
         sub: &Arc<Subscription>,
         route_subject: &[u8],
         msg: &Publish,
+        from: &Publisher<'_>,
         out: &mut Deliveries,
     ) -> bool {
         let last = match claim(sub) {
@@ -245,7 +369,9 @@ impl Router {
         };
         let taken = match &sub.owner {
             Owner::Client(client) => deliver_to_client(client, sub, msg, out),
-            Owner::Forward(forward) => forward.forward(route_subject, msg, out),
+            Owner::Forward(forward) => forward.forward(route_subject, msg, from.reach, out),
+            // Routes are collected by the caller and sent once per server.
+            Owner::Route(_) => false,
             Owner::Internal(sink) => {
                 let delivery = InternalDelivery {
                     tag: sink.tag,

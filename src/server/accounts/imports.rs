@@ -21,7 +21,7 @@ use super::subject_map::SubjectMap;
 use crate::broker::MatchCache;
 use crate::protocol::Publish;
 use crate::server::outbound::{Forward, Subscription};
-use crate::server::router::{Deliveries, Publisher, Router};
+use crate::server::router::{Deliveries, Publisher, Reach, Router};
 
 /// How many account boundaries one message may cross in a row (an import of an import…).
 /// Cycles of service imports are refused at start; this bounds whatever else could loop.
@@ -49,8 +49,15 @@ impl Target {
         }
     }
 
-    /// Routes `msg` in the other account under `subject`; how many took it.
-    pub(super) fn route(&self, subject: &[u8], msg: &Publish, out: &mut Deliveries) -> usize {
+    /// Routes `msg` in the other account under `subject`, as far as `reach`; how many took
+    /// it.
+    pub(super) fn route(
+        &self,
+        subject: &[u8],
+        msg: &Publish,
+        reach: Reach<'_>,
+        out: &mut Deliveries,
+    ) -> usize {
         let depth = CROSSINGS.with(Cell::get);
         if depth >= MAX_CROSSINGS {
             tracing::warn!(
@@ -66,6 +73,7 @@ impl Target {
         let from = Publisher {
             client: None,
             echo: true,
+            reach,
         };
         let delivered = match self.cache.try_lock() {
             Ok(mut guard) => {
@@ -97,7 +105,9 @@ pub(super) struct StreamImport {
 }
 
 impl Forward for StreamImport {
-    fn forward(&self, subject: &[u8], msg: &Publish, out: &mut Deliveries) -> bool {
+    /// Every server of a cluster runs the import for its own importers: the message reached
+    /// each of them that has interest, so it goes no further than this server's.
+    fn forward(&self, subject: &[u8], msg: &Publish, _: Reach<'_>, out: &mut Deliveries) -> bool {
         let route_subject = Bytes::copy_from_slice(subject);
         let Some(mapped) = self.map.apply(&route_subject) else {
             return false;
@@ -106,7 +116,11 @@ impl Forward for StreamImport {
         if msg.subject == route_subject {
             moved.subject = mapped.clone();
         }
-        self.target.route(&mapped, &moved, out) > 0
+        self.target.route(&mapped, &moved, Reach::Local, out) > 0
+    }
+
+    fn cluster_wide(&self) -> bool {
+        true
     }
 
     fn has_interest(&self, subject: &[u8]) -> bool {
@@ -127,7 +141,15 @@ pub(super) struct ServiceImport {
 }
 
 impl Forward for ServiceImport {
-    fn forward(&self, subject: &[u8], msg: &Publish, out: &mut Deliveries) -> bool {
+    /// The server a request is published on crosses the boundary, and reaches the exporter's
+    /// responders on every server from there.
+    fn forward(
+        &self,
+        subject: &[u8],
+        msg: &Publish,
+        reach: Reach<'_>,
+        out: &mut Deliveries,
+    ) -> bool {
         let Some(mapped) = self.map.apply(&Bytes::copy_from_slice(subject)) else {
             return false;
         };
@@ -138,7 +160,7 @@ impl Forward for ServiceImport {
             headers: msg.headers.clone(),
             payload: msg.payload.clone(),
         };
-        let taken = self.target.route(&mapped, &request, out) > 0;
+        let taken = self.target.route(&mapped, &request, reach, out) > 0;
         if let (false, Some((_, id))) = (taken, reply) {
             // Nobody serves it there: the requester is told so, and nothing waits for a reply.
             self.responses.close(id);
@@ -150,5 +172,9 @@ impl Forward for ServiceImport {
         self.map
             .apply(&Bytes::copy_from_slice(subject))
             .is_some_and(|mapped| self.target.has_interest(&mapped))
+    }
+
+    fn cluster_wide(&self) -> bool {
+        false
     }
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::imports::Target;
 use crate::protocol::Publish;
 use crate::server::outbound::Forward;
-use crate::server::router::Deliveries;
+use crate::server::router::{Deliveries, Reach};
 
 /// The subjects the responder covers; direct gets and pull requests stay unanswered (no
 /// responders), as with JetStream on and nothing serving them.
@@ -37,7 +37,7 @@ fn response_type(subject: &[u8]) -> &'static str {
 }
 
 impl Forward for JetStreamDisabled {
-    fn forward(&self, subject: &[u8], msg: &Publish, out: &mut Deliveries) -> bool {
+    fn forward(&self, subject: &[u8], msg: &Publish, _: Reach<'_>, out: &mut Deliveries) -> bool {
         if NOT_ANSWERED.iter().any(|p| subject.starts_with(p)) {
             return false;
         }
@@ -54,11 +54,16 @@ impl Forward for JetStreamDisabled {
             headers: None,
             payload: Bytes::from(body),
         };
-        self.account.route(&reply, &answer, out);
+        self.account.route(&reply, &answer, Reach::Local, out);
         true
     }
 
     fn has_interest(&self, subject: &[u8]) -> bool {
         !NOT_ANSWERED.iter().any(|p| subject.starts_with(p))
+    }
+
+    /// Each server answers its own clients.
+    fn cluster_wide(&self) -> bool {
+        false
     }
 }

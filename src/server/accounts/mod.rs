@@ -60,6 +60,8 @@ struct JetStreamPlan {
     strict: bool,
     /// The workers every account's stream actors run on.
     pool: Option<Arc<jetstream::pool::ActorPool>>,
+    /// The cluster every account's interest is announced to.
+    cluster: Option<Arc<crate::server::routes::Cluster>>,
 }
 
 /// A connection counted in its account's open connections; the count goes down when it is
@@ -121,6 +123,7 @@ impl Accounts {
         system: Option<String>,
         server_name: &str,
         sync: crate::store::SyncPolicy,
+        cluster: Option<Arc<crate::server::routes::Cluster>>,
     ) -> Result<Self, String> {
         settings::check(configured).map_err(|e| e.to_string())?;
         let mut all: Vec<AccountSettings> = configured.to_vec();
@@ -151,6 +154,7 @@ impl Accounts {
             )),
             domain: config.js_domain.clone(),
             strict: config.js_strict,
+            cluster,
             pool: match config.jetstream {
                 true => Some(
                     jetstream::pool::ActorPool::start()
@@ -251,6 +255,9 @@ impl JetStreamPlan {
         js_disabled: &mut HashMap<String, Wired>,
     ) -> Result<Arc<Account>, String> {
         let router = Arc::new(Router::default());
+        if let Some(cluster) = &self.cluster {
+            router.join_cluster(&account.name, cluster.clone());
+        }
         let js_limits = account
             .jetstream
             .clone()

@@ -13,7 +13,7 @@ use super::imports::Target;
 use super::settings::ResponseType;
 use crate::protocol::Publish;
 use crate::server::outbound::Forward;
-use crate::server::router::Deliveries;
+use crate::server::router::{Deliveries, Reach};
 
 /// The reply subjects of responses crossing back start with this, as nats-server's do.
 pub const RESPONSE_PREFIX: &str = "_R_";
@@ -119,7 +119,7 @@ impl ResponseTable {
 }
 
 impl Forward for ResponseTable {
-    fn forward(&self, subject: &[u8], msg: &Publish, out: &mut Deliveries) -> bool {
+    fn forward(&self, subject: &[u8], msg: &Publish, _: Reach<'_>, out: &mut Deliveries) -> bool {
         let last = msg.headers.is_none() && msg.payload.is_empty();
         let Some(reply) = self.claim(subject, last) else {
             return false;
@@ -137,10 +137,17 @@ impl Forward for ResponseTable {
             headers: msg.headers.clone(),
             payload: msg.payload.clone(),
         };
-        self.back.route(&reply, &response, out) > 0
+        // The requester is on this server: the table is this server's own.
+        self.back.route(&reply, &response, Reach::Local, out) > 0
     }
 
     fn has_interest(&self, _subject: &[u8]) -> bool {
+        true
+    }
+
+    /// A responder on another server replies through its routes to the server that holds
+    /// the request's entry.
+    fn cluster_wide(&self) -> bool {
         true
     }
 }

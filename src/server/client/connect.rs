@@ -56,6 +56,9 @@ impl Connection {
             return Err(self.fail(&ProtocolError::NoRespondersRequiresHeaders));
         }
         self.handle.headers.store(opts.headers, Ordering::Relaxed);
+        self.handle
+            .async_info
+            .store(opts.protocol >= 1, Ordering::Relaxed);
         self.handle.stats.set_meta(ClientMeta {
             name: opts.name.clone(),
             lang: opts.lang.clone(),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod accounts;
+mod cluster;
 mod operator;
 mod tls;
 mod users;
@@ -78,6 +79,10 @@ pub struct FileSettings {
     pub system_account: Option<String>,
     /// `operator` and `resolver` (with `resolver_preload`): operator mode.
     pub operator: Option<crate::server::operator::OperatorConfig>,
+    /// `cluster {}`: routes to the other servers.
+    pub cluster: crate::cluster::config::ClusterSettings,
+    /// `client_advertise`: the client URL told to the cluster's clients.
+    pub client_advertise: Option<String>,
 }
 
 /// A config file's settings and the warnings to log once logging is set up.
@@ -110,7 +115,6 @@ pub enum ConfigFileError {
 
 /// Keys of nats-server that jetlog knows it cannot honour, and why.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("cluster", "clustering is not implemented"),
     ("gateway", "gateways are not implemented"),
     ("leafnodes", "leaf nodes are not implemented"),
     ("websocket", "websocket clients are not implemented"),
@@ -245,6 +249,8 @@ impl Mapper<'_> {
             "pidfile" | "pid_file" => s.pid_file = Some(string(entry)?.into()),
             "ports_file_dir" => s.ports_file_dir = Some(string(entry)?.into()),
             "jetstream" => self.jetstream(entry)?,
+            "cluster" => self.cluster(entry)?,
+            "client_advertise" => s.client_advertise = Some(string(entry)?),
             "authorization" => self.authorization(entry)?,
             "tls" => {
                 let tls = self.tls(entry)?;

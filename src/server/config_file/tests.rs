@@ -53,11 +53,44 @@ fn jetstream_enabled_and_host_port_keys() {
 }
 
 #[test]
+fn cluster_block_is_read() {
+    let loaded = load_text(
+        "cluster {\n  name: prod\n  listen: 127.0.0.1:7244\n  routes: [\n    nats-route://u:p@10.0.0.2:7244\n    nats://10.0.0.3\n  ]\n  no_advertise: true\n  connect_retries: 3\n  advertise: \"10.0.0.1:7244\"\n  colour: blue\n}\nclient_advertise: \"h:4222\"\n",
+    )
+    .unwrap();
+    let c = &loaded.settings.cluster;
+    assert_eq!(c.name.as_deref(), Some("prod"));
+    assert_eq!(c.host, Some(IpAddr::from([127, 0, 0, 1])));
+    assert_eq!(c.port, Some(7244));
+    let routes = c.routes.as_ref().unwrap();
+    assert_eq!(routes[0].user.as_deref(), Some("u"));
+    assert_eq!(routes[1].address(), "10.0.0.3:6222");
+    assert_eq!((c.no_advertise, c.connect_retries), (Some(true), Some(3)));
+    assert_eq!(c.advertise.as_deref(), Some("10.0.0.1:7244"));
+    assert_eq!(loaded.settings.client_advertise.as_deref(), Some("h:4222"));
+    assert!(
+        loaded.warnings.iter().any(|w| w.contains("cluster.colour")),
+        "{:?}",
+        loaded.warnings
+    );
+    let bad = load_text("cluster { port: 1, routes: [ \"http://x:1\" ] }\n").unwrap_err();
+    assert!(
+        bad.to_string()
+            .contains("the scheme must be nats-route or nats"),
+        "{bad}"
+    );
+}
+
+#[test]
 fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
     for (text, expected) in [
         (
-            "port: 1\ncluster { port: 6222 }\n",
-            "s.conf:2:1: cluster is not supported",
+            "port: 1\ncluster {\n  port: 6222\n  tls { cert_file: c }\n}\n",
+            "s.conf:4:3: tls is not supported by jetlog yet: TLS on routes is not implemented yet",
+        ),
+        (
+            "cluster { port: 6222, authorization: { user: a } }\n",
+            "s.conf:1:23: authorization is not supported",
         ),
         (
             "tls { cert_file: c, key_file: k, ocsp_peer: true }\n",

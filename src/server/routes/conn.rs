@@ -1,0 +1,614 @@
+//! The tasks behind routes: the route port's accept loop, the diallers that keep configured
+//! (and gossiped) routes up, and the session that serves one route connection.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+use super::link::RouteLink;
+use super::Cluster;
+use crate::broker::MatchCache;
+use crate::cluster::config::{
+    RouteUrl, MAX_ROUTE_PING_INTERVAL, ROUTE_DIAL_TIMEOUT, ROUTE_RETRY_DELAY,
+};
+use crate::cluster::handshake::{check_connect, NameCheck, RouteConnect, RouteInfo};
+use crate::protocol::route::{RouteOp, RouteParser, RoutedMessage};
+use crate::protocol::subject::is_valid_subject;
+use crate::protocol::{ParserLimits, Publish};
+use crate::server::outbound::{ClientHandle, CloseReason, Subscription, WriteSink};
+use crate::server::router::{Deliveries, Publisher, Reach};
+use crate::server::ServerState;
+
+/// A route's buffer may hold this much before the peer counts as a slow consumer: routes
+/// carry every client's traffic, so they get far more room than one client.
+const ROUTE_MAX_PENDING_BYTES: usize = 256 * 1024 * 1024;
+/// The largest message a peer may forward: nats-server's ceiling for `max_payload`, since a
+/// peer may allow more than this server does.
+const ROUTE_MAX_PAYLOAD_BYTES: usize = 64 * 1024 * 1024;
+/// The first PING on a route goes out this soon, so a dead peer is found early.
+const FIRST_ROUTE_PING: Duration = Duration::from_secs(1);
+/// Read buffer of a route connection.
+const ROUTE_READ_BUFFER_BYTES: usize = 64 * 1024;
+/// How long a closing route may take to flush what it has queued.
+const ROUTE_CLOSE_FLUSH: Duration = Duration::from_secs(2);
+/// Reconnect rounds of a route learned by gossip after it is lost; explicit routes retry
+/// for ever.
+const IMPLICIT_RECONNECTS: u32 = 1;
+
+/// Which side of the route this server is.
+#[derive(Clone)]
+enum Side {
+    Accepted,
+    Dialled { explicit: bool },
+}
+
+/// How a route connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ended {
+    /// The peer is this server.
+    ToSelf,
+    /// Another route to the same server was registered first.
+    Duplicate(String),
+    /// It was registered and then lost (or never got that far).
+    Closed,
+    /// The server is stopping.
+    Stopping,
+}
+
+/// Accepts route connections until the server stops.
+pub async fn accept_routes(state: Arc<ServerState>, cluster: Arc<Cluster>, listener: TcpListener) {
+    let mut stopping = cluster.stopping();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    tokio::spawn(serve(state.clone(), cluster.clone(), socket, peer, Side::Accepted));
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "route accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            _ = stopping.changed() => return,
+        }
+    }
+}
+
+/// Starts a dialler for every configured route.
+pub fn dial_configured_routes(state: &Arc<ServerState>, cluster: &Arc<Cluster>) {
+    for url in &cluster.config.routes {
+        tokio::spawn(keep_dialling(
+            state.clone(),
+            cluster.clone(),
+            url.clone(),
+            true,
+        ));
+    }
+}
+
+/// Keeps a route up: an explicit one for as long as the server runs, one learned by gossip
+/// for `connect_retries` more attempts and one reconnect round after it is lost.
+async fn keep_dialling(
+    state: Arc<ServerState>,
+    cluster: Arc<Cluster>,
+    url: RouteUrl,
+    explicit: bool,
+) {
+    let address = url.address();
+    if !cluster.begin_dial(&address) {
+        return;
+    }
+    let mut stopping = cluster.stopping();
+    let mut failures: u32 = 0;
+    let mut reconnects: u32 = 0;
+    loop {
+        if *stopping.borrow() {
+            break;
+        }
+        match tokio::time::timeout(ROUTE_DIAL_TIMEOUT, TcpStream::connect(&address)).await {
+            Ok(Ok(socket)) => {
+                failures = 0;
+                let peer = socket.peer_addr().unwrap_or_else(|_| unspecified());
+                let side = Side::Dialled { explicit };
+                match serve(state.clone(), cluster.clone(), socket, peer, side).await {
+                    Ended::ToSelf | Ended::Stopping => break,
+                    Ended::Duplicate(remote) if explicit => {
+                        // Served by the route the peer dialled; take over if that one goes.
+                        while cluster.has_route_to(&remote) && !*stopping.borrow() {
+                            pause(&mut stopping, ROUTE_RETRY_DELAY).await;
+                        }
+                    }
+                    Ended::Duplicate(_) => break,
+                    Ended::Closed if !explicit => {
+                        reconnects += 1;
+                        if reconnects > IMPLICIT_RECONNECTS {
+                            break;
+                        }
+                    }
+                    Ended::Closed => {}
+                }
+            }
+            Ok(Err(err)) => failures = dial_failed(&address, &err.to_string(), failures),
+            Err(_) => failures = dial_failed(&address, "timed out", failures),
+        }
+        if !explicit && failures > cluster.config.connect_retries {
+            tracing::debug!("giving up on route {address} after {failures} attempts");
+            break;
+        }
+        pause(&mut stopping, ROUTE_RETRY_DELAY + jitter()).await;
+    }
+    cluster.end_dial(&address);
+}
+
+/// Counts a failed dial and logs it as nats-server does: the first, then every 3600th.
+fn dial_failed(address: &str, why: &str, failures: u32) -> u32 {
+    let failures = failures.saturating_add(1);
+    if failures == 1 || failures.is_multiple_of(3600) {
+        tracing::info!(
+            "Error trying to connect to route (attempt {failures}): dial tcp {address}: {why}"
+        );
+    }
+    failures
+}
+
+async fn pause(stopping: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = stopping.changed() => {}
+    }
+}
+
+/// Up to 100 ms, so two servers that lost each other do not redial in lockstep.
+fn jitter() -> Duration {
+    let mut seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.subsec_nanos().into());
+    Duration::from_millis(crate::server::router::next_random(&mut seed) % 100)
+}
+
+fn unspecified() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 0))
+}
+
+/// Serves one route connection to its end.
+async fn serve(
+    state: Arc<ServerState>,
+    cluster: Arc<Cluster>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    side: Side,
+) -> Ended {
+    let _ = socket.set_nodelay(true);
+    let local = socket.local_addr().ok();
+    let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let handle = Arc::new(ClientHandle::new(id, ROUTE_MAX_PENDING_BYTES, peer));
+    let (read_half, write_half) = socket.into_split();
+    let write_half = Arc::new(write_half);
+    handle.attach_socket(write_half.clone());
+    let writer = tokio::spawn(
+        handle
+            .clone()
+            .run_writer(WriteSink::Plain(write_half), state.config.write_deadline),
+    );
+    tracing::info!("{peer} - rid:{id} - Route connection created");
+    let mut session = Session {
+        state: state.clone(),
+        cluster: cluster.clone(),
+        handle: handle.clone(),
+        peer,
+        local,
+        side: side.clone(),
+        connect: None,
+        link: None,
+        cache: MatchCache::default(),
+        out: Deliveries::default(),
+        rng: 0x9E37_79B9_7F4A_7C15 ^ id,
+        pings_out: 0,
+    };
+    if let Side::Dialled { .. } = side {
+        session.send_connect();
+    }
+    session.send_info();
+    let ended = session.run(read_half).await;
+    if let Some(link) = session.link.take() {
+        if cluster.unregister(&link) {
+            link.remove_all_interest();
+            state.cluster_changed();
+        }
+    }
+    let reason = match ended {
+        Ended::Stopping => CloseReason::ServerShutdown,
+        _ => CloseReason::ProtocolError,
+    };
+    handle.close(reason);
+    let _ = tokio::time::timeout(ROUTE_CLOSE_FLUSH, writer).await;
+    tracing::info!(
+        "{peer} - rid:{id} - Router connection closed: {}",
+        describe(&ended)
+    );
+    ended
+}
+
+fn describe(ended: &Ended) -> &'static str {
+    match ended {
+        Ended::ToSelf => "Route to Self",
+        Ended::Duplicate(_) => "Duplicate Route",
+        Ended::Closed => "Client Closed",
+        Ended::Stopping => "Server Shutdown",
+    }
+}
+
+/// One route connection's reading side and what it has learned.
+struct Session {
+    state: Arc<ServerState>,
+    cluster: Arc<Cluster>,
+    handle: Arc<ClientHandle>,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    side: Side,
+    /// The peer's CONNECT, on a route it dialled.
+    connect: Option<RouteConnect>,
+    link: Option<Arc<RouteLink>>,
+    cache: MatchCache<Subscription>,
+    out: Deliveries,
+    rng: u64,
+    pings_out: u32,
+}
+
+impl Session {
+    fn send_line(&self, verb: &str, json: &[u8]) {
+        let mut line = BytesMut::with_capacity(verb.len() + json.len() + 3);
+        line.extend_from_slice(verb.as_bytes());
+        line.extend_from_slice(b" ");
+        line.extend_from_slice(json);
+        line.extend_from_slice(b"\r\n");
+        self.handle.enqueue_raw(&line);
+        self.handle.wake();
+    }
+
+    fn send_info(&self) {
+        let info = self.cluster.route_info(self.state.config.max_payload_bytes);
+        self.send_line("INFO", &serde_json::to_vec(&info).unwrap_or_default());
+    }
+
+    fn send_connect(&self) {
+        let name = self.cluster.name();
+        let connect = RouteConnect {
+            echo: true,
+            headers: true,
+            name: self.cluster.server_id().to_string(),
+            cluster: name.name,
+            cluster_dynamic: name.dynamic,
+            ..RouteConnect::default()
+        };
+        self.send_line("CONNECT", &serde_json::to_vec(&connect).unwrap_or_default());
+    }
+
+    /// Sends `-ERR '<text>'` and logs it; the caller closes.
+    fn refuse(&self, text: &str) {
+        tracing::error!("{} - rid:{} - {text}", self.peer, self.handle.id);
+        self.send_line("-ERR", format!("'{text}'").as_bytes());
+    }
+
+    async fn run(&mut self, mut socket: tokio::net::tcp::OwnedReadHalf) -> Ended {
+        let limits = ParserLimits {
+            max_control_line_bytes: self.state.config.max_control_line_bytes,
+            max_payload_bytes: ROUTE_MAX_PAYLOAD_BYTES,
+        };
+        let mut parser = RouteParser::new(limits, None);
+        let mut buf = BytesMut::with_capacity(ROUTE_READ_BUFFER_BYTES);
+        let interval = self.state.config.ping_interval.min(MAX_ROUTE_PING_INTERVAL);
+        let mut ping = tokio::time::interval_at(Instant::now() + FIRST_ROUTE_PING, interval);
+        let mut stopping = self.cluster.stopping();
+        loop {
+            if buf.capacity() - buf.len() < ROUTE_READ_BUFFER_BYTES / 4 {
+                buf.reserve(ROUTE_READ_BUFFER_BYTES);
+            }
+            tokio::select! {
+                read = socket.read_buf(&mut buf) => {
+                    if !matches!(read, Ok(n) if n > 0) {
+                        return Ended::Closed;
+                    }
+                    self.pings_out = 0;
+                    let ended = self.process(&mut parser, &mut buf);
+                    self.out.flush_internal().await;
+                    self.out.wake_all();
+                    if let Some(ended) = ended {
+                        return ended;
+                    }
+                }
+                _ = ping.tick() => {
+                    if self.pings_out >= self.state.config.max_pings_out {
+                        self.refuse("Stale Connection");
+                        return Ended::Closed;
+                    }
+                    self.pings_out += 1;
+                    self.handle.enqueue_raw(b"PING\r\n");
+                    self.handle.wake();
+                }
+                _ = self.handle.closed_elsewhere() => return Ended::Closed,
+                _ = stopping.changed() => return Ended::Stopping,
+            }
+        }
+    }
+
+    /// Applies every complete operation in `buf`; `Some` ends the connection.
+    fn process(&mut self, parser: &mut RouteParser, buf: &mut BytesMut) -> Option<Ended> {
+        loop {
+            let op = match parser.next_op(buf) {
+                Ok(Some(op)) => op,
+                Ok(None) => return None,
+                Err(err) => {
+                    self.refuse(&err.to_string());
+                    return Some(Ended::Closed);
+                }
+            };
+            if let Some(ended) = self.apply(op) {
+                return Some(ended);
+            }
+        }
+    }
+
+    fn apply(&mut self, op: RouteOp) -> Option<Ended> {
+        match op {
+            RouteOp::Connect(json) => return self.on_connect(&json),
+            RouteOp::Info(json) => return self.on_info(&json),
+            RouteOp::Interest {
+                account,
+                subject,
+                queue,
+            } => self.on_interest(account, subject, queue),
+            RouteOp::NoInterest {
+                account,
+                subject,
+                queue,
+            } => {
+                if let Some(link) = &self.link {
+                    link.remove_interest(&(account, subject, queue));
+                }
+            }
+            RouteOp::Message(msg) => self.on_message(msg),
+            RouteOp::Ping => {
+                self.handle.enqueue_raw(b"PONG\r\n");
+                self.handle.wake();
+            }
+            RouteOp::Pong => {}
+            RouteOp::Err(text) => {
+                tracing::error!(
+                    "{} - rid:{} - Route Error '{}'",
+                    self.peer,
+                    self.handle.id,
+                    String::from_utf8_lossy(&text)
+                );
+                return Some(Ended::Closed);
+            }
+        }
+        None
+    }
+
+    fn on_connect(&mut self, json: &[u8]) -> Option<Ended> {
+        let connect: RouteConnect = match serde_json::from_slice(json) {
+            Ok(c) => c,
+            Err(_) => {
+                self.refuse("Invalid CONNECT");
+                return Some(Ended::Closed);
+            }
+        };
+        if let Err(refusal) = check_connect(&connect, &self.cluster.name()) {
+            self.refuse(&refusal.to_string());
+            return Some(Ended::Closed);
+        }
+        self.connect = Some(connect);
+        None
+    }
+
+    fn on_info(&mut self, json: &[u8]) -> Option<Ended> {
+        let Ok(info) = serde_json::from_slice::<RouteInfo>(json) else {
+            self.refuse("Invalid INFO");
+            return Some(Ended::Closed);
+        };
+        match self.link.clone() {
+            None => self.register(info),
+            Some(link) => {
+                if info.server_id != link.remote_id {
+                    self.on_gossip(&info);
+                }
+                None
+            }
+        }
+    }
+
+    /// The peer's first INFO: checks it and registers the route.
+    fn register(&mut self, mut info: RouteInfo) -> Option<Ended> {
+        if info.server_id == self.cluster.server_id() {
+            tracing::debug!("Detected route to self, ignoring {}", self.peer);
+            return Some(Ended::ToSelf);
+        }
+        if !info.route_account.is_empty() {
+            tracing::warn!(
+                "{} - rid:{} - route dedicated to account {:?} refused: jetlog keeps one route per server",
+                self.peer, self.handle.id, info.route_account
+            );
+            return Some(Ended::Closed);
+        }
+        if !info.cluster.is_empty() {
+            match self
+                .cluster
+                .name()
+                .check(&info.cluster, info.cluster_dynamic)
+            {
+                NameCheck::Conflict => {
+                    tracing::error!(
+                        "{} - rid:{} - Rejecting route, cluster name {:?} does not match {:?}",
+                        self.peer,
+                        self.handle.id,
+                        info.cluster,
+                        self.cluster.name().name
+                    );
+                    return Some(Ended::Closed);
+                }
+                NameCheck::Adopt(name) => self.cluster.adopt_name(name),
+                NameCheck::Same | NameCheck::Theirs => {}
+            }
+        }
+        let headers = match (&self.side, &self.connect) {
+            (Side::Accepted, Some(connect)) => connect.headers && info.headers,
+            _ => info.headers,
+        };
+        let (solicited, configured) = match self.side {
+            Side::Accepted => (false, false),
+            Side::Dialled { explicit } => (true, explicit),
+        };
+        let link = Arc::new(RouteLink::new(
+            self.handle.id,
+            info.server_id.clone(),
+            info.server_name.clone(),
+            self.handle.clone(),
+            headers,
+            solicited,
+            configured,
+            info.connect_urls.clone(),
+        ));
+        let others = match self.cluster.register(&link) {
+            Ok(others) => others,
+            Err(_) => {
+                tracing::debug!("Detected duplicate remote route {:?}", info.server_id);
+                return Some(Ended::Duplicate(info.server_id));
+            }
+        };
+        tracing::info!(
+            "{} - rid:{} - Registering remote route {:?}",
+            self.peer,
+            self.handle.id,
+            info.server_id
+        );
+        if let Some(local) = self.local {
+            self.cluster.learn_client_host(local);
+        }
+        // Tell the others about the newcomer, with the address it can be dialled at.
+        if info.ip.is_empty() {
+            info.ip = format!(
+                "nats-route://{}/",
+                SocketAddr::new(self.peer.ip(), info.port)
+            );
+        }
+        info.ldm = false;
+        if let Ok(json) = serde_json::to_vec(&info) {
+            let mut line = BytesMut::with_capacity(json.len() + 8);
+            line.extend_from_slice(b"INFO ");
+            line.extend_from_slice(&json);
+            line.extend_from_slice(b"\r\n");
+            let line = Bytes::from(line);
+            for other in others {
+                other.handle.enqueue_raw(&line);
+                other.handle.wake();
+            }
+            *link.gossip.lock().unwrap_or_else(|p| p.into_inner()) = Some(line);
+        }
+        self.link = Some(link);
+        self.state.cluster_changed();
+        None
+    }
+
+    /// An INFO about another server, passed on by the peer: dial it unless it is known.
+    fn on_gossip(&self, info: &RouteInfo) {
+        if info.server_id == self.cluster.server_id() || self.cluster.has_route_to(&info.server_id)
+        {
+            return;
+        }
+        let address = info.ip.trim_end_matches('/');
+        let Ok(url) = RouteUrl::parse(address) else {
+            tracing::debug!("gossiped route without a usable address: {:?}", info.ip);
+            return;
+        };
+        if self
+            .cluster
+            .config
+            .routes
+            .iter()
+            .any(|r| r.address() == url.address())
+        {
+            return;
+        }
+        tokio::spawn(keep_dialling(
+            self.state.clone(),
+            self.cluster.clone(),
+            url,
+            false,
+        ));
+    }
+
+    fn on_interest(&mut self, account: Bytes, subject: Bytes, queue: Option<(Bytes, u32)>) {
+        let Some(link) = &self.link else {
+            return;
+        };
+        if !is_valid_subject(&subject) {
+            tracing::warn!(
+                "{} - rid:{} - invalid remote subject {:?} ignored",
+                self.peer,
+                self.handle.id,
+                String::from_utf8_lossy(&subject)
+            );
+            return;
+        }
+        let Some(acc) = self.state.accounts.get(&String::from_utf8_lossy(&account)) else {
+            tracing::error!(
+                "Unknown account {:?} for remote subject {:?}",
+                String::from_utf8_lossy(&account),
+                String::from_utf8_lossy(&subject)
+            );
+            return;
+        };
+        let (queue, weight) = match queue {
+            Some((q, w)) => (Some(q), w),
+            None => (None, 1),
+        };
+        link.add_interest(&acc.router, (account, subject, queue), weight);
+    }
+
+    fn on_message(&mut self, msg: RoutedMessage) {
+        let Some(link) = &self.link else {
+            return;
+        };
+        let size = msg.headers.as_ref().map_or(0, Bytes::len) + msg.payload.len();
+        link.in_msgs.fetch_add(1, Ordering::Relaxed);
+        link.in_bytes.fetch_add(size as u64, Ordering::Relaxed);
+        let Some(account) = self
+            .state
+            .accounts
+            .get(&String::from_utf8_lossy(&msg.account))
+        else {
+            tracing::debug!(
+                "Unknown account {:?} for routed message on subject: {:?}",
+                String::from_utf8_lossy(&msg.account),
+                String::from_utf8_lossy(&msg.subject)
+            );
+            return;
+        };
+        let publish = Publish {
+            subject: msg.subject,
+            reply: msg.reply,
+            headers: msg.headers,
+            payload: msg.payload,
+        };
+        let from = Publisher {
+            client: None,
+            echo: true,
+            reach: Reach::Routed(&msg.queues),
+        };
+        account.router.route(
+            &from,
+            &publish,
+            &mut self.cache,
+            &mut self.out,
+            &mut self.rng,
+        );
+    }
+}
