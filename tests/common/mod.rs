@@ -1,6 +1,7 @@
 //! Starts the real `jetlog` binary on a free port for integration tests, and stops it on drop.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod monitor;
 pub mod pki;
 pub mod process;
