@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::cluster::{interest_reached, start_cluster, start_member, wait_for_mesh};
+use common::cluster::{
+    interest_reached, start_cluster, start_cluster_with, start_member, wait_for_mesh,
+};
 use common::{assert_no_responders, within, TestServer};
 use futures::StreamExt;
 
@@ -310,4 +312,50 @@ fn a_route_to_itself_is_dropped_and_not_redialled() {
     assert_eq!(server.closed_routes(), 2, "{:?}", server.log);
     assert!(server.log_contains("Route to Self"));
     assert!(server.registered_routes().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitoring_shows_the_routes_their_interest_and_traffic() {
+    let servers = start_cluster_with(2, &["-m", "-1"]);
+    let a = connect(&servers[0]).await;
+    let b = connect(&servers[1]).await;
+    let mut sub = b.subscribe("watched.>").await.unwrap();
+    interest_reached(&a, &b).await;
+    for _ in 0..5 {
+        a.publish("watched.x", "12345".into()).await.unwrap();
+    }
+    a.flush().await.unwrap();
+    take(&mut sub, 5).await;
+    let port = servers[0].monitor_port().expect("monitor port");
+    let routez = common::monitor::get_json(port, "/routez?subs=1");
+    assert_eq!(routez["num_routes"], 1, "{routez}");
+    let route = &routez["routes"][0];
+    assert_eq!(route["remote_name"], "S1");
+    assert_eq!(route["did_solicit"], false, "S1 dialled the seed");
+    assert!(route["out_msgs"].as_u64().unwrap() >= 5, "{route}");
+    let list: Vec<&str> = route["subscriptions_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(list.contains(&"watched.>"), "{list:?}");
+    let varz = common::monitor::get_json(port, "/varz");
+    assert_eq!(varz["cluster"]["name"], common::cluster::CLUSTER_NAME);
+    assert_eq!(varz["cluster"]["cluster_port"], servers[0].route_port());
+    assert_eq!(
+        (varz["routes"].as_u64(), varz["remotes"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        varz["connect_urls"].as_array().map(Vec::len),
+        Some(2),
+        "{varz}"
+    );
+    let (_, _, metrics) = common::monitor::get(port, "/metrics");
+    assert!(metrics.contains("jetlog_routes 1"), "{metrics}");
+    assert!(
+        metrics.contains("jetlog_route_out_msgs_total{remote_name=\"S1\""),
+        "{metrics}"
+    );
 }

@@ -36,6 +36,69 @@ fn family(
     }
 }
 
+/// One route series: its name, help, and how it reads a route.
+type RouteSeries = (&'static str, &'static str, fn(&crate::server::RouteReport) -> f64);
+
+/// The route series: how many routes, and each one's traffic, labelled with the remote
+/// server's name and id.
+fn route_metrics(out: &mut String, cluster: &crate::server::ClusterReport) {
+    single(
+        out,
+        "jetlog_routes",
+        "gauge",
+        "Routes to other servers of the cluster.",
+        cluster.routes.len() as f64,
+    );
+    let series: [RouteSeries; 5] = [
+        (
+            "jetlog_route_in_msgs_total",
+            "Messages received from the route.",
+            |r| r.in_msgs as f64,
+        ),
+        (
+            "jetlog_route_out_msgs_total",
+            "Messages sent on the route.",
+            |r| r.out_msgs as f64,
+        ),
+        (
+            "jetlog_route_in_bytes_total",
+            "Message bytes received from the route.",
+            |r| r.in_bytes as f64,
+        ),
+        (
+            "jetlog_route_out_bytes_total",
+            "Message bytes sent on the route.",
+            |r| r.out_bytes as f64,
+        ),
+        (
+            "jetlog_route_subscriptions",
+            "The remote server's interest lines held here.",
+            |r| r.subscriptions as f64,
+        ),
+    ];
+    for (name, help, value) in series {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let samples: Vec<(Vec<(&str, &str)>, f64)> = cluster
+            .routes
+            .iter()
+            .map(|r| {
+                (
+                    vec![
+                        ("remote_name", r.remote_name.as_str()),
+                        ("remote_id", r.remote_id.as_str()),
+                    ],
+                    value(r),
+                )
+            })
+            .collect();
+        family(out, name, kind, help, &samples);
+    }
+}
+
 /// Label values escape backslash, double quote and newline.
 fn escape(text: &str) -> String {
     text.replace('\\', "\\\\")
@@ -133,6 +196,9 @@ pub fn metrics(monitor: &MonitorState) -> String {
             "CPU use in percent of one core.",
             cpu,
         );
+    }
+    if let Some(cluster) = monitor.view.cluster(false) {
+        route_metrics(&mut out, &cluster);
     }
     let (memory, storage) = storage_totals(&js);
     single(

@@ -14,6 +14,7 @@ mod jsz;
 mod metrics;
 mod process;
 mod query;
+mod routez;
 mod subsz;
 pub mod system;
 mod varz;
@@ -204,6 +205,7 @@ fn endpoint(state: &MonitorState, path: &str, raw_query: Option<&str>) -> Respon
             subsz::subsz(state, &query).map(|r| json(StatusCode::OK, &r))
         }
         "/jsz" => jsz::jsz(state, &query).map(|r| json(StatusCode::OK, &r)),
+        "/routez" => routez::routez(state, &query).map(|r| json(StatusCode::OK, &r)),
         "/accountz" => accountz::accountz(state, &query).map(|r| json(StatusCode::OK, &r)),
         "/accstatz" => accountz::accstatz(state, &query).map(|r| json(StatusCode::OK, &r)),
         "/metrics" => Ok(reply(

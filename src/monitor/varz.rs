@@ -1,6 +1,6 @@
 //! `/varz`: the server's identity, limits and running totals, with nats-server's field names
-//! (`server/monitor.go`, `Varz`). Fields jetlog has no honest value for (cluster, gateways,
-//! leafnodes, TLS, JetStream limits) are left out.
+//! (`server/monitor.go`, `Varz`). Fields jetlog has no honest value for (gateways,
+//! leafnodes, TLS, JetStream limits) are left out, and `cluster` when there is none.
 
 use std::time::SystemTime;
 
@@ -53,6 +53,24 @@ pub struct Varz {
     in_bytes: u64,
     out_bytes: u64,
     slow_consumers: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterVarz>,
+    /// Route connections, and the distinct servers they reach (the same here: one route
+    /// per server).
+    routes: usize,
+    remotes: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    connect_urls: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ClusterVarz {
+    name: String,
+    addr: String,
+    cluster_port: u16,
+    /// The configured routes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    urls: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -71,6 +89,12 @@ struct JetStreamStats {
 
 pub fn varz(monitor: &MonitorState) -> Varz {
     let server: ServerReport = monitor.view.server();
+    let cluster = monitor.view.cluster(false);
+    let routes = cluster.as_ref().map_or(0, |c| c.routes.len());
+    let connect_urls = cluster
+        .as_ref()
+        .map(|c| c.connect_urls.clone())
+        .unwrap_or_default();
     let report = monitor.view.jetstream(false);
     let now = SystemTime::now();
     let config = &server.config;
@@ -118,6 +142,15 @@ pub fn varz(monitor: &MonitorState) -> Varz {
         in_bytes: server.traffic.in_bytes,
         out_bytes: server.traffic.out_bytes,
         slow_consumers: server.slow_consumers,
+        cluster: cluster.map(|c| ClusterVarz {
+            name: c.name,
+            addr: c.listen.map_or_else(String::new, |a| a.ip().to_string()),
+            cluster_port: c.listen.map_or(0, |a| a.port()),
+            urls: c.configured,
+        }),
+        routes,
+        remotes: routes,
+        connect_urls,
     }
 }
 

@@ -42,6 +42,7 @@ pub use config::{AuthConfig, ServerConfig, SyncMode, UserAuth};
 pub use conn_stats::{ClientMeta, Traffic};
 pub use jetstream::AccountLimits;
 use outbound::{ClientHandle, CloseReason, WriteSink};
+pub use routes::{ClusterReport, RouteReport};
 pub use view::{
     AccountReport, ConnectionReport, JetStreamReport, ServerReport, ServerView, StreamReport,
     SubscriptionReport,

@@ -42,6 +42,14 @@ pub struct ServerReport {
     pub slow_consumers: u64,
 }
 
+impl ServerView {
+    /// The cluster and its routes, when the server is in one; `subs` lists each route's
+    /// interest subjects.
+    pub fn cluster(&self, subs: bool) -> Option<super::ClusterReport> {
+        self.state.cluster.as_ref().map(|c| c.report(subs))
+    }
+}
+
 /// One client subscription.
 #[derive(Debug, Clone)]
 pub struct SubscriptionReport {

@@ -69,11 +69,16 @@ pub fn member_args(name: &str, seed: Option<&str>) -> Vec<String> {
 
 /// Starts `n` servers: `S0` (the seed) and the others dialling only it; waits for the mesh.
 pub fn start_cluster(n: usize) -> Vec<TestServer> {
-    let seed = start_member("S0", None, &[]);
+    start_cluster_with(n, &[])
+}
+
+/// [`start_cluster`] with `extra` flags for every server.
+pub fn start_cluster_with(n: usize, extra: &[&str]) -> Vec<TestServer> {
+    let seed = start_member("S0", None, extra);
     let seed_url = seed.route_url();
     let mut servers = vec![seed];
     for i in 1..n {
-        servers.push(start_member(&format!("S{i}"), Some(&seed_url), &[]));
+        servers.push(start_member(&format!("S{i}"), Some(&seed_url), extra));
     }
     wait_for_mesh(&servers);
     servers

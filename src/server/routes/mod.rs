@@ -10,10 +10,12 @@
 //! - this module: [`Cluster`], the state all route connections share;
 //! - [`link`]: one registered route and the interest it stands for;
 //! - [`conn`]: the tasks that dial, accept and serve route connections;
-//! - [`targets`]: the routes one message goes to.
+//! - [`targets`]: the routes one message goes to;
+//! - [`report`]: what monitoring shows of the cluster.
 
 mod conn;
 mod link;
+mod report;
 mod targets;
 
 use std::collections::{BTreeMap, HashSet};
@@ -28,6 +30,7 @@ use crate::cluster::ClusterConfig;
 use crate::protocol::route::{encode_interest, encode_no_interest, RouteOp};
 pub use conn::{accept_routes, dial_configured_routes};
 pub use link::{RemoteInterest, RouteLink};
+pub use report::{ClusterReport, RouteReport};
 pub use targets::{weighted_start, RouteTargets};
 
 /// The cluster as this server sees it.
