@@ -359,3 +359,75 @@ async fn monitoring_shows_the_routes_their_interest_and_traffic() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_must_authenticate_when_the_cluster_says_so() {
+    let listen = "nats://ruser:rpass@127.0.0.1:0";
+    let seed = TestServer::start(&["-n", "S0", "--cluster", listen, "--cluster_name", "tc"]);
+    let port = seed.route_port();
+    // S1 names the credentials in its route URL; S2 presents the cluster's own, also to the
+    // route it learns by gossip.
+    let with_creds = format!("nats-route://ruser:rpass@127.0.0.1:{port}");
+    let s1 = start_member("S1", Some(&with_creds), &["--cluster", listen]);
+    let s2 = start_member("S2", Some(&seed.route_url()), &["--cluster", listen]);
+    let servers = vec![seed, s1, s2];
+    wait_for_mesh(&servers);
+    let a = connect(&servers[1]).await;
+    let c = connect(&servers[2]).await;
+    let mut sub = c.subscribe("secured").await.unwrap();
+    interest_reached(&a, &c).await;
+    a.publish("secured", "ok".into()).await.unwrap();
+    a.flush().await.unwrap();
+    assert_eq!(take(&mut sub, 1).await[0].payload, "ok");
+
+    // The wrong password is refused with nats-server's words and never registered.
+    let wrong = format!("nats-route://ruser:nope@127.0.0.1:{port}");
+    let intruder = start_member("X", Some(&wrong), &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !servers[0].log_contains("authentication error") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        servers[0].log_contains("authentication error"),
+        "{:?}",
+        servers[0].log
+    );
+    assert!(
+        intruder.log_contains("Route Error 'Authorization Violation'"),
+        "{:?}",
+        intruder.log
+    );
+    // (The intruder itself takes the seed's INFO before the refusal: only the seed's side
+    // counts, and it never registered the intruder.)
+    assert_eq!(servers[0].registered_routes().len(), 2, "only S1 and S2");
+
+    // A client on the route port is told so; silence past the timeout is cut off.
+    let mut raw = common::RawClient::from_stream(route_socket(port));
+    let info = raw.read_info();
+    assert_eq!(info["auth_required"], true, "{info}");
+    raw.send(b"CONNECT {\"lang\":\"go\",\"verbose\":false}\r\n");
+    let reply = raw.read_until_contains(b"\r\n", Duration::from_secs(5));
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "-ERR 'attempted to connect to route port'\r\n"
+    );
+    let mut silent = common::RawClient::from_stream(route_socket(port));
+    silent.read_info();
+    let (bytes, closed) = silent.read_for(Duration::from_secs(4));
+    assert!(closed, "closed after the authentication timeout");
+    // (A PING may come first: routes are pinged from the start, as nats-server's are.)
+    let said = String::from_utf8_lossy(&bytes);
+    assert!(
+        said.ends_with("-ERR 'Authentication Timeout'\r\n"),
+        "{said:?}"
+    );
+}
+
+/// A raw TCP connection to a route port, with a read timeout so no read hangs.
+fn route_socket(port: u16) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    stream
+}

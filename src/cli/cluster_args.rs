@@ -7,7 +7,8 @@ use crate::cluster::config::{parse_listen, parse_routes, ClusterSettings};
 
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
-    /// Route port URL to listen on for the other servers, e.g. nats://0.0.0.0:6222.
+    /// Route port URL to listen on for the other servers, e.g. nats://0.0.0.0:6222; a user
+    /// and password in it are what routes must authenticate with.
     #[arg(long = "cluster", visible_alias = "cluster_listen", value_name = "URL")]
     cluster: Option<String>,
     /// Routes to dial, comma separated (nats-route://host:port).
@@ -33,8 +34,13 @@ pub struct ClusterArgs {
 impl ClusterArgs {
     /// The settings the flags give (each `None` where no flag was passed).
     pub fn settings(&self) -> Result<ClusterSettings, String> {
-        let listen = self.cluster.as_deref().map(parse_listen).transpose()?;
+        let parsed = self.cluster.as_deref().map(parse_listen).transpose()?;
+        let listen = parsed.as_ref().map(|(addr, _)| *addr);
+        let creds = parsed.map(|(_, url)| url);
         Ok(ClusterSettings {
+            user: creds.as_ref().and_then(|c| c.user.clone()),
+            password: creds.and_then(|c| c.pass),
+            auth_timeout: None,
             name: self.cluster_name.clone(),
             host: listen.map(|a| a.ip()),
             port: listen.map(|a| a.port()),

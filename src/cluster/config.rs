@@ -12,6 +12,9 @@ pub const ROUTE_DIAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// The pause between attempts to reach a route, and before redialling a lost one
 /// (nats-server's `DEFAULT_ROUTE_CONNECT` and `DEFAULT_ROUTE_RECONNECT`).
 pub const ROUTE_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// How long an accepted route has to send its CONNECT when routes must authenticate
+/// (nats-server's default for `cluster.authorization.timeout`).
+pub const ROUTE_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Routes are pinged at most this far apart, whatever the clients' ping interval (nats-server
 /// 2.10 caps a route's interval the same way).
 pub const MAX_ROUTE_PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -74,6 +77,18 @@ impl RouteUrl {
     }
 }
 
+/// The credentials every route must present (`cluster.authorization`, or the user and
+/// password of the `--cluster` URL); this server presents them too when it dials a route whose
+/// URL names none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteAuth {
+    pub user: String,
+    /// Plain, or a bcrypt hash (`$2a$…`); a server that dials with a hashed password cannot
+    /// present it, so its route URLs must carry the plain one.
+    pub password: String,
+    pub timeout: Duration,
+}
+
 /// A server's cluster settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
@@ -91,6 +106,8 @@ pub struct ClusterConfig {
     /// Extra attempts at a route learned from another server (explicit ones are retried for
     /// ever).
     pub connect_retries: u32,
+    /// What routes must authenticate with, if anything.
+    pub auth: Option<RouteAuth>,
 }
 
 /// Cluster settings as given, each possibly missing: the config file's block, with the flags
@@ -104,6 +121,9 @@ pub struct ClusterSettings {
     pub advertise: Option<String>,
     pub no_advertise: Option<bool>,
     pub connect_retries: Option<u32>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub auth_timeout: Option<Duration>,
 }
 
 impl ClusterSettings {
@@ -117,6 +137,9 @@ impl ClusterSettings {
             advertise: self.advertise.or(base.advertise),
             no_advertise: self.no_advertise.or(base.no_advertise),
             connect_retries: self.connect_retries.or(base.connect_retries),
+            user: self.user.or(base.user),
+            password: self.password.or(base.password),
+            auth_timeout: self.auth_timeout.or(base.auth_timeout),
         }
     }
 
@@ -145,7 +168,24 @@ impl ClusterSettings {
                 ));
             }
         }
+        let auth = match (self.user, self.password) {
+            (None, None) => {
+                if self.auth_timeout.is_some() {
+                    return Err(
+                        "cluster.authorization.timeout needs a user and password".to_string()
+                    );
+                }
+                None
+            }
+            (Some(user), Some(password)) => Some(RouteAuth {
+                user,
+                password,
+                timeout: self.auth_timeout.unwrap_or(ROUTE_AUTH_TIMEOUT),
+            }),
+            _ => return Err("route authorization needs both a user and a password".to_string()),
+        };
         Ok(Some(ClusterConfig {
+            auth,
             name: self.name,
             listen: SocketAddr::new(
                 self.host.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
@@ -168,13 +208,14 @@ pub fn parse_routes(text: &str) -> Result<Vec<RouteUrl>, String> {
         .collect()
 }
 
-/// Parses the `--cluster` URL (`nats://host:port`, `nats-route://…`, or `host:port`) into the
-/// address the route port listens on.
-pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+/// Parses the `--cluster` URL (`nats://[user:pass@]host:port`, `nats-route://…`, or
+/// `host:port`) into the address the route port listens on, and the credentials routes must
+/// present when the URL names them (as nats-server reads that flag).
+pub fn parse_listen(text: &str) -> Result<(SocketAddr, RouteUrl), String> {
     let url = RouteUrl::parse(text)?;
-    if url.user.is_some() {
+    if url.user.is_some() != url.pass.is_some() {
         return Err(format!(
-            "invalid cluster URL {text:?}: route credentials go in cluster.authorization"
+            "invalid cluster URL {text:?}: give both a user and a password, or neither"
         ));
     }
     let host = if url.host.is_empty() {
@@ -185,7 +226,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let ip: std::net::IpAddr = host.parse().map_err(|_| {
         format!("invalid cluster URL {text:?}: the host must be an IP address to listen on")
     })?;
-    Ok(SocketAddr::new(ip, url.port))
+    Ok((SocketAddr::new(ip, url.port), url))
 }
 
 #[cfg(test)]
@@ -226,17 +267,22 @@ mod tests {
         assert_eq!(routes[1].address(), "b:2");
         assert!(parse_routes("nats://a:1,http://b").is_err());
         assert_eq!(
-            parse_listen("nats://127.0.0.1:0").unwrap(),
+            parse_listen("nats://127.0.0.1:0").unwrap().0,
             "127.0.0.1:0".parse().unwrap()
         );
         assert_eq!(
-            parse_listen("0.0.0.0:6222").unwrap(),
+            parse_listen("0.0.0.0:6222").unwrap().0,
             "0.0.0.0:6222".parse().unwrap()
         );
         assert!(parse_listen("nats://somehost:1")
             .unwrap_err()
             .contains("must be an IP address"));
-        assert!(parse_listen("nats://u:p@127.0.0.1:1").is_err());
+        let (_, creds) = parse_listen("nats://u:p@127.0.0.1:1").unwrap();
+        assert_eq!(
+            (creds.user.as_deref(), creds.pass.as_deref()),
+            (Some("u"), Some("p"))
+        );
+        assert!(parse_listen("nats://u@127.0.0.1:1").is_err());
     }
 
     #[test]
@@ -266,5 +312,22 @@ mod tests {
             ..ClusterSettings::default()
         };
         assert!(spaced.build().is_err());
+        let half = ClusterSettings {
+            port: Some(1),
+            user: Some("u".into()),
+            ..ClusterSettings::default()
+        };
+        assert!(half
+            .build()
+            .unwrap_err()
+            .contains("both a user and a password"));
+        let auth = ClusterSettings {
+            port: Some(1),
+            user: Some("u".into()),
+            password: Some("p".into()),
+            ..ClusterSettings::default()
+        };
+        let built = auth.build().unwrap().unwrap().auth.unwrap();
+        assert_eq!(built.timeout, ROUTE_AUTH_TIMEOUT);
     }
 }

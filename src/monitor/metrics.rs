@@ -37,7 +37,11 @@ fn family(
 }
 
 /// One route series: its name, help, and how it reads a route.
-type RouteSeries = (&'static str, &'static str, fn(&crate::server::RouteReport) -> f64);
+type RouteSeries = (
+    &'static str,
+    &'static str,
+    fn(&crate::server::RouteReport) -> f64,
+);
 
 /// The route series: how many routes, and each one's traffic, labelled with the remote
 /// server's name and id.

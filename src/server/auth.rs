@@ -152,7 +152,7 @@ pub fn is_bcrypt(stored: &str) -> bool {
 
 /// Compares what the client gave with what is stored: bcrypt for a hash, else in constant
 /// time.
-fn secret_matches(stored: &str, given: &str) -> bool {
+pub(crate) fn secret_matches(stored: &str, given: &str) -> bool {
     if !is_bcrypt(stored) {
         return constant_time_eq(given.as_bytes(), stored.as_bytes());
     }

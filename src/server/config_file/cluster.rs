@@ -2,14 +2,13 @@
 //! itself to them. What routes cannot do yet (TLS, authorization, permissions, pooling,
 //! compression) is refused by name.
 
-use super::values::{boolean, count, invalid, ip, listen, map, port, string, unsupported};
+use super::values::{boolean, count, invalid, ip, listen, map, port, seconds, string, unsupported};
 use super::ConfigFileError;
 use crate::cluster::config::{ClusterSettings, RouteUrl};
 use crate::conf::{Entry, Value};
 
 /// Keys of nats-server's cluster block that jetlog cannot honour yet, and why.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("authorization", "route authorization is not implemented yet"),
     ("tls", "TLS on routes is not implemented yet"),
     ("permissions", "route permissions are not implemented"),
     (
@@ -43,6 +42,7 @@ impl super::Mapper<'_> {
                 "advertise" | "cluster_advertise" => settings.advertise = Some(string(inner)?),
                 "no_advertise" => settings.no_advertise = Some(boolean(inner)?),
                 "connect_retries" => settings.connect_retries = Some(count(inner)?),
+                "authorization" => authorization(inner, &mut settings)?,
                 key => {
                     if let Some((_, why)) = UNSUPPORTED.iter().find(|(k, _)| *k == key) {
                         return Err(unsupported(inner, why));
@@ -54,6 +54,40 @@ impl super::Mapper<'_> {
         self.loaded.settings.cluster = settings;
         Ok(())
     }
+}
+
+/// `authorization { user, password, timeout }`: what every route must present. nats-server's
+/// other ways (tokens, users lists, permissions) are refused by name.
+fn authorization(entry: &Entry, settings: &mut ClusterSettings) -> Result<(), ConfigFileError> {
+    for inner in map(entry)?.effective() {
+        match inner.key.as_str() {
+            "user" | "username" => settings.user = Some(string(inner)?),
+            "password" | "pass" => settings.password = Some(string(inner)?),
+            "timeout" => settings.auth_timeout = Some(seconds(inner)?),
+            "token" => {
+                return Err(unsupported(
+                    inner,
+                    "routes authenticate with a user and password",
+                ))
+            }
+            "users" | "nkeys" => {
+                return Err(unsupported(
+                    inner,
+                    "routes authenticate with one user and password",
+                ))
+            }
+            "permissions" => {
+                return Err(unsupported(inner, "route permissions are not implemented"))
+            }
+            _ => {
+                return Err(invalid(
+                    inner,
+                    "cluster.authorization takes user, password and timeout",
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// -1 picks a free port, as for the client port.

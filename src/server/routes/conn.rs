@@ -45,7 +45,11 @@ const IMPLICIT_RECONNECTS: u32 = 1;
 #[derive(Clone)]
 enum Side {
     Accepted,
-    Dialled { explicit: bool },
+    /// Dialled at `url`, whose credentials (or the cluster's own) go in the CONNECT.
+    Dialled {
+        explicit: bool,
+        url: RouteUrl,
+    },
 }
 
 /// How a route connection ended.
@@ -115,7 +119,10 @@ async fn keep_dialling(
             Ok(Ok(socket)) => {
                 failures = 0;
                 let peer = socket.peer_addr().unwrap_or_else(|_| unspecified());
-                let side = Side::Dialled { explicit };
+                let side = Side::Dialled {
+                    explicit,
+                    url: url.clone(),
+                };
                 match serve(state.clone(), cluster.clone(), socket, peer, side).await {
                     Ended::ToSelf | Ended::Stopping => break,
                     Ended::Duplicate(remote) if explicit => {
@@ -273,14 +280,32 @@ impl Session {
         self.handle.wake();
     }
 
+    /// INFO, framed as the client port frames it (nats-server's `INFO {json} \r\n`).
     fn send_info(&self) {
         let info = self.cluster.route_info(self.state.config.max_payload_bytes);
-        self.send_line("INFO", &serde_json::to_vec(&info).unwrap_or_default());
+        let json = serde_json::to_vec(&info).unwrap_or_default();
+        let mut line = BytesMut::with_capacity(json.len() + 8);
+        crate::protocol::encode::write_info(&mut line, &json);
+        self.handle.enqueue_raw(&line);
+        self.handle.wake();
     }
 
     fn send_connect(&self) {
         let name = self.cluster.name();
+        let (user, pass) = match &self.side {
+            Side::Dialled { url, .. } if url.user.is_some() => (url.user.clone(), url.pass.clone()),
+            // A URL without credentials (a gossiped one, say) presents the cluster's own; a
+            // bcrypt hash cannot be presented.
+            _ => match &self.cluster.config.auth {
+                Some(auth) if !crate::server::auth::is_bcrypt(&auth.password) => {
+                    (Some(auth.user.clone()), Some(auth.password.clone()))
+                }
+                _ => (None, None),
+            },
+        };
         let connect = RouteConnect {
+            user,
+            pass,
             echo: true,
             headers: true,
             name: self.cluster.server_id().to_string(),
@@ -307,6 +332,16 @@ impl Session {
         let interval = self.state.config.ping_interval.min(MAX_ROUTE_PING_INTERVAL);
         let mut ping = tokio::time::interval_at(Instant::now() + FIRST_ROUTE_PING, interval);
         let mut stopping = self.cluster.stopping();
+        let must_authenticate =
+            matches!(self.side, Side::Accepted) && self.cluster.config.auth.is_some();
+        let auth_deadline = tokio::time::sleep(
+            self.cluster
+                .config
+                .auth
+                .as_ref()
+                .map_or(Duration::ZERO, |a| a.timeout),
+        );
+        tokio::pin!(auth_deadline);
         loop {
             if buf.capacity() - buf.len() < ROUTE_READ_BUFFER_BYTES / 4 {
                 buf.reserve(ROUTE_READ_BUFFER_BYTES);
@@ -332,6 +367,10 @@ impl Session {
                     self.pings_out += 1;
                     self.handle.enqueue_raw(b"PING\r\n");
                     self.handle.wake();
+                }
+                _ = &mut auth_deadline, if must_authenticate && self.connect.is_none() => {
+                    self.refuse("Authentication Timeout");
+                    return Ended::Closed;
                 }
                 _ = self.handle.closed_elsewhere() => return Ended::Closed,
                 _ = stopping.changed() => return Ended::Stopping,
@@ -405,6 +444,19 @@ impl Session {
             self.refuse(&refusal.to_string());
             return Some(Ended::Closed);
         }
+        if let Some(auth) = &self.cluster.config.auth {
+            let user_ok = connect.user.as_deref() == Some(auth.user.as_str());
+            let pass = connect.pass.as_deref().unwrap_or("");
+            if !user_ok || !crate::server::auth::secret_matches(&auth.password, pass) {
+                tracing::error!(
+                    "{} - rid:{} - authentication error",
+                    self.peer,
+                    self.handle.id
+                );
+                self.refuse("Authorization Violation");
+                return Some(Ended::Closed);
+            }
+        }
         self.connect = Some(connect);
         None
     }
@@ -414,6 +466,11 @@ impl Session {
             self.refuse("Invalid INFO");
             return Some(Ended::Closed);
         };
+        let authenticated = self.connect.is_some() || matches!(self.side, Side::Dialled { .. });
+        if self.cluster.config.auth.is_some() && !authenticated {
+            self.refuse("Authorization Violation");
+            return Some(Ended::Closed);
+        }
         match self.link.clone() {
             None => self.register(info),
             Some(link) => {
@@ -464,7 +521,7 @@ impl Session {
         };
         let (solicited, configured) = match self.side {
             Side::Accepted => (false, false),
-            Side::Dialled { explicit } => (true, explicit),
+            Side::Dialled { explicit, .. } => (true, explicit),
         };
         let link = Arc::new(RouteLink::new(
             self.handle.id,

@@ -274,6 +274,7 @@ impl Cluster {
                 .advertise
                 .as_ref()
                 .map_or_else(String::new, |a| format!("nats-route://{a}/")),
+            auth_required: self.config.auth.is_some(),
             connect_urls: match self.config.no_advertise {
                 true => Vec::new(),
                 false => lock(&self.client_url).iter().cloned().collect(),
