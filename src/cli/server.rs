@@ -343,6 +343,12 @@ impl ServerArgs {
                 .client_advertise
                 .clone()
                 .or(file.client_advertise),
+            lame_duck_duration: file
+                .lame_duck_duration
+                .unwrap_or(defaults.lame_duck_duration),
+            lame_duck_grace_period: file
+                .lame_duck_grace_period
+                .unwrap_or(defaults.lame_duck_grace_period),
         };
         if config.max_payload_bytes == 0 || config.max_payload_bytes > config.max_pending_bytes {
             return Err(format!(
@@ -568,7 +574,7 @@ async fn serve(launch: Launch) -> Result<(), String> {
     // The signal handlers are installed here, before "Server is ready" (see shutdown_signal);
     // the monitor hears of the signal through `stop`, at the moment the client port closes.
     let shutdown = shutdown_signal();
-    handle_other_signals(server.tls());
+    handle_other_signals(server.tls(), server.lame_duck_trigger());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let monitor_task = monitor.map(|monitor| {
         let mut stopped = stopped.clone();
@@ -615,7 +621,10 @@ async fn serve(launch: Launch) -> Result<(), String> {
 /// reloads. SIGUSR1 (reopen logs) and SIGUSR2 (lame-duck mode) ask nats-server for things
 /// jetlog does not do. The default action of each would kill the server, so they are caught
 /// and logged: a `systemctl reload` must not take the server down.
-fn handle_other_signals(tls: Option<std::sync::Arc<crate::server::tls::Tls>>) {
+fn handle_other_signals(
+    tls: Option<std::sync::Arc<crate::server::tls::Tls>>,
+    lame_duck: std::sync::Arc<tokio::sync::Notify>,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -626,24 +635,22 @@ fn handle_other_signals(tls: Option<std::sync::Arc<crate::server::tls::Tls>>) {
                 }
             });
         }
-        let kinds = [
-            (
-                SignalKind::user_defined1(),
-                "SIGUSR1: log reopening is not supported",
-            ),
-            (
-                SignalKind::user_defined2(),
-                "SIGUSR2: lame-duck mode is not supported",
-            ),
-        ];
-        for (kind, message) in kinds {
-            if let Ok(mut stream) = signal(kind) {
-                tokio::spawn(async move {
-                    while stream.recv().await.is_some() {
-                        tracing::warn!("{message}; the server keeps running");
-                    }
-                });
-            }
+        if let Ok(mut stream) = signal(SignalKind::user_defined1()) {
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    tracing::warn!(
+                        "SIGUSR1: log reopening is not supported; the server keeps running"
+                    );
+                }
+            });
+        }
+        // SIGUSR2 is nats-server's lame duck signal.
+        if let Ok(mut stream) = signal(SignalKind::user_defined2()) {
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    lame_duck.notify_one();
+                }
+            });
         }
     }
 }

@@ -1,9 +1,9 @@
 //! `jetlog server --signal <command>=<pid>`: nats-server's `-sl`, which sends a running server
 //! the signal behind a command. `stop` is SIGKILL, `quit` SIGINT and `term` SIGTERM, as with
 //! nats-server; jetlog shuts down cleanly on the last two. `reload` is SIGHUP, which reloads
-//! the TLS certificates. `reopen` and `ldm` are refused: jetlog has no log reopening or
-//! lame-duck mode, and sending their signals would only make the server log that it ignores
-//! them.
+//! the TLS certificates, and `ldm` SIGUSR2, which enters lame duck mode. `reopen` is refused:
+//! jetlog has no log reopening, and sending its signal would only make the server log that it
+//! ignores it.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -40,15 +40,16 @@ fn resolve(spec: &str) -> Result<(Signal, Pid), String> {
         "quit" => Signal::INT,
         "term" => Signal::TERM,
         "reload" => Signal::HUP,
-        "reopen" | "ldm" => {
+        "ldm" => Signal::USR2,
+        "reopen" => {
             return Err(format!(
-                "signal {command} is not supported: jetlog has no log reopening or lame-duck mode"
+                "signal {command} is not supported: jetlog has no log reopening"
             ))
         }
         other => {
             return Err(format!(
-                "unknown signal {other:?}: use stop, quit or term (nats-server's names)"
-            ))
+            "unknown signal {other:?}: use stop, quit, term, reload or ldm (nats-server's names)"
+        ))
         }
     };
     let target = target.ok_or_else(|| {
@@ -83,7 +84,8 @@ mod tests {
         assert_eq!(resolve("quit=42").unwrap().0, Signal::INT);
         assert_eq!(resolve("stop=42").unwrap().0, Signal::KILL);
         assert_eq!(resolve("reload=42").unwrap().0, Signal::HUP);
-        assert!(resolve("ldm=42").unwrap_err().contains("not supported"));
+        assert_eq!(resolve("ldm=42").unwrap().0, Signal::USR2);
+        assert!(resolve("reopen=42").unwrap_err().contains("not supported"));
         assert!(resolve("term").unwrap_err().contains("pid"));
         assert!(resolve("hup=1").unwrap_err().contains("unknown signal"));
         assert!(resolve("term=0").unwrap_err().contains("not a process id"));

@@ -38,6 +38,9 @@ pub struct ServerInfo {
     pub client_id: u64,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub client_ip: String,
+    /// The server is in lame duck mode: clients should move to another server.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ldm: bool,
     /// The cluster's name, when the server is in one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,

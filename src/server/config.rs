@@ -131,6 +131,9 @@ pub struct ServerConfig {
     /// `host:port` this server's clients are told to reconnect to, instead of the listen
     /// address (`client_advertise`).
     pub client_advertise: Option<String>,
+    /// How long lame duck mode takes, and how long of it clients get to leave on their own.
+    pub lame_duck_duration: Duration,
+    pub lame_duck_grace_period: Duration,
 }
 
 impl Default for ServerConfig {
@@ -162,6 +165,8 @@ impl Default for ServerConfig {
             monitor_listen: None,
             cluster: None,
             client_advertise: None,
+            lame_duck_duration: super::lame_duck::LAME_DUCK_DURATION,
+            lame_duck_grace_period: super::lame_duck::LAME_DUCK_GRACE_PERIOD,
             monitor_tls: false,
             tls: None,
         }

@@ -15,6 +15,7 @@ mod interest_watch;
 mod internal;
 mod jetstream;
 pub mod jwt;
+pub mod lame_duck;
 pub mod operator;
 mod outbound;
 pub mod permissions;
@@ -79,6 +80,8 @@ pub(crate) struct ServerState {
     operator: Option<Arc<operator::Operator>>,
     /// The cluster this server routes to, when configured.
     cluster: Option<Arc<routes::Cluster>>,
+    /// Rung (by SIGUSR2) to enter lame duck mode.
+    lame_duck: Arc<tokio::sync::Notify>,
 }
 
 impl ServerState {
@@ -171,6 +174,7 @@ impl Server {
             nonce: None,
             client_id: 0,
             client_ip: String::new(),
+            ldm: false,
             cluster: None,
             connect_urls: Vec::new(),
             jetlog_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -236,6 +240,7 @@ impl Server {
             auth_uses_nonce,
             operator,
             cluster,
+            lame_duck: Arc::new(tokio::sync::Notify::new()),
         });
         Ok(Self {
             listener,
@@ -257,6 +262,11 @@ impl Server {
     /// The route port actually bound, when the server is in a cluster.
     pub fn cluster_addr(&self) -> Option<SocketAddr> {
         self.state.cluster.as_ref().and_then(|c| c.listen_addr())
+    }
+
+    /// What enters lame duck mode when notified (the SIGUSR2 handler holds it).
+    pub fn lame_duck_trigger(&self) -> Arc<tokio::sync::Notify> {
+        self.state.lame_duck.clone()
     }
 
     /// The server's TLS, for reloading its certificates while it runs (SIGHUP).
@@ -282,9 +292,16 @@ impl Server {
             ));
             routes::dial_configured_routes(&self.state, cluster);
         }
+        let mut listener = Some(self.listener);
+        let lame_duck = self.state.lame_duck.clone();
+        let lame_duck_rung = lame_duck.notified();
+        tokio::pin!(lame_duck_rung);
+        let lame_duck_mode = lame_duck::run(&self.state);
+        tokio::pin!(lame_duck_mode);
+        let mut in_lame_duck = false;
         loop {
             tokio::select! {
-                accepted = self.listener.accept() => match accepted {
+                accepted = accept(listener.as_ref()) => match accepted {
                     Ok((socket, peer)) => {
                         let state = self.state.clone();
                         tasks.spawn(serve(state, socket, peer));
@@ -296,10 +313,15 @@ impl Server {
                     }
                 },
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = &mut lame_duck_rung, if !in_lame_duck => {
+                    in_lame_duck = true;
+                    listener = None;
+                }
+                _ = &mut lame_duck_mode, if in_lame_duck => break,
                 _ = &mut shutdown => break,
             }
         }
-        drop(self.listener);
+        drop(listener);
         if let Some(cluster) = &self.state.cluster {
             cluster.stop();
         }
@@ -319,6 +341,14 @@ impl Server {
         {
             tracing::warn!("some connections did not flush before shutdown");
         }
+    }
+}
+
+/// The next client connection, or never once the listener is gone (lame duck mode).
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -20,7 +20,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("pinned_accounts", "routes dedicated to accounts are not implemented"),
     ("ping_interval", "routes are pinged at the server's ping_interval (at most 30s)"),
     ("ping_max", "routes use the server's ping_max"),
-    ("lame_duck_duration", "lame duck mode is not implemented yet"),
 ];
 
 impl super::Mapper<'_> {

@@ -83,6 +83,8 @@ pub struct FileSettings {
     pub cluster: crate::cluster::config::ClusterSettings,
     /// `client_advertise`: the client URL told to the cluster's clients.
     pub client_advertise: Option<String>,
+    pub lame_duck_duration: Option<Duration>,
+    pub lame_duck_grace_period: Option<Duration>,
 }
 
 /// A config file's settings and the warnings to log once logging is set up.
@@ -251,6 +253,8 @@ impl Mapper<'_> {
             "jetstream" => self.jetstream(entry)?,
             "cluster" => self.cluster(entry)?,
             "client_advertise" => s.client_advertise = Some(string(entry)?),
+            "lame_duck_duration" => s.lame_duck_duration = Some(duration(entry)?),
+            "lame_duck_grace_period" => s.lame_duck_grace_period = Some(duration(entry)?),
             "authorization" => self.authorization(entry)?,
             "tls" => {
                 let tls = self.tls(entry)?;

@@ -476,6 +476,14 @@ impl Session {
             Some(link) => {
                 if info.server_id != link.remote_id {
                     self.on_gossip(&info);
+                } else if info.ldm && self.cluster.peer_in_lame_duck(&link) {
+                    tracing::info!(
+                        "{} - rid:{} - Peer {:?} is in lame duck mode",
+                        self.peer,
+                        self.handle.id,
+                        link.remote_name
+                    );
+                    self.state.cluster_changed();
                 }
                 None
             }

@@ -43,6 +43,8 @@ pub struct RouteLink {
     /// The peer's `INFO` as received, passed on to the other routes so they dial the peer.
     pub gossip: Mutex<Option<Bytes>>,
     pub started: std::time::SystemTime,
+    /// The peer said it is in lame duck mode (its URLs are no longer advertised).
+    pub lame_duck: std::sync::atomic::AtomicBool,
     pub in_msgs: AtomicU64,
     pub in_bytes: AtomicU64,
     /// The peer's interest, by line, with the router each subscription is in.
@@ -72,6 +74,7 @@ impl RouteLink {
             connect_urls,
             gossip: Mutex::new(None),
             started: std::time::SystemTime::now(),
+            lame_duck: std::sync::atomic::AtomicBool::new(false),
             in_msgs: AtomicU64::new(0),
             in_bytes: AtomicU64::new(0),
             remote: Mutex::new(HashMap::new()),

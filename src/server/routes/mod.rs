@@ -201,15 +201,8 @@ impl Cluster {
             return false;
         }
         mesh.links.remove(&link.remote_id);
-        if !self.config.no_advertise {
-            for url in &link.connect_urls {
-                if let Some(n) = mesh.peer_urls.get_mut(url) {
-                    *n -= 1;
-                    if *n == 0 {
-                        mesh.peer_urls.remove(url);
-                    }
-                }
-            }
+        if !link.lame_duck.load(std::sync::atomic::Ordering::Acquire) {
+            forget_urls(&mut mesh, link);
         }
         true
     }
@@ -231,6 +224,41 @@ impl Cluster {
 
     fn end_dial(&self, address: &str) {
         lock(&self.mesh).dialling.remove(address);
+    }
+
+    /// The other servers' client URLs (what a server in lame duck mode tells its clients).
+    pub fn peer_connect_urls(&self) -> Vec<String> {
+        lock(&self.mesh).peer_urls.keys().cloned().collect()
+    }
+
+    /// This server enters lame duck mode: every route hears it, so the other servers stop
+    /// sending their clients here.
+    pub fn enter_lame_duck(&self, max_payload: usize) {
+        let mut info = self.route_info(max_payload);
+        info.ldm = true;
+        let Ok(json) = serde_json::to_vec(&info) else {
+            return;
+        };
+        let mut line = BytesMut::with_capacity(json.len() + 8);
+        crate::protocol::encode::write_info(&mut line, &json);
+        for link in self.links() {
+            link.handle.enqueue_raw(&line);
+            link.handle.wake();
+        }
+    }
+
+    /// A peer entered lame duck mode: its client URLs are no longer told to clients. Returns
+    /// whether anything changed.
+    pub fn peer_in_lame_duck(&self, link: &Arc<RouteLink>) -> bool {
+        if link
+            .lame_duck
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return false;
+        }
+        let mut mesh = lock(&self.mesh);
+        forget_urls(&mut mesh, link);
+        true
     }
 
     /// The URLs this server's clients may reconnect to: its own first, then the peers'.
@@ -280,6 +308,18 @@ impl Cluster {
                 false => lock(&self.client_url).iter().cloned().collect(),
             },
             ..RouteInfo::default()
+        }
+    }
+}
+
+/// Takes a route's peer URLs out of the count (they were counted unless `no_advertise`).
+fn forget_urls(mesh: &mut Mesh, link: &RouteLink) {
+    for url in &link.connect_urls {
+        if let Some(n) = mesh.peer_urls.get_mut(url) {
+            *n -= 1;
+            if *n == 0 {
+                mesh.peer_urls.remove(url);
+            }
         }
     }
 }
