@@ -41,6 +41,7 @@ impl ClusterArgs {
             user: creds.as_ref().and_then(|c| c.user.clone()),
             password: creds.and_then(|c| c.pass),
             auth_timeout: None,
+            tls: None,
             name: self.cluster_name.clone(),
             host: listen.map(|a| a.ip()),
             port: listen.map(|a| a.port()),

@@ -90,7 +90,7 @@ pub struct RouteAuth {
 }
 
 /// A server's cluster settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClusterConfig {
     /// The cluster's name; `None` lets the servers agree on a generated one, as nats-server
     /// does when `cluster.name` is not set.
@@ -108,11 +108,14 @@ pub struct ClusterConfig {
     pub connect_retries: u32,
     /// What routes must authenticate with, if anything.
     pub auth: Option<RouteAuth>,
+    /// Mutual TLS between routes: this certificate serves both sides, and the peer's must
+    /// chain to the CA.
+    pub tls: Option<crate::server::tls::TlsConfig>,
 }
 
 /// Cluster settings as given, each possibly missing: the config file's block, with the flags
 /// laid over it, then checked into a [`ClusterConfig`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterSettings {
     pub name: Option<String>,
     pub host: Option<std::net::IpAddr>,
@@ -124,6 +127,8 @@ pub struct ClusterSettings {
     pub user: Option<String>,
     pub password: Option<String>,
     pub auth_timeout: Option<Duration>,
+    /// `cluster.tls`: mutual TLS between routes.
+    pub tls: Option<crate::server::tls::TlsConfig>,
 }
 
 impl ClusterSettings {
@@ -140,6 +145,7 @@ impl ClusterSettings {
             user: self.user.or(base.user),
             password: self.password.or(base.password),
             auth_timeout: self.auth_timeout.or(base.auth_timeout),
+            tls: self.tls.or(base.tls),
         }
     }
 
@@ -186,6 +192,7 @@ impl ClusterSettings {
         };
         Ok(Some(ClusterConfig {
             auth,
+            tls: self.tls,
             name: self.name,
             listen: SocketAddr::new(
                 self.host.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),

@@ -208,7 +208,7 @@ impl Server {
                     &info.server_name,
                     local,
                     config.client_advertise.clone(),
-                );
+                )?;
                 cluster.set_listen_addr(listener.local_addr().map_err(|e| e.to_string())?);
                 (Some(cluster), Some(listener))
             }

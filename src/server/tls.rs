@@ -188,6 +188,56 @@ impl Tls {
     }
 }
 
+impl Tls {
+    /// Runs the client side of a handshake towards `host` (a name or an IP the peer's
+    /// certificate must hold), presenting this server's own certificate and trusting the CA
+    /// file: the dialling side of a route's mutual TLS. Bounded by the configured timeout.
+    pub async fn connect(
+        &self,
+        socket: TcpStream,
+        host: &str,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+        let connector = self.connector().map_err(|e| e.to_string())?;
+        let name = rustls_pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| format!("invalid server name {host:?}: {e}"))?;
+        match tokio::time::timeout(self.config.timeout, connector.connect(name, socket)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err("timeout".to_string()),
+        }
+    }
+
+    fn connector(&self) -> Result<tokio_rustls::TlsConnector, TlsError> {
+        let config = &self.config;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let ca_file = config.ca_file.as_ref().ok_or(TlsError::VerifyWithoutCa)?;
+        let ca_error = |reason: String| TlsError::Ca {
+            path: ca_file.clone(),
+            reason,
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in read_certificates(ca_file).map_err(ca_error)? {
+            roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
+        }
+        let certs =
+            read_certificates(&config.cert_file).map_err(|reason| TlsError::Certificates {
+                path: config.cert_file.clone(),
+                reason,
+            })?;
+        let key = PrivateKeyDer::from_pem_file(&config.key_file).map_err(|e| TlsError::Key {
+            path: config.key_file.clone(),
+            reason: e.to_string(),
+        })?;
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| TlsError::Config(format!("certificate and key do not fit: {e}")))?;
+        Ok(tokio_rustls::TlsConnector::from(Arc::new(client)))
+    }
+}
+
 /// The names a TLS client's certificate offers for `verify_and_map` (none when mapping is
 /// off or there is no certificate).
 pub fn mapped_identities(tls: &Tls, stream: &TlsStream<TcpStream>) -> Vec<String> {

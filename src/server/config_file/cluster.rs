@@ -1,5 +1,5 @@
 //! The `cluster {}` block: the route port, the routes to dial and how this server presents
-//! itself to them. What routes cannot do yet (TLS, authorization, permissions, pooling,
+//! itself to them, their credentials and TLS. What routes cannot do (permissions, pooling,
 //! compression) is refused by name.
 
 use super::values::{boolean, count, invalid, ip, listen, map, port, seconds, string, unsupported};
@@ -9,7 +9,6 @@ use crate::conf::{Entry, Value};
 
 /// Keys of nats-server's cluster block that jetlog cannot honour yet, and why.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("tls", "TLS on routes is not implemented yet"),
     ("permissions", "route permissions are not implemented"),
     (
         "pool_size",
@@ -42,6 +41,24 @@ impl super::Mapper<'_> {
                 "no_advertise" => settings.no_advertise = Some(boolean(inner)?),
                 "connect_retries" => settings.connect_retries = Some(count(inner)?),
                 "authorization" => authorization(inner, &mut settings)?,
+                "tls" => {
+                    let mut tls = self.tls(inner)?;
+                    if tls.verify_and_map {
+                        return Err(unsupported(
+                            inner,
+                            "mapping route certificates to users is not implemented",
+                        ));
+                    }
+                    if tls.ca_file.is_none() {
+                        return Err(invalid(
+                            inner,
+                            "cluster.tls needs ca_file: routes verify each other's certificates against it",
+                        ));
+                    }
+                    // Routes always verify each other, as nats-server's do.
+                    tls.verify = true;
+                    settings.tls = Some(tls);
+                }
                 key => {
                     if let Some((_, why)) = UNSUPPORTED.iter().find(|(k, _)| *k == key) {
                         return Err(unsupported(inner, why));

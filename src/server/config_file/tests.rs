@@ -55,7 +55,7 @@ fn jetstream_enabled_and_host_port_keys() {
 #[test]
 fn cluster_block_is_read() {
     let loaded = load_text(
-        "cluster {\n  name: prod\n  listen: 127.0.0.1:7244\n  routes: [\n    nats-route://u:p@10.0.0.2:7244\n    nats://10.0.0.3\n  ]\n  no_advertise: true\n  connect_retries: 3\n  advertise: \"10.0.0.1:7244\"\n  colour: blue\n}\nclient_advertise: \"h:4222\"\n",
+        "cluster {\n  name: prod\n  listen: 127.0.0.1:7244\n  routes: [\n    nats-route://u:p@10.0.0.2:7244\n    nats://10.0.0.3\n  ]\n  no_advertise: true\n  connect_retries: 3\n  advertise: \"10.0.0.1:7244\"\n  authorization { user: ru, password: rp, timeout: 0.5 }\n  colour: blue\n}\nclient_advertise: \"h:4222\"\n",
     )
     .unwrap();
     let c = &loaded.settings.cluster;
@@ -67,6 +67,11 @@ fn cluster_block_is_read() {
     assert_eq!(routes[1].address(), "10.0.0.3:6222");
     assert_eq!((c.no_advertise, c.connect_retries), (Some(true), Some(3)));
     assert_eq!(c.advertise.as_deref(), Some("10.0.0.1:7244"));
+    assert_eq!(
+        (c.user.as_deref(), c.password.as_deref()),
+        (Some("ru"), Some("rp"))
+    );
+    assert_eq!(c.auth_timeout, Some(Duration::from_millis(500)));
     assert_eq!(loaded.settings.client_advertise.as_deref(), Some("h:4222"));
     assert!(
         loaded.warnings.iter().any(|w| w.contains("cluster.colour")),
@@ -85,12 +90,12 @@ fn cluster_block_is_read() {
 fn keys_jetlog_cannot_honour_are_refused_with_their_line() {
     for (text, expected) in [
         (
-            "port: 1\ncluster {\n  port: 6222\n  tls { cert_file: c }\n}\n",
-            "s.conf:4:3: tls is not supported by jetlog yet: TLS on routes is not implemented yet",
+            "port: 1\ncluster {\n  port: 6222\n  compression: s2_fast\n}\n",
+            "s.conf:4:3: compression is not supported by jetlog yet: route compression is not implemented",
         ),
         (
-            "cluster { port: 6222, authorization: { user: a } }\n",
-            "s.conf:1:23: authorization is not supported",
+            "cluster { port: 6222, authorization: { token: a } }\n",
+            "s.conf:1:40: token is not supported by jetlog yet: routes authenticate with a user and password",
         ),
         (
             "tls { cert_file: c, key_file: k, ocsp_peer: true }\n",

@@ -196,13 +196,13 @@ async fn serve(
     let local = socket.local_addr().ok();
     let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
     let handle = Arc::new(ClientHandle::new(id, ROUTE_MAX_PENDING_BYTES, peer));
-    let (read_half, write_half) = socket.into_split();
-    let write_half = Arc::new(write_half);
-    handle.attach_socket(write_half.clone());
+    let Some((read_half, write_sink)) = transport(&cluster, socket, &side, &handle).await else {
+        return Ended::Closed;
+    };
     let writer = tokio::spawn(
         handle
             .clone()
-            .run_writer(WriteSink::Plain(write_half), state.config.write_deadline),
+            .run_writer(write_sink, state.config.write_deadline),
     );
     tracing::info!("{peer} - rid:{id} - Route connection created");
     let mut session = Session {
@@ -242,6 +242,46 @@ async fn serve(
     );
     ended
 }
+
+/// A route's halves: plaintext, or after the TLS handshake that opens every route of a
+/// cluster with TLS (before INFO, as nats-server does it).
+async fn transport(
+    cluster: &Cluster,
+    socket: TcpStream,
+    side: &Side,
+    handle: &ClientHandle,
+) -> Option<(ReadSide, WriteSink)> {
+    let Some(tls) = &cluster.tls else {
+        let (read_half, write_half) = socket.into_split();
+        let write_half = Arc::new(write_half);
+        handle.attach_socket(write_half.clone());
+        return Some((Box::pin(read_half), WriteSink::Plain(write_half)));
+    };
+    let peer = handle.stats.peer;
+    let split = match side {
+        Side::Accepted => tls.accept(socket).await.map(|s| {
+            let (r, w) = tokio::io::split(s);
+            (Box::pin(r) as ReadSide, WriteSink::Tls(Box::pin(w)))
+        }),
+        Side::Dialled { url, .. } => tls.connect(socket, &url.host).await.map(|s| {
+            let (r, w) = tokio::io::split(s);
+            (Box::pin(r) as ReadSide, WriteSink::Tls(Box::pin(w)))
+        }),
+    };
+    match split {
+        Ok(halves) => Some(halves),
+        Err(err) => {
+            tracing::error!(
+                "{peer} - rid:{} - TLS route handshake error: {err}",
+                handle.id
+            );
+            None
+        }
+    }
+}
+
+/// The reading side of a route, plaintext or TLS.
+type ReadSide = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
 
 fn describe(ended: &Ended) -> &'static str {
     match ended {
@@ -322,7 +362,7 @@ impl Session {
         self.send_line("-ERR", format!("'{text}'").as_bytes());
     }
 
-    async fn run(&mut self, mut socket: tokio::net::tcp::OwnedReadHalf) -> Ended {
+    async fn run(&mut self, mut socket: ReadSide) -> Ended {
         let limits = ParserLimits {
             max_control_line_bytes: self.state.config.max_control_line_bytes,
             max_payload_bytes: ROUTE_MAX_PAYLOAD_BYTES,

@@ -48,6 +48,8 @@ pub struct Cluster {
     mesh: Mutex<Mesh>,
     /// Set when the server stops: route tasks end and nothing is redialled.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Mutual TLS between routes, when configured.
+    tls: Option<Arc<crate::server::tls::Tls>>,
 }
 
 /// The routes and the interest announced on them, under one lock so that a route that
@@ -76,7 +78,14 @@ impl Cluster {
         server_name: &str,
         client: SocketAddr,
         client_advertise: Option<String>,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, String> {
+        let tls = match &config.tls {
+            Some(settings) => Some(Arc::new(
+                crate::server::tls::Tls::load(settings.clone())
+                    .map_err(|e| format!("route TLS: {e}"))?,
+            )),
+            None => None,
+        };
         let name = match &config.name {
             Some(name) => ClusterName {
                 name: name.clone(),
@@ -90,7 +99,8 @@ impl Cluster {
         let client_url = client_advertise.or_else(|| {
             (!client.ip().is_unspecified()).then(|| host_port(client.ip(), client.port()))
         });
-        Arc::new(Self {
+        Ok(Arc::new(Self {
+            tls,
             config,
             server_id: server_id.to_string(),
             server_name: server_name.to_string(),
@@ -100,7 +110,7 @@ impl Cluster {
             client_port: client.port(),
             mesh: Mutex::new(Mesh::default()),
             stopping: tokio::sync::watch::channel(false).0,
-        })
+        }))
     }
 
     pub fn server_id(&self) -> &str {
@@ -303,6 +313,7 @@ impl Cluster {
                 .as_ref()
                 .map_or_else(String::new, |a| format!("nats-route://{a}/")),
             auth_required: self.config.auth.is_some(),
+            tls_required: self.tls.is_some(),
             connect_urls: match self.config.no_advertise {
                 true => Vec::new(),
                 false => lock(&self.client_url).iter().cloned().collect(),
