@@ -73,6 +73,8 @@ impl Publisher<'_> {
 pub struct Deliveries {
     pub wake: Vec<Arc<ClientHandle>>,
     pub internal: InternalQueue,
+    /// Kept between messages so that forwarding to routes allocates nothing once warm.
+    routes: RouteTargets,
 }
 
 impl Deliveries {
@@ -272,7 +274,8 @@ impl Router {
     ) -> usize {
         let matches = self.lookup(route_subject, cache);
         let mut delivered = 0;
-        let mut routes = RouteTargets::default();
+        // Taken out for this message (a forwarder routing on inside it gets a fresh one).
+        let mut routes = std::mem::take(&mut out.routes);
         for sub in &matches.plain {
             if from.skips(sub) || excludes(sub, route_subject) || out_of_reach(sub, from.reach) {
                 continue;
@@ -295,7 +298,9 @@ impl Router {
             if let Some((account, _)) = self.cluster.get() {
                 delivered += routes.send(account, route_subject, msg, &mut out.wake);
             }
+            routes.clear();
         }
+        out.routes = routes;
         delivered
     }
 

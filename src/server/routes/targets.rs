@@ -12,23 +12,44 @@ use crate::protocol::Publish;
 use crate::server::outbound::{ClientHandle, Enqueued, Owner, Subscription};
 use crate::server::router::next_random;
 
-/// Servers to forward one message to, and the queue groups each is to serve.
+/// Servers to forward one message to, and the queue groups each is to serve. Reused from
+/// message to message: entries are cleared, their queue lists keep their capacity.
 #[derive(Default)]
 pub struct RouteTargets {
     list: Vec<(Arc<RouteLink>, Vec<Bytes>)>,
+    /// Entries in use; those past it are spare.
+    used: usize,
 }
 
 impl RouteTargets {
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.used == 0
+    }
+
+    /// Forgets the targets, keeping the memory (a spare entry still holds its link until it
+    /// is reused: a closed route's link lives on at most until the next routed message).
+    pub fn clear(&mut self) {
+        for (_, queues) in &mut self.list[..self.used] {
+            queues.clear();
+        }
+        self.used = 0;
     }
 
     fn entry(&mut self, link: &Arc<RouteLink>) -> &mut Vec<Bytes> {
-        let at = match self.list.iter().position(|(l, _)| Arc::ptr_eq(l, link)) {
+        let found = self.list[..self.used]
+            .iter()
+            .position(|(l, _)| Arc::ptr_eq(l, link));
+        let at = match found {
             Some(at) => at,
+            None if self.used < self.list.len() => {
+                self.list[self.used].0 = link.clone();
+                self.used += 1;
+                self.used - 1
+            }
             None => {
                 self.list.push((link.clone(), Vec::new()));
-                self.list.len() - 1
+                self.used = self.list.len();
+                self.used - 1
             }
         };
         &mut self.list[at].1
@@ -53,15 +74,15 @@ impl RouteTargets {
     /// Encodes the message into each route's buffer; returns how many servers took it and
     /// adds the routes whose writers need waking to `wake`.
     pub fn send(
-        self,
+        &self,
         account: &[u8],
         subject: &[u8],
         msg: &Publish,
         wake: &mut Vec<Arc<ClientHandle>>,
     ) -> usize {
         let mut sent = 0;
-        for (link, queues) in self.list {
-            match link.send(account, subject, msg, &queues) {
+        for (link, queues) in &self.list[..self.used] {
+            match link.send(account, subject, msg, queues) {
                 Enqueued::NeedsWake | Enqueued::Lagging => {
                     wake.push(link.handle.clone());
                     sent += 1;

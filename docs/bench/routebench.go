@@ -1,0 +1,98 @@
+// routebench: core NATS through a cluster, written on the official nats.go client so that
+// jetlog and nats-server are driven by the same load generator. The publisher (or requester)
+// connects to one server and the subscriber (or responder) to another, so every message
+// crosses a route. Run by docs/bench/cluster.sh.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+func main() {
+	pubURL := flag.String("pub", nats.DefaultURL, "server the publisher connects to")
+	subURL := flag.String("sub", nats.DefaultURL, "server the subscriber connects to")
+	mode := flag.String("mode", "route", "route|reqrep")
+	n := flag.Int("n", 1000000, "messages (requests with reqrep)")
+	size := flag.Int("size", 128, "payload bytes")
+	flag.Parse()
+
+	payload := make([]byte, *size)
+	pub, err := nats.Connect(*pubURL, nats.Timeout(5*time.Second))
+	must(err)
+	defer pub.Close()
+	sub, err := nats.Connect(*subURL, nats.Timeout(5*time.Second))
+	must(err)
+	defer sub.Close()
+
+	switch *mode {
+	case "route":
+		var got int64
+		done := make(chan struct{})
+		_, err = sub.Subscribe("bench.route", func(m *nats.Msg) {
+			if atomic.AddInt64(&got, 1) == int64(*n) {
+				close(done)
+			}
+		})
+		must(err)
+		must(sub.Flush())
+		waitForInterest(pub, sub, "bench.route.ready")
+		start := time.Now()
+		for i := 0; i < *n; i++ {
+			must(pub.Publish("bench.route", payload))
+		}
+		must(pub.Flush())
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+		}
+		el := time.Since(start)
+		recv := atomic.LoadInt64(&got)
+		fmt.Printf("route n=%d size=%d recv=%d elapsed=%.3fs rate=%.0f msgs/s\n", *n, *size, recv, el.Seconds(), float64(recv)/el.Seconds())
+	case "reqrep":
+		_, err = sub.Subscribe("bench.svc", func(m *nats.Msg) { m.Respond(payload) })
+		must(err)
+		must(sub.Flush())
+		waitForInterest(pub, sub, "bench.svc.ready")
+		start := time.Now()
+		for i := 0; i < *n; i++ {
+			_, err := pub.Request("bench.svc", payload, 5*time.Second)
+			must(err)
+		}
+		el := time.Since(start)
+		fmt.Printf("reqrep n=%d size=%d elapsed=%.3fs rate=%.0f msgs/s latency=%.1fus\n", *n, *size, el.Seconds(), float64(*n)/el.Seconds(), float64(el.Microseconds())/float64(*n))
+	default:
+		fmt.Fprintln(os.Stderr, "unknown mode", *mode)
+		os.Exit(2)
+	}
+}
+
+// waitForInterest returns once the publisher's server knows the subscriber's interest: a probe
+// subscribed after the benchmark's subscription answers, and routes carry interest in order.
+func waitForInterest(pub, sub *nats.Conn, subject string) {
+	probe, err := sub.Subscribe(subject, func(m *nats.Msg) { m.Respond(nil) })
+	must(err)
+	must(sub.Flush())
+	defer probe.Unsubscribe()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := pub.Request(subject, nil, 200*time.Millisecond); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Fprintln(os.Stderr, "interest never reached the publisher's server")
+	os.Exit(1)
+}
+
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
