@@ -34,12 +34,15 @@ func main() {
 	case "route":
 		var got int64
 		done := make(chan struct{})
-		_, err = sub.Subscribe("bench.route", func(m *nats.Msg) {
+		s, err := sub.Subscribe("bench.route", func(m *nats.Msg) {
 			if atomic.AddInt64(&got, 1) == int64(*n) {
 				close(done)
 			}
 		})
 		must(err)
+		// No client-side limit: nats.go would otherwise drop messages past 64k pending, and a
+		// faster server would be measured as a lossy one.
+		must(s.SetPendingLimits(-1, -1))
 		must(sub.Flush())
 		waitForInterest(pub, sub, "bench.route.ready")
 		start := time.Now()

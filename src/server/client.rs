@@ -38,11 +38,6 @@ const QUIET_READ_BUFFER_BYTES: usize = 4 * 1024;
 const MIN_READ_SPACE_BYTES: usize = 4 * 1024;
 /// What `$JS.<domain>.API.` is rewritten to when the server has a JetStream domain.
 const JS_API_PREFIX: &[u8] = b"$JS.API.";
-/// The longest a publisher is held back, per read, by a subscriber that is behind.
-const STALL_MAX: Duration = Duration::from_millis(250);
-/// A subscriber that flushes nothing for this long is stuck, not slow: stalling the publisher
-/// for it would only spread the damage, so the publisher goes on and the cap cuts it off.
-const STALL_PROGRESS_WAIT: Duration = Duration::from_millis(50);
 
 /// The reading side of one connection.
 pub(super) struct Connection {
@@ -431,26 +426,6 @@ impl Connection {
     /// not waited for, by this read or any later one, until it moves bytes again.
     async fn after_read(&mut self) {
         self.out.flush_internal().await;
-        for client in self.out.wake.drain(..) {
-            client.wake();
-            let lagging = client.id != self.handle.id
-                && client.pending_bytes() > client.stall_threshold()
-                && !client.is_stuck()
-                && !self.lagging.iter().any(|c| c.id == client.id);
-            if lagging {
-                self.lagging.push(client);
-            }
-        }
-        let deadline = Instant::now() + STALL_MAX;
-        for client in self.lagging.drain(..) {
-            while client.pending_bytes() > client.stall_threshold()
-                && client.close_reason().is_none()
-                && Instant::now() < deadline
-            {
-                if !client.wait_drained(STALL_PROGRESS_WAIT).await {
-                    break;
-                }
-            }
-        }
+        self.out.wake_and_pace(self.handle.id, &mut self.lagging).await;
     }
 }

@@ -108,7 +108,43 @@ impl Deliveries {
             client.wake();
         }
     }
+
+    /// Wakes every writer with new bytes, then holds the publisher (the connection `own_id`,
+    /// a client or a route) back while a subscriber it fed is past its stall threshold and
+    /// still draining: the publisher reads no more until then, so TCP pushes back on whoever
+    /// sends to it, instead of the subscriber being cut off as slow. Bounded by `STALL_MAX`
+    /// per read; a subscriber that makes no progress is not waited for. `lagging` is the
+    /// caller's scratch list, kept to avoid allocating.
+    pub async fn wake_and_pace(&mut self, own_id: u64, lagging: &mut Vec<Arc<ClientHandle>>) {
+        for client in self.wake.drain(..) {
+            client.wake();
+            let behind = client.id != own_id
+                && client.pending_bytes() > client.stall_threshold()
+                && !client.is_stuck()
+                && !lagging.iter().any(|c| c.id == client.id);
+            if behind {
+                lagging.push(client);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + STALL_MAX;
+        for client in lagging.drain(..) {
+            while client.pending_bytes() > client.stall_threshold()
+                && client.close_reason().is_none()
+                && tokio::time::Instant::now() < deadline
+            {
+                if !client.wait_drained(STALL_PROGRESS_WAIT).await {
+                    break;
+                }
+            }
+        }
+    }
 }
+
+/// The longest a publisher is held back, per read, by a subscriber that is behind.
+const STALL_MAX: std::time::Duration = std::time::Duration::from_millis(250);
+/// A subscriber that flushes nothing for this long is stuck, not slow: stalling the publisher
+/// for it would only spread the damage, so the publisher goes on and the cap cuts it off.
+const STALL_PROGRESS_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Whether an internal subscription declines this subject.
 fn excludes(sub: &Subscription, subject: &[u8]) -> bool {

@@ -218,6 +218,7 @@ async fn serve(
         out: Deliveries::default(),
         rng: 0x9E37_79B9_7F4A_7C15 ^ id,
         pings_out: 0,
+        lagging: Vec::new(),
     };
     if let Side::Dialled { .. } = side {
         session.send_connect();
@@ -307,6 +308,8 @@ struct Session {
     out: Deliveries,
     rng: u64,
     pings_out: u32,
+    /// Subscribers behind on what this route brought (scratch for pacing).
+    lagging: Vec<Arc<ClientHandle>>,
 }
 
 impl Session {
@@ -394,7 +397,7 @@ impl Session {
                     self.pings_out = 0;
                     let ended = self.process(&mut parser, &mut buf);
                     self.out.flush_internal().await;
-                    self.out.wake_all();
+                    self.out.wake_and_pace(self.handle.id, &mut self.lagging).await;
                     if let Some(ended) = ended {
                         return ended;
                     }
