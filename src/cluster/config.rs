@@ -15,6 +15,10 @@ pub const ROUTE_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// How long an accepted route has to send its CONNECT when routes must authenticate
 /// (nats-server's default for `cluster.authorization.timeout`).
 pub const ROUTE_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Extra attempts at a route learned by gossip, in a row, before it is given up. nats-server
+/// makes none by default; a heal after a partition often drops the first dial (the peer's
+/// address not yet resolved again), and a gossiped route is not learned a second time.
+pub const DEFAULT_CONNECT_RETRIES: u32 = 3;
 /// Routes are pinged at most this far apart, whatever the clients' ping interval (nats-server
 /// 2.10 caps a route's interval the same way).
 pub const MAX_ROUTE_PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -201,7 +205,7 @@ impl ClusterSettings {
             routes: self.routes.unwrap_or_default(),
             advertise: self.advertise,
             no_advertise: self.no_advertise.unwrap_or(false),
-            connect_retries: self.connect_retries.unwrap_or(0),
+            connect_retries: self.connect_retries.unwrap_or(DEFAULT_CONNECT_RETRIES),
         }))
     }
 }

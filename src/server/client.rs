@@ -426,6 +426,8 @@ impl Connection {
     /// not waited for, by this read or any later one, until it moves bytes again.
     async fn after_read(&mut self) {
         self.out.flush_internal().await;
-        self.out.wake_and_pace(self.handle.id, &mut self.lagging).await;
+        self.out
+            .wake_and_pace(self.handle.id, &mut self.lagging)
+            .await;
     }
 }

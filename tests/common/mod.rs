@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod monitor;
+pub mod netns;
 pub mod pki;
 pub mod process;
 pub mod raw_js;

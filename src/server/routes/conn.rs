@@ -37,9 +37,6 @@ const FIRST_ROUTE_PING: Duration = Duration::from_secs(1);
 const ROUTE_READ_BUFFER_BYTES: usize = 64 * 1024;
 /// How long a closing route may take to flush what it has queued.
 const ROUTE_CLOSE_FLUSH: Duration = Duration::from_secs(2);
-/// Reconnect rounds of a route learned by gossip after it is lost; explicit routes retry
-/// for ever.
-const IMPLICIT_RECONNECTS: u32 = 1;
 
 /// Which side of the route this server is.
 #[derive(Clone)]
@@ -59,8 +56,8 @@ enum Ended {
     ToSelf,
     /// Another route to the same server was registered first.
     Duplicate(String),
-    /// It was registered and then lost (or never got that far).
-    Closed,
+    /// It was lost, after registering (the peer's id known) or before.
+    Closed(Option<String>),
     /// The server is stopping.
     Stopping,
 }
@@ -92,17 +89,21 @@ pub fn dial_configured_routes(state: &Arc<ServerState>, cluster: &Arc<Cluster>) 
             cluster.clone(),
             url.clone(),
             true,
+            None,
         ));
     }
 }
 
-/// Keeps a route up: an explicit one for as long as the server runs, one learned by gossip
-/// for `connect_retries` more attempts and one reconnect round after it is lost.
+/// Keeps a route up: an explicit one for as long as the server runs; one learned by gossip
+/// until `connect_retries` + 1 dials in a row have failed. While a route to the same server
+/// stands (the peer dialled us, or won a race of simultaneous dials), the dialler waits, and
+/// takes over if that route goes.
 async fn keep_dialling(
     state: Arc<ServerState>,
     cluster: Arc<Cluster>,
     url: RouteUrl,
     explicit: bool,
+    mut remote: Option<String>,
 ) {
     let address = url.address();
     if !cluster.begin_dial(&address) {
@@ -110,8 +111,14 @@ async fn keep_dialling(
     }
     let mut stopping = cluster.stopping();
     let mut failures: u32 = 0;
-    let mut reconnects: u32 = 0;
+    // After a route is lost every failed attempt is logged, as nats-server logs reconnects.
+    let mut reconnecting = false;
     loop {
+        if let Some(id) = &remote {
+            while cluster.has_route_to(id) && !*stopping.borrow() {
+                pause(&mut stopping, ROUTE_RETRY_DELAY).await;
+            }
+        }
         if *stopping.borrow() {
             break;
         }
@@ -125,24 +132,17 @@ async fn keep_dialling(
                 };
                 match serve(state.clone(), cluster.clone(), socket, peer, side).await {
                     Ended::ToSelf | Ended::Stopping => break,
-                    Ended::Duplicate(remote) if explicit => {
-                        // Served by the route the peer dialled; take over if that one goes.
-                        while cluster.has_route_to(&remote) && !*stopping.borrow() {
-                            pause(&mut stopping, ROUTE_RETRY_DELAY).await;
-                        }
+                    Ended::Duplicate(id) | Ended::Closed(Some(id)) => {
+                        remote = Some(id);
+                        reconnecting = true;
                     }
-                    Ended::Duplicate(_) => break,
-                    Ended::Closed if !explicit => {
-                        reconnects += 1;
-                        if reconnects > IMPLICIT_RECONNECTS {
-                            break;
-                        }
-                    }
-                    Ended::Closed => {}
+                    Ended::Closed(None) => {}
                 }
             }
-            Ok(Err(err)) => failures = dial_failed(&address, &err.to_string(), failures),
-            Err(_) => failures = dial_failed(&address, "timed out", failures),
+            Ok(Err(err)) => {
+                failures = dial_failed(&address, &err.to_string(), failures, reconnecting)
+            }
+            Err(_) => failures = dial_failed(&address, "timed out", failures, reconnecting),
         }
         if !explicit && failures > cluster.config.connect_retries {
             tracing::debug!("giving up on route {address} after {failures} attempts");
@@ -153,10 +153,11 @@ async fn keep_dialling(
     cluster.end_dial(&address);
 }
 
-/// Counts a failed dial and logs it as nats-server does: the first, then every 3600th.
-fn dial_failed(address: &str, why: &str, failures: u32) -> u32 {
+/// Counts a failed dial and logs it as nats-server does: every one when reconnecting a lost
+/// route, else the first and then every 3600th.
+fn dial_failed(address: &str, why: &str, failures: u32, reconnecting: bool) -> u32 {
     let failures = failures.saturating_add(1);
-    if failures == 1 || failures.is_multiple_of(3600) {
+    if reconnecting || failures == 1 || failures.is_multiple_of(3600) {
         tracing::info!(
             "Error trying to connect to route (attempt {failures}): dial tcp {address}: {why}"
         );
@@ -197,7 +198,7 @@ async fn serve(
     let id = state.next_client_id.fetch_add(1, Ordering::Relaxed);
     let handle = Arc::new(ClientHandle::new(id, ROUTE_MAX_PENDING_BYTES, peer));
     let Some((read_half, write_sink)) = transport(&cluster, socket, &side, &handle).await else {
-        return Ended::Closed;
+        return Ended::Closed(None);
     };
     let writer = tokio::spawn(
         handle
@@ -214,6 +215,7 @@ async fn serve(
         side: side.clone(),
         connect: None,
         link: None,
+        remote_id: None,
         cache: MatchCache::default(),
         out: Deliveries::default(),
         rng: 0x9E37_79B9_7F4A_7C15 ^ id,
@@ -224,7 +226,11 @@ async fn serve(
         session.send_connect();
     }
     session.send_info();
-    let ended = session.run(read_half).await;
+    let ended = match session.run(read_half).await {
+        // The dialler waits on a route to the same server rather than dial it again.
+        Ended::Closed(None) => Ended::Closed(session.remote_id.take()),
+        other => other,
+    };
     if let Some(link) = session.link.take() {
         if cluster.unregister(&link) {
             link.remove_all_interest();
@@ -288,7 +294,7 @@ fn describe(ended: &Ended) -> &'static str {
     match ended {
         Ended::ToSelf => "Route to Self",
         Ended::Duplicate(_) => "Duplicate Route",
-        Ended::Closed => "Client Closed",
+        Ended::Closed(_) => "Client Closed",
         Ended::Stopping => "Server Shutdown",
     }
 }
@@ -304,6 +310,8 @@ struct Session {
     /// The peer's CONNECT, on a route it dialled.
     connect: Option<RouteConnect>,
     link: Option<Arc<RouteLink>>,
+    /// The peer's server id, once its INFO has been read.
+    remote_id: Option<String>,
     cache: MatchCache<Subscription>,
     out: Deliveries,
     rng: u64,
@@ -392,7 +400,7 @@ impl Session {
             tokio::select! {
                 read = socket.read_buf(&mut buf) => {
                     if !matches!(read, Ok(n) if n > 0) {
-                        return Ended::Closed;
+                        return Ended::Closed(None);
                     }
                     self.pings_out = 0;
                     let ended = self.process(&mut parser, &mut buf);
@@ -405,7 +413,7 @@ impl Session {
                 _ = ping.tick() => {
                     if self.pings_out >= self.state.config.max_pings_out {
                         self.refuse("Stale Connection");
-                        return Ended::Closed;
+                        return Ended::Closed(None);
                     }
                     self.pings_out += 1;
                     self.handle.enqueue_raw(b"PING\r\n");
@@ -413,9 +421,9 @@ impl Session {
                 }
                 _ = &mut auth_deadline, if must_authenticate && self.connect.is_none() => {
                     self.refuse("Authentication Timeout");
-                    return Ended::Closed;
+                    return Ended::Closed(None);
                 }
-                _ = self.handle.closed_elsewhere() => return Ended::Closed,
+                _ = self.handle.closed_elsewhere() => return Ended::Closed(None),
                 _ = stopping.changed() => return Ended::Stopping,
             }
         }
@@ -429,7 +437,7 @@ impl Session {
                 Ok(None) => return None,
                 Err(err) => {
                     self.refuse(&err.to_string());
-                    return Some(Ended::Closed);
+                    return Some(Ended::Closed(None));
                 }
             };
             if let Some(ended) = self.apply(op) {
@@ -469,7 +477,7 @@ impl Session {
                     self.handle.id,
                     String::from_utf8_lossy(&text)
                 );
-                return Some(Ended::Closed);
+                return Some(Ended::Closed(None));
             }
         }
         None
@@ -480,12 +488,12 @@ impl Session {
             Ok(c) => c,
             Err(_) => {
                 self.refuse("Invalid CONNECT");
-                return Some(Ended::Closed);
+                return Some(Ended::Closed(None));
             }
         };
         if let Err(refusal) = check_connect(&connect, &self.cluster.name()) {
             self.refuse(&refusal.to_string());
-            return Some(Ended::Closed);
+            return Some(Ended::Closed(None));
         }
         if let Some(auth) = &self.cluster.config.auth {
             let user_ok = connect.user.as_deref() == Some(auth.user.as_str());
@@ -497,7 +505,7 @@ impl Session {
                     self.handle.id
                 );
                 self.refuse("Authorization Violation");
-                return Some(Ended::Closed);
+                return Some(Ended::Closed(None));
             }
         }
         self.connect = Some(connect);
@@ -507,12 +515,12 @@ impl Session {
     fn on_info(&mut self, json: &[u8]) -> Option<Ended> {
         let Ok(info) = serde_json::from_slice::<RouteInfo>(json) else {
             self.refuse("Invalid INFO");
-            return Some(Ended::Closed);
+            return Some(Ended::Closed(None));
         };
         let authenticated = self.connect.is_some() || matches!(self.side, Side::Dialled { .. });
         if self.cluster.config.auth.is_some() && !authenticated {
             self.refuse("Authorization Violation");
-            return Some(Ended::Closed);
+            return Some(Ended::Closed(None));
         }
         match self.link.clone() {
             None => self.register(info),
@@ -535,6 +543,7 @@ impl Session {
 
     /// The peer's first INFO: checks it and registers the route.
     fn register(&mut self, mut info: RouteInfo) -> Option<Ended> {
+        self.remote_id = Some(info.server_id.clone());
         if info.server_id == self.cluster.server_id() {
             tracing::debug!("Detected route to self, ignoring {}", self.peer);
             return Some(Ended::ToSelf);
@@ -544,7 +553,7 @@ impl Session {
                 "{} - rid:{} - route dedicated to account {:?} refused: jetlog keeps one route per server",
                 self.peer, self.handle.id, info.route_account
             );
-            return Some(Ended::Closed);
+            return Some(Ended::Closed(None));
         }
         if !info.cluster.is_empty() {
             match self
@@ -560,7 +569,7 @@ impl Session {
                         info.cluster,
                         self.cluster.name().name
                     );
-                    return Some(Ended::Closed);
+                    return Some(Ended::Closed(None));
                 }
                 NameCheck::Adopt(name) => self.cluster.adopt_name(name),
                 NameCheck::Same | NameCheck::Theirs => {}
@@ -614,12 +623,26 @@ impl Session {
             line.extend_from_slice(&json);
             line.extend_from_slice(b"\r\n");
             let line = Bytes::from(line);
-            for other in others {
+            for other in &others {
                 other.handle.enqueue_raw(&line);
                 other.handle.wake();
             }
             *link.gossip.lock().unwrap_or_else(|p| p.into_inner()) = Some(line);
         }
+        // And the newcomer about the others (nats-server leaves this to the others' dials):
+        // with both sides of every missing pair dialling, one failed dial cannot leave the
+        // mesh partial.
+        for other in &others {
+            let told = other
+                .gossip
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(line) = told {
+                link.handle.enqueue_raw(&line);
+            }
+        }
+        link.handle.wake();
         self.link = Some(link);
         self.state.cluster_changed();
         None
@@ -650,6 +673,7 @@ impl Session {
             self.cluster.clone(),
             url,
             false,
+            Some(info.server_id.clone()),
         ));
     }
 
