@@ -101,6 +101,35 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String
     Ok(certs)
 }
 
+/// The server's certificate chain and private key, as the files name them.
+fn certificate_and_key(
+    config: &TlsConfig,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs = read_certificates(&config.cert_file).map_err(|reason| TlsError::Certificates {
+        path: config.cert_file.clone(),
+        reason,
+    })?;
+    let key = PrivateKeyDer::from_pem_file(&config.key_file).map_err(|e| TlsError::Key {
+        path: config.key_file.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok((certs, key))
+}
+
+/// The certificates of the CA file, which peers' certificates must chain to.
+fn ca_roots(config: &TlsConfig) -> Result<rustls::RootCertStore, TlsError> {
+    let ca_file = config.ca_file.as_ref().ok_or(TlsError::VerifyWithoutCa)?;
+    let ca_error = |reason: String| TlsError::Ca {
+        path: ca_file.clone(),
+        reason,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_certificates(ca_file).map_err(ca_error)? {
+        roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
+    }
+    Ok(roots)
+}
+
 impl Tls {
     /// Reads the certificates and key and builds the acceptor.
     pub fn load(config: TlsConfig) -> Result<Self, TlsError> {
@@ -121,28 +150,12 @@ impl Tls {
 
     fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let certs =
-            read_certificates(&config.cert_file).map_err(|reason| TlsError::Certificates {
-                path: config.cert_file.clone(),
-                reason,
-            })?;
-        let key = PrivateKeyDer::from_pem_file(&config.key_file).map_err(|e| TlsError::Key {
-            path: config.key_file.clone(),
-            reason: e.to_string(),
-        })?;
+        let (certs, key) = certificate_and_key(config)?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Config(e.to_string()))?;
         let builder = if config.verify {
-            let ca_file = config.ca_file.as_ref().ok_or(TlsError::VerifyWithoutCa)?;
-            let ca_error = |reason: String| TlsError::Ca {
-                path: ca_file.clone(),
-                reason,
-            };
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in read_certificates(ca_file).map_err(ca_error)? {
-                roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
-            }
+            let roots = ca_roots(config)?;
             let verifier =
                 rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
                     .build()
@@ -208,26 +221,9 @@ impl Tls {
     }
 
     fn connector(&self) -> Result<tokio_rustls::TlsConnector, TlsError> {
-        let config = &self.config;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let ca_file = config.ca_file.as_ref().ok_or(TlsError::VerifyWithoutCa)?;
-        let ca_error = |reason: String| TlsError::Ca {
-            path: ca_file.clone(),
-            reason,
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in read_certificates(ca_file).map_err(ca_error)? {
-            roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
-        }
-        let certs =
-            read_certificates(&config.cert_file).map_err(|reason| TlsError::Certificates {
-                path: config.cert_file.clone(),
-                reason,
-            })?;
-        let key = PrivateKeyDer::from_pem_file(&config.key_file).map_err(|e| TlsError::Key {
-            path: config.key_file.clone(),
-            reason: e.to_string(),
-        })?;
+        let roots = ca_roots(&self.config)?;
+        let (certs, key) = certificate_and_key(&self.config)?;
         let client = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Config(e.to_string()))?

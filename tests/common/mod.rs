@@ -63,36 +63,7 @@ impl TestServer {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn jetlog");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let log_writer = log.clone();
-        // Drain stderr for the server's whole life so it can never block on a full pipe.
-        std::thread::spawn(move || {
-            let mut port = None;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(p) = line
-                    .split("Listening for client connections on ")
-                    .nth(1)
-                    .and_then(|addr| addr.rsplit(':').next())
-                    .and_then(|p| p.trim().parse::<u16>().ok())
-                {
-                    port = Some(p);
-                }
-                let ready = line.contains("Server is ready");
-                log_writer.lock().unwrap().push(line);
-                if let (true, Some(p)) = (ready, port) {
-                    let _ = tx.send(p);
-                }
-            }
-        });
-        let port = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(port) => port,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("server did not start; log: {:?}", log.lock().unwrap());
-            }
-        };
+        let (log, port) = follow_log(&mut child);
         Self {
             child,
             port,
@@ -166,6 +137,43 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Drains a starting server's stderr into a shared log for the server's whole life (so it can
+/// never block on a full pipe) and waits, bounded, until it says it is ready; returns the log
+/// and the client port it logged. A server that does not start is killed and the test fails
+/// with its log.
+pub fn follow_log(child: &mut Child) -> (Arc<Mutex<Vec<String>>>, u16) {
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let log_writer = log.clone();
+    std::thread::spawn(move || {
+        let mut port = None;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(p) = line
+                .split("Listening for client connections on ")
+                .nth(1)
+                .and_then(|addr| addr.rsplit(':').next())
+                .and_then(|p| p.trim().parse::<u16>().ok())
+            {
+                port = Some(p);
+            }
+            let ready = line.contains("Server is ready");
+            log_writer.lock().unwrap().push(line);
+            if let (true, Some(p)) = (ready, port) {
+                let _ = tx.send(p);
+            }
+        }
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(port) => (log, port),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not start; log: {:?}", log.lock().unwrap());
+        }
     }
 }
 

@@ -21,16 +21,12 @@
 //! (threads) and of several binaries (processes) can run side by side.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 /// Every server listens for routes on this port: each namespace has its own port space.
 pub const ROUTE_PORT: u16 = 6222;
-/// How long a server may take to say it is ready.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 static NEXT_NET: AtomicU32 = AtomicU32::new(0);
 
@@ -199,38 +195,8 @@ impl Net {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn jetlog in a namespace");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let log_writer = log.clone();
-        // Drain stderr for the server's whole life so it can never block on a full pipe.
-        std::thread::spawn(move || {
-            let mut port = None;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(p) = line
-                    .split("Listening for client connections on ")
-                    .nth(1)
-                    .and_then(|addr| addr.rsplit(':').next())
-                    .and_then(|p| p.trim().parse::<u16>().ok())
-                {
-                    port = Some(p);
-                }
-                let ready = line.contains("Server is ready");
-                log_writer.lock().unwrap().push(line);
-                if let (true, Some(p)) = (ready, port) {
-                    let _ = tx.send(p);
-                }
-            }
-        });
         // `ip netns exec` execs the command, so the child is the server itself.
-        let port = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(port) => port,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("server did not start; log: {:?}", log.lock().unwrap());
-            }
-        };
+        let (log, port) = super::follow_log(&mut child);
         NsServer {
             child,
             url: format!("nats://{client_ip}:{port}"),
