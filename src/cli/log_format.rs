@@ -7,6 +7,7 @@
 //! server whose zone is UTC). Structured fields of an event follow its message as `key=value`.
 
 use std::fmt;
+use std::path::Path;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -74,4 +75,50 @@ where
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
+}
+/// Sets up the server's log: nats-server's line format, to stderr or `log_file`, at the
+/// level -D/-V ask for.
+pub fn init_logging(
+    debug: bool,
+    trace: bool,
+    logtime: bool,
+    log_file: Option<&Path>,
+) -> Result<(), String> {
+    let level = if trace {
+        "trace"
+    } else if debug {
+        "debug"
+    } else {
+        "info"
+    };
+    // The storage and TLS libraries' own chatter (sled logs its page cache at debug and
+    // trace) is not the server's log: only their warnings get through, whatever -D/-V say.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},sled=warn,rustls=warn"))
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+            // An unbuffered file behind a mutex: each line is written whole, at once.
+            builder
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .event_format(NatsLogFormat::new(logtime, false))
+                .init();
+        }
+        None => {
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            builder
+                .with_writer(std::io::stderr)
+                .with_ansi(terminal)
+                .event_format(NatsLogFormat::new(logtime, terminal))
+                .init()
+        }
+    }
+    Ok(())
 }

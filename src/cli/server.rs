@@ -1,13 +1,12 @@
 //! `jetlog server`: turns flags into a `ServerConfig`, sets up logging, runs until a signal.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::log_format::NatsLogFormat;
 use super::parse_duration;
 use super::process_files::ProcessFiles;
 use crate::monitor::Monitor;
@@ -389,51 +388,6 @@ impl ServerArgs {
     }
 }
 
-fn init_logging(
-    debug: bool,
-    trace: bool,
-    logtime: bool,
-    log_file: Option<&Path>,
-) -> Result<(), String> {
-    let level = if trace {
-        "trace"
-    } else if debug {
-        "debug"
-    } else {
-        "info"
-    };
-    // The storage and TLS libraries' own chatter (sled logs its page cache at debug and
-    // trace) is not the server's log: only their warnings get through, whatever -D/-V say.
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{level},sled=warn,rustls=warn"))
-    });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match log_file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-            // An unbuffered file behind a mutex: each line is written whole, at once.
-            builder
-                .with_writer(std::sync::Mutex::new(file))
-                .with_ansi(false)
-                .event_format(NatsLogFormat::new(logtime, false))
-                .init();
-        }
-        None => {
-            let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            builder
-                .with_writer(std::io::stderr)
-                .with_ansi(terminal)
-                .event_format(NatsLogFormat::new(logtime, terminal))
-                .init()
-        }
-    }
-    Ok(())
-}
-
 /// Runs the server until SIGINT or SIGTERM; with `-t`, only checks the configuration.
 pub fn run(args: ServerArgs) -> ExitCode {
     if args.version {
@@ -471,7 +425,7 @@ pub fn run(args: ServerArgs) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    if let Err(message) = init_logging(
+    if let Err(message) = super::log_format::init_logging(
         launch.debug,
         launch.trace,
         launch.logtime,
@@ -573,8 +527,8 @@ async fn serve(launch: Launch) -> Result<(), String> {
     )?;
     // The signal handlers are installed here, before "Server is ready" (see shutdown_signal);
     // the monitor hears of the signal through `stop`, at the moment the client port closes.
-    let shutdown = shutdown_signal();
-    handle_other_signals(server.tls(), server.lame_duck_trigger());
+    let shutdown = super::signal::shutdown_signal();
+    super::signal::handle_other_signals(server.tls(), server.lame_duck_trigger());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let monitor_task = monitor.map(|monitor| {
         let mut stopped = stopped.clone();
@@ -614,94 +568,4 @@ async fn serve(launch: Launch) -> Result<(), String> {
     process_files.remove();
     tracing::info!("Server Exiting..");
     Ok(())
-}
-
-/// SIGHUP reloads the TLS certificates (the same files, as rotated in place; a file that does
-/// not read leaves the certificates in force), the only part of the configuration jetlog
-/// reloads. SIGUSR1 (reopen logs) and SIGUSR2 (lame-duck mode) ask nats-server for things
-/// jetlog does not do. The default action of each would kill the server, so they are caught
-/// and logged: a `systemctl reload` must not take the server down.
-fn handle_other_signals(
-    tls: Option<std::sync::Arc<crate::server::tls::Tls>>,
-    lame_duck: std::sync::Arc<tokio::sync::Notify>,
-) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut hangups) = signal(SignalKind::hangup()) {
-            tokio::spawn(async move {
-                while hangups.recv().await.is_some() {
-                    reload(tls.as_deref());
-                }
-            });
-        }
-        if let Ok(mut stream) = signal(SignalKind::user_defined1()) {
-            tokio::spawn(async move {
-                while stream.recv().await.is_some() {
-                    tracing::warn!(
-                        "SIGUSR1: log reopening is not supported; the server keeps running"
-                    );
-                }
-            });
-        }
-        // SIGUSR2 is nats-server's lame duck signal.
-        if let Ok(mut stream) = signal(SignalKind::user_defined2()) {
-            tokio::spawn(async move {
-                while stream.recv().await.is_some() {
-                    lame_duck.notify_one();
-                }
-            });
-        }
-    }
-}
-
-/// What SIGHUP does: new TLS certificates for new connections, in nats-server's words.
-fn reload(tls: Option<&crate::server::tls::Tls>) {
-    tracing::info!("Reloading server configuration");
-    match tls.map(|tls| tls.reload()) {
-        Some(Ok(())) => tracing::info!(
-            "Reloaded: TLS certificates (other settings take effect at the next start)"
-        ),
-        Some(Err(err)) => tracing::error!(
-            "Failed to reload server configuration: {err}; the certificates in force stay"
-        ),
-        None => tracing::warn!(
-            "Reloaded: nothing (jetlog reloads only TLS certificates; other settings take effect at the next start)"
-        ),
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
-/// the future is first polled: it is called before "Server is ready" is logged, and a
-/// supervisor that sends SIGTERM right after that line must get a clean shutdown, not the
-/// default action of the signal.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        async move {
-            match (term, int) {
-                (Ok(mut term), Ok(mut int)) => {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
-                    }
-                }
-                (Ok(mut one), Err(_)) | (Err(_), Ok(mut one)) => {
-                    one.recv().await;
-                }
-                (Err(_), Err(_)) => std::future::pending::<()>().await,
-            }
-            tracing::info!("Initiating Shutdown...");
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        async move {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("Initiating Shutdown...");
-        }
-    }
 }

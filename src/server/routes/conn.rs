@@ -1,5 +1,6 @@
-//! The tasks behind routes: the route port's accept loop, the diallers that keep configured
-//! (and gossiped) routes up, and the session that serves one route connection.
+//! The session that serves one route connection: TLS, the handshake, authorization, and
+//! then interest and messages in both directions. The tasks that open connections are in
+//! `dial`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -8,20 +9,19 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::dial::{transport, ReadSide};
 use super::link::RouteLink;
 use super::Cluster;
 use crate::broker::MatchCache;
-use crate::cluster::config::{
-    RouteUrl, MAX_ROUTE_PING_INTERVAL, ROUTE_DIAL_TIMEOUT, ROUTE_RETRY_DELAY,
-};
+use crate::cluster::config::{RouteUrl, MAX_ROUTE_PING_INTERVAL};
 use crate::cluster::handshake::{check_connect, NameCheck, RouteConnect, RouteInfo};
 use crate::protocol::route::{RouteOp, RouteParser, RoutedMessage};
 use crate::protocol::subject::is_valid_subject;
 use crate::protocol::{ParserLimits, Publish};
-use crate::server::outbound::{ClientHandle, CloseReason, Subscription, WriteSink};
+use crate::server::outbound::{ClientHandle, CloseReason, Subscription};
 use crate::server::router::{Deliveries, Publisher, Reach};
 use crate::server::ServerState;
 
@@ -40,7 +40,7 @@ const ROUTE_CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
 /// Which side of the route this server is.
 #[derive(Clone)]
-enum Side {
+pub(super) enum Side {
     Accepted,
     /// Dialled at `url`, whose credentials (or the cluster's own) go in the CONNECT.
     Dialled {
@@ -51,7 +51,7 @@ enum Side {
 
 /// How a route connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Ended {
+pub(super) enum Ended {
     /// The peer is this server.
     ToSelf,
     /// Another route to the same server was registered first.
@@ -62,131 +62,8 @@ enum Ended {
     Stopping,
 }
 
-/// Accepts route connections until the server stops.
-pub async fn accept_routes(state: Arc<ServerState>, cluster: Arc<Cluster>, listener: TcpListener) {
-    let mut stopping = cluster.stopping();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
-                    tokio::spawn(serve(state.clone(), cluster.clone(), socket, peer, Side::Accepted));
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "route accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
-            _ = stopping.changed() => return,
-        }
-    }
-}
-
-/// Starts a dialler for every configured route.
-pub fn dial_configured_routes(state: &Arc<ServerState>, cluster: &Arc<Cluster>) {
-    for url in &cluster.config.routes {
-        tokio::spawn(keep_dialling(
-            state.clone(),
-            cluster.clone(),
-            url.clone(),
-            true,
-            None,
-        ));
-    }
-}
-
-/// Keeps a route up: an explicit one for as long as the server runs; one learned by gossip
-/// until `connect_retries` + 1 dials in a row have failed. While a route to the same server
-/// stands (the peer dialled us, or won a race of simultaneous dials), the dialler waits, and
-/// takes over if that route goes.
-async fn keep_dialling(
-    state: Arc<ServerState>,
-    cluster: Arc<Cluster>,
-    url: RouteUrl,
-    explicit: bool,
-    mut remote: Option<String>,
-) {
-    let address = url.address();
-    if !cluster.begin_dial(&address) {
-        return;
-    }
-    let mut stopping = cluster.stopping();
-    let mut failures: u32 = 0;
-    // After a route is lost every failed attempt is logged, as nats-server logs reconnects.
-    let mut reconnecting = false;
-    loop {
-        if let Some(id) = &remote {
-            while cluster.has_route_to(id) && !*stopping.borrow() {
-                pause(&mut stopping, ROUTE_RETRY_DELAY).await;
-            }
-        }
-        if *stopping.borrow() {
-            break;
-        }
-        match tokio::time::timeout(ROUTE_DIAL_TIMEOUT, TcpStream::connect(&address)).await {
-            Ok(Ok(socket)) => {
-                failures = 0;
-                let peer = socket.peer_addr().unwrap_or_else(|_| unspecified());
-                let side = Side::Dialled {
-                    explicit,
-                    url: url.clone(),
-                };
-                match serve(state.clone(), cluster.clone(), socket, peer, side).await {
-                    Ended::ToSelf | Ended::Stopping => break,
-                    Ended::Duplicate(id) | Ended::Closed(Some(id)) => {
-                        remote = Some(id);
-                        reconnecting = true;
-                    }
-                    Ended::Closed(None) => {}
-                }
-            }
-            Ok(Err(err)) => {
-                failures = dial_failed(&address, &err.to_string(), failures, reconnecting)
-            }
-            Err(_) => failures = dial_failed(&address, "timed out", failures, reconnecting),
-        }
-        if !explicit && failures > cluster.config.connect_retries {
-            tracing::debug!("giving up on route {address} after {failures} attempts");
-            break;
-        }
-        pause(&mut stopping, ROUTE_RETRY_DELAY + jitter()).await;
-    }
-    cluster.end_dial(&address);
-}
-
-/// Counts a failed dial and logs it as nats-server does: every one when reconnecting a lost
-/// route, else the first and then every 3600th.
-fn dial_failed(address: &str, why: &str, failures: u32, reconnecting: bool) -> u32 {
-    let failures = failures.saturating_add(1);
-    if reconnecting || failures == 1 || failures.is_multiple_of(3600) {
-        tracing::info!(
-            "Error trying to connect to route (attempt {failures}): dial tcp {address}: {why}"
-        );
-    }
-    failures
-}
-
-async fn pause(stopping: &mut tokio::sync::watch::Receiver<bool>, delay: Duration) {
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => {}
-        _ = stopping.changed() => {}
-    }
-}
-
-/// Up to 100 ms, so two servers that lost each other do not redial in lockstep.
-fn jitter() -> Duration {
-    let mut seed = u64::from(std::process::id())
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.subsec_nanos().into());
-    Duration::from_millis(crate::server::router::next_random(&mut seed) % 100)
-}
-
-fn unspecified() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 0))
-}
-
 /// Serves one route connection to its end.
-async fn serve(
+pub(super) async fn serve(
     state: Arc<ServerState>,
     cluster: Arc<Cluster>,
     socket: TcpStream,
@@ -249,46 +126,6 @@ async fn serve(
     );
     ended
 }
-
-/// A route's halves: plaintext, or after the TLS handshake that opens every route of a
-/// cluster with TLS (before INFO, as nats-server does it).
-async fn transport(
-    cluster: &Cluster,
-    socket: TcpStream,
-    side: &Side,
-    handle: &ClientHandle,
-) -> Option<(ReadSide, WriteSink)> {
-    let Some(tls) = &cluster.tls else {
-        let (read_half, write_half) = socket.into_split();
-        let write_half = Arc::new(write_half);
-        handle.attach_socket(write_half.clone());
-        return Some((Box::pin(read_half), WriteSink::Plain(write_half)));
-    };
-    let peer = handle.stats.peer;
-    let split = match side {
-        Side::Accepted => tls.accept(socket).await.map(|s| {
-            let (r, w) = tokio::io::split(s);
-            (Box::pin(r) as ReadSide, WriteSink::Tls(Box::pin(w)))
-        }),
-        Side::Dialled { url, .. } => tls.connect(socket, &url.host).await.map(|s| {
-            let (r, w) = tokio::io::split(s);
-            (Box::pin(r) as ReadSide, WriteSink::Tls(Box::pin(w)))
-        }),
-    };
-    match split {
-        Ok(halves) => Some(halves),
-        Err(err) => {
-            tracing::error!(
-                "{peer} - rid:{} - TLS route handshake error: {err}",
-                handle.id
-            );
-            None
-        }
-    }
-}
-
-/// The reading side of a route, plaintext or TLS.
-type ReadSide = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
 
 fn describe(ended: &Ended) -> &'static str {
     match ended {
@@ -668,7 +505,7 @@ impl Session {
         {
             return;
         }
-        tokio::spawn(keep_dialling(
+        tokio::spawn(super::dial::keep_dialling(
             self.state.clone(),
             self.cluster.clone(),
             url,

@@ -9,11 +9,13 @@
 //!
 //! - this module: [`Cluster`], the state all route connections share;
 //! - [`link`]: one registered route and the interest it stands for;
-//! - [`conn`]: the tasks that dial, accept and serve route connections;
+//! - [`dial`]: the tasks that accept and dial route connections;
+//! - [`conn`]: the session that serves one route connection;
 //! - [`targets`]: the routes one message goes to;
 //! - [`report`]: what monitoring shows of the cluster.
 
 mod conn;
+mod dial;
 mod link;
 mod report;
 mod targets;
@@ -28,7 +30,7 @@ use crate::cluster::handshake::{ClusterName, RouteInfo, ROUTE_PROTO};
 use crate::cluster::interest::LocalInterest;
 use crate::cluster::ClusterConfig;
 use crate::protocol::route::{encode_interest, encode_no_interest, RouteOp};
-pub use conn::{accept_routes, dial_configured_routes};
+pub use dial::{accept_routes, dial_configured_routes};
 pub use link::{RemoteInterest, RouteLink};
 pub use report::{ClusterReport, RouteReport};
 pub use targets::{weighted_start, RouteTargets};
