@@ -1,5 +1,6 @@
-//! Lame duck mode in a cluster: the server stops taking clients, tells them and its routes,
-//! and its clients move to the other servers before it exits.
+//! Clients follow the cluster. In lame duck mode a server stops taking clients, tells them
+//! and its routes, and its clients move to the other servers before it exits; when a server is
+//! killed, its clients reconnect to a survivor they learned of from INFO.
 
 mod common;
 
@@ -136,4 +137,35 @@ async fn a_server_in_lame_duck_mode_moves_its_clients_to_the_others_and_exits() 
     );
     assert!(leaving.log_contains("Entering lame duck mode"));
     drop(seed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_a_killed_server_reconnects_to_a_survivor_it_learned_of() {
+    let mut servers = common::cluster::start_cluster(2);
+    // The client is given only S1's URL; S0's it learns from INFO.
+    let client = within(
+        "connect",
+        async_nats::ConnectOptions::new().connect(servers[1].url()),
+    )
+    .await
+    .expect("connect");
+    let mut sub = client.subscribe("survives").await.unwrap();
+    client.flush().await.unwrap();
+    let survivor = servers.remove(0);
+    drop(servers.pop().expect("S1").kill_and_take_store());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while client.server_info().port != survivor.port {
+        assert!(Instant::now() < deadline, "the client never moved to S0");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let publisher = within("connect", async_nats::connect(survivor.url()))
+        .await
+        .expect("connect");
+    interest_reached(&publisher, &client).await;
+    publisher.publish("survives", "yes".into()).await.unwrap();
+    publisher.flush().await.unwrap();
+    let msg = within("the message on the survivor", sub.next())
+        .await
+        .unwrap();
+    assert_eq!(msg.payload, "yes");
 }

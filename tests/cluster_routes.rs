@@ -384,7 +384,11 @@ async fn routes_must_authenticate_when_the_cluster_says_so() {
     let wrong = format!("nats-route://ruser:nope@127.0.0.1:{port}");
     let intruder = start_member("X", Some(&wrong), &[]);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !servers[0].log_contains("authentication error") && std::time::Instant::now() < deadline {
+    let refused = || {
+        servers[0].log_contains("authentication error")
+            && intruder.log_contains("Route Error 'Authorization Violation'")
+    };
+    while !refused() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(
@@ -430,4 +434,87 @@ fn route_socket(port: u16) -> std::net::TcpStream {
         .set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
     stream
+}
+
+/// A raw "server" on the route port: reads INFO, sends CONNECT and INFO under a made-up id,
+/// announces interest in `subject`, and from then on never reads.
+fn silent_route(port: u16, subject: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut raw = common::RawClient::from_stream(route_socket(port));
+    raw.read_info();
+    raw.send(
+        format!(
+            "CONNECT {{\"verbose\":false,\"pedantic\":false,\"name\":\"NSILENT\",\"cluster\":\"tc\",\"headers\":true}}\r\n\
+             INFO {{\"server_id\":\"NSILENT\",\"server_name\":\"silent\",\"proto\":2,\"headers\":true,\"cluster\":\"tc\",\"port\":1}}\r\n\
+             RS+ $G {subject}\r\n"
+        )
+        .as_bytes(),
+    );
+    raw.stream.flush().unwrap();
+    raw.stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_that_never_reads_does_not_stall_local_delivery() {
+    let server = start_member("S0", None, &[]);
+    let _silent = silent_route(server.route_port(), "flood.>");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.registered_routes().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.registered_routes().len(), 1, "{:?}", server.log);
+    let client = connect(&server).await;
+    let mut local = client.subscribe("flood.x").await.unwrap();
+    let publisher = connect(&server).await;
+    // 32 MiB: far past any socket buffer, so the silent route falls behind for good.
+    const N: usize = 32 * 1024;
+    let payload = Bytes::from(vec![b'f'; 1024]);
+    let started = std::time::Instant::now();
+    let receiving = tokio::spawn(async move {
+        for _ in 0..N {
+            within("local delivery", local.next()).await.unwrap();
+        }
+    });
+    for _ in 0..N {
+        publisher.publish("flood.x", payload.clone()).await.unwrap();
+    }
+    publisher.flush().await.unwrap();
+    within("every local delivery", receiving).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "local delivery took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn garbage_on_the_route_port_is_refused_and_the_cluster_keeps_serving() {
+    let servers = start_cluster(2);
+    let port = servers[0].route_port();
+    let mut raw = common::RawClient::from_stream(route_socket(port));
+    raw.read_info();
+    raw.send(b"HELLO there\r\n");
+    let (bytes, closed) = raw.read_for(Duration::from_secs(3));
+    assert!(closed, "the connection is closed");
+    let said = String::from_utf8_lossy(&bytes);
+    assert!(
+        said.contains("-ERR 'Unknown Protocol Operation'"),
+        "{said:?}"
+    );
+    assert!(
+        servers[0].log_contains("Unknown Protocol Operation"),
+        "{:?}",
+        servers[0].log
+    );
+    // The real route is untouched.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let a = connect(&servers[0]).await;
+        let b = connect(&servers[1]).await;
+        let mut sub = b.subscribe("after.garbage").await.unwrap();
+        interest_reached(&a, &b).await;
+        a.publish("after.garbage", "ok".into()).await.unwrap();
+        a.flush().await.unwrap();
+        assert_eq!(take(&mut sub, 1).await[0].payload, "ok");
+    });
 }

@@ -2,7 +2,8 @@
 # Three-server clusters side by side: nats-server (Debian's build) and jetlog, each run as a
 # full mesh on 127.0.0.1 (server 1 the seed, the others given only its route URL), driven by
 # the same load generator (routebench.go, on the official nats.go client). The publisher
-# talks to server 1 and the subscriber to server 3, so every message crosses a route.
+# talks to server 1 and the subscriber to server 3, so every message crosses a route; in
+# `queue` a queue group has one member on each server.
 # Usage: docs/bench/cluster.sh [JETLOG_BINARY] [ROUNDS]   (from the project root)
 # Prints msgs/s per mode, the ratio jetlog / nats-server, and the CPU time all three servers
 # spent per message (user+system, during the measured phase).
@@ -10,7 +11,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 jetlog=${1:-target/release/jetlog}
 rounds=${2:-2}
-modes=${MODES:-"route route1k reqrep"}
+modes=${MODES:-"route route1k queue reqrep"}
 [ -x "$jetlog" ] || { echo "no jetlog binary at $jetlog (cargo build --release first)" >&2; exit 2; }
 if ! command -v nats-server >/dev/null || ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/github.com/nats-io/nats.go ]; then
   echo "installing nats-server, Go and nats.go from Debian's packages..." >&2
@@ -69,11 +70,13 @@ cpu_ticks() { # user+system clock ticks of the three servers
 hz=$(getconf CLK_TCK)
 run_mode() { # mode server -> writes "rate cpu_ns_per_msg" to $work/result
   local pub=nats://127.0.0.1:$(client_port 1) sub=nats://127.0.0.1:$(client_port 3) out n t0 t1
-  case $1 in route) n=1000000;; route1k) n=500000;; reqrep) n=20000;; esac
+  case $1 in route) n=1000000;; route1k) n=500000;; queue) n=1000000;; reqrep) n=20000;; esac
   t0=$(cpu_ticks)
   case $1 in
     route)   out=$("$work/routebench" -pub "$pub" -sub "$sub" -mode route -n $n) ;;
     route1k) out=$("$work/routebench" -pub "$pub" -sub "$sub" -mode route -n $n -size 1024) ;;
+    queue)   out=$("$work/routebench" -pub "$pub" -sub "$sub" -mode queue -n $n \
+               -subs "nats://127.0.0.1:$(client_port 1),nats://127.0.0.1:$(client_port 2),$sub") ;;
     reqrep)  out=$("$work/routebench" -pub "$pub" -sub "$sub" -mode reqrep -n $n) ;;
   esac
   t1=$(cpu_ticks)

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 func main() {
 	pubURL := flag.String("pub", nats.DefaultURL, "server the publisher connects to")
 	subURL := flag.String("sub", nats.DefaultURL, "server the subscriber connects to")
-	mode := flag.String("mode", "route", "route|reqrep")
+	mode := flag.String("mode", "route", "route|queue|reqrep")
+	subsURLs := flag.String("subs", "", "queue mode: servers the queue group's members connect to, comma separated")
 	n := flag.Int("n", 1000000, "messages (requests with reqrep)")
 	size := flag.Int("size", 128, "payload bytes")
 	flag.Parse()
@@ -57,6 +59,40 @@ func main() {
 		el := time.Since(start)
 		recv := atomic.LoadInt64(&got)
 		fmt.Printf("route n=%d size=%d recv=%d elapsed=%.3fs rate=%.0f msgs/s\n", *n, *size, recv, el.Seconds(), float64(recv)/el.Seconds())
+	case "queue":
+		// One member of the group "workers" on each server of -subs; the publisher on -pub.
+		var got int64
+		done := make(chan struct{})
+		var members []*nats.Conn
+		for _, url := range strings.Split(*subsURLs, ",") {
+			nc, err := nats.Connect(url, nats.Timeout(5*time.Second))
+			must(err)
+			defer nc.Close()
+			s, err := nc.QueueSubscribe("bench.queue", "workers", func(m *nats.Msg) {
+				if atomic.AddInt64(&got, 1) == int64(*n) {
+					close(done)
+				}
+			})
+			must(err)
+			must(s.SetPendingLimits(-1, -1))
+			must(nc.Flush())
+			members = append(members, nc)
+		}
+		for _, member := range members {
+			waitForInterest(pub, member, "bench.queue.ready")
+		}
+		start := time.Now()
+		for i := 0; i < *n; i++ {
+			must(pub.Publish("bench.queue", payload))
+		}
+		must(pub.Flush())
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+		}
+		el := time.Since(start)
+		recv := atomic.LoadInt64(&got)
+		fmt.Printf("queue n=%d size=%d recv=%d members=%d elapsed=%.3fs rate=%.0f msgs/s\n", *n, *size, recv, len(members), el.Seconds(), float64(recv)/el.Seconds())
 	case "reqrep":
 		_, err = sub.Subscribe("bench.svc", func(m *nats.Msg) { m.Respond(payload) })
 		must(err)

@@ -19,6 +19,17 @@ pub const ROUTE_AUTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// makes none by default; a heal after a partition often drops the first dial (the peer's
 /// address not yet resolved again), and a gossiped route is not learned a second time.
 pub const DEFAULT_CONNECT_RETRIES: u32 = 3;
+/// The pause between attempts grows after this many failed dials in a row, doubling up to
+/// `MAX_ROUTE_RETRY_DELAY`: a server that is down for long is not dialled every second.
+pub const ROUTE_BACKOFF_AFTER: u32 = 3;
+pub const MAX_ROUTE_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// The pause before the next dial after `failures` failed ones in a row.
+pub fn route_retry_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(ROUTE_BACKOFF_AFTER).min(8);
+    (ROUTE_RETRY_DELAY * 2u32.pow(doublings)).min(MAX_ROUTE_RETRY_DELAY)
+}
+
 /// Routes are pinged at most this far apart, whatever the clients' ping interval (nats-server
 /// 2.10 caps a route's interval the same way).
 pub const MAX_ROUTE_PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -294,6 +305,13 @@ mod tests {
             (Some("u"), Some("p"))
         );
         assert!(parse_listen("nats://u@127.0.0.1:1").is_err());
+    }
+
+    #[test]
+    fn redials_back_off_after_a_few_failures_up_to_a_cap() {
+        let delays: Vec<u64> = (0..9).map(|f| route_retry_delay(f).as_secs()).collect();
+        assert_eq!(delays, [1, 1, 1, 1, 2, 4, 5, 5, 5]);
+        assert_eq!(route_retry_delay(u32::MAX), MAX_ROUTE_RETRY_DELAY);
     }
 
     #[test]

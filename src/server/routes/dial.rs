@@ -9,7 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::conn::{serve, Ended, Side};
 use super::Cluster;
-use crate::cluster::config::{RouteUrl, ROUTE_DIAL_TIMEOUT, ROUTE_RETRY_DELAY};
+use crate::cluster::config::{route_retry_delay, RouteUrl, ROUTE_DIAL_TIMEOUT, ROUTE_RETRY_DELAY};
 use crate::server::outbound::{ClientHandle, WriteSink};
 use crate::server::ServerState;
 
@@ -99,7 +99,7 @@ pub(super) async fn keep_dialling(
             tracing::debug!("giving up on route {address} after {failures} attempts");
             break;
         }
-        pause(&mut stopping, ROUTE_RETRY_DELAY + jitter()).await;
+        pause(&mut stopping, route_retry_delay(failures) + jitter()).await;
     }
     cluster.end_dial(&address);
 }
