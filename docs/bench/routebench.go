@@ -47,17 +47,7 @@ func main() {
 		must(s.SetPendingLimits(-1, -1))
 		must(sub.Flush())
 		waitForInterest(pub, sub, "bench.route.ready")
-		start := time.Now()
-		for i := 0; i < *n; i++ {
-			must(pub.Publish("bench.route", payload))
-		}
-		must(pub.Flush())
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-		}
-		el := time.Since(start)
-		recv := atomic.LoadInt64(&got)
+		recv, el := publishAndWait(pub, "bench.route", payload, *n, &got, done)
 		fmt.Printf("route n=%d size=%d recv=%d elapsed=%.3fs rate=%.0f msgs/s\n", *n, *size, recv, el.Seconds(), float64(recv)/el.Seconds())
 	case "queue":
 		// One member of the group "workers" on each server of -subs; the publisher on -pub.
@@ -81,17 +71,7 @@ func main() {
 		for _, member := range members {
 			waitForInterest(pub, member, "bench.queue.ready")
 		}
-		start := time.Now()
-		for i := 0; i < *n; i++ {
-			must(pub.Publish("bench.queue", payload))
-		}
-		must(pub.Flush())
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-		}
-		el := time.Since(start)
-		recv := atomic.LoadInt64(&got)
+		recv, el := publishAndWait(pub, "bench.queue", payload, *n, &got, done)
 		fmt.Printf("queue n=%d size=%d recv=%d members=%d elapsed=%.3fs rate=%.0f msgs/s\n", *n, *size, recv, len(members), el.Seconds(), float64(recv)/el.Seconds())
 	case "reqrep":
 		_, err = sub.Subscribe("bench.svc", func(m *nats.Msg) { m.Respond(payload) })
@@ -109,6 +89,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "unknown mode", *mode)
 		os.Exit(2)
 	}
+}
+
+// publishAndWait publishes n messages and waits (at most a minute) until the subscribers have
+// counted them all; it returns how many arrived and the time from the first publish.
+func publishAndWait(pub *nats.Conn, subject string, payload []byte, n int, got *int64, done chan struct{}) (int64, time.Duration) {
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		must(pub.Publish(subject, payload))
+	}
+	must(pub.Flush())
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+	}
+	return atomic.LoadInt64(got), time.Since(start)
 }
 
 // waitForInterest returns once the publisher's server knows the subscriber's interest: a probe

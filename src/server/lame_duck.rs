@@ -4,14 +4,10 @@
 //! `ldm` and the other servers' URLs), waits a grace period for clients to leave on their own,
 //! then closes the rest spread over the lame duck duration, and shuts down.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-use bytes::BytesMut;
 
 use super::outbound::CloseReason;
 use super::{lock, ServerState};
-use crate::protocol::encode;
 
 /// How long the whole of lame duck mode takes by default (nats-server's
 /// `DEFAULT_LAME_DUCK_DURATION`).
@@ -59,15 +55,7 @@ fn tell_clients(state: &ServerState) {
         info.cluster = Some(cluster.name().name);
         info.connect_urls = cluster.peer_connect_urls();
     }
-    let Ok(json) = serde_json::to_vec(&info) else {
-        return;
-    };
-    let mut line = BytesMut::with_capacity(json.len() + 8);
-    encode::write_info(&mut line, &json);
-    for client in lock(&state.clients).values() {
-        if client.async_info.load(Ordering::Relaxed) {
-            client.enqueue_raw(&line);
-            client.wake();
-        }
+    if let Ok(json) = serde_json::to_vec(&info) {
+        state.send_async_info(&json);
     }
 }

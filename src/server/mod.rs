@@ -117,6 +117,12 @@ impl ServerState {
     /// The cluster's membership changed: clients that take INFO updates (CONNECT `protocol`
     /// 1) learn the URLs they may reconnect to, as nats-server tells them.
     fn cluster_changed(&self) {
+        self.send_async_info(&self.info_json(0, String::new(), None));
+    }
+
+    /// Sends an INFO (`json`) to every client that takes INFO updates, outside the clients'
+    /// lock.
+    fn send_async_info(&self, json: &[u8]) {
         let clients: Vec<_> = lock(&self.clients)
             .values()
             .filter(|c| c.async_info.load(Ordering::Relaxed))
@@ -125,9 +131,8 @@ impl ServerState {
         if clients.is_empty() {
             return;
         }
-        let json = self.info_json(0, String::new(), None);
         let mut line = BytesMut::with_capacity(json.len() + 8);
-        encode::write_info(&mut line, &json);
+        encode::write_info(&mut line, json);
         for client in clients {
             client.enqueue_raw(&line);
             client.wake();

@@ -357,9 +357,12 @@ impl Router {
         rng: &mut u64,
     ) -> usize {
         let n = group.members.len();
+        // Only a router in a cluster can hold other servers' members, whose weights count.
         let start = match from.reach {
-            Reach::Cluster => super::routes::weighted_start(&group.members, rng),
-            Reach::Local | Reach::Routed(_) => (next_random(rng) % n as u64) as usize,
+            Reach::Cluster if self.cluster.get().is_some() => {
+                super::routes::weighted_start(&group.members, rng)
+            }
+            _ => (next_random(rng) % n as u64) as usize,
         };
         let mut fallback = None;
         for i in 0..n {
