@@ -158,6 +158,7 @@ fn full_state() -> pb::ConsumerState {
             },
         ],
         redelivered: BTreeMap::from([(33, 2)]),
+        skip_list: vec![41, 45],
     }
 }
 
@@ -424,6 +425,7 @@ fn state_with_pending(pending: u64) -> pb::ConsumerState {
             })
             .collect(),
         redelivered: (1..=pending).map(|s| (s, 1)).collect(),
+        skip_list: Vec::new(),
     }
 }
 

@@ -231,6 +231,63 @@ fn last_field(path: &serde_ignored::Path<'_>) -> String {
     }
 }
 
+/// The first field of a request body that `T` does not know and that is set to something
+/// other than its zero value (`null`, `false`, `0`, `""`, `[]`, `{}`), as a dotted path
+/// (`config.direct`). nats-server ignores such fields unless it runs strict; jetlog refuses
+/// them, because a setting it accepted but did not honour would mislead the client. Zero
+/// values pass: newer clients send some of their fields' defaults.
+pub fn first_unhonoured_setting<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<String> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    strip_nulls(&mut value);
+    let mut ignored: Vec<Vec<String>> = Vec::new();
+    let _: T = serde_ignored::deserialize(value.clone(), |path| {
+        let mut keys = Vec::new();
+        path_keys(&path, &mut keys);
+        ignored.push(keys);
+    })
+    .ok()?;
+    ignored.into_iter().find_map(|keys| {
+        let mut at = &value;
+        for key in &keys {
+            at = match at {
+                serde_json::Value::Object(map) => map.get(key)?,
+                serde_json::Value::Array(items) => items.get(key.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        (!is_zero_value(at)).then(|| keys.join("."))
+    })
+}
+
+/// The keys (and array indexes) from the root to `path`.
+fn path_keys(path: &serde_ignored::Path<'_>, out: &mut Vec<String>) {
+    match path {
+        serde_ignored::Path::Root => {}
+        serde_ignored::Path::Map { parent, key } => {
+            path_keys(parent, out);
+            out.push(key.clone());
+        }
+        serde_ignored::Path::Seq { parent, index } => {
+            path_keys(parent, out);
+            out.push(index.to_string());
+        }
+        serde_ignored::Path::Some { parent }
+        | serde_ignored::Path::NewtypeStruct { parent }
+        | serde_ignored::Path::NewtypeVariant { parent } => path_keys(parent, out),
+    }
+}
+
+fn is_zero_value(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null => true,
+        serde_json::Value::Bool(b) => !b,
+        serde_json::Value::Number(n) => n.as_f64() == Some(0.0),
+        serde_json::Value::String(s) => s.is_empty(),
+        serde_json::Value::Array(items) => items.is_empty(),
+        serde_json::Value::Object(map) => map.values().all(is_zero_value),
+    }
+}
+
 fn strip_nulls(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
@@ -278,6 +335,23 @@ mod tests {
         let ok: StreamInfoRequest =
             from_go_json_strict(br#"{"offset":3,"subjects_filter":null}"#).unwrap();
         assert_eq!(ok.offset, 3);
+    }
+
+    #[test]
+    fn unknown_fields_with_values_are_named_and_zero_values_pass() {
+        let named = |body: &str| first_unhonoured_setting::<StreamConfig>(body.as_bytes());
+        assert_eq!(
+            named(r#"{"name":"S","colour":"blue"}"#).as_deref(),
+            Some("colour")
+        );
+        assert_eq!(
+            named(r#"{"name":"S","consumer_limits":{"shade":2}}"#).as_deref(),
+            Some("consumer_limits.shade")
+        );
+        for zero in [r#""""#, "0", "false", "null", "[]", "{}", r#"{"a":0}"#] {
+            assert_eq!(named(&format!(r#"{{"name":"S","colour":{zero}}}"#)), None);
+        }
+        assert_eq!(named(r#"{"name":"S","subjects":["a"]}"#), None);
     }
 
     #[test]

@@ -81,12 +81,14 @@ impl AckKind {
 /// What the stream actor must do on the consumer's behalf.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Send a stored message to `to` with `ack_subject` as its reply.
+    /// Send a stored message to `to` with `ack_subject` as its reply; a pinned-client
+    /// consumer's messages carry the pin as `Nats-Pin-Id`.
     Deliver {
         to: Bytes,
         msg: StoredMessage,
         ack_subject: String,
         headers_only: bool,
+        pin_id: Option<Bytes>,
     },
     /// Send a header-only status message (`NATS/1.0 <code> <description>`).
     Status {
@@ -115,6 +117,21 @@ pub struct Waiting {
     pub heartbeat_ns: u64,
     pub last_sent_ns: u64,
     pub delivered: u64,
+    /// Priority-group terms of the request (ADR-42); default when the consumer has none.
+    pub priority: RequestPriority,
+}
+
+/// What a pull request asks of a consumer with priority groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestPriority {
+    /// Overflow: served only while `num_pending` is at least this (0 = no threshold).
+    pub min_pending: u64,
+    /// Overflow: served only while `num_ack_pending` is at least this (0 = no threshold).
+    pub min_ack_pending: u64,
+    /// Pinned client: the pin the client holds, or the one it was given by this request.
+    pub pin_id: Option<Bytes>,
+    /// Prioritized: 0 (first) to 9.
+    pub priority: u8,
 }
 
 /// Push-consumer flow control and heartbeat state.
@@ -162,6 +179,21 @@ pub struct Consumer {
     pub(super) pacing: Pacing,
     /// When a message held back by pacing may go: the stream's timer ticks the stream then.
     pub wake_at_ns: Option<u64>,
+    /// Unix ns until which nothing is delivered (`pause_until`); `None` once it has passed.
+    pub(super) paused_until_ns: Option<u64>,
+    /// The client a `pinned_client` consumer delivers to, while one is pinned.
+    pub(super) pin: Option<Pin>,
+}
+
+/// The pinned client of a `pinned_client` consumer. Not persisted, as in nats-server: after a
+/// restart the next request is pinned afresh.
+#[derive(Debug, Clone)]
+pub struct Pin {
+    pub id: Bytes,
+    /// Unix ns when it was pinned (`pinned_ts`).
+    pub since_ns: u64,
+    /// Unix ns of the pin's last use: `priority_timeout` runs from here.
+    pub renewed_ns: u64,
 }
 
 /// The start of every ack subject; the rest is
@@ -227,7 +259,10 @@ impl Consumer {
             read_ahead: ReadAhead::default(),
             pacing: Pacing::default(),
             wake_at_ns: None,
+            paused_until_ns: None,
+            pin: None,
         };
+        consumer.paused_until_ns = consumer.config.pause_until_ns().filter(|t| *t > now_ns);
         consumer.position(store);
         consumer
     }
@@ -307,6 +342,10 @@ impl Consumer {
     /// Applies an allowed config update, keeping the delivery state.
     pub fn update_config(&mut self, config: ConsumerConfig) {
         self.filters = config.filters();
+        self.paused_until_ns = config.pause_until_ns();
+        if config.priority_policy != super::consumer_config::PriorityPolicy::PinnedClient {
+            self.pin = None;
+        }
         self.config = config;
         self.num_pending = None;
         self.read_ahead.clear();
@@ -472,11 +511,20 @@ impl Consumer {
     }
 }
 
+#[path = "consumer_admin.rs"]
+mod admin;
 #[path = "consumer_flow.rs"]
 mod flow;
+#[path = "consumer_pull.rs"]
+mod pull;
 
 #[cfg(test)]
 #[path = "consumer_tests.rs"]
 mod tests;
 
+pub use admin::fresh_id;
 pub use flow::Delivery;
+
+#[cfg(test)]
+#[path = "consumer_level_1_tests.rs"]
+mod level_1_tests;

@@ -112,6 +112,32 @@ string_enum!(DeliverPolicy {
 } alias "undefined" => All);
 string_enum!(AckPolicy { None => "none", All => "all", Explicit => "explicit" });
 string_enum!(ReplayPolicy { Instant => "instant", Original => "original" });
+string_enum!(PriorityPolicy {
+    None => "none",
+    Overflow => "overflow",
+    PinnedClient => "pinned_client",
+    Prioritized => "prioritized"
+});
+
+/// How a pull consumer with priority groups chooses among waiting requests (ADR-42).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PriorityPolicy {
+    #[default]
+    None,
+    /// A request is served only while the consumer is behind by its `min_pending` or
+    /// `min_ack_pending`.
+    Overflow,
+    /// One client at a time, named by its `Nats-Pin-Id`, gets the messages.
+    PinnedClient,
+    /// Requests with a lower `priority` number are served first.
+    Prioritized,
+}
+
+impl PriorityPolicy {
+    fn is_none(&self) -> bool {
+        *self == PriorityPolicy::None
+    }
+}
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -196,6 +222,26 @@ pub struct ConsumerConfig {
     pub mem_storage: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
+    /// 2.11+: nothing is delivered before this RFC 3339 time; absent = not paused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_until: Option<String>,
+    /// 2.11+: the priority groups pull requests name (ADR-42); exactly one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub priority_groups: Vec<String>,
+    #[serde(skip_serializing_if = "PriorityPolicy::is_none")]
+    pub priority_policy: PriorityPolicy,
+    /// How long a pinned client keeps its pin without pulling, in ns.
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub priority_timeout: i64,
+}
+
+impl ConsumerConfig {
+    /// Whether the consumer outlives a restart: one on file storage does, durable or
+    /// ephemeral (an ephemeral until its `inactive_threshold`); one on memory storage
+    /// (`mem_storage`, as ordered consumers ask) is gone after a restart, as in nats-server.
+    pub fn is_kept_across_restarts(&self) -> bool {
+        !self.mem_storage
+    }
 }
 
 /// Go treats `""` as "not set"; so do we, by turning `Some("")` into `None`.
@@ -300,11 +346,14 @@ pub fn format_go_duration(ns: i64) -> String {
     out
 }
 
+#[path = "consumer_config_2_11.rs"]
+mod level_1;
 #[path = "consumer_requests.rs"]
 mod requests;
 #[path = "consumer_rules.rs"]
 mod rules;
 
+pub use level_1::{invalid_group_name, is_valid_group_name, DEFAULT_PRIORITY_TIMEOUT_NS};
 pub use requests::*;
 
 #[cfg(test)]

@@ -1063,7 +1063,7 @@ fn pull_request_forms() {
     assert_eq!(parse_pull_request(b" 10 ", &cfg).unwrap().batch, 10);
     let req = parse_pull_request(
         br#"{"batch":5,"expires":2000000000,"max_bytes":1024,"no_wait":true,
-             "idle_heartbeat":500000000,"group":"g","min_pending":3}"#,
+             "idle_heartbeat":500000000,"group":"g"}"#,
         &cfg,
     )
     .unwrap();
@@ -1075,6 +1075,7 @@ fn pull_request_forms() {
             max_bytes: 1024,
             no_wait: true,
             idle_heartbeat_ns: 500_000_000,
+            priority: Default::default(),
         }
     );
     assert_eq!(parse_pull_request(b"{}", &cfg).unwrap(), one);
@@ -1202,6 +1203,9 @@ fn info_for(config: ConsumerConfig, name: &str) -> ConsumerInfo {
             leader: "jetlog".into(),
         },
         push_bound: false,
+        paused: false,
+        pause_remaining: 0,
+        priority_groups: Vec::new(),
         ts: "2024-01-02T03:04:07Z".into(),
     }
 }

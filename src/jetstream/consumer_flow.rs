@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::{AckKind, Action, Consumer, Pending, Waiting};
-use crate::jetstream::consumer_config::{parse_pull_request, AckPolicy};
+use crate::jetstream::consumer_config::AckPolicy;
 use crate::store::StreamStore;
 
 /// Most deliveries an ack for an unknown message may adopt (see `adopt_deliveries_up_to`):
@@ -20,7 +20,7 @@ pub enum Delivery {
 }
 
 /// A status message with no reply.
-fn status(
+pub(super) fn status(
     to: &Bytes,
     code: u16,
     description: &str,
@@ -36,44 +36,6 @@ fn status(
 }
 
 impl Consumer {
-    /// A pull request arrived on `$JS.API.CONSUMER.MSG.NEXT`.
-    pub fn on_pull(
-        &mut self,
-        payload: &[u8],
-        reply: Bytes,
-        store: &StreamStore,
-        now_ns: u64,
-        out: &mut Vec<Action>,
-    ) {
-        self.last_activity_ns = now_ns;
-        if !self.config.is_pull() {
-            out.push(status(&reply, 409, "Consumer is push based", Vec::new()));
-            return;
-        }
-        let req = match parse_pull_request(payload, &self.config) {
-            Ok(req) => req,
-            Err((code, text)) => {
-                out.push(status(&reply, code, &text, Vec::new()));
-                return;
-            }
-        };
-        if self.config.max_waiting > 0 && self.waiting.len() as i64 >= self.config.max_waiting {
-            out.push(status(&reply, 409, "Exceeded MaxWaiting", Vec::new()));
-            return;
-        }
-        self.waiting.push_back(Waiting {
-            reply,
-            remaining: req.batch.max(1),
-            bytes_left: (req.max_bytes > 0).then_some(req.max_bytes),
-            expires_at_ns: (req.expires_ns > 0).then(|| now_ns + req.expires_ns),
-            no_wait: req.no_wait,
-            heartbeat_ns: req.idle_heartbeat_ns,
-            last_sent_ns: now_ns,
-            delivered: 0,
-        });
-        self.pump(store, now_ns, Delivery::Pull, out);
-    }
-
     /// Hands out as many messages as requests (pull) or interest and flow control (push) allow.
     pub fn pump(
         &mut self,
@@ -86,83 +48,20 @@ impl Consumer {
         match mode {
             Delivery::Pull => self.pump_pull(store, now_ns, out),
             Delivery::Push { interest } => {
-                if interest {
+                if interest && !self.is_paused(now_ns) {
                     self.pump_push(store, now_ns, out);
                 }
             }
         }
     }
 
-    fn pump_pull(&mut self, store: &StreamStore, now_ns: u64, out: &mut Vec<Action>) {
-        while let Some(front) = self.waiting.front() {
-            let reply = front.reply.clone();
-            let Some((msg, deliveries)) = self.next_message(store) else {
-                break;
-            };
-            if self.held(&msg, deliveries, now_ns) {
-                break;
-            }
-            let size = (msg.subject.len() + msg.headers.len() + msg.payload.len() + 64) as u64;
-            if let Some(left) = self.waiting.front().and_then(|w| w.bytes_left) {
-                if size > left {
-                    // Put the message back where it came from and end the request.
-                    self.unread(&msg, deliveries);
-                    if let Some(w) = self.waiting.pop_front() {
-                        out.push(status(
-                            &w.reply,
-                            409,
-                            "Message Size Exceeds MaxBytes",
-                            pending_headers(&w),
-                        ));
-                    }
-                    continue;
-                }
-            }
-            let ack_subject = self.record_delivery(&msg, deliveries, now_ns, store, out);
-            self.paced_send(&msg, now_ns);
-            out.push(Action::Deliver {
-                to: reply,
-                msg,
-                ack_subject,
-                headers_only: self.config.headers_only,
-            });
-            let Some(w) = self.waiting.front_mut() else {
-                break;
-            };
-            w.remaining -= 1;
-            w.delivered += 1;
-            w.last_sent_ns = now_ns;
-            if let Some(left) = &mut w.bytes_left {
-                *left -= size.min(*left);
-            }
-            if w.remaining == 0 {
-                let done = self.waiting.pop_front();
-                if let Some(w) = done.filter(|w| w.bytes_left.is_some()) {
-                    out.push(status(
-                        &w.reply,
-                        409,
-                        "Batch Completed",
-                        pending_headers(&w),
-                    ));
-                }
-            }
-        }
-        // no_wait requests that could not be filled end now, unless nothing was sent and the
-        // request has an expiry: nats-server then keeps it as a one-shot that ends with the
-        // first message or with `408 Request Timeout` (consumer.go, processNextMsgRequest).
-        let mut kept = std::collections::VecDeque::with_capacity(self.waiting.len());
-        for w in self.waiting.drain(..) {
-            if w.no_wait && (w.delivered > 0 || w.expires_at_ns.is_none()) {
-                out.push(status(&w.reply, 404, "No Messages", Vec::new()));
-            } else {
-                kept.push_back(w);
-            }
-        }
-        self.waiting = kept;
-    }
-
     /// Puts `msg` back if pacing says it may not go yet, noting when it may.
-    fn held(&mut self, msg: &crate::store::StoredMessage, deliveries: u64, now_ns: u64) -> bool {
+    pub(super) fn held(
+        &mut self,
+        msg: &crate::store::StoredMessage,
+        deliveries: u64,
+        now_ns: u64,
+    ) -> bool {
         if !super::is_paced(&self.config) {
             return false;
         }
@@ -177,7 +76,7 @@ impl Consumer {
     }
 
     /// Tells pacing that `msg` was sent.
-    fn paced_send(&mut self, msg: &crate::store::StoredMessage, now_ns: u64) {
+    pub(super) fn paced_send(&mut self, msg: &crate::store::StoredMessage, now_ns: u64) {
         if super::is_paced(&self.config) {
             let bytes = msg.subject.len() + msg.headers.len() + msg.payload.len();
             self.pacing.sent(&self.config, msg.ts_ns, bytes, now_ns);
@@ -185,7 +84,7 @@ impl Consumer {
     }
 
     /// Undoes `next_message` for a message that was not sent after all.
-    fn unread(&mut self, msg: &crate::store::StoredMessage, deliveries: u64) {
+    pub(super) fn unread(&mut self, msg: &crate::store::StoredMessage, deliveries: u64) {
         if deliveries > 1 {
             self.redeliver.insert(msg.seq);
         } else if msg.seq + 1 == self.next_seq {
@@ -218,6 +117,7 @@ impl Consumer {
                 msg,
                 ack_subject,
                 headers_only: self.config.headers_only,
+                pin_id: None,
             });
             self.push.last_sent_ns = now_ns;
             if self.config.flow_control {
@@ -273,7 +173,9 @@ impl Consumer {
         match self.config.ack_policy {
             AckPolicy::None => {}
             AckPolicy::Explicit => match kind {
-                AckKind::Ack | AckKind::Term | AckKind::Next(_) => self.acknowledge(seq, kind, out),
+                AckKind::Ack | AckKind::Term | AckKind::Next(_) => {
+                    self.acknowledge(seq, kind, now_ns, out)
+                }
                 AckKind::Nak(delay) => self.nak(seq, *delay, now_ns),
                 AckKind::InProgress => self.in_progress(seq, now_ns),
             },
@@ -282,7 +184,7 @@ impl Consumer {
                     if cseq > self.ack_floor.consumer_seq {
                         let upto: Vec<u64> = self.pending.range(..=seq).map(|(s, _)| *s).collect();
                         for s in upto {
-                            self.acknowledge(s, kind, out);
+                            self.acknowledge(s, kind, now_ns, out);
                         }
                     }
                 }
@@ -376,9 +278,12 @@ impl Consumer {
         self.dirty = true;
     }
 
-    fn acknowledge(&mut self, seq: u64, kind: &AckKind, out: &mut Vec<Action>) {
-        if self.pending.remove(&seq).is_none() {
+    fn acknowledge(&mut self, seq: u64, kind: &AckKind, now_ns: u64, out: &mut Vec<Action>) {
+        let Some(acked) = self.pending.remove(&seq) else {
             return;
+        };
+        if !matches!(kind, AckKind::Term) {
+            self.sample_ack(seq, &acked, now_ns, out);
         }
         self.redeliver.remove(&seq);
         self.dirty = true;
@@ -444,6 +349,8 @@ impl Consumer {
             || self.config.inactive_threshold > 0
             || self.wake_at_ns.is_some()
             || self.config.deliver_subject.is_some()
+            || self.paused_until_ns.is_some()
+            || self.pin.is_some()
     }
 
     /// Clock tick: due redeliveries, expired and idle pull requests, push heartbeats. Returns
@@ -472,6 +379,8 @@ impl Consumer {
                 self.redeliver.insert(seq);
             }
         }
+        self.end_pause_if_due(now_ns, out);
+        self.expire_pin(now_ns, out);
         let heartbeat = self.heartbeat_headers();
         let mut kept = std::collections::VecDeque::with_capacity(self.waiting.len());
         for mut w in self.waiting.drain(..) {
@@ -514,7 +423,7 @@ impl Consumer {
             && now_ns.saturating_sub(self.last_activity_ns) >= threshold
     }
 
-    fn heartbeat_headers(&self) -> Vec<(&'static str, String)> {
+    pub(super) fn heartbeat_headers(&self) -> Vec<(&'static str, String)> {
         vec![
             (
                 "Nats-Last-Consumer",
@@ -535,7 +444,11 @@ impl Consumer {
                 (a, b) => a.or(b),
             }
         });
-        requests.chain(self.wake_at_ns).min()
+        requests
+            .chain(self.wake_at_ns)
+            .chain(self.paused_until_ns)
+            .chain(self.pin_deadline_ns())
+            .min()
     }
 
     /// Forgets pull requests whose reply subject nobody listens to any more (the client gave
@@ -568,7 +481,7 @@ impl Consumer {
 }
 
 /// `Nats-Pending-Messages`/`Nats-Pending-Bytes` of an unfinished request.
-fn pending_headers(w: &Waiting) -> Vec<(&'static str, String)> {
+pub(super) fn pending_headers(w: &Waiting) -> Vec<(&'static str, String)> {
     vec![
         ("Nats-Pending-Messages", w.remaining.to_string()),
         ("Nats-Pending-Bytes", w.bytes_left.unwrap_or(0).to_string()),

@@ -212,11 +212,30 @@ pub struct ConsumerInfo {
     pub cluster: ClusterInfo,
     #[serde(skip_serializing_if = "is_false")]
     pub push_bound: bool,
+    /// Present (true) only while paused, with the time left in ns.
+    #[serde(skip_serializing_if = "is_false")]
+    pub paused: bool,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub pause_remaining: u64,
+    /// The first configured group's pin state, as nats-server reports it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub priority_groups: Vec<PriorityGroupState>,
     pub ts: String,
 }
 
+/// One priority group in `ConsumerInfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PriorityGroupState {
+    pub group: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_client_id: Option<String>,
+    /// RFC 3339; Go's zero time while nothing is pinned.
+    pub pinned_ts: String,
+}
+
 /// A parsed pull request (`$JS.API.CONSUMER.MSG.NEXT`): empty body = batch 1; a bare integer =
-/// batch N; else JSON {batch, expires (ns), max_bytes, no_wait, idle_heartbeat (ns)}.
+/// batch N; else JSON {batch, expires (ns), max_bytes, no_wait, idle_heartbeat (ns)} and the
+/// priority-group terms {group, min_pending, min_ack_pending, id, priority}.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PullRequest {
     pub batch: u64,
@@ -226,10 +245,11 @@ pub struct PullRequest {
     pub max_bytes: u64,
     pub no_wait: bool,
     pub idle_heartbeat_ns: u64,
+    pub priority: crate::jetstream::consumer::RequestPriority,
 }
 
-/// The JSON form of a pull request; fields we do not act on (priority groups, pins) are
-/// ignored.
+/// The JSON form of a pull request. Fields nats-server does not know either are ignored, as
+/// there (its pull requests are never decoded strictly).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct PullRequestJson {
@@ -238,14 +258,23 @@ struct PullRequestJson {
     max_bytes: i64,
     no_wait: bool,
     idle_heartbeat: i64,
+    group: String,
+    min_pending: i64,
+    min_ack_pending: i64,
+    id: String,
+    priority: i64,
 }
+
+/// The most a `prioritized` request's `priority` may be (0 is served first).
+pub const MAX_REQUEST_PRIORITY: i64 = 9;
 
 /// Parse and check against the consumer config. Errors are (status code, description) as sent
 /// in the status header, e.g. (400, "Bad Request - heartbeat value too large"),
 /// (409, "Exceeded MaxRequestBatch of 10"), (409, "Exceeded MaxRequestExpires of 1s"),
 /// (409, "Exceeded MaxRequestMaxBytes of 100"), (409, "Consumer is push based").
 ///
-/// "Exceeded MaxWaiting" needs the wait queue and is the caller's check.
+/// "Exceeded MaxWaiting" and a pin id that is not the current one need the consumer's state
+/// and are the caller's checks.
 pub fn parse_pull_request(
     payload: &[u8],
     config: &ConsumerConfig,
@@ -279,6 +308,7 @@ pub fn parse_pull_request(
             ..PullRequestJson::default()
         }
     };
+    check_priority_terms(&req, config)?;
     if config.max_batch > 0 && req.batch > config.max_batch {
         return Err((
             409,
@@ -314,5 +344,42 @@ pub fn parse_pull_request(
         max_bytes: positive(req.max_bytes),
         no_wait: req.no_wait,
         idle_heartbeat_ns: positive(req.idle_heartbeat),
+        priority: crate::jetstream::consumer::RequestPriority {
+            min_pending: positive(req.min_pending),
+            min_ack_pending: positive(req.min_ack_pending),
+            pin_id: (!req.id.is_empty()).then(|| bytes::Bytes::from(req.id)),
+            priority: u8::try_from(req.priority).unwrap_or(0),
+        },
     })
+}
+
+/// nats-server's checks of a request's priority-group terms, in its order. One difference: a
+/// body that is not JSON (empty, or a bare batch size) cannot name a group, and nats-server
+/// serves it past every group rule (a pinned consumer then delivers to a client it never
+/// pinned); jetlog answers it as a request without a group.
+fn check_priority_terms(
+    req: &PullRequestJson,
+    config: &ConsumerConfig,
+) -> Result<(), (u16, String)> {
+    let bad = |text: &str| Err((400, format!("Bad Request - {text}")));
+    let policy = config.priority_policy;
+    if (req.min_pending != 0 || req.min_ack_pending != 0) && policy != PriorityPolicy::Overflow {
+        return bad("Not a Overflow Priority consumer");
+    }
+    if !req.id.is_empty() && policy != PriorityPolicy::PinnedClient {
+        return bad("Not a Pinned Client Priority consumer");
+    }
+    if !(0..=MAX_REQUEST_PRIORITY).contains(&req.priority) {
+        return bad("Priority must be between 0 and 9");
+    }
+    if policy == PriorityPolicy::None {
+        return Ok(());
+    }
+    if req.group.is_empty() {
+        return bad("Priority Group missing");
+    }
+    if !config.priority_groups.contains(&req.group) {
+        return bad("Invalid Priority Group");
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ impl ConsumerConfig {
             parse_rfc3339(time).map_err(ApiError::invalid_json)?;
         }
         self.set_defaults(stream);
+        self.normalize_level_1()?;
         self.check(stream)?;
         self.check_work_queue(stream)?;
         if let Some(name) = self.effective_name() {

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::api_types::ClusterInfo;
 use super::consumer::{Consumer, Pending, PushState, SeqPair, FC_WINDOW_START_BYTES};
-use super::consumer_config::{ConsumerConfig, ConsumerInfo, SequenceInfo};
+use super::consumer_config::{
+    ConsumerConfig, ConsumerInfo, PriorityGroupState, PriorityPolicy, SequenceInfo,
+};
 use super::time::format_rfc3339;
 use crate::meta::pb;
 use crate::store::StreamStore;
@@ -59,6 +61,7 @@ impl Consumer {
             ack_floor: Some(to_pb(&self.ack_floor)),
             pending,
             redelivered: redelivered.into_iter().collect(),
+            skip_list: self.skip_list.iter().copied().collect(),
         }
     }
 
@@ -107,6 +110,19 @@ impl Consumer {
             );
         }
         let filters = config.filters();
+        let paused_until_ns = config.pause_until_ns().filter(|t| *t > now_ns);
+        // The `last_per_subject` start list still to deliver: every message after its last
+        // entry is past the list (the newest matching message of a subject is on it).
+        let skip_list: VecDeque<u64> = state
+            .skip_list
+            .iter()
+            .copied()
+            .filter(|s| *s > delivered.stream_seq && *s <= last)
+            .collect();
+        let next_seq = skip_list
+            .back()
+            .map_or(delivered.stream_seq + 1, |s| s + 1)
+            .max(delivered.stream_seq + 1);
         Self {
             stream: stream.to_string(),
             name: name.to_string(),
@@ -115,10 +131,10 @@ impl Consumer {
             filters,
             delivered,
             ack_floor,
-            next_seq: delivered.stream_seq + 1,
+            next_seq,
             pending,
             redeliver: BTreeSet::new(),
-            skip_list: VecDeque::new(),
+            skip_list,
             waiting: VecDeque::new(),
             num_pending: None,
             last_activity_ns: now_ns,
@@ -130,7 +146,25 @@ impl Consumer {
             read_ahead: Default::default(),
             pacing: Default::default(),
             wake_at_ns: None,
+            paused_until_ns,
+            pin: None,
         }
+    }
+
+    /// The first configured priority group with its pin, as nats-server reports it.
+    fn priority_group_states(&self) -> Vec<PriorityGroupState> {
+        let Some(group) = self.config.priority_groups.first() else {
+            return Vec::new();
+        };
+        let pin = self
+            .pin
+            .as_ref()
+            .filter(|_| self.config.priority_policy == PriorityPolicy::PinnedClient);
+        vec![PriorityGroupState {
+            group: group.clone(),
+            pinned_client_id: pin.map(|p| String::from_utf8_lossy(&p.id).into_owned()),
+            pinned_ts: format_rfc3339(pin.map(|p| p.since_ns as i64)),
+        }]
     }
 
     /// `CONSUMER.INFO` for this consumer.
@@ -161,6 +195,9 @@ impl Consumer {
                 leader: server_name.to_string(),
             },
             push_bound,
+            paused: self.is_paused(now_ns),
+            pause_remaining: self.pause_remaining_ns(now_ns),
+            priority_groups: self.priority_group_states(),
             ts: format_rfc3339(Some(now_ns as i64)),
         }
     }

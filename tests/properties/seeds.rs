@@ -274,6 +274,7 @@ pub fn meta_values() -> Vec<Vec<u8>> {
             },
         ],
         redelivered: [(14, 2)].into_iter().collect(),
+        skip_list: vec![21, 23],
     };
     let framed = [
         (0u8, "ORDERS", encode("streams", &stream).expect("encodes")),

@@ -361,7 +361,13 @@ async fn next(
         );
     }
     if received < count {
-        eprintln!("received {received} of {count} messages before the pull expired");
+        // The batch ends early when the consumer has nothing more to hand out, or at expiry.
+        let why = if tokio::time::Instant::now() + Duration::from_secs(1) < deadline {
+            "no more were pending"
+        } else {
+            "the pull expired"
+        };
+        eprintln!("received {received} of {count} messages: {why}");
     }
     Ok(())
 }

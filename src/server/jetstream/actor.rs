@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::direct::direct_get;
 use super::StreamEntry;
+use crate::jetstream::api_level::{required_level_unmet, REQUIRED_LEVEL_STATUS};
 use crate::jetstream::api_types::PubAck;
 use crate::jetstream::consumer::{AckKind, Action, Consumer};
 use crate::protocol::headers::{build_block, extend_block};
@@ -202,6 +203,17 @@ fn apply(
                     .clone()
                     .filter(|r| client.has_interest(r));
                 if let (Some(name), Some(reply)) = (tokens.get(6), reply) {
+                    if required_level_unmet(delivery.msg.headers.as_deref()) {
+                        let (code, description) = REQUIRED_LEVEL_STATUS;
+                        round.actions.push(Action::Status {
+                            to: reply,
+                            code,
+                            description: description.to_string(),
+                            headers: Vec::new(),
+                            reply: None,
+                        });
+                        continue;
+                    }
                     stream.consumer_pull(
                         name,
                         &delivery.msg.payload,
@@ -340,7 +352,9 @@ pub(super) fn write_consumer_states(entry: &StreamEntry) -> Result<(), crate::me
             .filter_map(|name| {
                 let c = stream.consumer_mut(&name)?;
                 c.dirty = false;
-                c.config.is_durable().then(|| (name, c.state_pb()))
+                c.config
+                    .is_kept_across_restarts()
+                    .then(|| (name, c.state_pb()))
             })
             .collect()
     };
@@ -382,16 +396,25 @@ pub(super) fn perform(action: Action, client: &mut InternalClient) {
             msg,
             ack_subject,
             headers_only,
+            pin_id,
         } => {
-            let (headers, payload) = if headers_only {
+            let (headers, payload) = if headers_only || pin_id.is_some() {
                 let mut block = BytesMut::new();
                 let size = msg.payload.len().to_string();
-                extend_block(
-                    &mut block,
-                    &msg.headers,
-                    &[("Nats-Msg-Size", size.as_bytes())],
-                );
-                (Some(block.freeze()), Bytes::new())
+                let mut added: Vec<(&str, &[u8])> = Vec::with_capacity(2);
+                if headers_only {
+                    added.push(("Nats-Msg-Size", size.as_bytes()));
+                }
+                if let Some(pin) = &pin_id {
+                    added.push(("Nats-Pin-Id", pin));
+                }
+                extend_block(&mut block, &msg.headers, &added);
+                let payload = if headers_only {
+                    Bytes::new()
+                } else {
+                    msg.payload
+                };
+                (Some(block.freeze()), payload)
             } else {
                 (
                     (!msg.headers.is_empty()).then_some(msg.headers),

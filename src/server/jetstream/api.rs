@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+use super::api_consumer_admin as admin;
 use super::api_consumers as consumers;
 use super::{now_ns, AccountLimits, JetStream, StreamEntry};
+use crate::jetstream::api_level::{required_level_error, required_level_unmet};
 use crate::jetstream::api_types::{
     base64_encode, from_go_json, from_go_json_strict, ApiMessage, ClusterInfo, MsgDeleteRequest,
     MsgGetRequest, PurgeRequestJson, StreamInfo, StreamInfoRequest, StreamListRequest, StreamState,
@@ -31,8 +33,16 @@ const LIST_LIMIT: usize = 256;
 pub(super) type Reply = Result<Value, ApiError>;
 
 /// Handles one API request; returns the reply body and whether it was an error.
-pub fn handle(js: &JetStream, subject: &str, payload: &[u8]) -> (Vec<u8>, bool) {
+pub fn handle(
+    js: &JetStream,
+    subject: &str,
+    headers: Option<&[u8]>,
+    payload: &[u8],
+) -> (Vec<u8>, bool) {
     let tokens: Vec<&str> = subject.split('.').skip(2).collect();
+    if required_level_unmet(headers) {
+        return respond(subject, || ("error_response", Err(required_level_error())));
+    }
     respond(subject, || dispatch(js, &tokens, payload))
 }
 
@@ -125,9 +135,17 @@ fn dispatch(js: &JetStream, tokens: &[&str], payload: &[u8]) -> (&'static str, R
             "consumer_list_response",
             consumers::list(js, stream, payload),
         ),
-        ["CONSUMER", "PAUSE" | "UNPIN" | "RESET", ..] => (
+        ["CONSUMER", "PAUSE", stream, name] => (
             "consumer_pause_response",
-            Err(unsupported("consumer pause, unpin and reset")),
+            admin::pause(js, stream, name, payload),
+        ),
+        ["CONSUMER", "UNPIN", stream, name] => (
+            "consumer_unpin_response",
+            admin::unpin(js, stream, name, payload),
+        ),
+        ["CONSUMER", "RESET", stream, name] => (
+            "consumer_reset_response",
+            admin::reset(js, stream, name, payload),
         ),
         _ => ("system_response", Err(ApiError::bad_request(None))),
     }

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::api::{decode, find, parse_optional, Reply};
 use super::{now_ns, JetStream, StreamEntry};
-use crate::jetstream::api_types::StreamListRequest;
+use crate::jetstream::api_types::{first_unhonoured_setting, StreamListRequest};
 use crate::jetstream::consumer::Consumer;
 use crate::jetstream::consumer_config::{
     check_create_subject, ConsumerInfo, CreateConsumerRequest,
@@ -29,6 +29,14 @@ pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]
         return Err(ApiError::bad_request(Some("request body is empty")));
     }
     let mut req: CreateConsumerRequest = decode(js, payload)?;
+    // What jetlog does not know it cannot honour: refused as nats-server 2.12+ refuses an
+    // unknown field, here only when it is set to something.
+    if let Some(path) = first_unhonoured_setting::<CreateConsumerRequest>(payload) {
+        let field = path.rsplit('.').next().unwrap_or(&path);
+        return Err(ApiError::invalid_json(format!(
+            "json: unknown field {field:?}"
+        )));
+    }
     let name = check_create_subject(
         tokens,
         &mut req,
@@ -40,10 +48,14 @@ pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]
     js.account_limits()
         .fit_max_ack_pending(requested_ack_pending, &mut config)?;
     let now = now_ns();
+    let mut actions = Vec::new();
     let created_ns = {
         let mut stream = entry.lock();
         match stream.consumer_mut(&name) {
             Some(existing) => {
+                // Only `CONSUMER.PAUSE` changes a pause: an update keeps the one in force,
+                // whatever it sends (nats-server, jsConsumerCreateRequest).
+                config.pause_until = existing.config.pause_until.clone();
                 if req.action == "create" && existing.config != config {
                     return Err(ApiError::new(400, 10148, "consumer already exists"));
                 }
@@ -67,19 +79,31 @@ pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]
                     stream.log(),
                     now,
                 );
+                if consumer.is_paused(now) {
+                    actions.push(
+                        consumer.pause_advisory(config.pause_until_ns().map(|ns| ns as i64), now),
+                    );
+                }
                 stream.insert_consumer(consumer);
                 created
             }
         }
     };
-    if config.is_durable() {
+    if config.is_kept_across_restarts() {
         js.catalog
             .put_consumer(stream_name, &name, &config, created_ns)
             .map_err(ApiError::store_failed)?;
     }
     entry.subscribe_consumer(&name, &InternalClient::new(js.router.clone()));
     entry.kick();
-    info_value(js, &entry, &name)
+    let reply = info_value(js, &entry, &name);
+    // The pause advisory of a consumer created paused follows the reply, as in nats-server.
+    let mut client = InternalClient::new(js.router.clone());
+    for action in actions {
+        super::actor::perform(action, &mut client);
+    }
+    client.flush();
+    reply
 }
 
 pub fn delete(js: &JetStream, stream_name: &str, name: &str) -> Reply {

@@ -1,7 +1,9 @@
 //! Consumer configs and states in the catalog, as prost messages.
 
 use super::catalog::Catalog;
-use crate::jetstream::consumer_config::{AckPolicy, ConsumerConfig, DeliverPolicy, ReplayPolicy};
+use crate::jetstream::consumer_config::{
+    AckPolicy, ConsumerConfig, DeliverPolicy, PriorityPolicy, ReplayPolicy,
+};
 use crate::jetstream::time::{format_rfc3339, parse_rfc3339};
 use crate::meta::{pb, MetaError};
 
@@ -76,8 +78,20 @@ fn consumer_to_pb(name: &str, c: &ConsumerConfig, created_ns: i64) -> pb::Consum
         mem_storage: c.mem_storage,
         metadata: c.metadata.clone().unwrap_or_default().into_iter().collect(),
         created_unix_ns: created_ns,
+        pause_until_unix_ns: c
+            .pause_until
+            .as_deref()
+            .and_then(|t| parse_rfc3339(t).ok().flatten()),
+        priority_groups: c.priority_groups.clone(),
+        priority_timeout_ns: c.priority_timeout,
         ..pb::ConsumerConfig::default()
     };
+    out.set_priority_policy(match c.priority_policy {
+        PriorityPolicy::None => pb::PriorityPolicy::None,
+        PriorityPolicy::Overflow => pb::PriorityPolicy::Overflow,
+        PriorityPolicy::PinnedClient => pb::PriorityPolicy::PinnedClient,
+        PriorityPolicy::Prioritized => pb::PriorityPolicy::Prioritized,
+    });
     out.set_deliver_policy(match c.deliver_policy {
         DeliverPolicy::All => pb::DeliverPolicy::All,
         DeliverPolicy::Last => pb::DeliverPolicy::Last,
@@ -147,5 +161,14 @@ fn consumer_from_pb(p: &pb::ConsumerConfig) -> ConsumerConfig {
         num_replicas: i64::from(p.num_replicas),
         mem_storage: p.mem_storage,
         metadata: (!p.metadata.is_empty()).then(|| p.metadata.clone().into_iter().collect()),
+        pause_until: p.pause_until_unix_ns.map(|ns| format_rfc3339(Some(ns))),
+        priority_groups: p.priority_groups.clone(),
+        priority_policy: match p.priority_policy() {
+            pb::PriorityPolicy::Overflow => PriorityPolicy::Overflow,
+            pb::PriorityPolicy::PinnedClient => PriorityPolicy::PinnedClient,
+            pb::PriorityPolicy::Prioritized => PriorityPolicy::Prioritized,
+            _ => PriorityPolicy::None,
+        },
+        priority_timeout: p.priority_timeout_ns,
     }
 }

@@ -5,6 +5,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::StreamEntry;
+use crate::jetstream::api_level::{required_level_unmet, REQUIRED_LEVEL_STATUS};
 use crate::jetstream::api_types::{from_go_json, MsgGetRequest};
 use crate::jetstream::time::format_rfc3339;
 use crate::protocol::headers::{build_block, replace_in_block};
@@ -32,6 +33,9 @@ pub fn direct_get(entry: &StreamEntry, request: &Publish, client: &mut InternalC
 }
 
 fn lookup(entry: &StreamEntry, request: &Publish) -> Result<StoredMessage, (u16, &'static str)> {
+    if required_level_unmet(request.headers.as_deref()) {
+        return Err(REQUIRED_LEVEL_STATUS);
+    }
     let subject = String::from_utf8_lossy(&request.subject);
     let rest = subject.strip_prefix(DIRECT_GET_PREFIX).unwrap_or("");
     let last_by_subject = rest.split_once('.').map(|(_, s)| s.to_string());

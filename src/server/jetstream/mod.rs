@@ -8,6 +8,7 @@
 mod account_limits;
 mod actor;
 mod api;
+mod api_consumer_admin;
 mod api_consumers;
 mod catalog;
 mod catalog_consumers;
@@ -485,7 +486,12 @@ impl JetStream {
                 continue;
             };
             let subject = String::from_utf8_lossy(&request.msg.subject).into_owned();
-            let (body, failed) = api::handle(self, &subject, &request.msg.payload);
+            let (body, failed) = api::handle(
+                self,
+                &subject,
+                request.msg.headers.as_deref(),
+                &request.msg.payload,
+            );
             self.api_total.fetch_add(1, Ordering::Relaxed);
             if failed {
                 self.api_errors.fetch_add(1, Ordering::Relaxed);
