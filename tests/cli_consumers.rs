@@ -198,6 +198,12 @@ fn next_on_an_empty_consumer_fails_within_the_timeout() {
         &["consumer", "next", "ORDERS", "W", "--timeout", "1s"],
     );
     out.fails_with("no message from consumer W");
+    // It waits as long as it says (the server holds the request until it expires).
+    assert!(
+        out.elapsed >= Duration::from_millis(900),
+        "{:?}",
+        out.elapsed
+    );
     assert!(out.elapsed < Duration::from_secs(4));
 }
 

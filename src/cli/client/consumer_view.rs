@@ -85,6 +85,19 @@ pub fn show_info(info: Value, json: bool) -> Result<()> {
         ("Waiting pulls", info.num_waiting.to_string()),
         ("Unprocessed", info.num_pending.to_string()),
     ]);
+    if c.priority_policy != consumer::PriorityPolicy::None {
+        rows.push(("Priority policy", output::wire_name(&c.priority_policy)));
+        rows.push(("Priority groups", c.priority_groups.join(", ")));
+    }
+    for group in &info.priority_groups {
+        if let Some(id) = &group.pinned_client_id {
+            rows.push(("Pinned client", format!("{id} (group {})", group.group)));
+        }
+    }
+    if info.paused {
+        let left = info.pause_remaining.unwrap_or_default();
+        rows.push(("Paused", format!("for another {}", format_duration(left))));
+    }
     output::print_table(&output::properties(rows))
 }
 

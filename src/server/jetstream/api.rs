@@ -67,6 +67,18 @@ fn respond(subject: &str, handler: impl FnOnce() -> (&'static str, Reply)) -> (V
         Err(err) => {
             let mut map = Map::new();
             map.insert("error".into(), json!(err));
+            // The fields these replies always carry, at their zero values (Go encodes the
+            // whole response struct).
+            match kind {
+                "consumer_pause_response" => {
+                    map.insert("paused".into(), json!(false));
+                    map.insert("pause_until".into(), json!(format_rfc3339(None)));
+                }
+                "consumer_reset_response" => {
+                    map.insert("reset_seq".into(), json!(0));
+                }
+                _ => {}
+            }
             map
         }
     };

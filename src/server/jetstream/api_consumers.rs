@@ -18,6 +18,10 @@ const NAMES_LIMIT: usize = 1024;
 /// `CONSUMER.LIST` page size (nats-server `JSApiListLimit`).
 const LIST_LIMIT: usize = 256;
 
+/// nats-server consumer config fields for features jetlog has not built (mirrors and sources
+/// set them on their internal consumers).
+const NOT_BUILT_FIELDS: &[&str] = &["direct", "sourcing"];
+
 fn consumer_not_found() -> ApiError {
     ApiError::new(404, 10014, "consumer not found")
 }
@@ -30,12 +34,17 @@ pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]
     }
     let mut req: CreateConsumerRequest = decode(js, payload)?;
     // What jetlog does not know it cannot honour: refused as nats-server 2.12+ refuses an
-    // unknown field, here only when it is set to something.
+    // unknown field, here only when it is set to something; nats-server's own fields for
+    // what jetlog has not built are named as such.
     if let Some(path) = first_unhonoured_setting::<CreateConsumerRequest>(payload) {
         let field = path.rsplit('.').next().unwrap_or(&path);
-        return Err(ApiError::invalid_json(format!(
-            "json: unknown field {field:?}"
-        )));
+        return Err(if NOT_BUILT_FIELDS.contains(&field) {
+            ApiError::consumer_create(format!(
+                "consumer config field {field:?} is not supported by jetlog"
+            ))
+        } else {
+            ApiError::invalid_json(format!("json: unknown field {field:?}"))
+        });
     }
     let name = check_create_subject(
         tokens,
