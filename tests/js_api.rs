@@ -344,11 +344,9 @@ async fn subjects_we_do_not_serve_get_clear_answers() {
     let api = Api::new(&server).await;
     let unknown = api.call("$JS.API.NO.SUCH.THING", "").await;
     assert_eq!(unknown["error"], error(400, 10003, "bad request"));
+    // Served since API level 1: a pause of a consumer of a missing stream is told so.
     let paused = api.call("$JS.API.CONSUMER.PAUSE.S.c", "{}").await;
-    assert_eq!(
-        paused["error"]["description"],
-        "consumer pause, unpin and reset are not supported by jetlog yet"
-    );
+    assert_eq!(paused["error"], error(404, 10059, "stream not found"));
     let missing = api.call("$JS.API.CONSUMER.INFO.NOPE.c", "").await;
     assert_eq!(missing["error"], error(404, 10059, "stream not found"));
     let snapshot = api.call("$JS.API.STREAM.SNAPSHOT.S", "{}").await;

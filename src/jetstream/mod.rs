@@ -9,6 +9,7 @@ mod consumer_pacing;
 mod consumer_state;
 pub mod dedup;
 pub mod error;
+mod feature_headers;
 mod read_ahead;
 pub mod stream;
 pub mod stream_config;

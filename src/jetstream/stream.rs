@@ -7,6 +7,7 @@
 //! id already in the batch, a rollup) first flushes what is pending, so every check sees the
 //! exact state nats-server's one-at-a-time processing would show it.
 
+use super::feature_headers::check_feature_headers;
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -325,6 +326,9 @@ impl Stream {
                     "rollup value invalid: {rollup:?}"
                 )));
             }
+        }
+        if let Some(headers) = &msg.headers {
+            check_feature_headers(headers)?;
         }
         let size = msg.headers.as_ref().map_or(0, Bytes::len) + msg.payload.len();
         if self.config.max_msg_size > 0 && size as i64 > self.config.max_msg_size {

@@ -227,6 +227,17 @@ fn invalid(text: &str) -> ApiError {
     ApiError::stream_invalid_config(text)
 }
 
+/// nats-server stream config fields of features jetlog has not built (2.11–2.14): set to
+/// anything but their zero value they are refused, never dropped.
+pub const NOT_BUILT_STREAM_FIELDS: &[&str] = &[
+    "subject_delete_marker_ttl",
+    "allow_msg_counter",
+    "allow_atomic",
+    "allow_msg_schedules",
+    "persist_mode",
+    "allow_batched",
+];
+
 /// Replaces a 0 or below-minus-one limit with -1 (unlimited), as nats-server does.
 fn unlimited_if_unset(value: &mut i64) {
     if *value == 0 || *value < -1 {
@@ -257,6 +268,14 @@ impl StreamConfig {
             return Err(invalid(
                 "stream republish and subject transforms are not supported by jetlog yet",
             ));
+        }
+        if self.allow_msg_ttl {
+            return Err(invalid(
+                "per-message TTL (allow_msg_ttl) is not supported by jetlog yet",
+            ));
+        }
+        if self.first_seq > 1 {
+            return Err(invalid("stream first_seq is not supported by jetlog yet"));
         }
         if self.num_replicas < 0 {
             return Err(invalid("replicas count cannot be negative"));

@@ -12,10 +12,11 @@ use super::api_consumers as consumers;
 use super::{now_ns, AccountLimits, JetStream, StreamEntry};
 use crate::jetstream::api_level::{required_level_error, required_level_unmet};
 use crate::jetstream::api_types::{
-    base64_encode, from_go_json, from_go_json_strict, ApiMessage, ClusterInfo, MsgDeleteRequest,
-    MsgGetRequest, PurgeRequestJson, StreamInfo, StreamInfoRequest, StreamListRequest, StreamState,
+    base64_encode, first_unhonoured_setting, from_go_json, from_go_json_strict, ApiMessage,
+    ClusterInfo, MsgDeleteRequest, MsgGetRequest, PurgeRequestJson, StreamInfo, StreamInfoRequest,
+    StreamListRequest, StreamState,
 };
-use crate::jetstream::stream_config::{is_valid_name, Storage};
+use crate::jetstream::stream_config::{is_valid_name, Storage, NOT_BUILT_STREAM_FIELDS};
 use crate::jetstream::time::{format_rfc3339, parse_rfc3339};
 use crate::jetstream::{ApiError, StreamConfig};
 use crate::protocol::subject::subjects_overlap;
@@ -265,6 +266,16 @@ fn requested_config(js: &JetStream, name: &str, payload: &[u8]) -> Result<Stream
         return Err(ApiError::bad_request(Some("request body is empty")));
     }
     let mut config: StreamConfig = decode(js, payload)?;
+    if let Some(path) = first_unhonoured_setting::<StreamConfig>(payload) {
+        let field = path.rsplit('.').next().unwrap_or(&path);
+        return Err(if NOT_BUILT_STREAM_FIELDS.contains(&field) {
+            ApiError::stream_invalid_config(format!(
+                "stream config field {field:?} is not supported by jetlog yet"
+            ))
+        } else {
+            ApiError::invalid_json(format!("json: unknown field {field:?}"))
+        });
+    }
     if config.name.is_empty() {
         config.name = name.to_string();
     }

@@ -1,0 +1,156 @@
+//! Stream settings and publish headers of nats-server 2.10–2.14 features jetlog has not built:
+//! refused with a clear error, never accepted and ignored (errors as nats-server 2.15.1 gives
+//! them for a stream without the feature).
+
+mod common;
+
+use std::future::IntoFuture;
+
+use bytes::Bytes;
+use common::{within, TestServer};
+use serde_json::{json, Value};
+
+async fn call(client: &async_nats::Client, subject: &str, body: Value) -> Value {
+    let payload = Bytes::from(body.to_string());
+    let reply = within(subject, client.request(subject.to_string(), payload))
+        .await
+        .unwrap();
+    serde_json::from_slice(&reply.payload).expect("JSON reply")
+}
+
+fn error(code: u64, err_code: u64, description: &str) -> Value {
+    json!({ "code": code, "err_code": err_code, "description": description })
+}
+
+#[tokio::test]
+async fn stream_settings_jetlog_does_not_honour_are_refused_by_name() {
+    let server = TestServer::start(&[]);
+    let client = within("connect", async_nats::connect(server.url()))
+        .await
+        .unwrap();
+    let not_built = |field: &str| {
+        error(
+            500,
+            10052,
+            &format!("stream config field {field:?} is not supported by jetlog yet"),
+        )
+    };
+    let cases = [
+        (
+            json!({"allow_msg_counter": true}),
+            not_built("allow_msg_counter"),
+        ),
+        (json!({"allow_atomic": true}), not_built("allow_atomic")),
+        (
+            json!({"allow_msg_schedules": true}),
+            not_built("allow_msg_schedules"),
+        ),
+        (
+            json!({"subject_delete_marker_ttl": 1_000_000_000u64}),
+            not_built("subject_delete_marker_ttl"),
+        ),
+        (json!({"persist_mode": "async"}), not_built("persist_mode")),
+        (
+            json!({"colour": "blue"}),
+            error(400, 10025, "invalid JSON: json: unknown field \"colour\""),
+        ),
+        (
+            json!({"allow_msg_ttl": true}),
+            error(
+                500,
+                10052,
+                "per-message TTL (allow_msg_ttl) is not supported by jetlog yet",
+            ),
+        ),
+        (
+            json!({"first_seq": 100}),
+            error(
+                500,
+                10052,
+                "stream first_seq is not supported by jetlog yet",
+            ),
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut config = json!({"name": "S", "subjects": ["s.>"]});
+        for (k, v) in extra.as_object().expect("object") {
+            config[k] = v.clone();
+        }
+        let reply = call(&client, "$JS.API.STREAM.CREATE.S", config.clone()).await;
+        assert_eq!(reply["error"], expected, "{config}");
+    }
+    // Zero values of the same fields are what newer clients send by default: accepted.
+    let created = call(
+        &client,
+        "$JS.API.STREAM.CREATE.S",
+        json!({"name":"S","subjects":["s.>"],"allow_msg_counter":false,"allow_atomic":false,
+               "subject_delete_marker_ttl":0,"colour":"","allow_msg_ttl":false,"first_seq":1}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+    // An update is checked the same way, and the stream is left as it was.
+    let updated = call(
+        &client,
+        "$JS.API.STREAM.UPDATE.S",
+        json!({"name":"S","subjects":["s.>"],"allow_msg_schedules":true}),
+    )
+    .await;
+    assert_eq!(updated["error"], not_built("allow_msg_schedules"));
+}
+
+#[tokio::test]
+async fn publish_headers_of_features_the_stream_lacks_are_refused() {
+    let server = TestServer::start(&[]);
+    let client = within("connect", async_nats::connect(server.url()))
+        .await
+        .unwrap();
+    let created = call(
+        &client,
+        "$JS.API.STREAM.CREATE.S",
+        json!({"name":"S","subjects":["s.>"]}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+    let js = async_nats::jetstream::new(client.clone());
+    let cases = [
+        ("Nats-TTL", "5s", 10166, "per-message TTL is disabled"),
+        ("Nats-TTL", "never", 10166, "per-message TTL is disabled"),
+        ("Nats-TTL", "500ms", 10165, "invalid per-message TTL"),
+        ("Nats-TTL", "1d", 10165, "invalid per-message TTL"),
+        ("Nats-Incr", "1", 10168, "message counters is disabled"),
+        ("Nats-Batch-Id", "b1", 10174, "atomic publish is disabled"),
+        (
+            "Nats-Schedule",
+            "@every 1s",
+            10188,
+            "message schedules is disabled",
+        ),
+    ];
+    for (name, value, err_code, text) in cases {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(name, value);
+        let ack = within(
+            "publish",
+            js.publish_with_headers("s.a", headers, Bytes::from_static(b"x")),
+        )
+        .await
+        .expect("published");
+        let err = within("ack", ack.into_future()).await.expect_err("refused");
+        let shown = err.to_string();
+        assert!(
+            shown.contains(text) && shown.contains(&err_code.to_string()),
+            "{name}: {value}: {shown}"
+        );
+    }
+    // Nothing was stored; a plain message still is, as sequence 1.
+    let ack = within("publish", js.publish("s.a", Bytes::from_static(b"ok")))
+        .await
+        .expect("published");
+    assert_eq!(
+        within("ack", ack.into_future())
+            .await
+            .expect("stored")
+            .sequence,
+        1
+    );
+}
