@@ -7,20 +7,9 @@ mod common;
 use std::future::IntoFuture;
 
 use bytes::Bytes;
+use common::js_consumer::{call, error};
 use common::{within, TestServer};
-use serde_json::{json, Value};
-
-async fn call(client: &async_nats::Client, subject: &str, body: Value) -> Value {
-    let payload = Bytes::from(body.to_string());
-    let reply = within(subject, client.request(subject.to_string(), payload))
-        .await
-        .unwrap();
-    serde_json::from_slice(&reply.payload).expect("JSON reply")
-}
-
-fn error(code: u64, err_code: u64, description: &str) -> Value {
-    json!({ "code": code, "err_code": err_code, "description": description })
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn stream_settings_jetlog_does_not_honour_are_refused_by_name() {

@@ -341,8 +341,9 @@ impl Consumer {
 
     /// Applies an allowed config update, keeping the delivery state.
     pub fn update_config(&mut self, config: ConsumerConfig) {
+        // The pause is not part of an update (the caller keeps the one in force), so its
+        // state stays as it is.
         self.filters = config.filters();
-        self.paused_until_ns = config.pause_until_ns();
         if config.priority_policy != super::consumer_config::PriorityPolicy::PinnedClient {
             self.pin = None;
         }

@@ -109,12 +109,7 @@ impl Consumer {
             since_ns: now_ns,
             renewed_ns: now_ns,
         });
-        let group = self
-            .config
-            .priority_groups
-            .first()
-            .cloned()
-            .unwrap_or_default();
+        let group = self.first_group();
         out.push(self.event(
             "PINNED",
             "consumer_group_pinned",
@@ -136,14 +131,19 @@ impl Consumer {
             .is_some_and(|pin| now_ns.saturating_sub(pin.renewed_ns) >= timeout)
         {
             self.pin = None;
-            let group = self
-                .config
-                .priority_groups
-                .first()
-                .cloned()
-                .unwrap_or_default();
+            let group = self.first_group();
             out.push(self.unpinned_advisory(&group, UnpinReason::Timeout, now_ns));
         }
+    }
+
+    /// The group a pin belongs to: nats-server keeps one pin per consumer, under its first
+    /// configured group.
+    fn first_group(&self) -> String {
+        self.config
+            .priority_groups
+            .first()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// When the pin runs out unless renewed.
