@@ -315,7 +315,11 @@ fn strict_jetstream_refuses_unknown_fields_and_is_not_warned_about() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_jetlog"));
     let store = dir.path().join("store");
-    let body = r#"{"name":"U","subjects":["u"],"colour":"blue"}"#;
+    // A list request with a field nats-server does not know: refused only under `strict`.
+    let body = r#"{"offset":0,"colour":"blue"}"#;
+    // A stream config with one set to a value: refused either way, as jetlog could not
+    // honour it.
+    let config = r#"{"name":"U","subjects":["u"],"colour":"blue"}"#;
     for (strict, refused) in [(true, true), (false, false)] {
         let conf = dir.path().join(format!("strict-{strict}.conf"));
         std::fs::write(
@@ -336,7 +340,13 @@ fn strict_jetstream_refuses_unknown_fields_and_is_not_warned_about() {
             "{}",
             server.log_text()
         );
-        let reply = request(&mut server.raw(), "$JS.API.STREAM.CREATE.U", body);
+        let reply = request(&mut server.raw(), "$JS.API.STREAM.CREATE.U", config);
+        assert!(
+            reply.contains(r#""err_code":10025"#)
+                && reply.contains(r#"invalid JSON: json: unknown field \"colour\""#),
+            "{reply}"
+        );
+        let reply = request(&mut server.raw(), "$JS.API.STREAM.NAMES", body);
         if refused {
             assert!(
                 reply.contains(r#""err_code":10025"#)
