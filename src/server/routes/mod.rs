@@ -180,10 +180,32 @@ impl Cluster {
     /// Registers a route whose INFO has been read: sends it every local interest and returns
     /// the other routes (to tell them about the newcomer), or refuses a second route to the
     /// same server.
+    ///
+    /// Of two routes between the same pair of servers, both ends keep the one the server with
+    /// the smaller id dialled. "The first registered wins" is not enough: when both dial at
+    /// once, each end can register a different connection first, refuse the other, and the
+    /// pair is left with none (found by `tests/cluster_partition.rs`, where gossip in both
+    /// directions makes both ends dial together). A newcomer that is the one to keep
+    /// displaces the registered route, which is closed.
     pub fn register(&self, link: &Arc<RouteLink>) -> Result<Vec<Arc<RouteLink>>, Refused> {
         let mut mesh = lock(&self.mesh);
-        if mesh.links.contains_key(&link.remote_id) {
-            return Err(Refused::Duplicate);
+        if let Some(existing) = mesh.links.get(&link.remote_id) {
+            if !self.is_kept(link) || self.is_kept(existing) {
+                return Err(Refused::Duplicate);
+            }
+            let displaced = existing.clone();
+            mesh.links.remove(&link.remote_id);
+            forget_urls(&mut mesh, &displaced);
+            displaced.remove_all_interest();
+            displaced
+                .handle
+                .close(crate::server::outbound::CloseReason::ProtocolError);
+            tracing::debug!(
+                "Replacing route {:?} (rid:{}) with rid:{}: both servers keep this one",
+                link.remote_id,
+                displaced.id,
+                link.id
+            );
         }
         let mut snapshot = BytesMut::with_capacity(4096);
         for op in mesh.interest.snapshot() {
@@ -199,6 +221,12 @@ impl Cluster {
             }
         }
         Ok(others)
+    }
+
+    /// Whether `link` is the route to keep between this server and its peer: the one the
+    /// server with the smaller id dialled.
+    fn is_kept(&self, link: &RouteLink) -> bool {
+        link.solicited == (self.server_id.as_str() < link.remote_id.as_str())
     }
 
     /// Takes a closed route out. Returns whether it was the registered one (a refused
