@@ -274,9 +274,6 @@ impl StreamConfig {
                 "per-message TTL (allow_msg_ttl) is not supported by jetlog yet",
             ));
         }
-        if self.first_seq > 1 {
-            return Err(invalid("stream first_seq is not supported by jetlog yet"));
-        }
         if self.num_replicas < 0 {
             return Err(invalid("replicas count cannot be negative"));
         }

@@ -123,10 +123,6 @@ fn invalid_configs_get_nats_server_texts() {
             r#"{"name":"S","allow_msg_ttl":true}"#,
             "per-message TTL (allow_msg_ttl) is not supported by jetlog yet",
         ),
-        (
-            r#"{"name":"S","first_seq":100}"#,
-            "stream first_seq is not supported by jetlog yet",
-        ),
     ];
     for (json, text) in cases {
         let err = error_of(json);

@@ -105,6 +105,11 @@ impl StreamStore {
         forward!(self, log => log.delete(seq))
     }
 
+    /// Makes an empty, never-used log start at sequence `first` (a stream's `first_seq`).
+    pub fn start_at(&mut self, first: u64) -> Result<()> {
+        forward!(self, log => log.start_at(first))
+    }
+
     /// Purges messages; how many were removed.
     pub fn purge(&mut self, req: &PurgeRequest) -> Result<u64> {
         forward!(self, log => log.purge(req))

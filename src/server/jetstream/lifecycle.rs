@@ -46,7 +46,18 @@ impl JetStream {
         self.catalog
             .put_stream(&config, created_ns)
             .map_err(ApiError::store_failed)?;
-        self.open_stream(config, created_ns, None)
+        let first_seq = config.first_seq;
+        let entry = self.open_stream(config, created_ns, None)?;
+        if first_seq > 1 {
+            // `first_seq` places a new stream's first message; later it means nothing (an
+            // update may change the value, as in nats-server, without moving anything).
+            entry
+                .lock()
+                .log_mut()
+                .start_at(first_seq)
+                .map_err(ApiError::store_failed)?;
+        }
+        Ok(entry)
     }
 
     /// Rejects subjects that another stream already captures.

@@ -504,6 +504,20 @@ impl Log {
         Ok(())
     }
 
+    /// Makes an empty log that never held a message start at sequence `first` (a stream's
+    /// `first_seq`): the sequences below it count as used, and the change is durable before
+    /// this returns. A log that holds or held messages is left alone.
+    pub fn start_at(&mut self, first: u64) -> Result<()> {
+        self.check_writable()?;
+        if self.last_seq != 0 || first <= 1 {
+            return Ok(());
+        }
+        self.last_seq = first - 1;
+        self.floor = first;
+        self.deletes_dirty = true;
+        self.write_deletes()
+    }
+
     /// Changes the limits; retention is applied at once (`max_age` against the newest
     /// timestamp seen). The segment size applies to segments created from now on.
     pub fn update_config(&mut self, config: LogConfig) -> Result<()> {

@@ -244,6 +244,15 @@ impl MemLog {
     }
 
     /// Highest sequence ever assigned.
+    /// Makes an empty log that never held a message start at sequence `first` (see
+    /// `Log::start_at`).
+    pub fn start_at(&mut self, first: u64) -> Result<()> {
+        if self.last_seq == 0 && first > 1 {
+            self.last_seq = first - 1;
+        }
+        Ok(())
+    }
+
     pub fn last_seq(&self) -> u64 {
         self.last_seq
     }

@@ -1,6 +1,6 @@
-//! Stream settings and publish headers of nats-server 2.10–2.14 features jetlog has not built:
-//! refused with a clear error, never accepted and ignored (errors as nats-server 2.15.1 gives
-//! them for a stream without the feature).
+//! Stream settings and publish headers of nats-server 2.10–2.14: honoured (`first_seq`), or,
+//! for features jetlog has not built, refused with a clear error, never accepted and ignored
+//! (errors as nats-server 2.15.1 gives them for a stream without the feature).
 
 mod common;
 
@@ -49,14 +49,6 @@ async fn stream_settings_jetlog_does_not_honour_are_refused_by_name() {
                 500,
                 10052,
                 "per-message TTL (allow_msg_ttl) is not supported by jetlog yet",
-            ),
-        ),
-        (
-            json!({"first_seq": 100}),
-            error(
-                500,
-                10052,
-                "stream first_seq is not supported by jetlog yet",
             ),
         ),
     ];
@@ -142,4 +134,74 @@ async fn publish_headers_of_features_the_stream_lacks_are_refused() {
             .sequence,
         1
     );
+}
+
+#[tokio::test]
+async fn first_seq_places_a_new_streams_first_message_and_survives_a_kill() {
+    let server = TestServer::start(&[]);
+    let client = within("connect", async_nats::connect(server.url()))
+        .await
+        .unwrap();
+    for (name, storage) in [("F", "file"), ("M", "memory")] {
+        let created = call(
+            &client,
+            &format!("$JS.API.STREAM.CREATE.{name}"),
+            json!({"name":name,"subjects":[format!("{}.>", name.to_lowercase())],
+                   "storage":storage,"first_seq":100}),
+        )
+        .await;
+        assert_eq!(created["config"]["first_seq"], 100, "{created}");
+        assert_eq!(
+            (
+                &created["state"]["first_seq"],
+                &created["state"]["last_seq"]
+            ),
+            (&json!(100), &json!(99)),
+            "{created}"
+        );
+    }
+    let js = async_nats::jetstream::new(client.clone());
+    for subject in ["f.a", "m.a"] {
+        let ack = within("publish", js.publish(subject, Bytes::from_static(b"x")))
+            .await
+            .expect("published");
+        assert_eq!(
+            within("ack", ack.into_future()).await.unwrap().sequence,
+            100
+        );
+    }
+    // An update may change the value, as in nats-server; nothing moves.
+    let updated = call(
+        &client,
+        "$JS.API.STREAM.UPDATE.F",
+        json!({"name":"F","subjects":["f.>"],"first_seq":5}),
+    )
+    .await;
+    assert_eq!(updated["state"]["last_seq"], 100, "{updated}");
+    // A stream that never got a message keeps its start across a kill too.
+    let empty = call(
+        &client,
+        "$JS.API.STREAM.CREATE.E",
+        json!({"name":"E","subjects":["e.>"],"first_seq":50}),
+    )
+    .await;
+    assert_eq!(empty["state"]["last_seq"], 49, "{empty}");
+    drop(client);
+    let store = server.kill_and_take_store();
+    let server = TestServer::start_in(store, &[]);
+    let client = within("connect", async_nats::connect(server.url()))
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    let ack = within("publish", js.publish("f.a", Bytes::from_static(b"y")))
+        .await
+        .expect("published");
+    assert_eq!(
+        within("ack", ack.into_future()).await.unwrap().sequence,
+        101
+    );
+    let ack = within("publish", js.publish("e.a", Bytes::from_static(b"z")))
+        .await
+        .expect("published");
+    assert_eq!(within("ack", ack.into_future()).await.unwrap().sequence, 50);
 }
