@@ -1,6 +1,7 @@
 //! JetStream: the API's JSON types and errors, validation, and the stream state machine. The
 //! tokio side (actors, API dispatch) lives in `server`.
 
+pub mod advisories;
 pub mod api_level;
 pub mod api_types;
 pub mod consumer;

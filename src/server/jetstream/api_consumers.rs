@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::api::{decode, find, parse_optional, Reply};
 use super::{now_ns, JetStream, StreamEntry};
+use crate::jetstream::advisories::{consumer_action, Lifecycle};
 use crate::jetstream::api_types::{first_unhonoured_setting, StreamListRequest};
 use crate::jetstream::consumer::Consumer;
 use crate::jetstream::consumer_config::{
@@ -88,6 +89,7 @@ pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]
                     stream.log(),
                     now,
                 );
+                actions.push(consumer_action(stream_name, &name, Lifecycle::Created, now));
                 if consumer.is_paused(now) {
                     actions.push(
                         consumer.pause_advisory(config.pause_until_ns().map(|ns| ns as i64), now),
@@ -106,7 +108,8 @@ pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]
     entry.subscribe_consumer(&name, &InternalClient::new(js.router.clone()));
     entry.kick();
     let reply = info_value(js, &entry, &name);
-    // The pause advisory of a consumer created paused follows the reply, as in nats-server.
+    // The created advisory (and the pause advisory of a consumer created paused) follow the
+    // reply, as in nats-server.
     let mut client = InternalClient::new(js.router.clone());
     for action in actions {
         super::actor::perform(action, &mut client);

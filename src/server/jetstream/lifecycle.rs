@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::{actor, lock, now_ns, JetStream, StreamEntry};
+use crate::jetstream::advisories::{stream_action, Lifecycle};
 use crate::jetstream::consumer::Action;
 use crate::jetstream::stream::Stream;
 use crate::jetstream::{ApiError, StreamConfig};
@@ -57,7 +58,15 @@ impl JetStream {
                 .start_at(first_seq)
                 .map_err(ApiError::store_failed)?;
         }
+        self.announce(stream_action(&entry.name, Lifecycle::Created, now_ns()));
         Ok(entry)
+    }
+
+    /// Publishes a lifecycle advisory.
+    pub(super) fn announce(&self, advisory: Action) {
+        let mut client = InternalClient::new(self.router.clone());
+        actor::perform(advisory, &mut client);
+        client.flush();
     }
 
     /// Rejects subjects that another stream already captures.
@@ -117,6 +126,7 @@ impl JetStream {
             entry.want_ticks_if_needed(&stream, stream.next_wake_ns());
         }
         self.resubscribe(&entry);
+        self.announce(stream_action(&entry.name, Lifecycle::Updated, now_ns()));
         Ok(entry)
     }
 
@@ -146,6 +156,7 @@ impl JetStream {
         self.catalog
             .delete_stream(name)
             .map_err(ApiError::store_failed)?;
+        self.announce(stream_action(name, Lifecycle::Deleted, now_ns()));
         // A memory stream never made a directory, so there may be nothing to remove.
         let dir = self.stream_dir(name);
         match std::fs::remove_dir_all(&dir) {

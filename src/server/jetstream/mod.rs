@@ -163,6 +163,14 @@ impl StreamEntry {
     pub fn delete_consumer(&self, name: &str, client: &mut InternalClient) -> bool {
         let mut actions = Vec::new();
         let removed = self.lock().remove_consumer(name, &mut actions);
+        if removed.is_some() {
+            actions.push(crate::jetstream::advisories::consumer_action(
+                &self.name,
+                name,
+                crate::jetstream::advisories::Lifecycle::Deleted,
+                now_ns(),
+            ));
+        }
         self.unsubscribe_consumer(name, client);
         for action in actions {
             actor::perform(action, client);
