@@ -7,7 +7,7 @@ mod common;
 use std::future::IntoFuture;
 
 use bytes::Bytes;
-use common::js_consumer::{call, error};
+use common::js_consumer::{call, error, setup};
 use common::{within, TestServer};
 use serde_json::json;
 
@@ -82,16 +82,7 @@ async fn stream_settings_jetlog_does_not_honour_are_refused_by_name() {
 #[tokio::test]
 async fn publish_headers_of_features_the_stream_lacks_are_refused() {
     let server = TestServer::start(&[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
-    let created = call(
-        &client,
-        "$JS.API.STREAM.CREATE.S",
-        json!({"name":"S","subjects":["s.>"]}),
-    )
-    .await;
-    assert!(created.get("error").is_none(), "{created}");
+    let client = setup(&server).await;
     let js = async_nats::jetstream::new(client.clone());
     let cases = [
         ("Nats-TTL", "5s", 10166, "per-message TTL is disabled"),

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::{Action, Consumer, Pin, SeqPair};
+use crate::jetstream::advisories;
 use crate::jetstream::consumer_config::{DeliverPolicy, PriorityPolicy};
 use crate::jetstream::error::ApiError;
 use crate::jetstream::time::format_rfc3339;
@@ -167,26 +168,22 @@ impl Consumer {
         )
     }
 
-    /// An advisory in nats-server's envelope: `type`, `id`, `timestamp`, `stream`,
-    /// `consumer`, then the fields of `extra`.
+    /// A consumer advisory on `$JS.EVENT.ADVISORY.CONSUMER.<kind>.<stream>.<consumer>`:
+    /// `stream` and `consumer`, then the fields of `extra`.
     fn event(&self, kind: &str, type_name: &str, now_ns: u64, extra: serde_json::Value) -> Action {
-        let mut body = json!({
-            "type": format!("io.nats.jetstream.advisory.v1.{type_name}"),
-            "id": fresh_id(),
-            "timestamp": format_rfc3339(Some(now_ns as i64)),
-            "stream": self.stream,
-            "consumer": self.name,
-        });
-        if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), extra) {
-            body.extend(extra);
+        let mut fields = json!({ "stream": self.stream, "consumer": self.name });
+        if let (Some(fields), serde_json::Value::Object(extra)) = (fields.as_object_mut(), extra) {
+            fields.extend(extra);
         }
-        Action::Advisory {
-            subject: format!(
+        advisories::event(
+            format!(
                 "$JS.EVENT.ADVISORY.CONSUMER.{kind}.{}.{}",
                 self.stream, self.name
             ),
-            body: serde_json::to_vec(&body).unwrap_or_default(),
-        }
+            &format!("io.nats.jetstream.advisory.v1.{type_name}"),
+            now_ns,
+            fields,
+        )
     }
 
     /// `$JS.API.CONSUMER.RESET` (2.14): delivery starts again at stream sequence `seq` (0 =
@@ -281,23 +278,21 @@ impl Consumer {
         let delivered_at = acked
             .deadline_ns
             .saturating_sub(self.wait_for(acked.deliveries));
-        let body = json!({
-            "type": "io.nats.jetstream.metric.v1.consumer_ack",
-            "id": fresh_id(),
-            "timestamp": format_rfc3339(Some(now_ns as i64)),
-            "stream": self.stream,
-            "consumer": self.name,
-            "consumer_seq": acked.consumer_seq,
-            "stream_seq": seq,
-            "ack_time": now_ns.saturating_sub(delivered_at),
-            "deliveries": acked.deliveries,
-        });
-        out.push(Action::Advisory {
-            subject: format!(
+        out.push(advisories::event(
+            format!(
                 "$JS.EVENT.METRIC.CONSUMER.ACK.{}.{}",
                 self.stream, self.name
             ),
-            body: serde_json::to_vec(&body).unwrap_or_default(),
-        });
+            "io.nats.jetstream.metric.v1.consumer_ack",
+            now_ns,
+            json!({
+                "stream": self.stream,
+                "consumer": self.name,
+                "consumer_seq": acked.consumer_seq,
+                "stream_seq": seq,
+                "ack_time": now_ns.saturating_sub(delivered_at),
+                "deliveries": acked.deliveries,
+            }),
+        ));
     }
 }
