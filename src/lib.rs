@@ -8,5 +8,6 @@ pub mod jetstream;
 pub mod meta;
 pub mod monitor;
 pub mod protocol;
+pub mod raft;
 pub mod server;
 pub mod store;

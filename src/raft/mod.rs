@@ -1,0 +1,21 @@
+//! Consensus for replicated JetStream, on openraft.
+//!
+//! jetlog does not implement Raft itself: openraft does. This module is the adapters openraft
+//! asks for and nothing more:
+//! - [`types`]: the type configuration (commands and outcomes are opaque bytes) and node ids;
+//! - [`log_store`]: a group's log and vote in sled, flushed before openraft is told;
+//! - [`machine`]: the [`machine::Machine`] a group replicates, and its snapshots;
+//! - [`network`]: RPCs as NATS requests on `$JLR.<group>.<node>.<op>`, so groups talk over
+//!   the cluster's routes;
+//! - [`nats_transport`]: that transport over a NATS client connection;
+//! - [`group`]: one member of one group, with jetlog's timers.
+
+pub mod group;
+pub mod log_store;
+pub mod machine;
+pub mod nats_transport;
+pub mod network;
+pub mod types;
+
+#[cfg(test)]
+mod log_store_tests;

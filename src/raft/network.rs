@@ -1,0 +1,224 @@
+//! openraft's RPCs as NATS request/reply messages.
+//!
+//! A group's members talk over the cluster's existing connections: an RPC is a request on
+//! `$JLR.<group>.<target node id>.<op>` answered on the sender's inbox, so it crosses the same
+//! routes as every other message and needs no port or connection of its own. Bodies are
+//! openraft's own serde types in JSON; the reply is the `Result` the target's `Raft` returned.
+//!
+//! [`Transport`] is the one thing this module needs from the messaging layer: a request with a
+//! deadline. [`answer`] is the receiving side.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, RPCTypes, Raft};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::types::{JetlogRaft, NodeId};
+
+/// The subject prefix of Raft traffic between jetlog servers.
+pub const RAFT_SUBJECT_PREFIX: &str = "$JLR";
+
+/// Why a request found no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// Nobody subscribes the target's subject: it is down or not connected.
+    #[error("no responders for {0}")]
+    NoResponders(String),
+    /// Nobody answered before the deadline.
+    #[error("no reply within {0:?}")]
+    TimedOut(Duration),
+    /// The request could not be sent.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Sends a request and waits, at most `timeout`, for its one reply.
+pub trait Transport: Clone + Send + Sync + 'static {
+    fn request(
+        &self,
+        subject: String,
+        body: Bytes,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Bytes, TransportError>> + Send;
+}
+
+/// One RPC kind, the last token of its subject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+impl Op {
+    fn token(self) -> &'static str {
+        match self {
+            Op::AppendEntries => "AE",
+            Op::Vote => "V",
+            Op::InstallSnapshot => "IS",
+        }
+    }
+
+    pub fn from_token(token: &str) -> Option<Op> {
+        match token {
+            "AE" => Some(Op::AppendEntries),
+            "V" => Some(Op::Vote),
+            "IS" => Some(Op::InstallSnapshot),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `group` can be one token of a subject.
+pub fn is_valid_group_name(group: &str) -> bool {
+    !group.is_empty()
+        && group
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The subject node `target` of `group` answers `op` on.
+pub fn rpc_subject(group: &str, target: NodeId, op: Op) -> String {
+    debug_assert!(is_valid_group_name(group));
+    format!("{RAFT_SUBJECT_PREFIX}.{group}.{target:016x}.{}", op.token())
+}
+
+/// The subjects (a wildcard) node `node` of `group` subscribes to.
+pub fn node_subjects(group: &str, node: NodeId) -> String {
+    debug_assert!(is_valid_group_name(group));
+    format!("{RAFT_SUBJECT_PREFIX}.{group}.{node:016x}.*")
+}
+
+/// Makes one [`Peer`] per target for openraft.
+#[derive(Clone)]
+pub struct Network<T> {
+    pub transport: T,
+    pub group: String,
+    pub me: NodeId,
+}
+
+impl<T: Transport> RaftNetworkFactory<JetlogRaft> for Network<T> {
+    type Network = Peer<T>;
+
+    async fn new_client(&mut self, target: NodeId, _node: &BasicNode) -> Self::Network {
+        Peer {
+            transport: self.transport.clone(),
+            group: self.group.clone(),
+            me: self.me,
+            target,
+        }
+    }
+}
+
+/// openraft's connection to one member of the group.
+pub struct Peer<T> {
+    transport: T,
+    group: String,
+    me: NodeId,
+    target: NodeId,
+}
+
+impl<T: Transport> Peer<T> {
+    async fn call<Q, A, E>(
+        &self,
+        op: Op,
+        action: RPCTypes,
+        request: &Q,
+        option: &RPCOption,
+    ) -> Result<A, RPCError<NodeId, BasicNode, E>>
+    where
+        Q: Serialize,
+        A: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let body = serde_json::to_vec(request)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let timeout = option.hard_ttl();
+        let reply = self
+            .transport
+            .request(rpc_subject(&self.group, self.target, op), body.into(), timeout)
+            .await
+            .map_err(|e| match e {
+                TransportError::NoResponders(_) => RPCError::Unreachable(Unreachable::new(&e)),
+                TransportError::TimedOut(_) => RPCError::Timeout(Timeout {
+                    action,
+                    id: self.me,
+                    target: self.target,
+                    timeout,
+                }),
+                TransportError::Failed(_) => RPCError::Network(NetworkError::new(&e)),
+            })?;
+        let answer: Result<A, E> = serde_json::from_slice(&reply)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl<T: Transport> RaftNetwork<JetlogRaft> for Peer<T> {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<JetlogRaft>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(Op::AppendEntries, RPCTypes::AppendEntries, &rpc, &option)
+            .await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<JetlogRaft>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call(Op::InstallSnapshot, RPCTypes::InstallSnapshot, &rpc, &option)
+            .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(Op::Vote, RPCTypes::Vote, &rpc, &option).await
+    }
+}
+
+/// Why an incoming RPC got no answer at all.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("unknown raft operation {0:?}")]
+    UnknownOp(String),
+    #[error("undecodable raft request: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// Answers one RPC addressed to this node: decodes it, hands it to `raft`, and returns the
+/// reply body. A request that cannot be decoded gets no reply: the sender times out and
+/// retries, as it would for a lost message.
+pub async fn answer(raft: &Raft<JetlogRaft>, op: &str, body: &[u8]) -> Result<Bytes, AnswerError> {
+    fn encode<R: Serialize>(reply: &R) -> Bytes {
+        // Encoding openraft's own serde types into a Vec cannot fail.
+        serde_json::to_vec(reply).map(Bytes::from).unwrap_or_default()
+    }
+    match Op::from_token(op) {
+        Some(Op::AppendEntries) => Ok(encode(&raft.append_entries(serde_json::from_slice(body)?).await)),
+        Some(Op::Vote) => Ok(encode(&raft.vote(serde_json::from_slice(body)?).await)),
+        Some(Op::InstallSnapshot) => {
+            Ok(encode(&raft.install_snapshot(serde_json::from_slice(body)?).await))
+        }
+        None => Err(AnswerError::UnknownOp(op.to_owned())),
+    }
+}
