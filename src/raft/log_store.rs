@@ -75,7 +75,8 @@ impl LogStore {
     }
 
     fn decode(bytes: &[u8]) -> StoreResult<Entry<JetlogRaft>> {
-        serde_json::from_slice(bytes).map_err(|e| StorageIOError::read_logs(AnyError::new(&e)).into())
+        serde_json::from_slice(bytes)
+            .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)).into())
     }
 
     fn last_entry_id(&self) -> StoreResult<Option<LogId<NodeId>>> {
@@ -165,7 +166,9 @@ impl RaftLogStorage<JetlogRaft> for LogStore {
     }
 
     async fn read_committed(&mut self) -> StoreResult<Option<LogId<NodeId>>> {
-        Ok(self.read_state::<Option<LogId<NodeId>>>(COMMITTED_KEY)?.flatten())
+        Ok(self
+            .read_state::<Option<LogId<NodeId>>>(COMMITTED_KEY)?
+            .flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<JetlogRaft>) -> StoreResult<()>
@@ -182,7 +185,12 @@ impl RaftLogStorage<JetlogRaft> for LogStore {
         self.entries
             .apply_batch(batch)
             .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
-        let flushed = self.entries.flush_async().await.map(drop).map_err(std::io::Error::other);
+        let flushed = self
+            .entries
+            .flush_async()
+            .await
+            .map(drop)
+            .map_err(std::io::Error::other);
         let failed = flushed.as_ref().err().map(|e| AnyError::new(e));
         callback.log_io_completed(flushed);
         match failed {

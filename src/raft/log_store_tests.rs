@@ -71,7 +71,11 @@ async fn log_vote_and_snapshot_survive_reopening() {
         let entries = vec![entry(3, 1, b"a"), entry(3, 2, b"b"), entry(3, 3, b"c")];
         log.blocking_append(entries.clone()).await.expect("append");
         sm.apply(entries[..2].to_vec()).await.expect("apply");
-        sm.get_snapshot_builder().await.build_snapshot().await.expect("snapshot");
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("snapshot");
         sm.apply(entries[2..].to_vec()).await.expect("apply");
         log.purge(log_id(3, 1)).await.expect("purge");
     }
@@ -86,5 +90,8 @@ async fn log_vote_and_snapshot_survive_reopening() {
     let (applied, _) = sm.applied_state().await.expect("applied");
     assert_eq!(applied, Some(log_id(3, 2)));
     let reader = sm.reader();
-    assert_eq!(reader.read(|j| j.0.clone()).await, vec![b"a".to_vec(), b"b".to_vec()]);
+    assert_eq!(
+        reader.read(|j| j.0.clone()).await,
+        vec![b"a".to_vec(), b"b".to_vec()]
+    );
 }

@@ -68,7 +68,10 @@ impl<M: Machine> MachineStore<M> {
         };
         if let Some(bytes) = snapshots.get(SNAPSHOT_KEY)? {
             let stored: StoredSnapshot = serde_json::from_slice(&bytes)?;
-            applied.machine.restore(&stored.data.0).map_err(MachineError::Restore)?;
+            applied
+                .machine
+                .restore(&stored.data.0)
+                .map_err(MachineError::Restore)?;
             applied.last_applied = stored.meta.last_log_id;
             applied.membership = stored.meta.last_membership;
         }
@@ -183,7 +186,10 @@ impl<M: Machine> RaftStateMachine<JetlogRaft> for MachineStore<M> {
 
     async fn applied_state(
         &mut self,
-    ) -> StoreResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, openraft::BasicNode>)> {
+    ) -> StoreResult<(
+        Option<LogId<NodeId>>,
+        StoredMembership<NodeId, openraft::BasicNode>,
+    )> {
         let applied = self.applied.lock().await;
         Ok((applied.last_applied, applied.membership.clone()))
     }
@@ -197,7 +203,10 @@ impl<M: Machine> RaftStateMachine<JetlogRaft> for MachineStore<M> {
         let mut outcomes = Vec::new();
         for entry in entries {
             let log_id = *entry.get_log_id();
-            debug_assert!(Some(log_id) > applied.last_applied, "entries apply in log order");
+            debug_assert!(
+                Some(log_id) > applied.last_applied,
+                "entries apply in log order"
+            );
             applied.last_applied = Some(log_id);
             match entry.payload {
                 EntryPayload::Blank => outcomes.push(Outcome::default()),

@@ -52,7 +52,12 @@ pub async fn serve(
             let Some(reply) = message.reply.clone() else {
                 continue;
             };
-            let op = message.subject.rsplit('.').next().unwrap_or_default().to_owned();
+            let op = message
+                .subject
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             let raft = raft.clone();
             let client = client.clone();
             tokio::spawn(async move {

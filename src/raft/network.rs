@@ -142,12 +142,16 @@ impl<T: Transport> Peer<T> {
         A: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let body = serde_json::to_vec(request)
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let body =
+            serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let timeout = option.hard_ttl();
         let reply = self
             .transport
-            .request(rpc_subject(&self.group, self.target, op), body.into(), timeout)
+            .request(
+                rpc_subject(&self.group, self.target, op),
+                body.into(),
+                timeout,
+            )
             .await
             .map_err(|e| match e {
                 TransportError::NoResponders(_) => RPCError::Unreachable(Unreachable::new(&e)),
@@ -159,8 +163,8 @@ impl<T: Transport> Peer<T> {
                 }),
                 TransportError::Failed(_) => RPCError::Network(NetworkError::new(&e)),
             })?;
-        let answer: Result<A, E> = serde_json::from_slice(&reply)
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let answer: Result<A, E> =
+            serde_json::from_slice(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -183,8 +187,13 @@ impl<T: Transport> RaftNetwork<JetlogRaft> for Peer<T> {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.call(Op::InstallSnapshot, RPCTypes::InstallSnapshot, &rpc, &option)
-            .await
+        self.call(
+            Op::InstallSnapshot,
+            RPCTypes::InstallSnapshot,
+            &rpc,
+            &option,
+        )
+        .await
     }
 
     async fn vote(
@@ -211,14 +220,18 @@ pub enum AnswerError {
 pub async fn answer(raft: &Raft<JetlogRaft>, op: &str, body: &[u8]) -> Result<Bytes, AnswerError> {
     fn encode<R: Serialize>(reply: &R) -> Bytes {
         // Encoding openraft's own serde types into a Vec cannot fail.
-        serde_json::to_vec(reply).map(Bytes::from).unwrap_or_default()
+        serde_json::to_vec(reply)
+            .map(Bytes::from)
+            .unwrap_or_default()
     }
     match Op::from_token(op) {
-        Some(Op::AppendEntries) => Ok(encode(&raft.append_entries(serde_json::from_slice(body)?).await)),
+        Some(Op::AppendEntries) => Ok(encode(
+            &raft.append_entries(serde_json::from_slice(body)?).await,
+        )),
         Some(Op::Vote) => Ok(encode(&raft.vote(serde_json::from_slice(body)?).await)),
-        Some(Op::InstallSnapshot) => {
-            Ok(encode(&raft.install_snapshot(serde_json::from_slice(body)?).await))
-        }
+        Some(Op::InstallSnapshot) => Ok(encode(
+            &raft.install_snapshot(serde_json::from_slice(body)?).await,
+        )),
         None => Err(AnswerError::UnknownOp(op.to_owned())),
     }
 }
