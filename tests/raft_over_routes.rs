@@ -153,9 +153,9 @@ async fn wait_applied(member: &Member, index: u64) {
         .unwrap_or_else(|e| panic!("{} did not apply {index}: {e}", member.name));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_group_over_routes_fails_over_without_losing_or_repeating_a_commit() {
-    let mut servers = start_cluster(3);
+/// Three servers in a mesh, a member on each, the group initialized.
+async fn start_group() -> (Vec<common::TestServer>, Vec<Member>) {
+    let servers = start_cluster(3);
     let mut members = Vec::new();
     for (i, server) in servers.iter().enumerate() {
         let dir = tempfile::tempdir().expect("dir");
@@ -176,7 +176,12 @@ async fn a_group_over_routes_fails_over_without_losing_or_repeating_a_commit() {
         .initialize(voters)
         .await
         .expect("initialize");
+    (servers, members)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_over_routes_fails_over_without_losing_or_repeating_a_commit() {
+    let (mut servers, mut members) = start_group().await;
     let all: Vec<&Member> = members.iter().collect();
     let first_leader = leader_among(&all).await;
     let leader = members
@@ -251,4 +256,65 @@ async fn a_group_over_routes_fails_over_without_losing_or_repeating_a_commit() {
     assert_eq!(resumed.journal().await, (0..120).collect::<Vec<_>>());
     assert_eq!(leader.journal().await, (0..120).collect::<Vec<_>>());
     let _ = cut_off.stop().await;
+}
+
+/// Not a test: how many 128-byte commands a group over routes commits per second, one at a
+/// a time and with many in flight. Run with `--ignored --nocapture`; figures go to
+/// docs/benchmarks.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn commit_rate_over_routes() {
+    const PAYLOAD: usize = 128;
+    const RUN: Duration = Duration::from_secs(5);
+    let (_servers, members) = start_group().await;
+    let all: Vec<&Member> = members.iter().collect();
+    let leader_id = leader_among(&all).await;
+    let leader = members.iter().find(|m| m.id == leader_id).expect("leader");
+    let command = |n: u64| {
+        let mut bytes = n.to_be_bytes().to_vec();
+        bytes.resize(PAYLOAD, b'x');
+        Command(bytes)
+    };
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < RUN {
+        let t = Instant::now();
+        leader
+            .group
+            .raft
+            .client_write(command(0))
+            .await
+            .expect("write");
+        latencies.push(t.elapsed());
+    }
+    latencies.sort();
+    eprintln!(
+        "one at a time: {} commits in {RUN:?}, p50 {:?}, p99 {:?}",
+        latencies.len(),
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100]
+    );
+    for in_flight in [16u64, 256] {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..in_flight {
+            let raft = leader.group.raft.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut done = 0u64;
+                while started.elapsed() < RUN {
+                    raft.client_write(command(done)).await.expect("write");
+                    done += 1;
+                }
+                done
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.expect("task");
+        }
+        eprintln!(
+            "{in_flight} in flight: {:.0} commits/s",
+            total as f64 / started.elapsed().as_secs_f64()
+        );
+    }
 }

@@ -11,6 +11,7 @@ mod consumer_state;
 pub mod dedup;
 pub mod error;
 mod feature_headers;
+pub mod placement;
 mod read_ahead;
 pub mod stream;
 pub mod stream_config;
