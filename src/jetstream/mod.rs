@@ -4,6 +4,7 @@
 pub mod advisories;
 pub mod api_level;
 pub mod api_types;
+pub mod assignments;
 pub mod consumer;
 pub mod consumer_config;
 mod consumer_pacing;
