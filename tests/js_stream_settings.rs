@@ -43,14 +43,6 @@ async fn stream_settings_jetlog_does_not_honour_are_refused_by_name() {
             json!({"colour": "blue"}),
             error(400, 10025, "invalid JSON: json: unknown field \"colour\""),
         ),
-        (
-            json!({"allow_msg_ttl": true}),
-            error(
-                500,
-                10052,
-                "per-message TTL (allow_msg_ttl) is not supported by jetlog yet",
-            ),
-        ),
     ];
     for (extra, expected) in cases {
         let mut config = json!({"name": "S", "subjects": ["s.>"]});

@@ -1,14 +1,15 @@
 //! The JetStream API level (nats-server 2.11+): a number a client may require of the server
-//! with the `Nats-Required-Api-Level` request header. Level 1 is 2.11's feature set: per-message
-//! TTL, consumer pause and priority groups. jetlog serves pause and priority groups but not yet
-//! per-message TTL, so it claims level 0 and refuses a request that requires more, as
-//! nats-server refuses one that requires more than it has.
+//! with the `Nats-Required-Api-Level` request header, shown as `api_lvl` in INFO and
+//! `api.level` in `$JS.API.INFO`. Level 1 is 2.11's feature set: per-message TTL, subject
+//! delete markers, consumer pause and priority groups, all of which jetlog serves. Level 2
+//! (2.12: counters, atomic batches, schedules) is not built, so a request that requires it is
+//! refused, as nats-server refuses one that requires more than it has.
 
 use super::error::ApiError;
 use crate::protocol::headers::header_value;
 
 /// The API level jetlog serves in full.
-pub const JS_API_LEVEL: u32 = 0;
+pub const JS_API_LEVEL: u32 = 1;
 
 /// The request header naming the level a request needs.
 pub const REQUIRED_API_LEVEL_HEADER: &[u8] = b"Nats-Required-Api-Level";
@@ -43,7 +44,8 @@ mod tests {
         assert!(!required_level_unmet(None));
         assert!(!required_level_unmet(Some(b"NATS/1.0\r\nOther: 1\r\n\r\n")));
         assert!(!required_level_unmet(Some(block("0").as_bytes())));
-        assert!(required_level_unmet(Some(block("1").as_bytes())));
+        assert!(!required_level_unmet(Some(block("1").as_bytes())));
+        assert!(required_level_unmet(Some(block("2").as_bytes())));
         assert!(required_level_unmet(Some(block("x").as_bytes())));
     }
 }

@@ -12,11 +12,14 @@ mod consumer_state;
 pub mod dedup;
 pub mod error;
 mod feature_headers;
+pub mod msg_ttl;
 pub mod placement;
 mod read_ahead;
 pub mod stream;
 pub mod stream_config;
 mod stream_consumers;
+mod stream_markers;
+mod stream_ttl;
 pub mod time;
 
 pub use error::ApiError;

@@ -8,6 +8,7 @@
 //! exact state nats-server's one-at-a-time processing would show it.
 
 use super::feature_headers::check_feature_headers;
+use super::msg_ttl::{MsgTtl, TtlIndex};
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,10 @@ struct Expectations {
     last_subject_seq: Option<u64>,
     last_msg_id: Option<String>,
     rollup: Option<String>,
+    /// The message's own TTL (`Nats-TTL`), on a stream that allows them.
+    ttl: Option<MsgTtl>,
+    /// The headers to store instead of the publish's (a TTL raised to the marker TTL).
+    headers: Option<Bytes>,
 }
 
 impl Expectations {
@@ -74,6 +79,8 @@ impl Expectations {
             last_subject_seq: number(header::EXPECTED_LAST_SUBJECT_SEQ)?,
             last_msg_id: text(header::EXPECTED_LAST_MSG_ID),
             rollup: text(header::ROLLUP),
+            ttl: None,
+            headers: None,
         })
     }
 
@@ -90,6 +97,7 @@ impl Expectations {
 struct Pending {
     index: usize,
     msg_id: Option<String>,
+    ttl: Option<MsgTtl>,
 }
 
 /// A stream and its log.
@@ -105,6 +113,12 @@ pub struct Stream {
     dedup: DedupWindow,
     /// The `Nats-Msg-Id` of the newest stored message, for `Nats-Expected-Last-Msg-Id`.
     last_msg_id: Option<String>,
+    /// When messages with a per-message TTL fall due (see `stream_ttl`).
+    pub(super) ttl: TtlIndex,
+    /// Subjects emptied by age that are owed a delete marker (see `stream_markers`).
+    pub(super) markers_owed: Vec<String>,
+    /// Markers stored and not yet handed to the consumers.
+    pub(super) new_markers: Vec<(u64, String)>,
 }
 
 /// Store limits for a stream configuration.
@@ -112,7 +126,12 @@ pub fn log_config(config: &StreamConfig, sync: SyncPolicy) -> LogConfig {
     LogConfig {
         max_msgs: config.max_msgs,
         max_bytes: config.max_bytes,
-        max_age: Duration::from_nanos(config.max_age.max(0) as u64),
+        // With subject delete markers the stream ages messages out itself, to see which
+        // subjects empty (see `stream_markers`).
+        max_age: match config.subject_delete_marker_ttl > 0 {
+            true => Duration::ZERO,
+            false => Duration::from_nanos(config.max_age.max(0) as u64),
+        },
         max_msgs_per_subject: config.max_msgs_per_subject,
         max_msg_size: config.max_msg_size,
         discard: match config.discard {
@@ -128,7 +147,7 @@ pub fn log_config(config: &StreamConfig, sync: SyncPolicy) -> LogConfig {
 /// Messages read per scan while the duplicate window is rebuilt at open.
 const DEDUP_REBUILD_BATCH: usize = 4096;
 
-fn store_error(err: StoreError) -> ApiError {
+pub(super) fn store_error(err: StoreError) -> ApiError {
     match err {
         // A full disk is a resource limit, as nats-server reports it; the batch was rolled
         // back and publishing resumes once space is freed.
@@ -170,8 +189,12 @@ impl Stream {
             consumers: Default::default(),
             sync,
             last_msg_id: None,
+            ttl: TtlIndex::default(),
+            markers_owed: Vec::new(),
+            new_markers: Vec::new(),
         };
         stream.rebuild_dedup(now_ns)?;
+        stream.rebuild_ttls()?;
         Ok(stream)
     }
 
@@ -276,13 +299,18 @@ impl Stream {
             }
             messages.push(NewMessage {
                 subject: subject_text(&msg.subject),
-                headers: msg.headers.clone().unwrap_or_default(),
+                headers: expect
+                    .headers
+                    .clone()
+                    .or_else(|| msg.headers.clone())
+                    .unwrap_or_default(),
                 payload: msg.payload.clone(),
                 ts_ns: now_ns,
             });
             pending.push(Pending {
                 index,
                 msg_id: expect.msg_id.clone(),
+                ttl: expect.ttl,
             });
             if let Some(rollup) = &expect.rollup {
                 self.flush(&mut pending, &mut messages, &mut acks, now_ns);
@@ -309,7 +337,7 @@ impl Stream {
         if self.config.sealed {
             return Err(ApiError::sealed());
         }
-        let expect = Expectations::parse(msg.headers.as_ref())?;
+        let mut expect = Expectations::parse(msg.headers.as_ref())?;
         if expect
             .stream
             .as_ref()
@@ -328,6 +356,9 @@ impl Stream {
             }
         }
         if let Some(headers) = &msg.headers {
+            let (ttl, rewritten) = self.apply_ttl_floor(self.publish_ttl(headers)?, headers);
+            expect.ttl = ttl;
+            expect.headers = rewritten;
             check_feature_headers(headers)?;
         }
         let size = msg.headers.as_ref().map_or(0, Bytes::len) + msg.payload.len();
@@ -388,6 +419,9 @@ impl Stream {
                 for (p, result) in pending.iter().zip(results) {
                     acks[p.index] = Some(match result {
                         Ok(seq) => {
+                            if let Some(ttl) = p.ttl {
+                                self.record_ttl(seq, now_ns, ttl);
+                            }
                             if let Some(id) = &p.msg_id {
                                 self.dedup.insert(id.clone(), seq, now_ns);
                             }
@@ -428,9 +462,12 @@ impl Stream {
     /// publish to become durable.
     /// Returns how many messages expired.
     pub fn tick(&mut self, now_ns: u64, now: Instant) -> Result<u64, ApiError> {
-        let mut expired = 0;
-        if self.config.max_age > 0 {
-            expired = self.log.expire(now_ns).map_err(store_error)?;
+        let mut expired = self.expire_ttls(now_ns)?;
+        if self.has_markers() {
+            expired += self.expire_by_age(now_ns)?;
+            self.write_markers(now_ns);
+        } else if self.config.max_age > 0 {
+            expired += self.log.expire(now_ns).map_err(store_error)?;
         }
         self.sync(now)?;
         Ok(expired)
@@ -443,6 +480,7 @@ impl Stream {
         self.consumers
             .values()
             .filter_map(|c| c.next_deadline_ns())
+            .chain(self.ttl.next_due_ns())
             .min()
     }
 

@@ -21,6 +21,8 @@ pub const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
 /// nats-server `StreamMaxReplicas`.
 pub const MAX_REPLICAS: i64 = 5;
 /// nats-server `StreamDefaultDuplicatesWindow`, in nanoseconds.
+/// The shortest life a subject delete marker may be given.
+const MIN_MARKER_TTL_NS: i64 = 1_000_000_000;
 pub const DEFAULT_DUPLICATE_WINDOW_NS: i64 = 120 * 1_000_000_000;
 /// The shortest max_age and duplicate window nats-server accepts, in nanoseconds.
 pub const MIN_WINDOW_NS: i64 = 100_000_000;
@@ -78,6 +80,10 @@ macro_rules! string_enum {
 string_enum!(Retention { Limits => "limits", Interest => "interest", WorkQueue => "workqueue" });
 string_enum!(Discard { Old => "old", New => "new" });
 string_enum!(Storage { File => "file", Memory => "memory" });
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
+}
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -146,6 +152,9 @@ pub struct StreamConfig {
     pub consumer_limits: ConsumerLimits,
     #[serde(skip_serializing_if = "is_false")]
     pub allow_msg_ttl: bool,
+    /// How long a subject delete marker lives (ns); 0: no markers (ADR-43).
+    #[serde(skip_serializing_if = "is_zero_i64")]
+    pub subject_delete_marker_ttl: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Accepted and echoed; placement means nothing on a single server.
@@ -191,6 +200,7 @@ impl Default for StreamConfig {
             allow_rollup_hdrs: false,
             consumer_limits: ConsumerLimits::default(),
             allow_msg_ttl: false,
+            subject_delete_marker_ttl: 0,
             metadata: None,
             placement: None,
             mirror: None,
@@ -230,7 +240,6 @@ fn invalid(text: &str) -> ApiError {
 /// nats-server stream config fields of features jetlog has not built (2.11–2.14): set to
 /// anything but their zero value they are refused, never dropped.
 pub const NOT_BUILT_STREAM_FIELDS: &[&str] = &[
-    "subject_delete_marker_ttl",
     "allow_msg_counter",
     "allow_atomic",
     "allow_msg_schedules",
@@ -267,11 +276,6 @@ impl StreamConfig {
         if self.republish.is_some() || self.subject_transform.is_some() {
             return Err(invalid(
                 "stream republish and subject transforms are not supported by jetlog yet",
-            ));
-        }
-        if self.allow_msg_ttl {
-            return Err(invalid(
-                "per-message TTL (allow_msg_ttl) is not supported by jetlog yet",
             ));
         }
         if self.num_replicas < 0 {
@@ -320,6 +324,23 @@ impl StreamConfig {
         }
         if self.deny_purge && self.allow_rollup_hdrs {
             return Err(invalid("roll-ups require the purge permission"));
+        }
+        if self.subject_delete_marker_ttl < 0 {
+            return Err(invalid("subject delete marker TTL must not be negative"));
+        }
+        if self.subject_delete_marker_ttl > 0 {
+            if self.subject_delete_marker_ttl < MIN_MARKER_TTL_NS {
+                return Err(invalid(
+                    "subject delete marker TTL must be at least 1 second",
+                ));
+            }
+            // Markers are TTL'd roll-ups: as nats-server does outside pedantic mode, asking
+            // for them turns on what they need.
+            self.allow_msg_ttl = true;
+            if !self.allow_rollup_hdrs {
+                self.allow_rollup_hdrs = true;
+                self.deny_purge = false;
+            }
         }
         if self.discard_new_per_subject {
             if self.discard != Discard::New {
@@ -405,9 +426,7 @@ impl StreamConfig {
             ));
         }
         if self.allow_msg_ttl && !new.allow_msg_ttl {
-            return Err(invalid(
-                "stream configuration update can not disable message TTL",
-            ));
+            return Err(invalid("message TTL status can not be disabled"));
         }
         Ok(())
     }

@@ -119,10 +119,6 @@ fn invalid_configs_get_nats_server_texts() {
             r#"{"name":"S","mirror":{"name":"O"}}"#,
             "stream mirrors and sources are not supported by jetlog yet",
         ),
-        (
-            r#"{"name":"S","allow_msg_ttl":true}"#,
-            "per-message TTL (allow_msg_ttl) is not supported by jetlog yet",
-        ),
     ];
     for (json, text) in cases {
         let err = error_of(json);

@@ -31,6 +31,9 @@ pub struct ServerInfo {
     pub tls_available: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub jetstream: bool,
+    /// The JetStream API level served, when JetStream is on (nats-server 2.11+).
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub api_lvl: u32,
     /// The challenge an nkey user signs; sent only when nkey users are configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
@@ -49,6 +52,10 @@ pub struct ServerInfo {
     pub connect_urls: Vec<String>,
     /// jetlog's own version; clients ignore unknown fields.
     pub jetlog_version: String,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 fn is_zero(n: &u64) -> bool {

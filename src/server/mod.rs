@@ -176,6 +176,10 @@ impl Server {
             tls_available: config.tls.as_ref().is_some_and(|t| t.allow_non_tls),
             tls_verify: config.tls.as_ref().is_some_and(|t| t.verify),
             jetstream: config.jetstream,
+            api_lvl: match config.jetstream {
+                true => crate::jetstream::api_level::JS_API_LEVEL,
+                false => 0,
+            },
             nonce: None,
             client_id: 0,
             client_ip: String::new(),

@@ -120,6 +120,11 @@ impl StreamStore {
         forward!(self, log => log.expire(now_ns))
     }
 
+    /// Keeps message `seq` from being removed by `max_age` (a per-message TTL of `never`).
+    pub fn exempt_from_age(&mut self, seq: u64) {
+        forward!(self, log => log.exempt_from_age(seq))
+    }
+
     /// When `expire` will next have something to do.
     pub fn next_expiry_ns(&self) -> Result<Option<u64>> {
         forward!(self, log => log.next_expiry_ns())

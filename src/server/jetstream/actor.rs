@@ -247,6 +247,13 @@ fn apply(
                         tracing::warn!(stream = %entry.name, error = %err, "stream upkeep failed")
                     }
                 }
+                // Subject delete markers the upkeep stored are new messages for consumers.
+                let markers = stream.take_new_markers();
+                if !markers.is_empty() {
+                    let appended: Vec<(u64, &str)> =
+                        markers.iter().map(|(seq, s)| (*seq, s.as_str())).collect();
+                    stream.after_append(&appended, true, now_ns, &interest, &mut round.actions);
+                }
                 round.expired = stream.tick_consumers(now_ns, &interest, &mut round.actions);
             }
             TAG_DIRECT_GET => round.direct_gets.push(delivery),

@@ -240,6 +240,7 @@ fn account_info(js: &JetStream) -> Reply {
         },
         "domain": js.domain(),
         "api": {
+            "level": crate::jetstream::api_level::JS_API_LEVEL,
             "total": js.api_total.load(std::sync::atomic::Ordering::Relaxed),
             "errors": js.api_errors.load(std::sync::atomic::Ordering::Relaxed)
         }

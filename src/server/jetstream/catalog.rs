@@ -69,6 +69,7 @@ fn to_pb(c: &StreamConfig, created_ns: i64) -> pb::StreamConfig {
         mirror_direct: c.mirror_direct,
         sealed: c.sealed,
         allow_msg_ttl: c.allow_msg_ttl,
+        subject_delete_marker_ttl_ns: c.subject_delete_marker_ttl,
         metadata: c.metadata.clone().unwrap_or_default().into_iter().collect(),
         first_seq: c.first_seq,
         created_unix_ns: created_ns,
@@ -138,6 +139,7 @@ fn from_pb(p: &pb::StreamConfig) -> StreamConfig {
             max_ack_pending: limits.map(|l| l.max_ack_pending).filter(|v| *v != 0),
         },
         allow_msg_ttl: p.allow_msg_ttl,
+        subject_delete_marker_ttl: p.subject_delete_marker_ttl_ns,
         metadata: (!p.metadata.is_empty())
             .then(|| p.metadata.clone().into_iter().collect::<BTreeMap<_, _>>()),
         placement: p.placement.as_ref().map(|pl| Placement {

@@ -22,7 +22,7 @@ mod open;
 mod read;
 mod remove;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -140,6 +140,9 @@ pub struct Log {
     /// Newest timestamp seen (from appends or `expire`), used as "now" for `max_age` when the
     /// limits change.
     clock_ns: u64,
+    /// Messages `max_age` must not remove (a per-message TTL of `never`); kept by the stream,
+    /// which rebuilds it from the stored headers on open.
+    age_exempt: BTreeSet<u64>,
 }
 
 impl Log {

@@ -141,6 +141,7 @@ pub(super) fn open(dir: &Path, config: LogConfig, vfs: Arc<dyn Vfs>) -> Result<L
         index_cache: Mutex::new(IndexCache::default()),
         report: Mutex::new(RecoveryReport::default()),
         clock_ns: deletes.last_ts_ns,
+        age_exempt: Default::default(),
     };
     let used_snapshot = match snapshot {
         Some(snap) => match log.try_snapshot(snap, &indexed)? {

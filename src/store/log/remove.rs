@@ -324,13 +324,25 @@ impl Log {
         }
         let cutoff = now_ns.saturating_sub(max_age);
         let (from, to) = (self.floor, self.last_seq);
-        self.remove_scan(from, to, &mut |r, _| {
-            if r.ts_ns < cutoff {
-                Verdict::Remove
-            } else {
+        let exempt = std::mem::take(&mut self.age_exempt);
+        let removed = self.remove_scan(from, to, &mut |r, _| {
+            if r.ts_ns >= cutoff {
                 Verdict::Stop
+            } else if exempt.contains(&r.seq) {
+                Verdict::Keep
+            } else {
+                Verdict::Remove
             }
-        })
+        });
+        self.age_exempt = exempt;
+        let floor = self.floor;
+        self.age_exempt.retain(|seq| *seq >= floor);
+        removed
+    }
+
+    /// Keeps message `seq` from being removed by `max_age` (its TTL is `never`).
+    pub fn exempt_from_age(&mut self, seq: u64) {
+        self.age_exempt.insert(seq);
     }
 
     /// When `expire` will next have something to do: the first message's timestamp plus

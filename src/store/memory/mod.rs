@@ -21,7 +21,7 @@ mod read;
 mod remove;
 mod subjects;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -91,6 +91,8 @@ pub struct MemLog {
     /// Newest timestamp seen (from appends or `expire`), used as "now" for `max_age` when the
     /// limits change; the file log keeps the same clock.
     clock_ns: u64,
+    /// Messages `max_age` must not remove (see the file log's field of the same name).
+    age_exempt: BTreeSet<u64>,
 }
 
 impl MemLog {
@@ -104,6 +106,7 @@ impl MemLog {
             last_ts_ns: 0,
             bytes: 0,
             clock_ns: 0,
+            age_exempt: BTreeSet::new(),
         })
     }
 

@@ -151,7 +151,30 @@ impl MemLog {
             return 0;
         }
         let cutoff = now_ns.saturating_sub(max_age);
-        self.remove_oldest_while(|m| m.ts_ns < cutoff)
+        if self.age_exempt.is_empty() {
+            return self.remove_oldest_while(|m| m.ts_ns < cutoff);
+        }
+        let victims: Vec<u64> = self
+            .messages
+            .iter()
+            .take_while(|(_, m)| m.ts_ns < cutoff)
+            .map(|(seq, _)| *seq)
+            .filter(|seq| !self.age_exempt.contains(seq))
+            .collect();
+        for seq in &victims {
+            self.remove_one(*seq);
+        }
+        let first = self
+            .messages
+            .first_key_value()
+            .map_or(u64::MAX, |(s, _)| *s);
+        self.age_exempt.retain(|seq| *seq >= first);
+        victims.len() as u64
+    }
+
+    /// Keeps message `seq` from being removed by `max_age` (its TTL is `never`).
+    pub fn exempt_from_age(&mut self, seq: u64) {
+        self.age_exempt.insert(seq);
     }
 
     /// When `expire` will next have something to do: the first message's timestamp plus
