@@ -161,7 +161,7 @@ pub fn select_peers(
         }
         return Err(error);
     }
-    chosen.sort_by(|a, b| b.1.cmp(&a.1));
+    chosen.sort_by_key(|(_, free)| std::cmp::Reverse(*free));
     if request.replicas > 1 {
         chosen.sort_by_key(|(c, _)| c.ha_assets);
     }

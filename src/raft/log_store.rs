@@ -191,7 +191,7 @@ impl RaftLogStorage<JetlogRaft> for LogStore {
             .await
             .map(drop)
             .map_err(std::io::Error::other);
-        let failed = flushed.as_ref().err().map(|e| AnyError::new(e));
+        let failed = flushed.as_ref().err().map(AnyError::new);
         callback.log_io_completed(flushed);
         match failed {
             Some(e) => Err(StorageIOError::write_logs(e).into()),

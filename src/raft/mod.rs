@@ -10,6 +10,10 @@
 //! - [`nats_transport`]: that transport over a NATS client connection;
 //! - [`group`]: one member of one group, with jetlog's timers.
 
+// openraft's traits fix the error type every storage method returns (`StorageError`, over
+// 200 bytes); boxing it is not ours to choose.
+#![allow(clippy::result_large_err)]
+
 pub mod group;
 pub mod log_store;
 pub mod machine;

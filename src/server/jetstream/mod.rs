@@ -13,6 +13,7 @@ mod api_consumers;
 mod catalog;
 mod catalog_consumers;
 mod direct;
+mod direct_batch;
 mod hooks;
 mod inline;
 mod lifecycle;
