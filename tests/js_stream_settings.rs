@@ -34,10 +34,6 @@ async fn stream_settings_jetlog_does_not_honour_are_refused_by_name() {
             json!({"allow_msg_schedules": true}),
             not_built("allow_msg_schedules"),
         ),
-        (
-            json!({"subject_delete_marker_ttl": 1_000_000_000u64}),
-            not_built("subject_delete_marker_ttl"),
-        ),
         (json!({"persist_mode": "async"}), not_built("persist_mode")),
         (
             json!({"colour": "blue"}),

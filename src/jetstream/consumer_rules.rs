@@ -396,7 +396,16 @@ impl ConsumerConfig {
         }
         // nats-server before 2.10 refused a filter that can match nothing the stream stores
         // (`validFilteredSubject`). We keep that check, accepting any overlap, so a typo'd
-        // filter is an error rather than a consumer that never delivers.
+        // filter is an error rather than a consumer that never delivers. A stream with a
+        // subject transform stores subjects its list does not name, so there the check is
+        // left out, as nats-server 2.10+ leaves it out everywhere.
+        if stream
+            .subject_transform
+            .as_ref()
+            .is_some_and(|t| !t.dest.is_empty())
+        {
+            return Ok(());
+        }
         let subjects = stream_subjects(stream);
         for filter in &filters {
             if !subjects

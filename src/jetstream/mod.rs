@@ -19,6 +19,7 @@ pub mod stream;
 pub mod stream_config;
 mod stream_consumers;
 mod stream_markers;
+pub mod stream_republish;
 mod stream_ttl;
 pub mod time;
 

@@ -9,6 +9,7 @@
 
 use super::feature_headers::check_feature_headers;
 use super::msg_ttl::{MsgTtl, TtlIndex};
+use super::stream_republish::{Republished, Transforms};
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -119,6 +120,10 @@ pub struct Stream {
     pub(super) markers_owed: Vec<String>,
     /// Markers stored and not yet handed to the consumers.
     pub(super) new_markers: Vec<(u64, String)>,
+    /// The compiled `subject_transform` and `republish` (see `stream_republish`).
+    pub(super) transforms: Transforms,
+    /// Republished copies waiting for their batch to be durable.
+    pub(super) republished: Vec<Republished>,
 }
 
 /// Store limits for a stream configuration.
@@ -192,7 +197,10 @@ impl Stream {
             ttl: TtlIndex::default(),
             markers_owed: Vec::new(),
             new_markers: Vec::new(),
+            transforms: Transforms::default(),
+            republished: Vec::new(),
         };
+        stream.transforms = Transforms::of(&stream.config);
         stream.rebuild_dedup(now_ns)?;
         stream.rebuild_ttls()?;
         Ok(stream)
@@ -254,6 +262,7 @@ impl Stream {
             .update_config(log_config(&config, self.sync))
             .map_err(store_error)?;
         self.dedup.set_window(config.duplicate_window.max(0) as u64);
+        self.transforms = Transforms::of(&config);
         self.config = config;
         Ok(())
     }
@@ -271,6 +280,7 @@ impl Stream {
         let mut pending_ids: HashMap<String, usize> = HashMap::new();
         for (index, msg) in batch.iter().enumerate() {
             let msg: &Publish = msg.borrow();
+            let subject = self.stored_subject(&msg.subject);
             let expect = match self.check_stateless(msg) {
                 Ok(expect) => expect,
                 Err(err) => {
@@ -286,7 +296,7 @@ impl Stream {
                 self.flush(&mut pending, &mut messages, &mut acks, now_ns);
                 pending_ids.clear();
             }
-            if let Err(err) = self.check_stateful(msg, &expect) {
+            if let Err(err) = self.check_stateful(&subject, &expect) {
                 acks[index] = Some(PubAck::Failed(err));
                 continue;
             }
@@ -298,7 +308,7 @@ impl Stream {
                 pending_ids.insert(id.clone(), index);
             }
             messages.push(NewMessage {
-                subject: subject_text(&msg.subject),
+                subject: subject_text(&subject),
                 headers: expect
                     .headers
                     .clone()
@@ -316,7 +326,7 @@ impl Stream {
                 self.flush(&mut pending, &mut messages, &mut acks, now_ns);
                 pending_ids.clear();
                 if let Some(PubAck::Stored { seq }) = acks[index] {
-                    if let Err(err) = self.roll_up(rollup, &msg.subject, seq) {
+                    if let Err(err) = self.roll_up(rollup, &subject, seq) {
                         acks[index] = Some(PubAck::Failed(err));
                     }
                 }
@@ -376,9 +386,9 @@ impl Stream {
     }
 
     /// Checks against what the stream holds; everything before this message is stored.
-    fn check_stateful(&self, msg: &Publish, expect: &Expectations) -> Result<(), ApiError> {
+    fn check_stateful(&self, subject: &[u8], expect: &Expectations) -> Result<(), ApiError> {
         if let Some(want) = expect.last_subject_seq {
-            let subject = String::from_utf8_lossy(&msg.subject);
+            let subject = String::from_utf8_lossy(subject);
             let last = self
                 .log
                 .last_for_subject(&subject)
@@ -414,11 +424,25 @@ impl Stream {
         if pending.is_empty() {
             return;
         }
+        let mut lasts = match self.republish_lasts(messages) {
+            Ok(lasts) => lasts,
+            Err(err) => {
+                for p in pending.iter() {
+                    acks[p.index] = Some(PubAck::Failed(err.clone()));
+                }
+                pending.clear();
+                messages.clear();
+                return;
+            }
+        };
         match self.log.append_batch(messages) {
             Ok(results) => {
-                for (p, result) in pending.iter().zip(results) {
+                for ((p, result), msg) in pending.iter().zip(results).zip(messages.iter()) {
                     acks[p.index] = Some(match result {
                         Ok(seq) => {
+                            if let Some(lasts) = &mut lasts {
+                                self.republish_stored(seq, msg, lasts);
+                            }
                             if let Some(ttl) = p.ttl {
                                 self.record_ttl(seq, now_ns, ttl);
                             }

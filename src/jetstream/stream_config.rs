@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::error::ApiError;
 use crate::protocol::subject::{is_subset_match, is_valid_subject, subjects_overlap};
+use crate::protocol::transform::{is_valid_source, SubjectTransform};
 
 /// nats-server `JSMaxNameLen`.
 pub const MAX_NAME_BYTES: usize = 255;
@@ -166,9 +167,28 @@ pub struct StreamConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sources: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub republish: Option<serde_json::Value>,
+    pub republish: Option<RepublishConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject_transform: Option<serde_json::Value>,
+    pub subject_transform: Option<SubjectTransformConfig>,
+}
+
+/// `subject_transform`: stored messages take the transformed subject (both keys always shown).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubjectTransformConfig {
+    pub src: String,
+    pub dest: String,
+}
+
+/// `republish`: each stored message matching `src` is published again on `dest`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RepublishConfig {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub src: String,
+    pub dest: String,
+    #[serde(skip_serializing_if = "is_false")]
+    pub headers_only: bool,
 }
 
 impl Default for StreamConfig {
@@ -257,6 +277,56 @@ fn unlimited_if_unset(value: &mut i64) {
 impl StreamConfig {
     /// Fills in defaults and checks the result, giving the effective config or the error
     /// nats-server would give for the same request.
+    /// `subject_transform` and `republish`, checked (and republish's empty `src` filled in)
+    /// as nats-server 2.15.1 does: 10155/10156 for a bad transform, 500/10052 for a
+    /// republish that would feed the stream or cannot be mapped.
+    fn check_transforms(&mut self) -> Result<(), ApiError> {
+        if let Some(t) = &self.subject_transform {
+            if !t.src.is_empty() && !is_valid_source(&t.src) {
+                return Err(ApiError::new(
+                    400,
+                    10155,
+                    format!("stream transform source: invalid subject {}", t.src),
+                ));
+            }
+            if !t.dest.is_empty() {
+                SubjectTransform::new(&t.src, &t.dest)
+                    .map_err(|e| ApiError::new(400, 10156, format!("stream transform: {e}")))?;
+            }
+        }
+        let transform = self.subject_transform.clone();
+        if let Some(r) = &mut self.republish {
+            if r.src.is_empty() {
+                r.src = ">".to_string();
+            }
+            // The implicit form: republish everything under the transform's destination.
+            if let Some(t) = transform.filter(|t| {
+                r.src == ">"
+                    && r.dest == ">"
+                    && self.subjects.len() == 1
+                    && self.subjects[0] == t.src
+            }) {
+                r.src = t.dest.clone();
+                r.dest = t.dest;
+            }
+            if r.dest.is_empty() {
+                return Ok(());
+            }
+            if self.subjects.iter().any(|s| subjects_overlap(&r.dest, s)) {
+                return Err(invalid(
+                    "stream configuration for republish destination forms a cycle",
+                ));
+            }
+            if !is_valid_source(&r.src) || SubjectTransform::new(&r.src, &r.dest).is_err() {
+                return Err(invalid(&format!(
+                    "stream configuration for republish with transform from '{}' to '{}' not valid",
+                    r.src, r.dest
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn normalized(mut self) -> Result<Self, ApiError> {
         if !is_valid_name(&self.name) {
             return Err(invalid(
@@ -273,11 +343,7 @@ impl StreamConfig {
                 "stream mirrors and sources are not supported by jetlog yet",
             ));
         }
-        if self.republish.is_some() || self.subject_transform.is_some() {
-            return Err(invalid(
-                "stream republish and subject transforms are not supported by jetlog yet",
-            ));
-        }
+        self.check_transforms()?;
         if self.num_replicas < 0 {
             return Err(invalid("replicas count cannot be negative"));
         }

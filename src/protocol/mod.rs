@@ -9,6 +9,7 @@ pub mod parser;
 pub mod pattern_index;
 pub mod route;
 pub mod subject;
+pub mod transform;
 
 pub use error::ProtocolError;
 pub use parser::{ClientOp, Parser, ParserLimits, Publish};

@@ -17,6 +17,7 @@ use super::StreamEntry;
 use crate::jetstream::api_level::{required_level_unmet, REQUIRED_LEVEL_STATUS};
 use crate::jetstream::api_types::PubAck;
 use crate::jetstream::consumer::{AckKind, Action, Consumer};
+use crate::jetstream::stream_republish::Republished;
 use crate::protocol::headers::{build_block, extend_block};
 use crate::protocol::Publish;
 use crate::server::internal::InternalClient;
@@ -51,6 +52,8 @@ struct Round {
     /// Consumers that received acks this round: acks can free room under max_ack_pending,
     /// so each gets one delivery pump at the end of the round instead of waiting for a tick.
     acked: Vec<String>,
+    /// Stored messages to publish again (`republish`), durable by the time they go.
+    republished: Vec<Republished>,
 }
 
 /// What the actor keeps between rounds. It sits behind a mutex in the `StreamEntry` so that
@@ -95,6 +98,9 @@ pub(super) fn round(
         state.last_persist = Instant::now();
     }
     send_pub_acks(entry, publishes, &acks, client);
+    for copy in round.republished.drain(..) {
+        client.queue_publish(copy.subject, Some(copy.headers), copy.payload);
+    }
     for action in round.actions.drain(..) {
         perform(action, client);
     }
@@ -147,6 +153,8 @@ fn apply(
                 .map(|_| PubAck::Failed(scope.exceeded())),
         );
         if let Err(err) = stream.sync(Instant::now()) {
+            // Nor republished.
+            drop(stream.take_republished());
             // Nothing in this batch may be acknowledged as stored if it is not durable.
             for ack in &mut acks {
                 if matches!(ack, PubAck::Stored { .. }) {
@@ -160,7 +168,9 @@ fn apply(
             // Subjects as text only when someone looks at them: not on the plain publish path.
             let subjects: Vec<String> = publishes
                 .iter()
-                .map(|d| String::from_utf8_lossy(&d.msg.subject).into_owned())
+                .map(|d| {
+                    String::from_utf8_lossy(&stream.stored_subject(&d.msg.subject)).into_owned()
+                })
                 .collect();
             let appended: Vec<(u64, &str)> = acks
                 .iter()
@@ -244,6 +254,7 @@ fn apply(
                     Ok(expired) if expired > 0 => stream.after_removal(),
                     Ok(_) => {}
                     Err(err) => {
+                        drop(stream.take_republished());
                         tracing::warn!(stream = %entry.name, error = %err, "stream upkeep failed")
                     }
                 }
@@ -264,6 +275,7 @@ fn apply(
         stream.pump_consumer(&name, now_ns, &interest, &mut round.actions);
     }
     entry.account(&stream);
+    round.republished = stream.take_republished();
     // A pull request or a paced message may have set a deadline sooner than the timer's.
     let deadline = stream.next_wake_ns();
     if let Some(at) = deadline {

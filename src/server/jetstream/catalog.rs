@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::jetstream::stream_config::{ConsumerLimits, Discard, Placement, Retention, Storage};
+use crate::jetstream::stream_config::{
+    ConsumerLimits, Discard, Placement, RepublishConfig, Retention, Storage, SubjectTransformConfig,
+};
 use crate::jetstream::StreamConfig;
 use crate::meta::{pb, MetaError, MetaStore};
 
@@ -78,6 +80,15 @@ fn to_pb(c: &StreamConfig, created_ns: i64) -> pb::StreamConfig {
             inactive_threshold_ns: c.consumer_limits.inactive_threshold.unwrap_or(0),
             max_ack_pending: c.consumer_limits.max_ack_pending.unwrap_or(0),
         }),
+        subject_transform: c.subject_transform.as_ref().map(|t| pb::SubjectTransform {
+            src: t.src.clone(),
+            dest: t.dest.clone(),
+        }),
+        republish: c.republish.as_ref().map(|r| pb::Republish {
+            src: r.src.clone(),
+            dest: r.dest.clone(),
+            headers_only: r.headers_only,
+        }),
         ..pb::StreamConfig::default()
     };
     out.set_retention(match c.retention {
@@ -148,8 +159,18 @@ fn from_pb(p: &pb::StreamConfig) -> StreamConfig {
         }),
         mirror: None,
         sources: None,
-        republish: None,
-        subject_transform: None,
+        republish: p.republish.as_ref().map(|r| RepublishConfig {
+            src: r.src.clone(),
+            dest: r.dest.clone(),
+            headers_only: r.headers_only,
+        }),
+        subject_transform: p
+            .subject_transform
+            .as_ref()
+            .map(|t| SubjectTransformConfig {
+                src: t.src.clone(),
+                dest: t.dest.clone(),
+            }),
     }
 }
 

@@ -23,7 +23,7 @@ pub const DIRECT_GET_PREFIX: &str = "$JS.API.DIRECT.GET.";
 pub(super) type Status = (u16, &'static str);
 pub(super) const NOT_FOUND: Status = (404, "Message Not Found");
 const EMPTY_REQUEST: Status = (408, "Empty Request");
-const MALFORMED: Status = (408, "Malformed Request");
+pub(super) const MALFORMED: Status = (408, "Malformed Request");
 const BAD_REQUEST: Status = (408, "Bad Request");
 
 /// One message of an answer: headers (none for `no_hdr`) and payload.
@@ -115,7 +115,7 @@ fn answer(entry: &StreamEntry, req: &MsgGetRequest) -> Vec<Answer> {
     let start_seq = match &req.start_time {
         Some(time) => match parse_rfc3339(time) {
             Ok(ns) => log.seq_at_or_after_time(ns.unwrap_or(0).max(0) as u64),
-            Err(_) => return vec![status_reply(BAD_REQUEST, &[])],
+            Err(_) => return vec![status_reply(MALFORMED, &[])],
         },
         None => Ok(req.seq.unwrap_or(0)),
     };

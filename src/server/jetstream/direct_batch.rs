@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::direct::{message_headers, status_reply, Answer, Status, NOT_FOUND};
+use super::direct::{message_headers, status_reply, Answer, Status, MALFORMED, NOT_FOUND};
 use crate::jetstream::api_types::MsgGetRequest;
 use crate::jetstream::time::parse_rfc3339;
 use crate::store::{StoreError, StreamStore};
@@ -105,7 +105,7 @@ pub(super) fn multi_last_get(stream: &str, log: &StreamStore, req: &MsgGetReques
     let mut up_to = req.up_to_seq.unwrap_or(0);
     if let Some(time) = &req.up_to_time {
         let Ok(ns) = parse_rfc3339(time) else {
-            return vec![status_reply((408, "Bad Request"), &[])];
+            return vec![status_reply(MALFORMED, &[])];
         };
         let Ok(at) = log.seq_at_or_after_time(ns.unwrap_or(0).max(0) as u64) else {
             return vec![status_reply(NOT_FOUND, &[])];
