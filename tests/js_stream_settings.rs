@@ -25,10 +25,6 @@ async fn stream_settings_jetlog_does_not_honour_are_refused_by_name() {
         )
     };
     let cases = [
-        (
-            json!({"allow_msg_counter": true}),
-            not_built("allow_msg_counter"),
-        ),
         (json!({"allow_atomic": true}), not_built("allow_atomic")),
         (
             json!({"allow_msg_schedules": true}),

@@ -116,12 +116,29 @@ pub struct ApiMessage {
 /// The acknowledgement of a stored (or refused) publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PubAck {
-    Stored { seq: u64 },
-    Duplicate { seq: u64 },
+    Stored {
+        seq: u64,
+    },
+    /// Stored on a counter stream: `val` is the subject's new total.
+    Counted {
+        seq: u64,
+        val: String,
+    },
+    Duplicate {
+        seq: u64,
+    },
     Failed(ApiError),
 }
 
 impl PubAck {
+    /// The sequence the message was stored at, when it was.
+    pub fn stored_seq(&self) -> Option<u64> {
+        match self {
+            Self::Stored { seq } | Self::Counted { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+
     /// The JSON nats-server sends: `{"stream","seq"[,"duplicate":true]}`, or the error with
     /// `stream` and `seq` 0 so that clients which require `stream` still parse it.
     pub fn to_json(&self, stream: &str) -> Vec<u8> {
@@ -134,8 +151,13 @@ impl PubAck {
     /// stream actor encodes it once per batch: acks are on the publish hot path).
     pub fn write_json(&self, out: &mut impl bytes::BufMut, stream_json: &str) {
         let mut digits = [0u8; 20];
+        let counted;
         let (seq, tail): (u64, &[u8]) = match self {
             Self::Stored { seq } => (*seq, b"}"),
+            Self::Counted { seq, val } => {
+                counted = format!(",\"val\":{}}}", json_string(val));
+                (*seq, counted.as_bytes())
+            }
             Self::Duplicate { seq } => (*seq, b",\"duplicate\":true}"),
             Self::Failed(err) => {
                 out.put_slice(b"{\"error\":");

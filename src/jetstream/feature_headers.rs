@@ -1,6 +1,7 @@
 //! Publish headers of features from nats-server 2.12–2.14 that jetlog's streams do not have
-//! yet: counters (`Nats-Incr`), atomic batches (`Nats-Batch-Id`) and schedules
-//! (`Nats-Schedule`). (`Nats-TTL` is checked by `msg_ttl`.) A stream that does not enable a feature
+//! yet: atomic batches (`Nats-Batch-Id`) and schedules
+//! (`Nats-Schedule`). (`Nats-TTL` is checked by `msg_ttl`, `Nats-Incr` by
+//! `stream_counters`.) A stream that does not enable a feature
 //! refuses a message asking for it, with nats-server's error (probed on 2.15.1); jetlog refuses
 //! the settings that would enable them, so every stream refuses these headers, instead of
 //! storing the message as if the header meant nothing.
@@ -10,9 +11,6 @@ use crate::protocol::headers::header_value;
 
 /// The refusal for the first feature header in `headers`, if any.
 pub fn check_feature_headers(headers: &[u8]) -> Result<(), ApiError> {
-    if header_value(headers, b"Nats-Incr").is_some() {
-        return Err(ApiError::new(400, 10168, "message counters is disabled"));
-    }
     if header_value(headers, b"Nats-Batch-Id").is_some() {
         return Err(ApiError::new(400, 10174, "atomic publish is disabled"));
     }
@@ -35,7 +33,6 @@ mod tests {
 
     #[test]
     fn each_feature_header_gets_its_error_and_others_pass() {
-        assert_eq!(refusal("Nats-Incr: 1").map(|r| r.0), Some(10168));
         assert_eq!(refusal("Nats-Batch-Id: b").map(|r| r.0), Some(10174));
         assert_eq!(
             refusal("Nats-Schedule: @every 1s"),

@@ -18,6 +18,7 @@ mod read_ahead;
 pub mod stream;
 pub mod stream_config;
 mod stream_consumers;
+mod stream_counters;
 mod stream_markers;
 pub mod stream_republish;
 mod stream_ttl;

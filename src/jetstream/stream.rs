@@ -9,7 +9,9 @@
 
 use super::feature_headers::check_feature_headers;
 use super::msg_ttl::{MsgTtl, TtlIndex};
+use super::stream_counters::counter_body;
 use super::stream_republish::{Republished, Transforms};
+use num_bigint::BigInt;
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +56,8 @@ struct Expectations {
     ttl: Option<MsgTtl>,
     /// The headers to store instead of the publish's (a TTL raised to the marker TTL).
     headers: Option<Bytes>,
+    /// The increment of a counter stream's publish (`Nats-Incr`).
+    incr: Option<BigInt>,
 }
 
 impl Expectations {
@@ -82,6 +86,7 @@ impl Expectations {
             rollup: text(header::ROLLUP),
             ttl: None,
             headers: None,
+            incr: None,
         })
     }
 
@@ -91,6 +96,7 @@ impl Expectations {
             || self.last_subject_seq.is_some()
             || self.last_msg_id.is_some()
             || self.rollup.is_some()
+            || self.incr.is_some()
     }
 }
 
@@ -99,6 +105,8 @@ struct Pending {
     index: usize,
     msg_id: Option<String>,
     ttl: Option<MsgTtl>,
+    /// A counter's new total, for the PubAck.
+    val: Option<String>,
 }
 
 /// A stream and its log.
@@ -304,6 +312,16 @@ impl Stream {
                 acks[index] = Some(PubAck::Duplicate { seq });
                 continue;
             }
+            let (payload, val) = match &expect.incr {
+                None => (msg.payload.clone(), None),
+                Some(incr) => match self.counter_total(&subject_text(&subject), incr) {
+                    Ok(total) => (counter_body(&total), Some(total.to_string())),
+                    Err(err) => {
+                        acks[index] = Some(PubAck::Failed(err));
+                        continue;
+                    }
+                },
+            };
             if let Some(id) = &expect.msg_id {
                 pending_ids.insert(id.clone(), index);
             }
@@ -314,18 +332,19 @@ impl Stream {
                     .clone()
                     .or_else(|| msg.headers.clone())
                     .unwrap_or_default(),
-                payload: msg.payload.clone(),
+                payload,
                 ts_ns: now_ns,
             });
             pending.push(Pending {
                 index,
                 msg_id: expect.msg_id.clone(),
                 ttl: expect.ttl,
+                val,
             });
             if let Some(rollup) = &expect.rollup {
                 self.flush(&mut pending, &mut messages, &mut acks, now_ns);
                 pending_ids.clear();
-                if let Some(PubAck::Stored { seq }) = acks[index] {
+                if let Some(seq) = acks[index].as_ref().and_then(PubAck::stored_seq) {
                     if let Err(err) = self.roll_up(rollup, &subject, seq) {
                         acks[index] = Some(PubAck::Failed(err));
                     }
@@ -347,6 +366,7 @@ impl Stream {
         if self.config.sealed {
             return Err(ApiError::sealed());
         }
+        let incr = self.publish_increment(msg.headers.as_ref(), &msg.payload)?;
         let mut expect = Expectations::parse(msg.headers.as_ref())?;
         if expect
             .stream
@@ -371,6 +391,8 @@ impl Stream {
             expect.headers = rewritten;
             check_feature_headers(headers)?;
         }
+        self.check_increment_present(&incr)?;
+        expect.incr = incr;
         let size = msg.headers.as_ref().map_or(0, Bytes::len) + msg.payload.len();
         if self.config.max_msg_size > 0 && size as i64 > self.config.max_msg_size {
             return Err(ApiError::message_too_large());
@@ -450,7 +472,13 @@ impl Stream {
                                 self.dedup.insert(id.clone(), seq, now_ns);
                             }
                             self.last_msg_id = p.msg_id.clone();
-                            PubAck::Stored { seq }
+                            match &p.val {
+                                Some(val) => PubAck::Counted {
+                                    seq,
+                                    val: val.clone(),
+                                },
+                                None => PubAck::Stored { seq },
+                            }
                         }
                         Err(rejection) => PubAck::Failed(rejection_error(rejection)),
                     });

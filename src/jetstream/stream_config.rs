@@ -156,6 +156,9 @@ pub struct StreamConfig {
     /// How long a subject delete marker lives (ns); 0: no markers (ADR-43).
     #[serde(skip_serializing_if = "is_zero_i64")]
     pub subject_delete_marker_ttl: i64,
+    /// A counter stream (ADR-49): publishes are `Nats-Incr` increments.
+    #[serde(skip_serializing_if = "is_false")]
+    pub allow_msg_counter: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Accepted and echoed; placement means nothing on a single server.
@@ -221,6 +224,7 @@ impl Default for StreamConfig {
             consumer_limits: ConsumerLimits::default(),
             allow_msg_ttl: false,
             subject_delete_marker_ttl: 0,
+            allow_msg_counter: false,
             metadata: None,
             placement: None,
             mirror: None,
@@ -260,7 +264,6 @@ fn invalid(text: &str) -> ApiError {
 /// nats-server stream config fields of features jetlog has not built (2.11–2.14): set to
 /// anything but their zero value they are refused, never dropped.
 pub const NOT_BUILT_STREAM_FIELDS: &[&str] = &[
-    "allow_msg_counter",
     "allow_atomic",
     "allow_msg_schedules",
     "persist_mode",
@@ -391,6 +394,19 @@ impl StreamConfig {
         if self.deny_purge && self.allow_rollup_hdrs {
             return Err(invalid("roll-ups require the purge permission"));
         }
+        if self.allow_msg_counter {
+            // nats-server's order. Markers are TTL'd messages, refused here at create too
+            // (2.15.1 lets them through at create by switching TTLs on afterwards).
+            if self.discard == Discard::New {
+                return Err(invalid("counter stream cannot use discard new"));
+            }
+            if self.allow_msg_ttl || self.subject_delete_marker_ttl > 0 {
+                return Err(invalid("counter stream cannot use message TTLs"));
+            }
+            if self.retention != Retention::Limits {
+                return Err(invalid("counter stream can only use limits retention"));
+            }
+        }
         if self.subject_delete_marker_ttl < 0 {
             return Err(invalid("subject delete marker TTL must not be negative"));
         }
@@ -489,6 +505,11 @@ impl StreamConfig {
         if self.deny_purge && !new.deny_purge {
             return Err(invalid(
                 "stream configuration update can not cancel deny purge",
+            ));
+        }
+        if self.allow_msg_counter != new.allow_msg_counter {
+            return Err(invalid(
+                "stream configuration update can not change message counter setting",
             ));
         }
         if self.allow_msg_ttl && !new.allow_msg_ttl {

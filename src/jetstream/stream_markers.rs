@@ -151,9 +151,9 @@ impl Stream {
             .collect();
         let acks = self.process(&publishes, now_ns);
         for (ack, subject) in acks.iter().zip(owed) {
-            match ack {
-                super::api_types::PubAck::Stored { seq } => self.new_markers.push((*seq, subject)),
-                other => tracing::warn!(subject, "subject delete marker not stored: {other:?}"),
+            match ack.stored_seq() {
+                Some(seq) => self.new_markers.push((seq, subject)),
+                None => tracing::warn!(subject, "subject delete marker not stored: {ack:?}"),
             }
         }
     }

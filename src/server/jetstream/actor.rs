@@ -157,7 +157,7 @@ fn apply(
             drop(stream.take_republished());
             // Nothing in this batch may be acknowledged as stored if it is not durable.
             for ack in &mut acks {
-                if matches!(ack, PubAck::Stored { .. }) {
+                if ack.stored_seq().is_some() {
                     *ack = PubAck::Failed(err.clone());
                 }
             }
@@ -175,10 +175,7 @@ fn apply(
             let appended: Vec<(u64, &str)> = acks
                 .iter()
                 .zip(&subjects)
-                .filter_map(|(ack, subject)| match ack {
-                    PubAck::Stored { seq } => Some((*seq, subject.as_str())),
-                    _ => None,
-                })
+                .filter_map(|(ack, subject)| ack.stored_seq().map(|seq| (seq, subject.as_str())))
                 .collect();
             let removed_any = before + appended.len() as u64 > stream.log().msgs();
             stream.after_append(
