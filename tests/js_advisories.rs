@@ -114,3 +114,111 @@ async fn stream_and_consumer_lifecycles_are_announced() {
     let extra = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
     assert!(extra.is_err(), "unexpected advisory: {extra:?}");
 }
+
+/// Pulls one message from consumer `D` and returns its reply (ack) subject.
+async fn pull_one(
+    client: &async_nats::Client,
+    inbox: &mut async_nats::Subscriber,
+    reply: &str,
+) -> String {
+    client
+        .publish_with_reply(
+            "$JS.API.CONSUMER.MSG.NEXT.S.D",
+            reply.to_string(),
+            r#"{"batch":1,"expires":2000000000}"#.into(),
+        )
+        .await
+        .unwrap();
+    let msg = within("delivery", inbox.next()).await.expect("a message");
+    msg.reply.expect("an ack subject").to_string()
+}
+
+#[tokio::test]
+async fn naks_terminations_and_exhausted_deliveries_are_announced() {
+    let server = TestServer::start(&[]);
+    let client = within("connect", async_nats::connect(server.url()))
+        .await
+        .unwrap();
+    let mut sub = client
+        .subscribe("$JS.EVENT.ADVISORY.CONSUMER.*.S.D")
+        .await
+        .unwrap();
+    call(
+        &client,
+        "$JS.API.STREAM.CREATE.S",
+        json!({"name":"S","subjects":["s.>"]}),
+    )
+    .await;
+    call(
+        &client,
+        "$JS.API.CONSUMER.CREATE.S.D",
+        json!({"stream_name":"S","config":{"durable_name":"D","ack_policy":"explicit",
+               "max_deliver":2,"ack_wait":200_000_000u64}}),
+    )
+    .await;
+    for i in 0..2 {
+        client.request(format!("s.{i}"), "x".into()).await.unwrap();
+    }
+    let (_, created) = next_advisory(&mut sub).await;
+    assert_eq!(
+        created["type"],
+        "io.nats.jetstream.advisory.v1.consumer_action"
+    );
+    let inbox = client.new_inbox();
+    let mut deliveries = client.subscribe(inbox.clone()).await.unwrap();
+
+    // Seq 1: nak'd (an advisory), then terminated (another).
+    let ack = pull_one(&client, &mut deliveries, &inbox).await;
+    client.publish(ack, "-NAK".into()).await.unwrap();
+    let (subject, nak) = next_advisory(&mut sub).await;
+    assert_eq!(subject, "$JS.EVENT.ADVISORY.CONSUMER.MSG_NAKED.S.D");
+    assert_eq!(nak["type"], "io.nats.jetstream.advisory.v1.nak");
+    assert_eq!(
+        (
+            nak["stream_seq"].as_u64(),
+            nak["consumer_seq"].as_u64(),
+            nak["deliveries"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{nak}"
+    );
+    assert!(
+        nak["id"].is_string() && nak["timestamp"].is_string(),
+        "{nak}"
+    );
+    let ack = pull_one(&client, &mut deliveries, &inbox).await;
+    client.publish(ack, "+TERM".into()).await.unwrap();
+    let (subject, term) = next_advisory(&mut sub).await;
+    assert_eq!(subject, "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.S.D");
+    assert_eq!(term["type"], "io.nats.jetstream.advisory.v1.terminated");
+    assert_eq!(
+        (
+            term["stream_seq"].as_u64(),
+            term["consumer_seq"].as_u64(),
+            term["deliveries"].as_u64()
+        ),
+        (Some(1), Some(2), Some(2)),
+        "{term}"
+    );
+
+    // Seq 2: delivered twice without an ack; then it has had its deliveries.
+    pull_one(&client, &mut deliveries, &inbox).await;
+    pull_one(&client, &mut deliveries, &inbox).await;
+    let (subject, exceeded) = next_advisory(&mut sub).await;
+    assert_eq!(subject, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.S.D");
+    assert_eq!(
+        exceeded["type"],
+        "io.nats.jetstream.advisory.v1.max_deliver"
+    );
+    assert_eq!(
+        (
+            exceeded["stream_seq"].as_u64(),
+            exceeded["deliveries"].as_u64()
+        ),
+        (Some(2), Some(2)),
+        "{exceeded}"
+    );
+    assert!(exceeded.get("consumer_seq").is_none(), "{exceeded}");
+    let quiet = tokio::time::timeout(Duration::from_millis(400), sub.next()).await;
+    assert!(quiet.is_err(), "nothing else: {quiet:?}");
+}

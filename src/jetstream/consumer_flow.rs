@@ -176,7 +176,7 @@ impl Consumer {
                 AckKind::Ack | AckKind::Term | AckKind::Next(_) => {
                     self.acknowledge(seq, kind, now_ns, out)
                 }
-                AckKind::Nak(delay) => self.nak(seq, *delay, now_ns),
+                AckKind::Nak(delay) => self.nak(seq, *delay, now_ns, out),
                 AckKind::InProgress => self.in_progress(seq, now_ns),
             },
             AckPolicy::All => match kind {
@@ -188,7 +188,7 @@ impl Consumer {
                         }
                     }
                 }
-                AckKind::Nak(delay) => self.nak(seq, *delay, now_ns),
+                AckKind::Nak(delay) => self.nak(seq, *delay, now_ns, out),
                 AckKind::InProgress => self.in_progress(seq, now_ns),
             },
         }
@@ -288,13 +288,24 @@ impl Consumer {
         self.redeliver.remove(&seq);
         self.dirty = true;
         if matches!(kind, AckKind::Term) {
-            out.push(self.advisory("MSG_TERMINATED", seq));
+            out.push(self.delivery_advisory(
+                "MSG_TERMINATED",
+                "terminated",
+                seq,
+                &acked,
+                true,
+                now_ns,
+            ));
         }
         out.push(Action::Consumed(seq));
         self.update_floor();
     }
 
-    fn nak(&mut self, seq: u64, delay_ns: Option<u64>, now_ns: u64) {
+    fn nak(&mut self, seq: u64, delay_ns: Option<u64>, now_ns: u64, out: &mut Vec<Action>) {
+        let Some(pending) = self.pending.get(&seq).copied() else {
+            return;
+        };
+        out.push(self.delivery_advisory("MSG_NAKED", "nak", seq, &pending, true, now_ns));
         let Some(p) = self.pending.get_mut(&seq) else {
             return;
         };
@@ -323,18 +334,36 @@ impl Consumer {
         }
     }
 
-    fn advisory(&self, kind: &str, seq: u64) -> Action {
-        let body = serde_json::json!({
-            "type": format!("io.nats.jetstream.advisory.v1.{}", kind.to_ascii_lowercase()),
-            "stream": self.stream, "consumer": self.name, "stream_seq": seq,
+    /// An advisory about one message's delivery, in nats-server's shape: `MAX_DELIVERIES`
+    /// (`max_deliver`, without the consumer sequence), `MSG_NAKED` (`nak`) and
+    /// `MSG_TERMINATED` (`terminated`).
+    fn delivery_advisory(
+        &self,
+        kind: &str,
+        type_name: &str,
+        seq: u64,
+        pending: &Pending,
+        with_consumer_seq: bool,
+        now_ns: u64,
+    ) -> Action {
+        let mut fields = serde_json::json!({
+            "stream": self.stream,
+            "consumer": self.name,
+            "stream_seq": seq,
+            "deliveries": pending.deliveries,
         });
-        Action::Advisory {
-            subject: format!(
+        if with_consumer_seq {
+            fields["consumer_seq"] = pending.consumer_seq.into();
+        }
+        crate::jetstream::advisories::event(
+            format!(
                 "$JS.EVENT.ADVISORY.CONSUMER.{kind}.{}.{}",
                 self.stream, self.name
             ),
-            body: serde_json::to_vec(&body).unwrap_or_default(),
-        }
+            &format!("io.nats.jetstream.advisory.v1.{type_name}"),
+            now_ns,
+            fields,
+        )
     }
 
     /// Whether the clock has anything to do for this consumer: acknowledgements outstanding
@@ -372,7 +401,14 @@ impl Consumer {
             if self.config.max_deliver > 0 && p.deliveries as i64 >= self.config.max_deliver {
                 self.pending.remove(&seq);
                 self.dirty = true;
-                out.push(self.advisory("MAX_DELIVERIES", seq));
+                out.push(self.delivery_advisory(
+                    "MAX_DELIVERIES",
+                    "max_deliver",
+                    seq,
+                    &p,
+                    false,
+                    now_ns,
+                ));
                 out.push(Action::Consumed(seq));
                 self.update_floor();
             } else {
