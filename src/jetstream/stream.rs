@@ -36,6 +36,10 @@ pub mod header {
     pub const EXPECTED_STREAM: &[u8] = b"Nats-Expected-Stream";
     pub const EXPECTED_LAST_SEQ: &[u8] = b"Nats-Expected-Last-Sequence";
     pub const EXPECTED_LAST_SUBJECT_SEQ: &[u8] = b"Nats-Expected-Last-Subject-Sequence";
+    /// The subject (wildcards allowed) `EXPECTED_LAST_SUBJECT_SEQ` is checked against,
+    /// instead of the message's own (2.11).
+    pub const EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: &[u8] =
+        b"Nats-Expected-Last-Subject-Sequence-Subject";
     pub const EXPECTED_LAST_MSG_ID: &[u8] = b"Nats-Expected-Last-Msg-Id";
     pub const ROLLUP: &[u8] = b"Nats-Rollup";
 }
@@ -50,6 +54,8 @@ struct Expectations {
     stream: Option<String>,
     last_seq: Option<u64>,
     last_subject_seq: Option<u64>,
+    /// The subject `last_subject_seq` is about, when not the message's.
+    last_subject_seq_subject: Option<String>,
     last_msg_id: Option<String>,
     rollup: Option<String>,
     /// The message's own TTL (`Nats-TTL`), on a stream that allows them.
@@ -82,6 +88,8 @@ impl Expectations {
             stream: text(header::EXPECTED_STREAM),
             last_seq: number(header::EXPECTED_LAST_SEQ)?,
             last_subject_seq: number(header::EXPECTED_LAST_SUBJECT_SEQ)?,
+            last_subject_seq_subject: text(header::EXPECTED_LAST_SUBJECT_SEQ_SUBJECT)
+                .filter(|s| !s.is_empty()),
             last_msg_id: text(header::EXPECTED_LAST_MSG_ID),
             rollup: text(header::ROLLUP),
             ttl: None,
@@ -368,6 +376,13 @@ impl Stream {
         }
         let incr = self.publish_increment(msg.headers.as_ref(), &msg.payload)?;
         let mut expect = Expectations::parse(msg.headers.as_ref())?;
+        if expect.last_subject_seq_subject.is_some() && expect.last_subject_seq.is_none() {
+            return Err(ApiError::new(
+                400,
+                10193,
+                "missing sequence for expected last sequence per subject",
+            ));
+        }
         if expect
             .stream
             .as_ref()
@@ -410,7 +425,10 @@ impl Stream {
     /// Checks against what the stream holds; everything before this message is stored.
     fn check_stateful(&self, subject: &[u8], expect: &Expectations) -> Result<(), ApiError> {
         if let Some(want) = expect.last_subject_seq {
-            let subject = String::from_utf8_lossy(subject);
+            let subject = match &expect.last_subject_seq_subject {
+                Some(other) => std::borrow::Cow::Borrowed(other.as_str()),
+                None => String::from_utf8_lossy(subject),
+            };
             let last = self
                 .log
                 .last_for_subject(&subject)

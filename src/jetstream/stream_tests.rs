@@ -249,3 +249,37 @@ fn memory_streams_behave_alike_and_write_no_files() {
     assert!(s.log().is_memory());
     assert!(!path.exists(), "a memory stream creates no directory");
 }
+
+#[test]
+fn the_last_subject_sequence_may_be_checked_against_another_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path(), r#"{"name":"S","subjects":["s.>"]}"#);
+    s.process(&[msg("s.a", &[], "1"), msg("s.b", &[], "2")], 1000 * SEC);
+    let expect = |seq: &str, on: &str| {
+        msg(
+            "s.c",
+            &[
+                ("Nats-Expected-Last-Subject-Sequence", seq),
+                ("Nats-Expected-Last-Subject-Sequence-Subject", on),
+            ],
+            "x",
+        )
+    };
+    // The newest message under s.* is seq 2; under s.a, seq 1.
+    let acks = s.process(
+        &[expect("2", "s.*"), expect("1", "s.a"), expect("2", "s.a")],
+        1000 * SEC,
+    );
+    assert_eq!(acks[0], PubAck::Stored { seq: 3 });
+    assert_eq!(acks[1], PubAck::Stored { seq: 4 });
+    assert_eq!(err_code(&acks[2]), 10071);
+    let alone = s.process(
+        &[msg(
+            "s.c",
+            &[("Nats-Expected-Last-Subject-Sequence-Subject", "s.a")],
+            "x",
+        )],
+        1000 * SEC,
+    );
+    assert_eq!(err_code(&alone[0]), 10193);
+}
