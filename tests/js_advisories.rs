@@ -187,10 +187,14 @@ async fn naks_terminations_and_exhausted_deliveries_are_announced() {
         "{nak}"
     );
     let ack = pull_one(&client, &mut deliveries, &inbox).await;
-    client.publish(ack, "+TERM".into()).await.unwrap();
+    client
+        .publish(ack, "+TERM poison message".into())
+        .await
+        .unwrap();
     let (subject, term) = next_advisory(&mut sub).await;
     assert_eq!(subject, "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.S.D");
     assert_eq!(term["type"], "io.nats.jetstream.advisory.v1.terminated");
+    assert_eq!(term["reason"], "poison message");
     assert_eq!(
         (
             term["stream_seq"].as_u64(),

@@ -49,8 +49,8 @@ pub enum AckKind {
     Nak(Option<u64>),
     /// Still working: restart the ack timer.
     InProgress,
-    /// Never redeliver.
-    Term,
+    /// Never redeliver; the reason the client gave, if any (shown in the advisory).
+    Term(Option<String>),
     /// Ack, then treat the ack's reply as a pull request with this body.
     Next(Bytes),
 }
@@ -68,8 +68,9 @@ impl AckKind {
             AckKind::Nak(delay)
         } else if text.starts_with("+WPI") {
             AckKind::InProgress
-        } else if text.starts_with("+TERM") {
-            AckKind::Term
+        } else if let Some(rest) = text.strip_prefix("+TERM") {
+            let reason = rest.trim();
+            AckKind::Term((!reason.is_empty()).then(|| reason.to_owned()))
         } else if let Some(rest) = text.strip_prefix("+NXT") {
             AckKind::Next(Bytes::copy_from_slice(rest.trim().as_bytes()))
         } else {

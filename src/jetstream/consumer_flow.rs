@@ -173,14 +173,14 @@ impl Consumer {
         match self.config.ack_policy {
             AckPolicy::None => {}
             AckPolicy::Explicit => match kind {
-                AckKind::Ack | AckKind::Term | AckKind::Next(_) => {
+                AckKind::Ack | AckKind::Term(_) | AckKind::Next(_) => {
                     self.acknowledge(seq, kind, now_ns, out)
                 }
                 AckKind::Nak(delay) => self.nak(seq, *delay, now_ns, out),
                 AckKind::InProgress => self.in_progress(seq, now_ns),
             },
             AckPolicy::All => match kind {
-                AckKind::Ack | AckKind::Term | AckKind::Next(_) => {
+                AckKind::Ack | AckKind::Term(_) | AckKind::Next(_) => {
                     if cseq > self.ack_floor.consumer_seq {
                         let upto: Vec<u64> = self.pending.range(..=seq).map(|(s, _)| *s).collect();
                         for s in upto {
@@ -282,20 +282,19 @@ impl Consumer {
         let Some(acked) = self.pending.remove(&seq) else {
             return;
         };
-        if !matches!(kind, AckKind::Term) {
+        if !matches!(kind, AckKind::Term(_)) {
             self.sample_ack(seq, &acked, now_ns, out);
         }
         self.redeliver.remove(&seq);
         self.dirty = true;
-        if matches!(kind, AckKind::Term) {
-            out.push(self.delivery_advisory(
-                "MSG_TERMINATED",
-                "terminated",
-                seq,
-                &acked,
-                true,
-                now_ns,
-            ));
+        if let AckKind::Term(reason) = kind {
+            let advisory = DeliveryAdvisory {
+                kind: "MSG_TERMINATED",
+                type_name: "terminated",
+                with_consumer_seq: true,
+                reason: reason.as_deref(),
+            };
+            out.push(self.delivery_advisory(&advisory, seq, &acked, now_ns));
         }
         out.push(Action::Consumed(seq));
         self.update_floor();
@@ -305,7 +304,7 @@ impl Consumer {
         let Some(pending) = self.pending.get(&seq).copied() else {
             return;
         };
-        out.push(self.delivery_advisory("MSG_NAKED", "nak", seq, &pending, true, now_ns));
+        out.push(self.delivery_advisory(&NAKED, seq, &pending, now_ns));
         let Some(p) = self.pending.get_mut(&seq) else {
             return;
         };
@@ -334,16 +333,12 @@ impl Consumer {
         }
     }
 
-    /// An advisory about one message's delivery, in nats-server's shape: `MAX_DELIVERIES`
-    /// (`max_deliver`, without the consumer sequence), `MSG_NAKED` (`nak`) and
-    /// `MSG_TERMINATED` (`terminated`).
+    /// An advisory about one message's delivery, in nats-server's shape.
     fn delivery_advisory(
         &self,
-        kind: &str,
-        type_name: &str,
+        which: &DeliveryAdvisory<'_>,
         seq: u64,
         pending: &Pending,
-        with_consumer_seq: bool,
         now_ns: u64,
     ) -> Action {
         let mut fields = serde_json::json!({
@@ -352,15 +347,18 @@ impl Consumer {
             "stream_seq": seq,
             "deliveries": pending.deliveries,
         });
-        if with_consumer_seq {
+        if which.with_consumer_seq {
             fields["consumer_seq"] = pending.consumer_seq.into();
+        }
+        if let Some(reason) = which.reason {
+            fields["reason"] = reason.into();
         }
         crate::jetstream::advisories::event(
             format!(
-                "$JS.EVENT.ADVISORY.CONSUMER.{kind}.{}.{}",
-                self.stream, self.name
+                "$JS.EVENT.ADVISORY.CONSUMER.{}.{}.{}",
+                which.kind, self.stream, self.name
             ),
-            &format!("io.nats.jetstream.advisory.v1.{type_name}"),
+            &format!("io.nats.jetstream.advisory.v1.{}", which.type_name),
             now_ns,
             fields,
         )
@@ -401,14 +399,7 @@ impl Consumer {
             if self.config.max_deliver > 0 && p.deliveries as i64 >= self.config.max_deliver {
                 self.pending.remove(&seq);
                 self.dirty = true;
-                out.push(self.delivery_advisory(
-                    "MAX_DELIVERIES",
-                    "max_deliver",
-                    seq,
-                    &p,
-                    false,
-                    now_ns,
-                ));
+                out.push(self.delivery_advisory(&MAX_DELIVERIES, seq, &p, now_ns));
                 out.push(Action::Consumed(seq));
                 self.update_floor();
             } else {
@@ -523,3 +514,26 @@ pub(super) fn pending_headers(w: &Waiting) -> Vec<(&'static str, String)> {
         ("Nats-Pending-Bytes", w.bytes_left.unwrap_or(0).to_string()),
     ]
 }
+
+/// Which delivery advisory: its subject word, its type, and what it carries.
+struct DeliveryAdvisory<'a> {
+    kind: &'static str,
+    type_name: &'static str,
+    with_consumer_seq: bool,
+    /// The client's `+TERM` reason (nats-server 2.11+).
+    reason: Option<&'a str>,
+}
+
+const NAKED: DeliveryAdvisory<'static> = DeliveryAdvisory {
+    kind: "MSG_NAKED",
+    type_name: "nak",
+    with_consumer_seq: true,
+    reason: None,
+};
+
+const MAX_DELIVERIES: DeliveryAdvisory<'static> = DeliveryAdvisory {
+    kind: "MAX_DELIVERIES",
+    type_name: "max_deliver",
+    with_consumer_seq: false,
+    reason: None,
+};

@@ -600,7 +600,7 @@ fn sampled_acks_are_reported_with_the_time_the_client_took() {
     let _ = pull(&mut c, &store, "r", r#"{"batch":2,"no_wait":true}"#, SEC);
     let mut out = Vec::new();
     c.on_ack(&AckKind::Ack, 1, 1, SEC + 250 * MS, &mut out);
-    c.on_ack(&AckKind::Term, 2, 2, SEC + 300 * MS, &mut out);
+    c.on_ack(&AckKind::Term(None), 2, 2, SEC + 300 * MS, &mut out);
     let metrics: Vec<_> = advisories(&out)
         .into_iter()
         .filter(|(subject, _)| subject.starts_with("$JS.EVENT.METRIC."))

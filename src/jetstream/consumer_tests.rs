@@ -269,7 +269,7 @@ proptest! {
                 }
                 Op::Ack(i) | Op::Term(i) | Op::Nak(i) | Op::NakDelay(i, _) | Op::Progress(i) if recent.is_empty() => { let _ = i; }
                 Op::Ack(i) => { let seq = recent[i % recent.len()]; c.on_ack(&AckKind::Ack, seq, 0, now, &mut out); model.ack(seq); }
-                Op::Term(i) => { let seq = recent[i % recent.len()]; c.on_ack(&AckKind::Term, seq, 0, now, &mut out); model.ack(seq); }
+                Op::Term(i) => { let seq = recent[i % recent.len()]; c.on_ack(&AckKind::Term(None), seq, 0, now, &mut out); model.ack(seq); }
                 Op::Nak(i) => { let seq = recent[i % recent.len()]; c.on_ack(&AckKind::Nak(None), seq, 0, now, &mut out); model.nak(seq, None, now); }
                 Op::NakDelay(i, d) => { let seq = recent[i % recent.len()]; c.on_ack(&AckKind::Nak(Some(d)), seq, 0, now, &mut out); model.nak(seq, Some(d), now); }
                 Op::Progress(i) => { let seq = recent[i % recent.len()]; c.on_ack(&AckKind::InProgress, seq, 0, now, &mut out); model.progress(seq, now); }
