@@ -5,7 +5,7 @@ mod common;
 
 use async_nats::jetstream;
 use async_nats::HeaderMap;
-use common::js_consumer::{call, error};
+use common::js_consumer::{call, connect, error};
 use common::{within, TestServer};
 use serde_json::{json, Value};
 
@@ -45,9 +45,7 @@ async fn last_body(client: &async_nats::Client, stream: &str, subject: &str) -> 
 #[tokio::test]
 async fn increments_add_up_in_arbitrary_precision_and_survive_a_kill() {
     let server = TestServer::start(&[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     let made = call(
         &client,
         "$JS.API.STREAM.CREATE.C",
@@ -107,9 +105,7 @@ async fn increments_add_up_in_arbitrary_precision_and_survive_a_kill() {
 
     drop(client);
     let server = TestServer::start_in(server.kill_and_take_store(), &[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     let after = raw_publish(&client, "c.a", &[("Nats-Incr", "-20")], "").await;
     assert_eq!(after["val"], "18446744073709551600", "{after}");
     // The total is the subject's last message: deleting it rolls back, a purge resets.
@@ -130,9 +126,7 @@ async fn increments_add_up_in_arbitrary_precision_and_survive_a_kill() {
 #[tokio::test]
 async fn what_a_counter_refuses() {
     let server = TestServer::start(&[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     call(
         &client,
         "$JS.API.STREAM.CREATE.C",

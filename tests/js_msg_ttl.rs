@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
 use async_nats::HeaderMap;
-use common::js_consumer::{call, error};
+use common::js_consumer::{call, connect, error};
 use common::{within, TestServer};
 use serde_json::{json, Value};
 
@@ -49,9 +49,7 @@ fn ttl(value: &str) -> HeaderMap {
 #[tokio::test]
 async fn ttl_messages_expire_on_time_and_bad_ttls_get_nats_server_errors() {
     let server = TestServer::start(&[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     let js = jetstream::new(client.clone());
     let created = call(
         &client,
@@ -124,9 +122,7 @@ async fn ttl_messages_expire_on_time_and_bad_ttls_get_nats_server_errors() {
 #[tokio::test]
 async fn ttls_outlive_a_kill_9_and_count_from_the_publish() {
     let server = TestServer::start(&[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     let js = jetstream::new(client.clone());
     call(
         &client,
@@ -145,9 +141,7 @@ async fn ttls_outlive_a_kill_9_and_count_from_the_publish() {
     drop(client);
     let store = server.kill_and_take_store();
     let server = TestServer::start_in(store, &[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     let before = msg_get(&client, "T", json!({ "seq": ack.sequence })).await;
     assert!(
         before["message"].is_object(),
@@ -169,9 +163,7 @@ async fn ttls_outlive_a_kill_9_and_count_from_the_publish() {
 #[tokio::test]
 async fn kv_keys_with_a_ttl_leave_a_delete_marker_through_async_nats() {
     let server = TestServer::start(&[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     let js = jetstream::new(client.clone());
     let bucket = within(
         "create bucket",
@@ -247,9 +239,7 @@ async fn kv_keys_with_a_ttl_leave_a_delete_marker_through_async_nats() {
 #[tokio::test]
 async fn marker_settings_are_checked_and_fill_in_what_they_need() {
     let server = TestServer::start(&[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     let create = |extra: Value| {
         let client = client.clone();
         async move {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::js_consumer::{call, error};
+use common::js_consumer::{call, connect, error};
 use common::raw_js::{api, create_stream, raw_client};
 use common::{within, RawClient, TestServer};
 use futures::StreamExt;
@@ -100,9 +100,7 @@ fn messages_are_stored_under_the_transformed_subject() {
 #[tokio::test]
 async fn consumers_filter_on_the_stored_subject() {
     let server = TestServer::start(&[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     call(
         &client,
         "$JS.API.STREAM.CREATE.T",

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use super::direct::{message_headers, status_reply, Answer, Status, MALFORMED, NOT_FOUND};
 use crate::jetstream::api_types::MsgGetRequest;
 use crate::jetstream::time::parse_rfc3339;
-use crate::store::{StoreError, StreamStore};
+use bytes::Bytes;
+
+use crate::store::{StoreError, StoredMessage, StreamStore};
 
 /// What an answer may hold when the request gives no `max_bytes`: nats-server's default
 /// `max_pending`.
@@ -25,6 +27,25 @@ fn max_bytes(req: &MsgGetRequest) -> usize {
         Some(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
         _ => DEFAULT_MAX_BYTES,
     }
+}
+
+/// A batched answer's headers: the single get's, then how many are left after this one
+/// and the sequence of the message sent before it (0 for the first).
+fn batched_headers(stream: &str, msg: &StoredMessage, pending: u64, previous: u64) -> Bytes {
+    let (np, prev) = (pending.to_string(), previous.to_string());
+    message_headers(
+        stream,
+        msg,
+        &[
+            ("Nats-Num-Pending", np.as_bytes()),
+            ("Nats-Last-Sequence", prev.as_bytes()),
+        ],
+    )
+}
+
+/// What a message counts against `max_bytes`, as nats-server counts it.
+fn size(msg: &StoredMessage) -> usize {
+    msg.subject.len() + msg.headers.len() + msg.payload.len()
 }
 
 /// Messages at or after `from` matching `filters`.
@@ -70,18 +91,10 @@ pub(super) fn batch_get(
         let headers = (!req.no_hdr).then(|| {
             // As in nats-server, only answers with headers count the pending down.
             pending = pending.saturating_sub(1);
-            let (np, prev) = (pending.to_string(), last_seq.to_string());
-            message_headers(
-                stream,
-                &msg,
-                &[
-                    ("Nats-Num-Pending", np.as_bytes()),
-                    ("Nats-Last-Sequence", prev.as_bytes()),
-                ],
-            )
+            batched_headers(stream, &msg, pending, last_seq)
         });
         last_seq = msg.seq;
-        sent_bytes += msg.subject.len() + msg.headers.len() + msg.payload.len();
+        sent_bytes += size(&msg);
         out.push((headers, msg.payload));
         if sent_bytes >= limit {
             break;
@@ -145,18 +158,10 @@ pub(super) fn multi_last_get(stream: &str, log: &StreamStore, req: &MsgGetReques
             return vec![status_reply(NOT_FOUND, &[])];
         };
         pending = (seqs.len() - i - 1) as u64;
-        let (np, prev) = (pending.to_string(), last_seq.to_string());
         // `no_hdr` means nothing here, as in nats-server.
-        let headers = message_headers(
-            stream,
-            &msg,
-            &[
-                ("Nats-Num-Pending", np.as_bytes()),
-                ("Nats-Last-Sequence", prev.as_bytes()),
-            ],
-        );
+        let headers = batched_headers(stream, &msg, pending, last_seq);
         last_seq = msg.seq;
-        sent_bytes += msg.subject.len() + msg.headers.len() + msg.payload.len();
+        sent_bytes += size(&msg);
         out.push((Some(headers), msg.payload));
         if sent_bytes >= limit || batch.is_some_and(|b| i + 1 >= b) {
             break;
