@@ -376,3 +376,45 @@ fn stream_commands_report_an_unreachable_server_quickly() {
     out.fails_with(&format!("cannot connect to {url}"));
     assert!(out.elapsed < Duration::from_secs(3), "{:?}", out.elapsed);
 }
+
+#[test]
+fn info_shows_level_1_and_2_settings_and_pub_shows_a_counters_total() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    for (subject, body) in [
+        (
+            "$JS.API.STREAM.CREATE.SESSIONS",
+            r#"{"name":"SESSIONS","subjects":["sess.>"],"subject_delete_marker_ttl":5000000000,"subject_transform":{"src":"sess.*","dest":"s.$1"},"republish":{"dest":"copy.>","headers_only":true}}"#,
+        ),
+        (
+            "$JS.API.STREAM.CREATE.HITS",
+            r#"{"name":"HITS","subjects":["hits.>"],"allow_msg_counter":true}"#,
+        ),
+    ] {
+        jetlog_at(&url, &["req", subject, body]).ok();
+    }
+    let out = jetlog_at(&url, &["stream", "info", "SESSIONS"]);
+    let text = out.ok();
+    for needle in [
+        "Subject transform",
+        "sess.* → s.$1",
+        "Republish",
+        "> → copy.> (headers only)",
+        "Per-message TTL",
+        "Delete markers",
+        "kept 5s",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing: {text}");
+    }
+    assert!(!text.contains("Counter"), "{text}");
+    assert!(jetlog_at(&url, &["stream", "info", "HITS"])
+        .ok()
+        .contains("Counter"));
+    let first = jetlog_at(&url, &["pub", "--js", "-H", "Nats-Incr:5", "hits.eu", ""]);
+    assert!(first.ok().contains("as seq 1, total 5"), "{}", first.ok());
+    let json = jetlog_at(
+        &url,
+        &["pub", "--js", "--json", "-H", "Nats-Incr:-7", "hits.eu", ""],
+    );
+    assert_eq!(json.json()["val"], "-2");
+}

@@ -255,15 +255,25 @@ fn print_ack(
         },
     })?;
     if common.json {
-        output::json_line(&json!({
+        let mut line = json!({
             "stream": ack.stream,
             "seq": ack.sequence,
             "duplicate": ack.duplicate,
-        }))
+        });
+        if let Some(total) = &ack.value {
+            line["val"] = total.clone().into();
+        }
+        output::json_line(&line)
     } else {
         let duplicate = if ack.duplicate { " (duplicate)" } else { "" };
+        // A counter stream's PubAck carries the subject's new total.
+        let total = ack
+            .value
+            .as_ref()
+            .map(|v| format!(", total {v}"))
+            .unwrap_or_default();
         output::line(format!(
-            "stored in {} as seq {}{duplicate}",
+            "stored in {} as seq {}{duplicate}{total}",
             ack.stream, ack.sequence
         ))
     }

@@ -65,6 +65,41 @@ pub fn show_info(info: Value, json: bool) -> Result<()> {
         ("Deny purge", yes_no(config.deny_purge)),
         ("Sealed", yes_no(config.sealed)),
     ]);
+    // The 2.10–2.12 settings, shown only when a stream uses them.
+    if let Some(t) = config
+        .subject_transform
+        .as_ref()
+        .filter(|t| !t.destination.is_empty())
+    {
+        rows.push((
+            "Subject transform",
+            format!("{} → {}", or_all(&t.source), t.destination),
+        ));
+    }
+    if let Some(r) = config
+        .republish
+        .as_ref()
+        .filter(|r| !r.destination.is_empty())
+    {
+        let what = if r.headers_only {
+            " (headers only)"
+        } else {
+            ""
+        };
+        rows.push((
+            "Republish",
+            format!("{} → {}{what}", or_all(&r.source), r.destination),
+        ));
+    }
+    if config.allow_message_ttl {
+        rows.push(("Per-message TTL", "allowed".to_string()));
+    }
+    if let Some(ttl) = config.subject_delete_marker_ttl {
+        rows.push(("Delete markers", format!("kept {}", format_duration(ttl))));
+    }
+    if config.allow_message_counter {
+        rows.push(("Counter", "yes (Nats-Incr)".to_string()));
+    }
     output::line("Configuration:")?;
     output::print_table(&output::properties(rows))?;
     let deleted = state.deleted_count.unwrap_or(0);
@@ -186,4 +221,13 @@ pub async fn report(js: &Context, common: &CommonArgs) -> Result<()> {
         ]);
     }
     output::print_table(&table)
+}
+
+/// A transform's source as the server reads it: empty means every subject.
+fn or_all(source: &str) -> &str {
+    if source.is_empty() {
+        ">"
+    } else {
+        source
+    }
 }
