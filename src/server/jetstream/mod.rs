@@ -417,14 +417,24 @@ impl JetStream {
             self.limits.release(&self.account_name, &name);
             return Err(err);
         }
-        {
-            let stream = entry.lock();
-            entry.want_ticks_if_needed(&stream, stream.next_wake_ns());
-        }
         let task = self.pool.spawn(entry.clone(), wiring.rx);
         *lock(&entry.task) = Some(task);
         self.index_subjects(&name, &[], &entry.lock().config().subjects);
         lock(&self.streams).insert(name, entry.clone());
+        // Only once the registry has it, and whatever the flag says: a timer pass that finds
+        // a name on its list but no open stream forgets the name without clearing the flag
+        // (an actor round may have set it already), and the flag would then keep the stream
+        // off the list for good (a TTL due after a restart was never expired: CI found it).
+        let stream = entry.lock();
+        let deadline = stream.next_wake_ns();
+        if deadline.is_some() || stream.needs_ticks() {
+            entry.ticking.store(true, Ordering::Relaxed);
+            self.alarm.want_ticks(&entry.tick_name);
+        }
+        if let Some(at) = deadline {
+            self.alarm.schedule(at);
+        }
+        drop(stream);
         Ok(entry)
     }
 
