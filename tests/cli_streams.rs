@@ -388,7 +388,7 @@ fn info_shows_level_1_and_2_settings_and_pub_shows_a_counters_total() {
         ),
         (
             "$JS.API.STREAM.CREATE.HITS",
-            r#"{"name":"HITS","subjects":["hits.>"],"allow_msg_counter":true}"#,
+            r#"{"name":"HITS","subjects":["hits.>"],"allow_msg_counter":true,"allow_atomic":true}"#,
         ),
     ] {
         jetlog_at(&url, &["req", subject, body]).ok();
@@ -407,9 +407,11 @@ fn info_shows_level_1_and_2_settings_and_pub_shows_a_counters_total() {
         assert!(text.contains(needle), "{needle:?} missing: {text}");
     }
     assert!(!text.contains("Counter"), "{text}");
-    assert!(jetlog_at(&url, &["stream", "info", "HITS"])
-        .ok()
-        .contains("Counter"));
+    assert!(!text.contains("Atomic batches"), "{text}");
+    let hits = jetlog_at(&url, &["stream", "info", "HITS"]);
+    let hits = hits.ok();
+    assert!(hits.contains("Counter"), "{hits}");
+    assert!(hits.contains("Atomic batches"), "{hits}");
     let first = jetlog_at(&url, &["pub", "--js", "-H", "Nats-Incr:5", "hits.eu", ""]);
     assert!(first.ok().contains("as seq 1, total 5"), "{}", first.ok());
     let json = jetlog_at(

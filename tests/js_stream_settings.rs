@@ -25,7 +25,7 @@ async fn stream_settings_jetlog_does_not_honour_are_refused_by_name() {
         )
     };
     let cases = [
-        (json!({"allow_atomic": true}), not_built("allow_atomic")),
+        (json!({"allow_batched": true}), not_built("allow_batched")),
         (
             json!({"allow_msg_schedules": true}),
             not_built("allow_msg_schedules"),

@@ -127,6 +127,15 @@ pub enum PubAck {
     Duplicate {
         seq: u64,
     },
+    /// A message of an atomic batch taken into staging: the reply is empty (nothing is
+    /// stored until the commit).
+    Staged,
+    /// An atomic batch committed: `count` messages stored, the last at `seq`.
+    Batch {
+        seq: u64,
+        batch: String,
+        count: u64,
+    },
     Failed(ApiError),
 }
 
@@ -152,7 +161,13 @@ impl PubAck {
     pub fn write_json(&self, out: &mut impl bytes::BufMut, stream_json: &str) {
         let mut digits = [0u8; 20];
         let counted;
+        let batched;
         let (seq, tail): (u64, &[u8]) = match self {
+            Self::Staged => return,
+            Self::Batch { seq, batch, count } => {
+                batched = format!(",\"batch\":{},\"count\":{count}}}", json_string(batch));
+                (*seq, batched.as_bytes())
+            }
             Self::Stored { seq } => (*seq, b"}"),
             Self::Counted { seq, val } => {
                 counted = format!(",\"val\":{}}}", json_string(val));

@@ -1,17 +1,16 @@
-//! Publish headers of features from nats-server 2.12–2.14 that jetlog's streams do not have
-//! yet: atomic batches (`Nats-Batch-Id`) and schedules
-//! (`Nats-Schedule`). (`Nats-TTL` is checked by `msg_ttl`, `Nats-Incr` by
-//! `stream_counters`.) A stream that does not enable a feature
-//! refuses a message asking for it, with nats-server's error (probed on 2.15.1); jetlog refuses
-//! the settings that would enable them, so every stream refuses these headers, instead of
+//! Publish headers of features from nats-server 2.12–2.14 that a stream must enable: atomic
+//! batches (`Nats-Batch-Id`, see `stream_batch`) and schedules (`Nats-Schedule`, not built:
+//! jetlog refuses the setting, so every stream refuses the header). (`Nats-TTL` is checked by
+//! `msg_ttl`, `Nats-Incr` by `stream_counters`.) A stream that does not enable a feature
+//! refuses a message asking for it, with nats-server's error (probed on 2.15.1), instead of
 //! storing the message as if the header meant nothing.
 
 use super::error::ApiError;
 use crate::protocol::headers::header_value;
 
 /// The refusal for the first feature header in `headers`, if any.
-pub fn check_feature_headers(headers: &[u8]) -> Result<(), ApiError> {
-    if header_value(headers, b"Nats-Batch-Id").is_some() {
+pub fn check_feature_headers(headers: &[u8], allow_atomic: bool) -> Result<(), ApiError> {
+    if !allow_atomic && header_value(headers, b"Nats-Batch-Id").is_some() {
         return Err(ApiError::new(400, 10174, "atomic publish is disabled"));
     }
     if header_value(headers, b"Nats-Schedule").is_some() {
@@ -26,7 +25,7 @@ mod tests {
 
     fn refusal(header: &str) -> Option<(u16, String)> {
         let block = format!("NATS/1.0\r\n{header}\r\n\r\n");
-        check_feature_headers(block.as_bytes())
+        check_feature_headers(block.as_bytes(), false)
             .err()
             .map(|e| (e.err_code, e.description))
     }

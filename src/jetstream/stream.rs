@@ -10,8 +10,9 @@
 use super::feature_headers::check_feature_headers;
 use super::msg_ttl::{MsgTtl, TtlIndex};
 use super::stream_counters::counter_body;
+use super::stream_expectations::Expectations;
+pub use super::stream_expectations::{header, MAX_HEADER_BYTES};
 use super::stream_republish::{Republished, Transforms};
-use num_bigint::BigInt;
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,84 +30,6 @@ use crate::store::{
     self, Log, LogConfig, MemLog, NewMessage, PurgeRequest, Rejection, StoreError, StreamStore,
     SyncPolicy,
 };
-
-/// Header names a publish may carry, exactly as nats-server matches them (case-sensitive).
-pub mod header {
-    pub const MSG_ID: &[u8] = b"Nats-Msg-Id";
-    pub const EXPECTED_STREAM: &[u8] = b"Nats-Expected-Stream";
-    pub const EXPECTED_LAST_SEQ: &[u8] = b"Nats-Expected-Last-Sequence";
-    pub const EXPECTED_LAST_SUBJECT_SEQ: &[u8] = b"Nats-Expected-Last-Subject-Sequence";
-    /// The subject (wildcards allowed) `EXPECTED_LAST_SUBJECT_SEQ` is checked against,
-    /// instead of the message's own (2.11).
-    pub const EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: &[u8] =
-        b"Nats-Expected-Last-Subject-Sequence-Subject";
-    pub const EXPECTED_LAST_MSG_ID: &[u8] = b"Nats-Expected-Last-Msg-Id";
-    pub const ROLLUP: &[u8] = b"Nats-Rollup";
-}
-
-/// nats-server refuses header blocks larger than this (`JSMaxHeaderSize`... 10097).
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-
-/// What a publish's headers ask of the stream.
-#[derive(Debug, Default)]
-struct Expectations {
-    msg_id: Option<String>,
-    stream: Option<String>,
-    last_seq: Option<u64>,
-    last_subject_seq: Option<u64>,
-    /// The subject `last_subject_seq` is about, when not the message's.
-    last_subject_seq_subject: Option<String>,
-    last_msg_id: Option<String>,
-    rollup: Option<String>,
-    /// The message's own TTL (`Nats-TTL`), on a stream that allows them.
-    ttl: Option<MsgTtl>,
-    /// The headers to store instead of the publish's (a TTL raised to the marker TTL).
-    headers: Option<Bytes>,
-    /// The increment of a counter stream's publish (`Nats-Incr`).
-    incr: Option<BigInt>,
-}
-
-impl Expectations {
-    fn parse(headers: Option<&Bytes>) -> Result<Self, ApiError> {
-        let Some(block) = headers.filter(|h| !h.is_empty()) else {
-            return Ok(Self::default());
-        };
-        let text =
-            |name| header_value(block, name).map(|v| String::from_utf8_lossy(v).into_owned());
-        let number = |name: &[u8]| -> Result<Option<u64>, ApiError> {
-            match header_value(block, name) {
-                None => Ok(None),
-                Some(v) => std::str::from_utf8(v)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok())
-                    .map(Some)
-                    .ok_or_else(|| ApiError::bad_request(Some("invalid expected sequence header"))),
-            }
-        };
-        Ok(Self {
-            msg_id: text(header::MSG_ID).filter(|s| !s.is_empty()),
-            stream: text(header::EXPECTED_STREAM),
-            last_seq: number(header::EXPECTED_LAST_SEQ)?,
-            last_subject_seq: number(header::EXPECTED_LAST_SUBJECT_SEQ)?,
-            last_subject_seq_subject: text(header::EXPECTED_LAST_SUBJECT_SEQ_SUBJECT)
-                .filter(|s| !s.is_empty()),
-            last_msg_id: text(header::EXPECTED_LAST_MSG_ID),
-            rollup: text(header::ROLLUP),
-            ttl: None,
-            headers: None,
-            incr: None,
-        })
-    }
-
-    /// Whether checking this publish needs everything before it stored first.
-    fn needs_settled_state(&self) -> bool {
-        self.last_seq.is_some()
-            || self.last_subject_seq.is_some()
-            || self.last_msg_id.is_some()
-            || self.rollup.is_some()
-            || self.incr.is_some()
-    }
-}
 
 /// A publish accepted by the checks and waiting to be appended.
 struct Pending {
@@ -127,9 +50,9 @@ pub struct Stream {
     /// The stream's consumers (see `stream_consumers`).
     pub(super) consumers: super::stream_consumers::Consumers,
     sync: SyncPolicy,
-    dedup: DedupWindow,
+    pub(super) dedup: DedupWindow,
     /// The `Nats-Msg-Id` of the newest stored message, for `Nats-Expected-Last-Msg-Id`.
-    last_msg_id: Option<String>,
+    pub(super) last_msg_id: Option<String>,
     /// When messages with a per-message TTL fall due (see `stream_ttl`).
     pub(super) ttl: TtlIndex,
     /// Subjects emptied by age that are owed a delete marker (see `stream_markers`).
@@ -140,6 +63,10 @@ pub struct Stream {
     pub(super) transforms: Transforms,
     /// Republished copies waiting for their batch to be durable.
     pub(super) republished: Vec<Republished>,
+    /// Atomic batches being staged, and what the last commits stored (see `stream_batch`).
+    pub(super) batches: super::stream_batch::Batches,
+    /// Advisories the stream itself raised (an abandoned batch), for the actor to publish.
+    pub(super) advisories: Vec<super::consumer::Action>,
 }
 
 /// Store limits for a stream configuration.
@@ -177,7 +104,7 @@ pub(super) fn store_error(err: StoreError) -> ApiError {
     }
 }
 
-fn rejection_error(rejection: Rejection) -> ApiError {
+pub(super) fn rejection_error(rejection: Rejection) -> ApiError {
     match rejection {
         Rejection::MsgTooLarge => ApiError::message_too_large(),
         Rejection::InvalidSubject => ApiError::bad_request(Some("invalid subject")),
@@ -215,8 +142,11 @@ impl Stream {
             new_markers: Vec::new(),
             transforms: Transforms::default(),
             republished: Vec::new(),
+            batches: Default::default(),
+            advisories: Vec::new(),
         };
         stream.transforms = Transforms::of(&stream.config);
+        stream.roll_back_torn_batch()?;
         stream.rebuild_dedup(now_ns)?;
         stream.rebuild_ttls()?;
         Ok(stream)
@@ -279,6 +209,11 @@ impl Stream {
             .map_err(store_error)?;
         self.dedup.set_window(config.duplicate_window.max(0) as u64);
         self.transforms = Transforms::of(&config);
+        if !config.allow_atomic {
+            // As nats-server: batches in flight are dropped, and a later message of one is
+            // refused as the stream now refuses every batch.
+            self.batches.clear();
+        }
         self.config = config;
         Ok(())
     }
@@ -296,6 +231,13 @@ impl Stream {
         let mut pending_ids: HashMap<String, usize> = HashMap::new();
         for (index, msg) in batch.iter().enumerate() {
             let msg: &Publish = msg.borrow();
+            if let Some(id) = super::stream_batch::batch_id(msg.headers.as_deref()) {
+                // A commit must see everything before it stored.
+                self.flush(&mut pending, &mut messages, &mut acks, now_ns);
+                pending_ids.clear();
+                acks[index] = Some(self.batch_publish(msg, &id, now_ns));
+                continue;
+            }
             let subject = self.stored_subject(&msg.subject);
             let expect = match self.check_stateless(msg) {
                 Ok(expect) => expect,
@@ -370,7 +312,7 @@ impl Stream {
     }
 
     /// Checks that need nothing but the message and the configuration, in nats-server's order.
-    fn check_stateless(&self, msg: &Publish) -> Result<Expectations, ApiError> {
+    pub(super) fn check_stateless(&self, msg: &Publish) -> Result<Expectations, ApiError> {
         if self.config.sealed {
             return Err(ApiError::sealed());
         }
@@ -404,7 +346,7 @@ impl Stream {
             let (ttl, rewritten) = self.apply_ttl_floor(self.publish_ttl(headers)?, headers);
             expect.ttl = ttl;
             expect.headers = rewritten;
-            check_feature_headers(headers)?;
+            check_feature_headers(headers, self.config.allow_atomic)?;
         }
         self.check_increment_present(&incr)?;
         expect.incr = incr;
@@ -514,7 +456,12 @@ impl Stream {
     }
 
     /// Applies `Nats-Rollup` after the message at `seq` was stored.
-    fn roll_up(&mut self, rollup: &str, subject: &[u8], seq: u64) -> Result<(), ApiError> {
+    pub(super) fn roll_up(
+        &mut self,
+        rollup: &str,
+        subject: &[u8],
+        seq: u64,
+    ) -> Result<(), ApiError> {
         let filter = (rollup == "sub").then(|| String::from_utf8_lossy(subject).into_owned());
         let req = PurgeRequest {
             filter,
@@ -532,6 +479,7 @@ impl Stream {
     /// publish to become durable.
     /// Returns how many messages expired.
     pub fn tick(&mut self, now_ns: u64, now: Instant) -> Result<u64, ApiError> {
+        self.expire_batches(now_ns);
         let mut expired = self.expire_ttls(now_ns)?;
         if self.has_markers() {
             expired += self.expire_by_age(now_ns)?;
@@ -551,6 +499,7 @@ impl Stream {
             .values()
             .filter_map(|c| c.next_deadline_ns())
             .chain(self.ttl.next_due_ns())
+            .chain(self.batches.next_deadline_ns())
             .min()
     }
 
@@ -560,6 +509,7 @@ impl Stream {
     pub fn needs_ticks(&self) -> bool {
         self.config.max_age > 0
             || matches!(self.sync, SyncPolicy::Interval(_))
+            || !self.batches.is_empty()
             || self.consumers.values().any(|c| c.needs_ticks())
     }
 

@@ -159,6 +159,10 @@ pub struct StreamConfig {
     /// A counter stream (ADR-49): publishes are `Nats-Incr` increments.
     #[serde(skip_serializing_if = "is_false")]
     pub allow_msg_counter: bool,
+    /// Atomic batch publish (ADR-50): `Nats-Batch-*` publishes are staged and stored all
+    /// together at their commit, or not at all (see `stream_batch`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub allow_atomic: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Accepted and echoed; placement means nothing on a single server.
@@ -225,6 +229,7 @@ impl Default for StreamConfig {
             allow_msg_ttl: false,
             subject_delete_marker_ttl: 0,
             allow_msg_counter: false,
+            allow_atomic: false,
             metadata: None,
             placement: None,
             mirror: None,
@@ -263,12 +268,8 @@ fn invalid(text: &str) -> ApiError {
 
 /// nats-server stream config fields of features jetlog has not built (2.11–2.14): set to
 /// anything but their zero value they are refused, never dropped.
-pub const NOT_BUILT_STREAM_FIELDS: &[&str] = &[
-    "allow_atomic",
-    "allow_msg_schedules",
-    "persist_mode",
-    "allow_batched",
-];
+pub const NOT_BUILT_STREAM_FIELDS: &[&str] =
+    &["allow_msg_schedules", "persist_mode", "allow_batched"];
 
 /// Replaces a 0 or below-minus-one limit with -1 (unlimited), as nats-server does.
 fn unlimited_if_unset(value: &mut i64) {

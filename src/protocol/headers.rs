@@ -2,7 +2,7 @@
 //! and a blank line. Lookups follow nats-server (`server/client.go` getHeader): keys match
 //! case-sensitively, the first occurrence wins, spaces after the colon are skipped.
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// The version line every header block starts with.
 pub const HEADER_VERSION: &[u8] = b"NATS/1.0";
@@ -99,6 +99,20 @@ pub fn replace_in_block(out: &mut BytesMut, stored: &[u8], pairs: &[(&str, &[u8]
     }
     kept.put_slice(b"\r\n");
     extend_block(out, &kept, pairs);
+}
+
+/// `block` without its headers named exactly `name` (case-sensitive, as nats-server matches
+/// the `Nats-*` headers it consumes). A block left with no header at all stays a valid empty
+/// block (`NATS/1.0` and the blank line).
+pub fn without_header(block: &[u8], name: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(block.len());
+    for line in block.split_inclusive(|b| *b == b'\n') {
+        let key = line.split(|b| *b == b':').next().unwrap_or(line);
+        if key != name {
+            out.put_slice(line);
+        }
+    }
+    out.freeze()
 }
 
 /// The header block nats-server sends for a request nobody answered: `NATS/1.0 503` with the

@@ -157,11 +157,13 @@ fn apply(
             drop(stream.take_republished());
             // Nothing in this batch may be acknowledged as stored if it is not durable.
             for ack in &mut acks {
-                if ack.stored_seq().is_some() {
+                if ack.stored_seq().is_some() || matches!(ack, PubAck::Batch { .. }) {
                     *ack = PubAck::Failed(err.clone());
                 }
             }
         }
+        // Messages stored by atomic batch commits: a commit's ack names only the last.
+        let batch_stored = stream.take_batch_stored();
         let interest_retention =
             stream.config().retention == crate::jetstream::stream_config::Retention::Interest;
         if !stream.consumers().is_empty() || interest_retention {
@@ -172,11 +174,13 @@ fn apply(
                     String::from_utf8_lossy(&stream.stored_subject(&d.msg.subject)).into_owned()
                 })
                 .collect();
-            let appended: Vec<(u64, &str)> = acks
+            let mut appended: Vec<(u64, &str)> = acks
                 .iter()
                 .zip(&subjects)
                 .filter_map(|(ack, subject)| ack.stored_seq().map(|seq| (seq, subject.as_str())))
                 .collect();
+            appended.extend(batch_stored.iter().map(|(seq, s)| (*seq, s.as_str())));
+            appended.sort_unstable_by_key(|(seq, _)| *seq);
             let removed_any = before + appended.len() as u64 > stream.log().msgs();
             stream.after_append(
                 &appended,
@@ -273,6 +277,7 @@ fn apply(
     }
     entry.account(&stream);
     round.republished = stream.take_republished();
+    round.actions.extend(stream.take_advisories());
     // A pull request or a paced message may have set a deadline sooner than the timer's.
     let deadline = stream.next_wake_ns();
     if let Some(at) = deadline {
