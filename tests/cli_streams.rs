@@ -390,6 +390,10 @@ fn info_shows_level_1_and_2_settings_and_pub_shows_a_counters_total() {
             "$JS.API.STREAM.CREATE.HITS",
             r#"{"name":"HITS","subjects":["hits.>"],"allow_msg_counter":true,"allow_atomic":true}"#,
         ),
+        (
+            "$JS.API.STREAM.CREATE.LATER",
+            r#"{"name":"LATER","subjects":["later.>"],"allow_msg_schedules":true}"#,
+        ),
     ] {
         jetlog_at(&url, &["req", subject, body]).ok();
     }
@@ -412,6 +416,8 @@ fn info_shows_level_1_and_2_settings_and_pub_shows_a_counters_total() {
     let hits = hits.ok();
     assert!(hits.contains("Counter"), "{hits}");
     assert!(hits.contains("Atomic batches"), "{hits}");
+    let later = jetlog_at(&url, &["stream", "info", "LATER"]);
+    assert!(later.ok().contains("Message schedules"), "{}", later.ok());
     let first = jetlog_at(&url, &["pub", "--js", "-H", "Nats-Incr:5", "hits.eu", ""]);
     assert!(first.ok().contains("as seq 1, total 5"), "{}", first.ok());
     let json = jetlog_at(

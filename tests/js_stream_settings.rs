@@ -26,10 +26,6 @@ async fn stream_settings_jetlog_does_not_honour_are_refused_by_name() {
     };
     let cases = [
         (json!({"allow_batched": true}), not_built("allow_batched")),
-        (
-            json!({"allow_msg_schedules": true}),
-            not_built("allow_msg_schedules"),
-        ),
         (json!({"persist_mode": "async"}), not_built("persist_mode")),
         (
             json!({"colour": "blue"}),
@@ -57,10 +53,10 @@ async fn stream_settings_jetlog_does_not_honour_are_refused_by_name() {
     let updated = call(
         &client,
         "$JS.API.STREAM.UPDATE.S",
-        json!({"name":"S","subjects":["s.>"],"allow_msg_schedules":true}),
+        json!({"name":"S","subjects":["s.>"],"persist_mode":"async"}),
     )
     .await;
-    assert_eq!(updated["error"], not_built("allow_msg_schedules"));
+    assert_eq!(updated["error"], not_built("persist_mode"));
 }
 
 #[tokio::test]

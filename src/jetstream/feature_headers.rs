@@ -1,9 +1,8 @@
-//! Publish headers of features from nats-server 2.12–2.14 that a stream must enable: atomic
-//! batches (`Nats-Batch-Id`, see `stream_batch`) and schedules (`Nats-Schedule`, not built:
-//! jetlog refuses the setting, so every stream refuses the header). (`Nats-TTL` is checked by
-//! `msg_ttl`, `Nats-Incr` by `stream_counters`.) A stream that does not enable a feature
-//! refuses a message asking for it, with nats-server's error (probed on 2.15.1), instead of
-//! storing the message as if the header meant nothing.
+//! The publish header of atomic batches (`Nats-Batch-Id`, see `stream_batch`), which a stream
+//! must enable: a stream that does not refuses it with nats-server's error (probed on
+//! 2.15.1), instead of storing the message as if the header meant nothing. (`Nats-TTL` is
+//! checked by `msg_ttl`, `Nats-Incr` by `stream_counters`, `Nats-Schedule` by
+//! `stream_schedules`.)
 
 use super::error::ApiError;
 use crate::protocol::headers::header_value;
@@ -12,9 +11,6 @@ use crate::protocol::headers::header_value;
 pub fn check_feature_headers(headers: &[u8], allow_atomic: bool) -> Result<(), ApiError> {
     if !allow_atomic && header_value(headers, b"Nats-Batch-Id").is_some() {
         return Err(ApiError::new(400, 10174, "atomic publish is disabled"));
-    }
-    if header_value(headers, b"Nats-Schedule").is_some() {
-        return Err(ApiError::new(400, 10188, "message schedules is disabled"));
     }
     Ok(())
 }
@@ -33,11 +29,7 @@ mod tests {
     #[test]
     fn each_feature_header_gets_its_error_and_others_pass() {
         assert_eq!(refusal("Nats-Batch-Id: b").map(|r| r.0), Some(10174));
-        assert_eq!(
-            refusal("Nats-Schedule: @every 1s"),
-            Some((10188, "message schedules is disabled".into()))
-        );
-        assert_eq!(refusal("Nats-Schedule-Target: a.b"), None);
+        assert_eq!(refusal("Nats-Schedule: @every 1s"), None);
         assert_eq!(refusal("Nats-Msg-Id: 1"), None);
     }
 }

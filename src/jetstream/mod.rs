@@ -15,6 +15,7 @@ mod feature_headers;
 pub mod msg_ttl;
 pub mod placement;
 mod read_ahead;
+mod schedule_pattern;
 pub mod stream;
 mod stream_batch;
 pub mod stream_config;
@@ -23,6 +24,7 @@ mod stream_counters;
 mod stream_expectations;
 mod stream_markers;
 pub mod stream_republish;
+mod stream_schedules;
 mod stream_ttl;
 pub mod time;
 

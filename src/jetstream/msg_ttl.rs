@@ -59,7 +59,7 @@ pub fn parse_ttl(value: &[u8]) -> Option<MsgTtl> {
 
 /// Go's `time.ParseDuration` for non-negative values: numbers with optional fractions, each
 /// followed by one of `ns`, `us`, `µs`, `ms`, `s`, `m`, `h`. Returns nanoseconds.
-fn parse_go_duration(text: &str) -> Option<u64> {
+pub(crate) fn parse_go_duration(text: &str) -> Option<u64> {
     const UNITS: [(&str, f64); 8] = [
         ("ns", 1.0),
         ("us", 1e3),

@@ -24,7 +24,8 @@ use super::api_types::PubAck;
 use super::dedup::DedupWindow;
 use super::error::ApiError;
 use super::stream_config::{Discard, Storage, StreamConfig};
-use crate::protocol::headers::header_value;
+use super::stream_schedules::ScheduleHeaders;
+use crate::protocol::headers::{extend_block, header_value};
 use crate::protocol::Publish;
 use crate::store::{
     self, Log, LogConfig, MemLog, NewMessage, PurgeRequest, Rejection, StoreError, StreamStore,
@@ -57,14 +58,19 @@ pub struct Stream {
     pub(super) ttl: TtlIndex,
     /// Subjects emptied by age that are owed a delete marker (see `stream_markers`).
     pub(super) markers_owed: Vec<String>,
-    /// Markers stored and not yet handed to the consumers.
-    pub(super) new_markers: Vec<(u64, String)>,
+    /// What the upkeep stored (delete markers, scheduled messages) and the consumers have
+    /// not yet heard of.
+    pub(super) upkeep_stored: Vec<(u64, String)>,
     /// The compiled `subject_transform` and `republish` (see `stream_republish`).
     pub(super) transforms: Transforms,
     /// Republished copies waiting for their batch to be durable.
     pub(super) republished: Vec<Republished>,
     /// Atomic batches being staged, and what the last commits stored (see `stream_batch`).
     pub(super) batches: super::stream_batch::Batches,
+    /// Message schedules by subject (see `stream_schedules`), and whether the stream is
+    /// storing a scheduled message (whose headers skip the publish checks).
+    pub(super) schedules: super::stream_schedules::Schedules,
+    pub(super) producing: bool,
     /// Advisories the stream itself raised (an abandoned batch), for the actor to publish.
     pub(super) advisories: Vec<super::consumer::Action>,
 }
@@ -139,16 +145,19 @@ impl Stream {
             last_msg_id: None,
             ttl: TtlIndex::default(),
             markers_owed: Vec::new(),
-            new_markers: Vec::new(),
+            upkeep_stored: Vec::new(),
             transforms: Transforms::default(),
             republished: Vec::new(),
             batches: Default::default(),
+            schedules: Default::default(),
+            producing: false,
             advisories: Vec::new(),
         };
         stream.transforms = Transforms::of(&stream.config);
         stream.roll_back_torn_batch()?;
         stream.rebuild_dedup(now_ns)?;
         stream.rebuild_ttls()?;
+        stream.rebuild_schedules(now_ns)?;
         Ok(stream)
     }
 
@@ -347,6 +356,17 @@ impl Stream {
             expect.ttl = ttl;
             expect.headers = rewritten;
             check_feature_headers(headers, self.config.allow_atomic)?;
+            if !self.producing {
+                let schedule = self.check_schedule_headers(&msg.subject, headers)?;
+                if schedule == (ScheduleHeaders::Schedule { add_rollup: true }) {
+                    // One schedule per subject: it replaces whatever the subject held.
+                    let mut block = bytes::BytesMut::new();
+                    let base = expect.headers.clone().unwrap_or_else(|| headers.clone());
+                    extend_block(&mut block, &base, &[("Nats-Rollup", b"sub")]);
+                    expect.headers = Some(block.freeze());
+                    expect.rollup = Some("sub".to_string());
+                }
+            }
         }
         self.check_increment_present(&incr)?;
         expect.incr = incr;
@@ -431,6 +451,13 @@ impl Stream {
                             if let Some(id) = &p.msg_id {
                                 self.dedup.insert(id.clone(), seq, now_ns);
                             }
+                            self.schedule_stored(
+                                seq,
+                                &msg.subject,
+                                &msg.headers,
+                                msg.ts_ns,
+                                now_ns,
+                            );
                             self.last_msg_id = p.msg_id.clone();
                             match &p.val {
                                 Some(val) => PubAck::Counted {
@@ -481,6 +508,7 @@ impl Stream {
     pub fn tick(&mut self, now_ns: u64, now: Instant) -> Result<u64, ApiError> {
         self.expire_batches(now_ns);
         let mut expired = self.expire_ttls(now_ns)?;
+        self.fire_schedules(now_ns)?;
         if self.has_markers() {
             expired += self.expire_by_age(now_ns)?;
             self.write_markers(now_ns);
@@ -500,6 +528,7 @@ impl Stream {
             .filter_map(|c| c.next_deadline_ns())
             .chain(self.ttl.next_due_ns())
             .chain(self.batches.next_deadline_ns())
+            .chain(self.schedules.next_due_ns())
             .min()
     }
 

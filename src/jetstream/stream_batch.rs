@@ -459,6 +459,7 @@ impl Stream {
                 self.dedup.insert(id.clone(), *seq, now_ns);
             }
             self.last_msg_id = p.expect.msg_id.clone();
+            self.schedule_stored(*seq, &msg.subject, &msg.headers, now_ns, now_ns);
             self.batches.stored.push((*seq, msg.subject.clone()));
         }
         for (seq, p) in seqs.iter().zip(plan) {

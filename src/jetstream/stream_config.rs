@@ -163,6 +163,10 @@ pub struct StreamConfig {
     /// together at their commit, or not at all (see `stream_batch`).
     #[serde(skip_serializing_if = "is_false")]
     pub allow_atomic: bool,
+    /// Message schedules (ADR-51): `Nats-Schedule` publishes make the stream store messages
+    /// later (see `stream_schedules`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub allow_msg_schedules: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Accepted and echoed; placement means nothing on a single server.
@@ -230,6 +234,7 @@ impl Default for StreamConfig {
             subject_delete_marker_ttl: 0,
             allow_msg_counter: false,
             allow_atomic: false,
+            allow_msg_schedules: false,
             metadata: None,
             placement: None,
             mirror: None,
@@ -268,8 +273,7 @@ fn invalid(text: &str) -> ApiError {
 
 /// nats-server stream config fields of features jetlog has not built (2.11–2.14): set to
 /// anything but their zero value they are refused, never dropped.
-pub const NOT_BUILT_STREAM_FIELDS: &[&str] =
-    &["allow_msg_schedules", "persist_mode", "allow_batched"];
+pub const NOT_BUILT_STREAM_FIELDS: &[&str] = &["persist_mode", "allow_batched"];
 
 /// Replaces a 0 or below-minus-one limit with -1 (unlimited), as nats-server does.
 fn unlimited_if_unset(value: &mut i64) {
@@ -395,6 +399,18 @@ impl StreamConfig {
         if self.deny_purge && self.allow_rollup_hdrs {
             return Err(invalid("roll-ups require the purge permission"));
         }
+        if self.allow_msg_schedules {
+            if self.allow_msg_counter {
+                return Err(invalid("counter stream cannot use message schedules"));
+            }
+            if self.discard == Discard::New {
+                return Err(invalid("message scheduling cannot use discard new"));
+            }
+            // A schedule replaces its subject's earlier message by a rollup, so nats-server
+            // switches roll-ups on (and purges back) for such a stream, as jetlog does.
+            self.allow_rollup_hdrs = true;
+            self.deny_purge = false;
+        }
         if self.allow_msg_counter {
             // nats-server's order. Markers are TTL'd messages, refused here at create too
             // (2.15.1 lets them through at create by switching TTLs on afterwards).
@@ -512,6 +528,9 @@ impl StreamConfig {
             return Err(invalid(
                 "stream configuration update can not change message counter setting",
             ));
+        }
+        if self.allow_msg_schedules && !new.allow_msg_schedules {
+            return Err(invalid("message schedules can not be disabled"));
         }
         if self.allow_msg_ttl && !new.allow_msg_ttl {
             return Err(invalid("message TTL status can not be disabled"));

@@ -129,7 +129,7 @@ impl Stream {
     }
 
     /// Stores the markers owed, at `now_ns`; they are then new messages for the consumers
-    /// (see [`Stream::take_new_markers`]).
+    /// (see [`Stream::take_upkeep_stored`]).
     pub(super) fn write_markers(&mut self, now_ns: u64) {
         if self.markers_owed.is_empty() {
             return;
@@ -152,15 +152,16 @@ impl Stream {
         let acks = self.process(&publishes, now_ns);
         for (ack, subject) in acks.iter().zip(owed) {
             match ack.stored_seq() {
-                Some(seq) => self.new_markers.push((seq, subject)),
+                Some(seq) => self.upkeep_stored.push((seq, subject)),
                 None => tracing::warn!(subject, "subject delete marker not stored: {ack:?}"),
             }
         }
     }
 
-    /// The markers stored since the last call, for the consumers to hear of.
-    pub fn take_new_markers(&mut self) -> Vec<(u64, String)> {
-        std::mem::take(&mut self.new_markers)
+    /// The messages the upkeep stored since the last call (markers, scheduled messages), for
+    /// the consumers to hear of.
+    pub fn take_upkeep_stored(&mut self) -> Vec<(u64, String)> {
+        std::mem::take(&mut self.upkeep_stored)
     }
 }
 

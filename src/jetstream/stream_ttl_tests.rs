@@ -169,7 +169,7 @@ fn age_leaves_one_marker_per_emptied_subject_and_markers_leave_none() {
     s.process(&[plain("s.a"), plain("s.b"), plain("s.b")], T0);
     s.process(&[plain("s.c")], T0 + 2 * SEC);
     assert_eq!(s.tick(T0 + 2 * SEC + 1, Instant::now()).expect("tick"), 3);
-    let markers = s.take_new_markers();
+    let markers = s.take_upkeep_stored();
     let subjects: Vec<&str> = markers.iter().map(|(_, s)| s.as_str()).collect();
     assert_eq!(subjects, ["s.a", "s.b"]);
     assert_eq!(markers[0].0, 5, "markers take new sequences");
@@ -188,7 +188,7 @@ fn age_leaves_one_marker_per_emptied_subject_and_markers_leave_none() {
     // The markers go after their own TTL and leave nothing behind.
     s.tick(T0 + 3 * SEC + 1, Instant::now()).expect("tick");
     assert!(!present(&s, 5) && !present(&s, 6));
-    assert!(s.take_new_markers().is_empty());
+    assert!(s.take_upkeep_stored().is_empty());
     assert_eq!(s.log().last_seq(), 6);
 }
 
@@ -204,11 +204,11 @@ fn a_ttl_expiry_leaves_a_marker_and_short_ttls_are_raised_to_the_marker_ttl() {
     assert_eq!(headers_of(&s, 2), "NATS/1.0\r\nNats-TTL: 3s\r\n\r\n");
     s.tick(T0 + 2 * SEC, Instant::now()).expect("tick");
     assert!(
-        !present(&s, 1) && s.take_new_markers().is_empty(),
+        !present(&s, 1) && s.take_upkeep_stored().is_empty(),
         "s.a still has seq 2"
     );
     s.tick(T0 + 3 * SEC, Instant::now()).expect("tick");
-    assert_eq!(s.take_new_markers(), vec![(3, "s.a".to_string())]);
+    assert_eq!(s.take_upkeep_stored(), vec![(3, "s.a".to_string())]);
     // One message per subject (a KV bucket's history of 1): no floor.
     let dir = tempfile::tempdir().expect("dir");
     let mut kv = open(

@@ -100,6 +100,9 @@ pub fn show_info(info: Value, json: bool) -> Result<()> {
     if config.allow_message_counter {
         rows.push(("Counter", "yes (Nats-Incr)".to_string()));
     }
+    if config.allow_message_schedules {
+        rows.push(("Message schedules", "allowed (Nats-Schedule)".to_string()));
+    }
     if config.allow_atomic_publish {
         rows.push(("Atomic batches", "allowed (Nats-Batch-Id)".to_string()));
     }

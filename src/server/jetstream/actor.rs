@@ -259,8 +259,9 @@ fn apply(
                         tracing::warn!(stream = %entry.name, error = %err, "stream upkeep failed")
                     }
                 }
-                // Subject delete markers the upkeep stored are new messages for consumers.
-                let markers = stream.take_new_markers();
+                // Delete markers and scheduled messages the upkeep stored are new messages
+                // for the consumers.
+                let markers = stream.take_upkeep_stored();
                 if !markers.is_empty() {
                     let appended: Vec<(u64, &str)> =
                         markers.iter().map(|(seq, s)| (*seq, s.as_str())).collect();

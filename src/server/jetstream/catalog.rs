@@ -74,6 +74,7 @@ fn to_pb(c: &StreamConfig, created_ns: i64) -> pb::StreamConfig {
         subject_delete_marker_ttl_ns: c.subject_delete_marker_ttl,
         allow_msg_counter: c.allow_msg_counter,
         allow_atomic: c.allow_atomic,
+        allow_msg_schedules: c.allow_msg_schedules,
         metadata: c.metadata.clone().unwrap_or_default().into_iter().collect(),
         first_seq: c.first_seq,
         created_unix_ns: created_ns,
@@ -155,6 +156,7 @@ fn from_pb(p: &pb::StreamConfig) -> StreamConfig {
         subject_delete_marker_ttl: p.subject_delete_marker_ttl_ns,
         allow_msg_counter: p.allow_msg_counter,
         allow_atomic: p.allow_atomic,
+        allow_msg_schedules: p.allow_msg_schedules,
         metadata: (!p.metadata.is_empty())
             .then(|| p.metadata.clone().into_iter().collect::<BTreeMap<_, _>>()),
         placement: p.placement.as_ref().map(|pl| Placement {
