@@ -79,7 +79,19 @@ async fn log_vote_and_snapshot_survive_reopening() {
         sm.apply(entries[2..].to_vec()).await.expect("apply");
         log.purge(log_id(3, 1)).await.expect("purge");
     }
-    let db = sled::open(dir.path()).expect("sled");
+    // sled's flusher thread may hold the first handle's file lock for a moment after the
+    // drop (the open failed now and then under a loaded test run): retry, bounded.
+    let mut tries = 0;
+    let db = loop {
+        match sled::open(dir.path()) {
+            Ok(db) => break db,
+            Err(_) if tries < 200 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("sled reopen: {e}"),
+        }
+    };
     let mut log = LogStore::open(&db, "g").expect("log");
     let mut sm = MachineStore::open(&db, "g", Journal::default()).expect("machine");
     assert_eq!(log.read_vote().await.expect("vote"), Some(Vote::new(3, 1)));
