@@ -116,7 +116,7 @@ async fn ttl_messages_expire_on_time_and_bad_ttls_get_nats_server_errors() {
         error(500, 10052, "message TTL status can not be disabled")
     );
     let info = call(&client, "$JS.API.INFO", json!({})).await;
-    assert_eq!(info["api"]["level"], 1, "{info}");
+    assert_eq!(info["api"]["level"], 2, "{info}");
 }
 
 #[tokio::test]
@@ -273,8 +273,29 @@ async fn marker_settings_are_checked_and_fill_in_what_they_need() {
 }
 
 #[tokio::test]
-async fn info_advertises_api_level_1() {
+async fn info_advertises_api_level_2() {
     let server = TestServer::start(&[]);
     let info = server.raw().read_info();
-    assert_eq!(info["api_lvl"], 1, "{info}");
+    assert_eq!(info["api_lvl"], 2, "{info}");
+    // A request may require a level: 2 is served, 3 is refused as nats-server refuses it.
+    let client = connect(&server).await;
+    for (level, refused) in [("2", false), ("3", true)] {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Required-Api-Level", level);
+        let reply = within(
+            "info",
+            client.request_with_headers("$JS.API.INFO", headers, "".into()),
+        )
+        .await
+        .expect("a reply");
+        let body: Value = serde_json::from_slice(&reply.payload).expect("json");
+        match refused {
+            true => assert_eq!(
+                body["error"],
+                error(412, 10185, "JetStream minimum api level required"),
+                "{body}"
+            ),
+            false => assert_eq!(body["api"]["level"], 2, "{body}"),
+        }
+    }
 }

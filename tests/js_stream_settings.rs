@@ -26,7 +26,6 @@ async fn stream_settings_jetlog_does_not_honour_are_refused_by_name() {
     };
     let cases = [
         (json!({"allow_batched": true}), not_built("allow_batched")),
-        (json!({"persist_mode": "async"}), not_built("persist_mode")),
         (
             json!({"colour": "blue"}),
             error(400, 10025, "invalid JSON: json: unknown field \"colour\""),
@@ -53,10 +52,10 @@ async fn stream_settings_jetlog_does_not_honour_are_refused_by_name() {
     let updated = call(
         &client,
         "$JS.API.STREAM.UPDATE.S",
-        json!({"name":"S","subjects":["s.>"],"persist_mode":"async"}),
+        json!({"name":"S","subjects":["s.>"],"allow_batched":true}),
     )
     .await;
-    assert_eq!(updated["error"], not_built("persist_mode"));
+    assert_eq!(updated["error"], not_built("allow_batched"));
 }
 
 #[tokio::test]
@@ -175,4 +174,54 @@ async fn first_seq_places_a_new_streams_first_message_and_survives_a_kill() {
         .await
         .expect("published");
     assert_eq!(within("ack", ack.into_future()).await.unwrap().sequence, 50);
+}
+
+#[tokio::test]
+async fn an_async_persist_stream_is_made_and_its_mode_cannot_change() {
+    let server = TestServer::start(&[]);
+    let client = within("connect", async_nats::connect(server.url()))
+        .await
+        .unwrap();
+    let made = call(
+        &client,
+        "$JS.API.STREAM.CREATE.A",
+        json!({"name": "A", "subjects": ["a.>"], "persist_mode": "async"}),
+    )
+    .await;
+    assert_eq!(made["config"]["persist_mode"], "async", "{made}");
+    let js = async_nats::jetstream::new(client.clone());
+    let ack = within("publish", async {
+        js.publish("a.1", Bytes::from_static(b"x")).await?.await
+    })
+    .await
+    .expect("stored");
+    assert_eq!(ack.sequence, 1);
+    let changed = call(
+        &client,
+        "$JS.API.STREAM.UPDATE.A",
+        json!({"name": "A", "subjects": ["a.>"]}),
+    )
+    .await;
+    assert_eq!(
+        changed["error"],
+        error(
+            500,
+            10052,
+            "stream configuration update can not change persist mode"
+        )
+    );
+    let memory = call(
+        &client,
+        "$JS.API.STREAM.CREATE.M",
+        json!({"name": "M", "storage": "memory", "persist_mode": "async"}),
+    )
+    .await;
+    assert_eq!(
+        memory["error"],
+        error(
+            500,
+            10052,
+            "async persist mode is only supported on file storage"
+        )
+    );
 }

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use super::api_types::PubAck;
 use super::dedup::DedupWindow;
 use super::error::ApiError;
-use super::stream_config::{Discard, Storage, StreamConfig};
+use super::stream_config::{Discard, PersistMode, Storage, StreamConfig};
 use super::stream_schedules::ScheduleHeaders;
 use crate::protocol::headers::{extend_block, header_value};
 use crate::protocol::Publish;
@@ -31,6 +31,10 @@ use crate::store::{
     self, Log, LogConfig, MemLog, NewMessage, PurgeRequest, Rejection, StoreError, StreamStore,
     SyncPolicy,
 };
+
+/// How often a stream with `persist_mode: async` syncs its log (nats-server leaves it to its
+/// `sync_interval`, 2 minutes by default; a second loses less on a power failure).
+pub const ASYNC_PERSIST_SYNC: Duration = Duration::from_secs(1);
 
 /// A publish accepted by the checks and waiting to be appended.
 struct Pending {
@@ -129,6 +133,11 @@ impl Stream {
         sync: SyncPolicy,
         now_ns: u64,
     ) -> Result<Self, ApiError> {
+        // `persist_mode: async` acknowledges before the fsync: the log syncs on an interval.
+        let sync = match (config.persist_mode, sync) {
+            (PersistMode::Async, SyncPolicy::Always) => SyncPolicy::Interval(ASYNC_PERSIST_SYNC),
+            _ => sync,
+        };
         let limits = log_config(&config, sync);
         let log = match config.storage {
             Storage::File => StreamStore::from(Log::open(dir, limits).map_err(store_error)?),

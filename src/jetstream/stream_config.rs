@@ -86,6 +86,44 @@ fn is_zero_i64(n: &i64) -> bool {
     *n == 0
 }
 
+/// When a stream's writes reach the disk (nats-server 2.12). `async` acknowledges a publish
+/// before its fsync, whatever the server's `--sync` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PersistMode {
+    #[default]
+    Default,
+    Async,
+}
+
+impl PersistMode {
+    fn is_default(&self) -> bool {
+        *self == PersistMode::Default
+    }
+}
+
+impl Serialize for PersistMode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            PersistMode::Default => "default",
+            PersistMode::Async => "async",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for PersistMode {
+    /// As Go's: exactly `default`, `async`, or an empty string for the default.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "" | "default" => Ok(PersistMode::Default),
+            "async" => Ok(PersistMode::Async),
+            _ => Err(serde::de::Error::custom(format!(
+                "can not unmarshal {text:?}"
+            ))),
+        }
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -167,6 +205,8 @@ pub struct StreamConfig {
     /// later (see `stream_schedules`).
     #[serde(skip_serializing_if = "is_false")]
     pub allow_msg_schedules: bool,
+    #[serde(skip_serializing_if = "PersistMode::is_default")]
+    pub persist_mode: PersistMode,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Accepted and echoed; placement means nothing on a single server.
@@ -235,6 +275,7 @@ impl Default for StreamConfig {
             allow_msg_counter: false,
             allow_atomic: false,
             allow_msg_schedules: false,
+            persist_mode: PersistMode::Default,
             metadata: None,
             placement: None,
             mirror: None,
@@ -273,7 +314,7 @@ fn invalid(text: &str) -> ApiError {
 
 /// nats-server stream config fields of features jetlog has not built (2.11–2.14): set to
 /// anything but their zero value they are refused, never dropped.
-pub const NOT_BUILT_STREAM_FIELDS: &[&str] = &["persist_mode", "allow_batched"];
+pub const NOT_BUILT_STREAM_FIELDS: &[&str] = &["allow_batched"];
 
 /// Replaces a 0 or below-minus-one limit with -1 (unlimited), as nats-server does.
 fn unlimited_if_unset(value: &mut i64) {
@@ -398,6 +439,23 @@ impl StreamConfig {
         }
         if self.deny_purge && self.allow_rollup_hdrs {
             return Err(invalid("roll-ups require the purge permission"));
+        }
+        if self.persist_mode == PersistMode::Async {
+            if self.storage != Storage::File {
+                return Err(invalid(
+                    "async persist mode is only supported on file storage",
+                ));
+            }
+            if self.num_replicas > 1 {
+                return Err(invalid(
+                    "async persist mode is not supported on replicated streams",
+                ));
+            }
+            if self.allow_atomic {
+                return Err(invalid(
+                    "async persist mode is not supported with atomic batch publish",
+                ));
+            }
         }
         if self.allow_msg_schedules {
             if self.allow_msg_counter {
@@ -527,6 +585,11 @@ impl StreamConfig {
         if self.allow_msg_counter != new.allow_msg_counter {
             return Err(invalid(
                 "stream configuration update can not change message counter setting",
+            ));
+        }
+        if self.persist_mode != new.persist_mode {
+            return Err(invalid(
+                "stream configuration update can not change persist mode",
             ));
         }
         if self.allow_msg_schedules && !new.allow_msg_schedules {

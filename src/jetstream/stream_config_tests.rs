@@ -187,3 +187,42 @@ fn placement_keeps_nats_fields_and_echoes_exactly() {
     let echoed = serde_json::to_string(&empty).expect("serialises");
     assert!(echoed.contains(r#""placement":{}"#), "{echoed}");
 }
+
+/// `persist_mode` reads as Go reads it and is checked as nats-server 2.15.1 checks it.
+#[test]
+fn persist_mode_is_read_exactly_and_checked() {
+    let config = parse(r#"{"name":"S","persist_mode":"async"}"#)
+        .normalized()
+        .expect("valid");
+    assert_eq!(config.persist_mode, PersistMode::Async);
+    let echoed = serde_json::to_string(&config).expect("serialises");
+    assert!(echoed.contains(r#""persist_mode":"async""#), "{echoed}");
+    for default in [r#""""#, r#""default""#] {
+        let json = format!(r#"{{"name":"S","persist_mode":{default}}}"#);
+        let config = parse(&json).normalized().expect("valid");
+        let echoed = serde_json::to_string(&config).expect("serialises");
+        assert!(!echoed.contains("persist_mode"), "{echoed}");
+    }
+    assert!(
+        serde_json::from_str::<StreamConfig>(r#"{"name":"S","persist_mode":"Async"}"#).is_err()
+    );
+    for (extra, text) in [
+        (
+            r#""storage":"memory""#,
+            "async persist mode is only supported on file storage",
+        ),
+        (
+            r#""allow_atomic":true"#,
+            "async persist mode is not supported with atomic batch publish",
+        ),
+    ] {
+        let json = format!(r#"{{"name":"S","persist_mode":"async",{extra}}}"#);
+        assert_eq!(parse(&json).normalized().unwrap_err().description, text);
+    }
+    let mut other = config.clone();
+    other.persist_mode = PersistMode::Default;
+    assert_eq!(
+        config.check_update(&other).unwrap_err().description,
+        "stream configuration update can not change persist mode"
+    );
+}

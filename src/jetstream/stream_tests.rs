@@ -283,3 +283,16 @@ fn the_last_subject_sequence_may_be_checked_against_another_subject() {
     );
     assert_eq!(err_code(&alone[0]), 10193);
 }
+
+/// `persist_mode: async` turns the server's `always` into an interval sync for this stream:
+/// publishes are acknowledged before their fsync, and the ticks sync what they wrote.
+#[test]
+fn an_async_persist_stream_syncs_on_an_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = open(dir.path(), r#"{"name":"S"}"#);
+    assert!(!plain.needs_ticks());
+    drop(plain);
+    let dir = tempfile::tempdir().unwrap();
+    let async_mode = open(dir.path(), r#"{"name":"S","persist_mode":"async"}"#);
+    assert!(async_mode.needs_ticks(), "ticks sync what was acknowledged");
+}

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::jetstream::stream_config::{
-    ConsumerLimits, Discard, Placement, RepublishConfig, Retention, Storage, SubjectTransformConfig,
+    ConsumerLimits, Discard, PersistMode, Placement, RepublishConfig, Retention, Storage,
+    SubjectTransformConfig,
 };
 use crate::jetstream::StreamConfig;
 use crate::meta::{pb, MetaError, MetaStore};
@@ -99,6 +100,10 @@ fn to_pb(c: &StreamConfig, created_ns: i64) -> pb::StreamConfig {
         Retention::Interest => pb::RetentionPolicy::Interest,
         Retention::WorkQueue => pb::RetentionPolicy::Workqueue,
     });
+    out.set_persist_mode(match c.persist_mode {
+        PersistMode::Default => pb::PersistMode::Default,
+        PersistMode::Async => pb::PersistMode::Async,
+    });
     out.set_discard(match c.discard {
         Discard::Old => pb::DiscardPolicy::Old,
         Discard::New => pb::DiscardPolicy::New,
@@ -157,6 +162,10 @@ fn from_pb(p: &pb::StreamConfig) -> StreamConfig {
         allow_msg_counter: p.allow_msg_counter,
         allow_atomic: p.allow_atomic,
         allow_msg_schedules: p.allow_msg_schedules,
+        persist_mode: match p.persist_mode() {
+            pb::PersistMode::Async => PersistMode::Async,
+            _ => PersistMode::Default,
+        },
         metadata: (!p.metadata.is_empty())
             .then(|| p.metadata.clone().into_iter().collect::<BTreeMap<_, _>>()),
         placement: p.placement.as_ref().map(|pl| Placement {
