@@ -20,6 +20,7 @@ pub mod operator;
 mod outbound;
 pub mod permissions;
 mod protocol_trace;
+pub mod raft_link;
 mod reply_grants;
 mod router;
 mod routes;
