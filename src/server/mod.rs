@@ -16,6 +16,7 @@ mod internal;
 mod jetstream;
 pub mod jwt;
 pub mod lame_duck;
+pub mod meta_group;
 pub mod operator;
 mod outbound;
 pub mod permissions;

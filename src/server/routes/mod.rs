@@ -119,6 +119,19 @@ impl Cluster {
         &self.server_id
     }
 
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
+    /// The names of the servers this one has a route to now.
+    pub fn peer_names(&self) -> std::collections::BTreeSet<String> {
+        lock(&self.mesh)
+            .links
+            .values()
+            .map(|link| link.remote_name.clone())
+            .collect()
+    }
+
     /// The cluster's name as it stands (a generated one may give way to a peer's).
     pub fn name(&self) -> ClusterName {
         lock(&self.name).clone()
