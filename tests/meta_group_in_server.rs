@@ -6,61 +6,34 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use jetlog::cluster::{ClusterConfig, RouteUrl};
 use jetlog::jetstream::assignments::{MetaCommand, Placement, StreamAssignment};
 use jetlog::raft::types::{node_id, Command, NodeId};
 use jetlog::server::meta_group::MetaGroup;
-use jetlog::server::{Server, ServerConfig};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Bound on forming, growing and failing over in this test.
+mod in_process_support;
+
+use in_process_support::{bind_clustered, Running};
+
 const CONVERGE: Duration = Duration::from_secs(30);
 
 struct Node {
     name: String,
     meta: MetaGroup,
-    stop: oneshot::Sender<()>,
-    running: JoinHandle<()>,
+    running: Running,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
 impl Node {
     async fn start(name: &str, seed: Option<std::net::SocketAddr>) -> (Node, std::net::SocketAddr) {
-        let store = tempfile::tempdir().expect("store");
+        let (server, store, addr) = bind_clustered(name, "meta", seed).await;
         let raft_dir = tempfile::tempdir().expect("raft dir");
-        let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            server_name: Some(name.to_owned()),
-            store_dir: store.path().to_path_buf(),
-            jetstream: false,
-            cluster: Some(ClusterConfig {
-                name: Some("meta".into()),
-                listen: "127.0.0.1:0".parse().expect("addr"),
-                routes: seed
-                    .map(|a| RouteUrl::parse(&format!("nats-route://{a}")).expect("url"))
-                    .into_iter()
-                    .collect(),
-                advertise: None,
-                no_advertise: false,
-                connect_retries: 3,
-                auth: None,
-                tls: None,
-            }),
-            ..ServerConfig::default()
-        };
-        let server = Server::bind(config).await.expect("bind");
-        let addr = server.cluster_addr().expect("route port");
         let db = sled::open(raft_dir.path()).expect("sled");
         let meta = server.start_meta_group(&db).await.expect("meta group");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let running = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
+        let running = Running::start(server);
         let node = Node {
             name: name.to_owned(),
             meta,
-            stop,
             running,
             _dirs: (store, raft_dir),
         };
@@ -88,8 +61,7 @@ impl Node {
 
     async fn stop(self) {
         self.meta.stop().await;
-        let _ = self.stop.send(());
-        let _ = tokio::time::timeout(CONVERGE, self.running).await;
+        self.running.stop().await;
     }
 }
 

@@ -7,75 +7,34 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use jetlog::cluster::{ClusterConfig, RouteUrl};
 use jetlog::raft::group::RaftGroup;
-use jetlog::raft::machine::Machine;
 use jetlog::raft::types::{node_id, Command, NodeId};
-use jetlog::server::{Server, ServerConfig};
 use openraft::{BasicNode, ServerState};
-use tokio::sync::oneshot;
+use raft_support::Journal;
 use tokio::task::JoinHandle;
+
+mod in_process_support;
+mod raft_support;
+
+use in_process_support::{bind_clustered, Running};
 
 const GROUP: &str = "_meta_";
 /// Bound on an election, a replication or a failover in this test.
 const CONVERGE: Duration = Duration::from_secs(20);
-
-/// Keeps every command it applied, in order.
-#[derive(Default)]
-struct Journal(Vec<u64>);
-
-impl Machine for Journal {
-    fn apply(&mut self, command: &[u8]) -> Vec<u8> {
-        let mut n = [0u8; 8];
-        n.copy_from_slice(&command[..8]);
-        self.0.push(u64::from_be_bytes(n));
-        Vec::new()
-    }
-    fn snapshot(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.0).unwrap_or_default()
-    }
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
-        self.0 = serde_json::from_slice(snapshot).map_err(|e| e.to_string())?;
-        Ok(())
-    }
-}
 
 /// One server of the mesh and its member of the group.
 struct Node {
     id: NodeId,
     group: RaftGroup<Journal>,
     serving: JoinHandle<()>,
-    stop: oneshot::Sender<()>,
-    running: JoinHandle<()>,
+    running: Running,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
 impl Node {
     async fn start(name: &str, seed: Option<std::net::SocketAddr>) -> (Node, std::net::SocketAddr) {
-        let store = tempfile::tempdir().expect("store");
+        let (server, store, addr) = bind_clustered(name, "raft", seed).await;
         let raft_dir = tempfile::tempdir().expect("raft dir");
-        let config = ServerConfig {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            server_name: Some(name.to_owned()),
-            store_dir: store.path().to_path_buf(),
-            jetstream: false,
-            cluster: Some(ClusterConfig {
-                name: Some("raft".into()),
-                listen: "127.0.0.1:0".parse().expect("addr"),
-                routes: seed
-                    .map(|a| RouteUrl::parse(&format!("nats-route://{a}")).expect("url"))
-                    .into_iter()
-                    .collect(),
-                advertise: None,
-                no_advertise: false,
-                connect_retries: 3,
-                auth: None,
-                tls: None,
-            }),
-            ..ServerConfig::default()
-        };
-        let server = Server::bind(config).await.expect("bind");
-        let cluster_addr = server.cluster_addr().expect("route port");
         let db = sled::open(raft_dir.path()).expect("sled");
         let id = node_id(name);
         let transport = server.raft_transport().expect("system account");
@@ -85,19 +44,15 @@ impl Node {
         let serving = server
             .serve_raft(GROUP, id, group.raft.clone())
             .expect("system account");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let running = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
+        let running = Running::start(server);
         let node = Node {
             id,
             group,
             serving,
-            stop,
             running,
             _dirs: (store, raft_dir),
         };
-        (node, cluster_addr)
+        (node, addr)
     }
 
     async fn journal(&self) -> Vec<u64> {
@@ -107,8 +62,7 @@ impl Node {
     async fn stop(self) {
         self.serving.abort();
         let _ = self.group.raft.shutdown().await;
-        let _ = self.stop.send(());
-        let _ = tokio::time::timeout(CONVERGE, self.running).await;
+        self.running.stop().await;
     }
 }
 

@@ -5,41 +5,22 @@
 //! restarted member catch up from its own disk.
 
 mod common;
+mod raft_support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::cluster::start_cluster;
 use jetlog::raft::group::RaftGroup;
-use jetlog::raft::machine::Machine;
 use jetlog::raft::nats_transport::{serve, NatsTransport};
 use jetlog::raft::types::{node_id, Command, NodeId};
 use openraft::{BasicNode, ServerState};
+use raft_support::Journal;
 use tokio::task::JoinHandle;
 
 const GROUP: &str = "journal";
 /// Bound on an election, a replication or a failover in this test.
 const CONVERGE: Duration = Duration::from_secs(20);
-
-/// Keeps every command it applied, in order.
-#[derive(Default)]
-struct Journal(Vec<u64>);
-
-impl Machine for Journal {
-    fn apply(&mut self, command: &[u8]) -> Vec<u8> {
-        let mut n = [0u8; 8];
-        n.copy_from_slice(&command[..8]);
-        self.0.push(u64::from_be_bytes(n));
-        (self.0.len() as u64).to_be_bytes().to_vec()
-    }
-    fn snapshot(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.0).unwrap_or_default()
-    }
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
-        self.0 = serde_json::from_slice(snapshot).map_err(|e| e.to_string())?;
-        Ok(())
-    }
-}
 
 struct Member {
     name: String,

@@ -26,6 +26,8 @@ mod stream_markers;
 pub mod stream_republish;
 mod stream_schedules;
 mod stream_ttl;
+#[cfg(test)]
+mod test_publish;
 pub mod time;
 
 pub use error::ApiError;

@@ -103,7 +103,7 @@ pub fn log_config(config: &StreamConfig, sync: SyncPolicy) -> LogConfig {
 }
 
 /// Messages read per scan while the duplicate window is rebuilt at open.
-const DEDUP_REBUILD_BATCH: usize = 4096;
+const REBUILD_BATCH: usize = 4096;
 
 pub(super) fn store_error(err: StoreError) -> ApiError {
     match err {
@@ -172,24 +172,14 @@ impl Stream {
 
     fn rebuild_dedup(&mut self, now_ns: u64) -> Result<(), ApiError> {
         let since = now_ns.saturating_sub(self.config.duplicate_window.max(0) as u64);
-        let mut seq = self.log.seq_at_or_after_time(since).map_err(store_error)?;
-        // In batches: one scan reads its records in large windows, where a lookup per message
-        // cost a read per message (8.7 s to reopen a stream of 10M messages stored within the
-        // window).
-        loop {
-            let batch = self
-                .log
-                .scan(seq, &[], DEDUP_REBUILD_BATCH)
-                .map_err(store_error)?;
-            let Some(last) = batch.last() else { break };
-            seq = last.seq + 1;
-            for msg in &batch {
-                if let Some(id) = header_value(&msg.headers, header::MSG_ID) {
-                    self.dedup
-                        .insert(String::from_utf8_lossy(id).into_owned(), msg.seq, msg.ts_ns);
-                }
+        let seq = self.log.seq_at_or_after_time(since).map_err(store_error)?;
+        self.each_stored_from(seq, |stream, msg| {
+            if let Some(id) = header_value(&msg.headers, header::MSG_ID) {
+                stream
+                    .dedup
+                    .insert(String::from_utf8_lossy(id).into_owned(), msg.seq, msg.ts_ns);
             }
-        }
+        })?;
         let last = self.log.last_seq();
         if let Some(msg) = self.log.get(last).map_err(store_error)? {
             self.last_msg_id = header_value(&msg.headers, header::MSG_ID)
@@ -197,6 +187,30 @@ impl Stream {
         }
         self.dedup.expire(now_ns);
         Ok(())
+    }
+
+    /// Calls `f` with every stored message from `seq` on: what the open-time rebuilds (dedup,
+    /// TTLs, schedules) read. In batches: one scan reads its records in large windows, where a
+    /// lookup per message cost a read per message (8.7 s to reopen a stream of 10M messages
+    /// stored within the dedup window).
+    pub(super) fn each_stored_from(
+        &mut self,
+        mut seq: u64,
+        mut f: impl FnMut(&mut Self, &store::StoredMessage),
+    ) -> Result<(), ApiError> {
+        loop {
+            let batch = self
+                .log
+                .scan(seq, &[], REBUILD_BATCH)
+                .map_err(store_error)?;
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            seq = last.seq + 1;
+            for msg in &batch {
+                f(self, msg);
+            }
+        }
     }
 
     pub fn config(&self) -> &StreamConfig {

@@ -1,6 +1,7 @@
 use super::*;
 use crate::jetstream::consumer::Action;
 use crate::jetstream::stream_config::StreamConfig;
+use crate::jetstream::test_publish::msg;
 use crate::store::SyncPolicy;
 use std::path::Path;
 use std::time::Instant;
@@ -18,20 +19,6 @@ fn open(dir: &Path, json: &str) -> Stream {
         .normalized()
         .unwrap();
     Stream::open(dir, config, 0, SyncPolicy::Always, T0).unwrap()
-}
-
-fn msg(subject: &str, headers: &[(&str, &str)], payload: &str) -> Publish {
-    let mut block = String::from("NATS/1.0\r\n");
-    for (k, v) in headers {
-        block.push_str(&format!("{k}: {v}\r\n"));
-    }
-    block.push_str("\r\n");
-    Publish {
-        subject: Bytes::copy_from_slice(subject.as_bytes()),
-        reply: None,
-        headers: Some(Bytes::from(block)),
-        payload: Bytes::copy_from_slice(payload.as_bytes()),
-    }
 }
 
 /// Message `seq` of batch `id`, with `extra` headers after the batch's own.

@@ -31,9 +31,6 @@ pub const TIME_ZONE: &[u8] = b"Nats-Schedule-Time-Zone";
 pub const SCHEDULER: &[u8] = b"Nats-Scheduler";
 pub const NEXT: &[u8] = b"Nats-Schedule-Next";
 
-/// How many messages one read of the open-time scan takes.
-const REBUILD_BATCH: usize = 4096;
-
 /// Time zones a cron schedule may name: jetlog computes cron times in UTC only.
 const UTC_NAMES: [&str; 3] = ["UTC", "Etc/UTC", "Zulu"];
 
@@ -309,19 +306,9 @@ impl Stream {
         if !self.config().allow_msg_schedules {
             return Ok(());
         }
-        let mut seq = 1;
-        loop {
-            let batch = self
-                .log
-                .scan(seq, &[], REBUILD_BATCH)
-                .map_err(store_error)?;
-            let Some(last) = batch.last() else { break };
-            seq = last.seq + 1;
-            for msg in &batch {
-                self.schedule_stored(msg.seq, &msg.subject, &msg.headers, msg.ts_ns, now_ns);
-            }
-        }
-        Ok(())
+        self.each_stored_from(1, |stream, msg| {
+            stream.schedule_stored(msg.seq, &msg.subject, &msg.headers, msg.ts_ns, now_ns);
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use crate::jetstream::api_types::PubAck;
 use crate::jetstream::stream_config::StreamConfig;
+use crate::jetstream::test_publish::msg;
 use crate::jetstream::time::parse_rfc3339;
 use crate::store::SyncPolicy;
 use std::path::Path;
@@ -20,20 +21,6 @@ fn open_at(dir: &Path, json: &str, now: u64) -> Stream {
         .normalized()
         .unwrap();
     Stream::open(dir, config, 0, SyncPolicy::Always, now).unwrap()
-}
-
-fn msg(subject: &str, headers: &[(&str, &str)], payload: &str) -> Publish {
-    let mut block = String::from("NATS/1.0\r\n");
-    for (k, v) in headers {
-        block.push_str(&format!("{k}: {v}\r\n"));
-    }
-    block.push_str("\r\n");
-    Publish {
-        subject: Bytes::copy_from_slice(subject.as_bytes()),
-        reply: None,
-        headers: (!headers.is_empty()).then(|| Bytes::from(block)),
-        payload: Bytes::copy_from_slice(payload.as_bytes()),
-    }
 }
 
 fn send(s: &mut Stream, m: Publish, now: u64) -> PubAck {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::jetstream::test_publish::msg;
 
 const SEC: u64 = 1_000_000_000;
 
@@ -11,23 +12,6 @@ fn config(json: &str) -> StreamConfig {
 
 fn open(dir: &Path, json: &str) -> Stream {
     Stream::open(dir, config(json), 0, SyncPolicy::Always, 1000 * SEC).unwrap()
-}
-
-fn msg(subject: &str, headers: &[(&str, &str)], payload: &str) -> Publish {
-    let headers = (!headers.is_empty()).then(|| {
-        let mut block = String::from("NATS/1.0\r\n");
-        for (k, v) in headers {
-            block.push_str(&format!("{k}: {v}\r\n"));
-        }
-        block.push_str("\r\n");
-        Bytes::from(block)
-    });
-    Publish {
-        subject: Bytes::copy_from_slice(subject.as_bytes()),
-        reply: None,
-        headers,
-        payload: Bytes::copy_from_slice(payload.as_bytes()),
-    }
 }
 
 fn err_code(ack: &PubAck) -> u16 {

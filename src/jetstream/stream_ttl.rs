@@ -6,9 +6,6 @@ use super::msg_ttl::{msg_ttl, MsgTtl, TTL_HEADER};
 use super::stream::{store_error, Stream};
 use crate::protocol::headers::header_value;
 
-/// How many messages one read of the open-time scan takes.
-const TTL_REBUILD_BATCH: usize = 4096;
-
 impl Stream {
     /// The TTL a publish asks for, checked against the stream's settings: nats-server's 10166
     /// when the stream does not allow TTLs and 10165 for a value it refuses.
@@ -51,25 +48,15 @@ impl Stream {
         if !self.config().allow_msg_ttl {
             return Ok(());
         }
-        let mut seq = 1;
-        loop {
-            let batch = self
-                .log
-                .scan(seq, &[], TTL_REBUILD_BATCH)
-                .map_err(store_error)?;
-            let Some(last) = batch.last() else { break };
-            seq = last.seq + 1;
-            for msg in &batch {
-                if header_value(&msg.headers, TTL_HEADER).is_none() {
-                    continue;
-                }
-                // A value that no longer parses (it was checked when stored) is left alone.
-                if let Ok(Some(ttl)) = msg_ttl(&msg.headers) {
-                    self.record_ttl(msg.seq, msg.ts_ns, ttl);
-                }
+        self.each_stored_from(1, |stream, msg| {
+            if header_value(&msg.headers, TTL_HEADER).is_none() {
+                return;
             }
-        }
-        Ok(())
+            // A value that no longer parses (it was checked when stored) is left alone.
+            if let Ok(Some(ttl)) = msg_ttl(&msg.headers) {
+                stream.record_ttl(msg.seq, msg.ts_ns, ttl);
+            }
+        })
     }
 }
 

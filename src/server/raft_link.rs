@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use openraft::Raft;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::internal::{self, InternalClient};
-use super::outbound::{InternalSink, Subscription};
+use super::outbound::{InternalDelivery, InternalSink, Subscription};
 use super::router::Router;
 use super::Server;
 use crate::raft::network::{answer, node_subjects, Transport, TransportError};
@@ -82,15 +82,7 @@ impl RouterTransport {
     fn start(router: Arc<Router>) -> Self {
         // A fresh random token per transport: several may share a server.
         let prefix = format!("{INBOX_PREFIX}.{}", super::new_token());
-        let (tx, mut rx) = internal::channel();
-        let sink = InternalSink {
-            tag: 0,
-            tx,
-            exclude: &[],
-            inline: None,
-        };
-        let inbox =
-            InternalClient::new(router.clone()).subscribe(&format!("{prefix}.*"), None, sink);
+        let (inbox, mut rx) = subscribe(&router, &format!("{prefix}.*"));
         let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Bytes>>>> = Arc::default();
         let waiting = pending.clone();
         let reader = tokio::spawn(async move {
@@ -115,6 +107,22 @@ impl RouterTransport {
             }),
         }
     }
+}
+
+/// An internal subscription to `subject` and the channel its messages arrive on.
+fn subscribe(
+    router: &Arc<Router>,
+    subject: &str,
+) -> (Arc<Subscription>, mpsc::Receiver<InternalDelivery>) {
+    let (tx, rx) = internal::channel();
+    let sink = InternalSink {
+        tag: 0,
+        tx,
+        exclude: &[],
+        inline: None,
+    };
+    let sub = InternalClient::new(router.clone()).subscribe(subject, None, sink);
+    (sub, rx)
 }
 
 /// Publishes one message from an async task: the client never blocks, and what an internal
@@ -166,14 +174,7 @@ impl Transport for RouterTransport {
 /// Subscribes node `me`'s subjects of `group` and answers each request on its own task, so
 /// a slow snapshot install does not hold up votes and heartbeats.
 fn serve(router: Arc<Router>, group: &str, me: NodeId, raft: Raft<JetlogRaft>) -> JoinHandle<()> {
-    let (tx, mut rx) = internal::channel();
-    let sink = InternalSink {
-        tag: 0,
-        tx,
-        exclude: &[],
-        inline: None,
-    };
-    let sub = InternalClient::new(router.clone()).subscribe(&node_subjects(group, me), None, sink);
+    let (sub, mut rx) = subscribe(&router, &node_subjects(group, me));
     tokio::spawn(async move {
         let _unsubscribe = Unsubscribe(router.clone(), sub);
         while let Some(delivery) = rx.recv().await {
