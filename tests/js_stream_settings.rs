@@ -225,3 +225,43 @@ async fn an_async_persist_stream_is_made_and_its_mode_cannot_change() {
         )
     );
 }
+
+#[tokio::test]
+async fn responses_carry_the_versioning_metadata_and_a_sent_back_config_is_accepted() {
+    let server = TestServer::start(&[]);
+    let client = within("connect", async_nats::connect(server.url()))
+        .await
+        .unwrap();
+    let made = call(
+        &client,
+        "$JS.API.STREAM.CREATE.V",
+        json!({"name": "V", "subjects": ["v.>"], "allow_msg_ttl": true,
+               "metadata": {"team": "a", "_nats.ver": "9.9.9"}}),
+    )
+    .await;
+    let metadata = &made["config"]["metadata"];
+    assert_eq!(metadata["team"], "a", "{made}");
+    assert_eq!(metadata["_nats.req.level"], "1", "TTLs are level 1: {made}");
+    assert_eq!(metadata["_nats.level"], "2", "{made}");
+    assert_eq!(
+        metadata["_nats.ver"], "2.10.0",
+        "the client's value is not kept: {made}"
+    );
+    // What a client does on an edit: the config from an info, sent back as it came.
+    let mut config = made["config"].clone();
+    config["description"] = json!("edited");
+    let updated = call(&client, "$JS.API.STREAM.UPDATE.V", config).await;
+    assert!(updated.get("error").is_none(), "{updated}");
+    assert_eq!(updated["config"]["metadata"], *metadata);
+    let consumer = call(
+        &client,
+        "$JS.API.CONSUMER.CREATE.V.C",
+        json!({"stream_name": "V", "config": {"durable_name": "C", "ack_policy": "explicit",
+               "priority_groups": ["g"], "priority_policy": "overflow"}}),
+    )
+    .await;
+    assert_eq!(
+        consumer["config"]["metadata"]["_nats.req.level"], "1",
+        "{consumer}"
+    );
+}

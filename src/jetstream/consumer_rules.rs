@@ -53,6 +53,7 @@ impl ConsumerConfig {
         if self.opt_start_seq == Some(0) {
             self.opt_start_seq = None;
         }
+        crate::jetstream::versioning::strip(&mut self.metadata);
         if self.metadata.as_ref().is_some_and(BTreeMap::is_empty) {
             self.metadata = None;
         }

@@ -180,7 +180,12 @@ impl Consumer {
             stream_name: self.stream.clone(),
             name: self.name.clone(),
             created: format_rfc3339(Some(self.created_ns)),
-            config: self.config.clone(),
+            config: {
+                let mut config = self.config.clone();
+                let level = crate::jetstream::versioning::consumer_level(&config);
+                config.metadata = crate::jetstream::versioning::shown(&config.metadata, level);
+                config
+            },
             delivered: sequence_info(&self.delivered),
             ack_floor: sequence_info(&self.ack_floor),
             num_ack_pending: self.pending.len() as u64,

@@ -29,6 +29,7 @@ mod stream_ttl;
 #[cfg(test)]
 mod test_publish;
 pub mod time;
+pub mod versioning;
 
 pub use error::ApiError;
 pub use stream::Stream;

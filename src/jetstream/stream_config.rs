@@ -377,6 +377,7 @@ impl StreamConfig {
     }
 
     pub fn normalized(mut self) -> Result<Self, ApiError> {
+        crate::jetstream::versioning::strip(&mut self.metadata);
         if !is_valid_name(&self.name) {
             return Err(invalid(
                 "stream name is required and can not contain '.', '*', '>'",

@@ -18,6 +18,7 @@ use crate::jetstream::api_types::{
 };
 use crate::jetstream::stream_config::{is_valid_name, Storage, NOT_BUILT_STREAM_FIELDS};
 use crate::jetstream::time::{format_rfc3339, parse_rfc3339};
+use crate::jetstream::versioning;
 use crate::jetstream::{ApiError, StreamConfig};
 use crate::protocol::subject::subjects_overlap;
 use crate::store::{PurgeRequest, StoredMessage};
@@ -374,8 +375,10 @@ fn stream_info_page(
         .skip(req.offset)
         .take(MAX_SUBJECT_DETAILS)
         .collect();
+    let mut config = stream.config().clone();
+    config.metadata = versioning::shown(&config.metadata, versioning::stream_level(&config));
     let info = StreamInfo {
-        config: stream.config().clone(),
+        config,
         created: format_rfc3339(Some(stream.created_ns())),
         state: StreamState {
             messages: s.msgs,
