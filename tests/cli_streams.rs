@@ -49,7 +49,7 @@ fn add_creates_the_stream_with_human_sizes_and_durations() {
             "--max-bytes",
             "1GB",
             "--max-age",
-            "24h",
+            "1d",
             "--max-msgs-per-subject",
             "10",
             "--max-msg-size",
@@ -135,7 +135,7 @@ fn server_errors_carry_the_description_and_err_code() {
         .fails_with("err_code 10065");
     jetlog_at(&url, &["stream", "info", "NOPE"]).fails_with("stream not found");
     jetlog_at(&url, &["stream", "info", "NOPE"]).fails_with("err_code 10059");
-    jetlog_at(&url, &["stream", "purge", "NOPE"]).fails_with("stream not found");
+    jetlog_at(&url, &["stream", "purge", "NOPE", "-f"]).fails_with("stream not found");
     jetlog_at(&url, &["stream", "get", "NOPE", "1"]).fails_with("stream not found");
     jetlog_at(&url, &["stream", "rm", "NOPE", "-f"]).fails_with("stream not found");
     jetlog_at(&url, &["stream", "edit", "NOPE", "--max-msgs", "5"]).fails_with("stream not found");
@@ -268,22 +268,36 @@ fn purge_all_by_subject_by_sequence_and_keep() {
         let region = if i % 2 == 0 { "eu" } else { "us" };
         publish(&url, &format!("orders.{region}.{i}"), "x");
     }
+    // Destructive: without a terminal to ask on, -f is required.
+    jetlog_at(&url, &["stream", "purge", "ORDERS"]).fails_with("refusing without -f/--force");
+    assert_eq!(stream_info(&url, "ORDERS").state.messages, 10);
     let out = jetlog_at(
         &url,
-        &["stream", "purge", "ORDERS", "--subject", "orders.eu.>"],
+        &[
+            "stream",
+            "purge",
+            "ORDERS",
+            "--subject",
+            "orders.eu.>",
+            "-f",
+        ],
     );
     assert_eq!(out.ok(), "purged 5 messages from ORDERS\n");
     assert_eq!(stream_info(&url, "ORDERS").state.messages, 5);
 
-    let json = jetlog_at(&url, &["stream", "purge", "ORDERS", "--seq", "5", "--json"]).json();
+    let json = jetlog_at(
+        &url,
+        &["stream", "purge", "ORDERS", "--seq", "5", "--json", "-f"],
+    )
+    .json();
     assert_eq!(json["purged"], 2, "seq 1 and 3 are below 5");
     assert_eq!(stream_info(&url, "ORDERS").state.first_sequence, 5);
 
-    jetlog_at(&url, &["stream", "purge", "ORDERS", "--keep", "1"]).ok();
+    jetlog_at(&url, &["stream", "purge", "ORDERS", "--keep", "1", "-f"]).ok();
     let state = stream_info(&url, "ORDERS").state;
     assert_eq!((state.messages, state.first_sequence), (1, 9));
 
-    jetlog_at(&url, &["stream", "purge", "ORDERS"]).ok();
+    jetlog_at(&url, &["stream", "purge", "ORDERS", "--force"]).ok();
     assert_eq!(stream_info(&url, "ORDERS").state.messages, 0);
 
     let out = jetlog_at(
@@ -361,12 +375,13 @@ fn rmm_deletes_one_message() {
     for i in 1..=3 {
         publish(&url, &format!("orders.{i}"), "x");
     }
-    let out = jetlog_at(&url, &["stream", "rmm", "ORDERS", "2"]);
+    jetlog_at(&url, &["stream", "rmm", "ORDERS", "2"]).fails_with("refusing without -f/--force");
+    let out = jetlog_at(&url, &["stream", "rmm", "ORDERS", "2", "-f"]);
     assert_eq!(out.ok(), "deleted message 2 from ORDERS\n");
     let state = stream_info(&url, "ORDERS").state;
     assert_eq!(state.messages, 2);
     jetlog_at(&url, &["stream", "get", "ORDERS", "2"]).fails_with("no message found");
-    jetlog_at(&url, &["stream", "rmm", "ORDERS", "2"]).fails_with("err_code");
+    jetlog_at(&url, &["stream", "rmm", "ORDERS", "2", "-f"]).fails_with("err_code");
 }
 
 #[test]
@@ -375,6 +390,9 @@ fn stream_commands_report_an_unreachable_server_quickly() {
     let out = jetlog(&["stream", "ls", "-s", &url]);
     out.fails_with(&format!("cannot connect to {url}"));
     assert!(out.elapsed < Duration::from_secs(3), "{:?}", out.elapsed);
+    // natscli's order: the connection flags before the command.
+    let before = jetlog(&["-s", &url, "-j", "stream", "ls"]);
+    before.fails_with(&format!("cannot connect to {url}"));
 }
 
 #[test]

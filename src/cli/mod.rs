@@ -64,7 +64,7 @@ pub fn main() -> ExitCode {
         }
         normalized.into_iter().map(OsString::from).collect()
     } else {
-        args
+        client::global_flags::hoist(args)
     };
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,

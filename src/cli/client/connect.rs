@@ -70,7 +70,7 @@ pub struct CommonArgs {
     #[arg(long, default_value = "5s", value_parser = parse_duration, global = true)]
     pub timeout: Duration,
     /// Print JSON for scripts instead of human output.
-    #[arg(long, global = true)]
+    #[arg(short = 'j', long, global = true)]
     pub json: bool,
 }
 

@@ -15,6 +15,7 @@ mod connect;
 mod consumer;
 mod consumer_view;
 mod credentials;
+pub mod global_flags;
 mod kv;
 mod kv_view;
 mod object;

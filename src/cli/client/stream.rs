@@ -86,6 +86,9 @@ enum StreamAction {
         /// Keep this many of the newest messages.
         #[arg(long)]
         keep: Option<u64>,
+        /// Do not ask for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
     },
     /// Show one message, by sequence or as the last on a subject.
     Get {
@@ -104,6 +107,9 @@ enum StreamAction {
         name: String,
         /// Sequence of the message to delete.
         seq: u64,
+        /// Do not ask for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
     },
     /// A table of all streams and their state.
     Report,
@@ -138,13 +144,32 @@ pub async fn run(args: StreamArgs) -> Result<()> {
             subject,
             seq,
             keep,
-        } => purge(&js, common, &name, subject, seq, keep).await,
+            force,
+        } => {
+            let what = match (&subject, seq, keep) {
+                (Some(subject), _, _) => {
+                    format!("purge the messages on {subject} from stream {name}")
+                }
+                (None, Some(seq), _) => {
+                    format!("purge the messages below {seq} from stream {name}")
+                }
+                (None, None, Some(keep)) => {
+                    format!("purge all but the newest {keep} messages from stream {name}")
+                }
+                (None, None, None) => format!("purge every message from stream {name}"),
+            };
+            confirm(&what, force)?;
+            purge(&js, common, &name, subject, seq, keep).await
+        }
         StreamAction::Get {
             name,
             seq,
             last_for,
         } => get(&js, common, &name, seq, last_for).await,
-        StreamAction::Rmm { name, seq } => remove_message(&js, common, &name, seq).await,
+        StreamAction::Rmm { name, seq, force } => {
+            confirm(&format!("delete message {seq} from stream {name}"), force)?;
+            remove_message(&js, common, &name, seq).await
+        }
         StreamAction::Report => stream_view::report(&js, common).await,
     }
 }
