@@ -288,3 +288,31 @@ fn errors_are_one_line_and_exit_1() {
     run.fails_with("cannot connect to");
     assert!(run.elapsed.as_secs() < 3, "{run:?}");
 }
+
+#[test]
+fn json_gives_the_summary_keys_and_each_clients_numbers() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    let run = jetlog_at(
+        &url,
+        &["bench", "demo.req", "--request", "--msgs", "200", "--json"],
+    );
+    let out = run.json();
+    let keys: Vec<&str> = KEYS.to_vec();
+    for key in keys {
+        assert!(out.get(key).is_some(), "{key} missing: {out}");
+    }
+    assert_eq!(out["bench"], "request", "{out}");
+    assert_eq!(out["msgs"], 200);
+    assert!(
+        out["p50_us"].as_u64().is_some(),
+        "requests are timed: {out}"
+    );
+    let roles: Vec<&str> = out["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .map(|c| c["role"].as_str().unwrap_or_default())
+        .collect();
+    assert!(roles.contains(&"req") && roles.contains(&"reply"), "{out}");
+}

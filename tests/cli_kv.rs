@@ -135,7 +135,10 @@ fn put_get_create_and_update_with_revisions() {
     jetlog_at(&url, &["kv", "get", "APP", "nothing"]).fails_with("APP > nothing not found");
     jetlog_at(&url, &["kv", "get", "APP", "color", "--revision", "4"])
         .fails_with("has no revision 4");
-    jetlog_at(&url, &["kv", "get", "NOPE", "k"]).fails_with("key-value bucket NOPE");
+    let missing = jetlog_at(&url, &["kv", "get", "NOPE", "k"]);
+    missing.fails_with("key-value bucket NOPE");
+    // The same error format as the stream commands.
+    missing.fails_with("stream not found (status 404, err_code 10059)");
 }
 
 #[test]

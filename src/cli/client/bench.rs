@@ -21,6 +21,7 @@ use bytes::Bytes;
 use clap::Args;
 
 use super::connect::{self, CommonArgs};
+use super::output;
 use super::pubsub::check_publish_subject;
 use super::stream::check_stream_name;
 use super::units::parse_size;
@@ -200,5 +201,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if let Some(path) = &args.csv {
         report.write_csv(path)?;
     }
-    report.print()
+    match plan.common.json {
+        true => output::json_pretty(&report.to_json()),
+        false => report.print(),
+    }
 }

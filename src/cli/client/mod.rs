@@ -119,7 +119,50 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Folds a message onto one line, so every failure is exactly one line on stderr.
+/// Folds a message onto one line, so every failure is exactly one line on stderr, and
+/// writes a server error the async-nats way (`jetstream error: … (code 404, error code
+/// 10059)`, from the key-value and object calls) as every other command does (`… (status 404,
+/// err_code 10059)`).
 fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = text.replace("jetstream error: ", "");
+    let Some(start) = text.rfind("(code ") else {
+        return text;
+    };
+    let tail = &text[start..];
+    let Some((code, rest)) = tail["(code ".len()..].split_once(", error code ") else {
+        return text;
+    };
+    let Some((err_code, after)) = rest.split_once(')') else {
+        return text;
+    };
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !numeric(code) || !numeric(err_code) {
+        return text;
+    }
+    format!(
+        "{}(status {code}, err_code {err_code}){after}",
+        &text[..start]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn server_errors_read_the_same_from_every_command() {
+        assert_eq!(
+            one_line("key-value bucket X: failed to get the bucket: jetstream error: stream not found (code 404, error code 10059)"),
+            "key-value bucket X: failed to get the bucket: stream not found (status 404, err_code 10059)"
+        );
+        assert_eq!(
+            one_line("stream S: stream not found\n (status 404, err_code 10059)"),
+            "stream S: stream not found (status 404, err_code 10059)"
+        );
+        assert_eq!(
+            one_line("a (code x, error code 1)"),
+            "a (code x, error code 1)"
+        );
+    }
 }

@@ -169,6 +169,42 @@ impl Report {
         output::line(text)
     }
 
+    /// `--json`: the `key=value` line's fields as one JSON object (a latency not measured is
+    /// `null`), with each client's own numbers under `clients`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let latencies = self.sorted_latencies();
+        let clients: Vec<serde_json::Value> = self
+            .clients
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "role": c.role,
+                    "index": c.index,
+                    "msgs": c.msgs,
+                    "bytes": c.bytes,
+                    "secs": c.elapsed.as_secs_f64(),
+                    "msgs_per_s": c.msgs_per_s().round(),
+                    "mb_per_s": c.mb_per_s(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "bench": self.bench,
+            "sync": self.sync,
+            "pubs": self.pubs,
+            "subs": self.subs,
+            "msgs": self.msgs,
+            "received": self.received,
+            "size": self.size,
+            "secs": self.elapsed.as_secs_f64(),
+            "msgs_per_s": rate(self.msgs as f64, self.elapsed).round(),
+            "mb_per_s": rate(self.msgs as f64 * self.size as f64 / BYTES_PER_MB, self.elapsed),
+            "p50_us": percentile(&latencies, 0.50),
+            "p99_us": percentile(&latencies, 0.99),
+            "clients": clients,
+        })
+    }
+
     /// The stable one-line summary.
     fn key_values(&self, sorted_latencies: &[u32]) -> String {
         let show = |value: Option<u32>| value.map_or_else(|| "-".to_string(), |v| v.to_string());
