@@ -318,3 +318,54 @@ fn replay_follow_reads_new_events_up_to_to_seq() {
         .collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
 }
+
+/// Pause and resume (nats-server 2.11+, so against jetlog only).
+#[test]
+fn pause_for_a_while_then_resume() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    jetlog_at(&url, &["stream", "add", "ORDERS", "--subjects", "orders.>"]).ok();
+    jetlog_at(&url, &["consumer", "add", "ORDERS", "C"]).ok();
+    let out = jetlog_at(&url, &["consumer", "pause", "ORDERS", "C", "--for", "1d"]);
+    assert!(
+        out.ok()
+            .starts_with("consumer C of stream ORDERS paused until "),
+        "{}",
+        out.ok()
+    );
+    let json = jetlog_at(&url, &["consumer", "info", "ORDERS", "C", "--json"]).json();
+    assert_eq!(json["paused"], true, "{json}");
+    let until = jetlog_at(
+        &url,
+        &[
+            "consumer",
+            "pause",
+            "ORDERS",
+            "C",
+            "--until",
+            "2030-01-01T00:00:00Z",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(until["pause_until"], "2030-01-01T00:00:00Z", "{until}");
+    jetlog_at(
+        &url,
+        &["consumer", "pause", "ORDERS", "C", "--until", "soon"],
+    )
+    .fails_with("invalid time");
+    let neither = jetlog_at(&url, &["consumer", "pause", "ORDERS", "C"]);
+    assert_eq!(
+        neither.code,
+        Some(1),
+        "clap asks for --for or --until: {neither:#?}"
+    );
+    assert!(neither.stderr.contains("--for"), "{neither:#?}");
+    let out = jetlog_at(&url, &["consumer", "resume", "ORDERS", "C"]);
+    assert_eq!(out.ok(), "consumer C of stream ORDERS resumed\n");
+    let json = jetlog_at(&url, &["consumer", "info", "ORDERS", "C", "--json"]).json();
+    assert!(
+        json.get("paused").is_none() || json["paused"] == false,
+        "{json}"
+    );
+}

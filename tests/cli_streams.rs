@@ -444,3 +444,33 @@ fn info_shows_level_1_and_2_settings_and_pub_shows_a_counters_total() {
     );
     assert_eq!(json.json()["val"], "-2");
 }
+
+#[test]
+fn subjects_lists_counts_and_seal_stops_a_stream_for_good() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    add_orders(&url);
+    for subject in ["orders.eu.1", "orders.eu.1", "orders.us.1"] {
+        publish(&url, subject, "x");
+    }
+    let text = jetlog_at(&url, &["stream", "subjects", "ORDERS"])
+        .ok()
+        .to_string();
+    assert!(text.contains("orders.eu.1") && text.contains('2'), "{text}");
+    let json = jetlog_at(
+        &url,
+        &["stream", "subjects", "ORDERS", "orders.us.>", "--json"],
+    )
+    .json();
+    assert_eq!(json, serde_json::json!({"orders.us.1": 1}));
+
+    jetlog_at(&url, &["stream", "seal", "ORDERS"]).fails_with("refusing without -f/--force");
+    let out = jetlog_at(&url, &["stream", "seal", "ORDERS", "-f"]);
+    assert!(
+        out.ok().starts_with("stream ORDERS sealed\n"),
+        "{}",
+        out.ok()
+    );
+    assert!(stream_info(&url, "ORDERS").config.sealed);
+    jetlog_at(&url, &["pub", "--js", "orders.eu.2", "late"]).fails_with("sealed");
+}

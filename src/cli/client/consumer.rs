@@ -86,6 +86,27 @@ enum ConsumerAction {
         #[arg(long)]
         no_ack: bool,
     },
+    /// Pause a consumer: nothing is delivered until the time given (nats-server 2.11+).
+    Pause {
+        /// Stream name.
+        stream: String,
+        /// Consumer name.
+        name: String,
+        /// For how long, e.g. 1h or 2d.
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration,
+              conflicts_with = "until", required_unless_present = "until")]
+        for_: Option<Duration>,
+        /// Until this time (RFC 3339, e.g. 2030-01-01T00:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+    },
+    /// Resume a paused consumer.
+    Resume {
+        /// Stream name.
+        stream: String,
+        /// Consumer name.
+        name: String,
+    },
 }
 
 /// The `--ack` choices.
@@ -231,7 +252,9 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
         ConsumerAction::Add { stream, name, .. }
         | ConsumerAction::Info { stream, name }
         | ConsumerAction::Rm { stream, name, .. }
-        | ConsumerAction::Next { stream, name, .. } => (stream, Some(name)),
+        | ConsumerAction::Next { stream, name, .. }
+        | ConsumerAction::Pause { stream, name, .. }
+        | ConsumerAction::Resume { stream, name } => (stream, Some(name)),
         ConsumerAction::Ls { stream, .. } => (stream, None),
     };
     check_stream_name(stream)?;
@@ -284,6 +307,52 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
             count,
             no_ack,
         } => next(&js, common, &stream, &name, count, no_ack).await,
+        ConsumerAction::Pause {
+            stream,
+            name,
+            for_,
+            until,
+        } => {
+            let until = match (for_, until) {
+                (_, Some(until)) => {
+                    crate::jetstream::time::parse_rfc3339(&until).map_err(|e| anyhow!(e))?;
+                    until
+                }
+                (Some(span), None) => {
+                    let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
+                    let at = i64::try_from((now + span).as_nanos())?;
+                    crate::jetstream::time::format_rfc3339(Some(at))
+                }
+                (None, None) => bail!("give --for or --until"),
+            };
+            pause(&js, common, &stream, &name, json!({ "pause_until": until })).await
+        }
+        ConsumerAction::Resume { stream, name } => {
+            pause(&js, common, &stream, &name, json!({})).await
+        }
+    }
+}
+
+/// `CONSUMER.PAUSE` with `body` (a time pauses, no time resumes), and what it answered.
+async fn pause(
+    js: &Context,
+    common: &CommonArgs,
+    stream: &str,
+    name: &str,
+    body: Value,
+) -> Result<()> {
+    let reply = api::request(js, &format!("CONSUMER.PAUSE.{stream}.{name}"), &body)
+        .await
+        .with_context(|| format!("consumer {name} of stream {stream}"))?;
+    if common.json {
+        return output::json_pretty(&reply);
+    }
+    match reply["paused"].as_bool() {
+        Some(true) => output::line(format!(
+            "consumer {name} of stream {stream} paused until {}",
+            reply["pause_until"].as_str().unwrap_or("?")
+        )),
+        _ => output::line(format!("consumer {name} of stream {stream} resumed")),
     }
 }
 

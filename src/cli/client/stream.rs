@@ -113,6 +113,22 @@ enum StreamAction {
     },
     /// A table of all streams and their state.
     Report,
+    /// Seal a stream: no more messages, deletes or purges, for good.
+    Seal {
+        /// Stream name.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// List the subjects a stream holds messages on, with their counts.
+    Subjects {
+        /// Stream name.
+        name: String,
+        /// Only subjects matching this filter (wildcards allowed).
+        #[arg(default_value = ">")]
+        filter: String,
+    },
 }
 
 /// Refuses names that would change the API subject they are put into.
@@ -171,6 +187,29 @@ pub async fn run(args: StreamArgs) -> Result<()> {
             remove_message(&js, common, &name, seq).await
         }
         StreamAction::Report => stream_view::report(&js, common).await,
+        StreamAction::Seal { name, force } => {
+            confirm(
+                &format!("seal stream {name} (this cannot be undone)"),
+                force,
+            )?;
+            let current = info_json(&js, &name).await?;
+            let mut config = current
+                .get("config")
+                .cloned()
+                .ok_or_else(|| anyhow!("unexpected stream info reply: no config object"))?;
+            config["sealed"] = json!(true);
+            let info = api::request(&js, &format!("STREAM.UPDATE.{name}"), &config)
+                .await
+                .with_context(|| format!("cannot seal stream {name}"))?;
+            if !common.json {
+                output::line(format!("stream {name} sealed"))?;
+            }
+            stream_view::show_info(info, common.json)
+        }
+        StreamAction::Subjects { name, filter } => {
+            check_filter_subject(&filter)?;
+            stream_view::subjects(&js, common, &name, &filter).await
+        }
     }
 }
 
@@ -183,7 +222,9 @@ impl StreamAction {
             | Self::Rm { name, .. }
             | Self::Purge { name, .. }
             | Self::Get { name, .. }
-            | Self::Rmm { name, .. } => Some(name),
+            | Self::Rmm { name, .. }
+            | Self::Seal { name, .. }
+            | Self::Subjects { name, .. } => Some(name),
             Self::Ls { .. } | Self::Report => None,
         }
     }

@@ -237,3 +237,38 @@ fn or_all(source: &str) -> &str {
         source
     }
 }
+
+/// `stream subjects`: every subject matching `filter` and how many messages it holds, read
+/// page by page (the server sends at most 100,000 subjects per reply), sorted by subject.
+pub async fn subjects(js: &Context, common: &CommonArgs, name: &str, filter: &str) -> Result<()> {
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    loop {
+        let request = json!({"subjects_filter": filter, "offset": counts.len()});
+        let reply = api::request(js, &format!("STREAM.INFO.{name}"), &request)
+            .await
+            .map_err(|e| e.context(format!("stream {name}")))?;
+        let page = reply["state"]["subjects"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let before = counts.len();
+        for (subject, count) in page {
+            counts.insert(subject, count.as_u64().unwrap_or(0));
+        }
+        let total = reply["total"].as_u64().unwrap_or(0) as usize;
+        if counts.len() >= total || counts.len() == before {
+            break;
+        }
+    }
+    if common.json {
+        return output::json_pretty(&counts);
+    }
+    if counts.is_empty() {
+        return output::line(format!("no subjects in {name} match {filter}"));
+    }
+    let mut table = output::table(&["Subject", "Messages"]);
+    for (subject, count) in counts {
+        table.add_row(vec![subject, count.to_string()]);
+    }
+    output::print_table(&table)
+}
