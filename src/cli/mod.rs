@@ -6,6 +6,7 @@ mod client;
 mod cluster_args;
 mod duration;
 pub mod fd_limit;
+mod generated;
 mod log_format;
 mod nats_server_mode;
 mod process_files;
@@ -34,6 +35,14 @@ pub enum Command {
     Server(server::ServerArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print jetlog's man page, or write one per command into --dir.
+    Man {
+        /// Write jetlog.1, jetlog-stream.1, jetlog-stream-add.1, … here.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// Parses the process arguments and runs the chosen command.
@@ -80,5 +89,7 @@ pub fn main() -> ExitCode {
             server::run(args)
         }
         Command::Client(command) => client::run(command),
+        Command::Completions { shell } => generated::completions(shell),
+        Command::Man { dir } => generated::man(dir.as_deref()),
     }
 }
