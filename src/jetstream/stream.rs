@@ -263,7 +263,12 @@ impl Stream {
         let mut pending_ids: HashMap<String, usize> = HashMap::new();
         for (index, msg) in batch.iter().enumerate() {
             let msg: &Publish = msg.borrow();
-            if let Some(id) = super::stream_batch::batch_id(msg.headers.as_deref()) {
+            let batch = match self.producing {
+                // A scheduled message is stored as produced, whatever its headers say.
+                true => None,
+                false => super::stream_batch::batch_id(msg.headers.as_deref()),
+            };
+            if let Some(id) = batch {
                 // A commit must see everything before it stored.
                 self.flush(&mut pending, &mut messages, &mut acks, now_ns);
                 pending_ids.clear();
@@ -378,8 +383,9 @@ impl Stream {
             let (ttl, rewritten) = self.apply_ttl_floor(self.publish_ttl(headers)?, headers);
             expect.ttl = ttl;
             expect.headers = rewritten;
-            check_feature_headers(headers, self.config.allow_atomic)?;
+            // A scheduled message is stored as produced: its headers are the server's.
             if !self.producing {
+                check_feature_headers(headers, self.config.allow_atomic)?;
                 let schedule = self.check_schedule_headers(&msg.subject, headers)?;
                 if schedule == (ScheduleHeaders::Schedule { add_rollup: true }) {
                     // One schedule per subject: it replaces whatever the subject held.

@@ -312,15 +312,19 @@ impl Stream {
     }
 }
 
-/// The headers of a produced message: the source's own, without the schedule headers, the
-/// expectations, the message id, TTL and rollup; then where it came from, its next firing
+/// The headers of a produced message: the source's own, without the schedule and batch
+/// headers, the expectations, the message id, TTL and rollup; then where it came from, its next firing
 /// (`purge` for a one-off), and the schedule's TTL and rollup for it.
 fn produced_headers(source: &[u8], schedule: &str, next: Option<i64>, own: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(source.len() + 96);
     out.put_slice(b"NATS/1.0\r\n");
     for line in source.split_inclusive(|b| *b == b'\n').skip(1) {
         let name = line.split(|b| *b == b':').next().unwrap_or(line);
+        // The batch headers go too (as nats-server drops them from sourced copies): a
+        // produced message stored last with a batch id and no commit would read as a torn
+        // batch when the stream next opens.
         let dropped = name.starts_with(b"Nats-Schedule")
+            || name.starts_with(b"Nats-Batch-")
             || name.starts_with(b"Nats-Expected-")
             || name == b"Nats-Msg-Id"
             || name == b"Nats-TTL"

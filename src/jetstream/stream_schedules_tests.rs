@@ -355,3 +355,49 @@ fn the_setting_is_checked_and_cannot_be_switched_off() {
     let err = made.check_update(&off).unwrap_err();
     assert_eq!(err.description, "message schedules can not be disabled");
 }
+
+/// A schedule published as part of an atomic batch produces plain messages: its batch
+/// headers are not copied (a produced message with a batch id and no commit, stored last,
+/// would be taken for a torn batch and removed when the stream opens).
+#[test]
+fn a_schedule_from_an_atomic_batch_produces_messages_without_batch_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = t0();
+    let json = r#"{"name":"S","subjects":["s.>"],"allow_msg_schedules":true,"allow_atomic":true}"#;
+    let mut s = open_at(dir.path(), json, t0);
+    let first = msg(
+        "s.sched",
+        &[
+            ("Nats-Batch-Id", "b"),
+            ("Nats-Batch-Sequence", "1"),
+            ("Nats-Schedule", "@every 1s"),
+            ("Nats-Schedule-Target", "s.out"),
+        ],
+        "",
+    );
+    let commit = msg(
+        "s.other",
+        &[
+            ("Nats-Batch-Id", "b"),
+            ("Nats-Batch-Sequence", "2"),
+            ("Nats-Batch-Commit", "1"),
+        ],
+        "",
+    );
+    assert_eq!(send(&mut s, first, t0), PubAck::Staged);
+    assert!(matches!(
+        send(&mut s, commit, t0),
+        PubAck::Batch { count: 2, .. }
+    ));
+    s.tick(t0 + SEC, Instant::now()).unwrap();
+    assert_eq!(
+        headers_of(&s, 3),
+        "NATS/1.0\r\nNats-Scheduler: s.sched\r\nNats-Schedule-Next: 2026-12-04T20:35:04Z\r\n\r\n"
+    );
+    drop(s);
+    let s = open_at(dir.path(), json, t0 + SEC);
+    assert!(
+        s.log().get(3).unwrap().is_some(),
+        "kept when the stream opens again"
+    );
+}
