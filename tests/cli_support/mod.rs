@@ -71,6 +71,12 @@ fn command(args: &[&str]) -> Command {
     ] {
         cmd.env_remove(var);
     }
+    // Nor the developer's natscli contexts: a selected one would apply to every command.
+    cmd.env_remove("NATS_CONTEXT");
+    cmd.env(
+        "XDG_CONFIG_HOME",
+        "/nonexistent/jetlog-tests-have-no-contexts",
+    );
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -35,10 +35,12 @@ const CLIENT_NAME: &str = "jetlog-cli";
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connection and output")]
 pub struct CommonArgs {
-    /// Server URL(s), comma separated.
-    #[arg(short = 's', long = "server", env = "NATS_URL", default_value = DEFAULT_URL,
-          global = true)]
-    pub server: String,
+    /// Server URL(s), comma separated [default: the context's, else nats://127.0.0.1:4222].
+    #[arg(short = 's', long = "server", env = "NATS_URL", global = true)]
+    pub server: Option<String>,
+    /// A natscli context to take unset connection settings from (default: the selected one).
+    #[arg(long, env = "NATS_CONTEXT", global = true)]
+    pub context: Option<String>,
     /// User name (with --password).
     #[arg(long, env = "NATS_USER", global = true)]
     pub user: Option<String>,
@@ -147,6 +149,8 @@ impl CommonArgs {
         let mut addresses = Vec::new();
         for url in self
             .server
+            .as_deref()
+            .unwrap_or(DEFAULT_URL)
             .split(',')
             .map(str::trim)
             .filter(|u| !u.is_empty())
@@ -210,9 +214,10 @@ async fn refusal_after_flush() -> Option<String> {
 
 /// Connects to the server, or explains in one line why not, within `--timeout`.
 pub async fn connect(args: &CommonArgs) -> Result<Client> {
+    let args = &super::context::resolve(args)?;
     let (addresses, from_url) = args.addresses()?;
     let options = args.options(from_url).await?;
-    let target = redact(&args.server);
+    let target = redact(args.server.as_deref().unwrap_or(DEFAULT_URL));
     let started = std::time::Instant::now();
     match tokio::time::timeout(args.timeout, options.connect(addresses)).await {
         Ok(Ok(client)) => {

@@ -18,6 +18,7 @@ const WITH_VALUE: &[&str] = &[
     "--tlscert",
     "--tlskey",
     "--timeout",
+    "--context",
 ];
 
 /// The flags of `CommonArgs` that take none.

@@ -14,6 +14,7 @@ mod buckets;
 mod connect;
 mod consumer;
 mod consumer_view;
+mod context;
 mod credentials;
 pub mod global_flags;
 mod kv;
@@ -59,6 +60,9 @@ pub enum ClientCommand {
     Replay(replay::ReplayArgs),
     /// Measure throughput and latency: core pub/sub, request/reply, JetStream publish/consume.
     Bench(bench::BenchArgs),
+    /// Manage natscli contexts: named connection settings the commands can use.
+    #[command(visible_alias = "ctx")]
+    Context(context::ContextArgs),
 }
 
 /// Runs one client command to completion and turns its outcome into an exit code.
@@ -86,6 +90,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
             ClientCommand::Object(args) => object::run(args).await,
             ClientCommand::Replay(args) => replay::run(args).await,
             ClientCommand::Bench(args) => bench::run(args).await,
+            ClientCommand::Context(args) => context::run(args).await,
         };
         // A request to a subject the user may not publish to is refused by the server and
         // never answered: say so, rather than that the answer did not come in time.
