@@ -139,6 +139,18 @@ fn put_get_create_and_update_with_revisions() {
     missing.fails_with("key-value bucket NOPE");
     // The same error format as the stream commands.
     missing.fails_with("stream not found (status 404, err_code 10059)");
+
+    // Revert: revision 1's value (red) comes back as the newest.
+    jetlog_at(&url, &["kv", "revert", "APP", "color", "1"])
+        .fails_with("refusing without -f/--force");
+    let reverted = jetlog_at(&url, &["kv", "revert", "APP", "color", "1", "-f"]);
+    assert_eq!(reverted.ok(), "APP > color revision 6\n");
+    assert_eq!(
+        entry(&url, "APP", "color"),
+        Some((6, b"red".to_vec(), Operation::Put))
+    );
+    jetlog_at(&url, &["kv", "revert", "APP", "color", "4", "-f"])
+        .fails_with("APP > color has no value at revision 4");
 }
 
 #[test]

@@ -96,6 +96,16 @@ enum KvAction {
     },
     /// Show every revision of a key that the bucket keeps.
     History { bucket: String, key: String },
+    /// Store an earlier revision's value again, as the key's newest.
+    Revert {
+        bucket: String,
+        key: String,
+        /// The revision whose value comes back.
+        revision: u64,
+        /// Do not ask for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
     /// List the keys that have a value.
     Keys { bucket: String },
     /// Print changes to a key (wildcards allowed) as they happen.
@@ -202,6 +212,7 @@ impl KvAction {
             | Self::Del { bucket, .. }
             | Self::Purge { bucket, .. }
             | Self::History { bucket, .. }
+            | Self::Revert { bucket, .. }
             | Self::Keys { bucket }
             | Self::Watch { bucket, .. }
             | Self::Info { bucket } => Some(bucket),
@@ -221,6 +232,29 @@ pub async fn run(args: KvArgs) -> Result<()> {
     let js = connect::jetstream(client, common);
     match args.action {
         KvAction::Add { bucket, config } => add(&js, common, &bucket, &config).await,
+        KvAction::Revert {
+            bucket,
+            key,
+            revision,
+            force,
+        } => {
+            let store = open(&js, &bucket).await?;
+            let old = store
+                .entry_for_revision(&key, revision)
+                .await
+                .with_context(|| format!("cannot read {bucket} > {key}"))?
+                .filter(|e| e.operation == kv::Operation::Put)
+                .ok_or_else(|| anyhow!("{bucket} > {key} has no value at revision {revision}"))?;
+            confirm(
+                &format!("store revision {revision}'s value of {bucket} > {key} as its newest"),
+                force,
+            )?;
+            let written = store
+                .put(&key, old.value)
+                .await
+                .with_context(|| format!("cannot put {bucket} > {key}"))?;
+            kv_view::show_written(&bucket, &key, written, common.json)
+        }
         KvAction::Put { bucket, key, value } => {
             let value = read_body(value, max_payload)?;
             let store = open(&js, &bucket).await?;
