@@ -175,3 +175,15 @@ fn a_missing_object_leaves_no_file_behind() {
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
     jetlog_at(&url, &["object", "put", "EMPTY", "/no/such/file"]).fails_with("cannot open");
 }
+
+#[test]
+fn watch_prints_each_store_and_delete() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    jetlog_at(&url, &["object", "add", "W"]).ok();
+    let watch = cli_support::Listening::start(&url, &["object", "watch", "W", "--count", "2"]);
+    jetlog_with_stdin(&url, &["object", "put", "W", "--name", "a.txt"], b"hello").ok();
+    jetlog_at(&url, &["object", "rm", "W", "a.txt", "-f"]).ok();
+    let out = watch.finish();
+    assert_eq!(out.ok(), "W > a.txt PUT 5 bytes\nW > a.txt DEL\n");
+}

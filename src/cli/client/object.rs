@@ -93,6 +93,13 @@ enum ObjectAction {
         /// The object's name.
         name: Option<String>,
     },
+    /// Print objects as they are stored or deleted, from now on.
+    Watch {
+        bucket: String,
+        /// Exit after this many changes (default: run until interrupted).
+        #[arg(long)]
+        count: Option<u64>,
+    },
     /// Delete an object, or the whole bucket without NAME.
     #[command(visible_alias = "del")]
     Rm {
@@ -132,6 +139,7 @@ impl ObjectAction {
             | Self::Put { bucket, .. }
             | Self::Get { bucket, .. }
             | Self::Info { bucket, .. }
+            | Self::Watch { bucket, .. }
             | Self::Rm { bucket, .. } => Some(bucket),
             Self::Ls { bucket, .. } => bucket.as_deref(),
         }
@@ -191,6 +199,33 @@ pub async fn run(args: ObjectArgs) -> Result<()> {
                 object_view::show_buckets(&infos, names, common.json)
             }
         },
+        ObjectAction::Watch { bucket, count } => {
+            let store = open(&js, &bucket).await?;
+            let mut changes = store
+                .watch()
+                .await
+                .with_context(|| format!("cannot watch object store bucket {bucket}"))?;
+            // The watch exists once the call returns; scripts wait for this line.
+            eprintln!("listening on {bucket}");
+            let mut shown = 0u64;
+            while count.is_none_or(|count| shown < count) {
+                let Some(change) = futures::StreamExt::next(&mut changes).await else {
+                    bail!("the watch ended: the connection to the server was closed");
+                };
+                let info = change.with_context(|| format!("watching {bucket}"))?;
+                if common.json {
+                    output::json_line(&info)?;
+                } else {
+                    let what = match info.deleted {
+                        true => "DEL".to_string(),
+                        false => format!("PUT {} bytes", info.size),
+                    };
+                    output::line(format!("{bucket} > {} {what}", info.name))?;
+                }
+                shown += 1;
+            }
+            Ok(())
+        }
         ObjectAction::Info { bucket, name } => match name {
             Some(name) => {
                 let store = open(&js, &bucket).await?;
