@@ -7,16 +7,14 @@ mod common;
 use std::future::IntoFuture;
 
 use bytes::Bytes;
-use common::js_consumer::{call, error, setup};
+use common::js_consumer::{call, connect, error, setup};
 use common::{within, TestServer};
 use serde_json::json;
 
 #[tokio::test]
 async fn stream_settings_jetlog_does_not_honour_are_refused_by_name() {
     let server = TestServer::start(&[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     let not_built = |field: &str| {
         error(
             500,
@@ -109,9 +107,7 @@ async fn publish_headers_of_features_the_stream_lacks_are_refused() {
 #[tokio::test]
 async fn first_seq_places_a_new_streams_first_message_and_survives_a_kill() {
     let server = TestServer::start(&[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     for (name, storage) in [("F", "file"), ("M", "memory")] {
         let created = call(
             &client,
@@ -159,9 +155,7 @@ async fn first_seq_places_a_new_streams_first_message_and_survives_a_kill() {
     drop(client);
     let store = server.kill_and_take_store();
     let server = TestServer::start_in(store, &[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     let js = async_nats::jetstream::new(client);
     let ack = within("publish", js.publish("f.a", Bytes::from_static(b"y")))
         .await
@@ -179,9 +173,7 @@ async fn first_seq_places_a_new_streams_first_message_and_survives_a_kill() {
 #[tokio::test]
 async fn an_async_persist_stream_is_made_and_its_mode_cannot_change() {
     let server = TestServer::start(&[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     let made = call(
         &client,
         "$JS.API.STREAM.CREATE.A",
@@ -229,9 +221,7 @@ async fn an_async_persist_stream_is_made_and_its_mode_cannot_change() {
 #[tokio::test]
 async fn responses_carry_the_versioning_metadata_and_a_sent_back_config_is_accepted() {
     let server = TestServer::start(&[]);
-    let client = within("connect", async_nats::connect(server.url()))
-        .await
-        .unwrap();
+    let client = connect(&server).await;
     let made = call(
         &client,
         "$JS.API.STREAM.CREATE.V",
