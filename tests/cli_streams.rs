@@ -474,3 +474,33 @@ fn subjects_lists_counts_and_seal_stops_a_stream_for_good() {
     assert!(stream_info(&url, "ORDERS").config.sealed);
     jetlog_at(&url, &["pub", "--js", "orders.eu.2", "late"]).fails_with("sealed");
 }
+
+#[test]
+fn pub_js_stages_and_commits_an_atomic_batch() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    jetlog_at(
+        &url,
+        &[
+            "req",
+            "$JS.API.STREAM.CREATE.B",
+            r#"{"name":"B","subjects":["b.>"],"allow_atomic":true}"#,
+        ],
+    )
+    .ok();
+    let batch = |seq: &str, commit: bool| {
+        let seq_header = format!("Nats-Batch-Sequence:{seq}");
+        let mut args = vec!["pub", "--js", "-H", "Nats-Batch-Id:x", "-H", &seq_header];
+        if commit {
+            args.extend(["-H", "Nats-Batch-Commit:1"]);
+        }
+        args.extend(["b.1", "body"]);
+        jetlog_at(&url, &args)
+    };
+    assert_eq!(batch("1", false).ok(), "staged as message 1 of batch x\n");
+    assert_eq!(
+        batch("2", true).ok(),
+        "batch x committed: 2 messages stored in B, the last as seq 2\n"
+    );
+    batch("5", false).fails_with("atomic publish batch is incomplete (status 400, err_code 10176)");
+}

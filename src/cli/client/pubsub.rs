@@ -161,6 +161,20 @@ pub async fn publish(args: PubArgs) -> Result<()> {
             body.len()
         );
     }
+    let batch = headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Batch-Id"))
+        .map(|v| v.to_string())
+        .filter(|id| !id.is_empty());
+    if let (true, Some(batch)) = (args.js, batch) {
+        if args.count != 1 {
+            bail!(
+                "--count repeats a message; a batch message has one sequence (Nats-Batch-Sequence)"
+            );
+        }
+        return publish_batch_message(&client, &args.subject, headers, body, &batch, &args.common)
+            .await;
+    }
     if args.js {
         return publish_js(
             &client,
@@ -231,6 +245,60 @@ async fn publish_js(
         print_ack(oldest.await, subject, common)?;
     }
     Ok(())
+}
+
+/// `pub --js` with `Nats-Batch-Id` (ADR-50): a staged message gets an empty reply, the
+/// commit the batch's ack (`batch`, `count`); both are shown as what they are.
+async fn publish_batch_message(
+    client: &Client,
+    subject: &str,
+    headers: Option<HeaderMap>,
+    body: Bytes,
+    batch: &str,
+    common: &CommonArgs,
+) -> Result<()> {
+    let headers = headers.unwrap_or_default();
+    let sequence = headers
+        .get("Nats-Batch-Sequence")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let reply = tokio::time::timeout(
+        common.timeout,
+        client.request_with_headers(subject.to_string(), headers, body),
+    )
+    .await
+    .map_err(|_| {
+        anyhow!(
+            "no reply for {subject} within {}",
+            format_duration(common.timeout)
+        )
+    })?
+    .map_err(|err| match err.kind() {
+        RequestErrorKind::NoResponders => anyhow!("no stream captures subject {subject}"),
+        _ => anyhow!("publish to {subject} failed: {err}"),
+    })?;
+    if reply.payload.is_empty() {
+        return match common.json {
+            true => output::json_line(&json!({"batch": batch, "staged": sequence})),
+            false => output::line(format!("staged as message {sequence} of batch {batch}")),
+        };
+    }
+    let ack: serde_json::Value = serde_json::from_slice(&reply.payload)
+        .map_err(|err| anyhow!("unexpected reply to {subject}: {err}"))?;
+    if let Some(error) = ack.get("error") {
+        let error: async_nats::jetstream::Error = serde_json::from_value(error.clone())
+            .map_err(|err| anyhow!("unexpected error reply to {subject}: {err}"))?;
+        bail!("publish to {subject} refused: {}", describe(&error));
+    }
+    if common.json {
+        return output::json_line(&ack);
+    }
+    output::line(format!(
+        "batch {batch} committed: {} messages stored in {}, the last as seq {}",
+        ack["count"],
+        ack["stream"].as_str().unwrap_or("?"),
+        ack["seq"]
+    ))
 }
 
 fn print_ack(
