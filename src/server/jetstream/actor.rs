@@ -179,8 +179,10 @@ fn apply(
                 .zip(&subjects)
                 .filter_map(|(ack, subject)| ack.stored_seq().map(|seq| (seq, subject.as_str())))
                 .collect();
-            appended.extend(batch_stored.iter().map(|(seq, s)| (*seq, s.as_str())));
-            appended.sort_unstable_by_key(|(seq, _)| *seq);
+            if !batch_stored.is_empty() {
+                appended.extend(batch_stored.iter().map(|(seq, s)| (*seq, s.as_str())));
+                appended.sort_unstable_by_key(|(seq, _)| *seq);
+            }
             let removed_any = before + appended.len() as u64 > stream.log().msgs();
             stream.after_append(
                 &appended,
