@@ -136,6 +136,13 @@ pub enum PubAck {
         batch: String,
         count: u64,
     },
+    /// A message of a fast-ingest batch: what the publisher hears on the batch's reply
+    /// subject instead of a PubAck (flow acks, gaps, errors, the final PubAck; often
+    /// nothing), and where it was stored if it was.
+    Fast {
+        stored: Option<u64>,
+        replies: Vec<bytes::Bytes>,
+    },
     Failed(ApiError),
 }
 
@@ -144,6 +151,7 @@ impl PubAck {
     pub fn stored_seq(&self) -> Option<u64> {
         match self {
             Self::Stored { seq } | Self::Counted { seq, .. } => Some(*seq),
+            Self::Fast { stored, .. } => *stored,
             _ => None,
         }
     }
@@ -163,7 +171,8 @@ impl PubAck {
         let counted;
         let batched;
         let (seq, tail): (u64, &[u8]) = match self {
-            Self::Staged => return,
+            // Fast-batch replies are sent one by one (`send_pub_acks`).
+            Self::Staged | Self::Fast { .. } => return,
             Self::Batch { seq, batch, count } => {
                 batched = format!(",\"batch\":{},\"count\":{count}}}", json_string(batch));
                 (*seq, batched.as_bytes())

@@ -22,6 +22,7 @@ pub mod stream_config;
 mod stream_consumers;
 mod stream_counters;
 mod stream_expectations;
+mod stream_fast_batch;
 mod stream_markers;
 pub mod stream_republish;
 mod stream_schedules;

@@ -7,25 +7,21 @@
 //! id already in the batch, a rollup) first flushes what is pending, so every check sees the
 //! exact state nats-server's one-at-a-time processing would show it.
 
-use super::feature_headers::check_feature_headers;
 use super::msg_ttl::{MsgTtl, TtlIndex};
 use super::stream_counters::counter_body;
-use super::stream_expectations::Expectations;
 pub use super::stream_expectations::{header, MAX_HEADER_BYTES};
+use super::stream_fast_batch::{parse_reply, FastGate, FastRef};
 use super::stream_republish::{Republished, Transforms};
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use super::api_types::PubAck;
 use super::dedup::DedupWindow;
 use super::error::ApiError;
 use super::stream_config::{Discard, PersistMode, Storage, StreamConfig};
-use super::stream_schedules::ScheduleHeaders;
-use crate::protocol::headers::{extend_block, header_value};
+use crate::protocol::headers::header_value;
 use crate::protocol::Publish;
 use crate::store::{
     self, Log, LogConfig, MemLog, NewMessage, PurgeRequest, Rejection, StoreError, StreamStore,
@@ -43,6 +39,8 @@ struct Pending {
     ttl: Option<MsgTtl>,
     /// A counter's new total, for the PubAck.
     val: Option<String>,
+    /// The fast batch the message belongs to (see `stream_fast_batch`).
+    fast: Option<FastRef>,
 }
 
 /// A stream and its log.
@@ -241,11 +239,7 @@ impl Stream {
             .map_err(store_error)?;
         self.dedup.set_window(config.duplicate_window.max(0) as u64);
         self.transforms = Transforms::of(&config);
-        if !config.allow_atomic {
-            // As nats-server: batches in flight are dropped, and a later message of one is
-            // refused as the stream now refuses every batch.
-            self.batches.clear();
-        }
+        self.batches.on_update(&config);
         self.config = config;
         Ok(())
     }
@@ -262,8 +256,40 @@ impl Stream {
         let mut messages: Vec<NewMessage> = Vec::new();
         let mut pending_ids: HashMap<String, usize> = HashMap::new();
         for (index, msg) in batch.iter().enumerate() {
-            let msg: &Publish = msg.borrow();
-            let batch = match self.producing {
+            let mut msg: &Publish = msg.borrow();
+            let fast_op = match self.producing {
+                true => None,
+                false => msg.reply.as_deref().and_then(parse_reply),
+            };
+            let mut fast = None;
+            let stripped;
+            if let Some(op) = fast_op {
+                match self.fast_gate(msg, op, now_ns) {
+                    FastGate::Done(ack) => {
+                        acks[index] = Some(ack);
+                        continue;
+                    }
+                    FastGate::Store {
+                        fast: f,
+                        replies,
+                        headers,
+                    } => {
+                        fast = Some(f);
+                        acks[index] = Some(PubAck::Fast {
+                            stored: None,
+                            replies,
+                        });
+                        if let Some(headers) = headers {
+                            stripped = Publish {
+                                headers: Some(headers),
+                                ..msg.clone()
+                            };
+                            msg = &stripped;
+                        }
+                    }
+                }
+            }
+            let batch = match self.producing || fast.is_some() {
                 // A scheduled message is stored as produced, whatever its headers say.
                 true => None,
                 false => super::stream_batch::batch_id(msg.headers.as_deref()),
@@ -279,7 +305,7 @@ impl Stream {
             let expect = match self.check_stateless(msg) {
                 Ok(expect) => expect,
                 Err(err) => {
-                    acks[index] = Some(PubAck::Failed(err));
+                    acks[index] = Some(self.refused(&fast, PubAck::Failed(err), &mut acks[index]));
                     continue;
                 }
             };
@@ -292,11 +318,12 @@ impl Stream {
                 pending_ids.clear();
             }
             if let Err(err) = self.check_stateful(&subject, &expect) {
-                acks[index] = Some(PubAck::Failed(err));
+                acks[index] = Some(self.refused(&fast, PubAck::Failed(err), &mut acks[index]));
                 continue;
             }
             if let Some(seq) = expect.msg_id.as_deref().and_then(|id| self.dedup.get(id)) {
-                acks[index] = Some(PubAck::Duplicate { seq });
+                acks[index] =
+                    Some(self.refused(&fast, PubAck::Duplicate { seq }, &mut acks[index]));
                 continue;
             }
             let (payload, val) = match &expect.incr {
@@ -304,7 +331,8 @@ impl Stream {
                 Some(incr) => match self.counter_total(&subject_text(&subject), incr) {
                     Ok(total) => (counter_body(&total), Some(total.to_string())),
                     Err(err) => {
-                        acks[index] = Some(PubAck::Failed(err));
+                        acks[index] =
+                            Some(self.refused(&fast, PubAck::Failed(err), &mut acks[index]));
                         continue;
                     }
                 },
@@ -327,6 +355,7 @@ impl Stream {
                 msg_id: expect.msg_id.clone(),
                 ttl: expect.ttl,
                 val,
+                fast,
             });
             if let Some(rollup) = &expect.rollup {
                 self.flush(&mut pending, &mut messages, &mut acks, now_ns);
@@ -348,102 +377,6 @@ impl Stream {
             .collect()
     }
 
-    /// Checks that need nothing but the message and the configuration, in nats-server's order.
-    pub(super) fn check_stateless(&self, msg: &Publish) -> Result<Expectations, ApiError> {
-        if self.config.sealed {
-            return Err(ApiError::sealed());
-        }
-        let incr = self.publish_increment(msg.headers.as_ref(), &msg.payload)?;
-        let mut expect = Expectations::parse(msg.headers.as_ref())?;
-        if expect.last_subject_seq_subject.is_some() && expect.last_subject_seq.is_none() {
-            return Err(ApiError::new(
-                400,
-                10193,
-                "missing sequence for expected last sequence per subject",
-            ));
-        }
-        if expect
-            .stream
-            .as_ref()
-            .is_some_and(|s| *s != self.config.name)
-        {
-            return Err(ApiError::expected_stream_mismatch());
-        }
-        if let Some(rollup) = &expect.rollup {
-            if !self.config.allow_rollup_hdrs || self.config.deny_purge {
-                return Err(ApiError::rollup_failed("rollup not permitted"));
-            }
-            if rollup != "sub" && rollup != "all" {
-                return Err(ApiError::rollup_failed(format!(
-                    "rollup value invalid: {rollup:?}"
-                )));
-            }
-        }
-        if let Some(headers) = &msg.headers {
-            let (ttl, rewritten) = self.apply_ttl_floor(self.publish_ttl(headers)?, headers);
-            expect.ttl = ttl;
-            expect.headers = rewritten;
-            // A scheduled message is stored as produced: its headers are the server's.
-            if !self.producing {
-                check_feature_headers(headers, self.config.allow_atomic)?;
-                let schedule = self.check_schedule_headers(&msg.subject, headers)?;
-                if schedule == (ScheduleHeaders::Schedule { add_rollup: true }) {
-                    // One schedule per subject: it replaces whatever the subject held.
-                    let mut block = bytes::BytesMut::new();
-                    let base = expect.headers.clone().unwrap_or_else(|| headers.clone());
-                    extend_block(&mut block, &base, &[("Nats-Rollup", b"sub")]);
-                    expect.headers = Some(block.freeze());
-                    expect.rollup = Some("sub".to_string());
-                }
-            }
-        }
-        self.check_increment_present(&incr)?;
-        expect.incr = incr;
-        let size = msg.headers.as_ref().map_or(0, Bytes::len) + msg.payload.len();
-        if self.config.max_msg_size > 0 && size as i64 > self.config.max_msg_size {
-            return Err(ApiError::message_too_large());
-        }
-        if msg
-            .headers
-            .as_ref()
-            .is_some_and(|h| h.len() > MAX_HEADER_BYTES)
-        {
-            return Err(ApiError::header_too_large());
-        }
-        Ok(expect)
-    }
-
-    /// Checks against what the stream holds; everything before this message is stored.
-    fn check_stateful(&self, subject: &[u8], expect: &Expectations) -> Result<(), ApiError> {
-        if let Some(want) = expect.last_subject_seq {
-            let subject = match &expect.last_subject_seq_subject {
-                Some(other) => std::borrow::Cow::Borrowed(other.as_str()),
-                None => String::from_utf8_lossy(subject),
-            };
-            let last = self
-                .log
-                .last_for_subject(&subject)
-                .map_err(store_error)?
-                .map_or(0, |m| m.seq);
-            if last != want {
-                return Err(ApiError::wrong_last_sequence(last));
-            }
-        }
-        if let Some(want) = expect.last_seq {
-            let last = self.log.last_seq();
-            if last != want {
-                return Err(ApiError::wrong_last_sequence(last));
-            }
-        }
-        if let Some(want) = &expect.last_msg_id {
-            let last = self.last_msg_id.as_deref().unwrap_or("");
-            if last != want {
-                return Err(ApiError::wrong_last_msg_id(last));
-            }
-        }
-        Ok(())
-    }
-
     /// Appends what is pending with one write and records each outcome.
     fn flush(
         &mut self,
@@ -459,7 +392,8 @@ impl Stream {
             Ok(lasts) => lasts,
             Err(err) => {
                 for p in pending.iter() {
-                    acks[p.index] = Some(PubAck::Failed(err.clone()));
+                    let refused = PubAck::Failed(err.clone());
+                    acks[p.index] = Some(self.refused(&p.fast, refused, &mut acks[p.index]));
                 }
                 pending.clear();
                 messages.clear();
@@ -488,22 +422,27 @@ impl Stream {
                                 now_ns,
                             );
                             self.last_msg_id = p.msg_id.clone();
-                            match &p.val {
-                                Some(val) => PubAck::Counted {
+                            match (&p.fast, &p.val) {
+                                (Some(f), _) => self.fast_stored(f, seq, acks[p.index].take()),
+                                (None, Some(val)) => PubAck::Counted {
                                     seq,
                                     val: val.clone(),
                                 },
-                                None => PubAck::Stored { seq },
+                                (None, None) => PubAck::Stored { seq },
                             }
                         }
-                        Err(rejection) => PubAck::Failed(rejection_error(rejection)),
+                        Err(rejection) => {
+                            let refused = PubAck::Failed(rejection_error(rejection));
+                            self.refused(&p.fast, refused, &mut acks[p.index])
+                        }
                     });
                 }
             }
             Err(err) => {
                 let err = store_error(err);
                 for p in pending.iter() {
-                    acks[p.index] = Some(PubAck::Failed(err.clone()));
+                    let refused = PubAck::Failed(err.clone());
+                    acks[p.index] = Some(self.refused(&p.fast, refused, &mut acks[p.index]));
                 }
             }
         }

@@ -65,17 +65,31 @@ struct OpenBatch {
 #[derive(Default)]
 pub struct Batches {
     open: HashMap<String, OpenBatch>,
+    /// Fast-ingest batches (see `stream_fast_batch`).
+    pub(super) fast: super::stream_fast_batch::FastBatches,
     /// Messages the commits of this round stored, for the consumers.
     stored: Vec<(u64, String)>,
 }
 
 impl Batches {
     pub fn is_empty(&self) -> bool {
-        self.open.is_empty()
+        self.open.is_empty() && self.fast.is_empty()
     }
 
     pub fn next_deadline_ns(&self) -> Option<u64> {
-        self.open.values().map(|b| b.deadline_ns).min()
+        let atomic = self.open.values().map(|b| b.deadline_ns).min();
+        atomic.into_iter().chain(self.fast.next_deadline_ns()).min()
+    }
+
+    /// As nats-server: a stream that stops allowing a kind of batch drops those in flight,
+    /// and refuses a later message of one.
+    pub fn on_update(&mut self, config: &super::stream_config::StreamConfig) {
+        if !config.allow_atomic {
+            self.clear();
+        }
+        if !config.allow_batched {
+            self.fast.clear();
+        }
     }
 
     /// Drops every open batch (the stream stops allowing them).
@@ -278,6 +292,7 @@ impl Stream {
 
     /// Abandons the batches that heard nothing for `BATCH_TIMEOUT`.
     pub(super) fn expire_batches(&mut self, now_ns: u64) {
+        self.batches.fast.expire(now_ns);
         let due: Vec<String> = self
             .batches
             .open

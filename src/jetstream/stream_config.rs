@@ -205,6 +205,10 @@ pub struct StreamConfig {
     /// later (see `stream_schedules`).
     #[serde(skip_serializing_if = "is_false")]
     pub allow_msg_schedules: bool,
+    /// Fast-ingest batch publish (2.14): messages whose reply subject ends in `.$FI` are
+    /// stored as they come, with flow control on that subject (see `stream_fast_batch`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub allow_batched: bool,
     #[serde(skip_serializing_if = "PersistMode::is_default")]
     pub persist_mode: PersistMode,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -275,6 +279,7 @@ impl Default for StreamConfig {
             allow_msg_counter: false,
             allow_atomic: false,
             allow_msg_schedules: false,
+            allow_batched: false,
             persist_mode: PersistMode::Default,
             metadata: None,
             placement: None,
@@ -314,7 +319,7 @@ fn invalid(text: &str) -> ApiError {
 
 /// nats-server stream config fields of features jetlog has not built (2.11–2.14): set to
 /// anything but their zero value they are refused, never dropped.
-pub const NOT_BUILT_STREAM_FIELDS: &[&str] = &["allow_batched"];
+pub const NOT_BUILT_STREAM_FIELDS: &[&str] = &[];
 
 /// Replaces a 0 or below-minus-one limit with -1 (unlimited), as nats-server does.
 fn unlimited_if_unset(value: &mut i64) {

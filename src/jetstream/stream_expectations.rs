@@ -1,12 +1,17 @@
 //! What a publish's headers ask of a stream (`Nats-Msg-Id`, the `Nats-Expected-*` family,
-//! `Nats-Rollup`), read once per publish before any check runs.
+//! `Nats-Rollup`), read once per publish before any check runs, and the stream's checks of a
+//! publish against its configuration and what it holds.
 
 use bytes::Bytes;
 use num_bigint::BigInt;
 
 use super::error::ApiError;
+use super::feature_headers::check_feature_headers;
 use super::msg_ttl::MsgTtl;
-use crate::protocol::headers::header_value;
+use super::stream::{store_error, Stream};
+use super::stream_schedules::ScheduleHeaders;
+use crate::protocol::headers::{extend_block, header_value};
+use crate::protocol::Publish;
 
 /// Header names a publish may carry, exactly as nats-server matches them (case-sensitive).
 pub mod header {
@@ -83,5 +88,107 @@ impl Expectations {
             || self.last_msg_id.is_some()
             || self.rollup.is_some()
             || self.incr.is_some()
+    }
+}
+
+impl Stream {
+    /// Checks that need nothing but the message and the configuration, in nats-server's order.
+    pub(super) fn check_stateless(&self, msg: &Publish) -> Result<Expectations, ApiError> {
+        if self.config().sealed {
+            return Err(ApiError::sealed());
+        }
+        let incr = self.publish_increment(msg.headers.as_ref(), &msg.payload)?;
+        let mut expect = Expectations::parse(msg.headers.as_ref())?;
+        if expect.last_subject_seq_subject.is_some() && expect.last_subject_seq.is_none() {
+            return Err(ApiError::new(
+                400,
+                10193,
+                "missing sequence for expected last sequence per subject",
+            ));
+        }
+        if expect
+            .stream
+            .as_ref()
+            .is_some_and(|s| *s != self.config().name)
+        {
+            return Err(ApiError::expected_stream_mismatch());
+        }
+        if let Some(rollup) = &expect.rollup {
+            if !self.config().allow_rollup_hdrs || self.config().deny_purge {
+                return Err(ApiError::rollup_failed("rollup not permitted"));
+            }
+            if rollup != "sub" && rollup != "all" {
+                return Err(ApiError::rollup_failed(format!(
+                    "rollup value invalid: {rollup:?}"
+                )));
+            }
+        }
+        if let Some(headers) = &msg.headers {
+            let (ttl, rewritten) = self.apply_ttl_floor(self.publish_ttl(headers)?, headers);
+            expect.ttl = ttl;
+            expect.headers = rewritten;
+            // A scheduled message is stored as produced: its headers are the server's.
+            if !self.producing {
+                check_feature_headers(headers, self.config().allow_atomic)?;
+                let schedule = self.check_schedule_headers(&msg.subject, headers)?;
+                if schedule == (ScheduleHeaders::Schedule { add_rollup: true }) {
+                    // One schedule per subject: it replaces whatever the subject held.
+                    let mut block = bytes::BytesMut::new();
+                    let base = expect.headers.clone().unwrap_or_else(|| headers.clone());
+                    extend_block(&mut block, &base, &[("Nats-Rollup", b"sub")]);
+                    expect.headers = Some(block.freeze());
+                    expect.rollup = Some("sub".to_string());
+                }
+            }
+        }
+        self.check_increment_present(&incr)?;
+        expect.incr = incr;
+        let size = msg.headers.as_ref().map_or(0, Bytes::len) + msg.payload.len();
+        if self.config().max_msg_size > 0 && size as i64 > self.config().max_msg_size {
+            return Err(ApiError::message_too_large());
+        }
+        if msg
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.len() > MAX_HEADER_BYTES)
+        {
+            return Err(ApiError::header_too_large());
+        }
+        Ok(expect)
+    }
+
+    /// Checks against what the stream holds; everything before this message is stored.
+    pub(super) fn check_stateful(
+        &self,
+        subject: &[u8],
+        expect: &Expectations,
+    ) -> Result<(), ApiError> {
+        if let Some(want) = expect.last_subject_seq {
+            let subject = match &expect.last_subject_seq_subject {
+                Some(other) => std::borrow::Cow::Borrowed(other.as_str()),
+                None => String::from_utf8_lossy(subject),
+            };
+            let last = self
+                .log
+                .last_for_subject(&subject)
+                .map_err(store_error)?
+                .map_or(0, |m| m.seq);
+            if last != want {
+                return Err(ApiError::wrong_last_sequence(last));
+            }
+        }
+        if let Some(want) = expect.last_seq {
+            let last = self.log.last_seq();
+            if last != want {
+                return Err(ApiError::wrong_last_sequence(last));
+            }
+        }
+        if let Some(want) = &expect.last_msg_id {
+            let last = self.last_msg_id.as_deref().unwrap_or("");
+            if last != want {
+                return Err(ApiError::wrong_last_msg_id(last));
+            }
+        }
+        Ok(())
     }
 }

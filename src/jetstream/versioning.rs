@@ -52,6 +52,9 @@ pub fn stream_level(config: &StreamConfig) -> u32 {
     {
         level = 2;
     }
+    if config.allow_batched {
+        level = 4;
+    }
     level
 }
 

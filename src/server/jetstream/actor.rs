@@ -289,7 +289,20 @@ fn apply(
     entry.want_ticks_if_needed(&stream, deadline);
     if stream.config().no_ack {
         // Read here, under the lock already held, rather than taken again to send them.
-        acks.clear();
+        // A fast batch's flow control still reaches its publisher, as from nats-server.
+        if acks.iter().any(|a| matches!(a, PubAck::Fast { .. })) {
+            for ack in &mut acks {
+                if !matches!(ack, PubAck::Fast { .. }) {
+                    let stored = ack.stored_seq();
+                    *ack = PubAck::Fast {
+                        stored,
+                        replies: Vec::new(),
+                    };
+                }
+            }
+        } else {
+            acks.clear();
+        }
     }
     acks
 }
@@ -407,6 +420,12 @@ fn send_pub_acks(
         let Some(reply) = delivery.msg.reply else {
             continue;
         };
+        if let PubAck::Fast { replies, .. } = ack {
+            for body in replies {
+                client.queue_publish(reply.clone(), None, body.clone());
+            }
+            continue;
+        }
         ack.write_json(&mut bodies, stream_json);
         client.queue_publish(reply, None, bodies.split().freeze());
     }

@@ -76,6 +76,7 @@ fn to_pb(c: &StreamConfig, created_ns: i64) -> pb::StreamConfig {
         allow_msg_counter: c.allow_msg_counter,
         allow_atomic: c.allow_atomic,
         allow_msg_schedules: c.allow_msg_schedules,
+        allow_batched: c.allow_batched,
         metadata: c.metadata.clone().unwrap_or_default().into_iter().collect(),
         first_seq: c.first_seq,
         created_unix_ns: created_ns,
@@ -162,6 +163,7 @@ fn from_pb(p: &pb::StreamConfig) -> StreamConfig {
         allow_msg_counter: p.allow_msg_counter,
         allow_atomic: p.allow_atomic,
         allow_msg_schedules: p.allow_msg_schedules,
+        allow_batched: p.allow_batched,
         persist_mode: match p.persist_mode() {
             pb::PersistMode::Async => PersistMode::Async,
             _ => PersistMode::Default,
