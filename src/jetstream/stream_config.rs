@@ -317,10 +317,6 @@ fn invalid(text: &str) -> ApiError {
     ApiError::stream_invalid_config(text)
 }
 
-/// nats-server stream config fields of features jetlog has not built (2.11–2.14): set to
-/// anything but their zero value they are refused, never dropped.
-pub const NOT_BUILT_STREAM_FIELDS: &[&str] = &[];
-
 /// Replaces a 0 or below-minus-one limit with -1 (unlimited), as nats-server does.
 fn unlimited_if_unset(value: &mut i64) {
     if *value == 0 || *value < -1 {

@@ -16,7 +16,7 @@ use crate::jetstream::api_types::{
     ClusterInfo, MsgDeleteRequest, MsgGetRequest, PurgeRequestJson, StreamInfo, StreamInfoRequest,
     StreamListRequest, StreamState,
 };
-use crate::jetstream::stream_config::{is_valid_name, Storage, NOT_BUILT_STREAM_FIELDS};
+use crate::jetstream::stream_config::{is_valid_name, Storage};
 use crate::jetstream::time::{format_rfc3339, parse_rfc3339};
 use crate::jetstream::versioning;
 use crate::jetstream::{ApiError, StreamConfig};
@@ -270,13 +270,9 @@ fn requested_config(js: &JetStream, name: &str, payload: &[u8]) -> Result<Stream
     let mut config: StreamConfig = decode(js, payload)?;
     if let Some(path) = first_unhonoured_setting::<StreamConfig>(payload) {
         let field = path.rsplit('.').next().unwrap_or(&path);
-        return Err(if NOT_BUILT_STREAM_FIELDS.contains(&field) {
-            ApiError::stream_invalid_config(format!(
-                "stream config field {field:?} is not supported by jetlog yet"
-            ))
-        } else {
-            ApiError::invalid_json(format!("json: unknown field {field:?}"))
-        });
+        return Err(ApiError::invalid_json(format!(
+            "json: unknown field {field:?}"
+        )));
     }
     if config.name.is_empty() {
         config.name = name.to_string();
