@@ -4,19 +4,108 @@
 
 mod common;
 
+use std::future::IntoFuture;
 use std::time::Duration;
 
-use common::js_consumer::call;
+use common::js_consumer::{call, call_raw};
 use common::{within, TestServer};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
+/// The next lifecycle advisory: API audits, which every request brings, are passed over.
 async fn next_advisory(sub: &mut async_nats::Subscriber) -> (String, Value) {
-    let msg = within("advisory", sub.next())
+    loop {
+        let msg = within("advisory", sub.next())
+            .await
+            .expect("subscription open");
+        if msg.subject.as_str() == AUDIT {
+            continue;
+        }
+        let body = serde_json::from_slice(&msg.payload).expect("JSON advisory");
+        return (msg.subject.to_string(), body);
+    }
+}
+
+const AUDIT: &str = "$JS.EVENT.ADVISORY.API";
+
+/// The next API audit.
+async fn next_audit(sub: &mut async_nats::Subscriber) -> Value {
+    let msg = within("audit", sub.next())
         .await
         .expect("subscription open");
-    let body = serde_json::from_slice(&msg.payload).expect("JSON advisory");
-    (msg.subject.to_string(), body)
+    assert_eq!(msg.subject.as_str(), AUDIT);
+    serde_json::from_slice(&msg.payload).expect("JSON audit")
+}
+
+#[tokio::test]
+async fn every_api_answer_is_audited_with_who_asked_and_what_they_were_told() {
+    let server = TestServer::start(&[]);
+    let client = within(
+        "connect",
+        async_nats::ConnectOptions::new()
+            .name("auditor")
+            .connect(server.url()),
+    )
+    .await
+    .unwrap();
+    let mut audits = client.subscribe(AUDIT).await.expect("subscribed");
+    within("flush", client.flush()).await.unwrap();
+
+    let made = call(
+        &client,
+        "$JS.API.STREAM.CREATE.S",
+        json!({"name":"S","subjects":["s.>"]}),
+    )
+    .await;
+    let audit = next_audit(&mut audits).await;
+    assert_eq!(audit["type"], "io.nats.jetstream.advisory.v1.api_audit");
+    assert_eq!(audit["subject"], "$JS.API.STREAM.CREATE.S");
+    let request: Value = serde_json::from_str(audit["request"].as_str().unwrap()).unwrap();
+    assert_eq!(request["subjects"], json!(["s.>"]));
+    let response: Value = serde_json::from_str(audit["response"].as_str().unwrap()).unwrap();
+    assert_eq!(response["config"], made["config"]);
+    let who = &audit["client"];
+    assert_eq!(who["name"], "auditor");
+    assert_eq!(who["lang"], "rust");
+    assert_eq!(who["acc"], "$G");
+    assert_eq!(who["host"], "127.0.0.1");
+    assert_eq!(who["kind"], "Client");
+    assert_eq!(who["client_type"], "nats");
+    assert!(who["rtt"].as_u64().unwrap_or(0) > 0, "{who}");
+    assert_eq!(who["server"], audit["server"]);
+    assert_eq!(audit["id"].as_str().map(str::len), Some(22), "{audit}");
+
+    // A failure is audited as well, with the error it got; an empty body is left out.
+    call_raw(&client, "$JS.API.STREAM.INFO.NONE", "").await;
+    let audit = next_audit(&mut audits).await;
+    assert_eq!(audit["subject"], "$JS.API.STREAM.INFO.NONE");
+    assert!(audit.get("request").is_none(), "{audit}");
+    assert!(
+        audit["response"].as_str().unwrap().contains("10059"),
+        "{audit}"
+    );
+
+    // A message that STREAM.MSG.GET found is not audited (as in nats-server); what follows is.
+    let js = async_nats::jetstream::new(client.clone());
+    let ack = js.publish("s.1", "x".into()).await.unwrap();
+    within("publish", ack.into_future()).await.unwrap();
+    call(&client, "$JS.API.STREAM.MSG.GET.S", json!({"seq": 1})).await;
+    // A request with no reply subject is carried out and audited all the same.
+    client
+        .publish("$JS.API.STREAM.DELETE.S", "".into())
+        .await
+        .unwrap();
+    let audit = next_audit(&mut audits).await;
+    assert_eq!(audit["subject"], "$JS.API.STREAM.DELETE.S", "{audit}");
+    assert!(audit["response"]
+        .as_str()
+        .unwrap()
+        .contains("\"success\":true"));
+    let gone = call_raw(&client, "$JS.API.STREAM.INFO.S", "").await;
+    assert_eq!(
+        gone["error"]["err_code"], 10059,
+        "the stream is gone: {gone}"
+    );
 }
 
 #[tokio::test]
@@ -111,7 +200,7 @@ async fn stream_and_consumer_lifecycles_are_announced() {
     assert_eq!(got, "$JS.EVENT.ADVISORY.STREAM.DELETED.S");
     assert_eq!(body["action"], "delete");
     // Nothing else was announced (the repeated create and the consumer update sent nothing).
-    let extra = tokio::time::timeout(Duration::from_millis(300), sub.next()).await;
+    let extra = tokio::time::timeout(Duration::from_millis(300), next_advisory(&mut sub)).await;
     assert!(extra.is_err(), "unexpected advisory: {extra:?}");
 }
 

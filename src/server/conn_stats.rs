@@ -56,6 +56,9 @@ pub struct ConnectionStats {
     in_bytes: AtomicU64,
     /// Written once at CONNECT; a std mutex because nothing awaits while it is held.
     meta: Mutex<ClientMeta>,
+    /// Nanoseconds from accept to CONNECT: nats-server's first round-trip estimate, the
+    /// `rtt` of the client info in API audits (jetlog does not refresh it by PING).
+    rtt_ns: AtomicU64,
 }
 
 impl ConnectionStats {
@@ -68,6 +71,7 @@ impl ConnectionStats {
             in_msgs: AtomicU64::new(0),
             in_bytes: AtomicU64::new(0),
             meta: Mutex::new(ClientMeta::default()),
+            rtt_ns: AtomicU64::new(0),
         }
     }
 
@@ -95,7 +99,14 @@ impl ConnectionStats {
     }
 
     pub fn set_meta(&self, meta: ClientMeta) {
+        let rtt = self.started_at.elapsed().as_nanos().max(1);
+        self.rtt_ns
+            .store(u64::try_from(rtt).unwrap_or(u64::MAX), Ordering::Relaxed);
         *self.meta.lock().unwrap_or_else(|p| p.into_inner()) = meta;
+    }
+
+    pub fn rtt_ns(&self) -> u64 {
+        self.rtt_ns.load(Ordering::Relaxed)
     }
 
     pub fn meta(&self) -> ClientMeta {

@@ -275,6 +275,7 @@ mod tests {
             tx: tx.clone(),
             exclude: &[],
             inline: None,
+            origin: false,
         }
     }
 
@@ -282,6 +283,7 @@ mod tests {
         InternalDelivery {
             tag: n,
             msg: Publish::default(),
+            origin: None,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod permissions;
 mod protocol_trace;
 pub mod raft_link;
 mod reply_grants;
+mod requester;
 mod router;
 mod routes;
 mod security_log;

@@ -145,6 +145,9 @@ pub struct InternalSink {
     /// Set when the subscriber can take a message on the publisher's own thread (see
     /// [`InlineTaker`]); `None` sends everything through `tx`.
     pub inline: Option<Arc<dyn InlineTaker>>,
+    /// Set when the subscriber wants to know who published each message (the JetStream API,
+    /// for its audit): the router then attaches a snapshot of the publishing client.
+    pub origin: bool,
 }
 
 /// Internal messages owed to their subscribers: each goes through its sink's channel.
@@ -172,6 +175,8 @@ pub trait InlineTaker: Send + Sync {
 pub struct InternalDelivery {
     pub tag: u64,
     pub msg: crate::protocol::Publish,
+    /// The publishing client, for a sink that asked (`InternalSink::origin`).
+    pub origin: Option<Box<super::requester::Requester>>,
 }
 
 /// One subscription, shared with the sublist.

@@ -120,6 +120,7 @@ fn subscribe(
         tx,
         exclude: &[],
         inline: None,
+        origin: false,
     };
     let sub = InternalClient::new(router.clone()).subscribe(subject, None, sink);
     (sub, rx)

@@ -16,6 +16,7 @@ use super::outbound::{
     ClientHandle, Enqueued, InternalDelivery, InternalQueue, InternalSink, Owner, Subscription,
 };
 use super::protocol_trace;
+use super::requester::Requester;
 use super::routes::{Cluster, RouteTargets};
 use crate::broker::{MatchCache, MatchResult, Sublist};
 use crate::protocol::encode::OutMsg;
@@ -417,9 +418,14 @@ impl Router {
             // Routes are collected by the caller and sent once per server.
             Owner::Route(_) => false,
             Owner::Internal(sink) => {
+                let origin = match (sink.origin, from.client) {
+                    (true, Some(client)) => Some(Box::new(Requester::of(client))),
+                    _ => None,
+                };
                 let delivery = InternalDelivery {
                     tag: sink.tag,
                     msg: msg.clone(),
+                    origin,
                 };
                 if let Some(taker) = &sink.inline {
                     taker.routed();
@@ -544,6 +550,7 @@ mod tests {
                 headers: None,
                 payload: Bytes::new(),
             },
+            origin: None,
         }
     }
 
@@ -553,6 +560,7 @@ mod tests {
             tx: tx.clone(),
             exclude: &[],
             inline: None,
+            origin: false,
         }
     }
 

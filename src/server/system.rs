@@ -43,6 +43,7 @@ pub(super) fn serve(
                 tx: tx.clone(),
                 exclude: &[],
                 inline: None,
+                origin: false,
             };
             client.subscribe(subject, None, sink)
         })

@@ -61,6 +61,7 @@ pub(super) fn consumer_hooks(
                     tx: tx.clone(),
                     exclude: &[],
                     inline: None,
+                    origin: false,
                 },
             )
         })
@@ -73,6 +74,7 @@ pub(super) fn consumer_hooks(
                 let _ = tx.try_send(InternalDelivery {
                     tag: actor::TAG_TICK,
                     msg: Publish::default(),
+                    origin: None,
                 });
             }),
         )
@@ -95,6 +97,7 @@ pub(super) fn stream_subscriptions(
             tx: tx.clone(),
             exclude: &[],
             inline: inline.clone(),
+            origin: false,
         };
         subs.push(client.subscribe(subject, None, sink));
     }
@@ -108,6 +111,7 @@ pub(super) fn stream_subscriptions(
                 tx: tx.clone(),
                 exclude: &[],
                 inline: None,
+                origin: false,
             };
             subs.push(client.subscribe(&subject, Some("_sys_"), sink));
         }

@@ -181,6 +181,7 @@ impl JetStream {
         let stop = InternalDelivery {
             tag: actor::TAG_STOP,
             msg: Publish::default(),
+            origin: None,
         };
         let _ = entry.tx.blocking_send(stop);
         if let Some(task) = lock(&entry.task).take() {

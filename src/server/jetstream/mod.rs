@@ -10,6 +10,7 @@ mod actor;
 mod api;
 mod api_consumer_admin;
 mod api_consumers;
+mod audit;
 mod catalog;
 mod catalog_consumers;
 mod direct;
@@ -188,6 +189,7 @@ impl StreamEntry {
         let _ = self.tx.try_send(InternalDelivery {
             tag: actor::TAG_TICK,
             msg: Publish::default(),
+            origin: None,
         });
     }
 }
@@ -303,6 +305,7 @@ impl JetStream {
             tx,
             exclude: API_EXCLUDED,
             inline: None,
+            origin: true,
         };
         client.subscribe("$JS.API.>", None, sink);
         let api = js.clone();
@@ -501,9 +504,8 @@ impl JetStream {
 
     fn run_api(&self, mut rx: mpsc::Receiver<InternalDelivery>, mut client: InternalClient) {
         while let Some(request) = rx.blocking_recv() {
-            let Some(reply) = request.msg.reply.clone() else {
-                continue;
-            };
+            // As nats-server: a request with no reply subject is carried out all the same
+            // (and audited); only the answer has nowhere to go.
             let subject = String::from_utf8_lossy(&request.msg.subject).into_owned();
             let (body, failed) = api::handle(
                 self,
@@ -515,7 +517,26 @@ impl JetStream {
             if failed {
                 self.api_errors.fetch_add(1, Ordering::Relaxed);
             }
-            client.publish(reply, None, body.into());
+            let audit = (client.has_interest(audit::AUDIT_SUBJECT)
+                && audit::audited(&subject, failed))
+            .then(|| {
+                audit::Answered {
+                    server: &self.server_name,
+                    domain: self.domain(),
+                    requester: request.origin.as_deref(),
+                    subject: &subject,
+                    request: &request.msg.payload,
+                    response: &body,
+                }
+                .body(now_ns() as i64)
+            });
+            if let Some(reply) = request.msg.reply {
+                client.queue_publish(reply, None, body.into());
+            }
+            if let Some(audit) = audit {
+                client.queue_publish(audit::AUDIT_SUBJECT.into(), None, audit.into());
+            }
+            client.flush();
         }
     }
 }

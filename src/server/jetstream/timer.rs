@@ -126,6 +126,7 @@ pub fn run(js: &JetStream) {
                 let tick = InternalDelivery {
                     tag: actor::TAG_TICK,
                     msg: Publish::default(),
+                    origin: None,
                 };
                 // A full queue means the actor is busy, and its round does the same work.
                 let _ = entry.tx.try_send(tick);
