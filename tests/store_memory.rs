@@ -75,9 +75,19 @@ fn config() -> impl Strategy<Value = LogConfig> {
         prop::option::weighted(0.1, 20..120i64),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(max_msgs, max_bytes, per_subject, max_age, max_msg_size, new, new_per_subject)| {
+            |(
+                max_msgs,
+                max_bytes,
+                per_subject,
+                max_age,
+                max_msg_size,
+                new,
+                new_per_subject,
+                compress,
+            )| {
                 let discard = if new { Discard::New } else { Discard::Old };
                 LogConfig {
                     max_msgs: max_msgs.unwrap_or(-1),
@@ -89,6 +99,8 @@ fn config() -> impl Strategy<Value = LogConfig> {
                     discard_new_per_subject: new_per_subject && new && per_subject.is_some(),
                     segment_bytes: 4096,
                     sync: SyncPolicy::Never,
+                    // The file log may compress; the memory log never does: both must agree.
+                    compress,
                 }
             },
         )

@@ -96,6 +96,7 @@ pub fn log_config(config: &StreamConfig, sync: SyncPolicy) -> LogConfig {
         },
         discard_new_per_subject: config.discard_new_per_subject,
         sync,
+        compress: config.compression == "s2",
         ..LogConfig::default()
     }
 }

@@ -67,6 +67,10 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// When appended data is fsynced.
     pub sync: SyncPolicy,
+    /// Payloads are stored compressed where that makes them smaller (a stream's
+    /// `compression: s2`). Reading handles both kinds whatever this says, so it can change
+    /// at any time: it applies to what is appended from then on.
+    pub compress: bool,
 }
 
 impl Default for LogConfig {
@@ -81,6 +85,7 @@ impl Default for LogConfig {
             discard_new_per_subject: false,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
             sync: SyncPolicy::Always,
+            compress: false,
         }
     }
 }

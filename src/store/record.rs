@@ -23,6 +23,12 @@ pub const MAX_SUBJECT_BYTES: usize = u16::MAX as usize;
 /// `max_payload`) plus 1 MiB for subject and headers. Larger lengths read from disk are
 /// treated as corruption rather than allocated.
 pub const MAX_RECORD_BYTES: usize = 65 * 1024 * 1024;
+/// Set in a record's `headers_len` field when its payload is stored compressed (Snappy, raw
+/// format), preceded by its length before compression as a `u32`. Header blocks are never
+/// longer than `MAX_RECORD_BYTES`, so the bit is free in every record.
+const COMPRESSED_FLAG: u32 = 1 << 31;
+/// Payloads shorter than this are stored as they are: compressing them saves too little.
+pub const MIN_COMPRESS_BYTES: usize = 64;
 
 /// A record decoded from a buffer, borrowing its variable parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,10 +41,14 @@ pub struct RecordView<'a> {
     pub subject: &'a [u8],
     /// Header block.
     pub headers: &'a [u8],
-    /// Payload.
+    /// Payload, as stored: compressed when `compressed` (see [`RecordView::payload_bytes`]).
     pub payload: &'a [u8],
-    /// Total record length in bytes.
+    pub compressed: bool,
+    /// Total record length in bytes on disk: where the next record starts.
     pub len: usize,
+    /// The message's stored size as limits and state count it: the record's length with the
+    /// payload uncompressed (`len` for a record stored plain).
+    pub size: usize,
 }
 
 impl RecordView<'_> {
@@ -46,6 +56,20 @@ impl RecordView<'_> {
     /// if it was written so, so callers treat it as corruption).
     pub fn subject_str(&self) -> Option<&str> {
         std::str::from_utf8(self.subject).ok()
+    }
+
+    /// The payload as the publisher sent it; `Err` when a compressed payload (whose CRC
+    /// matched) does not decompress to its recorded length.
+    pub fn payload_bytes(&self) -> Result<bytes::Bytes, &'static str> {
+        if !self.compressed {
+            return Ok(bytes::Bytes::copy_from_slice(self.payload));
+        }
+        let want = self.size - (self.len - self.payload.len() - 4);
+        let mut out = vec![0u8; want];
+        match snap::raw::Decoder::new().decompress(self.payload, &mut out) {
+            Ok(n) if n == want => Ok(bytes::Bytes::from(out)),
+            _ => Err("compressed payload does not decompress to its length"),
+        }
     }
 }
 
@@ -86,6 +110,51 @@ pub fn encode_record(buf: &mut Vec<u8>, seq: u64, msg: &NewMessage) {
     buf.extend_from_slice(&msg.payload);
     let crc = record_crc(&buf[start..]);
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Appends the record for `msg` with its payload compressed when that makes it smaller;
+/// otherwise exactly what [`encode_record`] writes. Returns the message's stored size (the
+/// record's length uncompressed, as limits count it).
+pub fn encode_record_compressed(
+    buf: &mut Vec<u8>,
+    seq: u64,
+    msg: &NewMessage,
+    encoder: &mut snap::raw::Encoder,
+) -> usize {
+    let size = record_len(msg.subject.len(), msg.headers.len(), msg.payload.len());
+    if msg.payload.len() < MIN_COMPRESS_BYTES {
+        encode_record(buf, seq, msg);
+        return size;
+    }
+    let start = buf.len();
+    let prefix = RECORD_HEADER_BYTES + msg.subject.len() + msg.headers.len() + 4;
+    let bound = snap::raw::max_compress_len(msg.payload.len());
+    buf.resize(start + prefix + bound, 0);
+    let packed = match encoder.compress(&msg.payload, &mut buf[start + prefix..]) {
+        Ok(n) if n + 4 < msg.payload.len() => n,
+        _ => {
+            buf.truncate(start);
+            encode_record(buf, seq, msg);
+            return size;
+        }
+    };
+    buf.truncate(start + prefix + packed);
+    let len = prefix + packed;
+    let at = |i: usize| start + i;
+    buf[at(0)..at(4)].copy_from_slice(&(len as u32).to_le_bytes());
+    buf[at(8)..at(16)].copy_from_slice(&seq.to_le_bytes());
+    buf[at(16)..at(24)].copy_from_slice(&msg.ts_ns.to_le_bytes());
+    buf[at(24)..at(26)].copy_from_slice(&(msg.subject.len() as u16).to_le_bytes());
+    let flagged = msg.headers.len() as u32 | COMPRESSED_FLAG;
+    buf[at(26)..at(30)].copy_from_slice(&flagged.to_le_bytes());
+    let subject_end = at(RECORD_HEADER_BYTES) + msg.subject.len();
+    buf[at(RECORD_HEADER_BYTES)..subject_end].copy_from_slice(msg.subject.as_bytes());
+    let headers_end = subject_end + msg.headers.len();
+    buf[subject_end..headers_end].copy_from_slice(&msg.headers);
+    buf[headers_end..headers_end + 4].copy_from_slice(&(msg.payload.len() as u32).to_le_bytes());
+    let crc = record_crc(&buf[start..]);
+    buf[at(4)..at(8)].copy_from_slice(&crc.to_le_bytes());
+    size
 }
 
 /// CRC of a record: over the length field and everything after the CRC field, so that a
@@ -143,8 +212,11 @@ pub fn decode_record(buf: &[u8]) -> Decoded<'_> {
         };
     }
     let subject_len = u16_at(buf, 24) as usize;
-    let headers_len = u32_at(buf, 26) as usize;
-    if subject_len == 0 || RECORD_HEADER_BYTES + subject_len + headers_len > len {
+    let headers_field = u32_at(buf, 26);
+    let compressed = headers_field & COMPRESSED_FLAG != 0;
+    let headers_len = (headers_field & !COMPRESSED_FLAG) as usize;
+    let raw_len_bytes = if compressed { 4 } else { 0 };
+    if subject_len == 0 || RECORD_HEADER_BYTES + subject_len + headers_len + raw_len_bytes > len {
         return Decoded::Invalid("subject or header length does not fit the record");
     }
     if buf.len() < len {
@@ -156,13 +228,25 @@ pub fn decode_record(buf: &[u8]) -> Decoded<'_> {
     }
     let subject_end = RECORD_HEADER_BYTES + subject_len;
     let headers_end = subject_end + headers_len;
+    let (payload, size) = if compressed {
+        let raw_len = u32_at(record, headers_end) as usize;
+        let size = headers_end + raw_len;
+        if size > MAX_RECORD_BYTES {
+            return Decoded::Invalid("uncompressed length out of range");
+        }
+        (&record[headers_end + 4..], size)
+    } else {
+        (&record[headers_end..], len)
+    };
     Decoded::Record(RecordView {
         seq: u64_at(buf, 8),
         ts_ns: u64_at(buf, 16),
         subject: &record[RECORD_HEADER_BYTES..subject_end],
         headers: &record[subject_end..headers_end],
-        payload: &record[headers_end..],
+        payload,
+        compressed,
         len,
+        size,
     })
 }
 
@@ -245,6 +329,53 @@ mod tests {
         assert_eq!(r.subject_str(), Some("a.b"));
         assert_eq!(r.headers, b"NATS/1.0\r\n\r\n");
         assert_eq!(r.payload, b"hello");
+    }
+
+    #[test]
+    fn a_compressed_record_reads_back_whole_and_counts_its_plain_size() {
+        let payload: &'static [u8] = &[b'a'; 1000];
+        let mut buf = Vec::new();
+        let mut enc = snap::raw::Encoder::new();
+        let size = encode_record_compressed(&mut buf, 7, &msg("c.x", b"H", payload), &mut enc);
+        assert_eq!(size, record_len(3, 1, 1000));
+        assert!(buf.len() < 100, "stored in {} bytes", buf.len());
+        let Decoded::Record(r) = decode_record(&buf) else {
+            panic!("not decoded")
+        };
+        assert!(r.compressed);
+        assert_eq!((r.seq, r.len, r.size), (7, buf.len(), size));
+        assert_eq!(r.headers, b"H");
+        assert_eq!(&r.payload_bytes().unwrap()[..], payload);
+        for bit in 0..buf.len() * 8 {
+            let mut bad = buf.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                !matches!(decode_record(&bad), Decoded::Record(_)),
+                "flip of bit {bit} not detected"
+            );
+        }
+        // What does not shrink, or is short, is stored plain.
+        let mut plain = Vec::new();
+        encode_record_compressed(&mut plain, 8, &msg("c.x", b"", b"short"), &mut enc);
+        let Decoded::Record(r) = decode_record(&plain) else {
+            panic!("not decoded")
+        };
+        assert!(!r.compressed && r.size == r.len);
+        let noise: Vec<u8> = (0..500u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let noisy = NewMessage {
+            subject: "n".into(),
+            headers: Bytes::new(),
+            payload: Bytes::from(noise.clone()),
+            ts_ns: 1,
+        };
+        let mut raw = Vec::new();
+        encode_record_compressed(&mut raw, 9, &noisy, &mut enc);
+        let Decoded::Record(r) = decode_record(&raw) else {
+            panic!("not decoded")
+        };
+        assert_eq!(r.payload_bytes().unwrap(), noise);
     }
 
     #[test]

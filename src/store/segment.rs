@@ -255,7 +255,9 @@ impl Segment {
                     ts_ns: r.ts_ns,
                     subject: subject.to_owned(),
                     headers: bytes::Bytes::copy_from_slice(r.headers),
-                    payload: bytes::Bytes::copy_from_slice(r.payload),
+                    payload: r
+                        .payload_bytes()
+                        .map_err(|why| StoreError::corrupt(&self.path, offset, why))?,
                 })
             }
             Decoded::Record(r) => Err(StoreError::corrupt(

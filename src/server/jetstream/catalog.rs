@@ -113,7 +113,10 @@ fn to_pb(c: &StreamConfig, created_ns: i64) -> pb::StreamConfig {
         Storage::File => pb::StorageType::File,
         Storage::Memory => pb::StorageType::Memory,
     });
-    out.set_compression(pb::Compression::None);
+    out.set_compression(match c.compression.as_str() {
+        "s2" => pb::Compression::S2,
+        _ => pb::Compression::None,
+    });
     out
 }
 
@@ -146,7 +149,11 @@ fn from_pb(p: &pb::StreamConfig) -> StreamConfig {
         num_replicas: i64::from(p.num_replicas),
         no_ack: p.no_ack,
         duplicate_window: p.duplicate_window_ns,
-        compression: "none".to_string(),
+        compression: match p.compression() {
+            pb::Compression::S2 => "s2",
+            _ => "none",
+        }
+        .to_string(),
         first_seq: p.first_seq,
         allow_direct: p.allow_direct,
         mirror_direct: p.mirror_direct,

@@ -35,7 +35,9 @@ use super::index::SegmentIndex;
 use super::io::{write_atomically, Vfs};
 use super::meta::{DeletesFile, Snapshot, SubjectEntry, DELETES_FILE, SNAPSHOT_FILE};
 use super::ranges::RangeSet;
-use super::record::{encode_record, record_len, MAX_RECORD_BYTES, MAX_SUBJECT_BYTES};
+use super::record::{
+    encode_record, encode_record_compressed, record_len, MAX_RECORD_BYTES, MAX_SUBJECT_BYTES,
+};
 use super::recovery::RecoveryReport;
 use super::segment::Segment;
 use super::subjects::Subjects;
@@ -132,6 +134,8 @@ pub struct Log {
     failed: Option<String>,
     /// Reused buffer in which a batch is encoded, so appends allocate nothing per batch.
     write_buf: Vec<u8>,
+    /// The compressor's reused state, made at the first compressed append.
+    encoder: Option<Box<snap::raw::Encoder>>,
     /// Loaded sealed-segment indexes. A mutex only so reads can take `&self`; the log has one
     /// owner, so it is never contended.
     index_cache: Mutex<IndexCache>,
@@ -222,7 +226,16 @@ impl Log {
         let mut results = Vec::with_capacity(msgs.len());
         let mut buf = std::mem::take(&mut self.write_buf);
         buf.clear();
-        let outcome = self.encode_and_write(msgs, &mut buf, &mut results);
+        let mut encoder = match self.config.compress {
+            true => Some(
+                self.encoder
+                    .take()
+                    .unwrap_or_else(|| Box::new(snap::raw::Encoder::new())),
+            ),
+            false => None,
+        };
+        let outcome = self.encode_and_write(msgs, &mut buf, &mut results, encoder.as_deref_mut());
+        self.encoder = encoder.or(self.encoder.take());
         self.write_buf = buf;
         outcome?;
         self.enforce_after_append(msgs, &results)?;
@@ -234,6 +247,7 @@ impl Log {
         msgs: &[NewMessage],
         buf: &mut Vec<u8>,
         results: &mut Vec<AppendResult>,
+        mut encoder: Option<&mut snap::raw::Encoder>,
     ) -> Result<()> {
         let per_subject = limit(self.config.max_msgs_per_subject);
         let mut batch_counts: HashMap<&str, u64> = HashMap::new();
@@ -263,7 +277,12 @@ impl Log {
                 }
             };
             part.push((i, next_seq, buf.len(), len));
-            encode_record(buf, next_seq, m);
+            match encoder.as_deref_mut() {
+                Some(encoder) => {
+                    encode_record_compressed(buf, next_seq, m, encoder);
+                }
+                None => encode_record(buf, next_seq, m),
+            }
             results.push(Ok(next_seq));
             next_seq += 1;
             if buf.len() as u64 >= self.config.segment_bytes {

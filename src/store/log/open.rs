@@ -138,6 +138,7 @@ pub(super) fn open(dir: &Path, config: LogConfig, vfs: Arc<dyn Vfs>) -> Result<L
         last_sync: Instant::now(),
         failed: None,
         write_buf: Vec::new(),
+        encoder: None,
         index_cache: Mutex::new(IndexCache::default()),
         report: Mutex::new(RecoveryReport::default()),
         clock_ns: deletes.last_ts_ns,
@@ -252,7 +253,7 @@ impl Log {
                         subjects.add(subject, r.seq);
                     }
                     s.msgs += 1;
-                    s.bytes += r.len as u64;
+                    s.bytes += r.size as u64;
                 }
             })
             .map_err(|e| StoreError::io(&seg.path, e))?;

@@ -20,14 +20,17 @@ use crate::store::scan::{scan_segment, RecordReader, POINT_READ_BYTES, SCAN_WIND
 use crate::store::segment::Segment;
 
 /// Copies a verified record out of the read buffer.
-pub(super) fn to_message(r: &RecordView<'_>, subject: &str) -> StoredMessage {
-    StoredMessage {
+pub(super) fn to_message(
+    r: &RecordView<'_>,
+    subject: &str,
+) -> std::result::Result<StoredMessage, &'static str> {
+    Ok(StoredMessage {
         seq: r.seq,
         ts_ns: r.ts_ns,
         subject: subject.to_owned(),
         headers: bytes::Bytes::copy_from_slice(r.headers),
-        payload: bytes::Bytes::copy_from_slice(r.payload),
-    }
+        payload: r.payload_bytes()?,
+    })
 }
 
 /// Builds a segment's index by scanning it (used when its index file cannot be trusted).
@@ -201,7 +204,13 @@ impl Log {
                             continue;
                         };
                         if match_all || filters.iter().any(|f| subject_matches(f, subject)) {
-                            out.push(to_message(&r, subject));
+                            match to_message(&r, subject) {
+                                Ok(msg) => out.push(msg),
+                                Err(why) => {
+                                    self.note_corrupt_read(seg, offset, why.into());
+                                    continue;
+                                }
+                            }
                             if out.len() >= max {
                                 return Ok(out);
                             }

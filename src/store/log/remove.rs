@@ -73,7 +73,7 @@ impl Log {
                         continue;
                     };
                     match visit(&r, subject) {
-                        Verdict::Remove => victims.push((seq, r.len as u64, subject.to_owned())),
+                        Verdict::Remove => victims.push((seq, r.size as u64, subject.to_owned())),
                         Verdict::Keep => {}
                         Verdict::Stop => {
                             stop = true;
@@ -425,7 +425,7 @@ impl Log {
                     if over == 0 {
                         return Verdict::Stop;
                     }
-                    over = over.saturating_sub(r.len as u64);
+                    over = over.saturating_sub(r.size as u64);
                     Verdict::Remove
                 })?;
             }
