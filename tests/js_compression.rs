@@ -124,3 +124,36 @@ async fn compression_jetlog_cannot_honour_is_refused() {
         error(500, 10052, "compression is only supported on file storage")
     );
 }
+
+#[tokio::test]
+async fn the_clients_own_compression_options_are_honoured() {
+    let server = TestServer::start(&[]);
+    let client = connect(&server).await;
+    let js = jetstream::new(client.clone());
+    let stream = js
+        .create_stream(jetstream::stream::Config {
+            name: "T".into(),
+            subjects: vec!["t.>".into()],
+            compression: Some(jetstream::stream::Compression::S2),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    assert_eq!(
+        stream.cached_info().config.compression,
+        Some(jetstream::stream::Compression::S2)
+    );
+    let kv = js
+        .create_key_value(jetstream::kv::Config {
+            bucket: "settings".into(),
+            compression: true,
+            ..Default::default()
+        })
+        .await
+        .expect("bucket");
+    kv.put("colour", payload(7).into()).await.expect("put");
+    let got = kv.get("colour").await.expect("get").expect("value");
+    assert_eq!(got, payload(7).as_bytes());
+    let info = call(&client, "$JS.API.STREAM.INFO.KV_settings", json!({})).await;
+    assert_eq!(info["config"]["compression"], "s2", "{info}");
+}

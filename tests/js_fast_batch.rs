@@ -72,14 +72,20 @@ async fn fast_publish(client: &async_nats::Client, id: &str) -> Value {
 async fn a_paced_batch_is_stored_in_order_and_survives_kill_9() {
     let server = TestServer::start(&[]);
     let client = connect(&server).await;
-    let made = call(
-        &client,
-        "$JS.API.STREAM.CREATE.F",
-        json!({"name": "F", "subjects": ["f.>"], "allow_batched": true}),
-    )
-    .await;
-    assert_eq!(made["config"]["allow_batched"], true, "{made}");
-    assert_eq!(made["config"]["metadata"]["_nats.req.level"], "4", "{made}");
+    // The client's own setting (async-nats `server_2_14`).
+    let js = jetstream::new(client.clone());
+    let made = js
+        .create_stream(jetstream::stream::Config {
+            name: "F".into(),
+            subjects: vec!["f.>".into()],
+            allow_batch_publish: true,
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    assert!(made.cached_info().config.allow_batch_publish);
+    let info = call(&client, "$JS.API.STREAM.INFO.F", json!({})).await;
+    assert_eq!(info["config"]["metadata"]["_nats.req.level"], "4", "{info}");
 
     let ack = fast_publish(&client, "b1").await;
     assert_eq!(
