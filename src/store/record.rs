@@ -65,6 +65,10 @@ impl RecordView<'_> {
             return Ok(bytes::Bytes::copy_from_slice(self.payload));
         }
         let want = self.size - (self.len - self.payload.len() - 4);
+        // The stream states its own length: checked before anything is allocated.
+        if snap::raw::decompress_len(self.payload).ok() != Some(want) {
+            return Err("compressed payload does not decompress to its length");
+        }
         let mut out = vec![0u8; want];
         match snap::raw::Decoder::new().decompress(self.payload, &mut out) {
             Ok(n) if n == want => Ok(bytes::Bytes::from(out)),

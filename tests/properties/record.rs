@@ -26,12 +26,26 @@ pub fn decode_checked(buf: &[u8]) {
             for part in [r.subject, r.headers, r.payload] {
                 assert!(within(part, record), "a part outside its record");
             }
+            // A compressed payload follows its uncompressed length (4 bytes).
+            let length_field = if r.compressed { 4 } else { 0 };
             assert_eq!(
-                RECORD_HEADER_BYTES + r.subject.len() + r.headers.len() + r.payload.len(),
+                RECORD_HEADER_BYTES
+                    + r.subject.len()
+                    + r.headers.len()
+                    + length_field
+                    + r.payload.len(),
                 r.len
             );
             assert!(!r.subject.is_empty());
-            if let Some(subject) = r.subject_str() {
+            assert!(r.size <= MAX_RECORD_BYTES);
+            if r.compressed {
+                // Arbitrary compressed bytes either expand to exactly the recorded length or
+                // are refused; re-compressing need not give the same bytes back.
+                if let Ok(payload) = r.payload_bytes() {
+                    let head = RECORD_HEADER_BYTES + r.subject.len() + r.headers.len();
+                    assert_eq!(head + payload.len(), r.size);
+                }
+            } else if let Some(subject) = r.subject_str() {
                 let mut again = Vec::new();
                 let msg = NewMessage {
                     subject: subject.to_string(),

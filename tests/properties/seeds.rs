@@ -8,7 +8,7 @@ use jetlog::meta::pb;
 use jetlog::meta::values::encode;
 use jetlog::store::index::SegmentIndex;
 use jetlog::store::meta::{DeletesFile, SegmentSummary, Snapshot, SubjectEntry};
-use jetlog::store::record::{encode_record, encode_segment_header};
+use jetlog::store::record::{encode_record, encode_record_compressed, encode_segment_header};
 use jetlog::store::NewMessage;
 
 /// A stream of every op, with split points and the default limits.
@@ -154,15 +154,22 @@ pub fn js_api() -> Vec<Vec<u8>> {
 pub fn record() -> Vec<Vec<u8>> {
     let mut clean = encode_segment_header(1).to_vec();
     let mut starts = Vec::new();
+    let mut encoder = snap::raw::Encoder::new();
     for seq in 1..=3u64 {
         starts.push(clean.len());
         let msg = NewMessage {
             subject: format!("s.{seq}"),
             headers: Bytes::from_static(b"NATS/1.0\r\nA: b\r\n\r\n"),
-            payload: Bytes::from(vec![seq as u8; 10 * seq as usize]),
+            payload: Bytes::from(vec![seq as u8; 40 * seq as usize]),
             ts_ns: 1_700_000_000_000_000_000 + seq,
         };
-        encode_record(&mut clean, seq, &msg);
+        // The last record is stored compressed.
+        match seq {
+            3 => {
+                encode_record_compressed(&mut clean, seq, &msg, &mut encoder);
+            }
+            _ => encode_record(&mut clean, seq, &msg),
+        }
     }
     let mut damaged = clean.clone();
     damaged[starts[1] + 12] ^= 0x10;
