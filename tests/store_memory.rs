@@ -33,6 +33,8 @@ enum Op {
     Purge(PurgeRequest),
     Expire(u64),
     UpdateConfig(LogConfig),
+    /// Skips this many sequences past the last one (a restore's gaps).
+    SkipTo(u64),
 }
 
 fn publish() -> impl Strategy<Value = Publish> {
@@ -63,6 +65,7 @@ fn op() -> impl Strategy<Value = Op> {
             })),
         1 => (0..40u64).prop_map(Op::Expire),
         1 => config().prop_map(Op::UpdateConfig),
+        1 => (0..6u64).prop_map(Op::SkipTo),
     ]
 }
 
@@ -199,6 +202,10 @@ fn run(cfg: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Expire(delta) => {
                 let now = clock + delta;
                 prop_assert_eq!(coded(mem.expire(now)), coded(file.expire(now)));
+            }
+            Op::SkipTo(gap) => {
+                let next = file.last_seq() + 1 + gap;
+                prop_assert_eq!(coded(mem.skip_to(next)), coded(file.skip_to(next)));
             }
             Op::UpdateConfig(cfg) => {
                 prop_assert_eq!(

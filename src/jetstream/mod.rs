@@ -16,6 +16,8 @@ pub mod msg_ttl;
 pub mod placement;
 mod read_ahead;
 mod schedule_pattern;
+pub mod snapshot_archive;
+pub mod snapshot_state;
 pub mod stream;
 mod stream_batch;
 pub mod stream_config;

@@ -68,6 +68,20 @@ impl RangeSet {
         true
     }
 
+    /// Adds `lo..=hi`, which lies above every sequence in the set (sequences skipped at the
+    /// end of a log).
+    pub fn push_range(&mut self, lo: u64, hi: u64) {
+        debug_assert!(lo <= hi);
+        debug_assert!(self.ranges.iter().next_back().is_none_or(|(_, h)| *h < lo));
+        match self.ranges.iter_mut().next_back() {
+            Some((_, h)) if *h + 1 == lo => *h = hi,
+            _ => {
+                self.ranges.insert(lo, hi);
+            }
+        }
+        self.len += hi - lo + 1;
+    }
+
     /// Removes every sequence below `floor`.
     pub fn remove_below(&mut self, floor: u64) {
         while let Some((&lo, &hi)) = self.ranges.iter().next() {

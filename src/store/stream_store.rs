@@ -110,6 +110,11 @@ impl StreamStore {
         forward!(self, log => log.start_at(first))
     }
 
+    /// Leaves every sequence below `next` unused, so the next append gets `next`.
+    pub fn skip_to(&mut self, next: u64) -> Result<()> {
+        forward!(self, log => log.skip_to(next))
+    }
+
     /// Purges messages; how many were removed.
     pub fn purge(&mut self, req: &PurgeRequest) -> Result<u64> {
         forward!(self, log => log.purge(req))

@@ -10,7 +10,7 @@
 mod consume;
 mod core_nats;
 mod js;
-mod report;
+pub(super) mod report;
 
 use std::path::PathBuf;
 use std::time::Duration;

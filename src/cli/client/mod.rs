@@ -25,6 +25,7 @@ mod output;
 mod pubsub;
 mod replay;
 mod stream;
+mod stream_backup;
 mod stream_config;
 mod stream_view;
 mod units;

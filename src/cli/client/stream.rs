@@ -21,6 +21,7 @@ use super::api::{self, decode};
 use super::connect::{self, CommonArgs};
 use super::output::{self, MessageView};
 use super::pubsub::{check_filter_subject, check_publish_subject};
+use super::stream_backup;
 use super::stream_config::ConfigArgs;
 use super::stream_view;
 use crate::jetstream::stream_config::is_valid_name;
@@ -121,6 +122,35 @@ enum StreamAction {
         #[arg(short = 'f', long)]
         force: bool,
     },
+    /// Save a stream, its consumers and messages to a directory (`stream.tar.s2` and
+    /// `backup.json`, as natscli writes them).
+    #[command(visible_alias = "snapshot")]
+    Backup {
+        /// Stream name.
+        name: String,
+        /// Directory to write the backup to (created if missing; must not hold one).
+        dir: std::path::PathBuf,
+        /// Leave the consumers out.
+        #[arg(long)]
+        no_consumers: bool,
+        /// Bytes per chunk the server sends (1 KiB to 1 MiB; default 128 KiB).
+        #[arg(long, value_parser = super::units::parse_size)]
+        chunk_size: Option<i64>,
+        /// Bytes the server may send before the CLI acknowledges (default 8 MiB).
+        #[arg(long, value_parser = super::units::parse_size)]
+        window_size: Option<i64>,
+        /// No progress line on a terminal.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Create a stream again from a backup directory; the stream must not exist.
+    Restore {
+        /// Directory holding the backup.
+        dir: std::path::PathBuf,
+        /// No progress line on a terminal.
+        #[arg(long)]
+        no_progress: bool,
+    },
     /// List the subjects a stream holds messages on, with their counts.
     Subjects {
         /// Stream name.
@@ -210,6 +240,26 @@ pub async fn run(args: StreamArgs) -> Result<()> {
             check_filter_subject(&filter)?;
             stream_view::subjects(&js, common, &name, &filter).await
         }
+        StreamAction::Backup {
+            name,
+            dir,
+            no_consumers,
+            chunk_size,
+            window_size,
+            no_progress,
+        } => {
+            let options = stream_backup::BackupOptions {
+                consumers: !no_consumers,
+                chunk_size,
+                window_size,
+                progress: !no_progress,
+            };
+            let idle = common.timeout.max(std::time::Duration::from_secs(5));
+            stream_backup::backup(&js, &name, &dir, options, idle).await
+        }
+        StreamAction::Restore { dir, no_progress } => {
+            stream_backup::restore(&js, &dir, !no_progress).await
+        }
     }
 }
 
@@ -224,8 +274,9 @@ impl StreamAction {
             | Self::Get { name, .. }
             | Self::Rmm { name, .. }
             | Self::Seal { name, .. }
-            | Self::Subjects { name, .. } => Some(name),
-            Self::Ls { .. } | Self::Report => None,
+            | Self::Subjects { name, .. }
+            | Self::Backup { name, .. } => Some(name),
+            Self::Ls { .. } | Self::Report | Self::Restore { .. } => None,
         }
     }
 }

@@ -108,13 +108,13 @@ fn dispatch(js: &JetStream, tokens: &[&str], payload: &[u8]) -> (&'static str, R
         ["STREAM", "MSG", "DELETE", name] => {
             ("stream_msg_delete_response", msg_delete(js, name, payload))
         }
-        ["STREAM", "SNAPSHOT", _] => (
+        ["STREAM", "SNAPSHOT", name] => (
             "stream_snapshot_response",
-            Err(unsupported("stream snapshots")),
+            super::snapshot::stream_snapshot(js, name, payload),
         ),
-        ["STREAM", "RESTORE", _] => (
+        ["STREAM", "RESTORE", name] => (
             "stream_restore_response",
-            Err(unsupported("stream restores")),
+            super::restore::stream_restore(js, name, payload),
         ),
         ["STREAM", "PEER" | "LEADER" | "CANCEL_MOVE", ..]
         | ["CONSUMER", "LEADER", ..]
@@ -168,14 +168,6 @@ fn dispatch(js: &JetStream, tokens: &[&str], payload: &[u8]) -> (&'static str, R
 /// nats-server's general stream failure (10051), for a request whose handler failed.
 fn internal_error() -> ApiError {
     ApiError::new(500, 10051, "internal error while handling the request")
-}
-
-fn unsupported(what: &str) -> ApiError {
-    ApiError::new(
-        501,
-        10003,
-        format!("{what} are not supported by jetlog yet"),
-    )
 }
 
 fn to_value(v: &impl Serialize) -> Reply {
@@ -249,7 +241,11 @@ fn account_info(js: &JetStream) -> Reply {
 }
 
 /// The config in a create/update request, checked against the subject's stream name.
-fn requested_config(js: &JetStream, name: &str, payload: &[u8]) -> Result<StreamConfig, ApiError> {
+pub(super) fn requested_config(
+    js: &JetStream,
+    name: &str,
+    payload: &[u8],
+) -> Result<StreamConfig, ApiError> {
     // nats-server's own check for names that could become paths (jetstream_api.go,
     // jsStreamCreateRequest), with its error code; the general name check would catch them too.
     if name.contains(['\\', '/']) {

@@ -70,7 +70,11 @@ impl JetStream {
     }
 
     /// Rejects subjects that another stream already captures.
-    fn check_overlap(&self, config: &StreamConfig, except: Option<&str>) -> Result<(), ApiError> {
+    pub(super) fn check_overlap(
+        &self,
+        config: &StreamConfig,
+        except: Option<&str>,
+    ) -> Result<(), ApiError> {
         let index = lock(&self.stream_subjects);
         let overlaps = config.subjects.iter().any(|subject| {
             index

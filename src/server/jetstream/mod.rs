@@ -22,6 +22,8 @@ mod limits;
 mod opening;
 pub mod pool;
 mod report;
+mod restore;
+mod snapshot;
 mod timer;
 
 use std::collections::BTreeMap;
@@ -222,6 +224,8 @@ pub struct JetStream {
     account_name: String,
     /// The workers every stream's actor runs on (shared by all accounts).
     pool: Arc<pool::ActorPool>,
+    /// This JetStream itself, for work it hands to threads of its own (a restore).
+    me: std::sync::OnceLock<std::sync::Weak<JetStream>>,
 }
 
 /// What JetStream is told besides where it stores: its limits, domain and decoding rule.
@@ -292,7 +296,9 @@ impl JetStream {
             account: std::sync::RwLock::new(account),
             account_name,
             pool,
+            me: std::sync::OnceLock::new(),
         });
+        let _ = js.me.set(Arc::downgrade(&js));
         let saved = js
             .catalog
             .list_streams()
@@ -490,6 +496,11 @@ impl JetStream {
             .inline_publish
             .then(|| inline::InlinePublish::taker(entry));
         *subs = stream_subscriptions(&client, &config, &entry.tx, inline);
+    }
+
+    /// A handle on this JetStream for a thread that must not keep it alive.
+    fn handle(&self) -> std::sync::Weak<JetStream> {
+        self.me.get().cloned().unwrap_or_default()
     }
 
     /// The JetStream domain, if one is set.

@@ -32,6 +32,26 @@ pub(super) enum Verdict {
 type Victim = (u64, u64, String);
 
 impl Log {
+    /// Leaves every sequence below `next` unused, so that the next append gets `next`: a
+    /// stream restored from a backup keeps its sequence numbers across the messages removed
+    /// before the backup. The skipped sequences count as deleted (or, in a log holding
+    /// nothing, fall below the floor), durably before this returns.
+    pub fn skip_to(&mut self, next: u64) -> Result<()> {
+        self.check_writable()?;
+        if next <= self.last_seq + 1 {
+            return Ok(());
+        }
+        if self.msgs == 0 {
+            self.floor = next;
+            self.deleted.remove_below(next);
+        } else {
+            self.deleted.push_range(self.last_seq + 1, next - 1);
+        }
+        self.last_seq = next - 1;
+        self.deletes_dirty = true;
+        self.write_deletes()
+    }
+
     /// Visits stored records with sequences in `[from, to]` in order and removes those the
     /// visitor picks, until it says stop. Returns how many were removed.
     pub(super) fn remove_scan(

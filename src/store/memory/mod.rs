@@ -259,6 +259,12 @@ impl MemLog {
     pub fn last_seq(&self) -> u64 {
         self.last_seq
     }
+
+    /// Leaves every sequence below `next` unused (see `Log::skip_to`).
+    pub fn skip_to(&mut self, next: u64) -> Result<()> {
+        self.last_seq = self.last_seq.max(next.saturating_sub(1));
+        Ok(())
+    }
 }
 
 /// The stream actor moves its store into a worker thread; keep that possible.
