@@ -116,7 +116,7 @@ async fn ttl_messages_expire_on_time_and_bad_ttls_get_nats_server_errors() {
         error(500, 10052, "message TTL status can not be disabled")
     );
     let info = call(&client, "$JS.API.INFO", json!({})).await;
-    assert_eq!(info["api"]["level"], 2, "{info}");
+    assert_eq!(info["api"]["level"], 3, "{info}");
 }
 
 #[tokio::test]
@@ -273,13 +273,13 @@ async fn marker_settings_are_checked_and_fill_in_what_they_need() {
 }
 
 #[tokio::test]
-async fn info_advertises_api_level_2() {
+async fn info_advertises_api_level_3() {
     let server = TestServer::start(&[]);
     let info = server.raw().read_info();
-    assert_eq!(info["api_lvl"], 2, "{info}");
-    // A request may require a level: 2 is served, 3 is refused as nats-server refuses it.
+    assert_eq!(info["api_lvl"], 3, "{info}");
+    // A request may require a level: 3 is served, 4 is refused as nats-server refuses it.
     let client = connect(&server).await;
-    for (level, refused) in [("2", false), ("3", true)] {
+    for (level, refused) in [("3", false), ("4", true)] {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Required-Api-Level", level);
         let reply = within(
@@ -295,7 +295,7 @@ async fn info_advertises_api_level_2() {
                 error(412, 10185, "JetStream minimum api level required"),
                 "{body}"
             ),
-            false => assert_eq!(body["api"]["level"], 2, "{body}"),
+            false => assert_eq!(body["api"]["level"], 3, "{body}"),
         }
     }
 }

@@ -220,7 +220,7 @@ async fn responses_carry_the_versioning_metadata_and_a_sent_back_config_is_accep
     let metadata = &made["config"]["metadata"];
     assert_eq!(metadata["team"], "a", "{made}");
     assert_eq!(metadata["_nats.req.level"], "1", "TTLs are level 1: {made}");
-    assert_eq!(metadata["_nats.level"], "2", "{made}");
+    assert_eq!(metadata["_nats.level"], "3", "{made}");
     assert_eq!(
         metadata["_nats.ver"], "2.10.0",
         "the client's value is not kept: {made}"

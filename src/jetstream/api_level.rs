@@ -2,15 +2,16 @@
 //! with the `Nats-Required-Api-Level` request header, shown as `api_lvl` in INFO and
 //! `api.level` in `$JS.API.INFO`. Level 1 is 2.11's feature set (per-message TTL, subject
 //! delete markers, consumer pause and priority groups), level 2 is 2.12's (counters, atomic
-//! batches, schedules, async persist mode); jetlog serves both. Level 3 and up (2.13–2.14,
-//! among them fast-ingest batches) are not all built, so a request that requires them is
-//! refused, as nats-server refuses one that requires more than it has.
+//! batches, schedules, async persist mode), level 3 adds the snapshot `window_size`; jetlog
+//! serves all three. Level 4 (2.14: fast-ingest batches, which jetlog serves, and the
+//! `flow_control` ack policy, which it does not) is not all built, so a request that
+//! requires it is refused, as nats-server refuses one that requires more than it has.
 
 use super::error::ApiError;
 use crate::protocol::headers::header_value;
 
 /// The API level jetlog serves in full.
-pub const JS_API_LEVEL: u32 = 2;
+pub const JS_API_LEVEL: u32 = 3;
 
 /// The request header naming the level a request needs.
 pub const REQUIRED_API_LEVEL_HEADER: &[u8] = b"Nats-Required-Api-Level";
@@ -46,8 +47,8 @@ mod tests {
         assert!(!required_level_unmet(Some(b"NATS/1.0\r\nOther: 1\r\n\r\n")));
         assert!(!required_level_unmet(Some(block("0").as_bytes())));
         assert!(!required_level_unmet(Some(block("1").as_bytes())));
-        assert!(!required_level_unmet(Some(block("2").as_bytes())));
-        assert!(required_level_unmet(Some(block("3").as_bytes())));
+        assert!(!required_level_unmet(Some(block("3").as_bytes())));
+        assert!(required_level_unmet(Some(block("4").as_bytes())));
         assert!(required_level_unmet(Some(block("x").as_bytes())));
     }
 }
