@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api::{requested_config, stream_info_of, Reply};
-use super::snapshot::{is_empty_request, strict};
+use super::snapshot::{is_empty_request, strict, transfer_sink};
 use super::{now_ns, JetStream};
 use crate::jetstream::advisories::{event, stream_action, Lifecycle};
 use crate::jetstream::api_types::StreamInfoRequest;
@@ -32,7 +32,6 @@ use crate::jetstream::time::format_rfc3339;
 use crate::jetstream::{ApiError, StreamConfig};
 use crate::protocol::subject::is_storable_subject;
 use crate::server::internal::{self, InternalClient};
-use crate::server::outbound::InternalSink;
 use crate::store::{Log, NewMessage};
 
 /// A restore that hears nothing for this long is abandoned (nats-server's stall timeout).
@@ -93,17 +92,7 @@ pub(super) fn stream_restore(js: &JetStream, name: &str, payload: &[u8]) -> Repl
     fs::create_dir_all(&dir).map_err(failed)?;
     let (tx, rx) = internal::channel();
     let client = InternalClient::new(js.router.clone());
-    let sub = client.subscribe(
-        &subject,
-        None,
-        InternalSink {
-            tag: 0,
-            tx,
-            exclude: &[],
-            inline: None,
-            origin: false,
-        },
-    );
+    let sub = client.subscribe(&subject, None, transfer_sink(tx));
     js.announce(event(
         format!("$JS.EVENT.ADVISORY.STREAM.RESTORE_CREATE.{name}"),
         "io.nats.jetstream.advisory.v1.restore_create",

@@ -79,6 +79,18 @@ pub(super) fn strict<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T
     })
 }
 
+/// The sink of a transfer's own subscription (acks, or restore pieces): plain channel
+/// deliveries, nothing excluded or taken inline.
+pub(super) fn transfer_sink(tx: tokio::sync::mpsc::Sender<InternalDelivery>) -> InternalSink {
+    InternalSink {
+        tag: 0,
+        tx,
+        exclude: &[],
+        inline: None,
+        origin: false,
+    }
+}
+
 /// Everything the transfer sends, fixed when the snapshot starts.
 struct Plan {
     stream: String,
@@ -266,17 +278,7 @@ fn send_snapshot(router: Arc<Router>, entry: &StreamEntry, plan: Plan, state: Va
     }
     let (tx, rx) = internal::channel();
     let ack_prefix = format!("$JS.SNAPSHOT.ACK.{stream}.{}", fresh_id());
-    let sub = client.subscribe(
-        &format!("{ack_prefix}.>"),
-        None,
-        InternalSink {
-            tag: 0,
-            tx,
-            exclude: &[],
-            inline: None,
-            origin: false,
-        },
-    );
+    let sub = client.subscribe(&format!("{ack_prefix}.>"), None, transfer_sink(tx));
     let mut sender = Sender {
         client,
         rx,
