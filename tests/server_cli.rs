@@ -190,3 +190,35 @@ fn refused_flags_version_and_signals() {
         .expect("server exited after --signal term");
     assert!(status.success(), "{status:?}");
 }
+
+/// A server stopped with SIGTERM closes every stream's log cleanly: the clean-shutdown
+/// summary is there for the next start (which then reads no sealed segment), and the active
+/// segment is cut back to its data.
+#[test]
+fn sigterm_closes_the_streams_cleanly() {
+    let server = TestServer::start(&[]);
+    let mut raw = server.raw();
+    raw.send(b"CONNECT {}\r\nSUB _INBOX.> 1\r\n");
+    raw.send(
+        b"PUB $JS.API.STREAM.CREATE.Q _INBOX.c 29\r\n{\"name\":\"Q\",\"subjects\":[\"q\"]}\r\n",
+    );
+    raw.read_until_contains(b"stream_create_response", Duration::from_secs(5));
+    raw.send(b"PUB q _INBOX.p 2\r\nhi\r\n");
+    raw.read_until_contains(b"\"seq\":1", Duration::from_secs(5));
+    let store = server.store_handoff();
+    let dir = store.path().join("streams").join("Q");
+    assert!(
+        dir.join("snapshot.dat").exists(),
+        "no clean-shutdown summary"
+    );
+    let segment = std::fs::read_dir(&dir)
+        .expect("stream dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .expect("a segment");
+    let len = std::fs::metadata(&segment).expect("metadata").len();
+    assert!(
+        len < 1024,
+        "the segment keeps {len} bytes of preallocated space"
+    );
+}

@@ -176,6 +176,14 @@ impl StreamStore {
             StreamStore::Memory(_) => Ok(()),
         }
     }
+
+    /// Closes a file log cleanly while its owner keeps it (see `Log::close_in_place`).
+    pub fn close_in_place(&mut self) -> Result<()> {
+        match self {
+            StreamStore::File(log) => log.close_in_place(),
+            StreamStore::Memory(_) => Ok(()),
+        }
+    }
 }
 
 impl From<Log> for StreamStore {

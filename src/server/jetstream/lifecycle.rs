@@ -217,6 +217,10 @@ impl JetStream {
         for entry in self.streams() {
             self.stop(&entry);
             self.tell_waiting(&entry, |stream, actions| stream.shutdown_consumers(actions));
+            // The clean-shutdown summary lets the next start skip scanning sealed segments.
+            if let Err(err) = entry.lock().log_mut().close_in_place() {
+                tracing::warn!(stream = %entry.name, error = %err, "stream not closed cleanly");
+            }
         }
     }
 }

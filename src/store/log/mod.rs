@@ -556,6 +556,12 @@ impl Log {
     /// holds no reserved space, and the snapshot's lengths match the files. Dropping a log
     /// without `close` is safe too; the next open then scans every segment.
     pub fn close(mut self) -> Result<()> {
+        self.close_in_place()
+    }
+
+    /// [`Log::close`] for a log whose owner keeps it (a stream still registered when the
+    /// server stops); the log takes no writes afterwards.
+    pub fn close_in_place(&mut self) -> Result<()> {
         self.check_writable()?;
         if let Some(seg) = self.segments.last_mut() {
             seg.trim()?;
@@ -576,7 +582,10 @@ impl Log {
                 .collect(),
         };
         let path = self.dir.join(SNAPSHOT_FILE);
-        write_atomically(self.vfs.as_ref(), &self.dir, &path, &snapshot.encode())
+        write_atomically(self.vfs.as_ref(), &self.dir, &path, &snapshot.encode())?;
+        // A write after the snapshot would make it wrong: the log is done.
+        self.failed = Some("the log is closed".into());
+        Ok(())
     }
 }
 
