@@ -48,6 +48,10 @@ pub struct StreamInfo {
     /// Left out of create and update replies, as a single nats-server leaves it out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterInfo>,
+    /// A mirror's view of its origin: `name`, `lag`, `active`, and `error` when it cannot
+    /// read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<serde_json::Value>,
     pub ts: String,
 }
 

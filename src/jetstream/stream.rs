@@ -75,6 +75,8 @@ pub struct Stream {
     pub(super) producing: bool,
     /// Advisories the stream itself raised (an abandoned batch), for the actor to publish.
     pub(super) advisories: Vec<super::consumer::Action>,
+    /// What a mirror knows of its origin (see `stream_mirror`).
+    pub(super) mirror: super::stream_mirror::MirrorState,
 }
 
 /// Store limits for a stream configuration.
@@ -138,6 +140,7 @@ impl Stream {
             _ => sync,
         };
         let limits = log_config(&config, sync);
+        let mirror = super::stream_mirror::MirrorState::of(&config);
         let log = match config.storage {
             Storage::File => StreamStore::from(Log::open(dir, limits).map_err(store_error)?),
             Storage::Memory => StreamStore::from(MemLog::new(limits).map_err(store_error)?),
@@ -160,6 +163,7 @@ impl Stream {
             schedules: Default::default(),
             producing: false,
             advisories: Vec::new(),
+            mirror,
         };
         stream.transforms = Transforms::of(&stream.config);
         stream.roll_back_torn_batch()?;
@@ -508,6 +512,7 @@ impl Stream {
         self.config.max_age > 0
             || matches!(self.sync, SyncPolicy::Interval(_))
             || !self.batches.is_empty()
+            || self.mirror.spec.is_some()
             || self.consumers.values().any(|c| c.needs_ticks())
     }
 

@@ -163,6 +163,7 @@ pub struct StreamConfig {
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub description: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub subjects: Vec<String>,
     pub retention: Retention,
     pub max_consumers: i64,
@@ -178,6 +179,7 @@ pub struct StreamConfig {
     pub num_replicas: i64,
     #[serde(skip_serializing_if = "is_false")]
     pub no_ack: bool,
+    #[serde(skip_serializing_if = "is_zero_i64")]
     pub duplicate_window: i64,
     pub compression: String,
     #[serde(skip_serializing_if = "is_zero_u64")]
@@ -313,7 +315,7 @@ pub fn is_valid_name(name: &str) -> bool {
         })
 }
 
-fn invalid(text: &str) -> ApiError {
+pub(super) fn invalid(text: &str) -> ApiError {
     ApiError::stream_invalid_config(text)
 }
 
@@ -389,10 +391,13 @@ impl StreamConfig {
                 "stream description is too long, maximum allowed is 4096",
             ));
         }
-        if self.mirror.is_some() || self.sources.is_some() {
-            return Err(invalid(
-                "stream mirrors and sources are not supported by jetlog yet",
-            ));
+        if let Some(mirror) = self.mirror.clone() {
+            // Kept in one form, so that it compares and persists the same after a restart.
+            let spec = super::stream_mirror::check_mirror(&mut self, &mirror)?;
+            self.mirror = Some(spec.to_value());
+        }
+        if self.sources.is_some() {
+            return Err(invalid("stream sources are not supported by jetlog yet"));
         }
         self.check_transforms()?;
         if self.num_replicas < 0 {
@@ -425,7 +430,8 @@ impl StreamConfig {
         if self.duplicate_window < 0 {
             return Err(invalid("duplicates window can not be negative"));
         }
-        if self.duplicate_window == 0 {
+        // A mirror takes no publishes to deduplicate: no default window, as in nats-server.
+        if self.duplicate_window == 0 && self.mirror.is_none() {
             self.duplicate_window =
                 if self.max_age != 0 && self.max_age < DEFAULT_DUPLICATE_WINDOW_NS {
                     self.max_age
@@ -436,7 +442,7 @@ impl StreamConfig {
         if self.max_age != 0 && self.duplicate_window > self.max_age {
             return Err(invalid("duplicates window can not be larger then max age"));
         }
-        if self.duplicate_window < MIN_WINDOW_NS {
+        if self.duplicate_window < MIN_WINDOW_NS && self.mirror.is_none() {
             return Err(invalid("duplicates window needs to be >= 100ms"));
         }
         if self.deny_purge && self.allow_rollup_hdrs {
@@ -523,7 +529,8 @@ impl StreamConfig {
             "s2" => {}
             _ => return Err(ApiError::invalid_json("unknown compression algorithm")),
         }
-        if self.subjects.is_empty() {
+        // A mirror takes no publishes: it has no subjects, not even its name.
+        if self.subjects.is_empty() && self.mirror.is_none() {
             self.subjects.push(self.name.clone());
         }
         self.check_subjects()?;
@@ -551,55 +558,6 @@ impl StreamConfig {
                     "subjects that overlap with jetstream api require no-ack to be true",
                 ));
             }
-        }
-        Ok(())
-    }
-
-    /// Checks that `new` (already normalized) may replace `self`, with nats-server's rules.
-    pub fn check_update(&self, new: &StreamConfig) -> Result<(), ApiError> {
-        if new.name != self.name {
-            return Err(ApiError::stream_name_mismatch());
-        }
-        if new.storage != self.storage {
-            return Err(ApiError::stream_update("storage type"));
-        }
-        let workqueue_change =
-            (self.retention == Retention::WorkQueue) != (new.retention == Retention::WorkQueue);
-        if self.retention != new.retention && workqueue_change {
-            return Err(ApiError::stream_update(
-                "retention policy to/from workqueue",
-            ));
-        }
-        if self.sealed && !new.sealed {
-            return Err(invalid(
-                "stream configuration update can not unseal a sealed stream",
-            ));
-        }
-        if self.deny_delete && !new.deny_delete {
-            return Err(invalid(
-                "stream configuration update can not cancel deny message deletes",
-            ));
-        }
-        if self.deny_purge && !new.deny_purge {
-            return Err(invalid(
-                "stream configuration update can not cancel deny purge",
-            ));
-        }
-        if self.allow_msg_counter != new.allow_msg_counter {
-            return Err(invalid(
-                "stream configuration update can not change message counter setting",
-            ));
-        }
-        if self.persist_mode != new.persist_mode {
-            return Err(invalid(
-                "stream configuration update can not change persist mode",
-            ));
-        }
-        if self.allow_msg_schedules && !new.allow_msg_schedules {
-            return Err(invalid("message schedules can not be disabled"));
-        }
-        if self.allow_msg_ttl && !new.allow_msg_ttl {
-            return Err(invalid("message TTL status can not be disabled"));
         }
         Ok(())
     }

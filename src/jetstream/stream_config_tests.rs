@@ -116,8 +116,8 @@ fn invalid_configs_get_nats_server_texts() {
         ),
         (r#"{"name":"S","num_replicas":6}"#, "maximum replicas is 5"),
         (
-            r#"{"name":"S","mirror":{"name":"O"}}"#,
-            "stream mirrors and sources are not supported by jetlog yet",
+            r#"{"name":"S","sources":[{"name":"O"}]}"#,
+            "stream sources are not supported by jetlog yet",
         ),
     ];
     for (json, text) in cases {

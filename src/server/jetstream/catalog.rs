@@ -9,6 +9,8 @@ use crate::jetstream::stream_config::{
     ConsumerLimits, Discard, PersistMode, Placement, RepublishConfig, Retention, Storage,
     SubjectTransformConfig,
 };
+use crate::jetstream::stream_mirror::MirrorSpec;
+use crate::jetstream::time::{format_rfc3339, parse_rfc3339};
 use crate::jetstream::StreamConfig;
 use crate::meta::{pb, MetaError, MetaStore};
 
@@ -94,6 +96,20 @@ fn to_pb(c: &StreamConfig, created_ns: i64) -> pb::StreamConfig {
             dest: r.dest.clone(),
             headers_only: r.headers_only,
         }),
+        mirror: c
+            .mirror
+            .as_ref()
+            .and_then(MirrorSpec::of)
+            .map(|m| pb::StreamSource {
+                name: m.name.clone(),
+                opt_start_seq: m.opt_start_seq,
+                opt_start_time_unix_ns: m
+                    .opt_start_time
+                    .as_deref()
+                    .and_then(|t| parse_rfc3339(t).ok().flatten()),
+                filter_subject: m.filter_subject.clone(),
+                ..pb::StreamSource::default()
+            }),
         ..pb::StreamConfig::default()
     };
     out.set_retention(match c.retention {
@@ -181,7 +197,15 @@ fn from_pb(p: &pb::StreamConfig) -> StreamConfig {
             cluster: pl.cluster.clone(),
             tags: pl.tags.clone(),
         }),
-        mirror: None,
+        mirror: p.mirror.as_ref().map(|m| {
+            MirrorSpec::local(
+                &m.name,
+                m.opt_start_seq,
+                m.opt_start_time_unix_ns.map(|ns| format_rfc3339(Some(ns))),
+                &m.filter_subject,
+            )
+            .to_value()
+        }),
         sources: None,
         republish: p.republish.as_ref().map(|r| RepublishConfig {
             src: r.src.clone(),

@@ -19,6 +19,7 @@ mod hooks;
 mod inline;
 mod lifecycle;
 mod limits;
+mod mirror_pump;
 mod opening;
 pub mod pool;
 mod report;
