@@ -255,13 +255,13 @@ impl Stream {
     }
 
     /// Copies `msgs` (read from the origin at `from` on, in order) at their own sequences;
-    /// `origin_last` is the origin's last sequence when they were read. An empty mirror that
+    /// `lag` is how many messages the origin held beyond them when they were read. An empty mirror that
     /// finds nothing starts where the origin's messages (or its start options) begin.
     pub fn mirror_store(
         &mut self,
         from: u64,
         msgs: &[StoredMessage],
-        origin_last: u64,
+        lag: u64,
         now_ns: u64,
     ) -> Result<(), ApiError> {
         self.mirror.error = None;
@@ -288,7 +288,7 @@ impl Stream {
         }
         self.mirror_append(run_first, &mut run)?;
         self.sync(std::time::Instant::now())?;
-        self.mirror.lag = origin_last.saturating_sub(self.log.last_seq());
+        self.mirror.lag = lag;
         Ok(())
     }
 

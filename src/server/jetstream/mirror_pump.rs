@@ -30,10 +30,19 @@ pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &MirrorSpec) {
             let origin = origin.lock();
             let log = origin.log();
             let from = next.unwrap_or_else(|| start_of(spec, log));
-            log.scan(from, &filters, BATCH)
-                .map(|batch| (from, batch, log.last_seq()))
+            log.scan(from, &filters, BATCH).map(|batch| {
+                // A batch that is not full took everything the filter matches; after a full
+                // one, what is left, counted from the maps or estimated from the last sequence.
+                let lag = match batch.last() {
+                    Some(last) if batch.len() == BATCH => log
+                        .count_from(last.seq + 1, &filters)
+                        .unwrap_or_else(|| log.last_seq().saturating_sub(last.seq)),
+                    _ => 0,
+                };
+                (from, batch, lag)
+            })
         };
-        let (from, batch, origin_last) = match read {
+        let (from, batch, lag) = match read {
             Ok(read) => read,
             Err(err) => {
                 tracing::warn!(mirror = %spec.name, error = %err, "cannot read the origin");
@@ -41,10 +50,7 @@ pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &MirrorSpec) {
             }
         };
         let full = batch.len() == BATCH;
-        if let Err(err) = entry
-            .lock()
-            .mirror_store(from, &batch, origin_last, now_ns())
-        {
+        if let Err(err) = entry.lock().mirror_store(from, &batch, lag, now_ns()) {
             tracing::warn!(origin = %spec.name, error = %err, "mirror cannot store");
             return;
         }
