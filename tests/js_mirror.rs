@@ -1,7 +1,7 @@
 //! Mirrors of a stream on the same server (docs/mirror-facts.md): the origin's sequences,
 //! timestamps and headers, gaps where the origin had deleted or filtered messages, start
 //! options, a missing origin that appears later, consumers on the mirror, a kill -9 in the
-//! middle of a catch-up, and the config errors nats-server gives.
+//! middle of a catch-up, transforms, promotion, and the config errors nats-server gives.
 
 mod common;
 
@@ -272,6 +272,28 @@ async fn mirror_configs_get_nats_servers_errors() {
             .is_some_and(|d| d.contains("not supported by jetlog")),
         "{external}"
     );
+    let bad_transforms = [
+        (
+            json!([{"src": "o..b", "dest": "x"}]),
+            error(400, 10151, "mirror transform source: invalid subject o..b"),
+        ),
+        (
+            json!([{"src": "o.*", "dest": "t.a"}, {"src": "o.a", "dest": "t.b"}]),
+            error(400, 10152, "mirror subject filters can not overlap"),
+        ),
+    ];
+    for (transforms, want) in bad_transforms {
+        let config = json!({"mirror": {"name": "O", "subject_transforms": transforms}});
+        let made = create(&client, "M", config.clone()).await;
+        assert_eq!(made["error"], want, "{config}");
+    }
+    let dest = create(
+        &client,
+        "M",
+        json!({"mirror": {"name": "O", "subject_transforms": [{"src": "o.*", "dest": "t.$3"}]}}),
+    )
+    .await;
+    assert_eq!(dest["error"]["err_code"], 10154, "{dest}");
     create(&client, "M", json!({"mirror": {"name": "O"}})).await;
     let changed = call(
         &client,
@@ -282,5 +304,45 @@ async fn mirror_configs_get_nats_servers_errors() {
     assert_eq!(
         changed["error"],
         error(400, 10055, "stream mirror configuration can not be updated")
+    );
+}
+
+#[tokio::test]
+async fn a_transformed_mirror_renames_and_a_promoted_one_takes_publishes() {
+    let server = TestServer::start(&[]);
+    let client = connect(&server).await;
+    create(&client, "O", json!({"subjects": ["o.>"]})).await;
+    publish(&client, "o.a", 2, false).await;
+    publish(&client, "o.b", 2, false).await;
+    create(
+        &client,
+        "M",
+        json!({"mirror": {"name": "O", "subject_transforms": [{"src": "o.a", "dest": "t.a"}]}}),
+    )
+    .await;
+    // The only transform is a filter and a rename: o.a (1, 2) as t.a, at the origin's sequences.
+    let info = caught_up(&client, "M", json!([2, 1, 2, 0])).await;
+    assert_eq!(
+        info["mirror"]["subject_transforms"],
+        json!([{"src": "o.a", "dest": "t.a"}])
+    );
+    let copied = call(&client, "$JS.API.STREAM.MSG.GET.M", json!({"seq": 2})).await;
+    assert_eq!(copied["message"]["subject"], "t.a");
+    // Removing the mirror promotes M: it takes its own name as subject and publishes on it.
+    let promoted = call(&client, "$JS.API.STREAM.UPDATE.M", json!({"name": "M"})).await;
+    assert!(promoted["error"].is_null(), "{promoted}");
+    assert!(promoted.get("mirror").is_none(), "{promoted}");
+    assert_eq!(promoted["config"]["subjects"], json!(["M"]));
+    let js = jetstream::new(client.clone());
+    let ack = js.publish("M", "own".into()).await.expect("publish");
+    let ack = within("ack", ack.into_future()).await.expect("stored");
+    assert_eq!(ack.sequence, 3);
+    publish(&client, "o.a", 1, false).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = call_raw(&client, "$JS.API.STREAM.INFO.M", "").await;
+    assert_eq!(
+        state(&after),
+        json!([3, 1, 3, 0]),
+        "the origin is no longer followed"
     );
 }

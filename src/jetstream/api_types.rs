@@ -52,6 +52,9 @@ pub struct StreamInfo {
     /// read it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirror: Option<serde_json::Value>,
+    /// Each source's `name`, `lag`, `seq`, `active`, and `error` when it cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<serde_json::Value>,
     pub ts: String,
 }
 

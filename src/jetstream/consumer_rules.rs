@@ -399,13 +399,14 @@ impl ConsumerConfig {
         // (`validFilteredSubject`). We keep that check, accepting any overlap, so a typo'd
         // filter is an error rather than a consumer that never delivers. A stream with a
         // subject transform stores subjects its list does not name, so there the check is
-        // left out, as nats-server 2.10+ leaves it out everywhere; so is it for a mirror, which
-        // stores its origin's subjects and has none of its own.
+        // left out, as nats-server 2.10+ leaves it out everywhere; so is it for a mirror or a
+        // stream with sources, which store their origins' subjects.
         if stream
             .subject_transform
             .as_ref()
             .is_some_and(|t| !t.dest.is_empty())
             || stream.mirror.is_some()
+            || stream.sources.is_some()
         {
             return Ok(());
         }

@@ -28,8 +28,11 @@ mod stream_expectations;
 mod stream_fast_batch;
 mod stream_markers;
 pub mod stream_mirror;
+pub mod stream_origin;
 pub mod stream_republish;
 mod stream_schedules;
+pub mod stream_sources;
+pub mod stream_sourcing;
 mod stream_ttl;
 #[cfg(test)]
 mod test_publish;

@@ -77,6 +77,10 @@ pub struct Stream {
     pub(super) advisories: Vec<super::consumer::Action>,
     /// What a mirror knows of its origin (see `stream_mirror`).
     pub(super) mirror: super::stream_mirror::MirrorState,
+    /// The sources and where each has got to (see `stream_sourcing`), and whether the
+    /// stream is storing a sourced message (which the publish checks take as its origin had it).
+    pub(super) sources: super::stream_sources::Sources,
+    pub(super) sourcing: bool,
 }
 
 /// Store limits for a stream configuration.
@@ -164,7 +168,11 @@ impl Stream {
             producing: false,
             advisories: Vec::new(),
             mirror,
+            sources: super::stream_sources::Sources::default(),
+            sourcing: false,
         };
+        stream.sources = super::stream_sources::Sources::of(&stream.config);
+        stream.recover_source_positions()?;
         stream.transforms = Transforms::of(&stream.config);
         stream.roll_back_torn_batch()?;
         stream.rebuild_dedup(now_ns)?;
@@ -245,7 +253,14 @@ impl Stream {
         self.dedup.set_window(config.duplicate_window.max(0) as u64);
         self.transforms = Transforms::of(&config);
         self.batches.on_update(&config);
+        if config.mirror.is_none() && self.mirror.spec.is_some() {
+            self.mirror = super::stream_mirror::MirrorState::default();
+        }
+        let sources_changed = config.sources != self.config.sources;
         self.config = config;
+        if sources_changed {
+            self.update_sources()?;
+        }
         Ok(())
     }
 
@@ -513,6 +528,7 @@ impl Stream {
             || matches!(self.sync, SyncPolicy::Interval(_))
             || !self.batches.is_empty()
             || self.mirror.spec.is_some()
+            || !self.sources.is_empty()
             || self.consumers.values().any(|c| c.needs_ticks())
     }
 

@@ -396,8 +396,18 @@ impl StreamConfig {
             let spec = super::stream_mirror::check_mirror(&mut self, &mirror)?;
             self.mirror = Some(spec.to_value());
         }
-        if self.sources.is_some() {
-            return Err(invalid("stream sources are not supported by jetlog yet"));
+        // `sources: []` is no sources at all, as in nats-server.
+        if self
+            .sources
+            .as_ref()
+            .is_some_and(|s| s.as_array().is_some_and(Vec::is_empty))
+        {
+            self.sources = None;
+        }
+        if let Some(sources) = self.sources.clone() {
+            let specs = super::stream_sources::check_sources(&self, &sources)?;
+            let kept = specs.iter().map(super::stream_origin::OriginSpec::to_value);
+            self.sources = Some(serde_json::Value::Array(kept.collect()));
         }
         self.check_transforms()?;
         if self.num_replicas < 0 {
@@ -430,8 +440,9 @@ impl StreamConfig {
         if self.duplicate_window < 0 {
             return Err(invalid("duplicates window can not be negative"));
         }
-        // A mirror takes no publishes to deduplicate: no default window, as in nats-server.
-        if self.duplicate_window == 0 && self.mirror.is_none() {
+        // Mirrors and sources get no default window, as in nats-server.
+        let copies = self.mirror.is_some() || self.sources.is_some();
+        if self.duplicate_window == 0 && !copies {
             self.duplicate_window =
                 if self.max_age != 0 && self.max_age < DEFAULT_DUPLICATE_WINDOW_NS {
                     self.max_age
@@ -442,7 +453,7 @@ impl StreamConfig {
         if self.max_age != 0 && self.duplicate_window > self.max_age {
             return Err(invalid("duplicates window can not be larger then max age"));
         }
-        if self.duplicate_window < MIN_WINDOW_NS && self.mirror.is_none() {
+        if self.duplicate_window < MIN_WINDOW_NS && !copies {
             return Err(invalid("duplicates window needs to be >= 100ms"));
         }
         if self.deny_purge && self.allow_rollup_hdrs {
@@ -529,8 +540,8 @@ impl StreamConfig {
             "s2" => {}
             _ => return Err(ApiError::invalid_json("unknown compression algorithm")),
         }
-        // A mirror takes no publishes: it has no subjects, not even its name.
-        if self.subjects.is_empty() && self.mirror.is_none() {
+        // A mirror or a stream with sources gets no subjects by default, not even its name.
+        if self.subjects.is_empty() && !copies {
             self.subjects.push(self.name.clone());
         }
         self.check_subjects()?;

@@ -115,10 +115,7 @@ fn invalid_configs_get_nats_server_texts() {
             "subjects that overlap with jetstream api require no-ack to be true",
         ),
         (r#"{"name":"S","num_replicas":6}"#, "maximum replicas is 5"),
-        (
-            r#"{"name":"S","sources":[{"name":"O"}]}"#,
-            "stream sources are not supported by jetlog yet",
-        ),
+        (r#"{"name":"S","sources":[{"name":"S"}]}"#, "detected cycle"),
     ];
     for (json, text) in cases {
         let err = error_of(json);

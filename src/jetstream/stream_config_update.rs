@@ -10,7 +10,8 @@ impl StreamConfig {
         if new.name != self.name {
             return Err(ApiError::stream_name_mismatch());
         }
-        if new.mirror != self.mirror {
+        // Removing the mirror promotes the stream; any other change to it is refused.
+        if new.mirror != self.mirror && new.mirror.is_some() {
             return Err(ApiError::new(
                 400,
                 10055,

@@ -97,8 +97,16 @@ impl Stream {
         if self.config().sealed {
             return Err(ApiError::sealed());
         }
-        let incr = self.publish_increment(msg.headers.as_ref(), &msg.payload)?;
+        // A sourced message is stored as its origin had it: an increment is kept as a plain
+        // header, and a roll-up the target does not allow is not applied (see `stream_sources`).
+        let incr = match self.sourcing {
+            true => None,
+            false => self.publish_increment(msg.headers.as_ref(), &msg.payload)?,
+        };
         let mut expect = Expectations::parse(msg.headers.as_ref())?;
+        if self.sourcing && (!self.config().allow_rollup_hdrs || self.config().deny_purge) {
+            expect.rollup = None;
+        }
         if expect.last_subject_seq_subject.is_some() && expect.last_subject_seq.is_none() {
             return Err(ApiError::new(
                 400,
@@ -129,6 +137,13 @@ impl Stream {
             expect.headers = rewritten;
             // A scheduled message is stored as produced: its headers are the server's.
             if !self.producing {
+                if header_value(headers, super::stream_sources::STREAM_SOURCE).is_some() {
+                    return Err(ApiError::new(
+                        400,
+                        10227,
+                        "message stream source header is not allowed",
+                    ));
+                }
                 check_feature_headers(headers, self.config().allow_atomic)?;
                 let schedule = self.check_schedule_headers(&msg.subject, headers)?;
                 if schedule == (ScheduleHeaders::Schedule { add_rollup: true }) {

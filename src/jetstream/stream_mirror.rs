@@ -5,80 +5,23 @@
 //! nats-server feeds a mirror through a consumer on the origin; jetlog's mirror reads the
 //! origin's log directly on the JetStream timer (`server::jetstream::mirror_pump`), from its
 //! own last sequence on, so it catches up after either side restarts without any state of
-//! its own. What it cannot do yet is refused by name: external and cross-account origins, a
-//! mirror's `consumer`, `subject_transforms`, `mirror_direct`, and per-message TTLs,
-//! transforms and republish on the mirror itself.
+//! its own. Removing `mirror` by update promotes the mirror to a stream of its own. What it
+//! cannot do yet is refused by name: external and cross-account origins, a mirror's
+//! `consumer`, `mirror_direct`, and per-message TTLs, transforms and republish on the mirror
+//! itself.
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::stream::Stream;
 use super::stream_config::{is_valid_name, StreamConfig};
+use super::stream_origin::{OriginSpec, OriginTransforms, TransformErrors};
 use crate::protocol::headers::without_header;
 use crate::protocol::subject::is_valid_subject;
 use crate::store::{NewMessage, StoredMessage};
 
-/// The parts of a `mirror` object jetlog uses; the object itself is kept as sent (nats-server
-/// echoes it unchanged).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-pub struct MirrorSpec {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub opt_start_seq: u64,
-    #[serde(default)]
-    pub opt_start_time: Option<String>,
-    #[serde(default)]
-    pub filter_subject: String,
-    #[serde(default)]
-    subject_transforms: Vec<Value>,
-    #[serde(default)]
-    external: Option<Value>,
-    #[serde(default)]
-    consumer: Option<Value>,
-}
-
-impl MirrorSpec {
-    /// The spec of a config's `mirror` object, if it reads as one.
-    pub fn of(mirror: &Value) -> Option<Self> {
-        serde_json::from_value(mirror.clone()).ok()
-    }
-
-    /// A mirror of stream `name` on this server and account.
-    pub fn local(
-        name: &str,
-        opt_start_seq: u64,
-        opt_start_time: Option<String>,
-        filter_subject: &str,
-    ) -> Self {
-        Self {
-            name: name.to_string(),
-            opt_start_seq,
-            opt_start_time,
-            filter_subject: filter_subject.to_string(),
-            ..Self::default()
-        }
-    }
-
-    /// The `mirror` object as a config shows it: the fields that are set.
-    pub fn to_value(&self) -> Value {
-        let mut out = json!({ "name": self.name });
-        if self.opt_start_seq > 0 {
-            out["opt_start_seq"] = json!(self.opt_start_seq);
-        }
-        if let Some(at) = &self.opt_start_time {
-            out["opt_start_time"] = json!(at);
-        }
-        if !self.filter_subject.is_empty() {
-            out["filter_subject"] = json!(self.filter_subject);
-        }
-        out
-    }
-}
-
 /// Headers a mirror does not copy: they asked something of the origin, not of the mirror.
-const NOT_COPIED: [&[u8]; 8] = [
+pub(super) const NOT_COPIED: [&[u8]; 8] = [
     b"Nats-Expected-Stream",
     b"Nats-Expected-Last-Sequence",
     b"Nats-Expected-Last-Subject-Sequence",
@@ -90,7 +33,7 @@ const NOT_COPIED: [&[u8]; 8] = [
 ];
 
 /// A message's headers less those a mirror does not copy.
-fn copied_headers(headers: &bytes::Bytes) -> bytes::Bytes {
+pub(super) fn copied_headers(headers: &bytes::Bytes) -> bytes::Bytes {
     let present = |h: &&[u8]| crate::protocol::headers::header_value(headers, h).is_some();
     if !NOT_COPIED.iter().any(present) {
         return headers.clone();
@@ -104,14 +47,14 @@ fn err(code: u16, err_code: u16, text: &str) -> ApiError {
     ApiError::new(code, err_code, text)
 }
 
-fn not_built(what: &str) -> ApiError {
+pub(super) fn not_built(what: &str) -> ApiError {
     ApiError::stream_invalid_config(format!("{what} is not supported by jetlog yet"))
 }
 
 /// Checks a mirror's config in nats-server's order and fills in what a mirror differs in
 /// (no default subject, no duplicate window); the spec to run it by.
-pub fn check_mirror(config: &mut StreamConfig, mirror: &Value) -> Result<MirrorSpec, ApiError> {
-    let spec: MirrorSpec = serde_json::from_value(mirror.clone())
+pub fn check_mirror(config: &mut StreamConfig, mirror: &Value) -> Result<OriginSpec, ApiError> {
+    let spec: OriginSpec = serde_json::from_value(mirror.clone())
         .map_err(|e| ApiError::invalid_json(format!("mirror: {e}")))?;
     if config.first_seq > 0 {
         return Err(err(
@@ -179,9 +122,11 @@ pub fn check_mirror(config: &mut StreamConfig, mirror: &Value) -> Result<MirrorS
             "subject delete markers forbidden on mirrors",
         ));
     }
-    if !spec.subject_transforms.is_empty() {
-        return Err(not_built("mirror subject_transforms"));
-    }
+    spec.check_transforms(&TransformErrors {
+        invalid_source: (10151, "mirror transform source"),
+        invalid_dest: (10154, "mirror transform"),
+        overlap: (10152, "mirror subject filters can not overlap"),
+    })?;
     if spec.external.is_some() {
         return Err(not_built(
             "a mirror of another domain or account (external)",
@@ -217,7 +162,9 @@ pub fn check_mirror(config: &mut StreamConfig, mirror: &Value) -> Result<MirrorS
 /// What a mirror knows of its origin, for `STREAM.INFO`.
 #[derive(Debug, Clone, Default)]
 pub struct MirrorState {
-    pub spec: Option<MirrorSpec>,
+    pub spec: Option<OriginSpec>,
+    /// The spec's compiled `subject_transforms`.
+    transforms: OriginTransforms,
     /// When the origin was last read (stream clock, ns); `None` before the first time.
     last_contact_ns: Option<u64>,
     /// Origin messages not yet copied, as of the last read.
@@ -228,8 +175,9 @@ pub struct MirrorState {
 
 impl MirrorState {
     pub fn of(config: &StreamConfig) -> Self {
-        let spec = config.mirror.as_ref().and_then(MirrorSpec::of);
+        let spec = config.mirror.as_ref().and_then(OriginSpec::of);
         Self {
+            transforms: spec.as_ref().map(OriginTransforms::of).unwrap_or_default(),
             spec,
             ..Self::default()
         }
@@ -238,7 +186,7 @@ impl MirrorState {
 
 impl Stream {
     /// The mirror spec, for a mirror.
-    pub fn mirror_spec(&self) -> Option<&MirrorSpec> {
+    pub fn mirror_spec(&self) -> Option<&OriginSpec> {
         self.mirror.spec.as_ref()
     }
 
@@ -280,7 +228,7 @@ impl Stream {
                 run_first = msg.seq;
             }
             run.push(NewMessage {
-                subject: msg.subject.clone(),
+                subject: self.mirror.transforms.apply(&msg.subject),
                 headers: copied_headers(&msg.headers),
                 payload: msg.payload.clone(),
                 ts_ns: msg.ts_ns,
@@ -336,6 +284,9 @@ impl Stream {
         }
         if !spec.filter_subject.is_empty() {
             info["filter_subject"] = json!(spec.filter_subject);
+        }
+        if !spec.subject_transforms.is_empty() {
+            info["subject_transforms"] = json!(spec.subject_transforms);
         }
         Some(info)
     }

@@ -12,6 +12,10 @@ impl Stream {
     pub(super) fn publish_ttl(&self, headers: &[u8]) -> Result<Option<MsgTtl>, ApiError> {
         let ttl = msg_ttl(headers)?;
         if ttl.is_some() && !self.config().allow_msg_ttl {
+            // A sourced message keeps its `Nats-TTL` as a plain header on such a stream.
+            if self.sourcing {
+                return Ok(None);
+            }
             return Err(ApiError::new(400, 10166, "per-message TTL is disabled"));
         }
         Ok(ttl)

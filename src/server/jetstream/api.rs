@@ -389,6 +389,7 @@ fn stream_info_page(
             leader: js.server_name.clone(),
         }),
         mirror: stream.mirror_info(now_ns()),
+        sources: stream.sources_info(now_ns()),
         ts: format_rfc3339(Some(now_ns() as i64)),
     };
     Ok((info, total))

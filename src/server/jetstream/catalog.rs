@@ -9,7 +9,7 @@ use crate::jetstream::stream_config::{
     ConsumerLimits, Discard, PersistMode, Placement, RepublishConfig, Retention, Storage,
     SubjectTransformConfig,
 };
-use crate::jetstream::stream_mirror::MirrorSpec;
+use crate::jetstream::stream_origin::OriginSpec;
 use crate::jetstream::time::{format_rfc3339, parse_rfc3339};
 use crate::jetstream::StreamConfig;
 use crate::meta::{pb, MetaError, MetaStore};
@@ -99,17 +99,15 @@ fn to_pb(c: &StreamConfig, created_ns: i64) -> pb::StreamConfig {
         mirror: c
             .mirror
             .as_ref()
-            .and_then(MirrorSpec::of)
-            .map(|m| pb::StreamSource {
-                name: m.name.clone(),
-                opt_start_seq: m.opt_start_seq,
-                opt_start_time_unix_ns: m
-                    .opt_start_time
-                    .as_deref()
-                    .and_then(|t| parse_rfc3339(t).ok().flatten()),
-                filter_subject: m.filter_subject.clone(),
-                ..pb::StreamSource::default()
-            }),
+            .and_then(OriginSpec::of)
+            .map(|m| origin_pb(&m)),
+        sources: c
+            .sources
+            .iter()
+            .flat_map(|s| s.as_array().into_iter().flatten())
+            .filter_map(OriginSpec::of)
+            .map(|s| origin_pb(&s))
+            .collect(),
         ..pb::StreamConfig::default()
     };
     out.set_retention(match c.retention {
@@ -197,16 +195,15 @@ fn from_pb(p: &pb::StreamConfig) -> StreamConfig {
             cluster: pl.cluster.clone(),
             tags: pl.tags.clone(),
         }),
-        mirror: p.mirror.as_ref().map(|m| {
-            MirrorSpec::local(
-                &m.name,
-                m.opt_start_seq,
-                m.opt_start_time_unix_ns.map(|ns| format_rfc3339(Some(ns))),
-                &m.filter_subject,
+        mirror: p.mirror.as_ref().map(|m| origin_of_pb(m).to_value()),
+        sources: (!p.sources.is_empty()).then(|| {
+            serde_json::Value::Array(
+                p.sources
+                    .iter()
+                    .map(|s| origin_of_pb(s).to_value())
+                    .collect(),
             )
-            .to_value()
         }),
-        sources: None,
         republish: p.republish.as_ref().map(|r| RepublishConfig {
             src: r.src.clone(),
             dest: r.dest.clone(),
@@ -220,6 +217,44 @@ fn from_pb(p: &pb::StreamConfig) -> StreamConfig {
                 dest: t.dest.clone(),
             }),
     }
+}
+
+/// A mirror's or source's origin as the catalog keeps it.
+fn origin_pb(o: &OriginSpec) -> pb::StreamSource {
+    pb::StreamSource {
+        name: o.name.clone(),
+        opt_start_seq: o.opt_start_seq,
+        opt_start_time_unix_ns: o
+            .opt_start_time
+            .as_deref()
+            .and_then(|t| parse_rfc3339(t).ok().flatten()),
+        filter_subject: o.filter_subject.clone(),
+        subject_transforms: o
+            .subject_transforms
+            .iter()
+            .map(|t| pb::SubjectTransform {
+                src: t.src.clone(),
+                dest: t.dest.clone(),
+            })
+            .collect(),
+        ..pb::StreamSource::default()
+    }
+}
+
+fn origin_of_pb(p: &pb::StreamSource) -> OriginSpec {
+    OriginSpec::local(
+        &p.name,
+        p.opt_start_seq,
+        p.opt_start_time_unix_ns.map(|ns| format_rfc3339(Some(ns))),
+        &p.filter_subject,
+        p.subject_transforms
+            .iter()
+            .map(|t| SubjectTransformConfig {
+                src: t.src.clone(),
+                dest: t.dest.clone(),
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

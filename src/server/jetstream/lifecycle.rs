@@ -38,6 +38,7 @@ impl JetStream {
                 "stream has no mirror but does have mirror direct",
             ));
         }
+        self.check_origins(&config)?;
         let existing = lock(&self.streams).len();
         self.account_limits()
             .check_stream(&config, Some(existing))?;
@@ -113,6 +114,7 @@ impl JetStream {
             (stream.config().clone(), stream.created_ns())
         };
         old.check_update(&config)?;
+        self.check_origins(&config)?;
         self.account_limits().check_stream(&config, None)?;
         entry.lock().check_consumer_limits(&old, &config)?;
         self.check_overlap(&config, Some(&config.name))?;

@@ -4,9 +4,7 @@
 //! the mirror's consumers. See `jetstream::stream_mirror`.
 
 use super::{now_ns, JetStream, StreamEntry};
-use crate::jetstream::stream_mirror::MirrorSpec;
-use crate::jetstream::time::parse_rfc3339;
-use crate::store::StreamStore;
+use crate::jetstream::stream_origin::OriginSpec;
 
 /// Messages read from the origin at a time.
 const BATCH: usize = 1024;
@@ -15,21 +13,18 @@ const BATCH: usize = 1024;
 const MAX_BATCHES_PER_TICK: usize = 16;
 
 /// Copies what the origin has and the mirror lacks, up to the per-tick bound.
-pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &MirrorSpec) {
+pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &OriginSpec) {
     let Some(origin) = js.stream_if_open(&spec.name) else {
         entry.lock().mirror_origin_missing();
         return;
     };
-    let filters: Vec<&str> = match spec.filter_subject.as_str() {
-        "" => Vec::new(),
-        filter => vec![filter],
-    };
+    let filters = spec.filters();
     for _ in 0..MAX_BATCHES_PER_TICK {
         let next = entry.lock().mirror_next();
         let read = {
             let origin = origin.lock();
             let log = origin.log();
-            let from = next.unwrap_or_else(|| start_of(spec, log));
+            let from = next.unwrap_or_else(|| spec.start_in(log));
             log.scan(from, &filters, BATCH).map(|batch| {
                 // A batch that is not full took everything the filter matches; after a full
                 // one, what is left, counted from the maps or estimated from the last sequence.
@@ -58,20 +53,4 @@ pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &MirrorSpec) {
             return;
         }
     }
-}
-
-/// Where an empty mirror starts: its start options, else the origin's first message (a
-/// mirror of a purged origin starts where the origin's messages do).
-fn start_of(spec: &MirrorSpec, log: &StreamStore) -> u64 {
-    if spec.opt_start_seq > 0 {
-        return spec.opt_start_seq;
-    }
-    if let Some(at) = spec
-        .opt_start_time
-        .as_deref()
-        .and_then(|t| parse_rfc3339(t).ok().flatten())
-    {
-        return log.seq_at_or_after_time(at.max(0) as u64).unwrap_or(1);
-    }
-    log.state(false).map_or(1, |s| s.first_seq.max(1))
 }

@@ -21,10 +21,12 @@ mod lifecycle;
 mod limits;
 mod mirror_pump;
 mod opening;
+mod origins;
 pub mod pool;
 mod report;
 mod restore;
 mod snapshot;
+mod source_pump;
 mod timer;
 
 use std::collections::BTreeMap;

@@ -112,15 +112,19 @@ pub fn run(js: &JetStream) {
                 }
                 continue;
             };
-            let (needs_ticks, deadline, mirror) = {
+            let (needs_ticks, deadline, mirror, sourced) = {
                 let stream = entry.lock();
                 let wants = (stream.needs_ticks(), stream.next_wake_ns());
                 if !wants.0 && wants.1.is_none() {
                     entry.ticking.store(false, Ordering::Relaxed);
                     js.alarm.forget(&name);
                 }
-                (wants.0, wants.1, stream.mirror_spec().cloned())
+                let sourced = !stream.source_specs().is_empty();
+                (wants.0, wants.1, stream.mirror_spec().cloned(), sourced)
             };
+            if regular && sourced {
+                super::source_pump::pump(js, &entry);
+            }
             if let (true, Some(spec)) = (regular, &mirror) {
                 // The tick sent below hands what this copies to the mirror's consumers.
                 super::mirror_pump::pump(js, &entry, spec);

@@ -1,0 +1,95 @@
+//! The checks of a mirror's or a source's origin that need the other streams: the maximum
+//! message size against the origin's, and cycles through sources and mirrors, as nats-server's
+//! `checkStreamCfg` makes them when a stream is created or updated.
+
+use std::collections::HashSet;
+
+use super::JetStream;
+use crate::jetstream::stream_origin::OriginSpec;
+use crate::jetstream::{ApiError, StreamConfig};
+use crate::protocol::subject::subjects_overlap;
+
+/// The local origins of a config: its mirror, then its sources.
+fn origins(config: &StreamConfig) -> (Option<OriginSpec>, Vec<OriginSpec>) {
+    let mirror = config.mirror.as_ref().and_then(OriginSpec::of);
+    let sources = config
+        .sources
+        .iter()
+        .flat_map(|s| s.as_array().into_iter().flatten())
+        .filter_map(OriginSpec::of)
+        .filter(|s| s.external.is_none())
+        .collect();
+    (mirror, sources)
+}
+
+impl JetStream {
+    fn config_of(&self, name: &str) -> Option<StreamConfig> {
+        self.stream(name).map(|entry| entry.lock().config().clone())
+    }
+
+    /// Refuses a config whose origins take larger messages than it does, or that closes a
+    /// cycle of streams feeding each other.
+    pub(super) fn check_origins(&self, config: &StreamConfig) -> Result<(), ApiError> {
+        let (mirror, sources) = origins(config);
+        let too_small = |origin: &StreamConfig| {
+            config.max_msg_size > 0
+                && origin.max_msg_size > 0
+                && config.max_msg_size < origin.max_msg_size
+        };
+        if let Some(origin) = mirror.and_then(|m| self.config_of(&m.name)) {
+            if too_small(&origin) {
+                return Err(ApiError::new(
+                    400,
+                    10030,
+                    "stream mirror must have max message size >= source",
+                ));
+            }
+        }
+        for source in &sources {
+            if self.config_of(&source.name).is_some_and(|o| too_small(&o)) {
+                return Err(ApiError::new(
+                    400,
+                    10046,
+                    "stream source must have max message size >= target",
+                ));
+            }
+        }
+        self.check_cycles(config)
+    }
+
+    /// A walk over sources and mirrors from `config`: coming back through a mirror is a
+    /// cycle, and through a source when its filter meets the subjects of the stream holding it.
+    fn check_cycles(&self, config: &StreamConfig) -> Result<(), ApiError> {
+        let cycle = || ApiError::stream_invalid_config("detected cycle");
+        let mut to_visit = vec![config.clone()];
+        let mut visited: HashSet<String> = HashSet::new();
+        while !to_visit.is_empty() {
+            let cfg = to_visit.remove(0);
+            visited.insert(cfg.name.clone());
+            let (mirror, sources) = origins(&cfg);
+            for source in sources {
+                if visited.contains(&source.name) {
+                    let meets = source.filter_subject.is_empty()
+                        || cfg
+                            .subjects
+                            .iter()
+                            .any(|s| subjects_overlap(s, &source.filter_subject));
+                    if meets {
+                        return Err(cycle());
+                    }
+                } else if let Some(next) = self.config_of(&source.name) {
+                    to_visit.push(next);
+                }
+            }
+            if let Some(mirror) = mirror {
+                if visited.contains(&mirror.name) {
+                    return Err(cycle());
+                }
+                if let Some(next) = self.config_of(&mirror.name) {
+                    to_visit.push(next);
+                }
+            }
+        }
+        Ok(())
+    }
+}

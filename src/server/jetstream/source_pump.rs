@@ -1,0 +1,94 @@
+//! Feeds streams from their sources on the JetStream timer: before each regular tick of a
+//! stream with sources, each origin's messages from the source's position on are read under
+//! the origin's lock and stored under the stream's (never both at once); the tick then hands
+//! them to the stream's consumers. See `jetstream::stream_sourcing`.
+
+use super::{now_ns, JetStream, StreamEntry};
+use crate::jetstream::stream_origin::OriginSpec;
+use crate::jetstream::stream_sourcing::{origin_ident, SourceStart};
+use crate::jetstream::time::parse_rfc3339;
+use crate::store::StreamStore;
+
+/// Messages read from an origin at a time.
+const BATCH: usize = 1024;
+/// Batches a source may copy per tick, so that a long catch-up does not hold up the timer.
+const MAX_BATCHES_PER_TICK: usize = 16;
+
+/// Copies what each origin has and the stream lacks, up to the per-tick bound per source.
+pub(super) fn pump(js: &JetStream, entry: &StreamEntry) {
+    let specs = entry.lock().source_specs();
+    for (iname, spec) in specs {
+        pump_one(js, entry, &iname, &spec);
+    }
+}
+
+fn pump_one(js: &JetStream, entry: &StreamEntry, iname: &str, spec: &OriginSpec) {
+    let Some(origin) = js.stream_if_open(&spec.name) else {
+        entry.lock().source_origin_missing(iname);
+        return;
+    };
+    let filters = spec.filters();
+    for _ in 0..MAX_BATCHES_PER_TICK {
+        let Some((start, _)) = entry.lock().source_start(iname) else {
+            return;
+        };
+        let read = {
+            let origin = origin.lock();
+            let ident = origin_ident(origin.created_ns());
+            let log = origin.log();
+            let from = match start {
+                SourceStart::At(seq) => seq,
+                SourceStart::Fresh { not_before_ns } => fresh_start(spec, log, not_before_ns),
+            };
+            log.scan(from, &filters, BATCH).map(|batch| {
+                let lag = match batch.last() {
+                    Some(last) if batch.len() == BATCH => log
+                        .count_from(last.seq + 1, &filters)
+                        .unwrap_or_else(|| log.last_seq().saturating_sub(last.seq)),
+                    _ => 0,
+                };
+                (from, batch, lag, ident)
+            })
+        };
+        let (from, batch, lag, ident) = match read {
+            Ok(read) => read,
+            Err(err) => {
+                tracing::warn!(source = %spec.name, error = %err, "cannot read the source");
+                return;
+            }
+        };
+        let full = batch.len() == BATCH;
+        let stored = entry
+            .lock()
+            .source_store(iname, from, &batch, lag, &ident, now_ns());
+        if let Err(err) = stored {
+            tracing::warn!(source = %spec.name, error = %err, "cannot store from the source");
+            return;
+        }
+        if !full {
+            return;
+        }
+    }
+}
+
+/// Where a source with no position starts: `opt_start_seq`; else `opt_start_time`, no
+/// earlier than `not_before_ns`; else from `not_before_ns` when given (a stream whose own
+/// first messages are gone); else the origin's first message.
+fn fresh_start(spec: &OriginSpec, log: &StreamStore, not_before_ns: Option<u64>) -> u64 {
+    if spec.opt_start_seq > 0 {
+        return spec.opt_start_seq;
+    }
+    let by_time = spec
+        .opt_start_time
+        .as_deref()
+        .and_then(|t| parse_rfc3339(t).ok().flatten())
+        .map(|at| at.max(0) as u64);
+    let at = match (by_time, not_before_ns) {
+        (Some(at), Some(floor)) => Some(at.max(floor)),
+        (at, floor) => at.or(floor),
+    };
+    match at {
+        Some(at) => log.seq_at_or_after_time(at).unwrap_or(1),
+        None => log.state(false).map_or(1, |s| s.first_seq.max(1)),
+    }
+}
