@@ -83,6 +83,15 @@ async fn message(client: &Client, stream: &str, seq: u64) -> (String, String, St
     (subject, decode("data"), decode("hdrs"))
 }
 
+/// nats-server's identity of a stream: the first 8 bytes of SHA-256 of its creation time as
+/// INFO shows it, each as one of 62 letters and digits.
+fn ident_of(created: &str) -> String {
+    const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let digest = ring::digest::digest(&ring::digest::SHA256, created.as_bytes());
+    let hash = digest.as_ref()[..8].iter();
+    hash.map(|b| DIGITS[usize::from(*b) % 62] as char).collect()
+}
+
 /// The `Nats-Stream-Source` header's value.
 fn source_header(headers: &str) -> String {
     headers
@@ -115,6 +124,10 @@ async fn sources_copy_at_new_sequences_with_their_header() {
     );
     assert!(made["config"].get("duplicate_window").is_none(), "{made}");
     publish(&client, "t.own", 1, None).await;
+    let origin_created = info(&client, "O").await["created"]
+        .as_str()
+        .expect("created")
+        .to_string();
     let full = holds(&client, "T", 6).await;
     let entries = full["sources"].as_array().expect("sources");
     assert_eq!(entries[0]["name"], "O");
@@ -146,16 +159,17 @@ async fn sources_copy_at_new_sequences_with_their_header() {
                 let i: u64 = data["o.a:".len()..].parse().expect("index");
                 let origin_seq = (i + 1).to_string();
                 assert_eq!(fields[..5], ["O", origin_seq.as_str(), ">", ">", "o.a"]);
-                assert_eq!(fields[5].len(), 8, "the origin's identity: {header}");
+                assert_eq!(fields[5], ident_of(&origin_created), "{header}");
             }
-            "q.a" => assert_eq!(
-                fields[..5],
-                ["P", fields[1], "p.*", "q.{{wildcard(1)}}", "p.a"]
-            ),
+            "q.a" => {
+                let i: u64 = data["p.a:".len()..].parse().expect("index");
+                let origin_seq = (i + 1).to_string();
+                let want = ["P", origin_seq.as_str(), "p.*", "q.{{wildcard(1)}}", "p.a"];
+                assert_eq!(fields[..5], want);
+            }
             other => panic!("unexpected subject {other}"),
         }
     }
-    seen.sort();
     assert_eq!(
         seen.iter().filter(|(s, _)| s == "o.a").count(),
         3,
@@ -205,6 +219,55 @@ async fn duplicates_across_sources_are_dropped_within_the_window() {
         assert!(Instant::now() < deadline, "{now}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn without_a_window_the_same_id_is_stored_from_each_source() {
+    let server = TestServer::start(&[]);
+    let client = connect(&server).await;
+    create(&client, "O", json!({"subjects": ["o.>"]})).await;
+    create(&client, "P", json!({"subjects": ["p.>"]})).await;
+    publish(&client, "o.a", 5, Some("id")).await;
+    publish(&client, "p.a", 5, Some("id")).await;
+    let made = create(
+        &client,
+        "ND",
+        json!({"sources": [{"name": "O"}, {"name": "P"}]}),
+    )
+    .await;
+    assert!(made["config"].get("duplicate_window").is_none(), "{made}");
+    holds(&client, "ND", 10).await;
+}
+
+#[tokio::test]
+async fn a_refused_message_is_retried_and_nothing_after_it_is_copied_twice() {
+    let server = TestServer::start(&[]);
+    let client = connect(&server).await;
+    create(&client, "O", json!({"subjects": ["o.>"]})).await;
+    publish(&client, "o.a", 2, None).await;
+    publish(&client, "o.b", 1, None).await;
+    // One message per subject, new ones refused: origin 2 (o.a again) is refused, and 3
+    // (o.b), which would fit, waits behind it as in nats-server.
+    let config = json!({"sources": [{"name": "O"}], "max_msgs_per_subject": 1,
+        "discard": "new", "discard_new_per_subject": true});
+    create(&client, "T", config).await;
+    holds(&client, "T", 1).await;
+    // Two retries later nothing more has come in, and nothing twice.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let stuck = info(&client, "T").await;
+    assert_eq!(stuck["state"]["messages"], 1, "{stuck}");
+    assert_eq!(stuck["state"]["last_seq"], 1, "{stuck}");
+    // Room again: origin 2 and 3 come at the next try, once each.
+    call(&client, "$JS.API.STREAM.MSG.DELETE.T", json!({"seq": 1})).await;
+    let done = holds(&client, "T", 2).await;
+    assert_eq!(done["state"]["last_seq"], 3, "{done}");
+    let mut origin_seqs = Vec::new();
+    for seq in 2..=3 {
+        let (_, _, headers) = message(&client, "T", seq).await;
+        let header = source_header(&headers);
+        origin_seqs.push(header.split(' ').nth(1).unwrap_or("").to_string());
+    }
+    assert_eq!(origin_seqs, ["2", "3"]);
 }
 
 #[tokio::test]
@@ -374,6 +437,14 @@ async fn source_configs_get_nats_servers_errors() {
                 500,
                 10049,
                 "subject filter 'o..a' for the source: invalid subject",
+            ),
+        ),
+        (
+            json!({"sources": [{"name": "O", "opt_start_time": "yesterday"}]}),
+            error(
+                400,
+                10025,
+                "invalid JSON: opt_start_time \"yesterday\" is not an RFC 3339 time",
             ),
         ),
         (

@@ -44,8 +44,12 @@ impl DedupWindow {
         self.ids.get(id).copied()
     }
 
-    /// Remembers that `id` was stored at `seq` at time `ts_ns`.
+    /// Remembers that `id` was stored at `seq` at time `ts_ns`; with no window (a mirror's,
+    /// or a stream with sources that sets none) nothing is remembered.
     pub fn insert(&mut self, id: String, seq: u64, ts_ns: u64) {
+        if self.window_ns == 0 {
+            return;
+        }
         if self.ids.insert(id.clone(), seq).is_none() {
             self.order.push_back((ts_ns, id));
         }

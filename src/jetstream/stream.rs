@@ -275,7 +275,14 @@ impl Stream {
         let mut pending: Vec<Pending> = Vec::new();
         let mut messages: Vec<NewMessage> = Vec::new();
         let mut pending_ids: HashMap<String, usize> = HashMap::new();
+        // Sourced messages stop at the first one refused: it is read again later, and those
+        // after it with it (see `stream_sourcing`).
+        let stop_at_refusal = self.sourcing;
+        let flush_each = self.sourcing && self.config.discard == Discard::New;
         for (index, msg) in batch.iter().enumerate() {
+            if stop_at_refusal && index > 0 && matches!(acks[index - 1], Some(PubAck::Failed(_))) {
+                break;
+            }
             let mut msg: &Publish = msg.borrow();
             let fast_op = match self.producing {
                 true => None,
@@ -377,6 +384,11 @@ impl Stream {
                 val,
                 fast,
             });
+            if flush_each {
+                // Discard-new limits may refuse one message and take the next.
+                self.flush(&mut pending, &mut messages, &mut acks, now_ns);
+                pending_ids.clear();
+            }
             if let Some(rollup) = &expect.rollup {
                 self.flush(&mut pending, &mut messages, &mut acks, now_ns);
                 pending_ids.clear();

@@ -122,6 +122,7 @@ pub fn check_mirror(config: &mut StreamConfig, mirror: &Value) -> Result<OriginS
             "subject delete markers forbidden on mirrors",
         ));
     }
+    spec.check_start_time()?;
     spec.check_transforms(&TransformErrors {
         invalid_source: (10151, "mirror transform source"),
         invalid_dest: (10154, "mirror transform"),

@@ -105,6 +105,17 @@ impl OriginSpec {
             .collect()
     }
 
+    /// Checks that `opt_start_time` is an RFC 3339 time, as nats-server's JSON decoding does.
+    pub fn check_start_time(&self) -> Result<(), ApiError> {
+        match self.opt_start_time.as_deref().map(parse_rfc3339) {
+            Some(Err(_)) => Err(ApiError::invalid_json(format!(
+                "opt_start_time {:?} is not an RFC 3339 time",
+                self.opt_start_time.as_deref().unwrap_or("")
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks `subject_transforms`: each source a subject, each destination a mapping of
     /// it, and no source within another.
     pub fn check_transforms(&self, errors: &TransformErrors) -> Result<(), ApiError> {

@@ -74,6 +74,7 @@ pub fn check_sources(config: &StreamConfig, sources: &Value) -> Result<Vec<Origi
                 "source with multiple subject transforms cannot also have a single subject filter",
             ));
         }
+        spec.check_start_time()?;
         spec.check_transforms(&TransformErrors {
             invalid_source: (10145, "source transform source"),
             invalid_dest: (10146, "source transform"),
@@ -134,6 +135,10 @@ pub(super) struct Source {
     pub(super) ident: Option<String>,
     /// The origin was created anew: it is read from its start, whatever the stream holds.
     pub(super) recreated: bool,
+    /// The last origin sequence taken (copied, or skipped as a duplicate), for INFO's `seq`.
+    pub(super) last_taken: Option<u64>,
+    /// After a refusal, when to try again (stream clock, ns).
+    pub(super) retry_at_ns: Option<u64>,
     pub(super) last_contact_ns: Option<u64>,
     pub(super) lag: u64,
     pub(super) error: Option<ApiError>,
@@ -154,6 +159,8 @@ impl Source {
             next: None,
             ident: None,
             recreated: false,
+            last_taken: None,
+            retry_at_ns: None,
             last_contact_ns: None,
             lag: 0,
             error: None,
@@ -216,6 +223,7 @@ impl Sources {
             if let Some(old) = self.entries.iter_mut().find(|o| o.iname == source.iname) {
                 source.next = old.next.take();
                 source.ident = old.ident.take();
+                source.last_taken = old.last_taken;
                 source.last_contact_ns = old.last_contact_ns;
                 source.lag = old.lag;
             }

@@ -20,6 +20,9 @@ use crate::store::StoredMessage;
 const STATE_FILE: &str = "sources.state";
 /// Messages read per step while the positions are looked for in the headers.
 const SCAN_BATCH: usize = 1024;
+/// How long a source whose message the stream refused (a discard-new limit) waits before it
+/// tries again, as nats-server's retry does.
+const REFUSED_RETRY_NS: u64 = 2_000_000_000;
 
 /// Where a source with no known position starts, given the sourcing stream's own state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,14 +46,22 @@ impl Stream {
         self.sources.specs()
     }
 
-    /// Where the source `iname` reads next, and the origin identity it last saw.
-    pub fn source_start(&self, iname: &str) -> Option<(SourceStart, Option<String>)> {
+    /// Where the source `iname` reads next, and the origin identity it last saw; `None`
+    /// while it waits after a refusal.
+    pub fn source_start(&self, iname: &str, now_ns: u64) -> Option<(SourceStart, Option<String>)> {
         let source = self.sources.get(iname)?;
+        if source.retry_at_ns.is_some_and(|at| now_ns < at) {
+            return None;
+        }
         let start = match source.next {
             Some(next) => SourceStart::At(next),
             None => {
                 let state = self.log.state(false).ok();
-                let last_ts = state.as_ref().filter(|s| s.msgs > 0).map(|s| s.last_ts_ns);
+                // A purged stream still knows its last message's time.
+                let last_ts = state
+                    .as_ref()
+                    .filter(|s| s.last_seq > 0)
+                    .map(|s| s.last_ts_ns);
                 let purged = state.as_ref().is_some_and(|s| s.first_seq > 1);
                 let by_time = source.spec.opt_start_time.is_some();
                 let not_before_ns = match (source.spec.opt_start_seq > 0, by_time, purged) {
@@ -76,6 +87,8 @@ impl Stream {
     /// with their `Nats-Stream-Source` header. Stops at a message the stream refuses (a
     /// discard-new limit): it is read again on a later tick. A sourced duplicate is skipped.
     /// A changed identity means the origin was created anew: it is read from its start.
+    /// Whether everything given was taken (not after a refusal).
+    #[allow(clippy::too_many_arguments)]
     pub fn source_store(
         &mut self,
         iname: &str,
@@ -84,9 +97,9 @@ impl Stream {
         lag: u64,
         ident: &str,
         now_ns: u64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<bool, ApiError> {
         let Some(source) = self.sources.get_mut(iname) else {
-            return Ok(());
+            return Ok(false);
         };
         source.error = None;
         source.last_contact_ns = Some(now_ns);
@@ -95,11 +108,14 @@ impl Stream {
             source.next = None;
             source.recreated = true;
             source.ident = Some(ident.to_string());
-            return Ok(());
+            source.last_taken = None;
+            self.save_source_positions()?;
+            return Ok(false);
         }
+        let changed = source.ident.as_deref() != Some(ident) || source.next != Some(from);
         source.ident = Some(ident.to_string());
         if source.next.is_some_and(|next| next != from) {
-            return Ok(()); // read before the position moved: read again
+            return Ok(false); // read before the position moved: read again
         }
         source.next = Some(from);
         source.recreated = false;
@@ -129,15 +145,27 @@ impl Stream {
             next = msg.seq + 1;
         }
         self.sync(std::time::Instant::now())?;
-        if let Some(source) = self.sources.get_mut(iname) {
-            source.next = Some(next);
-            if let Some(err) = &refused {
+        let Some(source) = self.sources.get_mut(iname) else {
+            return Ok(false);
+        };
+        source.next = Some(next);
+        if next > from {
+            source.last_taken = Some(next - 1);
+        }
+        match &refused {
+            Some(err) => {
                 tracing::debug!(source = %iname, error = %err, "sourced message refused; retried later");
-            } else {
+                source.retry_at_ns = Some(now_ns.saturating_add(REFUSED_RETRY_NS));
+            }
+            None => {
+                source.retry_at_ns = None;
                 source.lag = lag;
             }
         }
-        self.save_source_positions()
+        if changed || next > from {
+            self.save_source_positions()?;
+        }
+        Ok(refused.is_none())
     }
 
     /// The `sources` block of `STREAM.INFO`, in config order.
@@ -183,10 +211,21 @@ impl Stream {
                 continue;
             };
             let scanned = found.get(&source.iname).map(|(next, _)| *next);
+            let scanned_ident = found
+                .get(&source.iname)
+                .and_then(|(_, ident)| ident.as_ref());
             source.next = match (*saved, scanned) {
+                // A header of another incarnation of the origin than the file's is newer.
+                (Some(_), Some(b))
+                    if scanned_ident.is_some_and(|i| source.ident.as_ref() != Some(i)) =>
+                {
+                    source.ident = scanned_ident.cloned();
+                    Some(b)
+                }
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
+            source.last_taken = source.next.filter(|n| *n > 1).map(|n| n - 1);
             if let Some((_, Some(ident))) = found.get(&source.iname) {
                 source.ident.get_or_insert_with(|| ident.clone());
             }
@@ -211,7 +250,7 @@ impl Stream {
                 };
                 if let Some(at) = wanted.iter().position(|w| *w == iname) {
                     wanted.swap_remove(at);
-                    found.insert(iname, (seq + 1, ident));
+                    found.insert(iname, (seq.saturating_add(1), ident));
                 }
             }
             if lo <= state.first_seq.max(1) {
@@ -312,8 +351,8 @@ impl Source {
             .last_contact_ns
             .map_or(-1, |at| now_ns.saturating_sub(at) as i64);
         let mut info = json!({"name": self.spec.name, "lag": self.lag});
-        if let Some(next) = self.next.filter(|n| *n > 1) {
-            info["seq"] = json!(next - 1);
+        if let Some(taken) = self.last_taken.filter(|t| *t > 0) {
+            info["seq"] = json!(taken);
         }
         info["active"] = json!(active);
         if let Some(error) = &self.error {

@@ -5,21 +5,26 @@
 
 use super::{now_ns, JetStream, StreamEntry};
 use crate::jetstream::stream_origin::OriginSpec;
+use crate::store::record::record_len;
+use crate::store::StoredMessage;
 
 /// Messages read from the origin at a time.
 const BATCH: usize = 1024;
-/// Batches a mirror may copy per tick, so that a long catch-up does not hold up the timer
-/// (16,384 messages per 50 ms tick: over 300,000 a second).
-const MAX_BATCHES_PER_TICK: usize = 16;
+/// How long one tick may copy for a stream before it yields to the next, so that a long
+/// catch-up neither holds up the timer nor waits for ticks it does not need (at about 500 ns a
+/// message, some 40,000 messages a tick).
+pub(super) const PUMP_BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Copies what the origin has and the mirror lacks, up to the per-tick bound.
-pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &OriginSpec) {
+/// Copies what the origin has and the mirror lacks, within the time budget; whether it
+/// stopped with more to copy (the timer then comes back at once).
+pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &OriginSpec) -> bool {
     let Some(origin) = js.stream_if_open(&spec.name) else {
         entry.lock().mirror_origin_missing();
-        return;
+        return false;
     };
     let filters = spec.filters();
-    for _ in 0..MAX_BATCHES_PER_TICK {
+    let started = std::time::Instant::now();
+    loop {
         let next = entry.lock().mirror_next();
         let read = {
             let origin = origin.lock();
@@ -41,16 +46,48 @@ pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &OriginSpec) {
             Ok(read) => read,
             Err(err) => {
                 tracing::warn!(mirror = %spec.name, error = %err, "cannot read the origin");
-                return;
+                return false;
             }
         };
         let full = batch.len() == BATCH;
-        if let Err(err) = entry.lock().mirror_store(from, &batch, lag, now_ns()) {
+        // The account's and server's storage limits hold for copies as for publishes.
+        let fit = fitting(entry, &batch, 0);
+        if let Err(err) = entry
+            .lock()
+            .mirror_store(from, &batch[..fit], lag, now_ns())
+        {
             tracing::warn!(origin = %spec.name, error = %err, "mirror cannot store");
-            return;
+            return false;
+        }
+        if fit < batch.len() {
+            return false;
         }
         if !full {
-            return;
+            return false;
+        }
+        if started.elapsed() > PUMP_BUDGET {
+            return true;
         }
     }
+}
+
+/// How many of `batch` fit the account's and server's storage room, each message taking
+/// `extra` bytes more than its record (a source's header).
+pub(super) fn fitting(entry: &StreamEntry, batch: &[StoredMessage], extra: usize) -> usize {
+    let storage = entry.lock().config().storage;
+    let Some((mut room, _)) = entry.limits.room(storage) else {
+        return batch.len();
+    };
+    for (i, msg) in batch.iter().enumerate() {
+        let size = record_len(
+            msg.subject.len(),
+            msg.headers.len() + extra,
+            msg.payload.len(),
+        );
+        match room.checked_sub(size as u64) {
+            Some(left) => room = left,
+            None => return i,
+        }
+    }
+    batch.len()
 }

@@ -3,34 +3,47 @@
 //! the origin's lock and stored under the stream's (never both at once); the tick then hands
 //! them to the stream's consumers. See `jetstream::stream_sourcing`.
 
+use std::time::Instant;
+
+use super::mirror_pump::PUMP_BUDGET;
 use super::{now_ns, JetStream, StreamEntry};
 use crate::jetstream::stream_origin::OriginSpec;
 use crate::jetstream::stream_sourcing::{origin_ident, SourceStart};
 use crate::jetstream::time::parse_rfc3339;
 use crate::store::StreamStore;
 
+/// Room a copy's `Nats-Stream-Source` header takes, counted against the storage limits.
+const SOURCE_HEADER_ROOM: usize = 96;
 /// Messages read from an origin at a time.
 const BATCH: usize = 1024;
-/// Batches a source may copy per tick, so that a long catch-up does not hold up the timer.
-const MAX_BATCHES_PER_TICK: usize = 16;
 
-/// Copies what each origin has and the stream lacks, up to the per-tick bound per source.
-pub(super) fn pump(js: &JetStream, entry: &StreamEntry) {
+/// Copies what each origin has and the stream lacks, within the time budget (shared by the
+/// sources; each gets at least one batch); whether some source stopped with more to copy.
+pub(super) fn pump(js: &JetStream, entry: &StreamEntry) -> bool {
     let specs = entry.lock().source_specs();
+    let started = Instant::now();
+    let mut more = false;
     for (iname, spec) in specs {
-        pump_one(js, entry, &iname, &spec);
+        more |= pump_one(js, entry, &iname, &spec, started);
     }
+    more
 }
 
-fn pump_one(js: &JetStream, entry: &StreamEntry, iname: &str, spec: &OriginSpec) {
+fn pump_one(
+    js: &JetStream,
+    entry: &StreamEntry,
+    iname: &str,
+    spec: &OriginSpec,
+    started: Instant,
+) -> bool {
     let Some(origin) = js.stream_if_open(&spec.name) else {
         entry.lock().source_origin_missing(iname);
-        return;
+        return false;
     };
     let filters = spec.filters();
-    for _ in 0..MAX_BATCHES_PER_TICK {
-        let Some((start, _)) = entry.lock().source_start(iname) else {
-            return;
+    loop {
+        let Some((start, _)) = entry.lock().source_start(iname, now_ns()) else {
+            return false;
         };
         let read = {
             let origin = origin.lock();
@@ -54,19 +67,28 @@ fn pump_one(js: &JetStream, entry: &StreamEntry, iname: &str, spec: &OriginSpec)
             Ok(read) => read,
             Err(err) => {
                 tracing::warn!(source = %spec.name, error = %err, "cannot read the source");
-                return;
+                return false;
             }
         };
         let full = batch.len() == BATCH;
+        // The account's and server's storage limits hold for copies as for publishes.
+        let fit = super::mirror_pump::fitting(entry, &batch, SOURCE_HEADER_ROOM);
         let stored = entry
             .lock()
-            .source_store(iname, from, &batch, lag, &ident, now_ns());
-        if let Err(err) = stored {
-            tracing::warn!(source = %spec.name, error = %err, "cannot store from the source");
-            return;
+            .source_store(iname, from, &batch[..fit], lag, &ident, now_ns());
+        match stored {
+            Ok(true) if fit == batch.len() => {}
+            Ok(_) => return false,
+            Err(err) => {
+                tracing::warn!(source = %spec.name, error = %err, "cannot store from the source");
+                return false;
+            }
         }
         if !full {
-            return;
+            return false;
+        }
+        if started.elapsed() > PUMP_BUDGET {
+            return true;
         }
     }
 }

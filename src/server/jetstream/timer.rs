@@ -91,6 +91,9 @@ impl Alarm {
 /// Runs until JetStream stops.
 pub fn run(js: &JetStream) {
     let mut next_regular = Instant::now() + TICK_INTERVAL;
+    // Mirrors and streams with sources that stopped copying with more to copy: they are
+    // pumped again on the next pass, which comes at once, rather than at the next tick.
+    let mut behind: HashSet<Arc<str>> = HashSet::new();
     while !js.stopping.load(Ordering::Relaxed) {
         let now = Instant::now();
         let now_ns = now_ns();
@@ -99,6 +102,7 @@ pub fn run(js: &JetStream) {
             next_regular = now + TICK_INTERVAL;
         }
         let mut wake = next_regular;
+        let was_behind = std::mem::take(&mut behind);
         for name in js.alarm.ticking() {
             let Some(entry) = js.stream_if_open(&name) else {
                 js.alarm.forget(&name);
@@ -122,15 +126,22 @@ pub fn run(js: &JetStream) {
                 let sourced = !stream.source_specs().is_empty();
                 (wants.0, wants.1, stream.mirror_spec().cloned(), sourced)
             };
-            if regular && sourced {
-                super::source_pump::pump(js, &entry);
+            let pump_now = regular || was_behind.contains(&name);
+            let mut more = false;
+            if pump_now && sourced {
+                more |= super::source_pump::pump(js, &entry);
             }
-            if let (true, Some(spec)) = (regular, &mirror) {
-                // The tick sent below hands what this copies to the mirror's consumers.
-                super::mirror_pump::pump(js, &entry, spec);
+            if let (true, Some(spec)) = (pump_now, &mirror) {
+                // The tick sent below hands what this copies to the stream's consumers.
+                more |= super::mirror_pump::pump(js, &entry, spec);
+            }
+            if more {
+                behind.insert(name.clone());
+                wake = now;
             }
             let due = deadline.is_some_and(|at| at <= now_ns);
-            if (regular && needs_ticks) || due {
+            let copied = pump_now && (sourced || mirror.is_some());
+            if (regular && needs_ticks) || due || copied {
                 let tick = InternalDelivery {
                     tag: actor::TAG_TICK,
                     msg: Publish::default(),
