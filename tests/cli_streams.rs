@@ -504,3 +504,50 @@ fn pub_js_stages_and_commits_an_atomic_batch() {
     );
     batch("5", false).fails_with("atomic publish batch is incomplete (status 400, err_code 10176)");
 }
+
+#[test]
+fn add_makes_mirrors_and_sources_and_info_shows_their_lag() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    add_orders(&url);
+    publish(&url, "orders.eu.1", "one");
+    publish(&url, "orders.us.2", "two");
+    jetlog_at(&url, &["stream", "add", "BACKUP", "--mirror", "ORDERS"]).ok();
+    jetlog_at(&url, &["stream", "add", "ALL", "--source", "ORDERS"]).ok();
+    let info = |name: &str| jetlog_at(&url, &["stream", "info", name, "--json"]).json();
+    let mirror = info("BACKUP");
+    assert_eq!(mirror["config"]["mirror"]["name"], "ORDERS");
+    assert!(mirror["config"].get("subjects").is_none(), "{mirror}");
+    let sourced = info("ALL");
+    assert_eq!(sourced["config"]["sources"][0]["name"], "ORDERS");
+    assert!(sourced["config"].get("subjects").is_none(), "{sourced}");
+    // Both catch up within a few of the server's 50 ms ticks.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while info("BACKUP")["state"]["messages"] != 2 || info("ALL")["state"]["messages"] != 2 {
+        assert!(std::time::Instant::now() < deadline, "no catch-up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = jetlog_at(&url, &["stream", "info", "ALL"]).ok().to_string();
+    assert!(
+        text.contains("Sources:") && text.contains("ORDERS"),
+        "{text}"
+    );
+    assert!(text.contains("ORDERS: lag 0, last seen"), "{text}");
+    let refused = jetlog_at(
+        &url,
+        &[
+            "stream",
+            "add",
+            "BAD",
+            "--mirror",
+            "ORDERS",
+            "--subjects",
+            "x",
+        ],
+    );
+    assert_ne!(
+        refused.code,
+        Some(0),
+        "--mirror with --subjects: {refused:#?}"
+    );
+}

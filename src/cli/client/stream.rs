@@ -306,6 +306,9 @@ async fn add(js: &Context, common: &CommonArgs, name: &str, args: &ConfigArgs) -
         _ => bail!("async-nats' stream config did not encode as an object"),
     };
     args.apply(&mut config)?;
+    if args.copies_without_subjects() {
+        config.remove("subjects");
+    }
     let info = api::request(js, &format!("STREAM.CREATE.{name}"), &config)
         .await
         .with_context(|| format!("cannot create stream {name}"))?;

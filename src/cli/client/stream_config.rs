@@ -84,9 +84,22 @@ pub struct ConfigArgs {
     /// Allow Nats-Rollup headers.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     allow_rollup: Option<bool>,
+    /// Mirror this stream: its messages at their own sequences (no subjects of its own).
+    #[arg(long, conflicts_with_all = ["subjects", "source"])]
+    mirror: Option<String>,
+    /// Take in the messages of these streams, comma separated or repeated (replaces the
+    /// sources an `edit` had).
+    #[arg(long, value_delimiter = ',')]
+    source: Vec<String>,
 }
 
 impl ConfigArgs {
+    /// Whether the stream copies other streams and was given no subjects: it then has none
+    /// of its own (not even its name), as nats-server makes it.
+    pub fn copies_without_subjects(&self) -> bool {
+        self.subjects.is_empty() && (self.mirror.is_some() || !self.source.is_empty())
+    }
+
     /// Writes the given flags into a configuration object, under NATS' JSON field names.
     pub fn apply(&self, config: &mut Map<String, Value>) -> Result<()> {
         if !self.subjects.is_empty() {
@@ -127,6 +140,13 @@ impl ConfigArgs {
         }
         if let Some(window) = self.dupe_window {
             set("duplicate_window", json!(nanos(window)?));
+        }
+        if let Some(origin) = &self.mirror {
+            set("mirror", json!({ "name": origin }));
+        }
+        if !self.source.is_empty() {
+            let sources: Vec<Value> = self.source.iter().map(|n| json!({ "name": n })).collect();
+            set("sources", json!(sources));
         }
         for (key, flag) in [
             ("allow_direct", self.allow_direct),

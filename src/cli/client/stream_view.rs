@@ -106,8 +106,36 @@ pub fn show_info(info: Value, json: bool) -> Result<()> {
     if config.allow_atomic_publish {
         rows.push(("Atomic batches", "allowed (Nats-Batch-Id)".to_string()));
     }
+    if let Some(mirror) = &config.mirror {
+        rows.push(("Mirror", origin_text(&mirror.name, &mirror.filter_subject)));
+    }
+    if let Some(sources) = config.sources.as_ref().filter(|s| !s.is_empty()) {
+        let names: Vec<String> = sources
+            .iter()
+            .map(|s| origin_text(&s.name, &s.filter_subject))
+            .collect();
+        rows.push(("Sources", names.join(", ")));
+    }
     output::line("Configuration:")?;
     output::print_table(&output::properties(rows))?;
+    // How far each origin is behind, as natscli shows it.
+    let origins = info.mirror.iter().chain(info.sources.iter());
+    let rows: Vec<(&str, String)> = origins
+        .map(|o| {
+            let seen = match o.active {
+                Some(ago) => format!("{} ago", format_duration(ago)),
+                None => "never".to_string(),
+            };
+            (
+                "Origin",
+                format!("{}: lag {}, last seen {seen}", o.name, o.lag),
+            )
+        })
+        .collect();
+    if !rows.is_empty() {
+        output::line("\nCopying:")?;
+        output::print_table(&output::properties(rows))?;
+    }
     let deleted = state.deleted_count.unwrap_or(0);
     let rows = vec![
         ("Messages", state.messages.to_string()),
@@ -271,4 +299,12 @@ pub async fn subjects(js: &Context, common: &CommonArgs, name: &str, filter: &st
         table.add_row(vec![subject, count.to_string()]);
     }
     output::print_table(&table)
+}
+
+/// An origin stream as `stream info` names it: with its filter when it has one.
+fn origin_text(name: &str, filter: &Option<String>) -> String {
+    match filter.as_deref().filter(|f| !f.is_empty()) {
+        Some(filter) => format!("{name} (filter {filter})"),
+        None => name.to_string(),
+    }
 }
