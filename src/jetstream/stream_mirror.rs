@@ -198,9 +198,9 @@ impl Stream {
         (log.last_seq() > 0).then(|| log.last_seq() + 1)
     }
 
-    /// The origin cannot be read (it does not exist).
-    pub fn mirror_origin_missing(&mut self) {
-        self.mirror.error = Some(ApiError::stream_not_found());
+    /// The origin cannot be read: it does not exist, or is not one jetlog can copy.
+    pub fn mirror_origin_unreadable(&mut self, why: ApiError) {
+        self.mirror.error = Some(why);
     }
 
     /// Copies `msgs` (read from the origin at `from` on, in order) at their own sequences;

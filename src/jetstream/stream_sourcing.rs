@@ -76,10 +76,10 @@ impl Stream {
         Some((start, source.ident.clone()))
     }
 
-    /// The origin of `iname` cannot be read (it does not exist).
-    pub fn source_origin_missing(&mut self, iname: &str) {
+    /// The origin of `iname` cannot be read: it does not exist, or is not one jetlog can copy.
+    pub fn source_origin_unreadable(&mut self, iname: &str, why: ApiError) {
         if let Some(source) = self.sources.get_mut(iname) {
-            source.error = Some(ApiError::stream_not_found());
+            source.error = Some(why);
         }
     }
 

@@ -18,9 +18,12 @@ pub(super) const PUMP_BUDGET: std::time::Duration = std::time::Duration::from_mi
 /// Copies what the origin has and the mirror lacks, within the time budget; whether it
 /// stopped with more to copy (the timer then comes back at once).
 pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &OriginSpec) -> bool {
-    let Some(origin) = js.stream_if_open(&spec.name) else {
-        entry.lock().mirror_origin_missing();
-        return false;
+    let origin = match super::origins::readable_origin(js, &spec.name) {
+        Ok(origin) => origin,
+        Err(why) => {
+            entry.lock().mirror_origin_unreadable(why);
+            return false;
+        }
     };
     let filters = spec.filters();
     let started = std::time::Instant::now();

@@ -3,11 +3,36 @@
 //! `checkStreamCfg` makes them when a stream is created or updated.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use super::JetStream;
+use super::{JetStream, StreamEntry};
+use crate::jetstream::stream_config::Retention;
 use crate::jetstream::stream_origin::OriginSpec;
 use crate::jetstream::{ApiError, StreamConfig};
 use crate::protocol::subject::subjects_overlap;
+
+/// Why jetlog cannot copy a stream of this retention: nats-server's copies ack the origin's
+/// messages through a consumer, so that a workqueue or interest origin keeps them for the
+/// copy and then lets them go; jetlog's read the log and hold no such interest.
+fn uncopyable(retention: Retention) -> Option<ApiError> {
+    (retention != Retention::Limits).then(|| {
+        ApiError::stream_invalid_config(
+            "a mirror or source of a workqueue or interest stream is not supported by jetlog yet",
+        )
+    })
+}
+
+/// The origin a pump may read: open, and of limits retention.
+pub(super) fn readable_origin(js: &JetStream, name: &str) -> Result<Arc<StreamEntry>, ApiError> {
+    let origin = js
+        .stream_if_open(name)
+        .ok_or_else(ApiError::stream_not_found)?;
+    let retention = origin.lock().config().retention;
+    match uncopyable(retention) {
+        Some(why) => Err(why),
+        None => Ok(origin),
+    }
+}
 
 /// The local origins of a config: its mirror, then its sources.
 fn origins(config: &StreamConfig) -> (Option<OriginSpec>, Vec<OriginSpec>) {
@@ -36,6 +61,12 @@ impl JetStream {
                 && origin.max_msg_size > 0
                 && config.max_msg_size < origin.max_msg_size
         };
+        let named = mirror.iter().chain(sources.iter());
+        for origin in named.filter_map(|o| self.config_of(&o.name)) {
+            if let Some(why) = uncopyable(origin.retention) {
+                return Err(why);
+            }
+        }
         if let Some(origin) = mirror.and_then(|m| self.config_of(&m.name)) {
             if too_small(&origin) {
                 return Err(ApiError::new(

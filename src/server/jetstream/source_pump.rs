@@ -36,9 +36,12 @@ fn pump_one(
     spec: &OriginSpec,
     started: Instant,
 ) -> bool {
-    let Some(origin) = js.stream_if_open(&spec.name) else {
-        entry.lock().source_origin_missing(iname);
-        return false;
+    let origin = match super::origins::readable_origin(js, &spec.name) {
+        Ok(origin) => origin,
+        Err(why) => {
+            entry.lock().source_origin_unreadable(iname, why);
+            return false;
+        }
     };
     let filters = spec.filters();
     loop {
