@@ -390,6 +390,14 @@ async fn source_configs_get_nats_servers_errors() {
             error(400, 10141, "sourced stream name is invalid"),
         ),
         (
+            json!({"sources": [null]}),
+            error(400, 10141, "sourced stream name is invalid"),
+        ),
+        (
+            json!({"sources": [{"name": null}]}),
+            error(400, 10141, "sourced stream name is invalid"),
+        ),
+        (
             json!({"sources": [{"name": "O"}, {"name": "O", "filter_subject": ">"}]}),
             error(400, 10140, "duplicate source configuration detected"),
         ),

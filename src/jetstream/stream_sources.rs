@@ -48,6 +48,14 @@ pub fn index_name(spec: &OriginSpec) -> String {
 
 /// Checks a config's `sources` in nats-server's order; the specs to run them by.
 pub fn check_sources(config: &StreamConfig, sources: &Value) -> Result<Vec<OriginSpec>, ApiError> {
+    // A `null` entry or name reads as a bad name, as nats-server reports it.
+    let entries = sources.as_array().map(Vec::as_slice).unwrap_or_default();
+    if entries
+        .iter()
+        .any(|e| !e.is_object() || !e["name"].is_string())
+    {
+        return Err(err(400, 10141, "sourced stream name is invalid"));
+    }
     let specs: Vec<OriginSpec> = serde_json::from_value(sources.clone())
         .map_err(|e| ApiError::invalid_json(format!("sources: {e}")))?;
     if !specs.is_empty() && config.allow_msg_schedules {

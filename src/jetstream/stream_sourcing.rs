@@ -264,8 +264,17 @@ impl Stream {
     /// Writes the positions beside the log (file storage only): a temporary file, synced,
     /// then renamed over the old one.
     fn save_source_positions(&self) -> Result<(), ApiError> {
-        if self.config().storage != super::stream_config::Storage::File || self.sources.is_empty() {
+        if self.config().storage != super::stream_config::Storage::File {
             return Ok(());
+        }
+        if self.sources.is_empty() {
+            // No sources, no positions: a source added again later finds its own in the headers.
+            return match std::fs::remove_file(self.dir().join(STATE_FILE)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(ApiError::store_failed(e))
+                }
+                _ => Ok(()),
+            };
         }
         let state: HashMap<&str, (u64, &str)> = self
             .sources
