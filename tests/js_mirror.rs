@@ -346,3 +346,62 @@ async fn a_transformed_mirror_renames_and_a_promoted_one_takes_publishes() {
         "the origin is no longer followed"
     );
 }
+
+#[tokio::test]
+async fn a_kv_mirror_answers_its_origins_direct_gets_even_after_the_origin_is_gone() {
+    let server = TestServer::start(&[]);
+    let client = connect(&server).await;
+    let js = jetstream::new(client.clone());
+    let origin = js
+        .create_key_value(jetstream::kv::Config {
+            bucket: "CFG".into(),
+            history: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("bucket");
+    for i in 0..5 {
+        origin
+            .put(format!("k{i}"), format!("v{i}").into())
+            .await
+            .expect("put");
+    }
+    js.create_key_value(jetstream::kv::Config {
+        bucket: "CFG_READ".into(),
+        mirror: Some(jetstream::stream::Source {
+            name: "CFG".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .expect("mirror bucket");
+    // mirror_direct follows the origin's allow_direct, as in nats-server.
+    let info = caught_up(&client, "KV_CFG_READ", json!([5, 1, 5, 0])).await;
+    assert_eq!(info["config"]["mirror_direct"], true, "{info}");
+    assert_eq!(info["config"]["mirror"], json!({"name": "KV_CFG"}));
+    // With the origin deleted, its bucket's reads are answered by the mirror.
+    let seen = std::time::Instant::now();
+    js.delete_stream("KV_CFG").await.expect("delete origin");
+    let deadline = seen + CATCH_UP;
+    let answered = loop {
+        let reply = client
+            .request("$JS.API.DIRECT.GET.KV_CFG.$KV.CFG.k3", "".into())
+            .await
+            .expect("reply");
+        let headers = reply.headers.clone().unwrap_or_default();
+        if headers.get("Nats-Stream").is_some() {
+            break reply;
+        }
+        assert!(Instant::now() < deadline, "no mirror answered: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let headers = answered.headers.expect("headers");
+    assert_eq!(
+        headers.get("Nats-Stream").map(|v| v.as_str()),
+        Some("KV_CFG_READ")
+    );
+    assert_eq!(answered.payload.as_ref(), b"v3");
+    let value = origin.get("k4").await.expect("get").expect("value");
+    assert_eq!(value.as_ref(), b"v4");
+}

@@ -7,7 +7,7 @@
 //! own last sequence on, so it catches up after either side restarts without any state of
 //! its own. Removing `mirror` by update promotes the mirror to a stream of its own. What it
 //! cannot do yet is refused by name: external and cross-account origins, a mirror's
-//! `consumer`, `mirror_direct`, and per-message TTLs, transforms and republish on the mirror
+//! `consumer`, and per-message TTLs, transforms and republish on the mirror
 //! itself.
 
 use serde_json::{json, Value};
@@ -19,6 +19,9 @@ use super::stream_origin::{OriginSpec, OriginTransforms, TransformErrors};
 use crate::protocol::headers::without_header;
 use crate::protocol::subject::is_valid_subject;
 use crate::store::{NewMessage, StoredMessage};
+
+/// How far behind its origin a mirror may be and still answer the origin's direct gets.
+const MIRROR_DIRECT_MAX_LAG: u64 = 10;
 
 /// Headers a mirror does not copy: they asked something of the origin, not of the mirror.
 pub(super) const NOT_COPIED: [&[u8]; 8] = [
@@ -149,9 +152,6 @@ pub fn check_mirror(config: &mut StreamConfig, mirror: &Value) -> Result<OriginS
             ),
         ));
     }
-    if config.mirror_direct {
-        return Err(not_built("mirror_direct"));
-    }
     if config.allow_msg_ttl || config.subject_transform.is_some() || config.republish.is_some() {
         return Err(not_built(
             "allow_msg_ttl, subject_transform or republish on a mirror",
@@ -196,6 +196,14 @@ impl Stream {
     pub fn mirror_next(&self) -> Option<u64> {
         let log = self.log();
         (log.last_seq() > 0).then(|| log.last_seq() + 1)
+    }
+
+    /// Whether the mirror is close enough behind its origin to answer the origin's direct
+    /// gets (`mirror_direct`), as nats-server's mirror joins once within 10 messages.
+    pub fn mirror_current(&self) -> bool {
+        self.mirror.error.is_none()
+            && self.mirror.last_contact_ns.is_some()
+            && self.mirror.lag <= MIRROR_DIRECT_MAX_LAG
     }
 
     /// The origin cannot be read: it does not exist, or is not one jetlog can copy.

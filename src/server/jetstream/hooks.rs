@@ -102,19 +102,32 @@ pub(super) fn stream_subscriptions(
         subs.push(client.subscribe(subject, None, sink));
     }
     if config.allow_direct {
-        for subject in [
-            format!("{}{}", direct::DIRECT_GET_PREFIX, config.name),
-            format!("{}{}.>", direct::DIRECT_GET_PREFIX, config.name),
-        ] {
-            let sink = InternalSink {
-                tag: actor::TAG_DIRECT_GET,
-                tx: tx.clone(),
-                exclude: &[],
-                inline: None,
-                origin: false,
-            };
-            subs.push(client.subscribe(&subject, Some("_sys_"), sink));
-        }
+        subs.extend(direct_get_subscriptions(client, &config.name, tx));
     }
     subs
+}
+
+/// Subscribes the DIRECT.GET subjects of stream `name` (this stream's own, or, for a mirror
+/// with `mirror_direct`, its origin's) to the channel `tx`, in the queue group every stream
+/// answering for `name` shares.
+pub(super) fn direct_get_subscriptions(
+    client: &InternalClient,
+    name: &str,
+    tx: &mpsc::Sender<InternalDelivery>,
+) -> Vec<Arc<Subscription>> {
+    let subjects = [
+        format!("{}{}", direct::DIRECT_GET_PREFIX, name),
+        format!("{}{}.>", direct::DIRECT_GET_PREFIX, name),
+    ];
+    let subscribe = |subject: &String| {
+        let sink = InternalSink {
+            tag: actor::TAG_DIRECT_GET,
+            tx: tx.clone(),
+            exclude: &[],
+            inline: None,
+            origin: false,
+        };
+        client.subscribe(subject, Some("_sys_"), sink)
+    };
+    subjects.iter().map(subscribe).collect()
 }

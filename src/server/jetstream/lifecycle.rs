@@ -16,12 +16,13 @@ use crate::server::outbound::InternalDelivery;
 
 impl JetStream {
     /// Creates a stream, or returns the existing one when the effective config is identical.
-    pub fn create_stream(&self, config: StreamConfig) -> Result<Arc<StreamEntry>, ApiError> {
+    pub fn create_stream(&self, mut config: StreamConfig) -> Result<Arc<StreamEntry>, ApiError> {
         // The overlap check and the stream count need every stream of the catalog open.
         self.wait_opened(None);
         if self.still_opening() {
             return Err(ApiError::temporarily_unavailable());
         }
+        self.settle_mirror_direct(&mut config);
         if let Some(existing) = self.stream(&config.name) {
             if *existing.lock().config() == config {
                 return Ok(existing);
@@ -101,7 +102,7 @@ impl JetStream {
     }
 
     /// Applies a checked config update to a running stream.
-    pub fn update_stream(&self, config: StreamConfig) -> Result<Arc<StreamEntry>, ApiError> {
+    pub fn update_stream(&self, mut config: StreamConfig) -> Result<Arc<StreamEntry>, ApiError> {
         self.wait_opened(None);
         if self.still_opening() {
             return Err(ApiError::temporarily_unavailable());
@@ -113,6 +114,7 @@ impl JetStream {
             let stream = entry.lock();
             (stream.config().clone(), stream.created_ns())
         };
+        self.settle_mirror_direct(&mut config);
         old.check_update(&config)?;
         self.check_origins(&config)?;
         self.account_limits().check_stream(&config, None)?;

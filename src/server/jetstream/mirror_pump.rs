@@ -3,8 +3,11 @@
 //! lock and stored under the mirror's (never both at once), and the tick then hands them to
 //! the mirror's consumers. See `jetstream::stream_mirror`.
 
-use super::{now_ns, JetStream, StreamEntry};
+use std::sync::atomic::Ordering;
+
+use super::{lock, now_ns, JetStream, StreamEntry};
 use crate::jetstream::stream_origin::OriginSpec;
+use crate::server::internal::InternalClient;
 use crate::store::record::record_len;
 use crate::store::StoredMessage;
 
@@ -65,6 +68,7 @@ pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &OriginSpec) -> bo
         if fit < batch.len() {
             return false;
         }
+        join_origin_direct_gets(js, entry, &spec.name);
         if !full {
             return false;
         }
@@ -93,4 +97,19 @@ pub(super) fn fitting(entry: &StreamEntry, batch: &[StoredMessage], extra: usize
         }
     }
     batch.len()
+}
+
+/// A mirror with `mirror_direct` that has caught up answers its origin's direct gets too:
+/// it joins their queue group once, and stays while the stream's subscriptions do.
+fn join_origin_direct_gets(js: &JetStream, entry: &StreamEntry, origin: &str) {
+    let wanted = {
+        let stream = entry.lock();
+        stream.config().mirror_direct && stream.mirror_current()
+    };
+    if !wanted || entry.mirror_direct_joined.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let client = InternalClient::new(js.router.clone());
+    let joined = super::hooks::direct_get_subscriptions(&client, origin, &entry.tx);
+    lock(&entry.subs).extend(joined);
 }

@@ -76,8 +76,10 @@ pub struct StreamEntry {
     /// Whether the stream is on that list (changed only under the stream's lock).
     ticking: std::sync::atomic::AtomicBool,
     stream: Mutex<Stream>,
-    /// Subscriptions on the stream's subjects, and on DIRECT.GET when allowed.
+    /// Subscriptions on the stream's subjects, and on DIRECT.GET when allowed (for a mirror
+    /// with `mirror_direct`, also its origin's, once it has caught up: see `mirror_pump`).
     subs: Mutex<Vec<Arc<Subscription>>>,
+    mirror_direct_joined: std::sync::atomic::AtomicBool,
     /// Each consumer's subscriptions and its watch on its deliver subject.
     consumer_subs: Mutex<std::collections::HashMap<String, ConsumerHooks>>,
     tx: mpsc::Sender<InternalDelivery>,
@@ -391,6 +393,7 @@ impl JetStream {
             name: name.clone(),
             stream: Mutex::new(stream),
             subs: Mutex::new(wiring.subs),
+            mirror_direct_joined: std::sync::atomic::AtomicBool::new(false),
             consumer_subs: Mutex::new(wiring.consumers),
             tx: wiring.tx,
             task: Mutex::new(None),
@@ -499,6 +502,7 @@ impl JetStream {
             .inline_publish
             .then(|| inline::InlinePublish::taker(entry));
         *subs = stream_subscriptions(&client, &config, &entry.tx, inline);
+        entry.mirror_direct_joined.store(false, Ordering::Relaxed);
     }
 
     /// A handle on this JetStream for a thread that must not keep it alive.

@@ -52,6 +52,15 @@ impl JetStream {
         self.stream(name).map(|entry| entry.lock().config().clone())
     }
 
+    /// A mirror's `mirror_direct` follows its origin's `allow_direct` whenever the origin
+    /// exists, whatever was asked, as nats-server sets it.
+    pub(super) fn settle_mirror_direct(&self, config: &mut StreamConfig) {
+        let origin = config.mirror.as_ref().and_then(OriginSpec::of);
+        if let Some(origin) = origin.and_then(|m| self.config_of(&m.name)) {
+            config.mirror_direct = origin.allow_direct;
+        }
+    }
+
     /// Refuses a config whose origins take larger messages than it does, or that closes a
     /// cycle of streams feeding each other.
     pub(super) fn check_origins(&self, config: &StreamConfig) -> Result<(), ApiError> {
