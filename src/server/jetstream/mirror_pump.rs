@@ -9,10 +9,10 @@ use super::{lock, now_ns, JetStream, StreamEntry};
 use crate::jetstream::stream_origin::OriginSpec;
 use crate::server::internal::InternalClient;
 use crate::store::record::record_len;
-use crate::store::StoredMessage;
+use crate::store::{StoredMessage, StreamStore};
 
 /// Messages read from the origin at a time.
-const BATCH: usize = 1024;
+pub(super) const BATCH: usize = 1024;
 /// How long one tick may copy for a stream before it yields to the next, so that a long
 /// catch-up neither holds up the timer nor waits for ticks it does not need (at about 500 ns a
 /// message, some 40,000 messages a tick).
@@ -36,17 +36,7 @@ pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &OriginSpec) -> bo
             let origin = origin.lock();
             let log = origin.log();
             let from = next.unwrap_or_else(|| spec.start_in(log));
-            log.scan(from, &filters, BATCH).map(|batch| {
-                // A batch that is not full took everything the filter matches; after a full
-                // one, what is left, counted from the maps or estimated from the last sequence.
-                let lag = match batch.last() {
-                    Some(last) if batch.len() == BATCH => log
-                        .count_from(last.seq + 1, &filters)
-                        .unwrap_or_else(|| log.last_seq().saturating_sub(last.seq)),
-                    _ => 0,
-                };
-                (from, batch, lag)
-            })
+            read_batch(log, from, &filters).map(|(batch, lag)| (from, batch, lag))
         };
         let (from, batch, lag) = match read {
             Ok(read) => read,
@@ -76,6 +66,25 @@ pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &OriginSpec) -> bo
             return true;
         }
     }
+}
+
+/// Up to `BATCH` messages of the origin from `from` on that match `filters`, and how many
+/// more there are: none after a batch that is not full (it took everything the filter
+/// matches); after a full one, counted from the subject maps or estimated from the last
+/// sequence.
+pub(super) fn read_batch(
+    log: &StreamStore,
+    from: u64,
+    filters: &[&str],
+) -> crate::store::Result<(Vec<StoredMessage>, u64)> {
+    let batch = log.scan(from, filters, BATCH)?;
+    let lag = match batch.last() {
+        Some(last) if batch.len() == BATCH => log
+            .count_from(last.seq + 1, filters)
+            .unwrap_or_else(|| log.last_seq().saturating_sub(last.seq)),
+        _ => 0,
+    };
+    Ok((batch, lag))
 }
 
 /// How many of `batch` fit the account's and server's storage room, each message taking

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use super::mirror_pump::PUMP_BUDGET;
+use super::mirror_pump::{read_batch, BATCH, PUMP_BUDGET};
 use super::{now_ns, JetStream, StreamEntry};
 use crate::jetstream::stream_origin::OriginSpec;
 use crate::jetstream::stream_sourcing::{origin_ident, SourceStart};
@@ -14,8 +14,6 @@ use crate::store::StreamStore;
 
 /// Room a copy's `Nats-Stream-Source` header takes, counted against the storage limits.
 const SOURCE_HEADER_ROOM: usize = 96;
-/// Messages read from an origin at a time.
-const BATCH: usize = 1024;
 
 /// Copies what each origin has and the stream lacks, within the time budget (shared by the
 /// sources; each gets at least one batch); whether some source stopped with more to copy.
@@ -56,15 +54,7 @@ fn pump_one(
                 SourceStart::At(seq) => seq,
                 SourceStart::Fresh { not_before_ns } => fresh_start(spec, log, not_before_ns),
             };
-            log.scan(from, &filters, BATCH).map(|batch| {
-                let lag = match batch.last() {
-                    Some(last) if batch.len() == BATCH => log
-                        .count_from(last.seq + 1, &filters)
-                        .unwrap_or_else(|| log.last_seq().saturating_sub(last.seq)),
-                    _ => 0,
-                };
-                (from, batch, lag, ident)
-            })
+            read_batch(log, from, &filters).map(|(batch, lag)| (from, batch, lag, ident))
         };
         let (from, batch, lag, ident) = match read {
             Ok(read) => read,
