@@ -600,3 +600,69 @@ async fn workqueue_and_interest_origins_are_refused_by_name() {
     }
     assert_eq!(info(&client, "L").await["state"]["messages"], 1);
 }
+
+/// The `sources.state` file under a store.
+fn state_file(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == "sources.state") {
+            return Some(path);
+        }
+        if path.is_dir() {
+            if let Some(found) = state_file(&path) {
+                return Some(found);
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn positions_come_from_the_headers_when_the_state_file_is_stale_wrong_or_gone() {
+    let server = TestServer::start(&[]);
+    let client = connect(&server).await;
+    create(&client, "O", json!({"subjects": ["o.>"]})).await;
+    publish(&client, "o.x", 3000, None).await;
+    create(&client, "T", json!({"sources": [{"name": "O"}]})).await;
+    holds(&client, "T", 3000).await;
+    drop(client);
+    let mut store = server.kill_and_take_store();
+    let file = state_file(store.path()).expect("sources.state");
+    let saved: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(saved["valid_to"], 3000, "{saved}");
+    let (iname, position) = saved["sources"]
+        .as_object()
+        .and_then(|m| m.iter().next())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .expect("one source");
+    assert_eq!(position[0], 3001, "{saved}");
+    let ident = position[1].clone();
+    // Written before the last copies (a kill between the log's sync and the file's write),
+    // written for a longer log than there is, and not there at all: each time the headers
+    // put the source at 3001, and nothing is copied twice.
+    let stale = json!({"valid_to": 100, "sources": {iname.clone(): [101, ident.clone()]}});
+    let ahead = json!({"valid_to": 9999, "sources": {iname: [1, ident]}});
+    for damage in [Some(stale), Some(ahead), None] {
+        match &damage {
+            Some(state) => std::fs::write(&file, state.to_string()).unwrap(),
+            None => std::fs::remove_file(&file).unwrap(),
+        }
+        let server = TestServer::start_in(store, &[]);
+        let client = connect(&server).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = info(&client, "T").await;
+        assert_eq!(now["state"]["messages"], 3000, "after {damage:?}: {now}");
+        assert_eq!(now["sources"][0]["seq"], 3000, "after {damage:?}: {now}");
+        drop(client);
+        store = server.kill_and_take_store();
+    }
+    let server = TestServer::start_in(store, &[]);
+    let client = connect(&server).await;
+    publish(&client, "o.x", 1, None).await;
+    holds(&client, "T", 3001).await;
+    let (_, _, headers) = message(&client, "T", 3001).await;
+    assert!(
+        source_header(&headers).starts_with("O 3001 > > o.x "),
+        "{headers}"
+    );
+}

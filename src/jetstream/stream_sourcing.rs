@@ -16,7 +16,7 @@ use crate::protocol::headers::{extend_block, header_value};
 use crate::protocol::Publish;
 use crate::store::StoredMessage;
 
-/// Where each source has got to, beside the log: `{"<index name>": [next, "<ident>"]}`.
+/// Where each source has got to, beside the log (see `SavedPositions`).
 const STATE_FILE: &str = "sources.state";
 /// Messages read per step while the positions are looked for in the headers.
 const SCAN_BATCH: usize = 1024;
@@ -185,49 +185,66 @@ impl Stream {
         self.save_source_positions()
     }
 
-    /// Finds where each source without a position has got to: the state file, and the last
-    /// `Nats-Stream-Source` header of its index name in the log, whichever is later.
+    /// Finds where each source without a position has got to. The state file counts when the
+    /// log still reaches the sequence it was written at: its positions stand, brought up to
+    /// date by the headers of the messages after that. Sources it does not name (or a file
+    /// the log falls short of, after a power loss under a lazy sync) are found by their last
+    /// header, walking the log backwards, as nats-server does without its `sources.db`.
     pub(super) fn recover_source_positions(&mut self) -> Result<(), ApiError> {
         if self.sources.is_empty() {
             return Ok(());
         }
         let saved = read_state(self.dir());
-        let mut wanted: HashMap<String, Option<u64>> = HashMap::new();
+        let last_seq = self.log.last_seq();
+        let trusted = saved.valid_to > 0 && saved.valid_to <= last_seq;
+        let mut from_file = Vec::new();
+        let mut scan_back = Vec::new();
         for source in self.sources.entries_mut() {
-            if source.next.is_none() {
-                let saved = saved.get(&source.iname);
-                source.ident = saved
-                    .map(|(_, ident)| ident.clone())
-                    .filter(|i| !i.is_empty());
-                wanted.insert(source.iname.clone(), saved.map(|(next, _)| *next));
+            if source.next.is_some() {
+                continue;
+            }
+            match saved.sources.get(&source.iname).filter(|_| trusted) {
+                Some((next, ident)) => {
+                    source.next = Some(*next);
+                    source.ident = Some(ident.clone()).filter(|i| !i.is_empty());
+                    from_file.push(source.iname.clone());
+                }
+                None => scan_back.push(source.iname.clone()),
             }
         }
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let found = self.scan_source_headers(wanted.keys().cloned().collect())?;
-        for source in self.sources.entries_mut() {
-            let Some(saved) = wanted.get(&source.iname) else {
-                continue;
+        // The tail since the file was written: each header there is newer than the file.
+        let mut at = saved.valid_to.saturating_add(1);
+        while !from_file.is_empty() && trusted && at <= last_seq {
+            let batch = self.log.scan(at, &[], SCAN_BATCH).map_err(store_error)?;
+            let Some(last) = batch.last() else {
+                break;
             };
-            let scanned = found.get(&source.iname).map(|(next, _)| *next);
-            let scanned_ident = found
-                .get(&source.iname)
-                .and_then(|(_, ident)| ident.as_ref());
-            source.next = match (*saved, scanned) {
-                // A header of another incarnation of the origin than the file's is newer.
-                (Some(_), Some(b))
-                    if scanned_ident.is_some_and(|i| source.ident.as_ref() != Some(i)) =>
-                {
-                    source.ident = scanned_ident.cloned();
-                    Some(b)
+            at = last.seq.saturating_add(1);
+            for msg in &batch {
+                let Some((iname, seq, ident)) = parse_source_header(&msg.headers) else {
+                    continue;
+                };
+                if !from_file.contains(&iname) {
+                    continue;
                 }
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
-            source.last_taken = source.next.filter(|n| *n > 1).map(|n| n - 1);
-            if let Some((_, Some(ident))) = found.get(&source.iname) {
-                source.ident.get_or_insert_with(|| ident.clone());
+                if let Some(source) = self.sources.get_mut(&iname) {
+                    source.next = Some(seq.saturating_add(1));
+                    if ident.is_some() {
+                        source.ident = ident;
+                    }
+                }
+            }
+        }
+        let found = self.scan_source_headers(scan_back)?;
+        for (iname, (next, ident)) in found {
+            if let Some(source) = self.sources.get_mut(&iname) {
+                source.next = Some(next);
+                source.ident = ident;
+            }
+        }
+        for source in self.sources.entries_mut() {
+            if source.last_taken.is_none() {
+                source.last_taken = source.next.filter(|n| *n > 1).map(|n| n - 1);
             }
         }
         Ok(())
@@ -276,17 +293,19 @@ impl Stream {
                 _ => Ok(()),
             };
         }
-        let state: HashMap<&str, (u64, &str)> = self
+        let sources = self
             .sources
             .entries()
             .iter()
             .filter_map(|s| {
-                Some((
-                    s.iname.as_str(),
-                    (s.next?, s.ident.as_deref().unwrap_or("")),
-                ))
+                let ident = s.ident.clone().unwrap_or_default();
+                Some((s.iname.clone(), (s.next?, ident)))
             })
             .collect();
+        let state = SavedPositions {
+            valid_to: self.log.last_seq(),
+            sources,
+        };
         let body = serde_json::to_vec(&state).map_err(ApiError::store_failed)?;
         let tmp = self.dir().join(format!("{STATE_FILE}.tmp"));
         let write = || -> std::io::Result<()> {
@@ -300,9 +319,17 @@ impl Stream {
     }
 }
 
+/// What `sources.state` holds: each source's next origin sequence and origin identity, and
+/// the stream's last sequence when it was written.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct SavedPositions {
+    valid_to: u64,
+    sources: HashMap<String, (u64, String)>,
+}
+
 /// The saved positions, or none when the file is missing or unreadable (the headers then
 /// tell).
-fn read_state(dir: &Path) -> HashMap<String, (u64, String)> {
+fn read_state(dir: &Path) -> SavedPositions {
     std::fs::read(dir.join(STATE_FILE))
         .ok()
         .and_then(|body| serde_json::from_slice(&body).ok())
