@@ -369,3 +369,27 @@ fn pause_for_a_while_then_resume() {
         "{json}"
     );
 }
+
+#[test]
+fn report_shows_each_consumers_progress() {
+    let (_server, url) = server_with_orders(4);
+    jetlog_at(&url, &["consumer", "add", "ORDERS", "W"]).ok();
+    jetlog_at(&url, &["consumer", "add", "ORDERS", "IDLE"]).ok();
+    jetlog_at(&url, &["consumer", "next", "ORDERS", "W", "--count", "2"]).ok();
+    jetlog_at(&url, &["consumer", "next", "ORDERS", "W", "--no-ack"]).ok();
+    let rows = jetlog_at(&url, &["consumer", "report", "ORDERS", "--json"]).json();
+    assert_eq!(rows[0]["name"], "IDLE");
+    assert_eq!(rows[0]["num_pending"], 4);
+    assert_eq!(rows[1]["name"], "W");
+    assert_eq!(rows[1]["ack_floor_stream_seq"], 2);
+    assert_eq!(rows[1]["num_ack_pending"], 1);
+    assert_eq!(rows[1]["num_pending"], 1);
+    let text = jetlog_at(&url, &["consumer", "report", "ORDERS"])
+        .ok()
+        .to_string();
+    assert!(
+        text.contains("Ack Pending") && text.contains("IDLE"),
+        "{text}"
+    );
+    jetlog_at(&url, &["consumer", "report", "NOPE"]).fails_with("10059");
+}

@@ -551,3 +551,35 @@ fn add_makes_mirrors_and_sources_and_info_shows_their_lag() {
         "--mirror with --subjects: {refused:#?}"
     );
 }
+
+#[test]
+fn find_lists_the_streams_that_meet_every_condition() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    add_orders(&url);
+    publish(&url, "orders.eu.1", "one");
+    jetlog_at(&url, &["stream", "add", "EMPTY", "--subjects", "empty.>"]).ok();
+    jetlog_at(&url, &["stream", "add", "COPY", "--mirror", "ORDERS"]).ok();
+    jetlog_at(&url, &["stream", "add", "ALL", "--source", "ORDERS"]).ok();
+    let find = |args: &[&str]| {
+        let mut argv = vec!["stream", "find", "--json"];
+        argv.extend_from_slice(args);
+        jetlog_at(&url, &argv).json()
+    };
+    assert_eq!(
+        find(&["--subject", "orders.eu.1"]),
+        serde_json::json!(["ORDERS"])
+    );
+    assert_eq!(find(&["--mirrored"]), serde_json::json!(["COPY"]));
+    assert_eq!(find(&["--sourced"]), serde_json::json!(["ALL"]));
+    assert_eq!(
+        find(&["--sourced", "--invert"]),
+        serde_json::json!(["COPY", "EMPTY", "ORDERS"])
+    );
+    assert_eq!(
+        find(&["--subject", "empty.x", "--empty"]),
+        serde_json::json!(["EMPTY"])
+    );
+    let none = jetlog_at(&url, &["stream", "find", "--subject", "nothing.here"]);
+    assert_eq!(none.ok().trim(), "no streams found");
+}

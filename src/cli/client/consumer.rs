@@ -55,6 +55,11 @@ enum ConsumerAction {
         #[arg(short = 'n', long)]
         names: bool,
     },
+    /// A table of a stream's consumers and how far each has got (natscli's `consumer report`).
+    Report {
+        /// Stream name.
+        stream: String,
+    },
     /// Show a consumer's configuration and state.
     Info {
         /// Stream name.
@@ -255,7 +260,7 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
         | ConsumerAction::Next { stream, name, .. }
         | ConsumerAction::Pause { stream, name, .. }
         | ConsumerAction::Resume { stream, name } => (stream, Some(name)),
-        ConsumerAction::Ls { stream, .. } => (stream, None),
+        ConsumerAction::Ls { stream, .. } | ConsumerAction::Report { stream } => (stream, None),
     };
     check_stream_name(stream)?;
     if let Some(name) = name {
@@ -281,6 +286,7 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
         ConsumerAction::Ls { stream, names } => {
             consumer_view::list(&js, common, &stream, names).await
         }
+        ConsumerAction::Report { stream } => consumer_view::report(&js, common, &stream).await,
         ConsumerAction::Info { stream, name } => {
             consumer_view::show_info(info_json(&js, &stream, &name).await?, common.json)
         }

@@ -1,4 +1,4 @@
-//! How consumers are shown: `consumer info` and `consumer ls`.
+//! How consumers are shown: `consumer info`, `consumer ls` and `consumer report`.
 //!
 //! With `--json` the server's replies are printed as they came; otherwise they are decoded
 //! into async-nats' `consumer::Info` and laid out in tables.
@@ -146,6 +146,70 @@ pub async fn list(js: &Context, common: &CommonArgs, stream: &str, names_only: b
             info.num_ack_pending.to_string(),
             info.num_pending.to_string(),
             info.delivered.stream_sequence.to_string(),
+        ]);
+    }
+    output::print_table(&table)
+}
+
+/// `consumer report`: every consumer of a stream with its delivery and ack state, as natscli
+/// reports them.
+pub async fn report(js: &Context, common: &CommonArgs, stream: &str) -> Result<()> {
+    let mut items = api::list_all(
+        js,
+        &format!("CONSUMER.LIST.{stream}"),
+        "consumers",
+        Map::new(),
+    )
+    .await
+    .with_context(|| format!("stream {stream}"))?;
+    items.sort_by_key(|info| info["name"].as_str().unwrap_or("").to_string());
+    let mut infos = Vec::new();
+    for item in items {
+        infos.push(decode::<consumer::Info>(item, "consumer list")?);
+    }
+    if common.json {
+        let rows: Vec<Value> = infos
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "name": i.name,
+                    "mode": kind(&i.config),
+                    "ack_policy": output::wire_name(i.config.ack_policy),
+                    "ack_wait": i.config.ack_wait.as_nanos() as u64,
+                    "num_ack_pending": i.num_ack_pending,
+                    "num_redelivered": i.num_redelivered,
+                    "num_waiting": i.num_waiting,
+                    "num_pending": i.num_pending,
+                    "delivered_stream_seq": i.delivered.stream_sequence,
+                    "ack_floor_stream_seq": i.ack_floor.stream_sequence,
+                })
+            })
+            .collect();
+        return output::json_pretty(&rows);
+    }
+    if infos.is_empty() {
+        return output::line(format!("no consumers on stream {stream}"));
+    }
+    let mut table = output::table(&[
+        "Consumer",
+        "Mode",
+        "Ack Policy",
+        "Ack Wait",
+        "Ack Pending",
+        "Redelivered",
+        "Unprocessed",
+        "Ack Floor",
+    ]);
+    for i in infos {
+        table.add_row(vec![
+            i.name.clone(),
+            kind(&i.config).to_string(),
+            output::wire_name(i.config.ack_policy),
+            format_duration(i.config.ack_wait),
+            i.num_ack_pending.to_string(),
+            i.num_redelivered.to_string(),
+            i.num_pending.to_string(),
+            i.ack_floor.stream_sequence.to_string(),
         ]);
     }
     output::print_table(&table)

@@ -114,6 +114,8 @@ enum StreamAction {
     },
     /// A table of all streams and their state.
     Report,
+    /// The names of the streams that match every condition given (natscli's `stream find`).
+    Find(stream_view::FindArgs),
     /// Seal a stream: no more messages, deletes or purges, for good.
     Seal {
         /// Stream name.
@@ -217,6 +219,7 @@ pub async fn run(args: StreamArgs) -> Result<()> {
             remove_message(&js, common, &name, seq).await
         }
         StreamAction::Report => stream_view::report(&js, common).await,
+        StreamAction::Find(find) => stream_view::find(&js, common, &find).await,
         StreamAction::Seal { name, force } => {
             confirm(
                 &format!("seal stream {name} (this cannot be undone)"),
@@ -276,7 +279,7 @@ impl StreamAction {
             | Self::Seal { name, .. }
             | Self::Subjects { name, .. }
             | Self::Backup { name, .. } => Some(name),
-            Self::Ls { .. } | Self::Report | Self::Restore { .. } => None,
+            Self::Ls { .. } | Self::Report | Self::Find(_) | Self::Restore { .. } => None,
         }
     }
 }

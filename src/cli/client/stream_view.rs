@@ -308,3 +308,63 @@ fn origin_text(name: &str, filter: &Option<String>) -> String {
         None => name.to_string(),
     }
 }
+
+/// The conditions of `stream find`; a stream is listed when it meets all that are given.
+#[derive(Debug, clap::Args)]
+pub struct FindArgs {
+    /// Streams holding this subject (wildcards allowed), as the server matches it.
+    #[arg(long)]
+    subject: Option<String>,
+    /// Streams with no messages.
+    #[arg(long)]
+    empty: bool,
+    /// Streams with fewer than N consumers.
+    #[arg(long, value_name = "N")]
+    consumers: Option<u64>,
+    /// Mirrors.
+    #[arg(long)]
+    mirrored: bool,
+    /// Streams with sources.
+    #[arg(long)]
+    sourced: bool,
+    /// The streams that do not match, instead.
+    #[arg(long)]
+    invert: bool,
+}
+
+/// `stream find`: the matching streams' names, sorted.
+pub async fn find(js: &Context, common: &CommonArgs, args: &FindArgs) -> Result<()> {
+    let mut filter = Map::new();
+    if let Some(subject) = &args.subject {
+        filter.insert("subject".into(), json!(subject));
+    }
+    let by_subject = api::list_all(js, "STREAM.LIST", "streams", filter).await?;
+    let named: Vec<&str> = by_subject
+        .iter()
+        .filter_map(|i| i["config"]["name"].as_str())
+        .collect();
+    let mut found = Vec::new();
+    for info in all_infos(js).await? {
+        let name = info["config"]["name"].as_str().unwrap_or("").to_string();
+        let matches = named.contains(&name.as_str())
+            && (!args.empty || info["state"]["messages"].as_u64() == Some(0))
+            && args
+                .consumers
+                .is_none_or(|n| info["state"]["consumer_count"].as_u64().unwrap_or(0) < n)
+            && (!args.mirrored || info["config"].get("mirror").is_some_and(|m| !m.is_null()))
+            && (!args.sourced
+                || info["config"]["sources"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty()));
+        if matches != args.invert {
+            found.push(name);
+        }
+    }
+    if common.json {
+        return output::json_pretty(&found);
+    }
+    if found.is_empty() {
+        return output::line("no streams found");
+    }
+    found.iter().try_for_each(output::line)
+}
