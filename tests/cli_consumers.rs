@@ -393,3 +393,51 @@ fn report_shows_each_consumers_progress() {
     );
     jetlog_at(&url, &["consumer", "report", "NOPE"]).fails_with("10059");
 }
+
+#[test]
+fn edit_changes_only_the_settings_given() {
+    let (_server, url) = server_with_orders(2);
+    jetlog_at(
+        &url,
+        &[
+            "consumer",
+            "add",
+            "ORDERS",
+            "W",
+            "--ack-wait",
+            "30s",
+            "--max-deliver",
+            "5",
+        ],
+    )
+    .ok();
+    let out = jetlog_at(
+        &url,
+        &[
+            "consumer",
+            "edit",
+            "ORDERS",
+            "W",
+            "--ack-wait",
+            "1m",
+            "--max-ack-pending",
+            "50",
+            "--description",
+            "workers",
+        ],
+    )
+    .ok()
+    .to_string();
+    assert!(out.contains("consumer W of stream ORDERS updated"), "{out}");
+    let info = consumer_info(&url, "W");
+    assert_eq!(info.config.ack_wait, Duration::from_secs(60));
+    assert_eq!(info.config.max_ack_pending, 50);
+    assert_eq!(info.config.description.as_deref(), Some("workers"));
+    assert_eq!(info.config.max_deliver, 5, "kept");
+    jetlog_at(&url, &["consumer", "edit", "ORDERS", "W"]).fails_with("nothing to change");
+    jetlog_at(
+        &url,
+        &["consumer", "edit", "ORDERS", "NOPE", "--max-deliver", "3"],
+    )
+    .fails_with("10014");
+}

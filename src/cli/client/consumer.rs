@@ -55,6 +55,16 @@ enum ConsumerAction {
         #[arg(short = 'n', long)]
         names: bool,
     },
+    /// Change a consumer's settings; those not given keep their value.
+    #[command(visible_alias = "update")]
+    Edit {
+        /// Stream name.
+        stream: String,
+        /// Consumer name.
+        name: String,
+        #[command(flatten)]
+        settings: super::consumer_edit::EditArgs,
+    },
     /// A table of a stream's consumers and how far each has got (natscli's `consumer report`).
     Report {
         /// Stream name.
@@ -256,6 +266,7 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
     let (stream, name) = match &args.action {
         ConsumerAction::Add { stream, name, .. }
         | ConsumerAction::Info { stream, name }
+        | ConsumerAction::Edit { stream, name, .. }
         | ConsumerAction::Rm { stream, name, .. }
         | ConsumerAction::Next { stream, name, .. }
         | ConsumerAction::Pause { stream, name, .. }
@@ -287,6 +298,17 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
             consumer_view::list(&js, common, &stream, names).await
         }
         ConsumerAction::Report { stream } => consumer_view::report(&js, common, &stream).await,
+        ConsumerAction::Edit {
+            stream,
+            name,
+            settings,
+        } => {
+            let info = super::consumer_edit::edit(&js, &stream, &name, &settings).await?;
+            if !common.json {
+                output::line(format!("consumer {name} of stream {stream} updated"))?;
+            }
+            consumer_view::show_info(info, common.json)
+        }
         ConsumerAction::Info { stream, name } => {
             consumer_view::show_info(info_json(&js, &stream, &name).await?, common.json)
         }

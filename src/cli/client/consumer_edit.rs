@@ -1,0 +1,88 @@
+//! `consumer edit`: changes the settings given and keeps the rest exactly as the server
+//! reports them, through `CONSUMER.CREATE` with the `update` action as natscli does. The
+//! server decides what may change (a consumer's kind, ack policy and start cannot).
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use async_nats::jetstream::Context;
+use clap::Args;
+use serde_json::{json, Map, Value};
+
+use super::api;
+use super::pubsub::check_filter_subject;
+use crate::cli::parse_duration;
+
+/// The settings `consumer edit` can change; those not given keep their value.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// A description.
+    #[arg(long)]
+    description: Option<String>,
+    /// Only messages on this subject (wildcards allowed).
+    #[arg(long)]
+    filter: Option<String>,
+    /// How long the server waits for an ack before redelivering, e.g. 30s.
+    #[arg(long, value_parser = parse_duration)]
+    ack_wait: Option<Duration>,
+    /// Most deliveries of one message (-1: unlimited).
+    #[arg(long, allow_negative_numbers = true)]
+    max_deliver: Option<i64>,
+    /// Redelivery delays, comma separated, e.g. 1s,5s,30s.
+    #[arg(long, value_delimiter = ',', value_parser = parse_duration)]
+    backoff: Vec<Duration>,
+    /// Most messages delivered but not yet acknowledged.
+    #[arg(long)]
+    max_ack_pending: Option<i64>,
+}
+
+fn nanos(d: Duration) -> Result<i64> {
+    i64::try_from(d.as_nanos()).map_err(|_| anyhow!("duration {d:?} is too long"))
+}
+
+impl EditArgs {
+    /// Writes the given settings into `config` under NATS' JSON names; whether any was given.
+    fn apply(&self, config: &mut Map<String, Value>) -> Result<bool> {
+        let before = config.clone();
+        if let Some(filter) = &self.filter {
+            check_filter_subject(filter)?;
+            config.insert("filter_subject".into(), json!(filter));
+            config.remove("filter_subjects");
+        }
+        if let Some(description) = &self.description {
+            config.insert("description".into(), json!(description));
+        }
+        if let Some(wait) = self.ack_wait {
+            config.insert("ack_wait".into(), json!(nanos(wait)?));
+        }
+        if let Some(n) = self.max_deliver {
+            config.insert("max_deliver".into(), json!(n));
+        }
+        if !self.backoff.is_empty() {
+            let backoff: Result<Vec<i64>> = self.backoff.iter().map(|d| nanos(*d)).collect();
+            config.insert("backoff".into(), json!(backoff?));
+        }
+        if let Some(n) = self.max_ack_pending {
+            config.insert("max_ack_pending".into(), json!(n));
+        }
+        Ok(*config != before)
+    }
+}
+
+/// Updates consumer `name` of `stream`; the server's reply (its new info).
+pub async fn edit(js: &Context, stream: &str, name: &str, args: &EditArgs) -> Result<Value> {
+    let info = api::request(js, &format!("CONSUMER.INFO.{stream}.{name}"), &json!({}))
+        .await
+        .with_context(|| format!("consumer {name} of stream {stream}"))?;
+    let mut config = match info.get("config") {
+        Some(Value::Object(map)) => map.clone(),
+        _ => bail!("unexpected consumer info reply: no config object"),
+    };
+    if !args.apply(&mut config)? {
+        bail!("nothing to change: give at least one setting (see --help)");
+    }
+    let request = json!({"stream_name": stream, "config": config, "action": "update"});
+    api::request(js, &format!("CONSUMER.CREATE.{stream}.{name}"), &request)
+        .await
+        .with_context(|| format!("cannot update consumer {name} of stream {stream}"))
+}
