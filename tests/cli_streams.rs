@@ -583,3 +583,34 @@ fn find_lists_the_streams_that_meet_every_condition() {
     let none = jetlog_at(&url, &["stream", "find", "--subject", "nothing.here"]);
     assert_eq!(none.ok().trim(), "no streams found");
 }
+
+#[test]
+fn view_prints_messages_from_a_start_point() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    add_orders(&url);
+    for i in 1..=5 {
+        let region = if i % 2 == 0 { "eu" } else { "us" };
+        publish(&url, &format!("orders.{region}.{i}"), &format!("m{i}"));
+    }
+    let seqs = |args: &[&str]| -> Vec<u64> {
+        let mut argv = vec!["stream", "view", "ORDERS", "--json"];
+        argv.extend_from_slice(args);
+        let lines = jetlog_at(&url, &argv).json_lines();
+        lines.iter().filter_map(|m| m["seq"].as_u64()).collect()
+    };
+    assert_eq!(seqs(&[]), [1, 2, 3, 4, 5]);
+    assert_eq!(seqs(&["--id", "3", "--count", "2"]), [3, 4]);
+    assert_eq!(seqs(&["--subject", "orders.eu.>"]), [2, 4]);
+    let text = jetlog_at(&url, &["stream", "view", "ORDERS", "--count", "1"])
+        .ok()
+        .to_string();
+    assert!(
+        text.contains("orders.us.1") && text.contains("m1"),
+        "{text}"
+    );
+    jetlog_at(&url, &["stream", "add", "EMPTY", "--subjects", "empty.>"]).ok();
+    assert!(jetlog_at(&url, &["stream", "view", "EMPTY"])
+        .ok()
+        .is_empty());
+}

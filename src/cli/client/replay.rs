@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _, Result};
 use async_nats::datetime::DateTime;
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
-use async_nats::jetstream::stream;
+use async_nats::jetstream::{stream, Context};
 use clap::Args;
 use futures::StreamExt;
 
@@ -96,9 +96,40 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
             bail!("--to-seq {to} is before --from-seq {from}");
         }
     }
+    let js = connect::connect_jetstream(&args.common).await?;
+    replay(&js, &args, None).await
+}
+
+/// `stream view`: up to `count` messages of `stream` from `--id`/`--since` on (all of them
+/// when no count is given), ending at the stream's current end, as `replay` prints them.
+pub async fn view(
+    js: &Context,
+    common: CommonArgs,
+    stream: String,
+    subject: Option<String>,
+    from_seq: Option<u64>,
+    since: Option<DateTime>,
+    count: Option<u64>,
+) -> Result<()> {
+    if let Some(subject) = &subject {
+        check_filter_subject(subject)?;
+    }
+    let args = ReplayArgs {
+        stream,
+        subject,
+        from_seq,
+        since,
+        to_seq: None,
+        follow: false,
+        common,
+    };
+    replay(js, &args, count).await
+}
+
+/// Prints the stream's events per `args`, at most `limit` of them when one is given.
+async fn replay(js: &Context, args: &ReplayArgs, limit: Option<u64>) -> Result<()> {
     let common = &args.common;
-    let js = connect::connect_jetstream(common).await?;
-    let info: stream::Info = decode(info_json(&js, &args.stream).await?, "stream info")?;
+    let info: stream::Info = decode(info_json(js, &args.stream).await?, "stream info")?;
     // Without --follow the replay ends at the stream's last sequence as of now.
     let end = match (args.follow, args.to_seq) {
         (true, to) => to,
@@ -181,7 +212,7 @@ pub async fn run(args: ReplayArgs) -> Result<()> {
         .print(common.json)?;
         printed += 1;
         progress.update(printed, seq, end);
-        if end == Some(seq) || (!args.follow && pending == 0) {
+        if end == Some(seq) || (!args.follow && pending == 0) || limit == Some(printed) {
             break;
         }
     }

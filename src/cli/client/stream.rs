@@ -114,6 +114,24 @@ enum StreamAction {
     },
     /// A table of all streams and their state.
     Report,
+    /// Print a stream's messages from a start point to its current end (natscli's
+    /// `stream view`, without the paging prompt).
+    View {
+        /// Stream name.
+        name: String,
+        /// Start at this stream sequence.
+        #[arg(long, conflicts_with = "since")]
+        id: Option<u64>,
+        /// Start at this time: a duration back (1h) or an RFC 3339 time.
+        #[arg(long, value_parser = super::consumer::start_time)]
+        since: Option<async_nats::datetime::DateTime>,
+        /// Only messages on this subject (wildcards allowed).
+        #[arg(long)]
+        subject: Option<String>,
+        /// At most this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+    },
     /// The names of the streams that match every condition given (natscli's `stream find`).
     Find(stream_view::FindArgs),
     /// Seal a stream: no more messages, deletes or purges, for good.
@@ -220,6 +238,16 @@ pub async fn run(args: StreamArgs) -> Result<()> {
         }
         StreamAction::Report => stream_view::report(&js, common).await,
         StreamAction::Find(find) => stream_view::find(&js, common, &find).await,
+        StreamAction::View {
+            name,
+            id,
+            since,
+            subject,
+            count,
+        } => {
+            let common = args.common.clone();
+            super::replay::view(&js, common, name, subject, id, since, count).await
+        }
         StreamAction::Seal { name, force } => {
             confirm(
                 &format!("seal stream {name} (this cannot be undone)"),
@@ -278,6 +306,7 @@ impl StreamAction {
             | Self::Rmm { name, .. }
             | Self::Seal { name, .. }
             | Self::Subjects { name, .. }
+            | Self::View { name, .. }
             | Self::Backup { name, .. } => Some(name),
             Self::Ls { .. } | Self::Report | Self::Find(_) | Self::Restore { .. } => None,
         }
