@@ -57,7 +57,13 @@ pub fn main() -> ExitCode {
         // Run as `nats-server`, the binary is the server: there is no subcommand to give.
         args.insert(1.min(args.len()), OsString::from("server"));
     }
-    let args = if args.get(1).is_some_and(|a| a == "server") {
+    // `jetlog server ping|info|list` are client commands: their flags are the client's.
+    let server_ops = !as_nats_server
+        && args.get(1).is_some_and(|a| a == "server")
+        && args
+            .get(2)
+            .is_some_and(|a| ["ping", "info", "list"].iter().any(|op| a == op));
+    let args = if args.get(1).is_some_and(|a| a == "server") && !server_ops {
         let lossy = args.iter().map(|a| a.to_string_lossy().into_owned());
         let normalized = argv::normalize_server_args(lossy);
         if let Some(message) = refused_flags::refusal(&normalized) {
@@ -85,6 +91,9 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Server(mut args) => {
+            if let Some(ops) = args.ops.take() {
+                return client::run_server_ops(*ops);
+            }
             args.nats_server_defaults = as_nats_server;
             server::run(args)
         }

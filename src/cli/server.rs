@@ -19,8 +19,11 @@ use crate::server::{AuthConfig, Server, ServerConfig, SyncMode};
 /// Flags of `jetlog server`. Names follow nats-server so scripts can switch binaries; as with
 /// Go's flag package, a flag given twice takes its last value.
 #[derive(Debug, Args)]
-#[command(args_override_self = true)]
+#[command(args_override_self = true, args_conflicts_with_subcommands = true)]
 pub struct ServerArgs {
+    /// natscli's operator commands, asked of running servers instead of running one.
+    #[command(subcommand)]
+    pub ops: Option<Box<crate::cli::client::server_ops::ServerOps>>,
     /// Configuration file in nats-server's format; flags given beside it override it.
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,

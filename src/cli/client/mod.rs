@@ -25,6 +25,7 @@ mod object_view;
 mod output;
 mod pubsub;
 mod replay;
+pub mod server_ops;
 mod stream;
 mod stream_backup;
 mod stream_config;
@@ -67,8 +68,32 @@ pub enum ClientCommand {
     Context(context::ContextArgs),
 }
 
+/// Runs one of `jetlog server`'s operator commands (`ping`, `info`, `list`).
+pub fn run_server_ops(ops: server_ops::ServerOps) -> ExitCode {
+    run_to_exit(server_ops::run(ops))
+}
+
 /// Runs one client command to completion and turns its outcome into an exit code.
 pub fn run(command: ClientCommand) -> ExitCode {
+    run_to_exit(async move {
+        match command {
+            ClientCommand::Pub(args) => pubsub::publish(args).await,
+            ClientCommand::Sub(args) => pubsub::subscribe(args).await,
+            ClientCommand::Req(args) => pubsub::request(args).await,
+            ClientCommand::Reply(args) => pubsub::reply(args).await,
+            ClientCommand::Stream(args) => stream::run(args).await,
+            ClientCommand::Consumer(args) => consumer::run(args).await,
+            ClientCommand::Kv(args) => kv::run(args).await,
+            ClientCommand::Object(args) => object::run(args).await,
+            ClientCommand::Replay(args) => replay::run(args).await,
+            ClientCommand::Bench(args) => bench::run(args).await,
+            ClientCommand::Context(args) => context::run(args).await,
+        }
+    })
+}
+
+/// Runs a command's future on a one-thread runtime and turns its outcome into an exit code.
+fn run_to_exit(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     // One thread is plenty for one connection, and leaves the cores to the server.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -81,19 +106,7 @@ pub fn run(command: ClientCommand) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async move {
-        let outcome = match command {
-            ClientCommand::Pub(args) => pubsub::publish(args).await,
-            ClientCommand::Sub(args) => pubsub::subscribe(args).await,
-            ClientCommand::Req(args) => pubsub::request(args).await,
-            ClientCommand::Reply(args) => pubsub::reply(args).await,
-            ClientCommand::Stream(args) => stream::run(args).await,
-            ClientCommand::Consumer(args) => consumer::run(args).await,
-            ClientCommand::Kv(args) => kv::run(args).await,
-            ClientCommand::Object(args) => object::run(args).await,
-            ClientCommand::Replay(args) => replay::run(args).await,
-            ClientCommand::Bench(args) => bench::run(args).await,
-            ClientCommand::Context(args) => context::run(args).await,
-        };
+        let outcome = command.await;
         // A request to a subject the user may not publish to is refused by the server and
         // never answered: say so, rather than that the answer did not come in time.
         tokio::task::yield_now().await;

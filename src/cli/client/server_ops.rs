@@ -1,0 +1,201 @@
+//! `jetlog server ping|info|list`: natscli's operator commands, asked of every server through
+//! the system account (`$SYS.REQ.SERVER.PING…`), so the connection must be a system-account
+//! user's. Replies are gathered until `--expect` servers answered, or until no other answer
+//! came for `GATHER_QUIET` after the last, within `--timeout`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use async_nats::Client;
+use clap::{Args, Subcommand};
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::connect::{self, CommonArgs};
+use super::output;
+use super::units::{format_duration, format_size};
+
+/// How long after the last answer the gathering stops when `--expect` is not given: the
+/// servers of one cluster answer within a few milliseconds of each other.
+const GATHER_QUIET: Duration = Duration::from_millis(300);
+
+/// The operator's commands under `jetlog server`.
+#[derive(Debug, Subcommand)]
+pub enum ServerOps {
+    /// Ping every server through the system account: who answered, and how fast.
+    Ping(OpsArgs),
+    /// One server's settings and counters (its VARZ): the one named, or the first to answer.
+    Info {
+        /// A server name or id.
+        #[arg(value_name = "SERVER")]
+        name: Option<String>,
+        #[command(flatten)]
+        ops: OpsArgs,
+    },
+    /// A table of every server: version, connections, subscriptions, traffic, memory, CPU.
+    List(OpsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OpsArgs {
+    /// Stop once this many servers have answered.
+    #[arg(long, value_name = "N")]
+    expect: Option<usize>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// One server's answer and how long it took.
+struct Answer {
+    body: Value,
+    rtt: Duration,
+}
+
+/// Sends `subject` to every server and gathers the answers.
+async fn gather(client: &Client, subject: &str, args: &OpsArgs) -> Result<Vec<Answer>> {
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await?;
+    let sent = Instant::now();
+    client
+        .publish_with_reply(subject.to_string(), inbox, "".into())
+        .await?;
+    client.flush().await?;
+    let deadline = sent + args.common.timeout;
+    let mut answers = Vec::new();
+    while args.expect.is_none_or(|n| answers.len() < n) {
+        let now = Instant::now();
+        let mut wait = deadline.saturating_duration_since(now);
+        if args.expect.is_none() && !answers.is_empty() {
+            wait = wait.min(GATHER_QUIET);
+        }
+        let Ok(Some(msg)) = tokio::time::timeout(wait, replies.next()).await else {
+            break;
+        };
+        if msg
+            .status
+            .is_some_and(|s| s == async_nats::StatusCode::NO_RESPONDERS)
+        {
+            bail!("no server answered {subject}: connect as a user of the system account");
+        }
+        let body: Value = serde_json::from_slice(&msg.payload)?;
+        answers.push(Answer {
+            body,
+            rtt: sent.elapsed(),
+        });
+    }
+    if answers.is_empty() {
+        bail!(
+            "no server answered {subject} within {}: connect as a user of the system account",
+            format_duration(args.common.timeout)
+        );
+    }
+    Ok(answers)
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// Runs one of the operator's commands.
+pub async fn run(ops: ServerOps) -> Result<()> {
+    match ops {
+        ServerOps::Ping(args) => ping(&args).await,
+        ServerOps::Info { name, ops } => info(name.as_deref(), &ops).await,
+        ServerOps::List(args) => list(&args).await,
+    }
+}
+
+async fn ping(args: &OpsArgs) -> Result<()> {
+    let client = connect::connect(&args.common).await?;
+    let answers = gather(&client, "$SYS.REQ.SERVER.PING", args).await?;
+    if args.common.json {
+        let rows: Vec<Value> = answers
+            .iter()
+            .map(|a| json!({"server": a.body["server"], "rtt": a.rtt.as_nanos() as u64}))
+            .collect();
+        return output::json_pretty(&rows);
+    }
+    for a in &answers {
+        let server = &a.body["server"];
+        output::line(format!(
+            "{} ({}) rtt {}",
+            text(&server["name"]),
+            text(&server["id"]),
+            format_duration(a.rtt)
+        ))?;
+    }
+    output::line(format!("{} servers answered", answers.len()))
+}
+
+async fn info(wanted: Option<&str>, args: &OpsArgs) -> Result<()> {
+    let client = connect::connect(&args.common).await?;
+    let answers = gather(&client, "$SYS.REQ.SERVER.PING.VARZ", args).await?;
+    let named = |a: &&Answer| {
+        let server = &a.body["server"];
+        wanted.is_none_or(|w| server["name"] == w || server["id"] == w)
+    };
+    let Some(answer) = answers.iter().find(named) else {
+        bail!("no server named {:?} answered", wanted.unwrap_or_default());
+    };
+    let data = &answer.body["data"];
+    if args.common.json {
+        return output::json_pretty(data);
+    }
+    let rows = vec![
+        ("Name", text(&data["server_name"])),
+        ("Id", text(&data["server_id"])),
+        ("Version", text(&data["version"])),
+        ("Host", format!("{}:{}", text(&data["host"]), data["port"])),
+        ("Started", text(&data["start"])),
+        ("Uptime", text(&data["uptime"])),
+        ("Connections", data["connections"].to_string()),
+        ("Subscriptions", data["subscriptions"].to_string()),
+        ("Messages in", data["in_msgs"].to_string()),
+        ("Messages out", data["out_msgs"].to_string()),
+        (
+            "Bytes in",
+            format_size(data["in_bytes"].as_u64().unwrap_or(0)),
+        ),
+        (
+            "Bytes out",
+            format_size(data["out_bytes"].as_u64().unwrap_or(0)),
+        ),
+        ("Memory", format_size(data["mem"].as_u64().unwrap_or(0))),
+        ("CPU", format!("{}%", data["cpu"])),
+        (
+            "Max payload",
+            format_size(data["max_payload"].as_u64().unwrap_or(0)),
+        ),
+    ];
+    output::print_table(&output::properties(rows))
+}
+
+async fn list(args: &OpsArgs) -> Result<()> {
+    let client = connect::connect(&args.common).await?;
+    let mut answers = gather(&client, "$SYS.REQ.SERVER.PING", args).await?;
+    answers.sort_by_key(|a| text(&a.body["server"]["name"]));
+    if args.common.json {
+        let rows: Vec<&Value> = answers.iter().map(|a| &a.body).collect();
+        return output::json_pretty(&rows);
+    }
+    let mut table = output::table(&[
+        "Name", "Cluster", "Version", "Conns", "Subs", "Msgs in", "Msgs out", "Memory", "CPU",
+        "RTT",
+    ]);
+    for a in &answers {
+        let (server, stats) = (&a.body["server"], &a.body["statsz"]);
+        table.add_row(vec![
+            text(&server["name"]),
+            server["cluster"].as_str().unwrap_or("").to_string(),
+            text(&server["ver"]),
+            stats["connections"].to_string(),
+            stats["subscriptions"].to_string(),
+            stats["received"]["msgs"].to_string(),
+            stats["sent"]["msgs"].to_string(),
+            format_size(stats["mem"].as_u64().unwrap_or(0)),
+            format!("{}%", stats["cpu"]),
+            format_duration(a.rtt),
+        ]);
+    }
+    output::print_table(&table)
+}

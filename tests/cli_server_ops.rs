@@ -1,0 +1,59 @@
+//! `jetlog server ping|info|list` run as a process against a real jetlog server with a
+//! system account: the answers of `$SYS.REQ.SERVER.PING…`, and the error for a user who is
+//! not in the system account.
+
+mod cli_support;
+mod common;
+
+use cli_support::jetlog_at;
+use common::TestServer;
+
+const CONF: &str = r#"
+server_name: ops-test
+accounts {
+  APP: { jetstream: enabled, users: [ { user: app, password: pw } ] }
+  OPS: { users: [ { user: admin, password: pw } ] }
+}
+system_account: OPS
+"#;
+
+fn url(server: &TestServer, user: &str) -> String {
+    format!("nats://{user}:pw@127.0.0.1:{}", server.port)
+}
+
+#[test]
+fn ping_info_and_list_ask_every_server_through_the_system_account() {
+    let (server, _dir) = TestServer::start_with_config(CONF, &[]);
+    let admin = url(&server, "admin");
+    let pings = jetlog_at(&admin, &["server", "ping", "--json", "--expect", "1"]).json();
+    assert_eq!(pings[0]["server"]["name"], "ops-test", "{pings}");
+    assert!(pings[0]["rtt"].as_u64().is_some_and(|ns| ns > 0), "{pings}");
+    let text = jetlog_at(&admin, &["server", "ping"]).ok().to_string();
+    assert!(
+        text.contains("ops-test") && text.contains("1 servers answered"),
+        "{text}"
+    );
+
+    let info = jetlog_at(&admin, &["server", "info", "ops-test", "--json"]).json();
+    assert_eq!(info["server_name"], "ops-test", "{info}");
+    assert_eq!(info["port"], server.port, "{info}");
+    let text = jetlog_at(&admin, &["server", "info"]).ok().to_string();
+    assert!(text.contains("Max payload"), "{text}");
+    jetlog_at(&admin, &["server", "info", "elsewhere"]).fails_with("no server named");
+
+    let list = jetlog_at(&admin, &["server", "list", "--json"]).json();
+    assert_eq!(list[0]["server"]["name"], "ops-test", "{list}");
+    assert!(
+        list[0]["statsz"]["connections"].as_u64().is_some(),
+        "{list}"
+    );
+    let table = jetlog_at(&admin, &["server", "list"]).ok().to_string();
+    assert!(
+        table.contains("Conns") && table.contains("ops-test"),
+        "{table}"
+    );
+
+    let app = url(&server, "app");
+    jetlog_at(&app, &["server", "ping", "--timeout", "1s"])
+        .fails_with("connect as a user of the system account");
+}
