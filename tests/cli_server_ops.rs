@@ -22,7 +22,7 @@ fn url(server: &TestServer, user: &str) -> String {
 }
 
 #[test]
-fn ping_info_and_list_ask_every_server_through_the_system_account() {
+fn ping_info_list_and_report_ask_every_server_through_the_system_account() {
     let (server, _dir) = TestServer::start_with_config(CONF, &[]);
     let admin = url(&server, "admin");
     let pings = jetlog_at(&admin, &["server", "ping", "--json", "--expect", "1"]).json();
@@ -53,7 +53,35 @@ fn ping_info_and_list_ask_every_server_through_the_system_account() {
         "{table}"
     );
 
+    // A JetStream user's stream and connection show in the reports.
     let app = url(&server, "app");
+    jetlog_at(&app, &["stream", "add", "ORDERS", "--subjects", "orders.>"]).ok();
+    let js = jetlog_at(&admin, &["server", "report", "jetstream", "--json"]).json();
+    assert_eq!(js[0]["streams"], 1, "{js}");
+    assert!(
+        js[0]["api"]["total"].as_u64().is_some_and(|n| n >= 1),
+        "{js}"
+    );
+    let table = jetlog_at(&admin, &["server", "report", "js"])
+        .ok()
+        .to_string();
+    assert!(
+        table.contains("Streams") && table.contains("ops-test"),
+        "{table}"
+    );
+    let conns = jetlog_at(&admin, &["server", "report", "connections", "--json"]).json();
+    let accounts: Vec<&str> = conns[0]["connections"]
+        .as_array()
+        .expect("connections")
+        .iter()
+        .filter_map(|c| c["account"].as_str())
+        .collect();
+    assert!(accounts.contains(&"OPS"), "the asking connection: {conns}");
+    let table = jetlog_at(&admin, &["server", "report", "connections"])
+        .ok()
+        .to_string();
+    assert!(table.contains("OPS") && table.contains("CID"), "{table}");
+
     jetlog_at(&app, &["server", "ping", "--timeout", "1s"])
         .fails_with("connect as a user of the system account");
 }

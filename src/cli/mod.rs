@@ -62,7 +62,7 @@ pub fn main() -> ExitCode {
         && args.get(1).is_some_and(|a| a == "server")
         && args
             .get(2)
-            .is_some_and(|a| ["ping", "info", "list"].iter().any(|op| a == op));
+            .is_some_and(|a| ["ping", "info", "list", "report"].iter().any(|op| a == op));
     let args = if args.get(1).is_some_and(|a| a == "server") && !server_ops {
         let lossy = args.iter().map(|a| a.to_string_lossy().into_owned());
         let normalized = argv::normalize_server_args(lossy);

@@ -1,4 +1,4 @@
-//! `jetlog server ping|info|list`: natscli's operator commands, asked of every server through
+//! `jetlog server ping|info|list|report`: natscli's operator commands, asked of every server through
 //! the system account (`$SYS.REQ.SERVER.PING…`), so the connection must be a system-account
 //! user's. Replies are gathered until `--expect` servers answered, or until no other answer
 //! came for `GATHER_QUIET` after the last, within `--timeout`.
@@ -34,6 +34,21 @@ pub enum ServerOps {
     },
     /// A table of every server: version, connections, subscriptions, traffic, memory, CPU.
     List(OpsArgs),
+    /// Every server's connections, or its JetStream usage, in one table.
+    Report {
+        #[command(subcommand)]
+        what: ReportKind,
+    },
+}
+
+/// What `server report` shows.
+#[derive(Debug, Subcommand)]
+pub enum ReportKind {
+    /// Each client connection of each server: account, address, traffic, subscriptions.
+    Connections(OpsArgs),
+    /// Each server's JetStream: streams, consumers, messages, storage and API use.
+    #[command(visible_alias = "js")]
+    Jetstream(OpsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,11 +68,21 @@ struct Answer {
 
 /// Sends `subject` to every server and gathers the answers.
 async fn gather(client: &Client, subject: &str, args: &OpsArgs) -> Result<Vec<Answer>> {
+    gather_with(client, subject, "", args).await
+}
+
+/// Sends `subject` with the request options `body` to every server and gathers the answers.
+async fn gather_with(
+    client: &Client,
+    subject: &str,
+    body: &str,
+    args: &OpsArgs,
+) -> Result<Vec<Answer>> {
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(inbox.clone()).await?;
     let sent = Instant::now();
     client
-        .publish_with_reply(subject.to_string(), inbox, "".into())
+        .publish_with_reply(subject.to_string(), inbox, body.to_string().into())
         .await?;
     client.flush().await?;
     let deadline = sent + args.common.timeout;
@@ -102,7 +127,88 @@ pub async fn run(ops: ServerOps) -> Result<()> {
         ServerOps::Ping(args) => ping(&args).await,
         ServerOps::Info { name, ops } => info(name.as_deref(), &ops).await,
         ServerOps::List(args) => list(&args).await,
+        ServerOps::Report {
+            what: ReportKind::Connections(args),
+        } => report_connections(&args).await,
+        ServerOps::Report {
+            what: ReportKind::Jetstream(args),
+        } => report_jetstream(&args).await,
     }
+}
+
+/// The answering server's name, from a reply's envelope.
+fn server_name(answer: &Answer) -> String {
+    text(&answer.body["server"]["name"])
+}
+
+async fn report_connections(args: &OpsArgs) -> Result<()> {
+    let client = connect::connect(&args.common).await?;
+    let subject = "$SYS.REQ.SERVER.PING.CONNZ";
+    let mut answers = gather_with(&client, subject, r#"{"auth":true}"#, args).await?;
+    answers.sort_by_key(server_name);
+    if args.common.json {
+        let rows: Vec<&Value> = answers.iter().map(|a| &a.body["data"]).collect();
+        return output::json_pretty(&rows);
+    }
+    let mut table = output::table(&[
+        "Server", "CID", "Name", "Account", "Address", "Uptime", "Msgs in", "Msgs out", "Subs",
+    ]);
+    for a in &answers {
+        let empty = Vec::new();
+        let conns = a.body["data"]["connections"].as_array().unwrap_or(&empty);
+        for c in conns {
+            table.add_row(vec![
+                server_name(a),
+                c["cid"].to_string(),
+                c["name"].as_str().unwrap_or("").to_string(),
+                c["account"].as_str().unwrap_or("$G").to_string(),
+                format!("{}:{}", text(&c["ip"]), c["port"]),
+                text(&c["uptime"]),
+                c["in_msgs"].to_string(),
+                c["out_msgs"].to_string(),
+                c["subscriptions"].to_string(),
+            ]);
+        }
+    }
+    output::print_table(&table)
+}
+
+async fn report_jetstream(args: &OpsArgs) -> Result<()> {
+    let client = connect::connect(&args.common).await?;
+    let subject = "$SYS.REQ.SERVER.PING.JSZ";
+    let mut answers = gather_with(&client, subject, r#"{"accounts":true}"#, args).await?;
+    answers.sort_by_key(server_name);
+    if args.common.json {
+        let rows: Vec<&Value> = answers.iter().map(|a| &a.body["data"]).collect();
+        return output::json_pretty(&rows);
+    }
+    let mut table = output::table(&[
+        "Server",
+        "Streams",
+        "Consumers",
+        "Messages",
+        "Bytes",
+        "Memory",
+        "Storage",
+        "API requests",
+        "API errors",
+    ]);
+    for a in &answers {
+        let d = &a.body["data"];
+        let size = |v: &Value| format_size(v.as_u64().unwrap_or(0));
+        table.add_row(vec![
+            server_name(a),
+            d["streams"].to_string(),
+            d["consumers"].to_string(),
+            d["messages"].to_string(),
+            size(&d["bytes"]),
+            size(&d["memory"]),
+            size(&d["storage"]),
+            d["api"]["total"].to_string(),
+            d["api"]["errors"].to_string(),
+        ]);
+    }
+    output::print_table(&table)
 }
 
 async fn ping(args: &OpsArgs) -> Result<()> {
