@@ -41,6 +41,11 @@ pub fn origin_ident(created_ns: i64) -> String {
 }
 
 impl Stream {
+    /// Whether the stream takes in other streams (the timer then pumps it).
+    pub fn has_sources(&self) -> bool {
+        !self.sources.is_empty()
+    }
+
     /// The sources' specs, by index name, for the pump.
     pub fn source_specs(&self) -> Vec<(String, OriginSpec)> {
         self.sources.specs()

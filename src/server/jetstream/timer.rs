@@ -123,7 +123,7 @@ pub fn run(js: &JetStream) {
                     entry.ticking.store(false, Ordering::Relaxed);
                     js.alarm.forget(&name);
                 }
-                let sourced = !stream.source_specs().is_empty();
+                let sourced = stream.has_sources();
                 (wants.0, wants.1, stream.mirror_spec().cloned(), sourced)
             };
             let pump_now = regular || was_behind.contains(&name);
