@@ -1,6 +1,8 @@
 //! The publish header of atomic batches (`Nats-Batch-Id`, see `stream_batch`), which a stream
 //! must enable: a stream that does not refuses it with nats-server's error (probed on
-//! 2.15.1), instead of storing the message as if the header meant nothing. (`Nats-TTL` is
+//! 2.15.1), instead of storing the message as if the header meant nothing. And
+//! `Nats-Stream-Source`, which only the server writes (on sourced copies, see
+//! `stream_sources`): a publisher's would mislead where sources resume. (`Nats-TTL` is
 //! checked by `msg_ttl`, `Nats-Incr` by `stream_counters`, `Nats-Schedule` by
 //! `stream_schedules`.)
 
@@ -9,6 +11,13 @@ use crate::protocol::headers::header_value;
 
 /// The refusal for the first feature header in `headers`, if any.
 pub fn check_feature_headers(headers: &[u8], allow_atomic: bool) -> Result<(), ApiError> {
+    if header_value(headers, super::stream_sources::STREAM_SOURCE).is_some() {
+        return Err(ApiError::new(
+            400,
+            10227,
+            "message stream source header is not allowed",
+        ));
+    }
     if !allow_atomic && header_value(headers, b"Nats-Batch-Id").is_some() {
         return Err(ApiError::new(400, 10174, "atomic publish is disabled"));
     }

@@ -137,13 +137,6 @@ impl Stream {
             expect.headers = rewritten;
             // A scheduled message is stored as produced: its headers are the server's.
             if !self.producing {
-                if header_value(headers, super::stream_sources::STREAM_SOURCE).is_some() {
-                    return Err(ApiError::new(
-                        400,
-                        10227,
-                        "message stream source header is not allowed",
-                    ));
-                }
                 check_feature_headers(headers, self.config().allow_atomic)?;
                 let schedule = self.check_schedule_headers(&msg.subject, headers)?;
                 if schedule == (ScheduleHeaders::Schedule { add_rollup: true }) {
