@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use super::api::{self, describe};
 use super::connect::{self, CommonArgs};
+use super::consumer_edit::ConsumerSettings;
 use super::consumer_view;
 use super::output::{self, MessageView};
 use super::pubsub::{check_filter_subject, check_publish_subject};
@@ -63,7 +64,7 @@ enum ConsumerAction {
         /// Consumer name.
         name: String,
         #[command(flatten)]
-        settings: super::consumer_edit::EditArgs,
+        settings: ConsumerSettings,
     },
     /// A table of a stream's consumers and how far each has got (natscli's `consumer report`).
     Report {
@@ -143,31 +144,16 @@ struct ConsumerConfigArgs {
     /// For push consumers: deliver to one member of this queue group.
     #[arg(long, requires = "push")]
     deliver_group: Option<String>,
-    /// Only messages on this subject (wildcards allowed).
-    #[arg(long)]
-    filter: Option<String>,
     /// How messages are acknowledged.
     #[arg(long, value_enum, default_value = "explicit")]
     ack: AckArg,
-    /// How long the server waits for an ack before redelivering, e.g. 30s.
-    #[arg(long, value_parser = parse_duration)]
-    ack_wait: Option<Duration>,
-    /// Most deliveries of one message (-1: unlimited).
-    #[arg(long, allow_negative_numbers = true)]
-    max_deliver: Option<i64>,
-    /// Redelivery delays, comma separated, e.g. 1s,5s,30s.
-    #[arg(long, value_delimiter = ',', value_parser = parse_duration)]
-    backoff: Vec<Duration>,
     /// Where delivery starts: all, last, new, last-per-subject, seq:N, or time:T (T an RFC 3339
     /// time or a duration back, such as 1h).
     #[arg(long, default_value = "all", value_parser = parse_deliver_policy)]
     deliver: DeliverPolicy,
-    /// Most messages delivered but not yet acknowledged.
-    #[arg(long)]
-    max_ack_pending: Option<i64>,
-    /// A description.
-    #[arg(long)]
-    description: Option<String>,
+    /// The settings `consumer edit` can change too.
+    #[command(flatten)]
+    settings: ConsumerSettings,
 }
 
 /// Parses `--deliver`.
@@ -210,13 +196,14 @@ impl ConsumerConfigArgs {
         if let Some(subject) = &self.push {
             check_publish_subject(subject)?;
         }
-        if let Some(filter) = &self.filter {
+        let settings = &self.settings;
+        if let Some(filter) = &settings.filter {
             check_filter_subject(filter)?;
         }
         let mut config = consumer::Config {
             durable_name: Some(name.to_string()),
             name: Some(name.to_string()),
-            description: self.description.clone(),
+            description: settings.description.clone(),
             // `--pull` is the default and conflicts with `--push`; it exists for symmetry.
             deliver_subject: if self.pull { None } else { self.push.clone() },
             deliver_group: self.deliver_group.clone(),
@@ -226,17 +213,17 @@ impl ConsumerConfigArgs {
                 AckArg::All => AckPolicy::All,
                 AckArg::None => AckPolicy::None,
             },
-            filter_subject: self.filter.clone().unwrap_or_default(),
-            backoff: self.backoff.clone(),
+            filter_subject: settings.filter.clone().unwrap_or_default(),
+            backoff: settings.backoff.clone(),
             ..Default::default()
         };
-        if let Some(wait) = self.ack_wait {
+        if let Some(wait) = settings.ack_wait {
             config.ack_wait = wait;
         }
-        if let Some(n) = self.max_deliver {
+        if let Some(n) = settings.max_deliver {
             config.max_deliver = n;
         }
-        if let Some(n) = self.max_ack_pending {
+        if let Some(n) = settings.max_ack_pending {
             config.max_ack_pending = n;
         }
         Ok(config)

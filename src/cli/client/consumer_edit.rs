@@ -13,34 +13,35 @@ use super::api;
 use super::pubsub::check_filter_subject;
 use crate::cli::parse_duration;
 
-/// The settings `consumer edit` can change; those not given keep their value.
+/// The consumer settings `consumer add` sets and `consumer edit` can change; in an edit,
+/// those not given keep their value.
 #[derive(Debug, Args)]
-pub struct EditArgs {
-    /// A description.
-    #[arg(long)]
-    description: Option<String>,
+pub struct ConsumerSettings {
     /// Only messages on this subject (wildcards allowed).
     #[arg(long)]
-    filter: Option<String>,
+    pub filter: Option<String>,
     /// How long the server waits for an ack before redelivering, e.g. 30s.
     #[arg(long, value_parser = parse_duration)]
-    ack_wait: Option<Duration>,
+    pub ack_wait: Option<Duration>,
     /// Most deliveries of one message (-1: unlimited).
     #[arg(long, allow_negative_numbers = true)]
-    max_deliver: Option<i64>,
+    pub max_deliver: Option<i64>,
     /// Redelivery delays, comma separated, e.g. 1s,5s,30s.
     #[arg(long, value_delimiter = ',', value_parser = parse_duration)]
-    backoff: Vec<Duration>,
+    pub backoff: Vec<Duration>,
     /// Most messages delivered but not yet acknowledged.
     #[arg(long)]
-    max_ack_pending: Option<i64>,
+    pub max_ack_pending: Option<i64>,
+    /// A description.
+    #[arg(long)]
+    pub description: Option<String>,
 }
 
 fn nanos(d: Duration) -> Result<i64> {
     i64::try_from(d.as_nanos()).map_err(|_| anyhow!("duration {d:?} is too long"))
 }
 
-impl EditArgs {
+impl ConsumerSettings {
     /// Writes the given settings into `config` under NATS' JSON names; whether any was given.
     fn apply(&self, config: &mut Map<String, Value>) -> Result<bool> {
         let before = config.clone();
@@ -70,7 +71,12 @@ impl EditArgs {
 }
 
 /// Updates consumer `name` of `stream`; the server's reply (its new info).
-pub async fn edit(js: &Context, stream: &str, name: &str, args: &EditArgs) -> Result<Value> {
+pub async fn edit(
+    js: &Context,
+    stream: &str,
+    name: &str,
+    args: &ConsumerSettings,
+) -> Result<Value> {
     let info = api::request(js, &format!("CONSUMER.INFO.{stream}.{name}"), &json!({}))
         .await
         .with_context(|| format!("consumer {name} of stream {stream}"))?;
