@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use async_nats::Client;
-use common::js_consumer::{call, call_raw, connect, error};
+use common::js_consumer::{call, call_raw, connect, create_stream as create, error};
 use common::{within, TestServer};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -57,12 +57,6 @@ async fn caught_up(client: &Client, mirror: &str, want: Value) -> Value {
         assert!(Instant::now() < deadline, "mirror {mirror} stuck at {info}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn create(client: &Client, name: &str, config: Value) -> Value {
-    let mut config = config;
-    config["name"] = json!(name);
-    call(client, &format!("$JS.API.STREAM.CREATE.{name}"), config).await
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use async_nats::Client;
-use common::js_consumer::{call, call_raw, connect, error};
+use common::js_consumer::{call, call_raw, connect, create_stream as create, error};
 use common::{within, TestServer};
 use serde_json::{json, Value};
 
@@ -40,12 +40,6 @@ async fn publish(client: &Client, subject: &str, count: u64, id_prefix: Option<&
             }
         }
     }
-}
-
-async fn create(client: &Client, name: &str, config: Value) -> Value {
-    let mut config = config;
-    config["name"] = json!(name);
-    call(client, &format!("$JS.API.STREAM.CREATE.{name}"), config).await
 }
 
 async fn info(client: &Client, name: &str) -> Value {

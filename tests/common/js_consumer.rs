@@ -62,6 +62,13 @@ pub async fn publish(client: &Client, subject: &str, payload: &str) -> u64 {
         .unwrap_or_else(|| panic!("publish {subject}: {ack}"))
 }
 
+/// `STREAM.CREATE` of `name` with `config` (its name filled in); the reply, error or not.
+pub async fn create_stream(client: &Client, name: &str, config: Value) -> Value {
+    let mut config = config;
+    config["name"] = json!(name);
+    call(client, &format!("$JS.API.STREAM.CREATE.{name}"), config).await
+}
+
 pub async fn create(client: &Client, name: &str, config: Value) -> Value {
     call(
         client,
