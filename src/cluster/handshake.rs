@@ -42,6 +42,10 @@ pub struct RouteInfo {
     /// connection for every account and closes such a connection.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub route_account: String,
+    /// The sender runs JetStream, so it is a member of the meta group (nats-server's
+    /// `jetstream`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub jetstream: bool,
 }
 
 /// A route's `CONNECT`, sent by the dialling server.

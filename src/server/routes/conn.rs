@@ -430,6 +430,7 @@ impl Session {
             configured,
             info.connect_urls.clone(),
         ));
+        link.jetstream.store(info.jetstream, Ordering::Relaxed);
         let others = match self.cluster.register(&link) {
             Ok(others) => others,
             Err(_) => {
@@ -561,19 +562,30 @@ impl Session {
             );
             return;
         };
-        let publish = Publish {
-            subject: msg.subject,
-            reply: msg.reply,
-            headers: msg.headers,
-            payload: msg.payload,
-        };
         let from = Publisher {
             client: None,
             echo: true,
             reach: Reach::Routed(&msg.queues),
         };
-        account.router.route(
+        // A JetStream delivery is routed on its deliver subject and shown with the subject
+        // carried after its reply.
+        let (shown, reply) = match msg
+            .reply
+            .as_ref()
+            .and_then(super::link::split_deliver_reply)
+        {
+            Some((reply, shown)) => (Some(shown), Some(reply)),
+            None => (None, msg.reply),
+        };
+        let publish = Publish {
+            subject: shown.unwrap_or_else(|| msg.subject.clone()),
+            reply,
+            headers: msg.headers,
+            payload: msg.payload,
+        };
+        account.router.route_as(
             &from,
+            &msg.subject,
             &publish,
             &mut self.cache,
             &mut self.out,

@@ -45,6 +45,8 @@ pub struct RouteLink {
     pub started: std::time::SystemTime,
     /// The peer said it is in lame duck mode (its URLs are no longer advertised).
     pub lame_duck: std::sync::atomic::AtomicBool,
+    /// The peer runs JetStream (its INFO said so).
+    pub jetstream: std::sync::atomic::AtomicBool,
     pub in_msgs: AtomicU64,
     pub in_bytes: AtomicU64,
     /// The peer's interest, by line, with the router each subscription is in.
@@ -75,6 +77,7 @@ impl RouteLink {
             gossip: Mutex::new(None),
             started: std::time::SystemTime::now(),
             lame_duck: std::sync::atomic::AtomicBool::new(false),
+            jetstream: std::sync::atomic::AtomicBool::new(false),
             in_msgs: AtomicU64::new(0),
             in_bytes: AtomicU64::new(0),
             remote: Mutex::new(HashMap::new()),
@@ -91,10 +94,11 @@ impl RouteLink {
         queues: &[Bytes],
     ) -> Enqueued {
         let headers = msg.headers.as_deref().filter(|_| self.headers);
+        let reply = deliver_reply(subject, msg);
         let len = 64
             + account.len()
             + subject.len()
-            + msg.reply.as_ref().map_or(0, Bytes::len)
+            + reply.as_ref().map_or(0, |r| r.len())
             + queues.iter().map(|q| q.len() + 1).sum::<usize>()
             + headers.map_or(0, <[u8]>::len)
             + msg.payload.len();
@@ -105,7 +109,7 @@ impl RouteLink {
                     out,
                     Some(account),
                     subject,
-                    msg.reply.as_deref(),
+                    reply.as_deref(),
                     queues,
                     headers,
                     &msg.payload,
@@ -180,4 +184,87 @@ impl RouteLink {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The reply to send on a route for `msg` routed on `subject`. A JetStream delivery is
+/// routed on its consumer's deliver subject but shown with its stream subject; as
+/// nats-server does, the shown subject travels after an `@` at the end of the `$JS.ACK`
+/// reply, and the receiving server takes it back off ([`split_deliver_reply`]).
+fn deliver_reply<'a>(subject: &[u8], msg: &'a Publish) -> Option<std::borrow::Cow<'a, [u8]>> {
+    let reply = msg.reply.as_deref()?;
+    if subject == &msg.subject[..]
+        || !reply.starts_with(JS_ACK_PREFIX)
+        || js_ack_deliver_at(reply).is_some()
+    {
+        return Some(std::borrow::Cow::Borrowed(reply));
+    }
+    let mut encoded = Vec::with_capacity(reply.len() + 1 + msg.subject.len());
+    encoded.extend_from_slice(reply);
+    encoded.push(b'@');
+    encoded.extend_from_slice(&msg.subject);
+    Some(std::borrow::Cow::Owned(encoded))
+}
+
+const JS_ACK_PREFIX: &[u8] = b"$JS.ACK.";
+
+/// Where the `@` of a `$JS.ACK.<8 tokens>@<subject>` reply is: the first `@` after the
+/// eighth dot, as stream, consumer and subject tokens may hold `@` themselves.
+fn js_ack_deliver_at(reply: &[u8]) -> Option<usize> {
+    if !reply.starts_with(JS_ACK_PREFIX) {
+        return None;
+    }
+    let mut dots = 0;
+    for (i, b) in reply.iter().enumerate() {
+        match b {
+            b'.' => dots += 1,
+            b'@' if dots >= 8 => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A routed message's reply and the subject to show it with, when the sender put the
+/// shown subject after the reply (see [`deliver_reply`]).
+pub fn split_deliver_reply(reply: &Bytes) -> Option<(Bytes, Bytes)> {
+    let at = js_ack_deliver_at(reply).filter(|at| at + 1 < reply.len())?;
+    Some((reply.slice(..at), reply.slice(at + 1..)))
+}
+
+#[cfg(test)]
+mod deliver_reply_tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_carries_its_subject_after_the_ack_reply_and_gets_it_back() {
+        let ack = "$JS.ACK.ORD.C1.1.5.2.1733000000000000000.0";
+        let msg = Publish {
+            subject: Bytes::from_static(b"ord.new"),
+            reply: Some(Bytes::from(ack)),
+            headers: None,
+            payload: Bytes::new(),
+        };
+        let sent = deliver_reply(b"_INBOX.x", &msg).expect("reply");
+        assert_eq!(&sent[..], format!("{ack}@ord.new").as_bytes());
+        let (reply, shown) = split_deliver_reply(&Bytes::from(sent.to_vec())).expect("split");
+        assert_eq!((&reply[..], &shown[..]), (ack.as_bytes(), &b"ord.new"[..]));
+        // Routed on its own subject, or with another reply, nothing is added.
+        assert_eq!(
+            &deliver_reply(b"ord.new", &msg).expect("reply")[..],
+            ack.as_bytes()
+        );
+        let inbox = Publish {
+            reply: Some(Bytes::from_static(b"_INBOX.r")),
+            ..msg.clone()
+        };
+        assert_eq!(
+            &deliver_reply(b"_INBOX.x", &inbox).expect("reply")[..],
+            b"_INBOX.r"
+        );
+        // An `@` before the eighth dot belongs to a token, not to the encoding.
+        assert_eq!(
+            split_deliver_reply(&Bytes::from_static(b"$JS.ACK.S@x.C.1.1.1.1.0")),
+            None
+        );
+    }
 }

@@ -48,6 +48,8 @@ pub struct Cluster {
     client_url: Mutex<Option<String>>,
     client_port: u16,
     mesh: Mutex<Mesh>,
+    /// This server runs JetStream (said in its route INFO).
+    jetstream: std::sync::atomic::AtomicBool,
     /// Set when the server stops: route tasks end and nothing is redialled.
     stopping: tokio::sync::watch::Sender<bool>,
     /// Mutual TLS between routes, when configured.
@@ -111,6 +113,7 @@ impl Cluster {
             client_url: Mutex::new(client_url),
             client_port: client.port(),
             mesh: Mutex::new(Mesh::default()),
+            jetstream: std::sync::atomic::AtomicBool::new(false),
             stopping: tokio::sync::watch::channel(false).0,
         }))
     }
@@ -124,6 +127,22 @@ impl Cluster {
     }
 
     /// The names of the servers this one has a route to now.
+    /// Whether this server runs JetStream, as its route INFO tells the peers.
+    pub fn set_jetstream(&self, on: bool) {
+        self.jetstream
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The names of the connected peers that run JetStream: the meta group's members.
+    pub fn jetstream_peer_names(&self) -> std::collections::BTreeSet<String> {
+        lock(&self.mesh)
+            .links
+            .values()
+            .filter(|link| link.jetstream.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|link| link.remote_name.clone())
+            .collect()
+    }
+
     pub fn peer_names(&self) -> std::collections::BTreeSet<String> {
         lock(&self.mesh)
             .links
@@ -361,6 +380,7 @@ impl Cluster {
                 true => Vec::new(),
                 false => lock(&self.client_url).iter().cloned().collect(),
             },
+            jetstream: self.jetstream.load(std::sync::atomic::Ordering::Relaxed),
             ..RouteInfo::default()
         }
     }
