@@ -55,7 +55,7 @@ impl Node {
         self.meta
             .group
             .state
-            .read(move |a| a.stream("APP", &name).is_some())
+            .read(move |m| m.catalog().stream("APP", &name).is_some())
             .await
     }
 
@@ -104,6 +104,7 @@ fn assign(name: &str) -> Command {
     let command = MetaCommand::AssignStream {
         stream,
         update: false,
+        reply: None,
     };
     Command(serde_json::to_vec(&command).expect("encode"))
 }

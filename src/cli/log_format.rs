@@ -93,8 +93,11 @@ pub fn init_logging(
     };
     // The storage and TLS libraries' own chatter (sled logs its page cache at debug and
     // trace) is not the server's log: only their warnings get through, whatever -D/-V say.
+    // openraft reports every unreachable peer as an error while a cluster restarts, and its
+    // state dumps at info; what matters of it reaches the server's own log lines (RUST_LOG
+    // shows it when wanted).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{level},sled=warn,rustls=warn"))
+        tracing_subscriber::EnvFilter::new(format!("{level},sled=warn,rustls=warn,openraft=off"))
     });
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match log_file {

@@ -273,14 +273,18 @@ impl ServerArgs {
         // A flag can only turn JetStream on, as with nats-server's -js.
         let asked_for_jetstream = self.jetstream || file.jetstream == Some(true);
         let mut jetstream = self.jetstream || file.jetstream.unwrap_or(!self.nats_server_defaults);
-        if cluster.is_some() && jetstream {
-            // Streams in a cluster are replicated JetStream, which is not built yet: JetStream
-            // asked for is refused; jetlog's default of running it gives way, with a warning.
-            if asked_for_jetstream {
-                return Err("JetStream in a cluster is not implemented yet (replicated streams come with clustered JetStream): run the cluster without jetstream".to_string());
+        if let (Some(cluster), true) = (&cluster, jetstream) {
+            // nats-server's conditions for JetStream in a cluster (jetstream.go,
+            // validateJetStreamOptions): JetStream asked for is refused
+            // without them; jetlog's default of running it gives way, with a warning.
+            let server_name = self.server_name.clone().or(file.server_name.clone());
+            if let Some(missing) = clustered_jetstream_missing(server_name.as_deref(), cluster) {
+                if asked_for_jetstream {
+                    return Err(missing.to_string());
+                }
+                jetstream = false;
+                warnings.push(format!("JetStream is off: {missing}"));
             }
-            jetstream = false;
-            warnings.push("JetStream is off: this server is in a cluster, and JetStream in a cluster (replicated streams) is not implemented yet".to_string());
         }
         let default_store_dir = match self.nats_server_defaults {
             true => super::nats_server_mode::default_store_dir(),
@@ -571,4 +575,20 @@ async fn serve(launch: Launch) -> Result<(), String> {
     process_files.remove();
     tracing::info!("Server Exiting..");
     Ok(())
+}
+
+/// What a server in a cluster lacks to run JetStream, in nats-server's words.
+fn clustered_jetstream_missing(
+    server_name: Option<&str>,
+    cluster: &crate::cluster::config::ClusterConfig,
+) -> Option<&'static str> {
+    if server_name.is_none_or(str::is_empty) {
+        return Some("jetstream cluster requires `server_name` to be set");
+    }
+    if cluster.name.as_deref().is_none_or(str::is_empty) {
+        return Some("jetstream cluster requires `cluster.name` to be set");
+    }
+    // nats-server also wants configured routes; jetlog forms the meta group from whatever
+    // mesh the server ends up in, so a seed that only waits to be dialled runs JetStream too.
+    None
 }

@@ -36,6 +36,9 @@ fn is_zero(n: &u64) -> bool {
 /// Cluster information; a single server reports itself as leader.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClusterInfo {
+    /// The cluster's name, when the server is in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub leader: String,
 }
 

@@ -52,6 +52,10 @@ pub enum MetaCommand {
     AssignStream {
         stream: StreamAssignment,
         update: bool,
+        /// Where the client that asked waits for the answer, which the server that opens
+        /// the stream sends once it has.
+        #[serde(default)]
+        reply: Option<String>,
     },
     RemoveStream {
         account: String,
@@ -111,7 +115,7 @@ impl Assignments {
     /// Applies one command; the same commands in the same order give the same catalog.
     pub fn apply_command(&mut self, command: MetaCommand) -> MetaOutcome {
         match command {
-            MetaCommand::AssignStream { stream, update } => self.assign_stream(stream, update),
+            MetaCommand::AssignStream { stream, update, .. } => self.assign_stream(stream, update),
             MetaCommand::RemoveStream { account, name } => {
                 let streams = self.streams.entry(account.clone()).or_default();
                 let removed = streams.remove(&name);

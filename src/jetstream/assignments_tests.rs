@@ -36,6 +36,7 @@ fn assign(s: StreamAssignment) -> MetaCommand {
     MetaCommand::AssignStream {
         stream: s,
         update: false,
+        reply: None,
     }
 }
 
@@ -79,6 +80,7 @@ fn updates_keep_consumers_and_creation_and_need_the_stream() {
     let update = MetaCommand::AssignStream {
         stream: scaled,
         update: true,
+        reply: None,
     };
     assert_eq!(a.apply_command(update), MetaOutcome::Done);
     let ord = a.stream("APP", "ORD").expect("stream");
@@ -88,6 +90,7 @@ fn updates_keep_consumers_and_creation_and_need_the_stream() {
     let missing = MetaCommand::AssignStream {
         stream: stream("APP", "NOPE", "{}", &["n1"]),
         update: true,
+        reply: None,
     };
     assert_eq!(
         a.apply_command(missing),

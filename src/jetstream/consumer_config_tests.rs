@@ -1200,6 +1200,7 @@ fn info_for(config: ConsumerConfig, name: &str) -> ConsumerInfo {
         num_waiting: 0,
         num_pending: 3,
         cluster: ClusterInfo {
+            name: None,
             leader: "jetlog".into(),
         },
         push_bound: false,

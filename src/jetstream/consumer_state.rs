@@ -197,6 +197,7 @@ impl Consumer {
             num_waiting: self.waiting.len() as u64,
             num_pending: self.num_pending(store),
             cluster: ClusterInfo {
+                name: None,
                 leader: server_name.to_string(),
             },
             push_bound,

@@ -1,5 +1,6 @@
 //! `/healthz`: `{"status":"ok"}` while the server serves, 503 once JetStream is shutting
-//! down, with nats-server's `HealthStatus` fields. `js-enabled-only=true` only asks whether
+//! down or, in a cluster, while the meta group has had no leader for 10 s, with
+//! nats-server's `HealthStatus` fields and words. `js-enabled-only=true` only asks whether
 //! JetStream is enabled, which in jetlog it always is.
 
 use hyper::StatusCode;
@@ -27,6 +28,13 @@ pub fn healthz(monitor: &MonitorState, query: &Query) -> (StatusCode, HealthStat
             StatusCode::SERVICE_UNAVAILABLE,
             "JetStream is shutting down".to_string(),
         );
+    }
+    if let Some(error) = monitor
+        .view
+        .clustered_js_unhealthy()
+        .filter(|_| !enabled_only)
+    {
+        return unavailable(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
     }
     let ok = HealthStatus {
         status: "ok",

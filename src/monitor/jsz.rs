@@ -79,6 +79,8 @@ pub struct Jsz {
     consumers: u64,
     messages: u64,
     bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta_cluster: Option<crate::server::cluster_js::report::MetaClusterReport>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     account_details: Vec<AccountDetail>,
 }
@@ -182,6 +184,7 @@ pub fn jsz(monitor: &MonitorState, query: &Query) -> Result<Jsz, MonitorError> {
         consumers: js.streams.iter().map(|s| s.info.state.consumer_count).sum(),
         messages: js.streams.iter().map(|s| s.info.state.messages).sum(),
         bytes: js.streams.iter().map(|s| s.info.state.bytes).sum(),
+        meta_cluster: monitor.view.meta_cluster(),
         account_details,
     })
 }

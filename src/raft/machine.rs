@@ -34,6 +34,17 @@ pub trait Machine: Send + Sync + 'static {
     fn snapshot(&self) -> Vec<u8>;
     /// Replaces the state with a snapshot's.
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
+    /// [`Machine::apply`] for the entry at log `index`, for a machine whose effects outside
+    /// itself must happen once per entry even though openraft re-applies entries at start.
+    fn apply_at(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
+        let _ = index;
+        self.apply(command)
+    }
+    /// [`Machine::restore`] from a snapshot taken at log `index` (0 for an empty log).
+    fn restore_at(&mut self, index: u64, snapshot: &[u8]) -> Result<(), String> {
+        let _ = index;
+        self.restore(snapshot)
+    }
 }
 
 /// A snapshot as kept in sled: openraft's metadata and the machine's bytes.
@@ -68,9 +79,10 @@ impl<M: Machine> MachineStore<M> {
         };
         if let Some(bytes) = snapshots.get(SNAPSHOT_KEY)? {
             let stored: StoredSnapshot = serde_json::from_slice(&bytes)?;
+            let index = stored.meta.last_log_id.map_or(0, |id| id.index);
             applied
                 .machine
-                .restore(&stored.data.0)
+                .restore_at(index, &stored.data.0)
                 .map_err(MachineError::Restore)?;
             applied.last_applied = stored.meta.last_log_id;
             applied.membership = stored.meta.last_membership;
@@ -211,7 +223,7 @@ impl<M: Machine> RaftStateMachine<JetlogRaft> for MachineStore<M> {
             match entry.payload {
                 EntryPayload::Blank => outcomes.push(Outcome::default()),
                 EntryPayload::Normal(Command(bytes)) => {
-                    outcomes.push(Outcome(applied.machine.apply(&bytes)))
+                    outcomes.push(Outcome(applied.machine.apply_at(log_id.index, &bytes)))
                 }
                 EntryPayload::Membership(membership) => {
                     applied.membership = StoredMembership::new(Some(log_id), membership);
@@ -240,9 +252,13 @@ impl<M: Machine> RaftStateMachine<JetlogRaft> for MachineStore<M> {
             data: Command(snapshot.into_inner()),
         };
         let mut applied = self.applied.lock().await;
-        applied.machine.restore(&stored.data.0).map_err(|e| {
-            StorageIOError::read_snapshot(Some(meta.signature()), AnyError::error(e))
-        })?;
+        let index = meta.last_log_id.map_or(0, |id| id.index);
+        applied
+            .machine
+            .restore_at(index, &stored.data.0)
+            .map_err(|e| {
+                StorageIOError::read_snapshot(Some(meta.signature()), AnyError::error(e))
+            })?;
         applied.last_applied = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
         keep(&self.snapshots, &stored).await

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use openraft::{BasicNode, ChangeMembers};
 use tokio::task::JoinHandle;
 
+use super::cluster_js::machine::{Catalog, MetaEvent, MetaMachine};
 use super::Server;
-use crate::jetstream::assignments::Assignments;
 use crate::raft::group::{GroupError, RaftGroup};
 use crate::raft::types::{node_id, NodeId};
 
@@ -60,15 +60,21 @@ pub fn bootstrap(me: &str, peers: &BTreeSet<String>, stable_for: Duration) -> Bo
 
 /// This server's running member of the meta group.
 pub struct MetaGroup {
-    pub group: RaftGroup<Assignments>,
+    pub group: RaftGroup<MetaMachine>,
+    /// The catalog as this member has applied it.
+    pub catalog: Catalog,
+    /// Every committed change, for whoever acts on them (taken once).
+    pub events: Option<tokio::sync::mpsc::UnboundedReceiver<MetaEvent>>,
     serving: JoinHandle<()>,
     membership: JoinHandle<()>,
+    leadership: JoinHandle<()>,
 }
 
 impl MetaGroup {
     /// Stops the member (its log and state stay in the database).
     pub async fn stop(self) {
         self.membership.abort();
+        self.leadership.abort();
         self.serving.abort();
         let _ = self.group.raft.shutdown().await;
     }
@@ -93,22 +99,28 @@ impl Server {
             .cluster
             .clone()
             .ok_or(MetaGroupError::NoCluster)?;
+        // A member of the meta group is a JetStream server to its peers (its route INFO
+        // says so), which is how they count it in.
+        cluster.set_jetstream(true);
         let transport = self.raft_transport().ok_or(MetaGroupError::NoCluster)?;
         let me = cluster.server_name().to_owned();
         let id = node_id(&me);
-        let group = RaftGroup::start(db, META_GROUP, id, transport, Assignments::default())
+        let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let (machine, catalog) = MetaMachine::new(events_tx);
+        let group = RaftGroup::start(db, META_GROUP, id, transport, machine)
             .await
             .map_err(Box::new)?;
         let serving = self
             .serve_raft(META_GROUP, id, group.raft.clone())
             .ok_or(MetaGroupError::NoCluster)?;
+        let leadership = tokio::spawn(log_leaders(group.raft.clone(), cluster.clone(), id));
         let raft = group.raft.clone();
         let membership = tokio::spawn(async move {
             let mut seen = BTreeSet::new();
             let mut since = Instant::now();
             loop {
                 tokio::time::sleep(MEMBERSHIP_CHECK).await;
-                let peers = cluster.peer_names();
+                let peers = cluster.jetstream_peer_names();
                 if peers != seen {
                     seen = peers.clone();
                     since = Instant::now();
@@ -136,9 +148,44 @@ impl Server {
         });
         Ok(MetaGroup {
             group,
+            catalog,
+            events: Some(events),
             serving,
             membership,
+            leadership,
         })
+    }
+}
+
+/// Logs nats-server's lines for each new meta leader, which operators look for.
+async fn log_leaders(
+    raft: openraft::Raft<crate::raft::types::JetlogRaft>,
+    cluster: std::sync::Arc<super::routes::Cluster>,
+    me: NodeId,
+) {
+    let mut metrics = raft.metrics();
+    let mut leader = None;
+    loop {
+        let now = metrics.borrow_and_update().current_leader;
+        if now != leader {
+            leader = now;
+            let peers = cluster.jetstream_peer_names();
+            log_leader(leader, me, &peers, &cluster.name().name);
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn log_leader(leader: Option<NodeId>, me: NodeId, peers: &BTreeSet<String>, cluster: &str) {
+    match leader {
+        Some(l) if l == me => tracing::info!("Self is new JetStream cluster metadata leader"),
+        Some(l) => match peers.iter().find(|p| node_id(p) == l) {
+            Some(name) => tracing::info!("JetStream cluster new metadata leader: {name}/{cluster}"),
+            None => tracing::info!("JetStream cluster new metadata leader: {l:x}/{cluster}"),
+        },
+        None => tracing::warn!("JetStream cluster no metadata leader"),
     }
 }
 

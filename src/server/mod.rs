@@ -7,6 +7,7 @@ pub mod auth;
 mod cert_identity;
 mod claims;
 mod client;
+pub mod cluster_js;
 pub mod config;
 pub mod config_file;
 mod conn_stats;
@@ -85,6 +86,8 @@ pub(crate) struct ServerState {
     cluster: Option<Arc<routes::Cluster>>,
     /// Rung (by SIGUSR2) to enter lame duck mode.
     lame_duck: Arc<tokio::sync::Notify>,
+    /// JetStream in a cluster, once started.
+    clustered_js: std::sync::OnceLock<Arc<cluster_js::ClusterJs>>,
 }
 
 impl ServerState {
@@ -222,6 +225,7 @@ impl Server {
                     config.client_advertise.clone(),
                 )?;
                 cluster.set_listen_addr(listener.local_addr().map_err(|e| e.to_string())?);
+                cluster.set_jetstream(config.jetstream);
                 (Some(cluster), Some(listener))
             }
             None => (None, None),
@@ -253,6 +257,7 @@ impl Server {
             operator,
             cluster,
             lame_duck: Arc::new(tokio::sync::Notify::new()),
+            clustered_js: std::sync::OnceLock::new(),
         });
         Ok(Self {
             listener,
@@ -296,6 +301,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut tasks = JoinSet::new();
+        let clustered_js = self.start_clustered_jetstream_if_asked().await;
         if let (Some(cluster), Some(listener)) = (&self.state.cluster, self.route_listener) {
             tokio::spawn(routes::accept_routes(
                 self.state.clone(),
@@ -334,6 +340,9 @@ impl Server {
             }
         }
         drop(listener);
+        if let Some(cluster) = clustered_js {
+            cluster.stop().await;
+        }
         if let Some(cluster) = &self.state.cluster {
             cluster.stop();
         }

@@ -110,7 +110,7 @@ impl RouterTransport {
 }
 
 /// An internal subscription to `subject` and the channel its messages arrive on.
-fn subscribe(
+pub(super) fn subscribe(
     router: &Arc<Router>,
     subject: &str,
 ) -> (Arc<Subscription>, mpsc::Receiver<InternalDelivery>) {
@@ -128,7 +128,12 @@ fn subscribe(
 
 /// Publishes one message from an async task: the client never blocks, and what an internal
 /// subscriber's full channel cannot take yet is waited for here. Returns how many took it.
-async fn publish(router: &Arc<Router>, subject: Bytes, reply: Option<Bytes>, body: Bytes) -> usize {
+pub(super) async fn publish(
+    router: &Arc<Router>,
+    subject: Bytes,
+    reply: Option<Bytes>,
+    body: Bytes,
+) -> usize {
     let mut client = InternalClient::deferred(router.clone());
     let taken = client.queue_publish_with_reply(subject, reply, None, body);
     client.flush();
@@ -198,7 +203,7 @@ fn serve(router: Arc<Router>, group: &str, me: NodeId, raft: Raft<JetlogRaft>) -
 }
 
 /// Removes a subscription when dropped (the serving task ends or is aborted).
-struct Unsubscribe(Arc<Router>, Arc<Subscription>);
+pub(super) struct Unsubscribe(pub Arc<Router>, pub Arc<Subscription>);
 
 impl Drop for Unsubscribe {
     fn drop(&mut self) {

@@ -303,6 +303,7 @@ impl JetStreamPlan {
                 account: limits,
                 domain: self.domain.clone(),
                 strict: self.strict,
+                clustered: self.cluster.is_some(),
             },
         )
     }

@@ -7,16 +7,18 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+use super::api_account::account_info;
+pub(super) use super::api_account::{account_info_of, local_usage, Usage};
 use super::api_consumer_admin as admin;
 use super::api_consumers as consumers;
-use super::{now_ns, AccountLimits, JetStream, StreamEntry};
+use super::{now_ns, JetStream, StreamEntry};
 use crate::jetstream::api_level::{required_level_error, required_level_unmet};
 use crate::jetstream::api_types::{
     base64_encode, first_unhonoured_setting, from_go_json, from_go_json_strict, ApiMessage,
     ClusterInfo, MsgDeleteRequest, MsgGetRequest, PurgeRequestJson, StreamInfo, StreamInfoRequest,
     StreamListRequest, StreamState,
 };
-use crate::jetstream::stream_config::{is_valid_name, Storage};
+use crate::jetstream::stream_config::is_valid_name;
 use crate::jetstream::time::{format_rfc3339, parse_rfc3339};
 use crate::jetstream::versioning;
 use crate::jetstream::{ApiError, StreamConfig};
@@ -28,9 +30,9 @@ use crate::store::{PurgeRequest, StoredMessage};
 pub const API_EXCLUDED: &[&str] = &["$JS.API.DIRECT.GET.>", "$JS.API.CONSUMER.MSG.NEXT.>"];
 
 /// `STREAM.NAMES` page size (nats-server `JSApiNamesLimit`).
-const NAMES_LIMIT: usize = 1024;
+pub(super) const NAMES_LIMIT: usize = 1024;
 /// `STREAM.LIST` page size (nats-server `JSApiListLimit`).
-const LIST_LIMIT: usize = 256;
+pub(super) const LIST_LIMIT: usize = 256;
 
 pub(super) type Reply = Result<Value, ApiError>;
 
@@ -46,6 +48,12 @@ pub fn handle(
         return respond(subject, || ("error_response", Err(required_level_error())));
     }
     respond(subject, || dispatch(js, &tokens, payload))
+}
+
+/// Encodes a reply made outside the API thread (in a cluster, by the meta leader's tasks
+/// and by the server that opens a stream).
+pub(super) fn encode(kind: &'static str, reply: Reply) -> (Vec<u8>, bool) {
+    respond(kind, || (kind, reply))
 }
 
 /// Runs a handler and encodes its reply. A handler that panics (a bug: bad input must come
@@ -170,7 +178,7 @@ fn internal_error() -> ApiError {
     ApiError::new(500, 10051, "internal error while handling the request")
 }
 
-fn to_value(v: &impl Serialize) -> Reply {
+pub(super) fn to_value(v: &impl Serialize) -> Reply {
     serde_json::to_value(v).map_err(|e| ApiError::store_failed(format!("encoding the reply: {e}")))
 }
 
@@ -200,44 +208,6 @@ pub(super) fn decode<T: serde::de::DeserializeOwned>(
 
 pub(super) fn find(js: &JetStream, name: &str) -> Result<std::sync::Arc<StreamEntry>, ApiError> {
     js.stream(name).ok_or_else(ApiError::stream_not_found)
-}
-
-fn account_info(js: &JetStream) -> Reply {
-    let (mut memory, mut storage, mut consumers) = (0u64, 0u64, 0usize);
-    let streams = js.streams();
-    for entry in &streams {
-        let stream = entry.lock();
-        consumers += stream.consumers().len();
-        let bytes = stream.log().state(false).map(|s| s.bytes).unwrap_or(0);
-        match stream.config().storage {
-            Storage::Memory => memory += bytes,
-            Storage::File => storage += bytes,
-        }
-    }
-    Ok(json!({
-        "memory": memory,
-        "storage": storage,
-        "reserved_memory": 0,
-        "reserved_storage": 0,
-        "streams": streams.len(),
-        "consumers": consumers,
-        "limits": {
-            "max_memory": js.limits().max(Storage::Memory).map_or(-1, |m| m as i64),
-            "max_storage": js.limits().max(Storage::File).map_or(-1, |m| m as i64),
-            "max_streams": AccountLimits::reported(js.account_limits().max_streams),
-            "max_consumers": AccountLimits::reported(js.account_limits().max_consumers),
-            "max_ack_pending": AccountLimits::reported(js.account_limits().max_ack_pending),
-            "memory_max_stream_bytes": AccountLimits::reported(js.account_limits().memory_max_stream_bytes),
-            "storage_max_stream_bytes": AccountLimits::reported(js.account_limits().store_max_stream_bytes),
-            "max_bytes_required": js.account_limits().max_bytes_required
-        },
-        "domain": js.domain(),
-        "api": {
-            "level": crate::jetstream::api_level::JS_API_LEVEL,
-            "total": js.api_total.load(std::sync::atomic::Ordering::Relaxed),
-            "errors": js.api_errors.load(std::sync::atomic::Ordering::Relaxed)
-        }
-    }))
 }
 
 /// The config in a create/update request, checked against the subject's stream name.
@@ -293,9 +263,12 @@ fn stream_update(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
 
 /// The info a create or update answers with: a single nats-server builds it without the
 /// cluster and paging fields that `STREAM.INFO` has (jsStreamCreateRequest).
-fn changed_stream_info(js: &JetStream, entry: &StreamEntry) -> Reply {
+pub(super) fn changed_stream_info(js: &JetStream, entry: &StreamEntry) -> Reply {
     let mut info = stream_info_of(js, entry, &StreamInfoRequest::default())?;
-    info.cluster = None;
+    // A clustered nats-server's answer comes from the stream's leader, with its cluster.
+    if !js.is_clustered() {
+        info.cluster = None;
+    }
     to_value(&info)
 }
 
@@ -386,6 +359,7 @@ fn stream_info_page(
             consumer_count: stream.consumers().len() as u64,
         },
         cluster: Some(ClusterInfo {
+            name: js.cluster().map(|c| c.cluster_name().to_owned()),
             leader: js.server_name.clone(),
         }),
         mirror: stream.mirror_info(now_ns()),
@@ -396,7 +370,10 @@ fn stream_info_page(
 }
 
 /// Streams whose subjects overlap `filter` (all when there is none), sorted by name.
-fn filtered_streams(js: &JetStream, filter: Option<&str>) -> Vec<std::sync::Arc<StreamEntry>> {
+pub(super) fn filtered_streams(
+    js: &JetStream,
+    filter: Option<&str>,
+) -> Vec<std::sync::Arc<StreamEntry>> {
     js.streams()
         .into_iter()
         .filter(|entry| match filter.filter(|f| !f.is_empty()) {

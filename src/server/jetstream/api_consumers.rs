@@ -148,7 +148,9 @@ pub(super) fn consumer_info(
     let push_bound = deliver_subject.is_some_and(|s| js.router.has_interest(s.as_bytes()));
     let (log, consumer) = stream.log_and_consumer(name);
     let consumer = consumer.ok_or_else(consumer_not_found)?;
-    Ok(consumer.info(log, &js.server_name, now_ns(), push_bound))
+    let mut info = consumer.info(log, &js.server_name, now_ns(), push_bound);
+    info.cluster.name = js.cluster().map(|c| c.cluster_name().to_owned());
+    Ok(info)
 }
 
 fn info_value(js: &JetStream, entry: &StreamEntry, name: &str) -> Reply {

@@ -8,11 +8,14 @@
 mod account_limits;
 mod actor;
 mod api;
+mod api_account;
 mod api_consumer_admin;
 mod api_consumers;
 mod audit;
 mod catalog;
 mod catalog_consumers;
+mod cluster_api;
+mod cluster_local;
 mod direct;
 mod direct_batch;
 mod hooks;
@@ -231,6 +234,9 @@ pub struct JetStream {
     pool: Arc<pool::ActorPool>,
     /// This JetStream itself, for work it hands to threads of its own (a restore).
     me: std::sync::OnceLock<std::sync::Weak<JetStream>>,
+    /// Whether the server is in a cluster, and its clustered JetStream once started.
+    clustered: bool,
+    cluster: std::sync::OnceLock<Arc<crate::server::cluster_js::ClusterJs>>,
 }
 
 /// What JetStream is told besides where it stores: its limits, domain and decoding rule.
@@ -244,6 +250,9 @@ pub struct JetStreamSettings {
     pub account: AccountLimits,
     pub domain: Option<String>,
     pub strict: bool,
+    /// The server is in a cluster: the meta group decides what exists (see `cluster_api`),
+    /// and until this JetStream has joined it, it answers no request.
+    pub clustered: bool,
 }
 
 impl JetStream {
@@ -277,6 +286,7 @@ impl JetStream {
             account,
             domain,
             strict,
+            clustered,
         } = settings;
         let catalog = Arc::new(
             Catalog::open(&store_dir.join("meta"))
@@ -302,6 +312,8 @@ impl JetStream {
             account_name,
             pool,
             me: std::sync::OnceLock::new(),
+            clustered,
+            cluster: std::sync::OnceLock::new(),
         });
         let _ = js.me.set(Arc::downgrade(&js));
         let saved = js
@@ -525,12 +537,30 @@ impl JetStream {
             // As nats-server: a request with no reply subject is carried out all the same
             // (and audited); only the answer has nowhere to go.
             let subject = String::from_utf8_lossy(&request.msg.subject).into_owned();
-            let (body, failed) = api::handle(
-                self,
-                &subject,
-                request.msg.headers.as_deref(),
-                &request.msg.payload,
-            );
+            let routed = match self.clustered {
+                false => cluster_api::Route::Local,
+                true => cluster_api::route(
+                    self,
+                    &subject,
+                    &request.msg.payload,
+                    request.msg.reply.clone(),
+                ),
+            };
+            let (body, failed) = match routed {
+                cluster_api::Route::Local => api::handle(
+                    self,
+                    &subject,
+                    request.msg.headers.as_deref(),
+                    &request.msg.payload,
+                ),
+                cluster_api::Route::Answered(kind, reply) => api::encode(kind, reply),
+                cluster_api::Route::Ignore => continue,
+                // Answered by a task; counted here, not audited (see docs/clustering.md).
+                cluster_api::Route::Deferred => {
+                    self.api_total.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
             self.api_total.fetch_add(1, Ordering::Relaxed);
             if failed {
                 self.api_errors.fetch_add(1, Ordering::Relaxed);

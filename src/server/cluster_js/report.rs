@@ -1,0 +1,85 @@
+//! The meta group as `/jsz` shows it: nats-server's `meta_cluster` object, with the Raft
+//! figures jetlog adds (term, applied index, and each follower's lag on the leader).
+
+use serde::Serialize;
+
+use super::ClusterJs;
+use crate::raft::types::{node_id, peer_id};
+
+/// `meta_cluster` in `/jsz`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetaClusterReport {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// The leader's peer id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// The other voters, as the leader sees them; left out on the others, as nats-server
+    /// does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<Vec<MetaReplica>>,
+    pub cluster_size: usize,
+    /// jetlog's: the leader's term, and the last entry this server applied.
+    pub term: u64,
+    pub applied: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MetaReplica {
+    pub name: String,
+    pub current: bool,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lag: u64,
+    pub peer: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl ClusterJs {
+    /// The meta group as this server sees it now.
+    pub fn meta_report(&self) -> MetaClusterReport {
+        let metrics = self.raft.metrics().borrow().clone();
+        let mut names: Vec<String> = self.routes.jetstream_peer_names().into_iter().collect();
+        names.push(self.me.clone());
+        let name_of = |id: u64| {
+            names
+                .iter()
+                .find(|n| node_id(n) == id)
+                .cloned()
+                .unwrap_or_else(|| format!("Server name unknown at this time (node {id:x})"))
+        };
+        let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
+        let leader = metrics.current_leader.map(name_of);
+        let last = metrics.last_log_index.unwrap_or(0);
+        let replicas = metrics.replication.as_ref().map(|matched| {
+            let mut replicas: Vec<MetaReplica> = voters
+                .iter()
+                .filter(|id| **id != self.me_id)
+                .map(|id| {
+                    let at = matched.get(id).copied().flatten().map_or(0, |l| l.index);
+                    let name = name_of(*id);
+                    MetaReplica {
+                        peer: peer_id(&name),
+                        current: at >= last,
+                        lag: last.saturating_sub(at),
+                        name,
+                    }
+                })
+                .collect();
+            replicas.sort_by(|a, b| a.name.cmp(&b.name));
+            replicas
+        });
+        MetaClusterReport {
+            name: self.cluster_name.clone(),
+            peer: leader.as_deref().map(peer_id),
+            leader,
+            replicas,
+            cluster_size: voters.len(),
+            term: metrics.current_term,
+            applied: metrics.last_applied.map_or(0, |l| l.index),
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! The JetStream API in a cluster: which server answers which request, and the meta
+//! leader's part. Every server's API thread receives every request of its account (each
+//! subscribes `$JS.API.>`, and the routes carry the interest), so each must decide to
+//! answer or stay silent, as nats-server's do (docs/jetstream-cluster-facts.md §1.3):
+//! - changes to the catalog and questions about the whole account: the meta leader;
+//! - anything about one stream or its consumers: the server that runs the stream, or the
+//!   meta leader with "not found" when no server does.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::api::{self, LIST_LIMIT, NAMES_LIMIT};
+use super::cluster_local::total_usage;
+use super::{now_ns, JetStream};
+use crate::jetstream::api_types::{from_go_json, StreamListRequest};
+use crate::jetstream::assignments::{
+    Assignments, MetaCommand, MetaOutcome, Placement, StreamAssignment, STREAM_NAME_IN_USE,
+    STREAM_NOT_FOUND,
+};
+use crate::jetstream::placement::{self, Candidate};
+use crate::jetstream::stream_config::Storage;
+use crate::jetstream::{ApiError, StreamConfig};
+use crate::protocol::subject::subjects_overlap;
+use crate::server::cluster_js::requests::GatherRequest;
+use crate::server::cluster_js::ClusterJs;
+use crate::server::raft_link::publish;
+
+/// What the API thread does with one request.
+pub(super) enum Route {
+    /// Answer it here, as a single server would.
+    Local,
+    /// Another server answers it.
+    Ignore,
+    /// This answer, now.
+    Answered(&'static str, api::Reply),
+    /// A task answers it (after a proposal or a gather).
+    Deferred,
+}
+
+/// Decides who answers `subject`; starts the meta leader's work when that is this server.
+pub(super) fn route(js: &JetStream, subject: &str, payload: &[u8], reply: Option<Bytes>) -> Route {
+    // Until this JetStream has joined the meta group it knows nothing of the cluster's
+    // streams, so any answer could be wrong.
+    let Some(cluster) = js.cluster() else {
+        return Route::Ignore;
+    };
+    let tokens: Vec<&str> = subject.split('.').skip(2).collect();
+    let leader = cluster.is_leader();
+    let for_meta_leader = matches!(
+        tokens.as_slice(),
+        ["INFO"]
+            | ["STREAM", "CREATE" | "UPDATE" | "DELETE" | "RESTORE", _]
+            | ["STREAM", "NAMES" | "LIST"]
+            | ["STREAM", "PEER" | "CANCEL_MOVE", ..]
+            | ["CONSUMER", "LEADER", ..]
+            | ["META" | "SERVER" | "ACCOUNT", ..]
+    );
+    if for_meta_leader && !leader {
+        if cluster.leaderless() {
+            return Route::Answered("error_response", Err(ApiError::temporarily_unavailable()));
+        }
+        return Route::Ignore;
+    }
+    match tokens.as_slice() {
+        ["INFO"] => account_info(js, cluster, reply),
+        ["STREAM", "CREATE", name] => assign(js, cluster, name, payload, false, reply),
+        ["STREAM", "UPDATE", name] => assign(js, cluster, name, payload, true, reply),
+        ["STREAM", "DELETE", name] => remove(js, cluster, name, reply),
+        ["STREAM", "NAMES"] => {
+            Route::Answered("stream_names_response", names(js, cluster, payload))
+        }
+        ["STREAM", "LIST"] => list(js, cluster, payload, reply),
+        ["STREAM", "RESTORE", _] => Route::Answered(
+            "stream_restore_response",
+            Err(not_built("restoring a snapshot into a cluster")),
+        ),
+        ["STREAM", "PEER" | "CANCEL_MOVE", ..]
+        | ["CONSUMER", "LEADER", ..]
+        | ["META" | "SERVER" | "ACCOUNT", ..] => Route::Answered(
+            "system_response",
+            Err(not_built("this request (it needs replicated streams)")),
+        ),
+        // An R1 stream has no group to hand over: nats-server answers success and does
+        // nothing (facts §1.3).
+        ["STREAM", "LEADER", "STEPDOWN", name] if js.stream(name).is_some() => Route::Answered(
+            "stream_leader_stepdown_response",
+            Ok(json!({ "success": true })),
+        ),
+        _ => match stream_named(&tokens) {
+            Some(name) if js.stream(name).is_some() => Route::Local,
+            // No server runs it: the meta leader says so, as the local handler will.
+            Some(name) if leader && cluster.catalog().stream(&js.account_name, name).is_none() => {
+                Route::Local
+            }
+            Some(_) => Route::Ignore,
+            None if leader => Route::Local,
+            None => Route::Ignore,
+        },
+    }
+}
+
+/// The stream a request is about, for those answered by the stream's server.
+fn stream_named<'a>(tokens: &[&'a str]) -> Option<&'a str> {
+    match tokens {
+        ["STREAM", "MSG", _, name] | ["STREAM", "LEADER", "STEPDOWN", name] => Some(name),
+        ["STREAM", _, name] => Some(name),
+        ["CONSUMER", "DURABLE", "CREATE", stream, _] => Some(stream),
+        ["CONSUMER", _, stream, ..] => Some(stream),
+        _ => None,
+    }
+}
+
+/// A request a jetlog cluster cannot serve yet, refused by name.
+fn not_built(what: &str) -> ApiError {
+    ApiError::new(
+        503,
+        10010,
+        format!(
+            "JetStream clustering support required: {what} is not built in a jetlog cluster yet"
+        ),
+    )
+}
+
+fn account_info(js: &JetStream, cluster: &Arc<ClusterJs>, reply: Option<Bytes>) -> Route {
+    let Some(me) = js.me.get().and_then(std::sync::Weak::upgrade) else {
+        return Route::Ignore;
+    };
+    let gather = cluster.clone();
+    cluster.spawn(async move {
+        let request = GatherRequest {
+            account: me.account_name.clone(),
+            subject: None,
+        };
+        let answers = gather.gather("USAGE", request).await;
+        let (body, _) = api::encode(
+            "account_info_response",
+            api::account_info_of(&me, total_usage(&answers)),
+        );
+        if let Some(reply) = reply {
+            publish(&me.router, reply, None, Bytes::from(body)).await;
+        }
+    });
+    Route::Deferred
+}
+
+/// The stream a create or update asks for, checked against the catalog and placed.
+fn assign(
+    js: &JetStream,
+    cluster: &Arc<ClusterJs>,
+    name: &str,
+    payload: &[u8],
+    update: bool,
+    reply: Option<Bytes>,
+) -> Route {
+    let kind = match update {
+        true => "stream_update_response",
+        false => "stream_create_response",
+    };
+    let stream = match checked(js, cluster, name, payload, update) {
+        Ok(stream) => stream,
+        Err(e) => return Route::Answered(kind, Err(e)),
+    };
+    let proposer = cluster.clone();
+    let router = js.router.clone();
+    cluster.spawn(async move {
+        let command = MetaCommand::AssignStream {
+            stream,
+            update,
+            reply: reply
+                .as_ref()
+                .map(|r| String::from_utf8_lossy(r).into_owned()),
+        };
+        // Once committed, the server that runs the stream answers.
+        let refused = match proposer.propose(command).await {
+            Ok(MetaOutcome::Done | MetaOutcome::Unchanged) => return,
+            Ok(outcome) => refusal(outcome),
+            Err(_) => ApiError::temporarily_unavailable(),
+        };
+        if let Some(reply) = reply {
+            let (body, _) = api::encode(kind, Err(refused));
+            publish(&router, reply, None, Bytes::from(body)).await;
+        }
+    });
+    Route::Deferred
+}
+
+fn refusal(outcome: MetaOutcome) -> ApiError {
+    match outcome {
+        MetaOutcome::Refused(STREAM_NAME_IN_USE) => ApiError::stream_name_in_use(),
+        MetaOutcome::Refused(STREAM_NOT_FOUND) => ApiError::stream_not_found(),
+        _ => ApiError::new(500, 10051, "the cluster could not apply the change"),
+    }
+}
+
+fn checked(
+    js: &JetStream,
+    cluster: &ClusterJs,
+    name: &str,
+    payload: &[u8],
+    update: bool,
+) -> Result<StreamAssignment, ApiError> {
+    let config = match api::requested_config(js, name, payload) {
+        Err(e) if e.err_code == ApiError::replicas_not_supported().err_code => {
+            return Err(not_built("a stream with more than one replica"))
+        }
+        other => other?,
+    };
+    let config_json = serde_json::to_string(&config).map_err(ApiError::invalid_json)?;
+    let catalog = cluster.catalog();
+    let account = js.account_name.as_str();
+    let existing = catalog.stream(account, name);
+    let placement = match (existing, update) {
+        (None, true) => return Err(ApiError::stream_not_found()),
+        (Some(old), true) => {
+            let running: StreamConfig =
+                from_go_json(old.config.as_bytes()).map_err(ApiError::invalid_json)?;
+            running.check_update(&config)?;
+            old.placement.clone()
+        }
+        (Some(old), false) if old.config == config_json => return Ok(old.clone()),
+        (Some(_), false) => return Err(ApiError::stream_name_in_use()),
+        (None, false) => {
+            if let Some(limit) = js.account_limits().max_streams {
+                let count = catalog.streams.get(account).map_or(0, |s| s.len());
+                if count as u64 >= limit {
+                    return Err(ApiError::max_streams());
+                }
+            }
+            place(cluster, &catalog, account, &config)?
+        }
+    };
+    if overlaps_another(&catalog, account, &config) {
+        return Err(ApiError::stream_subject_overlap());
+    }
+    Ok(StreamAssignment {
+        account: account.to_owned(),
+        name: name.to_owned(),
+        config: config_json,
+        placement,
+        created_ns: now_ns(),
+        consumers: Default::default(),
+    })
+}
+
+fn configs<'a>(
+    catalog: &'a Assignments,
+    account: &str,
+) -> impl Iterator<Item = (&'a StreamAssignment, StreamConfig)> {
+    catalog
+        .streams
+        .get(account)
+        .into_iter()
+        .flat_map(|s| s.values())
+        .filter_map(|s| {
+            from_go_json::<StreamConfig>(s.config.as_bytes())
+                .ok()
+                .map(|c| (s, c))
+        })
+}
+
+fn overlaps_another(catalog: &Assignments, account: &str, config: &StreamConfig) -> bool {
+    configs(catalog, account)
+        .filter(|(s, _)| s.name != config.name)
+        .any(|(_, other)| {
+            other
+                .subjects
+                .iter()
+                .any(|a| config.subjects.iter().any(|b| subjects_overlap(a, b)))
+        })
+}
+
+/// Where a new stream runs: with the streams it copies from (a mirror or source reads
+/// them on its own server), else on the online server with the fewest streams.
+fn place(
+    cluster: &ClusterJs,
+    catalog: &Assignments,
+    account: &str,
+    config: &StreamConfig,
+) -> Result<Placement, ApiError> {
+    let wanted = config.placement.clone().unwrap_or_default();
+    if !wanted.tags.is_empty() {
+        return Err(not_built("placement by tags"));
+    }
+    let origins = origin_names(config)?;
+    let mut with_origins: Vec<&String> = origins
+        .iter()
+        .filter_map(|o| catalog.stream(account, o))
+        .flat_map(|s| s.placement.peers.iter())
+        .collect();
+    with_origins.sort();
+    with_origins.dedup();
+    let peers = match with_origins.as_slice() {
+        [] => {
+            let load = |host: &str| catalog.streams_on(host).count();
+            let candidates: Vec<Candidate> = cluster
+                .hosts_online()
+                .into_iter()
+                .map(|name| Candidate {
+                    name,
+                    cluster: cluster.cluster_name().to_owned(),
+                    tags: Vec::new(),
+                    online: true,
+                    free_file: u64::MAX,
+                    free_memory: u64::MAX,
+                    ha_assets: 0,
+                })
+                .collect();
+            let request = placement::Request {
+                replicas: 1,
+                cluster: match wanted.cluster.is_empty() {
+                    true => cluster.cluster_name(),
+                    false => &wanted.cluster,
+                },
+                tags: &[],
+                storage: match config.storage {
+                    Storage::File => placement::Storage::File,
+                    Storage::Memory => placement::Storage::Memory,
+                },
+                max_bytes: u64::try_from(config.max_bytes).unwrap_or(0),
+                existing: &[],
+                ignore: &[],
+                max_ha_assets: 0,
+            };
+            placement::select_peers(&request, &candidates, |order| {
+                order.sort_by_key(|c| (load(&c.name), c.name.clone()))
+            })
+            .map_err(|e| ApiError::new(400, 10005, e.to_string()))?
+        }
+        [host] => vec![(*host).clone()],
+        _ => {
+            return Err(not_built(
+                "copying from streams that run on different servers",
+            ))
+        }
+    };
+    Ok(Placement {
+        group: String::new(),
+        peers,
+        preferred: None,
+    })
+}
+
+/// The streams a mirror or source copies from; one in another account or domain is not
+/// built in a cluster.
+fn origin_names(config: &StreamConfig) -> Result<Vec<String>, ApiError> {
+    let mut origins: Vec<&Value> = config.mirror.iter().collect();
+    if let Some(Value::Array(sources)) = &config.sources {
+        origins.extend(sources.iter());
+    }
+    let mut names = Vec::new();
+    for origin in origins {
+        if origin.get("external").is_some_and(|e| !e.is_null()) {
+            return Err(not_built("a mirror or source in another account or domain"));
+        }
+        if let Some(name) = origin.get("name").and_then(Value::as_str) {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+fn remove(js: &JetStream, cluster: &Arc<ClusterJs>, name: &str, reply: Option<Bytes>) -> Route {
+    if cluster.catalog().stream(&js.account_name, name).is_none() {
+        return Route::Answered("stream_delete_response", Err(ApiError::stream_not_found()));
+    }
+    let command = MetaCommand::RemoveStream {
+        account: js.account_name.clone(),
+        name: name.to_owned(),
+    };
+    let proposer = cluster.clone();
+    let router = js.router.clone();
+    cluster.spawn(async move {
+        let answer = match proposer.propose(command).await {
+            Ok(MetaOutcome::Done) => Ok(json!({ "success": true })),
+            Ok(outcome) => Err(refusal(outcome)),
+            Err(_) => Err(ApiError::temporarily_unavailable()),
+        };
+        if let Some(reply) = reply {
+            let (body, _) = api::encode("stream_delete_response", answer);
+            publish(&router, reply, None, Bytes::from(body)).await;
+        }
+    });
+    Route::Deferred
+}
+
+/// The catalog's streams of this account whose subjects overlap `filter`, by name.
+fn matching(catalog: &Assignments, account: &str, filter: Option<&str>) -> Vec<String> {
+    let mut names: Vec<String> = configs(catalog, account)
+        .filter(|(_, c)| match filter.filter(|f| !f.is_empty()) {
+            None => true,
+            Some(f) => c.subjects.iter().any(|s| subjects_overlap(s, f)),
+        })
+        .map(|(s, _)| s.name.clone())
+        .collect();
+    names.sort();
+    names
+}
+
+fn names(js: &JetStream, cluster: &ClusterJs, payload: &[u8]) -> api::Reply {
+    let req: StreamListRequest = api::parse_optional(js, payload)?;
+    let all = matching(&cluster.catalog(), &js.account_name, req.subject.as_deref());
+    let page: Vec<&String> = all.iter().skip(req.offset).take(NAMES_LIMIT).collect();
+    Ok(json!({ "total": all.len(), "offset": req.offset, "limit": NAMES_LIMIT, "streams": page }))
+}
+
+/// `STREAM.LIST`: every server's infos of its streams, in name order; the catalog's
+/// streams whose server did not answer are listed as `missing`, as nats-server does.
+fn list(js: &JetStream, cluster: &Arc<ClusterJs>, payload: &[u8], reply: Option<Bytes>) -> Route {
+    let req: StreamListRequest = match api::parse_optional(js, payload) {
+        Ok(req) => req,
+        Err(e) => return Route::Answered("stream_list_response", Err(e)),
+    };
+    let all = matching(&cluster.catalog(), &js.account_name, req.subject.as_deref());
+    let gather = cluster.clone();
+    let request = GatherRequest {
+        account: js.account_name.clone(),
+        subject: req.subject.clone(),
+    };
+    let router = js.router.clone();
+    cluster.spawn(async move {
+        let mut infos: Vec<Value> = gather
+            .gather("STREAMS", request)
+            .await
+            .iter()
+            .filter_map(|answer| serde_json::from_slice::<Vec<Value>>(answer).ok())
+            .flatten()
+            .collect();
+        let name_of = |info: &Value| {
+            info.pointer("/config/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        infos.retain(|info| all.contains(&name_of(info)));
+        infos.sort_by_key(name_of);
+        infos.dedup_by_key(|info| name_of(info));
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|name| !infos.iter().any(|i| name_of(i) == **name))
+            .collect();
+        let page: Vec<&Value> = infos.iter().skip(req.offset).take(LIST_LIMIT).collect();
+        let body = json!({
+            "total": all.len(),
+            "offset": req.offset,
+            "limit": LIST_LIMIT,
+            "streams": page,
+            "missing": match missing.is_empty() { true => Value::Null, false => json!(missing) },
+        });
+        let (body, _) = api::encode("stream_list_response", Ok(body));
+        if let Some(reply) = reply {
+            publish(&router, reply, None, Bytes::from(body)).await;
+        }
+    });
+    Route::Deferred
+}
