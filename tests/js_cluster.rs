@@ -490,3 +490,121 @@ async fn losing_the_meta_leader_elects_another_and_its_stream_comes_back_with_it
     let names = api(&survivor, "$JS.API.STREAM.NAMES", json!({})).await;
     assert_eq!(names["streams"], json!(["A", "B", "C", "NEW"]), "{names}");
 }
+
+/// Accounts for the operator's tests: APP runs JetStream, OPS is the system account.
+const ACCOUNTS: &str = r#"
+accounts {
+  APP: { jetstream: enabled, users: [ { user: app, password: pw } ] }
+  OPS: { users: [ { user: admin, password: pw } ] }
+}
+system_account: OPS
+"#;
+
+fn jsz_meta(server: &TestServer) -> Value {
+    let port = server.monitor_port().expect("monitor");
+    let (_, _, body) = common::monitor::get(port, "/jsz");
+    let jsz: Value = serde_json::from_str(&body).expect("json");
+    jsz["meta_cluster"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_system_account_steps_the_meta_leader_down_and_removes_a_server() {
+    let mut servers: Vec<TestServer> = Vec::new();
+    let mut dirs = Vec::new();
+    for i in 0..3 {
+        let seed = servers.first().map(TestServer::route_url);
+        let mut args = common::cluster::member_args(&format!("S{i}"), seed.as_deref());
+        args.extend(["-m".to_string(), "-1".to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (server, dir) = TestServer::start_with_config(ACCOUNTS, &args);
+        servers.push(server);
+        dirs.push(dir);
+    }
+    common::cluster::wait_for_mesh(&servers);
+    let app = common::connect_as(&servers[1], "app").await;
+    let admin = common::connect_as(&servers[2], "admin").await;
+    until_answered(&app, "$JS.API.INFO", json!({})).await;
+    let leader_now = || {
+        servers
+            .iter()
+            .map(jsz_meta)
+            .find_map(|m| m["replicas"].is_array().then(|| m["leader"].clone()))
+    };
+    let before = leader_now().expect("a leader");
+    // Refusals in nats-server's words.
+    let tags = api(
+        &admin,
+        "$JS.API.META.LEADER.STEPDOWN",
+        json!({"placement": {"tags": ["ssd"]}}),
+    )
+    .await;
+    assert_eq!(tags["error"]["err_code"], 10011, "{tags}");
+    let elsewhere = api(
+        &admin,
+        "$JS.API.META.LEADER.STEPDOWN",
+        json!({"placement": {"cluster": "other"}}),
+    )
+    .await;
+    assert_eq!(elsewhere["error"]["err_code"], 10005, "{elsewhere}");
+    // A stepdown hands the leadership to another server within seconds.
+    let done = api(&admin, "$JS.API.META.LEADER.STEPDOWN", json!({})).await;
+    assert_eq!(done["success"], true, "{done}");
+    assert_eq!(
+        done["type"],
+        "io.nats.jetstream.api.v1.meta_leader_stepdown_response"
+    );
+    let deadline = Instant::now() + META_READY;
+    let after = loop {
+        if let Some(now) = leader_now().filter(|l| *l != before) {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "{before} still leads");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let created = until_answered(
+        &app,
+        "$JS.API.STREAM.CREATE.AFTER",
+        json!({"name": "AFTER", "subjects": ["after"]}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+    // SERVER.REMOVE: a bad request, an unknown server, then a follower taken out.
+    let empty = within("remove", admin.request("$JS.API.SERVER.REMOVE", "".into()))
+        .await
+        .expect("answer");
+    let empty: Value = serde_json::from_slice(&empty.payload).expect("json");
+    assert_eq!(empty["error"]["err_code"], 10003, "{empty}");
+    let unknown = api(&admin, "$JS.API.SERVER.REMOVE", json!({"peer": "nope"})).await;
+    assert_eq!(unknown["error"]["err_code"], 10044, "{unknown}");
+    let follower = ["S0", "S1", "S2"]
+        .into_iter()
+        .find(|n| json!(n) != after)
+        .expect("a follower");
+    let removed = api(&admin, "$JS.API.SERVER.REMOVE", json!({"peer": follower})).await;
+    assert_eq!(removed["success"], true, "{removed}");
+    let deadline = Instant::now() + META_READY;
+    loop {
+        let sizes: Vec<Value> = servers
+            .iter()
+            .map(|s| jsz_meta(s)["cluster_size"].clone())
+            .collect();
+        let leader_size = servers
+            .iter()
+            .map(jsz_meta)
+            .find(|m| m["replicas"].is_array())
+            .map(|m| m["cluster_size"].clone());
+        if leader_size == Some(json!(2)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {sizes:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // It is not added back while it stays connected.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let leader_size = servers
+        .iter()
+        .map(jsz_meta)
+        .find(|m| m["replicas"].is_array())
+        .map(|m| m["cluster_size"].clone());
+    assert_eq!(leader_size, Some(json!(2)));
+}

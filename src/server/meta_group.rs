@@ -16,6 +16,7 @@
 //! how an operator takes one out).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, ChangeMembers};
@@ -68,7 +69,13 @@ pub struct MetaGroup {
     serving: JoinHandle<()>,
     membership: JoinHandle<()>,
     leadership: JoinHandle<()>,
+    /// Servers removed from the group (`SERVER.REMOVE`) that are still connected: the
+    /// leader does not add them back.
+    pub held_out: HeldOut,
 }
+
+/// The names of servers kept out of the meta group.
+pub type HeldOut = Arc<std::sync::Mutex<BTreeSet<String>>>;
 
 impl MetaGroup {
     /// Stops the member (its log and state stay in the database).
@@ -115,6 +122,8 @@ impl Server {
             .ok_or(MetaGroupError::NoCluster)?;
         let leadership = tokio::spawn(log_leaders(group.raft.clone(), cluster.clone(), id));
         let raft = group.raft.clone();
+        let held_out: HeldOut = Arc::default();
+        let held = held_out.clone();
         let membership = tokio::spawn(async move {
             let mut seen = BTreeSet::new();
             let mut since = Instant::now();
@@ -141,8 +150,15 @@ impl Server {
                     }
                     continue;
                 }
+                // A server taken out stays out while its route stays up; once it has gone,
+                // it may join again when it comes back.
+                let joinable: BTreeSet<String> = {
+                    let mut held = held.lock().unwrap_or_else(|p| p.into_inner());
+                    held.retain(|name| peers.contains(name));
+                    peers.difference(&held).cloned().collect()
+                };
                 if metrics.current_leader == Some(id) {
-                    grow(&raft, &voters, &peers).await;
+                    grow(&raft, &voters, &joinable).await;
                 }
             }
         });
@@ -153,6 +169,7 @@ impl Server {
             serving,
             membership,
             leadership,
+            held_out,
         })
     }
 }

@@ -10,6 +10,7 @@
 
 mod host;
 pub mod machine;
+mod meta_ops;
 pub mod report;
 pub(crate) mod requests;
 
@@ -51,6 +52,8 @@ pub struct ClusterJs {
     proposer: RouterTransport,
     runtime: tokio::runtime::Handle,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Servers taken out of the meta group while still connected.
+    held_out: super::meta_group::HeldOut,
     /// Since when no meta leader has been seen (`None` while there is one).
     leaderless_since: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -132,6 +135,17 @@ impl ClusterJs {
     pub async fn gather(&self, what: &str, request: GatherRequest) -> Vec<Bytes> {
         let expect = self.hosts_online().len();
         requests::gather(&self.system, what, &request, expect, GATHER_TIMEOUT).await
+    }
+
+    /// Keeps `name` out of the meta group while it stays connected.
+    fn hold_out(&self, name: &str) {
+        let mut held = self.held_out.lock().unwrap_or_else(|p| p.into_inner());
+        held.insert(name.to_owned());
+    }
+
+    fn held_out_names(&self) -> Vec<String> {
+        let held = self.held_out.lock().unwrap_or_else(|p| p.into_inner());
+        held.iter().cloned().collect()
     }
 
     /// Stops the meta group's member and the tasks around it.
@@ -216,6 +230,7 @@ impl Server {
             runtime: tokio::runtime::Handle::current(),
             tasks: Default::default(),
             leaderless_since: std::sync::Mutex::new(Some(std::time::Instant::now())),
+            held_out: meta.held_out.clone(),
             meta: tokio::sync::Mutex::new(Some(meta)),
         });
         let accounts = self.state.clone();
@@ -223,7 +238,10 @@ impl Server {
             let js = accounts.accounts.get(&request.account)?.jetstream.clone()?;
             js.gather_answer(what, request.subject.as_deref())
         });
-        let mut tasks = vec![requests::serve(system, cluster.raft.clone(), answer)];
+        let mut tasks = vec![
+            requests::serve(system, cluster.raft.clone(), answer),
+            meta_ops::serve(cluster.clone()),
+        ];
         if let Some(events) = events {
             tasks.push(tokio::spawn(host::run(
                 self.state.clone(),

@@ -76,9 +76,16 @@ pub(super) fn route(js: &JetStream, subject: &str, payload: &[u8], reply: Option
             "stream_restore_response",
             Err(not_built("restoring a snapshot into a cluster")),
         ),
-        ["STREAM", "PEER" | "CANCEL_MOVE", ..]
-        | ["CONSUMER", "LEADER", ..]
-        | ["META" | "SERVER" | "ACCOUNT", ..] => Route::Answered(
+        // The system account's requests (`server::cluster_js::meta_ops`): from any other
+        // account nats-server ignores them, with a warning.
+        ["META" | "SERVER" | "ACCOUNT", ..] => {
+            tracing::warn!(
+                account = %js.account_name,
+                "JetStream API request {subject} from a non-system account ignored"
+            );
+            Route::Ignore
+        }
+        ["STREAM", "PEER" | "CANCEL_MOVE", ..] | ["CONSUMER", "LEADER", ..] => Route::Answered(
             "system_response",
             Err(not_built("this request (it needs replicated streams)")),
         ),

@@ -1,0 +1,202 @@
+//! The operator's requests on the meta group, made in the system account and answered by
+//! the meta leader alone, as nats-server does: `$JS.API.META.LEADER.STEPDOWN` hands the
+//! leadership to another server, `$JS.API.SERVER.REMOVE` takes a server out of the group.
+//!
+//! openraft 0.9 has no "step down": followers refuse to vote while their leader's lease
+//! lasts. So the leader stops sending heartbeats and stops campaigning itself, and asks the
+//! chosen server to campaign (`$JLC.ELECT.<node>`) until it has won; then the old leader
+//! heartbeats again, as it must whenever it leads later.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use openraft::ChangeMembers;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::task::JoinHandle;
+
+use super::super::raft_link::{publish, subscribe, Unsubscribe};
+use super::ClusterJs;
+use crate::jetstream::ApiError;
+use crate::raft::types::{node_id, peer_id, NodeId};
+
+pub const STEPDOWN_SUBJECT: &str = "$JS.API.META.LEADER.STEPDOWN";
+pub const SERVER_REMOVE_SUBJECT: &str = "$JS.API.SERVER.REMOVE";
+const ELECT_PREFIX: &str = "$JLC.ELECT";
+/// How long a stepdown waits for another server to win before the leader leads on.
+const STEPDOWN_LIMIT: Duration = Duration::from_secs(15);
+/// How often the chosen server is asked to campaign meanwhile.
+const ELECT_EVERY: Duration = Duration::from_millis(300);
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct StepdownRequest {
+    placement: Option<StepdownPlacement>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct StepdownPlacement {
+    cluster: String,
+    tags: Vec<String>,
+    preferred: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RemoveRequest {
+    peer: String,
+    peer_id: String,
+}
+
+/// Subscribes the two requests and this server's campaign subject in the system account.
+pub fn serve(cluster: Arc<ClusterJs>) -> JoinHandle<()> {
+    let router = cluster.system.clone();
+    let (stepdown_sub, mut stepdowns) = subscribe(&router, STEPDOWN_SUBJECT);
+    let (remove_sub, mut removes) = subscribe(&router, SERVER_REMOVE_SUBJECT);
+    let elect_subject = format!("{ELECT_PREFIX}.{:x}", cluster.me_id);
+    let (elect_sub, mut elects) = subscribe(&router, &elect_subject);
+    tokio::spawn(async move {
+        let _unsubscribe = (
+            Unsubscribe(router.clone(), stepdown_sub),
+            Unsubscribe(router.clone(), remove_sub),
+            Unsubscribe(router.clone(), elect_sub),
+        );
+        loop {
+            tokio::select! {
+                Some(request) = stepdowns.recv() => {
+                    if !cluster.is_leader() { continue; }
+                    let answer = stepdown(&cluster, &request.msg.payload);
+                    reply(&cluster, request.msg.reply, "meta_leader_stepdown_response", answer).await;
+                }
+                Some(request) = removes.recv() => {
+                    if !cluster.is_leader() { continue; }
+                    let answer = remove(&cluster, &request.msg.payload).await;
+                    reply(&cluster, request.msg.reply, "meta_server_remove_response", answer).await;
+                }
+                Some(_) = elects.recv() => {
+                    if let Err(e) = cluster.raft.trigger().elect().await {
+                        tracing::warn!("JetStream meta group: cannot campaign: {e}");
+                    }
+                }
+                else => break,
+            }
+        }
+    })
+}
+
+async fn reply(cluster: &ClusterJs, to: Option<Bytes>, kind: &str, answer: Result<(), ApiError>) {
+    let Some(to) = to else {
+        return;
+    };
+    let mut body = match answer {
+        Ok(()) => json!({ "success": true }),
+        Err(e) => json!({ "error": e, "success": false }),
+    };
+    body["type"] = Value::String(format!("io.nats.jetstream.api.v1.{kind}"));
+    let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+    publish(&cluster.system, to, None, body).await;
+}
+
+fn no_replacement() -> ApiError {
+    ApiError::new(400, 10005, "no replacement peer connected")
+}
+
+/// Picks the next leader and starts handing over; answers at once, as nats-server does.
+fn stepdown(cluster: &Arc<ClusterJs>, payload: &[u8]) -> Result<(), ApiError> {
+    let request: StepdownRequest = match payload.iter().all(u8::is_ascii_whitespace) {
+        true => StepdownRequest::default(),
+        false => serde_json::from_slice(payload).map_err(ApiError::invalid_json)?,
+    };
+    let placement = request.placement.unwrap_or_default();
+    if !placement.tags.is_empty() {
+        return Err(ApiError::new(
+            400,
+            10011,
+            "tags placement not supported for operation",
+        ));
+    }
+    if !placement.cluster.is_empty() && placement.cluster != cluster.cluster_name {
+        return Err(no_replacement());
+    }
+    let voters: BTreeSet<NodeId> = cluster
+        .raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect();
+    let mut candidates: Vec<String> = cluster
+        .hosts_online()
+        .into_iter()
+        .filter(|name| *name != cluster.me && voters.contains(&node_id(name)))
+        .collect();
+    if !placement.preferred.is_empty() {
+        candidates.retain(|name| *name == placement.preferred);
+    }
+    // A different one each time, so repeated stepdowns go round the servers.
+    let pick = usize::try_from(crate::server::jetstream::now_ns() % 997).unwrap_or(0);
+    let Some(next) = candidates.get(pick % candidates.len().max(1)).cloned() else {
+        return Err(no_replacement());
+    };
+    let cluster = cluster.clone();
+    tokio::spawn(async move { hand_over(&cluster, &next).await });
+    Ok(())
+}
+
+async fn hand_over(cluster: &ClusterJs, next: &str) {
+    let config = cluster.raft.runtime_config();
+    config.heartbeat(false);
+    config.elect(false);
+    let subject = Bytes::from(format!("{ELECT_PREFIX}.{:x}", node_id(next)));
+    let deadline = Instant::now() + STEPDOWN_LIMIT;
+    while cluster.is_leader() && Instant::now() < deadline {
+        publish(&cluster.system, subject.clone(), None, Bytes::new()).await;
+        tokio::time::sleep(ELECT_EVERY).await;
+    }
+    let config = cluster.raft.runtime_config();
+    config.heartbeat(true);
+    config.elect(true);
+    match cluster.is_leader() {
+        true => tracing::warn!("JetStream meta leader stepdown: {next} did not take over"),
+        false => tracing::info!("JetStream meta leader stepped down for {next}"),
+    }
+}
+
+/// Takes a server out of the meta group (by name, or by nats-server's peer id).
+async fn remove(cluster: &ClusterJs, payload: &[u8]) -> Result<(), ApiError> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(None));
+    }
+    let request: RemoveRequest = serde_json::from_slice(payload).map_err(ApiError::invalid_json)?;
+    let metrics = cluster.raft.metrics().borrow().clone();
+    let mut names: Vec<String> = cluster.routes.jetstream_peer_names().into_iter().collect();
+    names.extend(cluster.held_out_names());
+    names.push(cluster.me.clone());
+    let voters: BTreeSet<NodeId> = metrics.membership_config.membership().voter_ids().collect();
+    let found = names.into_iter().find(|name| {
+        voters.contains(&node_id(name))
+            && match request.peer_id.is_empty() {
+                true => *name == request.peer,
+                false => peer_id(name) == request.peer_id,
+            }
+    });
+    let Some(name) = found else {
+        return Err(ApiError::new(
+            400,
+            10044,
+            "server is not a member of the cluster",
+        ));
+    };
+    cluster.hold_out(&name);
+    let remove = ChangeMembers::RemoveVoters(BTreeSet::from([node_id(&name)]));
+    cluster
+        .raft
+        .change_membership(remove, false)
+        .await
+        .map(drop)
+        .map_err(|e| ApiError::new(500, 10041, e.to_string()))
+}
