@@ -92,6 +92,8 @@ pub const STREAM_NAME_IN_USE: u16 = 10058;
 /// …for a missing stream (10059) and consumer (10014).
 pub const STREAM_NOT_FOUND: u16 = 10059;
 pub const CONSUMER_NOT_FOUND: u16 = 10014;
+/// …for subjects that overlap another stream's of the account (10065).
+pub const STREAM_SUBJECT_OVERLAP: u16 = 10065;
 
 /// The catalog of every stream and consumer in the cluster, keyed by account then name.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +168,8 @@ impl Assignments {
 
     fn assign_stream(&mut self, stream: StreamAssignment, update: bool) -> MetaOutcome {
         let streams = self.streams.entry(stream.account.clone()).or_default();
+        let overlaps = !streams.contains_key(&stream.name)
+            && streams.values().any(|other| overlapping(other, &stream));
         match streams.get_mut(&stream.name) {
             None if update => {
                 if streams.is_empty() {
@@ -173,6 +177,9 @@ impl Assignments {
                 }
                 MetaOutcome::Refused(STREAM_NOT_FOUND)
             }
+            // Two creates racing each other both passed the leader's check: the one
+            // committed second is refused here, on every server alike.
+            None if overlaps => MetaOutcome::Refused(STREAM_SUBJECT_OVERLAP),
             None => {
                 streams.insert(stream.name.clone(), stream);
                 MetaOutcome::Done
@@ -187,6 +194,23 @@ impl Assignments {
             Some(_) => MetaOutcome::Refused(STREAM_NAME_IN_USE),
         }
     }
+}
+
+/// The `subjects` of a stream's config JSON.
+fn subjects(stream: &StreamAssignment) -> Vec<String> {
+    serde_json::from_str::<serde_json::Value>(&stream.config)
+        .ok()
+        .and_then(|c| serde_json::from_value(c.get("subjects")?.clone()).ok())
+        .unwrap_or_default()
+}
+
+fn overlapping(a: &StreamAssignment, b: &StreamAssignment) -> bool {
+    let theirs = subjects(a);
+    subjects(b).iter().any(|s| {
+        theirs
+            .iter()
+            .any(|t| crate::protocol::subject::subjects_overlap(s, t))
+    })
 }
 
 impl Machine for Assignments {

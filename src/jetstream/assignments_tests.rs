@@ -180,3 +180,19 @@ fn the_same_log_gives_the_same_catalog_and_snapshots_restore_it() {
     assert_eq!(restored, replicas[0]);
     assert!(restored.restore(b"{").is_err());
 }
+
+#[test]
+fn a_create_whose_subjects_overlap_another_stream_of_the_account_is_refused() {
+    let mut a = Assignments::default();
+    let orders = stream("APP", "ORD", r#"{"subjects":["o.>"]}"#, &["n1"]);
+    assert_eq!(a.apply_command(assign(orders)), MetaOutcome::Done);
+    let racing = stream("APP", "ORD2", r#"{"subjects":["o.new"]}"#, &["n2"]);
+    assert_eq!(
+        a.apply_command(assign(racing)),
+        MetaOutcome::Refused(STREAM_SUBJECT_OVERLAP)
+    );
+    // Another account's streams do not collide.
+    let elsewhere = stream("B", "ORD2", r#"{"subjects":["o.new"]}"#, &["n2"]);
+    assert_eq!(a.apply_command(assign(elsewhere)), MetaOutcome::Done);
+    assert!(a.stream("APP", "ORD2").is_none());
+}

@@ -17,7 +17,7 @@ use super::{now_ns, JetStream};
 use crate::jetstream::api_types::{from_go_json, StreamListRequest};
 use crate::jetstream::assignments::{
     Assignments, MetaCommand, MetaOutcome, Placement, StreamAssignment, STREAM_NAME_IN_USE,
-    STREAM_NOT_FOUND,
+    STREAM_NOT_FOUND, STREAM_SUBJECT_OVERLAP,
 };
 use crate::jetstream::placement::{self, Candidate};
 use crate::jetstream::stream_config::Storage;
@@ -197,6 +197,7 @@ fn refusal(outcome: MetaOutcome) -> ApiError {
     match outcome {
         MetaOutcome::Refused(STREAM_NAME_IN_USE) => ApiError::stream_name_in_use(),
         MetaOutcome::Refused(STREAM_NOT_FOUND) => ApiError::stream_not_found(),
+        MetaOutcome::Refused(STREAM_SUBJECT_OVERLAP) => ApiError::stream_subject_overlap(),
         _ => ApiError::new(500, 10051, "the cluster could not apply the change"),
     }
 }
