@@ -2,6 +2,7 @@
 //! group decides what exists and where, and async-nats clients on any server create,
 //! publish to, read and delete streams, consumers and KV buckets that run on another.
 
+mod cli_support;
 mod common;
 
 use std::collections::BTreeSet;
@@ -531,6 +532,27 @@ async fn the_system_account_steps_the_meta_leader_down_and_removes_a_server() {
             .find_map(|m| m["replicas"].is_array().then(|| m["leader"].clone()))
     };
     let before = leader_now().expect("a leader");
+    // `jetlog server report jetstream` shows the meta group as its leader sees it.
+    let admin_url = format!("nats://admin:pw@127.0.0.1:{}", servers[0].port);
+    let report = tokio::task::spawn_blocking(move || {
+        cli_support::jetlog_at(&admin_url, &["server", "report", "jetstream"])
+            .ok()
+            .to_string()
+    })
+    .await
+    .expect("report");
+    assert!(
+        report.contains("Meta group of cluster tc: 3 servers"),
+        "{report}"
+    );
+    let leader_row = report
+        .lines()
+        .find(|l| l.contains(" yes "))
+        .unwrap_or_else(|| panic!("no leader row: {report}"));
+    assert!(
+        leader_row.contains(before.as_str().expect("name")),
+        "{report}"
+    );
     // Refusals in nats-server's words.
     let tags = api(
         &admin,

@@ -208,6 +208,39 @@ async fn report_jetstream(args: &OpsArgs) -> Result<()> {
             d["api"]["errors"].to_string(),
         ]);
     }
+    output::print_table(&table)?;
+    // In a cluster, the meta group as its leader sees it (only the leader lists replicas),
+    // as natscli's "RAFT Meta Group Information".
+    let leader = answers
+        .iter()
+        .map(|a| &a.body["data"]["meta_cluster"])
+        .find(|m| m["replicas"].is_array());
+    let Some(meta) = leader else {
+        return Ok(());
+    };
+    output::line(format!(
+        "Meta group of cluster {}: {} servers, term {}",
+        text(&meta["name"]),
+        meta["cluster_size"],
+        meta["term"]
+    ))?;
+    let mut table = output::table(&["Name", "ID", "Leader", "Current", "Lag"]);
+    table.add_row(vec![
+        text(&meta["leader"]),
+        text(&meta["peer"]),
+        "yes".to_string(),
+        "true".to_string(),
+        "0".to_string(),
+    ]);
+    for replica in meta["replicas"].as_array().into_iter().flatten() {
+        table.add_row(vec![
+            text(&replica["name"]),
+            text(&replica["peer"]),
+            String::new(),
+            replica["current"].to_string(),
+            replica["lag"].as_u64().unwrap_or(0).to_string(),
+        ]);
+    }
     output::print_table(&table)
 }
 
