@@ -630,3 +630,95 @@ async fn the_system_account_steps_the_meta_leader_down_and_removes_a_server() {
         .map(|m| m["cluster_size"].clone());
     assert_eq!(leader_size, Some(json!(2)));
 }
+
+/// Sends `signal` (STOP or CONT) to a server process.
+fn signal(server: &TestServer, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &server.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// Resumes a paused server however the test ends, so it never lingers stopped.
+struct Resume<'a>(&'a TestServer);
+
+impl Drop for Resume<'_> {
+    fn drop(&mut self) {
+        signal(self.0, "CONT");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_meta_leader_stalls_only_its_own_stream_and_the_others_carry_on() {
+    let (servers, clients) = cluster().await;
+    let mut host_of = std::collections::BTreeMap::new();
+    for name in ["A", "B", "C"] {
+        let created = api(
+            &clients[0],
+            &format!("$JS.API.STREAM.CREATE.{name}"),
+            json!({"name": name, "subjects": [name.to_lowercase()]}),
+        )
+        .await;
+        host_of.insert(leader_of(&created), name);
+    }
+    let paused = servers
+        .iter()
+        .position(|s| s.log_contains("Self is new JetStream cluster metadata leader"))
+        .expect("a meta leader logged itself");
+    let paused_name = format!("S{paused}");
+    let live = clients[(paused + 1) % 3].clone();
+    let js = jetstream::new(live.clone());
+    signal(&servers[paused], "STOP");
+    let resume = Resume(&servers[paused]);
+    // The streams of the running servers keep acknowledging.
+    for (host, stream) in &host_of {
+        if *host != paused_name {
+            let ack = within("ack", async {
+                js.publish(stream.to_lowercase(), "while paused".into())
+                    .await
+                    .expect("publish")
+                    .await
+            })
+            .await;
+            assert!(ack.is_ok(), "{stream}: {ack:?}");
+        }
+    }
+    // The paused server's stream has nobody else to store it: no acknowledgement.
+    let stalled = tokio::time::timeout(Duration::from_secs(2), async {
+        js.publish(host_of[&paused_name].to_lowercase(), "lost?".into())
+            .await
+            .expect("publish")
+            .await
+    })
+    .await;
+    assert!(!matches!(stalled, Ok(Ok(_))), "{stalled:?}");
+    // The two others elect a meta leader between them: creates work again.
+    let created = until_answered(
+        &live,
+        "$JS.API.STREAM.CREATE.NEW",
+        json!({"name": "NEW", "subjects": ["new"]}),
+    )
+    .await;
+    assert_ne!(leader_of(&created), paused_name);
+    drop(resume);
+    // Resumed, the old leader follows the new one: every server's clients see one catalog.
+    for client in &clients {
+        let deadline = Instant::now() + META_READY;
+        loop {
+            let names = until_answered(client, "$JS.API.STREAM.NAMES", json!({})).await;
+            if names["streams"] == json!(["A", "B", "C", "NEW"]) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{names}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let info = until_answered(
+        &live,
+        &format!("$JS.API.STREAM.INFO.{}", host_of[&paused_name]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(leader_of(&info), paused_name);
+}
