@@ -484,19 +484,42 @@ async fn source_configs_get_nats_servers_errors() {
     )
     .await;
     assert_eq!(cycle["error"], error(500, 10052, "detected cycle"));
-    // What jetlog has not built is refused by name, never ignored.
-    let external = create(
-        &client,
-        "T",
-        json!({"sources": [{"name": "O", "external": {"api": "$JS.hub.API", "deliver": ""}}]}),
-    )
-    .await;
-    assert!(
-        external["error"]["description"]
-            .as_str()
-            .is_some_and(|d| d.contains("not supported by jetlog")),
-        "{external}"
-    );
+    // External prefixes in nats-server's words (tests/js_sources_external.rs runs them).
+    let prefixes = [
+        (
+            json!({"api": "$JS.hub.API", "deliver": "d.*"}),
+            error(
+                400,
+                10024,
+                "stream external delivery prefix d.* must not contain wildcards",
+            ),
+        ),
+        (
+            json!({"api": "$JS.x.*"}),
+            error(
+                500,
+                10052,
+                "stream external api prefix \"$JS.x.*\" must be a valid subject without wildcards",
+            ),
+        ),
+        (
+            json!({"api": "$JS.API"}),
+            error(
+                400,
+                10021,
+                "stream external api prefix $JS.API must not overlap with $JS.API",
+            ),
+        ),
+    ];
+    for (external, expected) in prefixes {
+        let refused = create(
+            &client,
+            "T",
+            json!({"sources": [{"name": "O", "external": external}]}),
+        )
+        .await;
+        assert_eq!(refused["error"], expected, "{external}");
+    }
 }
 
 #[tokio::test]

@@ -27,8 +27,8 @@ pub fn or_all(s: &str) -> String {
     }
 }
 
-/// The parts of a `StreamSource` jetlog uses; `external` and `consumer` are read only to be
-/// refused by name.
+/// The parts of a `StreamSource` jetlog uses; `consumer`, and a mirror's `external`, are
+/// read only to be refused by name.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct OriginSpec {
     #[serde(default)]
@@ -48,6 +48,19 @@ pub struct OriginSpec {
 }
 
 impl OriginSpec {
+    /// `external`'s `api` and `deliver` prefixes, for an origin in another account or domain.
+    pub fn external_prefixes(&self) -> Option<(String, String)> {
+        let external = self.external.as_ref().filter(|e| !e.is_null())?;
+        let text = |key: &str| {
+            external
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Some((text("api"), text("deliver")))
+    }
+
     /// The spec of a `StreamSource` object, if it reads as one.
     pub fn of(source: &Value) -> Option<Self> {
         serde_json::from_value(source.clone()).ok()
@@ -85,6 +98,10 @@ impl OriginSpec {
         }
         if !self.subject_transforms.is_empty() {
             out["subject_transforms"] = json!(self.subject_transforms);
+        }
+        // Both keys always, as nats-server writes them.
+        if let Some((api, deliver)) = self.external_prefixes() {
+            out["external"] = json!({"api": api, "deliver": deliver});
         }
         out
     }

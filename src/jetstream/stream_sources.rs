@@ -1,5 +1,6 @@
 //! Sources (`sources` in a stream config): a stream that takes in the messages of other streams
-//! of this server and account, each copied at a new sequence of its own with a
+//! of this server, in its own account or (with `external` and the imports nats-server's
+//! sourcing needs, `server::accounts::js_origins`) another, each copied at a new sequence of its own with a
 //! `Nats-Stream-Source` header naming where it came from. Facts: `docs/sources-facts.md`.
 //!
 //! Like a mirror, a source reads its origin's log directly on the JetStream timer
@@ -15,7 +16,7 @@ use super::error::ApiError;
 use super::stream_config::{is_valid_name, StreamConfig};
 use super::stream_mirror::not_built;
 use super::stream_origin::{or_all, OriginSpec, OriginTransforms, TransformErrors};
-use crate::protocol::subject::{is_valid_subject, subjects_overlap};
+use crate::protocol::subject::{is_literal, is_valid_subject, subjects_overlap};
 
 /// The header a sourced message carries: `<origin> <seq> <filter> <dest> <subject>`.
 pub const STREAM_SOURCE: &[u8] = b"Nats-Stream-Source";
@@ -43,7 +44,47 @@ pub fn index_name(spec: &OriginSpec) -> String {
             (srcs.join("\u{c}"), dests.join("\u{c}"))
         }
     };
-    format!("{} {filter} {dest}", spec.name)
+    match spec.external_prefixes() {
+        Some((api, _)) => format!(
+            "{}:{} {filter} {dest}",
+            spec.name,
+            crate::raft::types::peer_id(&api)
+        ),
+        None => format!("{} {filter} {dest}", spec.name),
+    }
+}
+
+/// A source's `external` prefixes, in nats-server's order and words (facts §1.2 rows
+/// 11, 13, 14). Whether they lead anywhere is only known when the source runs: a prefix no
+/// import serves leaves the source without an origin, as nats-server's consumer request
+/// would go unanswered.
+fn check_external(spec: &OriginSpec) -> Result<(), ApiError> {
+    let Some((api, deliver)) = spec.external_prefixes() else {
+        return Ok(());
+    };
+    let literal = |s: &str| is_valid_subject(s) && is_literal(s);
+    if !deliver.is_empty() && !literal(&deliver) {
+        return Err(ApiError::new(
+            400,
+            10024,
+            format!("stream external delivery prefix {deliver} must not contain wildcards"),
+        ));
+    }
+    if !literal(&api) {
+        return Err(ApiError::new(
+            500,
+            10052,
+            format!("stream external api prefix {api:?} must be a valid subject without wildcards"),
+        ));
+    }
+    if subjects_overlap(&format!("{api}.>"), "$JS.API.>") {
+        return Err(ApiError::new(
+            400,
+            10021,
+            format!("stream external api prefix {api} must not overlap with $JS.API"),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a config's `sources` in nats-server's order; the specs to run them by.
@@ -91,11 +132,9 @@ pub fn check_sources(config: &StreamConfig, sources: &Value) -> Result<Vec<Origi
         if spec.consumer.is_some() {
             return Err(not_built("a source's consumer"));
         }
-        if spec.external.is_some() {
-            return Err(not_built(
-                "a source in another domain or account (external)",
-            ));
-        }
+    }
+    for spec in &specs {
+        check_external(spec)?;
     }
     // The stream itself is the first one the cycle check visits (the others are checked
     // where the streams are known, `server::jetstream::origins`).

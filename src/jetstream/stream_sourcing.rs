@@ -358,9 +358,12 @@ impl Source {
     /// The message as the sourcing stream stores it: the origin's headers less expectations,
     /// batch headers and an earlier `Nats-Stream-Source`, then this source's header last.
     fn sourced(&self, msg: &StoredMessage, ident: &str) -> Publish {
+        // The index name's first part: the origin's name, and for a source in another
+        // account `:<hash8(api)>`, as nats-server writes it.
+        let origin = self.iname.split(' ').next().unwrap_or(&self.spec.name);
         let value = format!(
-            "{} {} {} {} {ident}",
-            self.spec.name, msg.seq, self.header_mid, msg.subject
+            "{origin} {} {} {} {ident}",
+            msg.seq, self.header_mid, msg.subject
         );
         let mut kept = BytesMut::with_capacity(msg.headers.len() + value.len() + 32);
         for (i, line) in msg.headers.split_inclusive(|b| *b == b'\n').enumerate() {
@@ -391,7 +394,11 @@ impl Source {
         let active = self
             .last_contact_ns
             .map_or(-1, |at| now_ns.saturating_sub(at) as i64);
-        let mut info = json!({"name": self.spec.name, "lag": self.lag});
+        let mut info = json!({"name": self.spec.name});
+        if let Some((api, deliver)) = self.spec.external_prefixes() {
+            info["external"] = json!({"api": api, "deliver": deliver});
+        }
+        info["lag"] = json!(self.lag);
         if let Some(taken) = self.last_taken.filter(|t| *t > 0) {
             info["seq"] = json!(taken);
         }

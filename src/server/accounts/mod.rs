@@ -9,6 +9,7 @@
 
 mod imports;
 mod js_disabled;
+mod js_origins;
 mod responses;
 pub mod settings;
 mod subject_map;
@@ -62,6 +63,8 @@ struct JetStreamPlan {
     pool: Option<Arc<jetstream::pool::ActorPool>>,
     /// The cluster every account's interest is announced to.
     cluster: Option<Arc<crate::server::routes::Cluster>>,
+    /// Every account's JetStream, for sources that read another account's streams.
+    directory: js_origins::Directory,
 }
 
 /// A connection counted in its account's open connections; the count goes down when it is
@@ -155,6 +158,7 @@ impl Accounts {
             domain: config.js_domain.clone(),
             strict: config.js_strict,
             cluster,
+            directory: Default::default(),
             pool: match config.jetstream {
                 true => Some(
                     jetstream::pool::ActorPool::start()
@@ -263,7 +267,18 @@ impl JetStreamPlan {
             .clone()
             .filter(|_| self.enabled && account.name != system);
         let jetstream = match js_limits {
-            Some(limits) => Some(self.start(&account.name, &router, limits)?),
+            Some(limits) => {
+                let js = self.start(&account.name, &router, limits)?;
+                js.set_origin_resolver(js_origins::resolver(
+                    account.imports.clone(),
+                    self.directory.clone(),
+                ));
+                self.directory
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(account.name.clone(), Arc::downgrade(&js));
+                Some(js)
+            }
             None => None,
         };
         if jetstream.is_none() && self.enabled && account.name != system {

@@ -237,12 +237,15 @@ fn origin_pb(o: &OriginSpec) -> pb::StreamSource {
                 dest: t.dest.clone(),
             })
             .collect(),
+        external: o
+            .external_prefixes()
+            .map(|(api, deliver)| pb::ExternalStream { api, deliver }),
         ..pb::StreamSource::default()
     }
 }
 
 fn origin_of_pb(p: &pb::StreamSource) -> OriginSpec {
-    OriginSpec::local(
+    let mut spec = OriginSpec::local(
         &p.name,
         p.opt_start_seq,
         p.opt_start_time_unix_ns.map(|ns| format_rfc3339(Some(ns))),
@@ -254,7 +257,12 @@ fn origin_of_pb(p: &pb::StreamSource) -> OriginSpec {
                 dest: t.dest.clone(),
             })
             .collect(),
-    )
+    );
+    spec.external = p
+        .external
+        .as_ref()
+        .map(|e| serde_json::json!({"api": e.api, "deliver": e.deliver}));
+    spec
 }
 
 #[cfg(test)]
@@ -275,5 +283,21 @@ mod tests {
         let back = from_pb(&to_pb(&config, 42));
         assert_eq!(back, config);
         assert_eq!(to_pb(&config, 42).created_unix_ns, 42);
+    }
+
+    #[test]
+    fn a_source_in_another_account_keeps_its_prefixes() {
+        let json = r#"{"name":"AGG","subjects":["agg"],"sources":[
+            {"name":"ORD","filter_subject":"ord.>","external":{"api":"$JS.A.API","deliver":"d.b"}},
+            {"name":"LOCAL"}]}"#;
+        let config = serde_json::from_str::<StreamConfig>(json)
+            .unwrap()
+            .normalized()
+            .unwrap();
+        let back = from_pb(&to_pb(&config, 1));
+        assert_eq!(back, config);
+        let sources = back.sources.expect("sources");
+        assert_eq!(sources[0]["external"]["deliver"], "d.b");
+        assert!(sources[1].get("external").is_none());
     }
 }

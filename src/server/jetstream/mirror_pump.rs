@@ -21,7 +21,7 @@ pub(super) const PUMP_BUDGET: std::time::Duration = std::time::Duration::from_mi
 /// Copies what the origin has and the mirror lacks, within the time budget; whether it
 /// stopped with more to copy (the timer then comes back at once).
 pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &OriginSpec) -> bool {
-    let origin = match super::origins::readable_origin(js, &spec.name) {
+    let origin = match super::origins::readable_origin(js, spec) {
         Ok(origin) => origin,
         Err(why) => {
             entry.lock().mirror_origin_unreadable(why);

@@ -55,6 +55,7 @@ use hooks::{consumer_hooks, stream_subscriptions, ConsumerHooks};
 pub use account_limits::AccountLimits;
 pub use api::API_EXCLUDED;
 pub use limits::StorageLimits;
+pub use origins::OriginResolver;
 pub use report::{JetStreamReport, StreamReport};
 
 /// What the API thread's subscription is tagged with.
@@ -237,6 +238,8 @@ pub struct JetStream {
     /// Whether the server is in a cluster, and its clustered JetStream once started.
     clustered: bool,
     cluster: std::sync::OnceLock<Arc<crate::server::cluster_js::ClusterJs>>,
+    /// How a source in another account finds its origin (set by the accounts at start).
+    origin_resolver: std::sync::OnceLock<origins::OriginResolver>,
 }
 
 /// What JetStream is told besides where it stores: its limits, domain and decoding rule.
@@ -314,6 +317,7 @@ impl JetStream {
             me: std::sync::OnceLock::new(),
             clustered,
             cluster: std::sync::OnceLock::new(),
+            origin_resolver: std::sync::OnceLock::new(),
         });
         let _ = js.me.set(Arc::downgrade(&js));
         let saved = js

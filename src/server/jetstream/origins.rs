@@ -23,14 +23,48 @@ fn uncopyable(retention: Retention) -> Option<ApiError> {
 }
 
 /// The origin a pump may read: open, and of limits retention.
-pub(super) fn readable_origin(js: &JetStream, name: &str) -> Result<Arc<StreamEntry>, ApiError> {
-    let origin = js
-        .stream_if_open(name)
+pub(super) fn readable_origin(
+    js: &JetStream,
+    spec: &OriginSpec,
+) -> Result<Arc<StreamEntry>, ApiError> {
+    let elsewhere;
+    let home = match spec.external_prefixes() {
+        Some((api, _)) if js.is_own_api(&api) => js,
+        Some((api, deliver)) => {
+            elsewhere = js
+                .origin_resolver
+                .get()
+                .and_then(|resolve| resolve(&api, &deliver, &spec.name))
+                .ok_or_else(ApiError::stream_not_found)?;
+            &elsewhere
+        }
+        None => js,
+    };
+    let origin = home
+        .stream_if_open(&spec.name)
         .ok_or_else(ApiError::stream_not_found)?;
     let retention = origin.lock().config().retention;
     match uncopyable(retention) {
         Some(why) => Err(why),
         None => Ok(origin),
+    }
+}
+
+/// Finds the JetStream of the account whose stream a source in another account copies
+/// (`external.api`, `external.deliver`, the origin's name), through the importing account's
+/// imports (`server::accounts::js_origins`).
+pub type OriginResolver = Arc<dyn Fn(&str, &str, &str) -> Option<Arc<JetStream>> + Send + Sync>;
+
+impl JetStream {
+    /// Lets this account's sources read streams of the accounts it imports from.
+    pub fn set_origin_resolver(&self, resolver: OriginResolver) {
+        let _ = self.origin_resolver.set(resolver);
+    }
+
+    /// Whether `api` is this JetStream's own API prefix under its domain.
+    fn is_own_api(&self, api: &str) -> bool {
+        self.domain()
+            .is_some_and(|domain| api == format!("$JS.{domain}.API"))
     }
 }
 

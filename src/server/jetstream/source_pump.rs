@@ -34,7 +34,7 @@ fn pump_one(
     spec: &OriginSpec,
     started: Instant,
 ) -> bool {
-    let origin = match super::origins::readable_origin(js, &spec.name) {
+    let origin = match super::origins::readable_origin(js, spec) {
         Ok(origin) => origin,
         Err(why) => {
             entry.lock().source_origin_unreadable(iname, why);
