@@ -253,18 +253,19 @@ async fn mirror_configs_get_nats_servers_errors() {
         let made = create(&client, "M", config.clone()).await;
         assert_eq!(made["error"], want, "{config}");
     }
-    // What jetlog has not built is refused by name, never ignored.
-    let external = create(
+    // What jetlog has not built is refused by name, never ignored (an origin in another
+    // account is built: tests/js_sources_external.rs).
+    let consumer = create(
         &client,
         "M",
-        json!({"mirror": {"name": "O", "external": {"api": "$JS.hub.API", "deliver": ""}}}),
+        json!({"mirror": {"name": "O", "consumer": {"name": "C", "deliver_subject": "d"}}}),
     )
     .await;
     assert!(
-        external["error"]["description"]
+        consumer["error"]["description"]
             .as_str()
             .is_some_and(|d| d.contains("not supported by jetlog")),
-        "{external}"
+        "{consumer}"
     );
     let bad_transforms = [
         (

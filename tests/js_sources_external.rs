@@ -146,3 +146,45 @@ fn base64_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+#[tokio::test]
+async fn a_mirror_of_another_accounts_stream_keeps_its_sequences() {
+    let (server, _conf) = TestServer::start_with_config(ACCOUNTS, &[]);
+    let a = connect_as(&server, "a").await;
+    let b = connect_as(&server, "b").await;
+    let c = connect_as(&server, "c").await;
+    call(
+        &a,
+        "$JS.API.STREAM.CREATE.ORD",
+        json!({"name": "ORD", "subjects": ["ord.>"]}),
+    )
+    .await;
+    publish(&a, "ord.new", 4).await;
+    call(&a, "$JS.API.STREAM.MSG.DELETE.ORD", json!({"seq": 2})).await;
+    let mirror = json!({"name": "ORD", "external": {"api": "$JS.A.API", "deliver": "deliver.b"}});
+    for client in [&b, &c] {
+        let made = call(
+            client,
+            "$JS.API.STREAM.CREATE.BACKUP",
+            json!({"name": "BACKUP", "mirror": mirror}),
+        )
+        .await;
+        assert!(made.get("error").is_none(), "{made}");
+    }
+    holds(&b, "BACKUP", 3).await;
+    let info = call_raw(&b, "$JS.API.STREAM.INFO.BACKUP", "").await;
+    assert_eq!(info["state"]["last_seq"], 4, "{info}");
+    assert_eq!(info["mirror"]["external"]["api"], "$JS.A.API", "{info}");
+    assert_eq!(info["config"]["mirror"], mirror, "{info}");
+    // Without the deliveries' import, C's mirror has no origin.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(messages(&c, "BACKUP").await, 0);
+    // Bad prefixes are refused before anything is made.
+    let bad = call(
+        &b,
+        "$JS.API.STREAM.CREATE.BAD",
+        json!({"name": "BAD", "mirror": {"name": "ORD", "external": {"api": "$JS.API"}}}),
+    )
+    .await;
+    assert_eq!(bad["error"]["err_code"], 10021, "{bad}");
+}

@@ -5,10 +5,10 @@
 //! nats-server feeds a mirror through a consumer on the origin; jetlog's mirror reads the
 //! origin's log directly on the JetStream timer (`server::jetstream::mirror_pump`), from its
 //! own last sequence on, so it catches up after either side restarts without any state of
-//! its own. Removing `mirror` by update promotes the mirror to a stream of its own. What it
-//! cannot do yet is refused by name: external and cross-account origins, a mirror's
-//! `consumer`, and per-message TTLs, transforms and republish on the mirror
-//! itself.
+//! its own. Removing `mirror` by update promotes the mirror to a stream of its own. An origin
+//! in another account is read the same way, through the imports `external` names (see
+//! `stream_sources`). What it cannot do yet is refused by name: a mirror's `consumer`, and
+//! per-message TTLs, transforms and republish on the mirror itself.
 
 use serde_json::{json, Value};
 
@@ -131,11 +131,7 @@ pub fn check_mirror(config: &mut StreamConfig, mirror: &Value) -> Result<OriginS
         invalid_dest: (10154, "mirror transform"),
         overlap: (10152, "mirror subject filters can not overlap"),
     })?;
-    if spec.external.is_some() {
-        return Err(not_built(
-            "a mirror of another domain or account (external)",
-        ));
-    }
+    super::stream_sources::check_external(&spec)?;
     if !is_valid_name(&spec.name) {
         return Err(err(400, 10142, "mirrored stream name is invalid"));
     }
@@ -288,6 +284,9 @@ impl Stream {
             .last_contact_ns
             .map_or(-1, |at| now_ns.saturating_sub(at) as i64);
         let mut info = json!({"name": spec.name, "lag": self.mirror.lag, "active": active});
+        if let Some((api, deliver)) = spec.external_prefixes() {
+            info["external"] = json!({"api": api, "deliver": deliver});
+        }
         if let Some(error) = &self.mirror.error {
             info["error"] = json!(error);
         }

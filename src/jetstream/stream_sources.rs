@@ -58,7 +58,7 @@ pub fn index_name(spec: &OriginSpec) -> String {
 /// 11, 13, 14). Whether they lead anywhere is only known when the source runs: a prefix no
 /// import serves leaves the source without an origin, as nats-server's consumer request
 /// would go unanswered.
-fn check_external(spec: &OriginSpec) -> Result<(), ApiError> {
+pub(super) fn check_external(spec: &OriginSpec) -> Result<(), ApiError> {
     let Some((api, deliver)) = spec.external_prefixes() else {
         return Ok(());
     };

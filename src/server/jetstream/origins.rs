@@ -70,7 +70,11 @@ impl JetStream {
 
 /// The local origins of a config: its mirror, then its sources.
 fn origins(config: &StreamConfig) -> (Option<OriginSpec>, Vec<OriginSpec>) {
-    let mirror = config.mirror.as_ref().and_then(OriginSpec::of);
+    let mirror = config
+        .mirror
+        .as_ref()
+        .and_then(OriginSpec::of)
+        .filter(|m| m.external.is_none());
     let sources = config
         .sources
         .iter()
@@ -89,7 +93,12 @@ impl JetStream {
     /// A mirror's `mirror_direct` follows its origin's `allow_direct` whenever the origin
     /// exists, whatever was asked, as nats-server sets it.
     pub(super) fn settle_mirror_direct(&self, config: &mut StreamConfig) {
-        let origin = config.mirror.as_ref().and_then(OriginSpec::of);
+        // An origin in another account is not known here: `mirror_direct` stays as asked.
+        let origin = config
+            .mirror
+            .as_ref()
+            .and_then(OriginSpec::of)
+            .filter(|m| m.external.is_none());
         if let Some(origin) = origin.and_then(|m| self.config_of(&m.name)) {
             config.mirror_direct = origin.allow_direct;
         }
