@@ -176,7 +176,7 @@ async fn a_stream_made_on_one_server_is_written_and_read_through_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_spread_over_the_servers_and_conflicts_get_nats_server_errors() {
-    let (_servers, clients) = cluster().await;
+    let (servers, clients) = cluster().await;
     let mut hosts = BTreeSet::new();
     for (i, name) in ["A", "B", "C"].iter().enumerate() {
         let created = api(
@@ -255,6 +255,25 @@ async fn streams_spread_over_the_servers_and_conflicts_get_nats_server_errors() 
     assert_eq!(missing["error"]["err_code"], 10059, "{missing}");
     let names = api(&clients[1], "$JS.API.STREAM.NAMES", json!({})).await;
     assert_eq!(names["streams"], json!(["A", "B", "C"]), "{names}");
+    // The CLI passes --replicas on, shows where a stream runs, and shows the refusal.
+    let url = servers[2].url();
+    let (made, info, refused) = tokio::task::spawn_blocking(move || {
+        let made = cli_support::jetlog_at(&url, &["stream", "add", "D", "--replicas", "1"]);
+        let info = cli_support::jetlog_at(&url, &["stream", "info", "D"]);
+        let refused = cli_support::jetlog_at(&url, &["stream", "add", "E", "--replicas", "3"]);
+        (made.ok().to_string(), info.ok().to_string(), refused)
+    })
+    .await
+    .expect("cli");
+    assert!(
+        made.contains("Replicas:") && made.contains("Cluster:"),
+        "{made}"
+    );
+    assert!(
+        info.contains("Cluster:              tc, leader S"),
+        "{info}"
+    );
+    refused.fails_with("more than one replica");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,6 +84,10 @@ pub struct ConfigArgs {
     /// Allow Nats-Rollup headers.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     allow_rollup: Option<bool>,
+    /// Copies of the data on different servers of a cluster (`num_replicas`); the server
+    /// refuses what it cannot give.
+    #[arg(long)]
+    replicas: Option<i64>,
     /// Mirror this stream: its messages at their own sequences (no subjects of its own).
     #[arg(long, conflicts_with_all = ["subjects", "source"])]
     mirror: Option<String>,
@@ -125,6 +129,9 @@ impl ConfigArgs {
         }
         if let Some(n) = self.max_msgs {
             set("max_msgs", json!(n));
+        }
+        if let Some(n) = self.replicas {
+            set("num_replicas", json!(n));
         }
         if let Some(n) = self.max_bytes {
             set("max_bytes", json!(n));

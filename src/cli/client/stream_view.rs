@@ -45,6 +45,7 @@ pub fn show_info(info: Value, json: bool) -> Result<()> {
         ("Subjects", config.subjects.join(", ")),
         ("Created", time(info.created)),
         ("Storage", output::wire_name(config.storage)),
+        ("Replicas", config.num_replicas.to_string()),
         ("Retention", output::wire_name(config.retention)),
         ("Discard", output::wire_name(config.discard)),
         ("Max messages", format_limit_count(config.max_messages)),
@@ -115,6 +116,13 @@ pub fn show_info(info: Value, json: bool) -> Result<()> {
             .map(|s| origin_text(&s.name, &s.filter_subject))
             .collect();
         rows.push(("Sources", names.join(", ")));
+    }
+    // In a cluster, where the stream runs, as natscli's "Cluster Information".
+    if let Some(cluster) = info.cluster.as_ref() {
+        if let Some(name) = cluster.name.as_ref() {
+            let leader = cluster.leader.as_deref().unwrap_or("none");
+            rows.push(("Cluster", format!("{name}, leader {leader}")));
+        }
     }
     output::line("Configuration:")?;
     output::print_table(&output::properties(rows))?;
