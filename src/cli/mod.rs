@@ -60,9 +60,11 @@ pub fn main() -> ExitCode {
     // `jetlog server ping|info|list` are client commands: their flags are the client's.
     let server_ops = !as_nats_server
         && args.get(1).is_some_and(|a| a == "server")
-        && args
-            .get(2)
-            .is_some_and(|a| ["ping", "info", "list", "report"].iter().any(|op| a == op));
+        && args.get(2).is_some_and(|a| {
+            ["ping", "info", "list", "report", "check"]
+                .iter()
+                .any(|op| a == op)
+        });
     let args = if args.get(1).is_some_and(|a| a == "server") && !server_ops {
         let lossy = args.iter().map(|a| a.to_string_lossy().into_owned());
         let normalized = argv::normalize_server_args(lossy);

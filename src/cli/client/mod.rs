@@ -25,6 +25,8 @@ mod object_view;
 mod output;
 mod pubsub;
 mod replay;
+pub mod server_check;
+mod server_check_js;
 pub mod server_ops;
 mod stream;
 mod stream_backup;

@@ -39,6 +39,11 @@ pub enum ServerOps {
         #[command(subcommand)]
         what: ReportKind,
     },
+    /// Health checks for monitoring systems (Nagios output and exit codes), as natscli's.
+    Check {
+        #[command(subcommand)]
+        what: super::server_check::CheckKind,
+    },
 }
 
 /// What `server report` shows.
@@ -133,6 +138,7 @@ pub async fn run(ops: ServerOps) -> Result<()> {
         ServerOps::Report {
             what: ReportKind::Jetstream(args),
         } => report_jetstream(&args).await,
+        ServerOps::Check { what } => super::server_check::run(what).await,
     }
 }
 

@@ -1,0 +1,399 @@
+//! `jetlog server check …`: natscli's health checks for monitoring systems. Each check prints
+//! one Nagios line (`OK Name OK:… | perfdata`; `--format json` for a JSON result, `text` for
+//! people) and exits 0, 1, 2 or 3 for OK, WARNING, CRITICAL and UNKNOWN, as natscli's do.
+//! Thresholds that are not given are not checked.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::{Args, Subcommand, ValueEnum};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::connect::{self, CommonArgs};
+use crate::cli::parse_duration;
+
+/// The checks under `jetlog server check`.
+#[derive(Debug, Subcommand)]
+pub enum CheckKind {
+    /// Connecting, the server's round trip, and a message through it.
+    #[command(visible_alias = "conn")]
+    Connection(ConnectionCheck),
+    /// A stream: its messages and subjects, and how far its mirror or sources lag.
+    Stream(StreamCheck),
+    /// A consumer: outstanding acks, waiting pulls, unprocessed messages, redeliveries, and
+    /// how long since it last delivered or was acknowledged.
+    Consumer(ConsumerCheck),
+    /// The account's JetStream use against its limits.
+    #[command(visible_alias = "js")]
+    Jetstream(JetStreamCheck),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckOutput {
+    /// How to print the result.
+    #[arg(long, value_enum, default_value = "nagios")]
+    pub(super) format: Format,
+    #[command(flatten)]
+    pub(super) common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum Format {
+    Nagios,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionCheck {
+    #[arg(long, value_parser = parse_duration, default_value = "500ms")]
+    connect_warn: Duration,
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    connect_critical: Duration,
+    #[arg(long, value_parser = parse_duration, default_value = "500ms")]
+    rtt_warn: Duration,
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    rtt_critical: Duration,
+    #[arg(long, value_parser = parse_duration, default_value = "500ms")]
+    req_warn: Duration,
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    req_critical: Duration,
+    #[command(flatten)]
+    out: CheckOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct StreamCheck {
+    /// The stream to check.
+    #[arg(long)]
+    pub(super) stream: String,
+    /// Critical when the mirror or any source is this many messages behind.
+    #[arg(long, value_name = "MSGS")]
+    pub(super) lag_critical: Option<u64>,
+    /// Critical when the mirror or any source was last heard from longer ago than this.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(super) seen_critical: Option<Duration>,
+    /// Critical with fewer sources than this.
+    #[arg(long, value_name = "SOURCES")]
+    pub(super) min_sources: Option<usize>,
+    /// Critical with more sources than this.
+    #[arg(long, value_name = "SOURCES")]
+    pub(super) max_sources: Option<usize>,
+    /// Warning with this many messages or fewer.
+    #[arg(long, value_name = "MSGS")]
+    pub(super) msgs_warn: Option<u64>,
+    /// Critical with this many messages or fewer.
+    #[arg(long, value_name = "MSGS")]
+    pub(super) msgs_critical: Option<u64>,
+    /// Warning at this many subjects (at or below it when it is above the critical one).
+    #[arg(long, value_name = "SUBJECTS")]
+    pub(super) subjects_warn: Option<u64>,
+    /// Critical at this many subjects (at or below it when it is below the warning one).
+    #[arg(long, value_name = "SUBJECTS")]
+    pub(super) subjects_critical: Option<u64>,
+    #[command(flatten)]
+    pub(super) out: CheckOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumerCheck {
+    #[arg(long)]
+    pub(super) stream: String,
+    #[arg(long)]
+    pub(super) consumer: String,
+    /// Critical with more acknowledgements outstanding than this.
+    #[arg(long)]
+    pub(super) outstanding_ack_critical: Option<u64>,
+    /// Critical with more waiting pull requests than this.
+    #[arg(long)]
+    pub(super) waiting_critical: Option<u64>,
+    /// Critical with more unprocessed messages than this.
+    #[arg(long)]
+    pub(super) unprocessed_critical: Option<u64>,
+    /// Critical with more redelivered messages than this.
+    #[arg(long)]
+    pub(super) redelivery_critical: Option<u64>,
+    /// Critical when nothing was delivered for this long.
+    #[arg(long, value_parser = parse_duration)]
+    pub(super) last_delivery_critical: Option<Duration>,
+    /// Critical when nothing was acknowledged for this long.
+    #[arg(long, value_parser = parse_duration)]
+    pub(super) last_ack_critical: Option<Duration>,
+    #[command(flatten)]
+    pub(super) out: CheckOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct JetStreamCheck {
+    /// Warning at this percentage of the memory limit.
+    #[arg(long, default_value_t = 75)]
+    pub(super) mem_warn: u64,
+    #[arg(long, default_value_t = 90)]
+    pub(super) mem_critical: u64,
+    /// Warning at this percentage of the file storage limit.
+    #[arg(long, default_value_t = 75)]
+    pub(super) store_warn: u64,
+    #[arg(long, default_value_t = 90)]
+    pub(super) store_critical: u64,
+    /// Warning at this percentage of the streams limit.
+    #[arg(long)]
+    pub(super) streams_warn: Option<u64>,
+    #[arg(long)]
+    pub(super) streams_critical: Option<u64>,
+    /// Warning at this percentage of the consumers limit.
+    #[arg(long)]
+    pub(super) consumers_warn: Option<u64>,
+    #[arg(long)]
+    pub(super) consumers_critical: Option<u64>,
+    #[command(flatten)]
+    pub(super) out: CheckOutput,
+}
+
+/// One measured value, printed as Nagios performance data.
+#[derive(Debug, Serialize)]
+struct Perf {
+    name: &'static str,
+    value: f64,
+    #[serde(rename = "warning")]
+    warn: f64,
+    #[serde(rename = "critical")]
+    crit: f64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    unit: &'static str,
+}
+
+impl Perf {
+    fn nagios(&self) -> String {
+        let number = |v: f64| match self.unit {
+            "s" => format!("{v:.4}"),
+            _ => format!("{v:.0}"),
+        };
+        let mut out = format!("{}={}{}", self.name, number(self.value), self.unit);
+        if self.warn != 0.0 || self.crit != 0.0 {
+            out.push(';');
+            if self.warn != 0.0 {
+                out.push_str(&number(self.warn));
+            }
+            if self.crit != 0.0 {
+                out.push(';');
+                out.push_str(&number(self.crit));
+            }
+        }
+        out
+    }
+}
+
+/// A check's findings.
+#[derive(Debug, Serialize)]
+pub(super) struct Outcome {
+    #[serde(rename = "check_name")]
+    name: &'static str,
+    #[serde(rename = "check_suite")]
+    suite: &'static str,
+    status: &'static str,
+    #[serde(rename = "critical", skip_serializing_if = "Vec::is_empty")]
+    criticals: Vec<String>,
+    #[serde(rename = "warning", skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+    #[serde(rename = "ok", skip_serializing_if = "Vec::is_empty")]
+    oks: Vec<String>,
+    perf_data: Vec<Perf>,
+}
+
+impl Outcome {
+    pub(super) fn new(name: &'static str, suite: &'static str) -> Self {
+        Self {
+            name,
+            suite,
+            status: "UNKNOWN",
+            criticals: Vec::new(),
+            warnings: Vec::new(),
+            oks: Vec::new(),
+            perf_data: Vec::new(),
+        }
+    }
+
+    /// Whether nothing has been found yet.
+    pub(super) fn is_quiet(&self) -> bool {
+        self.criticals.is_empty() && self.warnings.is_empty() && self.oks.is_empty()
+    }
+
+    pub(super) fn critical(&mut self, text: String) {
+        self.criticals.push(text);
+    }
+
+    pub(super) fn warn(&mut self, text: String) {
+        self.warnings.push(text);
+    }
+
+    pub(super) fn ok(&mut self, text: String) {
+        self.oks.push(text);
+    }
+
+    pub(super) fn perf(
+        &mut self,
+        name: &'static str,
+        value: f64,
+        warn: f64,
+        crit: f64,
+        unit: &'static str,
+    ) {
+        self.perf_data.push(Perf {
+            name,
+            value,
+            warn,
+            crit,
+            unit,
+        });
+    }
+
+    /// Settles the status, prints the result, and exits with the Nagios code.
+    pub(super) fn finish(mut self, format: Format) -> Result<()> {
+        let code = match (self.criticals.is_empty(), self.warnings.is_empty()) {
+            (false, _) => 2,
+            (true, false) => 1,
+            (true, true) if self.oks.is_empty() => 3,
+            (true, true) => 0,
+        };
+        self.status = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][code];
+        let text = match format {
+            Format::Json => serde_json::to_string_pretty(&self)?,
+            Format::Nagios => self.nagios(),
+            Format::Text => self.human(),
+        };
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "{text}")?;
+        stdout.flush()?;
+        if code != 0 {
+            std::process::exit(code as i32);
+        }
+        Ok(())
+    }
+
+    fn nagios(&self) -> String {
+        let mut parts = vec![self.name.to_string()];
+        parts.extend(self.criticals.iter().map(|c| format!("Crit:{c}")));
+        parts.extend(self.warnings.iter().map(|w| format!("Warn:{w}")));
+        parts.extend(self.oks.iter().map(|o| format!("OK:{o}")));
+        let line = format!("{} {}", self.status, parts.join(" "));
+        match self.perf_data.is_empty() {
+            true => line,
+            false => {
+                let perf: Vec<String> = self.perf_data.iter().map(Perf::nagios).collect();
+                format!("{line} | {}", perf.join(" "))
+            }
+        }
+    }
+
+    fn human(&self) -> String {
+        let mut out = format!("{}: {}\n", self.name, self.status);
+        let rows = self.criticals.iter().map(|c| ("Critical", c));
+        let rows = rows.chain(self.warnings.iter().map(|w| ("Warning", w)));
+        for (status, text) in rows.chain(self.oks.iter().map(|o| ("OK", o))) {
+            out.push_str(&format!("  {status:<8} {text}\n"));
+        }
+        out.trim_end().to_string()
+    }
+}
+
+pub async fn run(kind: CheckKind) -> Result<()> {
+    match kind {
+        CheckKind::Connection(args) => connection(args).await,
+        CheckKind::Stream(args) => super::server_check_js::stream(args).await,
+        CheckKind::Consumer(args) => super::server_check_js::consumer(args).await,
+        CheckKind::Jetstream(args) => super::server_check_js::jetstream(args).await,
+    }
+}
+
+/// Warns or goes critical on a duration past its thresholds.
+fn timed(outcome: &mut Outcome, took: Duration, warn: Duration, crit: Duration, what: &str) {
+    if took >= crit {
+        outcome.critical(format!("{what} exceeded {}s", crit.as_secs_f64()));
+    } else if took >= warn {
+        outcome.warn(format!("{what} exceeded {}s", warn.as_secs_f64()));
+    } else {
+        outcome.ok(format!("{what} {:.2}ms", took.as_secs_f64() * 1000.0));
+    }
+}
+
+async fn connection(args: ConnectionCheck) -> Result<()> {
+    let mut outcome = Outcome::new("Connection", "connections");
+    let started = Instant::now();
+    let client = match connect::connect(&args.out.common).await {
+        Ok(client) => client,
+        Err(e) => {
+            outcome.critical(format!("connection failed: {e:#}"));
+            return outcome.finish(args.out.format);
+        }
+    };
+    let connected = started.elapsed();
+    let (warn, crit) = (args.connect_warn, args.connect_critical);
+    outcome.perf(
+        "connect_time",
+        connected.as_secs_f64(),
+        warn.as_secs_f64(),
+        crit.as_secs_f64(),
+        "s",
+    );
+    timed(&mut outcome, connected, warn, crit, "connect time");
+    // A flush is a PING answered by a PONG: the server's round trip.
+    let started = Instant::now();
+    let flushed = tokio::time::timeout(args.out.common.timeout, client.flush()).await;
+    let rtt = started.elapsed();
+    if !matches!(flushed, Ok(Ok(()))) {
+        outcome.critical("rtt failed: no PONG".to_string());
+        return outcome.finish(args.out.format);
+    }
+    let (warn, crit) = (args.rtt_warn, args.rtt_critical);
+    outcome.perf(
+        "rtt",
+        rtt.as_secs_f64(),
+        warn.as_secs_f64(),
+        crit.as_secs_f64(),
+        "s",
+    );
+    timed(&mut outcome, rtt, warn, crit, "rtt time");
+    // A message to an inbox of its own, through the server and back.
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await?;
+    let body: String = (0..100)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let started = Instant::now();
+    client.publish(inbox, body.clone().into()).await?;
+    let got = tokio::time::timeout(args.out.common.timeout, sub.next()).await;
+    let took = started.elapsed();
+    match got {
+        Ok(Some(msg)) if msg.payload == body.as_bytes() => {
+            let (warn, crit) = (args.req_warn, args.req_critical);
+            outcome.perf(
+                "request_time",
+                took.as_secs_f64(),
+                warn.as_secs_f64(),
+                crit.as_secs_f64(),
+                "s",
+            );
+            timed(&mut outcome, took, warn, crit, "round trip");
+        }
+        Ok(Some(_)) => outcome.critical("did not receive the message sent".to_string()),
+        _ => outcome.critical("did not receive the message sent in time".to_string()),
+    }
+    outcome.finish(args.out.format)
+}
+
+/// The answer to a JetStream API request, or why there is none.
+pub(super) async fn api(client: &async_nats::Client, subject: &str) -> Result<Value, String> {
+    let asked = client.request(subject.to_string(), json!({}).to_string().into());
+    let reply = asked.await.map_err(|e| e.to_string())?;
+    let body: Value = serde_json::from_slice(&reply.payload).map_err(|e| e.to_string())?;
+    match body.get("error") {
+        Some(error) => Err(error["description"]
+            .as_str()
+            .unwrap_or("the server refused")
+            .to_string()),
+        None => Ok(body),
+    }
+}

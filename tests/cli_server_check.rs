@@ -1,0 +1,109 @@
+//! `jetlog server check …` run as a process, as a monitoring system runs natscli's checks:
+//! one Nagios line (or JSON), and the exit code 0, 1, 2 for OK, WARNING, CRITICAL.
+
+mod cli_support;
+mod common;
+
+use cli_support::{jetlog_at, Run};
+use common::TestServer;
+
+/// The run's exit code and its one line of output.
+fn line(run: &Run) -> (Option<i32>, String) {
+    (run.code, run.stdout.trim_end().to_string())
+}
+
+#[test]
+fn checks_print_nagios_lines_and_exit_with_their_status() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    let (code, out) = line(&jetlog_at(&url, &["server", "check", "connection"]));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("OK Connection OK:connect time"), "{out}");
+    assert!(
+        out.contains(" | connect_time=") && out.contains("s;0.5000;1.0000 rtt="),
+        "{out}"
+    );
+
+    jetlog_at(&url, &["stream", "add", "ORD", "--subjects", "o.>"]).ok();
+    jetlog_at(&url, &["pub", "o.a", "x"]).ok();
+    let stream = ["server", "check", "stream", "--stream", "ORD"];
+    let warned = jetlog_at(&url, &[&stream[..], &["--msgs-warn", "5"]].concat());
+    assert_eq!(
+        line(&warned),
+        (
+            Some(1),
+            "WARNING Stream Warn:1 messages OK:0 sources | sources=0 messages=1;5".into()
+        )
+    );
+    let fine = jetlog_at(&url, &[&stream[..], &["--msgs-critical", "0"]].concat());
+    assert_eq!(line(&fine).0, Some(0), "{fine:?}");
+    let subjects = jetlog_at(
+        &url,
+        &[
+            &stream[..],
+            &["--subjects-warn", "1", "--subjects-critical", "5"],
+        ]
+        .concat(),
+    );
+    assert!(
+        line(&subjects).1.contains("Warn:1 subjects"),
+        "{subjects:?}"
+    );
+    let missing = jetlog_at(&url, &["server", "check", "stream", "--stream", "NOPE"]);
+    assert_eq!(
+        line(&missing),
+        (
+            Some(2),
+            "CRITICAL Stream Crit:stream NOPE: stream not found".into()
+        )
+    );
+
+    jetlog_at(&url, &["consumer", "add", "ORD", "C", "--pull"]).ok();
+    let consumer = jetlog_at(
+        &url,
+        &[
+            "server",
+            "check",
+            "consumer",
+            "--stream",
+            "ORD",
+            "--consumer",
+            "C",
+            "--unprocessed-critical",
+            "0",
+            "--last-delivery-critical",
+            "1m",
+        ],
+    );
+    let (code, out) = line(&consumer);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("Crit:Unprocessed Messages: 1") && out.contains("Crit:No deliveries"),
+        "{out}"
+    );
+
+    let js = jetlog_at(&url, &["server", "check", "jetstream", "--format", "json"]);
+    let result: serde_json::Value = serde_json::from_str(&js.stdout).expect("json");
+    assert_eq!(result["status"], "OK", "{result}");
+    assert_eq!(result["check_suite"], "jetstream");
+    assert!(
+        result["ok"]
+            .as_array()
+            .expect("oks")
+            .iter()
+            .any(|o| o == "streams 1 (no limit)"),
+        "{result}"
+    );
+}
+
+#[test]
+fn a_server_that_cannot_be_reached_is_critical() {
+    let url = cli_support::unreachable_url();
+    let run = jetlog_at(&url, &["server", "check", "connection", "--timeout", "1s"]);
+    let (code, out) = line(&run);
+    assert_eq!(code, Some(2), "{run:?}");
+    assert!(
+        out.starts_with("CRITICAL Connection Crit:connection failed"),
+        "{out}"
+    );
+}
