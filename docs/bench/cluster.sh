@@ -34,7 +34,10 @@ start_cluster() { # kind
       nats-server "${args[@]}" >"$work/server.$i.log" 2>&1 &
     else
       rm -rf "$work/store.$i"
-      "$jetlog" server "${args[@]}" --store_dir "$work/store.$i" >"$work/server.$i.log" 2>&1 &
+      # Core NATS only, as the nats-server cluster runs: a named jetlog cluster would
+      # otherwise run clustered JetStream (its meta group) by default.
+      echo 'jetstream: disabled' >"$work/core.conf"
+      "$jetlog" server -c "$work/core.conf" "${args[@]}" --store_dir "$work/store.$i" >"$work/server.$i.log" 2>&1 &
     fi
     echo $! >"$work/pid.$i"
     for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$(client_port $i)") 2>/dev/null && break; sleep 0.1; done
