@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod js_cluster;
 pub mod js_consumer;
 pub mod monitor;
 pub mod netns;

@@ -325,6 +325,7 @@ async fn connection(args: ConnectionCheck) -> Result<()> {
     let client = match connect::connect(&args.out.common).await {
         Ok(client) => client,
         Err(e) => {
+            // The connection is what this check measures: its failure is the finding.
             outcome.critical(format!("connection failed: {e:#}"));
             return outcome.finish(args.out.format);
         }

@@ -4,9 +4,22 @@
 use anyhow::Result;
 use serde_json::Value;
 
-use super::connect;
+use async_nats::Client;
+
+use super::connect::{self, CommonArgs};
 use super::server_check::{api, ConsumerCheck, JetStreamCheck, Outcome, StreamCheck};
 use crate::jetstream::time::parse_rfc3339;
+
+/// A connection for a check; a failure to connect is the check's critical finding.
+async fn connected(outcome: &mut Outcome, common: &CommonArgs) -> Option<Client> {
+    match connect::connect(common).await {
+        Ok(client) => Some(client),
+        Err(e) => {
+            outcome.critical(format!("connection failed: {e:#}"));
+            None
+        }
+    }
+}
 
 fn count(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
@@ -15,12 +28,8 @@ fn count(v: &Value) -> u64 {
 pub(super) async fn stream(args: StreamCheck) -> Result<()> {
     let mut outcome = Outcome::new("Stream", "stream");
     let format = args.out.format;
-    let client = match connect::connect(&args.out.common).await {
-        Ok(client) => client,
-        Err(e) => {
-            outcome.critical(format!("connection failed: {e:#}"));
-            return outcome.finish(format);
-        }
+    let Some(client) = connected(&mut outcome, &args.out.common).await else {
+        return outcome.finish(format);
     };
     let info = match api(&client, &format!("$JS.API.STREAM.INFO.{}", args.stream)).await {
         Ok(info) => info,
@@ -114,12 +123,8 @@ fn seconds_since(time: &Value) -> Option<f64> {
 pub(super) async fn consumer(args: ConsumerCheck) -> Result<()> {
     let mut outcome = Outcome::new("Consumer", "consumer");
     let format = args.out.format;
-    let client = match connect::connect(&args.out.common).await {
-        Ok(client) => client,
-        Err(e) => {
-            outcome.critical(format!("connection failed: {e:#}"));
-            return outcome.finish(format);
-        }
+    let Some(client) = connected(&mut outcome, &args.out.common).await else {
+        return outcome.finish(format);
     };
     let subject = format!("$JS.API.CONSUMER.INFO.{}.{}", args.stream, args.consumer);
     let info = match api(&client, &subject).await {
@@ -204,12 +209,8 @@ pub(super) async fn consumer(args: ConsumerCheck) -> Result<()> {
 pub(super) async fn jetstream(args: JetStreamCheck) -> Result<()> {
     let mut outcome = Outcome::new("JetStream", "jetstream");
     let format = args.out.format;
-    let client = match connect::connect(&args.out.common).await {
-        Ok(client) => client,
-        Err(e) => {
-            outcome.critical(format!("connection failed: {e:#}"));
-            return outcome.finish(format);
-        }
+    let Some(client) = connected(&mut outcome, &args.out.common).await else {
+        return outcome.finish(format);
     };
     let info = match api(&client, "$JS.API.INFO").await {
         Ok(info) => info,
