@@ -199,6 +199,48 @@ async fn streams_spread_over_the_servers_and_conflicts_get_nats_server_errors() 
     )
     .await;
     assert_eq!(elsewhere["error"]["err_code"], 10005, "{elsewhere}");
+    // R1 stepdowns succeed and change nothing, as nats-server's; removing an R1 stream's
+    // only server would lose its messages and is refused.
+    let stepdown = api(&clients[1], "$JS.API.STREAM.LEADER.STEPDOWN.A", json!({})).await;
+    assert_eq!(stepdown["success"], true, "{stepdown}");
+    let consumer = api(
+        &clients[0],
+        "$JS.API.CONSUMER.CREATE.A.C1",
+        json!({"stream_name": "A", "config": {"durable_name": "C1", "ack_policy": "explicit"}}),
+    )
+    .await;
+    assert!(consumer.get("error").is_none(), "{consumer}");
+    let stepdown = api(
+        &clients[2],
+        "$JS.API.CONSUMER.LEADER.STEPDOWN.A.C1",
+        json!({}),
+    )
+    .await;
+    assert_eq!(stepdown["success"], true, "{stepdown}");
+    let unknown = api(
+        &clients[2],
+        "$JS.API.CONSUMER.LEADER.STEPDOWN.A.NOPE",
+        json!({}),
+    )
+    .await;
+    assert_eq!(unknown["error"]["err_code"], 10014, "{unknown}");
+    let a_host = leader_of(&api(&clients[0], "$JS.API.STREAM.INFO.A", json!({})).await);
+    let only = api(
+        &clients[1],
+        "$JS.API.STREAM.PEER.REMOVE.A",
+        json!({ "peer": a_host }),
+    )
+    .await;
+    assert_eq!(only["error"]["err_code"], 10075, "{only}");
+    let stranger = api(
+        &clients[1],
+        "$JS.API.STREAM.PEER.REMOVE.A",
+        json!({"peer": "X"}),
+    )
+    .await;
+    assert_eq!(stranger["error"]["err_code"], 10040, "{stranger}");
+    let info = api(&clients[0], "$JS.API.STREAM.INFO.A", json!({})).await;
+    assert_eq!(leader_of(&info), a_host);
     let missing = api(&clients[1], "$JS.API.STREAM.INFO.NOPE", json!({})).await;
     assert_eq!(missing["error"]["err_code"], 10059, "{missing}");
     let names = api(&clients[1], "$JS.API.STREAM.NAMES", json!({})).await;

@@ -54,7 +54,6 @@ pub(super) fn route(js: &JetStream, subject: &str, payload: &[u8], reply: Option
             | ["STREAM", "CREATE" | "UPDATE" | "DELETE" | "RESTORE", _]
             | ["STREAM", "NAMES" | "LIST"]
             | ["STREAM", "PEER" | "CANCEL_MOVE", ..]
-            | ["CONSUMER", "LEADER", ..]
             | ["META" | "SERVER" | "ACCOUNT", ..]
     );
     if for_meta_leader && !leader {
@@ -85,16 +84,41 @@ pub(super) fn route(js: &JetStream, subject: &str, payload: &[u8], reply: Option
             );
             Route::Ignore
         }
-        ["STREAM", "PEER" | "CANCEL_MOVE", ..] | ["CONSUMER", "LEADER", ..] => Route::Answered(
-            "system_response",
-            Err(not_built("this request (it needs replicated streams)")),
+        ["STREAM", "PEER", "REMOVE", name] => Route::Answered(
+            "stream_remove_peer_response",
+            peer_remove(js, cluster, name, payload),
         ),
+        ["STREAM", "PEER" | "CANCEL_MOVE", ..] => Route::Answered(
+            "system_response",
+            Err(not_built("moving a stream between servers")),
+        ),
+        // Nor has an R1 consumer (nats-server: success, nothing happens).
+        ["CONSUMER", "LEADER", "STEPDOWN", stream, consumer] if js.stream(stream).is_some() => {
+            let exists = js
+                .stream(stream)
+                .is_some_and(|e| e.lock().consumers().contains_key(*consumer));
+            Route::Answered(
+                "consumer_leader_stepdown_response",
+                match exists {
+                    true => Ok(json!({ "success": true })),
+                    false => Err(ApiError::consumer_not_found()),
+                },
+            )
+        }
         // An R1 stream has no group to hand over: nats-server answers success and does
         // nothing (facts §1.3).
         ["STREAM", "LEADER", "STEPDOWN", name] if js.stream(name).is_some() => Route::Answered(
             "stream_leader_stepdown_response",
             Ok(json!({ "success": true })),
         ),
+        ["CONSUMER", "LEADER", "STEPDOWN", stream, _]
+            if leader && cluster.catalog().stream(&js.account_name, stream).is_none() =>
+        {
+            Route::Answered(
+                "consumer_leader_stepdown_response",
+                Err(ApiError::stream_not_found()),
+            )
+        }
         _ => match stream_named(&tokens) {
             Some(name) if js.stream(name).is_some() => Route::Local,
             // No server runs it: the meta leader says so, as the local handler will.
@@ -111,11 +135,43 @@ pub(super) fn route(js: &JetStream, subject: &str, payload: &[u8], reply: Option
 /// The stream a request is about, for those answered by the stream's server.
 fn stream_named<'a>(tokens: &[&'a str]) -> Option<&'a str> {
     match tokens {
+        ["CONSUMER", "LEADER", "STEPDOWN", stream, _] => Some(stream),
         ["STREAM", "MSG", _, name] | ["STREAM", "LEADER", "STEPDOWN", name] => Some(name),
         ["STREAM", _, name] => Some(name),
         ["CONSUMER", "DURABLE", "CREATE", stream, _] => Some(stream),
         ["CONSUMER", _, stream, ..] => Some(stream),
         _ => None,
+    }
+}
+
+/// `STREAM.PEER.REMOVE`: an R1 stream's one server cannot be taken away without losing its
+/// messages (nats-server 2.9.10 re-created it empty elsewhere; later versions refuse with
+/// 10075), so the only member is refused; anyone else is not a member.
+fn peer_remove(js: &JetStream, cluster: &ClusterJs, name: &str, payload: &[u8]) -> api::Reply {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct PeerRemove {
+        peer: String,
+    }
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(None));
+    }
+    let request: PeerRemove = api::decode(js, payload)?;
+    if request.peer.is_empty() {
+        return Err(ApiError::bad_request(None));
+    }
+    let catalog = cluster.catalog();
+    let stream = catalog
+        .stream(&js.account_name, name)
+        .ok_or_else(ApiError::stream_not_found)?;
+    let member = stream
+        .placement
+        .peers
+        .iter()
+        .any(|p| *p == request.peer || crate::raft::types::peer_id(p) == request.peer);
+    match member {
+        false => Err(ApiError::new(400, 10040, "peer not a member")),
+        true => Err(ApiError::new(503, 10075, "peer remap failed")),
     }
 }
 
