@@ -145,8 +145,9 @@ fn stream_named<'a>(tokens: &[&'a str]) -> Option<&'a str> {
 }
 
 /// `STREAM.PEER.REMOVE`: an R1 stream's one server cannot be taken away without losing its
-/// messages (nats-server 2.9.10 re-created it empty elsewhere; later versions refuse with
-/// 10075), so the only member is refused; anyone else is not a member.
+/// messages (nats-server 2.9.10 re-created it empty elsewhere; its current source refuses a
+/// removal it cannot replace, 10075), so the only member is refused; anyone else is not a
+/// member.
 fn peer_remove(js: &JetStream, cluster: &ClusterJs, name: &str, payload: &[u8]) -> api::Reply {
     #[derive(serde::Deserialize, Default)]
     #[serde(default)]
