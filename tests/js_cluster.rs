@@ -203,6 +203,13 @@ async fn streams_spread_over_the_servers_and_conflicts_get_nats_server_errors() 
     // only server would lose its messages and is refused.
     let stepdown = api(&clients[1], "$JS.API.STREAM.LEADER.STEPDOWN.A", json!({})).await;
     assert_eq!(stepdown["success"], true, "{stepdown}");
+    let nowhere = api(
+        &clients[1],
+        "$JS.API.STREAM.LEADER.STEPDOWN.NOPE",
+        json!({}),
+    )
+    .await;
+    assert_eq!(nowhere["error"]["err_code"], 10059, "{nowhere}");
     let consumer = api(
         &clients[0],
         "$JS.API.CONSUMER.CREATE.A.C1",

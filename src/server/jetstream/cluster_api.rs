@@ -111,11 +111,21 @@ pub(super) fn route(js: &JetStream, subject: &str, payload: &[u8], reply: Option
             "stream_leader_stepdown_response",
             Ok(json!({ "success": true })),
         ),
+        // A stepdown of a stream no server runs: the meta leader's 10059 (the local handler
+        // would speak of clustering support).
         ["CONSUMER", "LEADER", "STEPDOWN", stream, _]
             if leader && cluster.catalog().stream(&js.account_name, stream).is_none() =>
         {
             Route::Answered(
                 "consumer_leader_stepdown_response",
+                Err(ApiError::stream_not_found()),
+            )
+        }
+        ["STREAM", "LEADER", "STEPDOWN", name]
+            if leader && cluster.catalog().stream(&js.account_name, name).is_none() =>
+        {
+            Route::Answered(
+                "stream_leader_stepdown_response",
                 Err(ApiError::stream_not_found()),
             )
         }
