@@ -168,8 +168,12 @@ impl Assignments {
 
     fn assign_stream(&mut self, stream: StreamAssignment, update: bool) -> MetaOutcome {
         let streams = self.streams.entry(stream.account.clone()).or_default();
-        let overlaps = !streams.contains_key(&stream.name)
-            && streams.values().any(|other| overlapping(other, &stream));
+        // The one check of subjects against the account's other streams, made here rather
+        // than on the leader: two proposals racing each other could both pass there, and
+        // here the one committed second is refused on every server alike.
+        let overlaps = streams
+            .iter()
+            .any(|(name, other)| *name != stream.name && overlapping(other, &stream));
         match streams.get_mut(&stream.name) {
             None if update => {
                 if streams.is_empty() {
@@ -177,13 +181,12 @@ impl Assignments {
                 }
                 MetaOutcome::Refused(STREAM_NOT_FOUND)
             }
-            // Two creates racing each other both passed the leader's check: the one
-            // committed second is refused here, on every server alike.
             None if overlaps => MetaOutcome::Refused(STREAM_SUBJECT_OVERLAP),
             None => {
                 streams.insert(stream.name.clone(), stream);
                 MetaOutcome::Done
             }
+            Some(_) if update && overlaps => MetaOutcome::Refused(STREAM_SUBJECT_OVERLAP),
             Some(existing) if update => {
                 // An update keeps the stream's consumers and its creation time.
                 existing.config = stream.config;

@@ -195,4 +195,20 @@ fn a_create_whose_subjects_overlap_another_stream_of_the_account_is_refused() {
     let elsewhere = stream("B", "ORD2", r#"{"subjects":["o.new"]}"#, &["n2"]);
     assert_eq!(a.apply_command(assign(elsewhere)), MetaOutcome::Done);
     assert!(a.stream("APP", "ORD2").is_none());
+    // Nor may an update move a stream onto another's subjects; its own stay its own.
+    let inv = stream("APP", "INV", r#"{"subjects":["i.>"]}"#, &["n1"]);
+    assert_eq!(a.apply_command(assign(inv)), MetaOutcome::Done);
+    let update = |config: &str| MetaCommand::AssignStream {
+        stream: stream("APP", "INV", config, &["n1"]),
+        update: true,
+        reply: None,
+    };
+    assert_eq!(
+        a.apply_command(update(r#"{"subjects":["i.>","o.x"]}"#)),
+        MetaOutcome::Refused(STREAM_SUBJECT_OVERLAP)
+    );
+    assert_eq!(
+        a.apply_command(update(r#"{"subjects":["i.>","j.>"]}"#)),
+        MetaOutcome::Done
+    );
 }

@@ -306,9 +306,6 @@ fn checked(
             place(cluster, &catalog, account, &config)?
         }
     };
-    if overlaps_another(&catalog, account, &config) {
-        return Err(ApiError::stream_subject_overlap());
-    }
     Ok(StreamAssignment {
         account: account.to_owned(),
         name: name.to_owned(),
@@ -332,17 +329,6 @@ fn configs<'a>(
             from_go_json::<StreamConfig>(s.config.as_bytes())
                 .ok()
                 .map(|c| (s, c))
-        })
-}
-
-fn overlaps_another(catalog: &Assignments, account: &str, config: &StreamConfig) -> bool {
-    configs(catalog, account)
-        .filter(|(s, _)| s.name != config.name)
-        .any(|(_, other)| {
-            other
-                .subjects
-                .iter()
-                .any(|a| config.subjects.iter().any(|b| subjects_overlap(a, b)))
         })
 }
 
