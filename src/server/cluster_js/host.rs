@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::super::raft_link::publish;
 use super::super::ServerState;
-use super::machine::{Catalog, MetaEvent};
+use super::machine::MetaEvent;
 use super::ClusterJs;
 use crate::jetstream::assignments::{MetaCommand, MetaOutcome, StreamAssignment};
 
@@ -161,7 +161,8 @@ async fn apply(
     }
 }
 
-/// What hosting one assignment came to.
+/// What hosting one assignment came to (nothing, by default).
+#[derive(Default)]
 struct Hosted {
     /// The account's router and the encoded answer for the client.
     answer: Option<(Arc<super::super::router::Router>, Bytes)>,
@@ -176,25 +177,16 @@ async fn host(
     update: bool,
 ) -> Hosted {
     let Some(account) = state.accounts.get(&stream.account) else {
-        return Hosted {
-            answer: None,
-            undo: None,
-        };
+        return Hosted::default();
     };
     let Some(js) = account.jetstream.clone() else {
         tracing::warn!(account = %stream.account, "a stream is placed here for an account without JetStream");
-        return Hosted {
-            answer: None,
-            undo: None,
-        };
+        return Hosted::default();
     };
     let config = stream.config.clone();
     let done = tokio::task::spawn_blocking(move || js.host_stream(&config, update)).await;
     let Ok(done) = done else {
-        return Hosted {
-            answer: None,
-            undo: None,
-        };
+        return Hosted::default();
     };
     let undo = match (&done.running, update) {
         (Ok(_), _) => {
@@ -224,7 +216,6 @@ async fn host(
 
 /// Makes what runs here match the whole catalog (after a snapshot replaced it).
 async fn reconcile(state: &ServerState, cluster: &ClusterJs, record: &HostRecord) {
-    let catalog: Catalog = cluster.catalog_handle();
     for (account, js) in state.accounts.jetstreams() {
         let local = {
             let js = js.clone();
@@ -233,8 +224,8 @@ async fn reconcile(state: &ServerState, cluster: &ClusterJs, record: &HostRecord
                 .unwrap_or_default()
         };
         for name in local {
-            let placed_here = catalog
-                .read()
+            let placed_here = cluster
+                .catalog()
                 .stream(&account, &name)
                 .is_some_and(|s| s.placement.peers.iter().any(|p| p == cluster.server_name()));
             if !placed_here && record.is_hosted(&account, &name) {
@@ -245,8 +236,8 @@ async fn reconcile(state: &ServerState, cluster: &ClusterJs, record: &HostRecord
             }
         }
     }
-    let placed: Vec<StreamAssignment> = catalog
-        .read()
+    let placed: Vec<StreamAssignment> = cluster
+        .catalog()
         .streams_on(cluster.server_name())
         .cloned()
         .collect();

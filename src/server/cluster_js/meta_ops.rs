@@ -121,18 +121,11 @@ fn stepdown(cluster: &Arc<ClusterJs>, payload: &[u8]) -> Result<(), ApiError> {
     if !placement.cluster.is_empty() && placement.cluster != cluster.cluster_name {
         return Err(no_replacement());
     }
-    let voters: BTreeSet<NodeId> = cluster
-        .raft
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .voter_ids()
-        .collect();
+    // The online voters (`hosts_online` counts only those), less this server.
     let mut candidates: Vec<String> = cluster
         .hosts_online()
         .into_iter()
-        .filter(|name| *name != cluster.me && voters.contains(&node_id(name)))
+        .filter(|name| *name != cluster.me)
         .collect();
     if !placement.preferred.is_empty() {
         candidates.retain(|name| *name == placement.preferred);

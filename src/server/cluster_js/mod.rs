@@ -84,10 +84,6 @@ impl ClusterJs {
         self.catalog.read()
     }
 
-    fn catalog_handle(&self) -> Catalog {
-        self.catalog.clone()
-    }
-
     pub fn server_name(&self) -> &str {
         &self.me
     }
