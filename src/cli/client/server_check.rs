@@ -7,6 +7,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use async_nats::Client;
 use clap::{Args, Subcommand, ValueEnum};
 use futures::StreamExt;
 use serde::Serialize;
@@ -308,8 +309,22 @@ pub async fn run(kind: CheckKind) -> Result<()> {
     }
 }
 
-/// Warns or goes critical on a duration past its thresholds.
-fn timed(outcome: &mut Outcome, took: Duration, warn: Duration, crit: Duration, what: &str) {
+/// Records a measured duration as perf data `name`, and warns or goes critical past its
+/// thresholds.
+fn timed(
+    outcome: &mut Outcome,
+    name: &'static str,
+    took: Duration,
+    (warn, crit): (Duration, Duration),
+    what: &str,
+) {
+    outcome.perf(
+        name,
+        took.as_secs_f64(),
+        warn.as_secs_f64(),
+        crit.as_secs_f64(),
+        "s",
+    );
     if took >= crit {
         outcome.critical(format!("{what} exceeded {}s", crit.as_secs_f64()));
     } else if took >= warn {
@@ -319,27 +334,31 @@ fn timed(outcome: &mut Outcome, took: Duration, warn: Duration, crit: Duration, 
     }
 }
 
+/// A connection for a check; a failure to connect is the check's critical finding.
+pub(super) async fn connected(outcome: &mut Outcome, common: &CommonArgs) -> Option<Client> {
+    match connect::connect(common).await {
+        Ok(client) => Some(client),
+        Err(e) => {
+            outcome.critical(format!("connection failed: {e:#}"));
+            None
+        }
+    }
+}
+
 async fn connection(args: ConnectionCheck) -> Result<()> {
     let mut outcome = Outcome::new("Connection", "connections");
     let started = Instant::now();
-    let client = match connect::connect(&args.out.common).await {
-        Ok(client) => client,
-        Err(e) => {
-            // The connection is what this check measures: its failure is the finding.
-            outcome.critical(format!("connection failed: {e:#}"));
-            return outcome.finish(args.out.format);
-        }
+    let Some(client) = connected(&mut outcome, &args.out.common).await else {
+        return outcome.finish(args.out.format);
     };
-    let connected = started.elapsed();
-    let (warn, crit) = (args.connect_warn, args.connect_critical);
-    outcome.perf(
+    let connect = (args.connect_warn, args.connect_critical);
+    timed(
+        &mut outcome,
         "connect_time",
-        connected.as_secs_f64(),
-        warn.as_secs_f64(),
-        crit.as_secs_f64(),
-        "s",
+        started.elapsed(),
+        connect,
+        "connect time",
     );
-    timed(&mut outcome, connected, warn, crit, "connect time");
     // A flush is a PING answered by a PONG: the server's round trip.
     let started = Instant::now();
     let flushed = tokio::time::timeout(args.out.common.timeout, client.flush()).await;
@@ -348,15 +367,8 @@ async fn connection(args: ConnectionCheck) -> Result<()> {
         outcome.critical("rtt failed: no PONG".to_string());
         return outcome.finish(args.out.format);
     }
-    let (warn, crit) = (args.rtt_warn, args.rtt_critical);
-    outcome.perf(
-        "rtt",
-        rtt.as_secs_f64(),
-        warn.as_secs_f64(),
-        crit.as_secs_f64(),
-        "s",
-    );
-    timed(&mut outcome, rtt, warn, crit, "rtt time");
+    let thresholds = (args.rtt_warn, args.rtt_critical);
+    timed(&mut outcome, "rtt", rtt, thresholds, "rtt time");
     // A message to an inbox of its own, through the server and back.
     let inbox = client.new_inbox();
     let mut sub = client.subscribe(inbox.clone()).await?;
@@ -369,15 +381,8 @@ async fn connection(args: ConnectionCheck) -> Result<()> {
     let took = started.elapsed();
     match got {
         Ok(Some(msg)) if msg.payload == body.as_bytes() => {
-            let (warn, crit) = (args.req_warn, args.req_critical);
-            outcome.perf(
-                "request_time",
-                took.as_secs_f64(),
-                warn.as_secs_f64(),
-                crit.as_secs_f64(),
-                "s",
-            );
-            timed(&mut outcome, took, warn, crit, "round trip");
+            let thresholds = (args.req_warn, args.req_critical);
+            timed(&mut outcome, "request_time", took, thresholds, "round trip");
         }
         Ok(Some(_)) => outcome.critical("did not receive the message sent".to_string()),
         _ => outcome.critical("did not receive the message sent in time".to_string()),

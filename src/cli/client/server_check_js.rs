@@ -4,22 +4,8 @@
 use anyhow::Result;
 use serde_json::Value;
 
-use async_nats::Client;
-
-use super::connect::{self, CommonArgs};
-use super::server_check::{api, ConsumerCheck, JetStreamCheck, Outcome, StreamCheck};
+use super::server_check::{api, connected, ConsumerCheck, JetStreamCheck, Outcome, StreamCheck};
 use crate::jetstream::time::parse_rfc3339;
-
-/// A connection for a check; a failure to connect is the check's critical finding.
-async fn connected(outcome: &mut Outcome, common: &CommonArgs) -> Option<Client> {
-    match connect::connect(common).await {
-        Ok(client) => Some(client),
-        Err(e) => {
-            outcome.critical(format!("connection failed: {e:#}"));
-            None
-        }
-    }
-}
 
 fn count(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
