@@ -1,6 +1,6 @@
-//! Model-based test: random appends, deletes, purges, reads, scans, expiry and reopens against
-//! a `BTreeMap` model. After every operation (and every reopen) the log and the model must
-//! agree on state, on every `get`, on `next_matching` and on per-subject counts.
+//! Model-based test: random appends, deletes, purges, reads, scans, expiry, truncations and
+//! reopens against a `BTreeMap` model. After every operation (and every reopen) the log and
+//! the model must agree on state, on every `get`, on `next_matching` and on per-subject counts.
 //!
 //! The same operations also drive a [`MemLog`], which must agree with the model in the same
 //! way and with the file log on every result, on `state(true)` and on every stored message.
@@ -30,6 +30,12 @@ enum Op {
     Reopen {
         clean: bool,
     },
+    /// Take back this many of the newest sequences (a replicated stream's leader dropping
+    /// what never committed).
+    Truncate(u64),
+    /// Record a replicated entry as applied, and sync: from then on the file log unlinks
+    /// emptied segments only when it syncs.
+    Checkpoint,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -45,6 +51,8 @@ fn op() -> impl Strategy<Value = Op> {
             }),
         1 => (0..40u64).prop_map(Op::Expire),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
+        1 => (0..15u64).prop_map(Op::Truncate),
+        1 => Just(Op::Checkpoint),
     ]
 }
 
@@ -268,6 +276,7 @@ fn run(cfg: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut mem = StreamStore::Memory(MemLog::new(cfg.clone()).map_err(fail)?);
     let mut model = Model::default();
     let mut clock = 0u64;
+    let mut applied = None;
     for op in ops {
         match op {
             Op::Append(batch) => {
@@ -335,6 +344,25 @@ fn run(cfg: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.clock = now;
                 model.expire(&cfg, now);
             }
+            Op::Truncate(back) => {
+                let last = model.last_seq.saturating_sub(back);
+                log.truncate_after(last).map_err(fail)?;
+                mem.truncate_after(last).map_err(fail)?;
+                // A checkpoint past the cut no longer describes the log.
+                applied = applied.filter(|(_, l)| *l <= last);
+                if last < model.last_seq {
+                    model.msgs.retain(|seq, _| *seq <= last);
+                    model.last_seq = last;
+                }
+            }
+            Op::Checkpoint => {
+                let index = applied.map_or(1, |(i, _)| i + 1);
+                log.set_applied(index);
+                mem.set_applied(index);
+                log.sync().map_err(fail)?;
+                applied = Some((index, model.last_seq));
+                prop_assert_eq!(log.applied().map(|a| (a.index, a.last_seq)), applied);
+            }
             Op::Reopen { clean } => {
                 if clean {
                     log.close().map_err(fail)?;
@@ -346,11 +374,13 @@ fn run(cfg: LogConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let report = reopened.recovery_report();
                 prop_assert!(!report.found_damage(), "{:?}", report);
                 prop_assert_eq!(report.used_snapshot, clean);
+                prop_assert_eq!(reopened.applied().map(|a| (a.index, a.last_seq)), applied);
                 log = StreamStore::File(reopened);
             }
         }
         check(&log, &model)?;
         check(&mem, &model)?;
+        prop_assert_eq!(log.applied(), mem.applied());
         check_same(&log, &mem)?;
     }
     Ok(())

@@ -34,6 +34,19 @@ pub struct DeletesFile {
     pub last_ts_ns: u64,
     /// Deleted interior sequences as inclusive ranges, sorted, not overlapping.
     pub ranges: Vec<(u64, u64)>,
+    /// For a replicated stream's log: the last Raft entry applied to it and the last
+    /// sequence after that entry. Written in the same file as the removals, so a crash can
+    /// never keep an entry's removals and lose the record that it was applied.
+    pub applied: Option<Applied>,
+}
+
+/// A replicated stream's checkpoint as its log keeps it (see [`DeletesFile::applied`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The Raft log index of the entry.
+    pub index: u64,
+    /// The log's last sequence once that entry was applied.
+    pub last_seq: u64,
 }
 
 /// Summary of one segment, as kept in memory and in the snapshot.
@@ -161,6 +174,10 @@ impl DeletesFile {
             b.extend_from_slice(&lo.to_le_bytes());
             b.extend_from_slice(&hi.to_le_bytes());
         }
+        if let Some(applied) = self.applied {
+            b.extend_from_slice(&applied.index.to_le_bytes());
+            b.extend_from_slice(&applied.last_seq.to_le_bytes());
+        }
         seal(b)
     }
 
@@ -172,6 +189,7 @@ impl DeletesFile {
             last_seq: c.u64()?,
             last_ts_ns: c.u64()?,
             ranges: Vec::new(),
+            applied: None,
         };
         let n = c.count(16)?;
         let mut prev_hi = 0u64;
@@ -182,6 +200,13 @@ impl DeletesFile {
             }
             prev_hi = hi;
             d.ranges.push((lo, hi));
+        }
+        // Only a replicated stream's log has the checkpoint after the ranges.
+        if c.0.len() == 16 {
+            d.applied = Some(Applied {
+                index: c.u64()?,
+                last_seq: c.u64()?,
+            });
         }
         if !c.0.is_empty() {
             return Err("trailing bytes");
@@ -273,13 +298,23 @@ mod tests {
             last_seq: 99,
             last_ts_ns: 7,
             ranges: vec![(7, 9), (20, 20)],
+            applied: None,
         };
-        let buf = d.encode();
-        assert_eq!(DeletesFile::decode(&buf), Ok(d));
-        for i in 0..buf.len() {
-            let mut bad = buf.clone();
-            bad[i] ^= 1;
-            assert!(DeletesFile::decode(&bad).is_err(), "byte {i}");
+        let replicated = DeletesFile {
+            applied: Some(Applied {
+                index: 12,
+                last_seq: 99,
+            }),
+            ..d.clone()
+        };
+        for d in [d, replicated] {
+            let buf = d.encode();
+            assert_eq!(DeletesFile::decode(&buf), Ok(d));
+            for i in 0..buf.len() {
+                let mut bad = buf.clone();
+                bad[i] ^= 1;
+                assert!(DeletesFile::decode(&bad).is_err(), "byte {i}");
+            }
         }
     }
 

@@ -115,6 +115,22 @@ impl StreamStore {
         forward!(self, log => log.skip_to(next))
     }
 
+    /// Removes every message above `last`, so the next append gets `last + 1` (see
+    /// `Log::truncate_after`).
+    pub fn truncate_after(&mut self, last: u64) -> Result<()> {
+        forward!(self, log => log.truncate_after(last))
+    }
+
+    /// The checkpoint of the last replicated entry applied (see `Log::applied`).
+    pub fn applied(&self) -> Option<crate::store::meta::Applied> {
+        forward!(self, log => log.applied())
+    }
+
+    /// Records that the entry at `index` has been applied (see `Log::set_applied`).
+    pub fn set_applied(&mut self, index: u64) {
+        forward!(self, log => log.set_applied(index))
+    }
+
     /// Purges messages; how many were removed.
     pub fn purge(&mut self, req: &PurgeRequest) -> Result<u64> {
         forward!(self, log => log.purge(req))

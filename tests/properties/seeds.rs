@@ -203,6 +203,7 @@ pub fn store_files() -> Vec<Vec<u8>> {
         last_seq: 40,
         last_ts_ns: 1_700_000_000_000_000_000,
         ranges: vec![(5, 6), (9, 9), (20, 30)],
+        applied: None,
     };
     let snapshot = Snapshot {
         deletes_crc: 0xdead_beef,

@@ -21,6 +21,7 @@
 mod open;
 mod read;
 mod remove;
+mod replicated;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -33,7 +34,7 @@ use super::config::{limit, Discard, LogConfig, NewMessage, SyncPolicy};
 use super::error::{Rejection, Result, StoreError};
 use super::index::SegmentIndex;
 use super::io::{write_atomically, Vfs};
-use super::meta::{DeletesFile, Snapshot, SubjectEntry, DELETES_FILE, SNAPSHOT_FILE};
+use super::meta::{Applied, Snapshot, SubjectEntry, SNAPSHOT_FILE};
 use super::ranges::RangeSet;
 use super::record::{
     encode_record, encode_record_compressed, record_len, MAX_RECORD_BYTES, MAX_SUBJECT_BYTES,
@@ -147,6 +148,11 @@ pub struct Log {
     /// Messages `max_age` must not remove (a per-message TTL of `never`); kept by the stream,
     /// which rebuilds it from the stored headers on open.
     age_exempt: BTreeSet<u64>,
+    /// A replicated stream's checkpoint, kept in `deletes.dat` (see `replicated.rs`).
+    applied: Option<Applied>,
+    /// Set for a replicated stream's log: emptied segments are unlinked only by `sync`,
+    /// after `deletes.dat` holds the checkpoint of the entry that emptied them.
+    defer_unlink: bool,
 }
 
 impl Log {
@@ -475,6 +481,9 @@ impl Log {
         if self.deletes_dirty {
             self.write_deletes()?;
         }
+        if self.defer_unlink {
+            self.remove_empty_segments_now()?;
+        }
         self.last_sync = Instant::now();
         Ok(())
     }
@@ -504,26 +513,6 @@ impl Log {
                 Ok(false)
             }
         }
-    }
-
-    /// Writes `deletes.dat` atomically and durably. A failure makes the log read-only, since
-    /// the rename may or may not have happened.
-    fn write_deletes(&mut self) -> Result<()> {
-        let file = DeletesFile {
-            floor: self.floor,
-            last_seq: self.last_seq,
-            last_ts_ns: self.last_ts_ns,
-            ranges: self.deleted.ranges().collect(),
-        };
-        let bytes = file.encode();
-        let path = self.dir.join(DELETES_FILE);
-        if let Err(e) = write_atomically(self.vfs.as_ref(), &self.dir, &path, &bytes) {
-            return Err(self.fail(e));
-        }
-        self.deletes_crc = crc32fast::hash(&bytes);
-        self.deletes_dirty = false;
-        self.deletes_written_at = Some(Instant::now());
-        Ok(())
     }
 
     /// Makes an empty log that never held a message start at sequence `first` (a stream's

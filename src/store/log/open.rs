@@ -143,6 +143,8 @@ pub(super) fn open(dir: &Path, config: LogConfig, vfs: Arc<dyn Vfs>) -> Result<L
         report: Mutex::new(RecoveryReport::default()),
         clock_ns: deletes.last_ts_ns,
         age_exempt: Default::default(),
+        applied: deletes.applied,
+        defer_unlink: false,
     };
     let used_snapshot = match snapshot {
         Some(snap) => match log.try_snapshot(snap, &indexed)? {

@@ -200,6 +200,14 @@ impl Log {
     /// records are all damaged are kept: they are removed only by retention, never because
     /// they are corrupt.
     pub(super) fn remove_empty_segments(&mut self) -> Result<()> {
+        if self.defer_unlink {
+            return Ok(());
+        }
+        self.remove_empty_segments_now()
+    }
+
+    /// [`Log::remove_empty_segments`], also for a log that defers it to `sync`.
+    pub(super) fn remove_empty_segments_now(&mut self) -> Result<()> {
         let empty: Vec<usize> = (0..self.segments.len())
             .filter(|&i| self.segments[i].summary.msgs == 0 && self.segments[i].has_records())
             .collect();

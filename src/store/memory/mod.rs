@@ -32,6 +32,7 @@ use crate::protocol::subject::is_storable_subject;
 use super::config::{limit, Discard, LogConfig, NewMessage, StoredMessage};
 use super::error::{Rejection, Result, StoreError};
 use super::log::AppendResult;
+use super::meta::Applied;
 use super::record::{record_len, MAX_RECORD_BYTES, MAX_SUBJECT_BYTES};
 use subjects::MemSubjects;
 
@@ -93,6 +94,9 @@ pub struct MemLog {
     clock_ns: u64,
     /// Messages `max_age` must not remove (see the file log's field of the same name).
     age_exempt: BTreeSet<u64>,
+    /// A replicated stream's checkpoint (see `Log::set_applied`); gone with the process,
+    /// like the messages.
+    applied: Option<Applied>,
 }
 
 impl MemLog {
@@ -107,6 +111,7 @@ impl MemLog {
             bytes: 0,
             clock_ns: 0,
             age_exempt: BTreeSet::new(),
+            applied: None,
         })
     }
 
@@ -246,7 +251,6 @@ impl MemLog {
         self.messages.len() as u64
     }
 
-    /// Highest sequence ever assigned.
     /// Makes an empty log that never held a message start at sequence `first` (see
     /// `Log::start_at`).
     pub fn start_at(&mut self, first: u64) -> Result<()> {
@@ -256,6 +260,20 @@ impl MemLog {
         Ok(())
     }
 
+    /// The checkpoint of the last replicated entry applied (see `Log::applied`).
+    pub fn applied(&self) -> Option<Applied> {
+        self.applied
+    }
+
+    /// Records that the entry at `index` has been applied (see `Log::set_applied`).
+    pub fn set_applied(&mut self, index: u64) {
+        self.applied = Some(Applied {
+            index,
+            last_seq: self.last_seq,
+        });
+    }
+
+    /// Highest sequence ever assigned.
     pub fn last_seq(&self) -> u64 {
         self.last_seq
     }

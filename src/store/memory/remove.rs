@@ -40,6 +40,23 @@ impl MemLog {
         Some(msg)
     }
 
+    /// Removes every message above `last` and makes `last` the highest sequence assigned,
+    /// as `Log::truncate_after`: nothing removed comes back.
+    pub fn truncate_after(&mut self, last: u64) -> Result<()> {
+        if last >= self.last_seq {
+            return Ok(());
+        }
+        let doomed: Vec<u64> = self.messages.range(last + 1..).map(|(s, _)| *s).collect();
+        for seq in doomed.into_iter().rev() {
+            self.remove_one(seq);
+        }
+        self.age_exempt.retain(|s| *s <= last);
+        self.applied = self.applied.filter(|a| a.last_seq <= last);
+        self.last_seq = last;
+        self.last_ts_ns = self.messages.last_key_value().map_or(0, |(_, m)| m.ts_ns);
+        Ok(())
+    }
+
     /// Removes the oldest messages while `remove` says so; stops at the first it refuses.
     fn remove_oldest_while(&mut self, mut remove: impl FnMut(&MemMsg) -> bool) -> u64 {
         let mut removed = 0;
