@@ -15,6 +15,7 @@ mod feature_headers;
 pub mod msg_ttl;
 pub mod placement;
 mod read_ahead;
+pub mod replica;
 mod schedule_pattern;
 pub mod snapshot_archive;
 pub mod snapshot_state;
