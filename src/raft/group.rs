@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
-use openraft::{BasicNode, Config, Raft};
+use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 
 use super::log_store::LogStore;
 use super::machine::{Machine, MachineError, MachineStore, StateReader};
@@ -41,6 +41,19 @@ pub enum GroupError {
     Initialize(#[from] RaftError<NodeId, InitializeError<NodeId, BasicNode>>),
 }
 
+/// How a group keeps its log from growing without end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compaction {
+    /// openraft's way: a snapshot of the machine now and then, and the log before it
+    /// purged; a member that falls behind is sent the snapshot. For small machines (the
+    /// meta group's catalog).
+    Snapshots,
+    /// The log keeps every entry, and a member that falls behind catches up from it. For a
+    /// machine too large to send as one snapshot (a stream's messages), until snapshots
+    /// that carry a store's segments are built.
+    KeepLog,
+}
+
 /// A running member of one group.
 pub struct RaftGroup<M> {
     pub raft: Raft<JetlogRaft>,
@@ -58,6 +71,18 @@ impl<M: Machine> RaftGroup<M> {
         transport: T,
         machine: M,
     ) -> Result<Self, GroupError> {
+        Self::start_with(db, name, me, transport, machine, Compaction::Snapshots).await
+    }
+
+    /// [`RaftGroup::start`] with the log kept as `compaction` says.
+    pub async fn start_with<T: Transport>(
+        db: &sled::Db,
+        name: &str,
+        me: NodeId,
+        transport: T,
+        machine: M,
+        compaction: Compaction,
+    ) -> Result<Self, GroupError> {
         if !is_valid_group_name(name) {
             return Err(GroupError::BadName(name.to_owned()));
         }
@@ -67,6 +92,10 @@ impl<M: Machine> RaftGroup<M> {
             election_timeout_min: millis(ELECTION_TIMEOUT_MIN),
             election_timeout_max: millis(ELECTION_TIMEOUT_MAX),
             install_snapshot_timeout: millis(RPC_TIMEOUT),
+            snapshot_policy: match compaction {
+                Compaction::Snapshots => Config::default().snapshot_policy,
+                Compaction::KeepLog => SnapshotPolicy::Never,
+            },
             ..Config::default()
         }
         .validate()?;

@@ -1,0 +1,148 @@
+//! A replicated stream as the state machine of its Raft group: openraft hands each
+//! committed entry to [`ReplicaMachine`], which applies it to the replica's stream once and
+//! answers with the PubAcks, ready to send, for the leader that proposed it.
+//!
+//! openraft re-applies the log from its start (a stream group keeps its whole log, see
+//! [`crate::raft::group::Compaction::KeepLog`]) every time a member starts; the machine
+//! skips every entry at or below the checkpoint its store was brought back to
+//! ([`super::replica::rewind_store`]), since those are in the store already.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::api_types::PubAck;
+use super::replica::{Checkpoint, RoundEntry};
+use crate::raft::machine::Machine;
+
+/// Where a replica's stream lives and what applying an entry to it involves beyond the
+/// stream itself (on a server: the consumers' deliveries, the limits accounting).
+pub trait ReplicaHost: Send + Sync + 'static {
+    /// Applies the entry at `index` to the stream (see `Stream::apply_round`).
+    fn apply_round(&self, index: u64, entry: &RoundEntry) -> Vec<PubAck>;
+}
+
+/// A stream's replica, driven by its group.
+pub struct ReplicaMachine<H> {
+    host: H,
+    /// The last entry in the store.
+    applied: u64,
+    /// What every PubAck of the stream says before its sequence (see `PubAck::write_json`).
+    stream_json: String,
+}
+
+impl<H: ReplicaHost> ReplicaMachine<H> {
+    /// A machine over a stream whose store `rewind_store` brought back to `checkpoint`.
+    pub fn new(host: H, checkpoint: Checkpoint, stream_json: String) -> Self {
+        Self {
+            host,
+            applied: checkpoint.index,
+            stream_json,
+        }
+    }
+
+    /// The last entry applied to the stream.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+}
+
+impl<H: ReplicaHost> Machine for ReplicaMachine<H> {
+    fn apply(&mut self, command: &[u8]) -> Vec<u8> {
+        self.apply_at(self.applied + 1, command)
+    }
+
+    fn apply_at(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
+        if index <= self.applied {
+            return Vec::new();
+        }
+        self.applied = index;
+        match RoundEntry::decode(&Bytes::copy_from_slice(command)) {
+            Ok(entry) => encode_acks(&self.host.apply_round(index, &entry), &self.stream_json),
+            // Every replica reads the same bytes the same way: none applies it.
+            Err(e) => {
+                tracing::error!(index, error = %e, "replicated stream entry not applied");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Never asked for: a stream group keeps its log instead of snapshots.
+    fn snapshot(&self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    fn restore(&mut self, _snapshot: &[u8]) -> Result<(), String> {
+        Err(
+            "a stream replica catches up from its group's log: stream snapshots are not built"
+                .into(),
+        )
+    }
+}
+
+/// The PubAcks of one entry as the machine's outcome: a count, then each ack's JSON body,
+/// length-prefixed (an ack that has nothing to say, as a staged batch message, is empty).
+pub fn encode_acks(acks: &[PubAck], stream_json: &str) -> Vec<u8> {
+    let mut out = BytesMut::with_capacity(4 + acks.len() * (44 + stream_json.len()));
+    out.put_u32_le(u32::try_from(acks.len()).unwrap_or(u32::MAX));
+    let mut body = BytesMut::new();
+    for ack in acks {
+        body.clear();
+        if !matches!(ack, PubAck::Staged | PubAck::Fast { .. }) {
+            ack.write_json(&mut body, stream_json);
+        }
+        out.put_u32_le(u32::try_from(body.len()).unwrap_or(u32::MAX));
+        out.put_slice(&body);
+    }
+    out.to_vec()
+}
+
+/// Reads [`encode_acks`]'s bytes back; `None` if they are damaged.
+pub fn decode_acks(bytes: &[u8]) -> Option<Vec<Bytes>> {
+    let mut buf = Bytes::copy_from_slice(bytes);
+    if buf.remaining() < 4 {
+        return None;
+    }
+    let count = buf.get_u32_le() as usize;
+    if count > buf.remaining() / 4 {
+        return None;
+    }
+    let mut acks = Vec::with_capacity(count);
+    for _ in 0..count {
+        if buf.remaining() < 4 {
+            return None;
+        }
+        let len = buf.get_u32_le() as usize;
+        if buf.remaining() < len {
+            return None;
+        }
+        acks.push(buf.split_to(len));
+    }
+    buf.is_empty().then_some(acks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jetstream::ApiError;
+
+    #[test]
+    fn acks_read_back_and_damaged_bytes_are_refused() {
+        let acks = [
+            PubAck::Stored { seq: 7 },
+            PubAck::Duplicate { seq: 3 },
+            PubAck::Staged,
+            PubAck::Failed(ApiError::new(400, 10071, "wrong last sequence: 5")),
+        ];
+        let bytes = encode_acks(&acks, "\"S\"");
+        let back = decode_acks(&bytes).expect("decodes");
+        assert_eq!(back[0], r#"{"stream":"S","seq":7}"#);
+        assert_eq!(back[1], r#"{"stream":"S","seq":3,"duplicate":true}"#);
+        assert!(back[2].is_empty());
+        assert_eq!(
+            back[3],
+            r#"{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 5"},"stream":"S","seq":0}"#
+        );
+        for cut in 0..bytes.len() {
+            assert_eq!(decode_acks(&bytes[..cut]), None, "cut at {cut}");
+        }
+    }
+}
