@@ -171,20 +171,15 @@ async fn streams_spread_over_the_servers_and_conflicts_get_nats_server_errors() 
     )
     .await;
     assert_eq!(storage["error"]["err_code"], 10052, "{storage}");
-    // Replicated streams are not built yet: refused by name, never placed as R1.
-    let r3 = api(
+    // More replicas than servers: nats-server's placement error (R3 itself works, see
+    // tests/js_cluster_r3.rs).
+    let r5 = api(
         &clients[0],
-        "$JS.API.STREAM.CREATE.R3",
-        json!({"name": "R3", "subjects": ["r3"], "num_replicas": 3}),
+        "$JS.API.STREAM.CREATE.R5",
+        json!({"name": "R5", "subjects": ["r5"], "num_replicas": 5}),
     )
     .await;
-    assert_eq!(r3["error"]["err_code"], 10010, "{r3}");
-    assert!(
-        r3["error"]["description"]
-            .as_str()
-            .is_some_and(|d| d.contains("more than one replica")),
-        "{r3}"
-    );
+    assert_eq!(r5["error"]["err_code"], 10005, "{r5}");
     let tags = api(
         &clients[0],
         "$JS.API.STREAM.CREATE.T",
@@ -257,7 +252,7 @@ async fn streams_spread_over_the_servers_and_conflicts_get_nats_server_errors() 
     let (made, info, refused) = tokio::task::spawn_blocking(move || {
         let made = cli_support::jetlog_at(&url, &["stream", "add", "D", "--replicas", "1"]);
         let info = cli_support::jetlog_at(&url, &["stream", "info", "D"]);
-        let refused = cli_support::jetlog_at(&url, &["stream", "add", "E", "--replicas", "3"]);
+        let refused = cli_support::jetlog_at(&url, &["stream", "add", "E", "--replicas", "5"]);
         (made.ok().to_string(), info.ok().to_string(), refused)
     })
     .await
@@ -270,7 +265,7 @@ async fn streams_spread_over_the_servers_and_conflicts_get_nats_server_errors() 
         info.contains("Cluster:              tc, leader S"),
         "{info}"
     );
-    refused.fails_with("more than one replica");
+    refused.fails_with("no suitable peers for placement");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

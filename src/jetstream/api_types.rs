@@ -40,6 +40,23 @@ pub struct ClusterInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub leader: String,
+    /// A replicated stream's other peers, as its leader sees them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<Vec<PeerInfo>>,
+}
+
+/// One peer of a replicated stream's group, as nats-server's `PeerInfo`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    pub name: String,
+    /// Whether it has every entry the leader has.
+    pub current: bool,
+    /// Nanoseconds since the leader last heard from it (jetlog does not track it yet: 0).
+    pub active: u64,
+    /// Entries it is behind the leader.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lag: u64,
+    pub peer: String,
 }
 
 /// `STREAM.INFO`, `STREAM.CREATE` and `STREAM.UPDATE` bodies (less `type` and paging).

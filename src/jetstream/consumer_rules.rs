@@ -30,8 +30,11 @@ impl ConsumerConfig {
         if !self.is_durable() && self.inactive_threshold <= 0 {
             self.inactive_threshold = DEFAULT_EPHEMERAL_INACTIVE_THRESHOLD_NS;
         }
+        // nats-server gives a consumer its stream's replicas; a jetlog cluster keeps a
+        // consumer's state on one server (`docs/clustering.md`), so a consumer of a
+        // replicated stream that does not ask for more is R1, and its config says so.
         if self.num_replicas == 0 {
-            self.num_replicas = stream.num_replicas.max(1);
+            self.num_replicas = 1;
         }
         Ok(self)
     }
@@ -218,9 +221,13 @@ impl ConsumerConfig {
             ));
         }
         if self.num_replicas > 1 {
-            // Unreachable while streams are refused above R1, but a single server can never
-            // keep a replicated consumer, so say so plainly if that ever changes.
-            return Err(ApiError::replicas_not_supported());
+            // Only a replicated stream (so, a cluster) gets here: its consumers' state is
+            // not replicated yet.
+            return Err(ApiError::new(
+                503,
+                10010,
+                "JetStream clustering support required: a consumer with more than one replica is not built in a jetlog cluster yet",
+            ));
         }
         Ok(())
     }

@@ -199,6 +199,7 @@ impl Consumer {
             cluster: ClusterInfo {
                 name: None,
                 leader: server_name.to_string(),
+                replicas: None,
             },
             push_bound,
             paused: self.is_paused(now_ns),

@@ -379,7 +379,17 @@ impl StreamConfig {
         Ok(())
     }
 
-    pub fn normalized(mut self) -> Result<Self, ApiError> {
+    pub fn normalized(self) -> Result<Self, ApiError> {
+        self.normalize(false)
+    }
+
+    /// [`StreamConfig::normalized`] for a clustered server, where `num_replicas` may be up
+    /// to [`MAX_REPLICAS`] (a single server refuses more than one, as nats-server's does).
+    pub fn normalized_for_cluster(self) -> Result<Self, ApiError> {
+        self.normalize(true)
+    }
+
+    fn normalize(mut self, clustered: bool) -> Result<Self, ApiError> {
         crate::jetstream::versioning::strip(&mut self.metadata);
         if !is_valid_name(&self.name) {
             return Err(invalid(
@@ -419,7 +429,7 @@ impl StreamConfig {
         if self.num_replicas > MAX_REPLICAS {
             return Err(invalid("maximum replicas is 5"));
         }
-        if self.num_replicas > 1 {
+        if self.num_replicas > 1 && !clustered {
             return Err(ApiError::replicas_not_supported());
         }
         for limit in [

@@ -179,7 +179,12 @@ impl Transport for RouterTransport {
 
 /// Subscribes node `me`'s subjects of `group` and answers each request on its own task, so
 /// a slow snapshot install does not hold up votes and heartbeats.
-fn serve(router: Arc<Router>, group: &str, me: NodeId, raft: Raft<JetlogRaft>) -> JoinHandle<()> {
+pub(super) fn serve(
+    router: Arc<Router>,
+    group: &str,
+    me: NodeId,
+    raft: Raft<JetlogRaft>,
+) -> JoinHandle<()> {
     let (sub, mut rx) = subscribe(&router, &node_subjects(group, me));
     tokio::spawn(async move {
         let _unsubscribe = Unsubscribe(router.clone(), sub);

@@ -129,7 +129,7 @@ async fn apply(
             {
                 return;
             }
-            let outcome = host(state, record, &stream, update).await;
+            let outcome = host(state, cluster, record, &stream, update).await;
             if let (Some(reply), Some((router, body))) = (reply, &outcome.answer) {
                 publish(router, Bytes::from(reply), None, body.clone()).await;
             }
@@ -142,6 +142,7 @@ async fn apply(
             }
         }
         MetaCommand::RemoveStream { account, name } => {
+            cluster.stop_stream_group(&account, &name, true).await;
             let Some(js) = state
                 .accounts
                 .get(&account)
@@ -172,6 +173,7 @@ struct Hosted {
 
 async fn host(
     state: &ServerState,
+    cluster: &ClusterJs,
     record: &HostRecord,
     stream: &StreamAssignment,
     update: bool,
@@ -184,10 +186,18 @@ async fn host(
         return Hosted::default();
     };
     let config = stream.config.clone();
-    let done = tokio::task::spawn_blocking(move || js.host_stream(&config, update)).await;
+    let hosting = js.clone();
+    let done = tokio::task::spawn_blocking(move || hosting.host_stream(&config, update)).await;
     let Ok(done) = done else {
         return Hosted::default();
     };
+    // A replicated stream's replica joins its group (once; the first peer forms it).
+    if done.running.is_ok() && stream.placement.peers.len() > 1 {
+        if let Some(entry) = js.stream(&stream.name) {
+            let peers = Some(stream.placement.peers.clone());
+            cluster.start_stream_group(&js, &entry, peers).await;
+        }
+    }
     let undo = match (&done.running, update) {
         (Ok(_), _) => {
             record.hosted(&stream.account, &stream.name, true);
@@ -242,7 +252,7 @@ async fn reconcile(state: &ServerState, cluster: &ClusterJs, record: &HostRecord
         .cloned()
         .collect();
     for stream in placed {
-        let outcome = host(state, record, &stream, false).await;
+        let outcome = host(state, cluster, record, &stream, false).await;
         if outcome.undo.is_some() {
             tracing::warn!(stream = %stream.name, "a stream the cluster placed here cannot run here");
         }

@@ -13,6 +13,7 @@ pub mod machine;
 mod meta_ops;
 pub mod report;
 pub(crate) mod requests;
+pub mod stream_groups;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLockReadGuard};
@@ -56,6 +57,10 @@ pub struct ClusterJs {
     held_out: super::meta_group::HeldOut,
     /// Since when no meta leader has been seen (`None` while there is one).
     leaderless_since: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Where every group's log lives (the meta group's and the stream groups').
+    db: sled::Db,
+    /// This server's members of replicated streams' groups.
+    stream_groups: stream_groups::StreamGroups,
 }
 
 impl ClusterJs {
@@ -149,6 +154,7 @@ impl ClusterJs {
         for task in std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner())) {
             task.abort();
         }
+        self.stop_stream_groups().await;
         if let Some(meta) = self.meta.lock().await.take() {
             meta.stop().await;
         }
@@ -228,6 +234,8 @@ impl Server {
             leaderless_since: std::sync::Mutex::new(Some(std::time::Instant::now())),
             held_out: meta.held_out.clone(),
             meta: tokio::sync::Mutex::new(Some(meta)),
+            db: db.clone(),
+            stream_groups: Default::default(),
         });
         let accounts = self.state.clone();
         let answer: requests::Answerer = Arc::new(move |what, request| {
@@ -246,10 +254,25 @@ impl Server {
                 events,
             )));
         }
-        *cluster.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
+        let mut joined = Vec::new();
         for (_, js) in self.state.accounts.jetstreams() {
             js.join_cluster(cluster.clone());
+            joined.push(js);
         }
+        // The replicated streams this server held before it stopped rejoin their groups.
+        let rejoining = cluster.clone();
+        tasks.push(tokio::spawn(async move {
+            for js in joined {
+                let streams = {
+                    let js = js.clone();
+                    tokio::task::spawn_blocking(move || js.replicated_streams()).await
+                };
+                for entry in streams.unwrap_or_default() {
+                    rejoining.start_stream_group(&js, &entry, None).await;
+                }
+            }
+        }));
+        *cluster.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
         let _ = self.state.clustered_js.set(cluster.clone());
         Ok(cluster)
     }

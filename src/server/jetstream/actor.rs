@@ -84,6 +84,8 @@ pub(super) fn round(
 ) -> bool {
     let stop = batch.iter().any(|d| d.tag == TAG_STOP);
     let (publishes, others): (Vec<_>, Vec<_>) = batch.drain(..).partition(|d| d.tag == TAG_PUBLISH);
+    // A replicated stream's publishes are stored when its group commits them.
+    let publishes = entry.replica.take(publishes);
     debug_assert!(
         spill.is_none() || others.is_empty(),
         "inline rounds are publishes only"
@@ -162,36 +164,16 @@ fn apply(
                 }
             }
         }
-        // Messages stored by atomic batch commits: a commit's ack names only the last.
-        let batch_stored = stream.take_batch_stored();
-        let interest_retention =
-            stream.config().retention == crate::jetstream::stream_config::Retention::Interest;
-        if !stream.consumers().is_empty() || interest_retention {
-            // Subjects as text only when someone looks at them: not on the plain publish path.
-            let subjects: Vec<String> = publishes
-                .iter()
-                .map(|d| {
-                    String::from_utf8_lossy(&stream.stored_subject(&d.msg.subject)).into_owned()
-                })
-                .collect();
-            let mut appended: Vec<(u64, &str)> = acks
-                .iter()
-                .zip(&subjects)
-                .filter_map(|(ack, subject)| ack.stored_seq().map(|seq| (seq, subject.as_str())))
-                .collect();
-            if !batch_stored.is_empty() {
-                appended.extend(batch_stored.iter().map(|(seq, s)| (*seq, s.as_str())));
-                appended.sort_unstable_by_key(|(seq, _)| *seq);
-            }
-            let removed_any = before + appended.len() as u64 > stream.log().msgs();
-            stream.after_append(
-                &appended,
-                removed_any,
-                now_ns,
-                &interest,
-                &mut round.actions,
-            );
-        }
+        let subjects = publishes.iter().map(|d| &d.msg.subject);
+        after_stored(
+            &mut stream,
+            subjects,
+            &acks,
+            before,
+            now_ns,
+            &interest,
+            &mut round.actions,
+        );
     }
     for delivery in others {
         // Subjects here are ASCII control subjects; one that is not UTF-8 is nobody's.
@@ -307,10 +289,46 @@ fn apply(
     acks
 }
 
+/// Tells the consumers (and interest retention) of the messages a round stored: `subjects`
+/// are the round's publishes' subjects, `acks` their outcomes, `before` the message count
+/// before the round.
+pub(super) fn after_stored<'a>(
+    stream: &mut crate::jetstream::Stream,
+    subjects: impl Iterator<Item = &'a Bytes>,
+    acks: &[PubAck],
+    before: u64,
+    now_ns: u64,
+    interest: &dyn Fn(&Consumer) -> bool,
+    actions: &mut Vec<Action>,
+) {
+    // Messages stored by atomic batch commits: a commit's ack names only the last.
+    let batch_stored = stream.take_batch_stored();
+    let interest_retention =
+        stream.config().retention == crate::jetstream::stream_config::Retention::Interest;
+    if stream.consumers().is_empty() && !interest_retention {
+        return;
+    }
+    // Subjects as text only when someone looks at them: not on the plain publish path.
+    let subjects: Vec<String> = subjects
+        .map(|s| String::from_utf8_lossy(&stream.stored_subject(s)).into_owned())
+        .collect();
+    let mut appended: Vec<(u64, &str)> = acks
+        .iter()
+        .zip(&subjects)
+        .filter_map(|(ack, subject)| ack.stored_seq().map(|seq| (seq, subject.as_str())))
+        .collect();
+    if !batch_stored.is_empty() {
+        appended.extend(batch_stored.iter().map(|(seq, s)| (*seq, s.as_str())));
+        appended.sort_unstable_by_key(|(seq, _)| *seq);
+    }
+    let removed_any = before + appended.len() as u64 > stream.log().msgs();
+    stream.after_append(&appended, removed_any, now_ns, interest, actions);
+}
+
 /// How many of `incoming`, from the front, fit in what the storage limits (the account's and
 /// the server's) leave, and whose limit stops the rest. A message's size is counted as the
 /// store counts it (the record's length).
-fn fitting(
+pub(super) fn fitting(
     entry: &StreamEntry,
     stream: &crate::jetstream::Stream,
     incoming: &[&Publish],

@@ -246,7 +246,10 @@ pub(super) fn requested_config(
     if config.name != name {
         return Err(ApiError::stream_name_mismatch());
     }
-    config.normalized()
+    match js.is_clustered() {
+        true => config.normalized_for_cluster(),
+        false => config.normalized(),
+    }
 }
 
 fn stream_create(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
@@ -358,15 +361,35 @@ fn stream_info_page(
             deleted: req.deleted_details.then_some(s.deleted),
             consumer_count: stream.consumers().len() as u64,
         },
-        cluster: Some(ClusterInfo {
-            name: js.cluster().map(|c| c.cluster_name().to_owned()),
-            leader: js.server_name.clone(),
-        }),
+        cluster: Some(cluster_info(js, entry)),
         mirror: stream.mirror_info(now_ns()),
         sources: stream.sources_info(now_ns()),
         ts: format_rfc3339(Some(now_ns() as i64)),
     };
     Ok((info, total))
+}
+
+/// Who leads the stream: this server, or for a replicated stream its group's leader, with
+/// the other peers.
+fn cluster_info(js: &JetStream, entry: &StreamEntry) -> ClusterInfo {
+    let name = js.cluster().map(|c| c.cluster_name().to_owned());
+    if entry.replica.is_replicated() {
+        // Before its group has a leader, nats-server shows none.
+        let (leader, replicas) = super::cluster_replicated::replicas_info(js, &entry.name)
+            .map_or((String::new(), None), |(leader, replicas)| {
+                (leader, Some(replicas))
+            });
+        return ClusterInfo {
+            name,
+            leader,
+            replicas,
+        };
+    }
+    ClusterInfo {
+        name,
+        leader: js.server_name.clone(),
+        replicas: None,
+    }
 }
 
 /// Streams whose subjects overlap `filter` (all when there is none), sorted by name.

@@ -62,6 +62,13 @@ pub(super) fn route(js: &JetStream, subject: &str, payload: &[u8], reply: Option
         }
         return Route::Ignore;
     }
+    if !for_meta_leader {
+        let replicated = stream_named(&tokens)
+            .and_then(|name| super::cluster_replicated::route(js, &tokens, name));
+        if let Some(route) = replicated {
+            return route;
+        }
+    }
     match tokens.as_slice() {
         ["INFO"] => account_info(js, cluster, reply),
         ["STREAM", "CREATE", name] => assign(js, cluster, name, payload, false, reply),
@@ -187,7 +194,7 @@ fn peer_remove(js: &JetStream, cluster: &ClusterJs, name: &str, payload: &[u8]) 
 }
 
 /// A request a jetlog cluster cannot serve yet, refused by name.
-fn not_built(what: &str) -> ApiError {
+pub(super) fn not_built(what: &str) -> ApiError {
     ApiError::new(
         503,
         10010,
@@ -276,12 +283,8 @@ fn checked(
     payload: &[u8],
     update: bool,
 ) -> Result<StreamAssignment, ApiError> {
-    let config = match api::requested_config(js, name, payload) {
-        Err(e) if e.err_code == ApiError::replicas_not_supported().err_code => {
-            return Err(not_built("a stream with more than one replica"))
-        }
-        other => other?,
-    };
+    let config = api::requested_config(js, name, payload)?;
+    super::cluster_replicated::refuse_unbuilt(&config)?;
     let config_json = serde_json::to_string(&config).map_err(ApiError::invalid_json)?;
     let catalog = cluster.catalog();
     let account = js.account_name.as_str();
@@ -291,6 +294,7 @@ fn checked(
         (Some(old), true) => {
             let running: StreamConfig =
                 from_go_json(old.config.as_bytes()).map_err(ApiError::invalid_json)?;
+            super::cluster_replicated::refuse_update(&running, &config)?;
             running.check_update(&config)?;
             old.placement.clone()
         }
@@ -369,7 +373,7 @@ fn place(
                 })
                 .collect();
             let request = placement::Request {
-                replicas: 1,
+                replicas: usize::try_from(config.num_replicas.max(1)).unwrap_or(1),
                 cluster: match wanted.cluster.is_empty() {
                     true => cluster.cluster_name(),
                     false => &wanted.cluster,

@@ -83,15 +83,17 @@ pub(super) fn consumer_hooks(
 }
 
 /// Subscribes a stream's subjects (its publishes) and, with `allow_direct`, its DIRECT.GET
-/// subjects to its channel `tx`.
+/// subjects to its channel `tx`. A replica of a replicated stream that does not lead its
+/// group takes no publishes (`capture` false): they reach the leader, which proposes them.
 pub(super) fn stream_subscriptions(
     client: &InternalClient,
     config: &StreamConfig,
     tx: &mpsc::Sender<InternalDelivery>,
     inline: Option<Arc<dyn InlineTaker>>,
+    capture: bool,
 ) -> Vec<Arc<Subscription>> {
     let mut subs = Vec::new();
-    for subject in &config.subjects {
+    for subject in config.subjects.iter().filter(|_| capture) {
         let sink = InternalSink {
             tag: actor::TAG_PUBLISH,
             tx: tx.clone(),

@@ -16,6 +16,7 @@ mod catalog;
 mod catalog_consumers;
 mod cluster_api;
 mod cluster_local;
+mod cluster_replicated;
 mod direct;
 mod direct_batch;
 mod hooks;
@@ -26,6 +27,7 @@ mod mirror_pump;
 mod opening;
 mod origins;
 pub mod pool;
+mod replicated;
 mod report;
 mod restore;
 mod snapshot;
@@ -50,12 +52,13 @@ use crate::protocol::pattern_index::PatternIndex;
 use crate::protocol::Publish;
 use crate::store::SyncPolicy;
 use catalog::Catalog;
-use hooks::{consumer_hooks, stream_subscriptions, ConsumerHooks};
+use hooks::{consumer_hooks, ConsumerHooks};
 
 pub use account_limits::AccountLimits;
 pub use api::API_EXCLUDED;
 pub use limits::StorageLimits;
 pub use origins::OriginResolver;
+pub use replicated::{propose_rounds, EntryHost};
 pub use report::{JetStreamReport, StreamReport};
 
 /// What the API thread's subscription is tagged with.
@@ -108,6 +111,8 @@ pub struct StreamEntry {
     /// What a PubAck says before `seq`: the stream name as JSON, and the domain if any
     /// (`"S","domain":"hub"`, nats-server's field order). Built once, not per round.
     pub_ack_prefix: String,
+    /// A replicated stream's group (see `replicated`).
+    replica: replicated::ReplicaSlot,
 }
 
 impl StreamEntry {
@@ -388,13 +393,21 @@ impl JetStream {
         let name = config.name.clone();
         self.limits.reserve(&self.account_name, &config);
         let wiring = wiring.unwrap_or_else(opening::Wiring::unsubscribed);
-        let stream = match Stream::open(
-            &self.stream_dir(&name),
-            config,
-            created_ns,
-            self.sync,
-            now_ns(),
-        ) {
+        let replicated = self.replicates(&config);
+        // A replica's store goes back to what its group knows it applied.
+        let rewound = match replicated {
+            true => crate::jetstream::replica::rewind_store(&self.stream_dir(&name), &config),
+            false => Ok(Default::default()),
+        };
+        let stream = match rewound.and_then(|_| {
+            Stream::open(
+                &self.stream_dir(&name),
+                config,
+                created_ns,
+                self.sync,
+                now_ns(),
+            )
+        }) {
             Ok(stream) => stream,
             Err(err) => {
                 wiring.release(&InternalClient::new(self.router.clone()));
@@ -418,7 +431,7 @@ impl JetStream {
                 self.router.clone(),
             ))),
             queued: wiring.queued,
-            inline_publish: matches!(self.sync, SyncPolicy::Never),
+            inline_publish: matches!(self.sync, SyncPolicy::Never) && !replicated,
             stopping: std::sync::atomic::AtomicBool::new(false),
             limits: self.limits.clone(),
             accounted: AtomicU64::new(0),
@@ -429,6 +442,7 @@ impl JetStream {
                 }
                 None => json_string(&name),
             },
+            replica: replicated::ReplicaSlot::new(replicated),
         });
         entry.account(&entry.lock());
         match (early, &wiring.inline) {
@@ -504,21 +518,6 @@ impl JetStream {
         // States clamped to a log that lost its tail are written before any new message can
         // take a lost sequence (see `Consumer::restore`).
         actor::write_consumer_states(entry).map_err(ApiError::store_failed)
-    }
-
-    /// (Re)creates a stream's subscriptions from its current config.
-    fn resubscribe(&self, entry: &Arc<StreamEntry>) {
-        let client = InternalClient::new(self.router.clone());
-        let mut subs = lock(&entry.subs);
-        for sub in subs.drain(..) {
-            client.unsubscribe(&sub);
-        }
-        let config = entry.lock().config().clone();
-        let inline = entry
-            .inline_publish
-            .then(|| inline::InlinePublish::taker(entry));
-        *subs = stream_subscriptions(&client, &config, &entry.tx, inline);
-        entry.mirror_direct_joined.store(false, Ordering::Relaxed);
     }
 
     /// A handle on this JetStream for a thread that must not keep it alive.

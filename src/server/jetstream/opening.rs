@@ -125,14 +125,16 @@ impl JetStream {
     /// The channel and subscriptions of a saved stream and its saved consumers.
     fn wire(&self, client: &InternalClient, config: &StreamConfig) -> Result<Wiring, String> {
         let mut wiring = Wiring::unsubscribed();
-        if matches!(self.sync, SyncPolicy::Never) {
+        let replicated = self.replicates(config);
+        if matches!(self.sync, SyncPolicy::Never) && !replicated {
             wiring.inline = Some(InlinePublish::unbound(wiring.queued.clone()));
         }
         let inline = wiring
             .inline
             .clone()
             .map(|taker| taker as Arc<dyn InlineTaker>);
-        wiring.subs = stream_subscriptions(client, config, &wiring.tx, inline);
+        // A replica takes publishes only once it leads its group.
+        wiring.subs = stream_subscriptions(client, config, &wiring.tx, inline, !replicated);
         let consumers = self
             .catalog
             .list_consumers(&config.name)

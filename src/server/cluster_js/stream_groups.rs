@@ -1,0 +1,238 @@
+//! The Raft groups of the replicated streams this server holds a replica of: one group per
+//! stream, over the servers the meta leader placed it on, its machine the stream itself
+//! (`jetstream::replica_machine`), its RPCs over the routes like the meta group's.
+//!
+//! A group is started when the stream is created here (the first peer of the placement
+//! makes the others its first voters) and, after a restart, when clustered JetStream
+//! starts: its membership is in its own log then. A watch on the group's metrics tells the
+//! stream when this server begins or ceases to lead it (`JetStream::set_leading`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
+
+use openraft::{BasicNode, ServerState};
+use tokio::task::JoinHandle;
+
+use super::ClusterJs;
+use crate::jetstream::replica_machine::ReplicaMachine;
+use crate::raft::group::{Compaction, RaftGroup};
+use crate::raft::log_store::LogStore;
+use crate::raft::types::{node_id, peer_id, JetlogRaft, NodeId};
+use crate::server::jetstream::{propose_rounds, EntryHost, JetStream, StreamEntry};
+use crate::server::raft_link;
+
+/// One stream group's member on this server.
+struct Member {
+    group: RaftGroup<ReplicaMachine<EntryHost>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// This server's members of stream groups, by `(account, stream)`.
+#[derive(Default)]
+pub struct StreamGroups(std::sync::Mutex<HashMap<(String, String), Member>>);
+
+impl StreamGroups {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Member>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A stream's group name: nats-server's `S-` prefix and eight characters that are the same
+/// on every server, so no server needs to be told it.
+pub fn group_name(account: &str, stream: &str) -> String {
+    format!("S-{}", peer_id(&format!("{account}\u{0}{stream}")))
+}
+
+/// How a stream group stands, for `STREAM.INFO`'s `cluster`.
+#[derive(Debug, Clone, Default)]
+pub struct GroupState {
+    pub leader: Option<String>,
+    /// The other peers as the leader sees them: name, whether current, entries behind.
+    pub replicas: Vec<(String, bool, u64)>,
+}
+
+impl ClusterJs {
+    /// Starts this server's member of `entry`'s group. `form` is the placement when the
+    /// stream was just created: its first peer makes all of them the group's first voters
+    /// (harmless when they already are). After a restart the membership is in the group's
+    /// log, and `form` is `None`.
+    pub async fn start_stream_group(
+        &self,
+        js: &Arc<JetStream>,
+        entry: &Arc<StreamEntry>,
+        form: Option<Vec<String>>,
+    ) {
+        let Some(joined) = js.join_group(entry) else {
+            return;
+        };
+        let name = group_name(js.account_name(), entry.name());
+        let machine = ReplicaMachine::new(joined.host, joined.checkpoint, joined.ack_prefix);
+        let started = RaftGroup::start_with(
+            &self.db,
+            &name,
+            self.me_id,
+            self.proposer.clone(),
+            machine,
+            Compaction::KeepLog,
+        )
+        .await;
+        let group = match started {
+            Ok(group) => group,
+            Err(e) => {
+                tracing::error!(
+                    stream = entry.name(),
+                    "the stream's group did not start: {e}"
+                );
+                return;
+            }
+        };
+        let serving = raft_link::serve(self.system.clone(), &name, self.me_id, group.raft.clone());
+        let peers = form.unwrap_or_default();
+        if peers.first().map(String::as_str) == Some(self.me.as_str()) {
+            let members: BTreeMap<NodeId, BasicNode> = peers
+                .iter()
+                .map(|p| (node_id(p), BasicNode::default()))
+                .collect();
+            if let Err(e) = group.initialize(members).await {
+                tracing::error!(
+                    stream = entry.name(),
+                    "the stream's group did not form: {e}"
+                );
+            }
+        }
+        let tasks = vec![
+            serving,
+            tokio::spawn(propose_rounds(
+                Arc::downgrade(entry),
+                group.raft.clone(),
+                joined.proposals,
+                js.router().clone(),
+            )),
+            tokio::spawn(watch_leadership(
+                Arc::downgrade(js),
+                Arc::downgrade(entry),
+                group.raft.clone(),
+                self.me_id,
+            )),
+        ];
+        let key = (js.account_name().to_owned(), entry.name().to_owned());
+        let member = Member { group, tasks };
+        self.stream_groups.lock().insert(key, member);
+    }
+
+    /// Stops this server's member of a stream's group; with `forget`, also removes its log
+    /// (the stream was deleted).
+    pub async fn stop_stream_group(&self, account: &str, stream: &str, forget: bool) {
+        let key = (account.to_owned(), stream.to_owned());
+        let removed = self.stream_groups.lock().remove(&key);
+        let Some(member) = removed else {
+            return;
+        };
+        for task in &member.tasks {
+            task.abort();
+        }
+        let _ = member.group.raft.shutdown().await;
+        drop(member);
+        if forget {
+            let name = group_name(account, stream);
+            let removed = LogStore::destroy(&self.db, &name)
+                .and_then(|()| self.db.drop_tree(format!("raft.{name}.snapshot")).map(drop));
+            if let Err(e) = removed {
+                tracing::warn!(
+                    stream,
+                    "cannot remove the log of a deleted stream's group: {e}"
+                );
+            }
+        }
+    }
+
+    /// Stops every stream group's member (the server is stopping).
+    pub(super) async fn stop_stream_groups(&self) {
+        let members: Vec<Member> = self.stream_groups.lock().drain().map(|(_, m)| m).collect();
+        for member in members {
+            for task in &member.tasks {
+                task.abort();
+            }
+            let _ = member.group.raft.shutdown().await;
+        }
+    }
+
+    /// How `stream`'s group stands, as this server sees it; `None` if it has no member here.
+    pub fn stream_group_state(&self, account: &str, stream: &str) -> Option<GroupState> {
+        let metrics = {
+            let groups = self.stream_groups.lock();
+            let member = groups.get(&(account.to_owned(), stream.to_owned()))?;
+            let metrics = member.group.raft.metrics().borrow().clone();
+            metrics
+        };
+        let peers: Vec<String> = self
+            .catalog()
+            .stream(account, stream)
+            .map(|s| s.placement.peers.clone())
+            .unwrap_or_default();
+        let name_of = |id: NodeId| peers.iter().find(|p| node_id(p) == id).cloned();
+        let last = metrics.last_log_index.unwrap_or(0);
+        let replicas = metrics
+            .replication
+            .as_ref()
+            .map(|matched| {
+                let mut replicas: Vec<(String, bool, u64)> = peers
+                    .iter()
+                    .filter(|p| node_id(p) != self.me_id)
+                    .map(|p| {
+                        let at = matched
+                            .get(&node_id(p))
+                            .copied()
+                            .flatten()
+                            .map_or(0, |l| l.index);
+                        (p.clone(), at >= last, last.saturating_sub(at))
+                    })
+                    .collect();
+                replicas.sort();
+                replicas
+            })
+            .unwrap_or_default();
+        Some(GroupState {
+            leader: metrics.current_leader.and_then(name_of),
+            replicas,
+        })
+    }
+}
+
+/// Tells the stream whenever this server begins or ceases to lead its group. It leads only
+/// once it has applied every entry up to the start of its term, so that its store holds all
+/// that was committed before it took office.
+async fn watch_leadership(
+    js: Weak<JetStream>,
+    entry: Weak<StreamEntry>,
+    raft: openraft::Raft<JetlogRaft>,
+    me: NodeId,
+) {
+    let mut metrics = raft.metrics();
+    // (term, last log index when this server was first seen leading in it)
+    let mut office: Option<(u64, u64)> = None;
+    loop {
+        let leading = {
+            let m = metrics.borrow_and_update();
+            if m.state == ServerState::Leader && m.current_leader == Some(me) {
+                let term = m.current_term;
+                if office.is_none_or(|(t, _)| t != term) {
+                    office = Some((term, m.last_log_index.unwrap_or(0)));
+                }
+                let start = office.map_or(0, |(_, start)| start);
+                m.last_applied.map_or(0, |l| l.index) >= start
+            } else {
+                office = None;
+                false
+            }
+        };
+        let (Some(js), Some(entry)) = (js.upgrade(), entry.upgrade()) else {
+            return;
+        };
+        js.set_leading(&entry, leading);
+        drop((js, entry));
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! A replicated (R>1) stream on this server: the replica's side of the stream's Raft group
+//! (issue 20; `docs/clustering.md`).
+//!
+//! Every server of the group runs the stream, but only the one whose member leads the group
+//! (and has applied everything committed before its term) takes publishes and answers the
+//! stream's API. Its actor does not store a round's publishes: it hands them to the
+//! proposer, which checks this server's storage limits, proposes them as one
+//! [`RoundEntry`], and once the entry is committed and applied sends each publisher the
+//! PubAck the apply produced. Every replica, the leader included, applies the entry in
+//! [`StreamEntry::apply_replicated`]; only the leader's apply delivers to consumers, which
+//! live on the leader (see `docs/clustering.md`). A follower still answers direct gets from
+//! its own replica, as nats-server's do.
+
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::actor::{self, after_stored, fitting, MAX_BATCH_MSGS};
+use super::hooks::stream_subscriptions;
+use super::{inline, lock, now_ns, JetStream, StreamEntry};
+use crate::jetstream::api_types::PubAck;
+use crate::jetstream::consumer::Consumer;
+use crate::jetstream::replica::{Checkpoint, RoundEntry};
+use crate::jetstream::replica_machine::{decode_acks, ReplicaHost};
+use crate::jetstream::StreamConfig;
+use crate::raft::types::{Command, JetlogRaft};
+use crate::server::internal::InternalClient;
+use crate::server::outbound::InternalDelivery;
+use crate::server::router::Router;
+
+/// Publishes the actor handed over, waiting to be proposed.
+pub type Proposals = mpsc::UnboundedReceiver<Vec<InternalDelivery>>;
+
+/// What a stream group's member needs of the stream it replicates.
+pub struct Joined {
+    /// The publishes the actor hands over, for `propose_rounds`.
+    pub proposals: Proposals,
+    /// Where the group's machine applies entries.
+    pub host: EntryHost,
+    /// Where the store stands (`rewind_store` brought it there at open).
+    pub checkpoint: Checkpoint,
+    /// What the stream's PubAcks say before their sequence.
+    pub ack_prefix: String,
+}
+
+/// A stream's place for its group, empty for a stream that is not replicated.
+pub struct ReplicaSlot {
+    replicated: bool,
+    group: OnceLock<Replication>,
+}
+
+struct Replication {
+    /// Whether this server's member leads the group and has applied every entry before
+    /// its term: only then does it take publishes and answer the stream's API.
+    leading: AtomicBool,
+    proposals: mpsc::UnboundedSender<Vec<InternalDelivery>>,
+}
+
+impl ReplicaSlot {
+    pub fn new(replicated: bool) -> Self {
+        Self {
+            replicated,
+            group: OnceLock::new(),
+        }
+    }
+
+    pub fn is_replicated(&self) -> bool {
+        self.replicated
+    }
+
+    /// Whether this replica leads its group (false for a stream that is not replicated).
+    pub fn leading(&self) -> bool {
+        self.group
+            .get()
+            .is_some_and(|g| g.leading.load(Ordering::Acquire))
+    }
+
+    /// What the actor stores itself of a round's publishes: all of them for a stream that
+    /// is not replicated; none for a replica, whose leader proposes them instead (a
+    /// follower has no subscription for them, so any it gets raced a change of leader and
+    /// go unanswered, as nats-server leaves them: the publisher retries).
+    pub(super) fn take(&self, publishes: Vec<InternalDelivery>) -> Vec<InternalDelivery> {
+        if !self.replicated || publishes.is_empty() {
+            return publishes;
+        }
+        match self.group.get() {
+            Some(g) if g.leading.load(Ordering::Acquire) => {
+                let _ = g.proposals.send(publishes);
+            }
+            _ => tracing::debug!("publishes reached a replica that does not lead its group"),
+        }
+        Vec::new()
+    }
+}
+
+impl StreamEntry {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl JetStream {
+    pub fn account_name(&self) -> &str {
+        &self.account_name
+    }
+
+    /// The account's router, which the stream's answers go through.
+    pub fn router(&self) -> &Arc<Router> {
+        &self.router
+    }
+
+    /// The replicated streams this server holds a replica of; at start, once all have
+    /// opened (waited for, bounded).
+    pub fn replicated_streams(&self) -> Vec<Arc<StreamEntry>> {
+        let mut all = self.streams();
+        all.retain(|e| e.replica.is_replicated());
+        all
+    }
+
+    /// Whether a stream with `config` is replicated here: in a cluster, with more than one
+    /// replica.
+    pub(super) fn replicates(&self, config: &StreamConfig) -> bool {
+        self.is_clustered() && config.num_replicas > 1
+    }
+
+    /// (Re)creates a stream's subscriptions from its current config; a replica that does not
+    /// lead takes no publishes.
+    pub(super) fn resubscribe(&self, entry: &Arc<StreamEntry>) {
+        let client = InternalClient::new(self.router.clone());
+        let mut subs = lock(&entry.subs);
+        for sub in subs.drain(..) {
+            client.unsubscribe(&sub);
+        }
+        let config = entry.lock().config().clone();
+        let inline = entry
+            .inline_publish
+            .then(|| inline::InlinePublish::taker(entry));
+        let capture = !entry.replica.is_replicated() || entry.replica.leading();
+        *subs = stream_subscriptions(&client, &config, &entry.tx, inline, capture);
+        entry.mirror_direct_joined.store(false, Ordering::Relaxed);
+    }
+
+    /// Joins a replicated stream to its group: what the group's member needs of it. `None`
+    /// if the stream is not replicated or already joined.
+    pub fn join_group(&self, entry: &Arc<StreamEntry>) -> Option<Joined> {
+        if !entry.replica.is_replicated() {
+            return None;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let joined = Replication {
+            leading: AtomicBool::new(false),
+            proposals: tx,
+        };
+        entry.replica.group.set(joined).ok()?;
+        let checkpoint = entry.lock().log().applied().unwrap_or_default();
+        Some(Joined {
+            proposals: rx,
+            host: EntryHost(Arc::downgrade(entry)),
+            checkpoint,
+            ack_prefix: entry.pub_ack_prefix.clone(),
+        })
+    }
+
+    /// This server's member began or ceased to lead the stream's group.
+    pub fn set_leading(&self, entry: &Arc<StreamEntry>, leading: bool) {
+        let Some(group) = entry.replica.group.get() else {
+            return;
+        };
+        if group.leading.swap(leading, Ordering::AcqRel) != leading {
+            if leading {
+                tracing::info!(
+                    "JetStream cluster new stream leader for '{} > {}'",
+                    self.account_name,
+                    entry.name
+                );
+            }
+            self.resubscribe(entry);
+        }
+    }
+}
+
+/// A replica's stream as its group's machine reaches it.
+pub struct EntryHost(Weak<StreamEntry>);
+
+impl ReplicaHost for EntryHost {
+    fn apply_round(&self, index: u64, round: &RoundEntry) -> Vec<PubAck> {
+        let Some(entry) = self.0.upgrade() else {
+            return Vec::new();
+        };
+        // The apply writes and fsyncs: not on a runtime worker's own time.
+        tokio::task::block_in_place(|| entry.apply_replicated(index, round))
+    }
+}
+
+impl StreamEntry {
+    /// Applies one committed entry to this replica (see `Stream::apply_round`); on the
+    /// leader, the consumers then deliver what it stored.
+    fn apply_replicated(&self, index: u64, round: &RoundEntry) -> Vec<PubAck> {
+        let leading = self.replica.leading();
+        let mut state = self.actor_state();
+        let client = &mut state.client;
+        let interest = |c: &Consumer| {
+            c.config
+                .deliver_subject
+                .as_deref()
+                .is_some_and(|s| client.has_interest(s))
+        };
+        let mut actions = Vec::new();
+        let (acks, republished) = {
+            let mut stream = self.lock();
+            let before = stream.log().msgs();
+            let (acks, _) = stream.apply_round(index, round);
+            let subjects = round.publishes.iter().map(|p| &p.subject);
+            after_stored(
+                &mut stream,
+                subjects,
+                &acks,
+                before,
+                round.now_ns,
+                &interest,
+                &mut actions,
+            );
+            self.account(&stream);
+            actions.extend(stream.take_advisories());
+            (acks, stream.take_republished())
+        };
+        if leading {
+            for copy in republished {
+                client.queue_publish(copy.subject, Some(copy.headers), copy.payload);
+            }
+            for action in actions {
+                actor::perform(action, client);
+            }
+            client.flush();
+        }
+        acks
+    }
+}
+
+/// Proposes the publishes the actor hands over, one entry per batch, while this server
+/// leads; answers each publisher once its entry is applied. Ends when the stream stops.
+pub async fn propose_rounds(
+    entry: Weak<StreamEntry>,
+    raft: openraft::Raft<JetlogRaft>,
+    mut proposals: Proposals,
+    router: Arc<Router>,
+) {
+    while let Some(mut batch) = proposals.recv().await {
+        while batch.len() < MAX_BATCH_MSGS {
+            match proposals.try_recv() {
+                Ok(more) => batch.extend(more),
+                Err(_) => break,
+            }
+        }
+        let Some(stream_entry) = entry.upgrade() else {
+            return;
+        };
+        // Storage limits are this server's own: checked here, never by the apply.
+        let (fit, scope, no_ack) = {
+            let stream = stream_entry.lock();
+            let incoming: Vec<_> = batch.iter().map(|d| &d.msg).collect();
+            let (fit, scope) = fitting(&stream_entry, &stream, &incoming);
+            (fit, scope, stream.config().no_ack)
+        };
+        let prefix = stream_entry.pub_ack_prefix.clone();
+        drop(stream_entry);
+        let mut replies: Vec<(Bytes, Bytes)> = Vec::new();
+        let refused = batch.split_off(fit);
+        for delivery in refused {
+            if let Some(reply) = delivery.msg.reply {
+                let mut body = bytes::BytesMut::new();
+                PubAck::Failed(scope.exceeded()).write_json(&mut body, &prefix);
+                replies.push((reply, body.freeze()));
+            }
+        }
+        if !batch.is_empty() {
+            let round = RoundEntry {
+                now_ns: now_ns(),
+                publishes: batch.iter().map(|d| d.msg.clone()).collect(),
+            };
+            match raft.client_write(Command(round.encode())).await {
+                Ok(response) => {
+                    let acks = decode_acks(&response.data.0).unwrap_or_default();
+                    for (delivery, ack) in batch.into_iter().zip(acks) {
+                        if let (Some(reply), false) = (delivery.msg.reply, ack.is_empty()) {
+                            replies.push((reply, ack));
+                        }
+                    }
+                }
+                // No longer the leader, or shutting down: the publishers time out and
+                // retry, and a message id keeps a retry from being stored twice.
+                Err(e) => tracing::debug!("replicated publishes not committed: {e}"),
+            }
+        }
+        if !no_ack {
+            send_all(&router, replies).await;
+        }
+    }
+}
+
+async fn send_all(router: &Arc<Router>, replies: Vec<(Bytes, Bytes)>) {
+    if replies.is_empty() {
+        return;
+    }
+    let mut client = InternalClient::deferred(router.clone());
+    for (reply, body) in replies {
+        client.queue_publish(reply, None, body);
+    }
+    client.flush();
+    if client.has_outbox() {
+        poll_fn(|cx| client.poll_outbox(cx)).await;
+    }
+}

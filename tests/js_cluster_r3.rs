@@ -1,0 +1,207 @@
+//! Replicated (R3) streams on three real jetlog servers, driven by async-nats (issue 20):
+//! publishes through any server are acknowledged once the group has them, every replica
+//! holds them, the stream keeps taking publishes when its leader is killed with kill -9,
+//! and the killed server catches up when it comes back. What is not built yet for a
+//! replicated stream is refused by name.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use common::js_cluster::{api, cluster, connect, until_answered, META_READY};
+use common::monitor::get_json;
+use common::TestServer;
+use serde_json::{json, Value};
+
+/// Publishes `from..to` with message ids through `js`, retrying one whose ack did not come
+/// (a leader change); returns the acknowledged sequences.
+async fn publish_range(js: &jetstream::Context, from: u64, to: u64) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    for n in from..to {
+        let deadline = Instant::now() + META_READY;
+        loop {
+            let headers = {
+                let mut h = async_nats::HeaderMap::new();
+                h.insert("Nats-Msg-Id", format!("m{n}").as_str());
+                h
+            };
+            let sent = js
+                .publish_with_headers(format!("orders.{}", n % 3), headers, format!("{n}").into())
+                .await;
+            let acked = match sent {
+                Ok(ack) => {
+                    tokio::time::timeout(
+                        Duration::from_secs(3),
+                        std::future::IntoFuture::into_future(ack),
+                    )
+                    .await
+                }
+                Err(_) => break,
+            };
+            if let Ok(Ok(ack)) = acked {
+                assert_eq!(ack.stream, "ORDERS");
+                seqs.push(ack.sequence);
+                break;
+            }
+            assert!(Instant::now() < deadline, "message {n} never acknowledged");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    seqs
+}
+
+/// The messages each live server's own replica holds, from its `/jsz`.
+fn replica_messages(server: &TestServer) -> u64 {
+    let port = server.monitor_port().expect("monitor");
+    get_json(port, "/jsz")["messages"].as_u64().unwrap_or(0)
+}
+
+fn wait_for_replicas(servers: &[TestServer], want: u64) {
+    let deadline = Instant::now() + META_READY;
+    for server in servers {
+        while replica_messages(server) != want {
+            assert!(
+                Instant::now() < deadline,
+                "a replica holds {} of {want}",
+                replica_messages(server)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+async fn info(client: &async_nats::Client) -> Value {
+    until_answered(client, "$JS.API.STREAM.INFO.ORDERS", json!({})).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_r3_stream_is_acknowledged_by_its_group_and_survives_its_leaders_kill() {
+    let (mut servers, clients) = cluster().await;
+    let created = api(
+        &clients[0],
+        "$JS.API.STREAM.CREATE.ORDERS",
+        json!({"name": "ORDERS", "subjects": ["orders.>"], "num_replicas": 3,
+               "duplicate_window": 120_000_000_000u64}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+    assert_eq!(created["config"]["num_replicas"], 3);
+
+    let js = jetstream::new(clients[1].clone());
+    let first = publish_range(&js, 0, 60).await;
+    assert_eq!(first, (1..=60).collect::<Vec<u64>>());
+    wait_for_replicas(&servers, 60);
+
+    let before = info(&clients[2]).await;
+    assert_eq!(before["state"]["messages"], 60, "{before}");
+    assert_eq!(before["config"]["num_replicas"], 3);
+    let leader = before["cluster"]["leader"]
+        .as_str()
+        .expect("leader")
+        .to_owned();
+    let replicas: BTreeSet<&str> = before["cluster"]["replicas"]
+        .as_array()
+        .expect("replicas")
+        .iter()
+        .map(|r| r["name"].as_str().expect("name"))
+        .collect();
+    let all: BTreeSet<String> = (0..3).map(|i| format!("S{i}")).collect();
+    assert_eq!(replicas.len(), 2, "{before}");
+    assert!(!replicas.contains(leader.as_str()));
+    assert!(replicas.iter().all(|r| all.contains(*r)));
+
+    // kill -9 the stream's leader; the other two elect and go on.
+    // The cluster's servers are S0, S1 and S2, in that order.
+    let lost: usize = leader
+        .trim_start_matches('S')
+        .parse()
+        .expect("a server's name");
+    drop(js);
+    drop(clients);
+    let store = servers.remove(lost).kill_and_take_store();
+    let survivor = connect(&servers[0]).await;
+    let after = info(&survivor).await;
+    assert_ne!(after["cluster"]["leader"], leader.as_str(), "{after}");
+    let js = jetstream::new(connect(&servers[1]).await);
+    let second = publish_range(&js, 60, 120).await;
+    assert_eq!(
+        second,
+        (61..=120).collect::<Vec<u64>>(),
+        "nothing acknowledged twice"
+    );
+    wait_for_replicas(&servers, 120);
+
+    // Back on its store, the killed server catches up from the group's log.
+    let args = common::cluster::member_args(&leader, Some(&servers[0].route_url()));
+    let args: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .chain(["-m", "-1"])
+        .collect();
+    servers.push(TestServer::start_in(store, &args));
+    wait_for_replicas(&servers, 120);
+    let last = info(&survivor).await;
+    assert_eq!(last["state"]["messages"], 120, "{last}");
+    assert_eq!(last["state"]["last_seq"], 120, "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_replicated_stream_cannot_do_yet_is_refused_by_name() {
+    let (_servers, clients) = cluster().await;
+    let refused = [
+        (
+            json!({"name": "R5", "subjects": ["r5"], "num_replicas": 5}),
+            10005,
+            "no suitable peers for placement",
+        ),
+        (
+            json!({"name": "WQ", "subjects": ["wq"], "num_replicas": 3, "retention": "workqueue"}),
+            10010,
+            "a replicated stream with interest or work-queue retention",
+        ),
+        (
+            json!({"name": "M", "num_replicas": 3, "mirror": {"name": "X"}}),
+            10010,
+            "a replicated mirror",
+        ),
+    ];
+    for (config, code, words) in refused {
+        let name = config["name"].as_str().expect("name").to_owned();
+        let answer = api(
+            &clients[0],
+            &format!("$JS.API.STREAM.CREATE.{name}"),
+            config,
+        )
+        .await;
+        assert_eq!(answer["error"]["err_code"], code, "{answer}");
+        let description = answer["error"]["description"].as_str().expect("text");
+        assert!(description.contains(words), "{description}");
+    }
+    let created = api(
+        &clients[0],
+        "$JS.API.STREAM.CREATE.ORDERS",
+        json!({"name": "ORDERS", "subjects": ["orders.>"], "num_replicas": 3}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+    info(&clients[1]).await;
+    let purge = api(&clients[1], "$JS.API.STREAM.PURGE.ORDERS", json!({})).await;
+    assert_eq!(purge["error"]["err_code"], 10010, "{purge}");
+    let update = api(
+        &clients[2],
+        "$JS.API.STREAM.UPDATE.ORDERS",
+        json!({"name": "ORDERS", "subjects": ["orders.>"], "num_replicas": 3, "max_msgs": 5}),
+    )
+    .await;
+    assert_eq!(update["error"]["err_code"], 10010, "{update}");
+    let durable = api(
+        &clients[0],
+        "$JS.API.CONSUMER.CREATE.ORDERS.D",
+        json!({"stream_name": "ORDERS", "config": {"durable_name": "D", "num_replicas": 3,
+               "ack_policy": "explicit"}}),
+    )
+    .await;
+    assert_eq!(durable["error"]["err_code"], 10010, "{durable}");
+}
