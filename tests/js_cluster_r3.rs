@@ -4,6 +4,7 @@
 //! and the killed server catches up when it comes back. What is not built yet for a
 //! replicated stream is refused by name.
 
+mod cli_support;
 mod common;
 
 use std::collections::BTreeSet;
@@ -109,6 +110,12 @@ async fn an_r3_stream_is_acknowledged_by_its_group_and_survives_its_leaders_kill
         .collect();
     let all: BTreeSet<String> = (0..3).map(|i| format!("S{i}")).collect();
     assert_eq!(replicas.len(), 2, "{before}");
+    assert!(
+        before["cluster"]["raft_group"]
+            .as_str()
+            .is_some_and(|g| g.starts_with("S-")),
+        "{before}"
+    );
     assert!(!replicas.contains(leader.as_str()));
     assert!(replicas.iter().all(|r| all.contains(*r)));
 
@@ -145,11 +152,85 @@ async fn an_r3_stream_is_acknowledged_by_its_group_and_survives_its_leaders_kill
     let last = info(&survivor).await;
     assert_eq!(last["state"]["messages"], 120, "{last}");
     assert_eq!(last["state"]["last_seq"], 120, "{last}");
+    // The CLI shows where the stream runs and its two other replicas.
+    let url = servers[0].url();
+    let shown = tokio::task::spawn_blocking(move || {
+        cli_support::jetlog_at(&url, &["stream", "info", "ORDERS"])
+            .ok()
+            .to_string()
+    })
+    .await
+    .expect("cli");
+    assert!(shown.contains("Replicas:             3"), "{shown}");
+    assert_eq!(shown.matches("Replica:").count(), 2, "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kv_bucket_with_three_replicas_works_through_the_clients_unchanged() {
+    let (_servers, clients) = cluster().await;
+    let made = jetstream::new(clients[0].clone())
+        .create_key_value(jetstream::kv::Config {
+            bucket: "CFG".into(),
+            history: 3,
+            num_replicas: 3,
+            ..Default::default()
+        })
+        .await
+        .expect("bucket");
+    drop(made);
+    let writer = jetstream::new(clients[1].clone())
+        .get_key_value("CFG")
+        .await
+        .expect("bucket through another server");
+    let reader = jetstream::new(clients[2].clone())
+        .get_key_value("CFG")
+        .await
+        .expect("bucket through the third server");
+    let watcher = jetstream::new(clients[0].clone())
+        .get_key_value("CFG")
+        .await
+        .expect("bucket");
+    let mut watch = watcher.watch("color").await.expect("watch");
+    let deadline = Instant::now() + META_READY;
+    let first = loop {
+        match writer.put("color", "red".into()).await {
+            Ok(revision) => break revision,
+            Err(e) => assert!(Instant::now() < deadline, "put never acknowledged: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(first, 1);
+    assert_eq!(writer.put("color", "blue".into()).await.expect("put"), 2);
+    // A direct get may be answered by any replica: a follower a moment behind is waited for.
+    loop {
+        let got = reader.get("color").await.expect("get");
+        if got.as_deref() == Some(&b"blue"[..]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "blue never read: {got:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let entry = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures::StreamExt::next(&mut watch),
+        )
+        .await
+        .expect("watched in time")
+        .expect("an entry")
+        .expect("entry");
+        seen.push(String::from_utf8_lossy(&entry.value).into_owned());
+    }
+    assert_eq!(seen, ["red", "blue"]);
+    let history = writer.history("color").await.expect("history");
+    let history: Vec<_> = futures::StreamExt::collect::<Vec<_>>(history).await;
+    assert_eq!(history.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_replicated_stream_cannot_do_yet_is_refused_by_name() {
-    let (_servers, clients) = cluster().await;
+    let (servers, clients) = cluster().await;
     let refused = [
         (
             json!({"name": "R5", "subjects": ["r5"], "num_replicas": 5}),
@@ -204,4 +285,28 @@ async fn what_a_replicated_stream_cannot_do_yet_is_refused_by_name() {
     )
     .await;
     assert_eq!(durable["error"]["err_code"], 10010, "{durable}");
+    // An R1 consumer of it is made on the leader and says it is R1.
+    let r1 = api(
+        &clients[0],
+        "$JS.API.CONSUMER.CREATE.ORDERS.C1",
+        json!({"stream_name": "ORDERS", "config": {"durable_name": "C1", "ack_policy": "explicit"}}),
+    )
+    .await;
+    assert_eq!(r1["config"]["num_replicas"], 1, "{r1}");
+    // Deleting it removes every replica and its group.
+    let deleted = api(&clients[1], "$JS.API.STREAM.DELETE.ORDERS", json!({})).await;
+    assert_eq!(deleted["success"], true, "{deleted}");
+    let deadline = Instant::now() + META_READY;
+    for server in &servers {
+        while replica_streams(server) != 0 {
+            assert!(Instant::now() < deadline, "a replica outlived its stream");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The streams each server runs, from its `/jsz`.
+fn replica_streams(server: &TestServer) -> u64 {
+    let port = server.monitor_port().expect("monitor");
+    get_json(port, "/jsz")["streams"].as_u64().unwrap_or(0)
 }

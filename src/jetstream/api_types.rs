@@ -40,6 +40,9 @@ pub struct ClusterInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub leader: String,
+    /// A replicated stream's Raft group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raft_group: Option<String>,
     /// A replicated stream's other peers, as its leader sees them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replicas: Option<Vec<PeerInfo>>,

@@ -1202,6 +1202,7 @@ fn info_for(config: ConsumerConfig, name: &str) -> ConsumerInfo {
         cluster: ClusterInfo {
             name: None,
             leader: "jetlog".into(),
+            raft_group: None,
             replicas: None,
         },
         push_bound: false,

@@ -199,6 +199,7 @@ impl Consumer {
             cluster: ClusterInfo {
                 name: None,
                 leader: server_name.to_string(),
+                raft_group: None,
                 replicas: None,
             },
             push_bound,

@@ -123,6 +123,13 @@ pub fn show_info(info: Value, json: bool) -> Result<()> {
             let leader = cluster.leader.as_deref().unwrap_or("none");
             rows.push(("Cluster", format!("{name}, leader {leader}")));
         }
+        for peer in &cluster.replicas {
+            let state = match (peer.current, peer.lag.unwrap_or(0)) {
+                (true, _) => "current".to_string(),
+                (false, lag) => format!("outdated, lag {lag}"),
+            };
+            rows.push(("Replica", format!("{}, {state}", peer.name)));
+        }
     }
     output::line("Configuration:")?;
     output::print_table(&output::properties(rows))?;

@@ -129,8 +129,16 @@ async fn apply(
             {
                 return;
             }
-            let outcome = host(state, cluster, record, &stream, update).await;
-            if let (Some(reply), Some((router, body))) = (reply, &outcome.answer) {
+            // A replicated stream's create is answered by its group's first leader.
+            let replicated = stream.placement.peers.len() > 1 && !update;
+            let created = (replicated && reply.is_some())
+                .then(|| reply.clone())
+                .flatten();
+            let outcome = host(state, cluster, record, &stream, update, created).await;
+            let answered_here = outcome.undo.is_some() || !replicated;
+            if let (Some(reply), Some((router, body)), true) =
+                (reply, &outcome.answer, answered_here)
+            {
                 publish(router, Bytes::from(reply), None, body.clone()).await;
             }
             if let Some(undo) = outcome.undo {
@@ -177,6 +185,7 @@ async fn host(
     record: &HostRecord,
     stream: &StreamAssignment,
     update: bool,
+    created: Option<String>,
 ) -> Hosted {
     let Some(account) = state.accounts.get(&stream.account) else {
         return Hosted::default();
@@ -195,7 +204,10 @@ async fn host(
     if done.running.is_ok() && stream.placement.peers.len() > 1 {
         if let Some(entry) = js.stream(&stream.name) {
             let peers = Some(stream.placement.peers.clone());
-            cluster.start_stream_group(&js, &entry, peers).await;
+            let created = created.map(|reply| (account.router.clone(), Bytes::from(reply)));
+            cluster
+                .start_stream_group(&js, &entry, peers, created)
+                .await;
         }
     }
     let undo = match (&done.running, update) {
@@ -252,7 +264,7 @@ async fn reconcile(state: &ServerState, cluster: &ClusterJs, record: &HostRecord
         .cloned()
         .collect();
     for stream in placed {
-        let outcome = host(state, cluster, record, &stream, false).await;
+        let outcome = host(state, cluster, record, &stream, false, None).await;
         if outcome.undo.is_some() {
             tracing::warn!(stream = %stream.name, "a stream the cluster placed here cannot run here");
         }

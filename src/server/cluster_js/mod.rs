@@ -268,7 +268,7 @@ impl Server {
                     tokio::task::spawn_blocking(move || js.replicated_streams()).await
                 };
                 for entry in streams.unwrap_or_default() {
-                    rejoining.start_stream_group(&js, &entry, None).await;
+                    rejoining.start_stream_group(&js, &entry, None, None).await;
                 }
             }
         }));

@@ -21,6 +21,14 @@ use crate::raft::types::{node_id, peer_id, JetlogRaft, NodeId};
 use crate::server::jetstream::{propose_rounds, EntryHost, JetStream, StreamEntry};
 use crate::server::raft_link;
 
+/// How long the server that forms a stream's group keeps campaigning for its first leader.
+const FIRST_ELECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long it waits for an election's outcome before it campaigns again.
+const FIRST_ELECTION_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Where to answer a client: the account's router and the reply subject.
+pub type Answer = (Arc<crate::server::router::Router>, bytes::Bytes);
+
 /// One stream group's member on this server.
 struct Member {
     group: RaftGroup<ReplicaMachine<EntryHost>>,
@@ -55,12 +63,14 @@ impl ClusterJs {
     /// Starts this server's member of `entry`'s group. `form` is the placement when the
     /// stream was just created: its first peer makes all of them the group's first voters
     /// (harmless when they already are). After a restart the membership is in the group's
-    /// log, and `form` is `None`.
+    /// log, and `form` is `None`. `created`: where this replica answers the stream's create
+    /// if it is the first to lead the group.
     pub async fn start_stream_group(
         &self,
         js: &Arc<JetStream>,
         entry: &Arc<StreamEntry>,
         form: Option<Vec<String>>,
+        created: Option<Answer>,
     ) {
         let Some(joined) = js.join_group(entry) else {
             return;
@@ -99,6 +109,19 @@ impl ClusterJs {
                     "the stream's group did not form: {e}"
                 );
             }
+            // A new group would wait out an election timeout (or two, when the others were
+            // not serving yet) before anyone campaigns; the creating client waits for the
+            // leader, so the former campaigns at once, and again until a leader is seen.
+            let raft = group.raft.clone();
+            tokio::spawn(async move {
+                let deadline = tokio::time::Instant::now() + FIRST_ELECTION_WAIT;
+                while raft.metrics().borrow().current_leader.is_none()
+                    && tokio::time::Instant::now() < deadline
+                {
+                    let _ = raft.trigger().elect().await;
+                    tokio::time::sleep(FIRST_ELECTION_RETRY).await;
+                }
+            });
         }
         let tasks = vec![
             serving,
@@ -113,6 +136,7 @@ impl ClusterJs {
                 Arc::downgrade(entry),
                 group.raft.clone(),
                 self.me_id,
+                created,
             )),
         ];
         let key = (js.account_name().to_owned(), entry.name().to_owned());
@@ -207,6 +231,7 @@ async fn watch_leadership(
     entry: Weak<StreamEntry>,
     raft: openraft::Raft<JetlogRaft>,
     me: NodeId,
+    mut created: Option<Answer>,
 ) {
     let mut metrics = raft.metrics();
     // (term, last log index when this server was first seen leading in it)
@@ -230,6 +255,20 @@ async fn watch_leadership(
             return;
         };
         js.set_leading(&entry, leading);
+        if leading {
+            if let Some((router, reply)) = created.take() {
+                let body = js.created_answer(&entry);
+                raft_link::publish(&router, reply, None, body).await;
+            }
+        } else if raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .is_some_and(|l| l != me)
+        {
+            // Another replica leads: the answer is its to give.
+            created = None;
+        }
         drop((js, entry));
         if metrics.changed().await.is_err() {
             return;

@@ -382,12 +382,17 @@ fn cluster_info(js: &JetStream, entry: &StreamEntry) -> ClusterInfo {
         return ClusterInfo {
             name,
             leader,
+            raft_group: Some(crate::server::cluster_js::stream_groups::group_name(
+                &js.account_name,
+                &entry.name,
+            )),
             replicas,
         };
     }
     ClusterInfo {
         name,
         leader: js.server_name.clone(),
+        raft_group: None,
         replicas: None,
     }
 }

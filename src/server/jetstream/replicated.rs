@@ -164,6 +164,13 @@ impl JetStream {
         })
     }
 
+    /// The answer to the create of a replicated stream, sent by the replica that first
+    /// leads its group (as nats-server's stream leader answers it), with the group's state.
+    pub fn created_answer(&self, entry: &StreamEntry) -> Bytes {
+        let info = super::api::changed_stream_info(self, entry);
+        Bytes::from(super::api::encode("stream_create_response", info).0)
+    }
+
     /// This server's member began or ceased to lead the stream's group.
     pub fn set_leading(&self, entry: &Arc<StreamEntry>, leading: bool) {
         let Some(group) = entry.replica.group.get() else {
