@@ -119,6 +119,33 @@ async fn an_r3_stream_is_acknowledged_by_its_group_and_survives_its_leaders_kill
     assert!(!replicas.contains(leader.as_str()));
     assert!(replicas.iter().all(|r| all.contains(*r)));
 
+    // A stepdown hands the group to another replica, which takes the publishes.
+    let stepped = api(
+        &clients[2],
+        "$JS.API.STREAM.LEADER.STEPDOWN.ORDERS",
+        json!({}),
+    )
+    .await;
+    assert_eq!(stepped["success"], true, "{stepped}");
+    let deadline = Instant::now() + META_READY;
+    let leader = loop {
+        let now = info(&clients[2]).await;
+        let current = now["cluster"]["leader"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !current.is_empty() && current != leader {
+            break current;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leadership never moved: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let js = jetstream::new(clients[0].clone());
+    assert_eq!(publish_range(&js, 60, 61).await, [61]);
+
     // kill -9 the stream's leader; the other two elect and go on.
     // The cluster's servers are S0, S1 and S2, in that order.
     let lost: usize = leader

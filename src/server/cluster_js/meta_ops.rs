@@ -100,10 +100,6 @@ async fn reply(cluster: &ClusterJs, to: Option<Bytes>, kind: &str, answer: Resul
     publish(&cluster.system, to, None, body).await;
 }
 
-fn no_replacement() -> ApiError {
-    ApiError::new(400, 10005, "no replacement peer connected")
-}
-
 /// Picks the next leader and starts handing over; answers at once, as nats-server does.
 fn stepdown(cluster: &Arc<ClusterJs>, payload: &[u8]) -> Result<(), ApiError> {
     let request: StepdownRequest = match payload.iter().all(u8::is_ascii_whitespace) {
@@ -141,22 +137,46 @@ fn stepdown(cluster: &Arc<ClusterJs>, payload: &[u8]) -> Result<(), ApiError> {
 }
 
 async fn hand_over(cluster: &ClusterJs, next: &str) {
-    let config = cluster.raft.runtime_config();
+    let subject = Bytes::from(format!("{ELECT_PREFIX}.{:x}", node_id(next)));
+    let handed = hand_over_group(&cluster.raft, &cluster.system, cluster.me_id, subject).await;
+    match handed {
+        false => tracing::warn!("JetStream meta leader stepdown: {next} did not take over"),
+        true => tracing::info!("JetStream meta leader stepped down for {next}"),
+    }
+}
+
+/// Hands a group's leadership to the member that campaigns on `elect_subject`: this
+/// leader stops heartbeating and campaigning and asks it to campaign until it has won (or
+/// [`STEPDOWN_LIMIT`] has passed), then heartbeats again. Whether another member took over.
+pub(super) async fn hand_over_group(
+    raft: &openraft::Raft<crate::raft::types::JetlogRaft>,
+    system: &Arc<crate::server::router::Router>,
+    me: NodeId,
+    elect_subject: Bytes,
+) -> bool {
+    let leads = || raft.metrics().borrow().current_leader == Some(me);
+    let config = raft.runtime_config();
     config.heartbeat(false);
     config.elect(false);
-    let subject = Bytes::from(format!("{ELECT_PREFIX}.{:x}", node_id(next)));
     let deadline = Instant::now() + STEPDOWN_LIMIT;
-    while cluster.is_leader() && Instant::now() < deadline {
-        publish(&cluster.system, subject.clone(), None, Bytes::new()).await;
+    while leads() && Instant::now() < deadline {
+        publish(system, elect_subject.clone(), None, Bytes::new()).await;
         tokio::time::sleep(ELECT_EVERY).await;
     }
-    let config = cluster.raft.runtime_config();
+    let config = raft.runtime_config();
     config.heartbeat(true);
     config.elect(true);
-    match cluster.is_leader() {
-        true => tracing::warn!("JetStream meta leader stepdown: {next} did not take over"),
-        false => tracing::info!("JetStream meta leader stepped down for {next}"),
-    }
+    !leads()
+}
+
+/// The subject a stream group's member campaigns on when its leader hands over to it.
+pub(super) fn stream_elect_subject(group: &str, node: NodeId) -> String {
+    format!("{ELECT_PREFIX}.{group}.{node:x}")
+}
+
+/// `400/10005`: no other server to hand a leadership to.
+pub(super) fn no_replacement() -> ApiError {
+    ApiError::new(400, 10005, "no replacement peer connected")
 }
 
 /// Takes a server out of the meta group (by name, or by nats-server's peer id).

@@ -13,8 +13,11 @@ use std::sync::{Arc, Weak};
 use openraft::{BasicNode, ServerState};
 use tokio::task::JoinHandle;
 
-use super::ClusterJs;
+use bytes::Bytes;
+
+use super::{meta_ops, ClusterJs};
 use crate::jetstream::replica_machine::ReplicaMachine;
+use crate::jetstream::ApiError;
 use crate::raft::group::{Compaction, RaftGroup};
 use crate::raft::log_store::LogStore;
 use crate::raft::types::{node_id, peer_id, JetlogRaft, NodeId};
@@ -123,8 +126,14 @@ impl ClusterJs {
                 }
             });
         }
+        let campaigns = serve_campaigns(
+            self.system.clone(),
+            &meta_ops::stream_elect_subject(&name, self.me_id),
+            group.raft.clone(),
+        );
         let tasks = vec![
             serving,
+            campaigns,
             tokio::spawn(propose_rounds(
                 Arc::downgrade(entry),
                 group.raft.clone(),
@@ -168,6 +177,50 @@ impl ClusterJs {
                 );
             }
         }
+    }
+
+    /// `STREAM.LEADER.STEPDOWN` on the stream's leader: hands the group to another online
+    /// peer (answered at once, as nats-server does; the handover takes a few seconds).
+    pub fn stepdown_stream_group(&self, account: &str, stream: &str) -> Result<(), ApiError> {
+        let raft = {
+            let groups = self.stream_groups.lock();
+            let member = groups
+                .get(&(account.to_owned(), stream.to_owned()))
+                .ok_or_else(ApiError::stream_not_found)?;
+            member.group.raft.clone()
+        };
+        let voters: Vec<NodeId> = raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        let online = self.hosts_online();
+        let candidates: Vec<NodeId> = online
+            .iter()
+            .map(|name| node_id(name))
+            .filter(|id| *id != self.me_id && voters.contains(id))
+            .collect();
+        // A different one each time, so repeated stepdowns go round the peers.
+        let pick = usize::try_from(crate::server::jetstream::now_ns() % 997).unwrap_or(0);
+        let Some(next) = candidates.get(pick % candidates.len().max(1)).copied() else {
+            return Err(meta_ops::no_replacement());
+        };
+        let subject = Bytes::from(meta_ops::stream_elect_subject(
+            &group_name(account, stream),
+            next,
+        ));
+        let (system, me, stream) = (self.system.clone(), self.me_id, stream.to_owned());
+        self.spawn(async move {
+            if !meta_ops::hand_over_group(&raft, &system, me, subject).await {
+                tracing::warn!(
+                    stream,
+                    "JetStream stream leader stepdown: no other peer took over"
+                );
+            }
+        });
+        Ok(())
     }
 
     /// Stops every stream group's member (the server is stopping).
@@ -221,6 +274,23 @@ impl ClusterJs {
             replicas,
         })
     }
+}
+
+/// Campaigns whenever the group's leader hands its office to this member.
+fn serve_campaigns(
+    system: Arc<crate::server::router::Router>,
+    subject: &str,
+    raft: openraft::Raft<JetlogRaft>,
+) -> JoinHandle<()> {
+    let (sub, mut asks) = raft_link::subscribe(&system, subject);
+    tokio::spawn(async move {
+        let _unsubscribe = raft_link::Unsubscribe(system.clone(), sub);
+        while asks.recv().await.is_some() {
+            if let Err(e) = raft.trigger().elect().await {
+                tracing::warn!("JetStream stream group: cannot campaign: {e}");
+            }
+        }
+    })
 }
 
 /// Tells the stream whenever this server begins or ceases to lead its group. It leads only

@@ -104,10 +104,19 @@ pub(super) fn route(js: &JetStream, tokens: &[&str], stream: &str) -> Option<Rou
             "stream_msg_delete_response",
             "deleting a message of a replicated stream",
         ),
-        ["STREAM", "LEADER", "STEPDOWN", _] => refused(
-            "stream_leader_stepdown_response",
-            "a replicated stream's leader stepping down",
-        ),
+        ["STREAM", "LEADER", "STEPDOWN", _] => {
+            let handed = js
+                .cluster()
+                .map(|c| c.stepdown_stream_group(js.account_name(), stream));
+            Route::Answered(
+                "stream_leader_stepdown_response",
+                match handed {
+                    Some(Ok(())) => Ok(json!({ "success": true })),
+                    Some(Err(e)) => Err(e),
+                    None => Err(ApiError::temporarily_unavailable()),
+                },
+            )
+        }
         ["STREAM", "SNAPSHOT", _] => refused(
             "stream_snapshot_response",
             "a snapshot of a replicated stream",
