@@ -1,0 +1,194 @@
+//! An R3 stream under faults, checked as a user would count it (issue 20): a publisher with
+//! message ids publishes one message after another, retrying each until it is acknowledged,
+//! while the stream's leader is killed with kill -9 and restarted on its store, three times.
+//! Then every replica must hold the same messages, and the checker counts what the issue
+//! names: acknowledged and lost, stored twice, and acknowledged out of order. All must be 0.
+//!
+//! The short variant runs in CI; `JETLOG_R3_FAULTS=<n>` runs `n` kills, with 150 messages
+//! between them (docs/reliability.md records long runs).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use base64::Engine;
+use common::cluster::member_args;
+use common::js_cluster::{api, cluster, connect, until_answered};
+use common::monitor::get_json;
+use common::TestServer;
+use serde_json::{json, Value};
+
+const BETWEEN_FAULTS: u64 = 150;
+/// How long one message may take to be acknowledged, retries included (a failover).
+const ACK_WITHIN: Duration = Duration::from_secs(60);
+
+fn faults() -> u64 {
+    std::env::var("JETLOG_R3_FAULTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+/// Publishes `count` messages in order, each retried until acknowledged; returns each
+/// message's acknowledged sequence, in publishing order.
+async fn publisher(urls: Vec<String>, count: u64, published: Arc<AtomicU64>) -> Vec<u64> {
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(urls)
+        .await
+        .expect("connect");
+    let js = jetstream::new(client);
+    let mut acked = Vec::new();
+    for n in 0..count {
+        let deadline = Instant::now() + ACK_WITHIN;
+        loop {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", format!("m{n}").as_str());
+            let sent = js
+                .publish_with_headers("faults.x", headers, n.to_string().into())
+                .await;
+            if let Ok(ack) = sent {
+                let ack = tokio::time::timeout(
+                    Duration::from_secs(3),
+                    std::future::IntoFuture::into_future(ack),
+                )
+                .await;
+                if let Ok(Ok(ack)) = ack {
+                    acked.push(ack.sequence);
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "message {n} never acknowledged");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        published.store(n + 1, Ordering::Release);
+    }
+    acked
+}
+
+async fn info_via(server: &TestServer) -> Value {
+    let client = connect(server).await;
+    until_answered(&client, "$JS.API.STREAM.INFO.FAULTS", json!({})).await
+}
+
+fn replica_messages(server: &TestServer) -> u64 {
+    let port = server.monitor_port().expect("monitor");
+    get_json(port, "/jsz")["messages"].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_leaders_are_killed() {
+    let (mut servers, clients) = cluster().await;
+    let created = api(
+        &clients[0],
+        "$JS.API.STREAM.CREATE.FAULTS",
+        json!({"name": "FAULTS", "subjects": ["faults.>"], "num_replicas": 3,
+               "duplicate_window": 600_000_000_000u64}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+    drop(clients);
+
+    let faults = faults();
+    let count = (faults + 1) * BETWEEN_FAULTS;
+    let urls: Vec<String> = servers.iter().map(TestServer::url).collect();
+    let published = Arc::new(AtomicU64::new(0));
+    let publishing = tokio::spawn(publisher(urls, count, published.clone()));
+
+    for fault in 1..=faults {
+        let deadline = Instant::now() + ACK_WITHIN;
+        while published.load(Ordering::Acquire) < fault * BETWEEN_FAULTS {
+            assert!(
+                Instant::now() < deadline,
+                "publishing stalled before fault {fault}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let leader = info_via(&servers[(fault as usize) % 3]).await["cluster"]["leader"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let Some(lost) = leader
+            .strip_prefix('S')
+            .and_then(|i| i.parse::<usize>().ok())
+        else {
+            panic!("no leader to kill at fault {fault}: {leader:?}");
+        };
+        let store = servers.remove(lost).kill_and_take_store();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let seed = servers[0].route_url();
+        let args = member_args(&leader, Some(&seed));
+        let args: Vec<&str> = args
+            .iter()
+            .map(String::as_str)
+            .chain(["-m", "-1"])
+            .collect();
+        servers.insert(lost, TestServer::start_in(store, &args));
+    }
+    let acked = tokio::time::timeout(ACK_WITHIN * 2, publishing)
+        .await
+        .expect("the publisher finished in time")
+        .expect("the publisher");
+
+    // Every replica comes to hold the same number of messages.
+    let deadline = Instant::now() + ACK_WITHIN;
+    for server in &servers {
+        while replica_messages(server) != count {
+            assert!(
+                Instant::now() < deadline,
+                "a replica holds {} of {count}",
+                replica_messages(server)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // Read the stream back through its leader.
+    let client = connect(&servers[0]).await;
+    let info = until_answered(&client, "$JS.API.STREAM.INFO.FAULTS", json!({})).await;
+    let last = info["state"]["last_seq"].as_u64().expect("last_seq");
+    let mut stored: BTreeMap<u64, String> = BTreeMap::new();
+    for seq in 1..=last {
+        let got = until_answered(
+            &client,
+            "$JS.API.STREAM.MSG.GET.FAULTS",
+            json!({ "seq": seq }),
+        )
+        .await;
+        let data = got["message"]["data"].as_str().expect("data");
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("base64");
+        stored.insert(seq, String::from_utf8_lossy(&body).into_owned());
+    }
+
+    let mut lost = 0;
+    let mut reordered = 0;
+    for (n, seq) in acked.iter().enumerate() {
+        if stored.get(seq).map(String::as_str) != Some(n.to_string().as_str()) {
+            lost += 1;
+        }
+        if n > 0 && *seq <= acked[n - 1] {
+            reordered += 1;
+        }
+    }
+    let bodies: Vec<&String> = stored.values().collect();
+    let distinct: BTreeSet<&String> = bodies.iter().copied().collect();
+    let duplicated = bodies.len() - distinct.len();
+    println!(
+        "faults {faults}, acknowledged {}, stored {}: lost {lost}, duplicated {duplicated}, reordered {reordered}",
+        acked.len(),
+        stored.len()
+    );
+    assert_eq!(acked.len() as u64, count);
+    assert_eq!((lost, duplicated, reordered), (0, 0, 0));
+    assert_eq!(
+        stored.len() as u64,
+        count,
+        "nothing stored that was not published"
+    );
+}
