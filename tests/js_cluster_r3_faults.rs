@@ -1,6 +1,7 @@
 //! An R3 stream under faults, checked as a user would count it (issue 20): a publisher with
 //! message ids publishes one message after another, retrying each until it is acknowledged,
-//! while the stream's leader is killed with kill -9 and restarted on its store, three times.
+//! while, in turn, the stream's leader is killed with kill -9 and restarted on its store, a
+//! follower is, and the leader is paused with SIGSTOP for longer than an election takes.
 //! Then every replica must hold the same messages, and the checker counts what the issue
 //! names: acknowledged and lost, stored twice, and acknowledged out of order. All must be 0.
 //!
@@ -23,6 +24,8 @@ use common::TestServer;
 use serde_json::{json, Value};
 
 const BETWEEN_FAULTS: u64 = 150;
+/// How long a paused leader stays stopped: longer than an election takes.
+const PAUSE: Duration = Duration::from_secs(4);
 /// How long one message may take to be acknowledged, retries included (a failover).
 const ACK_WITHIN: Duration = Duration::from_secs(60);
 
@@ -70,6 +73,14 @@ async fn publisher(urls: Vec<String>, count: u64, published: Arc<AtomicU64>) -> 
     acked
 }
 
+fn signal(which: &str, pid: &str) {
+    let status = std::process::Command::new("kill")
+        .args([which, pid])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {which} {pid}");
+}
+
 async fn info_via(server: &TestServer) -> Value {
     let client = connect(server).await;
     until_answered(&client, "$JS.API.STREAM.INFO.FAULTS", json!({})).await
@@ -81,7 +92,7 @@ fn replica_messages(server: &TestServer) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_leaders_are_killed() {
+async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_killed_and_paused() {
     let (mut servers, clients) = cluster().await;
     let created = api(
         &clients[0],
@@ -118,16 +129,32 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_leaders_are_k
         else {
             panic!("no leader to kill at fault {fault}: {leader:?}");
         };
-        let store = servers.remove(lost).kill_and_take_store();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let seed = servers[0].route_url();
-        let args = member_args(&leader, Some(&seed));
-        let args: Vec<&str> = args
-            .iter()
-            .map(String::as_str)
-            .chain(["-m", "-1"])
-            .collect();
-        servers.insert(lost, TestServer::start_in(store, &args));
+        // In turn: the leader killed, a follower killed, the leader paused.
+        match fault % 3 {
+            0 => {
+                let pid = servers[lost].pid().to_string();
+                signal("-STOP", &pid);
+                tokio::time::sleep(PAUSE).await;
+                signal("-CONT", &pid);
+            }
+            kind => {
+                let victim = match kind {
+                    1 => lost,
+                    _ => (lost + 1) % 3,
+                };
+                let name = format!("S{victim}");
+                let store = servers.remove(victim).kill_and_take_store();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let seed = servers[0].route_url();
+                let args = member_args(&name, Some(&seed));
+                let args: Vec<&str> = args
+                    .iter()
+                    .map(String::as_str)
+                    .chain(["-m", "-1"])
+                    .collect();
+                servers.insert(victim, TestServer::start_in(store, &args));
+            }
+        }
     }
     let acked = tokio::time::timeout(ACK_WITHIN * 2, publishing)
         .await
