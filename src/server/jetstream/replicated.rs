@@ -247,14 +247,37 @@ impl StreamEntry {
     }
 }
 
+/// Entries a stream's leader has proposed and not yet heard back about: enough to keep the
+/// group busy while one entry is flushed and replicated, few enough that a stalled group
+/// pushes back on the actor (and so on the publishers) soon.
+pub const MAX_ROUNDS_IN_FLIGHT: usize = 8;
+
+/// Where openraft tells how a proposed entry came out.
+type Applied =
+    <<JetlogRaft as openraft::RaftTypeConfig>::Responder as openraft::raft::responder::Responder<
+        JetlogRaft,
+    >>::Receiver;
+
+/// A proposed round waiting for its entry to be applied.
+struct InFlight {
+    /// Each publish's reply subject, in the entry's order.
+    replies: Vec<Option<Bytes>>,
+    applied: Applied,
+    no_ack: bool,
+}
+
 /// Proposes the publishes the actor hands over, one entry per batch, while this server
-/// leads; answers each publisher once its entry is applied. Ends when the stream stops.
+/// leads, with up to [`MAX_ROUNDS_IN_FLIGHT`] entries in flight (openraft keeps them in
+/// order); a second task answers each publisher once its entry is applied. Ends when the
+/// stream stops.
 pub async fn propose_rounds(
     entry: Weak<StreamEntry>,
     raft: openraft::Raft<JetlogRaft>,
     mut proposals: Proposals,
     router: Arc<Router>,
 ) {
+    let (in_flight, waiting) = mpsc::channel(MAX_ROUNDS_IN_FLIGHT);
+    tokio::spawn(answer_rounds(waiting, router.clone()));
     while let Some(mut batch) = proposals.recv().await {
         while batch.len() < MAX_BATCH_MSGS {
             match proposals.try_recv() {
@@ -274,36 +297,61 @@ pub async fn propose_rounds(
         };
         let prefix = stream_entry.pub_ack_prefix.clone();
         drop(stream_entry);
-        let mut replies: Vec<(Bytes, Bytes)> = Vec::new();
         let refused = batch.split_off(fit);
-        for delivery in refused {
-            if let Some(reply) = delivery.msg.reply {
-                let mut body = bytes::BytesMut::new();
-                PubAck::Failed(scope.exceeded()).write_json(&mut body, &prefix);
-                replies.push((reply, body.freeze()));
-            }
-        }
-        if !batch.is_empty() {
-            let round = RoundEntry {
-                now_ns: now_ns(),
-                publishes: batch.iter().map(|d| d.msg.clone()).collect(),
-            };
-            match raft.client_write(Command(round.encode())).await {
-                Ok(response) => {
-                    let acks = decode_acks(&response.data.0).unwrap_or_default();
-                    for (delivery, ack) in batch.into_iter().zip(acks) {
-                        if let (Some(reply), false) = (delivery.msg.reply, ack.is_empty()) {
-                            replies.push((reply, ack));
-                        }
-                    }
-                }
-                // No longer the leader, or shutting down: the publishers time out and
-                // retry, and a message id keeps a retry from being stored twice.
-                Err(e) => tracing::debug!("replicated publishes not committed: {e}"),
-            }
-        }
         if !no_ack {
+            let mut replies: Vec<(Bytes, Bytes)> = Vec::new();
+            for delivery in refused {
+                if let Some(reply) = delivery.msg.reply {
+                    let mut body = bytes::BytesMut::new();
+                    PubAck::Failed(scope.exceeded()).write_json(&mut body, &prefix);
+                    replies.push((reply, body.freeze()));
+                }
+            }
             send_all(&router, replies).await;
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let round = RoundEntry {
+            now_ns: now_ns(),
+            publishes: batch.iter().map(|d| d.msg.clone()).collect(),
+        };
+        match raft.client_write_ff(Command(round.encode())).await {
+            Ok(applied) => {
+                let replies = batch.into_iter().map(|d| d.msg.reply).collect();
+                let waits = InFlight {
+                    replies,
+                    applied,
+                    no_ack,
+                };
+                if in_flight.send(waits).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!("replicated publishes not proposed: {e}"),
+        }
+    }
+}
+
+/// Answers the publishers of each proposed round, in order, once its entry is applied.
+async fn answer_rounds(mut waiting: mpsc::Receiver<InFlight>, router: Arc<Router>) {
+    while let Some(round) = waiting.recv().await {
+        match round.applied.await {
+            Ok(Ok(response)) if !round.no_ack => {
+                let acks = decode_acks(&response.data.0).unwrap_or_default();
+                let replies = round
+                    .replies
+                    .into_iter()
+                    .zip(acks)
+                    .filter_map(|(reply, ack)| reply.filter(|_| !ack.is_empty()).map(|r| (r, ack)))
+                    .collect();
+                send_all(&router, replies).await;
+            }
+            Ok(Ok(_)) => {}
+            // No longer the leader, or shutting down: the publishers time out and retry,
+            // and a message id keeps a retry from being stored twice.
+            Ok(Err(e)) => tracing::debug!("replicated publishes not committed: {e}"),
+            Err(_) => tracing::debug!("replicated publishes: the group stopped"),
         }
     }
 }
