@@ -337,3 +337,48 @@ fn replica_streams(server: &TestServer) -> u64 {
     let port = server.monitor_port().expect("monitor");
     get_json(port, "/jsz")["streams"].as_u64().unwrap_or(0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_r3_stream_comes_back_when_the_whole_cluster_is_killed_and_restarted() {
+    let (servers, clients) = cluster().await;
+    let created = api(
+        &clients[0],
+        "$JS.API.STREAM.CREATE.ORDERS",
+        json!({"name": "ORDERS", "subjects": ["orders.>"], "num_replicas": 3}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+    let js = jetstream::new(clients[1].clone());
+    assert_eq!(
+        publish_range(&js, 0, 10).await,
+        (1..=10).collect::<Vec<u64>>()
+    );
+    wait_for_replicas(&servers, 10);
+    drop((js, clients));
+    let stores: Vec<tempfile::TempDir> = servers
+        .into_iter()
+        .map(TestServer::kill_and_take_store)
+        .collect();
+    let mut servers: Vec<TestServer> = Vec::new();
+    for (i, store) in stores.into_iter().enumerate() {
+        let seed = servers.first().map(TestServer::route_url);
+        let args = common::cluster::member_args(&format!("S{i}"), seed.as_deref());
+        let args: Vec<&str> = args
+            .iter()
+            .map(String::as_str)
+            .chain(["-m", "-1"])
+            .collect();
+        servers.push(TestServer::start_in(store, &args));
+    }
+    common::cluster::wait_for_mesh(&servers);
+    // Every member rejoins its group from its own log; a leader takes the stream on.
+    let client = connect(&servers[2]).await;
+    let back = info(&client).await;
+    assert_eq!(back["state"]["messages"], 10, "{back}");
+    let js = jetstream::new(client);
+    assert_eq!(
+        publish_range(&js, 10, 15).await,
+        (11..=15).collect::<Vec<u64>>()
+    );
+    wait_for_replicas(&servers, 15);
+}
