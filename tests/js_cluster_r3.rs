@@ -53,10 +53,26 @@ async fn publish_range(js: &jetstream::Context, from: u64, to: u64) -> Vec<u64> 
     seqs
 }
 
-/// The messages each live server's own replica holds, from its `/jsz`.
-fn replica_messages(server: &TestServer) -> u64 {
+/// An R3 stream ORDERS on `orders.>`, made through `client`.
+async fn create_orders(client: &async_nats::Client) {
+    let created = api(
+        client,
+        "$JS.API.STREAM.CREATE.ORDERS",
+        json!({"name": "ORDERS", "subjects": ["orders.>"], "num_replicas": 3}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+}
+
+/// A count from a server's own `/jsz`: the messages its replicas hold, or its streams.
+fn jsz_count(server: &TestServer, what: &str) -> u64 {
     let port = server.monitor_port().expect("monitor");
-    get_json(port, "/jsz")["messages"].as_u64().unwrap_or(0)
+    get_json(port, "/jsz")[what].as_u64().unwrap_or(0)
+}
+
+/// The messages a live server's own replica holds.
+fn replica_messages(server: &TestServer) -> u64 {
+    jsz_count(server, "messages")
 }
 
 fn wait_for_replicas(servers: &[TestServer], want: u64) {
@@ -287,13 +303,7 @@ async fn what_a_replicated_stream_cannot_do_yet_is_refused_by_name() {
         let description = answer["error"]["description"].as_str().expect("text");
         assert!(description.contains(words), "{description}");
     }
-    let created = api(
-        &clients[0],
-        "$JS.API.STREAM.CREATE.ORDERS",
-        json!({"name": "ORDERS", "subjects": ["orders.>"], "num_replicas": 3}),
-    )
-    .await;
-    assert!(created.get("error").is_none(), "{created}");
+    create_orders(&clients[0]).await;
     info(&clients[1]).await;
     let purge = api(&clients[1], "$JS.API.STREAM.PURGE.ORDERS", json!({})).await;
     assert_eq!(purge["error"]["err_code"], 10010, "{purge}");
@@ -325,29 +335,17 @@ async fn what_a_replicated_stream_cannot_do_yet_is_refused_by_name() {
     assert_eq!(deleted["success"], true, "{deleted}");
     let deadline = Instant::now() + META_READY;
     for server in &servers {
-        while replica_streams(server) != 0 {
+        while jsz_count(server, "streams") != 0 {
             assert!(Instant::now() < deadline, "a replica outlived its stream");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 }
 
-/// The streams each server runs, from its `/jsz`.
-fn replica_streams(server: &TestServer) -> u64 {
-    let port = server.monitor_port().expect("monitor");
-    get_json(port, "/jsz")["streams"].as_u64().unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_r3_stream_comes_back_when_the_whole_cluster_is_killed_and_restarted() {
     let (servers, clients) = cluster().await;
-    let created = api(
-        &clients[0],
-        "$JS.API.STREAM.CREATE.ORDERS",
-        json!({"name": "ORDERS", "subjects": ["orders.>"], "num_replicas": 3}),
-    )
-    .await;
-    assert!(created.get("error").is_none(), "{created}");
+    create_orders(&clients[0]).await;
     let js = jetstream::new(clients[1].clone());
     assert_eq!(
         publish_range(&js, 0, 10).await,

@@ -5,9 +5,10 @@
 #   jspub      async publish, window 500 (N messages)
 #   jspubsync  one publish at a time, each waiting for its ack (SYNC_N messages): p50/p99
 #   jsconsume  a pull consumer fetching and acking what jspub stored
-# The publisher and the consumer connect to s2. jetlog runs with its defaults (sync always:
-# every replica's Raft log and store are fsynced before an entry counts); nats-server with its
-# own (it does not fsync before acknowledging: it syncs every 2 minutes).
+# The publisher and the consumer connect to s2. jetlog runs with its defaults (sync always: a
+# quorum's Raft logs are flushed before an entry commits, and the leader's store is fsynced
+# before it acknowledges); nats-server with its own (it does not fsync before acknowledging:
+# it syncs every 2 minutes).
 # Usage: docs/bench/cluster_r3.sh [JETLOG_BINARY] [ROUNDS]   (from the project root)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -15,44 +16,11 @@ jetlog=${1:-target/release/jetlog}
 rounds=${2:-2}
 n=${N:-100000}
 sync_n=${SYNC_N:-2000}
-[ -x "$jetlog" ] || { echo "no jetlog binary at $jetlog (cargo build --release first)" >&2; exit 2; }
-jsbench_src="$here/../../../shared/bench/jsbench.go"
-[ -f "$jsbench_src" ] || { echo "no load generator at $jsbench_src" >&2; exit 2; }
-work=$(mktemp -d -t jetlog-cluster-r3.XXXXXX)
-trap 'for p in "$work"/pid.*; do kill "$(cat "$p")" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-mkdir -p "$work/src/jsbench" && cp "$jsbench_src" "$work/src/jsbench/main.go"
-(cd "$work/src/jsbench" && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$work/gocache" go build -o "$work/jsbench" .)
-client_port() { echo $((14650 + $1)); }
-route_port() { echo $((16650 + $1)); }
-url() { echo "nats://127.0.0.1:$(client_port "$1")"; }
-
-start_cluster() { # kind
-  for i in 1 2 3; do
-    rm -rf "$work/store.$i"
-    local args=(-a 127.0.0.1 -p "$(client_port $i)" -n "s$i" --cluster "nats://127.0.0.1:$(route_port $i)"
-      --cluster_name benchr3 --routes "nats-route://127.0.0.1:$(route_port 1)" --jetstream --store_dir "$work/store.$i")
-    if [ "$1" = nats ]; then nats-server "${args[@]}" >"$work/server.$i.log" 2>&1 &
-    else "$jetlog" server "${args[@]}" >"$work/server.$i.log" 2>&1 &
-    fi
-    echo $! >"$work/pid.$i"
-  done
-  for _ in $(seq 300); do
-    if "$jetlog" -s "$(url 2)" req '$JS.API.INFO' '' 2>/dev/null | grep -q '"api"'; then sleep 1; return 0; fi
-    sleep 0.1
-  done
-  echo "$1 cluster's JetStream did not start:" >&2; tail -5 "$work"/server.*.log >&2; return 1
-}
-stop_cluster() {
-  for i in 1 2 3; do
-    local pid; pid=$(cat "$work/pid.$i"); kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
-  done
-}
-cpu_ticks() {
-  local sum=0
-  for i in 1 2 3; do sum=$(( sum + $(awk '{print $14+$15}' /proc/"$(cat "$work/pid.$i")"/stat 2>/dev/null || echo 0) )); done
-  echo $sum
-}
-hz=$(getconf CLK_TCK)
+client_base=14650
+route_base=16650
+cluster_name=benchr3
+# shellcheck source=cluster_common.sh
+source "$here/cluster_common.sh"
 bench() { # mode count -> output line; the servers' CPU per message goes to $work/ns
   local t0 t1 out
   t0=$(cpu_ticks)
