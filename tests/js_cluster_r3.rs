@@ -70,6 +70,23 @@ fn jsz_count(server: &TestServer, what: &str) -> u64 {
     get_json(port, "/jsz")[what].as_u64().unwrap_or(0)
 }
 
+/// Waits (bounded) until the server's `/healthz` body says `what`.
+fn wait_for_health(server: &TestServer, what: &str) {
+    let port = server.monitor_port().expect("monitor");
+    let deadline = Instant::now() + Duration::from_secs(9);
+    loop {
+        let (_, _, body) = common::monitor::get(port, "/healthz");
+        if body.contains(what) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz says {body}, not {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The messages a live server's own replica holds.
 fn replica_messages(server: &TestServer) -> u64 {
     jsz_count(server, "messages")
@@ -353,10 +370,22 @@ async fn an_r3_stream_comes_back_when_the_whole_cluster_is_killed_and_restarted(
     );
     wait_for_replicas(&servers, 10);
     drop((js, clients));
-    let stores: Vec<tempfile::TempDir> = servers
-        .into_iter()
-        .map(TestServer::kill_and_take_store)
-        .collect();
+    // Healthy while its group has a leader; the last replica standing says otherwise, in
+    // nats-server's words, once its group has none (before the meta group's 10 s rule).
+    for server in &servers {
+        wait_for_health(server, "\"status\": \"ok\"");
+    }
+    let mut stores: Vec<tempfile::TempDir> = Vec::new();
+    let mut servers = servers.into_iter();
+    for server in servers.by_ref().take(2) {
+        stores.push(server.kill_and_take_store());
+    }
+    let last = servers.next().expect("the third server");
+    wait_for_health(
+        &last,
+        "JetStream stream '$G > ORDERS' is not current: group node unhealthy",
+    );
+    stores.push(last.kill_and_take_store());
     let mut servers: Vec<TestServer> = Vec::new();
     for (i, store) in stores.into_iter().enumerate() {
         let seed = servers.first().map(TestServer::route_url);

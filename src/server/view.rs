@@ -217,22 +217,24 @@ impl ServerView {
         jetstreams.iter().any(|(_, js)| js.is_stopping())
     }
 
-    /// Streams and API counters of every account, together; consumer infos only
-    /// `with_consumers`, since each costs a pending count. `None` when JetStream is off.
     /// The JetStream meta group as this server sees it, in a cluster.
     pub fn meta_cluster(&self) -> Option<super::cluster_js::report::MetaClusterReport> {
         self.state.clustered_js.get().map(|c| c.meta_report())
     }
 
     /// Why this server's JetStream cannot serve its part of the cluster, if it cannot: no
-    /// meta leader for longer than a new election takes.
-    pub fn clustered_js_unhealthy(&self) -> Option<&'static str> {
+    /// meta leader for longer than a new election takes, or a replica of a replicated
+    /// stream whose group has no leader.
+    pub fn clustered_js_unhealthy(&self) -> Option<String> {
         let cluster = self.state.clustered_js.get()?;
-        cluster
-            .leaderless()
-            .then_some("JetStream has not established contact with a meta leader")
+        if cluster.leaderless() {
+            return Some("JetStream has not established contact with a meta leader".into());
+        }
+        cluster.unhealthy_stream()
     }
 
+    /// Streams and API counters of every account, together; consumer infos only
+    /// `with_consumers`, since each costs a pending count. `None` when JetStream is off.
     pub fn jetstream(&self, with_consumers: bool) -> Option<JetStreamReport> {
         if !self.state.config.jetstream {
             return None;

@@ -223,6 +223,23 @@ impl ClusterJs {
         Ok(())
     }
 
+    /// Why one of this server's replicas cannot serve, in nats-server's `/healthz` words:
+    /// its group has no leader this member knows of, or its member stopped on an error.
+    pub fn unhealthy_stream(&self) -> Option<String> {
+        let groups = self.stream_groups.lock();
+        groups.iter().find_map(|((account, stream), member)| {
+            let metrics = member.group.raft.metrics().borrow().clone();
+            let why = match (&metrics.running_state, metrics.current_leader) {
+                (Err(e), _) => format!("node write error: {e}"),
+                (Ok(()), None) => "group node unhealthy".to_owned(),
+                (Ok(()), Some(_)) => return None,
+            };
+            Some(format!(
+                "JetStream stream '{account} > {stream}' is not current: {why}"
+            ))
+        })
+    }
+
     /// Stops every stream group's member (the server is stopping).
     pub(super) async fn stop_stream_groups(&self) {
         let members: Vec<Member> = self.stream_groups.lock().drain().map(|(_, m)| m).collect();
