@@ -409,3 +409,57 @@ async fn an_r3_stream_comes_back_when_the_whole_cluster_is_killed_and_restarted(
     );
     wait_for_replicas(&servers, 15);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_made_on_the_leader_still_delivers_after_the_leadership_moves() {
+    let (_servers, clients) = cluster().await;
+    create_orders(&clients[0]).await;
+    let first = info(&clients[0]).await;
+    let js = jetstream::new(clients[1].clone());
+    let stream = js.get_stream("ORDERS").await.expect("stream");
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("C".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    // The group moves to another replica; the consumer stays where it was made.
+    let stepped = api(
+        &clients[2],
+        "$JS.API.STREAM.LEADER.STEPDOWN.ORDERS",
+        json!({}),
+    )
+    .await;
+    assert_eq!(stepped["success"], true, "{stepped}");
+    let deadline = Instant::now() + META_READY;
+    while info(&clients[2]).await["cluster"]["leader"] == first["cluster"]["leader"] {
+        assert!(Instant::now() < deadline, "the leadership never moved");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A pull waiting before the messages exist is answered as they are applied there.
+    let waiting = tokio::spawn(async move {
+        let mut batch = consumer
+            .batch()
+            .max_messages(5)
+            .expires(Duration::from_secs(15))
+            .messages()
+            .await
+            .expect("fetch");
+        let mut got = Vec::new();
+        while let Some(msg) = futures::StreamExt::next(&mut batch).await {
+            let msg = msg.expect("message");
+            got.push(String::from_utf8_lossy(&msg.payload).into_owned());
+            msg.ack().await.expect("ack");
+        }
+        got
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let publisher = jetstream::new(clients[0].clone());
+    assert_eq!(publish_range(&publisher, 0, 5).await, [1, 2, 3, 4, 5]);
+    let got = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("delivered in time")
+        .expect("fetch task");
+    assert_eq!(got, ["0", "1", "2", "3", "4"]);
+}

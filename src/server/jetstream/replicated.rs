@@ -7,9 +7,10 @@
 //! proposer, which checks this server's storage limits, proposes them as one
 //! [`RoundEntry`], and once the entry is committed and applied sends each publisher the
 //! PubAck the apply produced. Every replica, the leader included, applies the entry in
-//! [`StreamEntry::apply_replicated`]; only the leader's apply delivers to consumers, which
-//! live on the leader (see `docs/clustering.md`). A follower still answers direct gets from
-//! its own replica, as nats-server's do.
+//! [`StreamEntry::apply_replicated`]; a consumer (R1, see `docs/clustering.md`) is delivered
+//! to by the apply on the server it was made on, which need not lead any more; only the
+//! leader republishes. A follower answers direct gets from its own replica, as
+//! nats-server's do.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -203,8 +204,8 @@ impl ReplicaHost for EntryHost {
 }
 
 impl StreamEntry {
-    /// Applies one committed entry to this replica (see `Stream::apply_round`); on the
-    /// leader, the consumers then deliver what it stored.
+    /// Applies one committed entry to this replica (see `Stream::apply_round`); the
+    /// consumers that live here then deliver what it stored.
     fn apply_replicated(&self, index: u64, round: &RoundEntry) -> Vec<PubAck> {
         let leading = self.replica.leading();
         let mut state = self.actor_state();
@@ -234,15 +235,17 @@ impl StreamEntry {
             actions.extend(stream.take_advisories());
             (acks, stream.take_republished())
         };
+        // Republished copies go out once, from the leader; consumers' deliveries from the
+        // server each consumer lives on, which may have stopped leading since it was made.
         if leading {
             for copy in republished {
                 client.queue_publish(copy.subject, Some(copy.headers), copy.payload);
             }
-            for action in actions {
-                actor::perform(action, client);
-            }
-            client.flush();
         }
+        for action in actions {
+            actor::perform(action, client);
+        }
+        client.flush();
         acks
     }
 }
