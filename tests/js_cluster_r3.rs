@@ -106,6 +106,28 @@ fn wait_for_replicas(servers: &[TestServer], want: u64) {
     }
 }
 
+/// Steps ORDERS's leader `from` down and waits (bounded) until another leads; its name.
+async fn step_down(client: &async_nats::Client, from: &str) -> String {
+    let stepped = api(client, "$JS.API.STREAM.LEADER.STEPDOWN.ORDERS", json!({})).await;
+    assert_eq!(stepped["success"], true, "{stepped}");
+    let deadline = Instant::now() + META_READY;
+    loop {
+        let now = info(client).await;
+        let current = now["cluster"]["leader"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !current.is_empty() && current != from {
+            return current;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leadership never moved: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn info(client: &async_nats::Client) -> Value {
     until_answered(client, "$JS.API.STREAM.INFO.ORDERS", json!({})).await
 }
@@ -153,29 +175,7 @@ async fn an_r3_stream_is_acknowledged_by_its_group_and_survives_its_leaders_kill
     assert!(replicas.iter().all(|r| all.contains(*r)));
 
     // A stepdown hands the group to another replica, which takes the publishes.
-    let stepped = api(
-        &clients[2],
-        "$JS.API.STREAM.LEADER.STEPDOWN.ORDERS",
-        json!({}),
-    )
-    .await;
-    assert_eq!(stepped["success"], true, "{stepped}");
-    let deadline = Instant::now() + META_READY;
-    let leader = loop {
-        let now = info(&clients[2]).await;
-        let current = now["cluster"]["leader"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        if !current.is_empty() && current != leader {
-            break current;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the leadership never moved: {now}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let leader = step_down(&clients[2], &leader).await;
     let js = jetstream::new(clients[0].clone());
     assert_eq!(publish_range(&js, 60, 61).await, [61]);
 
@@ -425,18 +425,11 @@ async fn a_consumer_made_on_the_leader_still_delivers_after_the_leadership_moves
         .await
         .expect("consumer");
     // The group moves to another replica; the consumer stays where it was made.
-    let stepped = api(
-        &clients[2],
-        "$JS.API.STREAM.LEADER.STEPDOWN.ORDERS",
-        json!({}),
-    )
-    .await;
-    assert_eq!(stepped["success"], true, "{stepped}");
-    let deadline = Instant::now() + META_READY;
-    while info(&clients[2]).await["cluster"]["leader"] == first["cluster"]["leader"] {
-        assert!(Instant::now() < deadline, "the leadership never moved");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let from = first["cluster"]["leader"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    step_down(&clients[2], &from).await;
     // A pull waiting before the messages exist is answered as they are applied there.
     let waiting = tokio::spawn(async move {
         let mut batch = consumer

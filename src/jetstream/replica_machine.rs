@@ -38,11 +38,6 @@ impl<H: ReplicaHost> ReplicaMachine<H> {
             stream_json,
         }
     }
-
-    /// The last entry applied to the stream.
-    pub fn applied(&self) -> u64 {
-        self.applied
-    }
 }
 
 impl<H: ReplicaHost> Machine for ReplicaMachine<H> {

@@ -131,9 +131,7 @@ async fn apply(
             }
             // A replicated stream's create is answered by its group's first leader.
             let replicated = stream.placement.peers.len() > 1 && !update;
-            let created = (replicated && reply.is_some())
-                .then(|| reply.clone())
-                .flatten();
+            let created = reply.clone().filter(|_| replicated);
             let outcome = host(state, cluster, record, &stream, update, created).await;
             let answered_here = outcome.undo.is_some() || !replicated;
             if let (Some(reply), Some((router, body)), true) =
