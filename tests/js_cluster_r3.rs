@@ -11,126 +11,12 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use common::js_cluster::{api, cluster, connect, until_answered, META_READY};
-use common::monitor::get_json;
+use common::js_cluster::{api, cluster, connect, META_READY};
+use common::r3::{
+    create_orders, info, jsz_count, publish_range, step_down, wait_for_health, wait_for_replicas,
+};
 use common::TestServer;
-use serde_json::{json, Value};
-
-/// Publishes `from..to` with message ids through `js`, retrying one whose ack did not come
-/// (a leader change); returns the acknowledged sequences.
-async fn publish_range(js: &jetstream::Context, from: u64, to: u64) -> Vec<u64> {
-    let mut seqs = Vec::new();
-    for n in from..to {
-        let deadline = Instant::now() + META_READY;
-        loop {
-            let headers = {
-                let mut h = async_nats::HeaderMap::new();
-                h.insert("Nats-Msg-Id", format!("m{n}").as_str());
-                h
-            };
-            let sent = js
-                .publish_with_headers(format!("orders.{}", n % 3), headers, format!("{n}").into())
-                .await;
-            let acked = match sent {
-                Ok(ack) => {
-                    tokio::time::timeout(
-                        Duration::from_secs(3),
-                        std::future::IntoFuture::into_future(ack),
-                    )
-                    .await
-                }
-                Err(_) => break,
-            };
-            if let Ok(Ok(ack)) = acked {
-                assert_eq!(ack.stream, "ORDERS");
-                seqs.push(ack.sequence);
-                break;
-            }
-            assert!(Instant::now() < deadline, "message {n} never acknowledged");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    seqs
-}
-
-/// An R3 stream ORDERS on `orders.>`, made through `client`.
-async fn create_orders(client: &async_nats::Client) {
-    let created = api(
-        client,
-        "$JS.API.STREAM.CREATE.ORDERS",
-        json!({"name": "ORDERS", "subjects": ["orders.>"], "num_replicas": 3}),
-    )
-    .await;
-    assert!(created.get("error").is_none(), "{created}");
-}
-
-/// A count from a server's own `/jsz`: the messages its replicas hold, or its streams.
-fn jsz_count(server: &TestServer, what: &str) -> u64 {
-    let port = server.monitor_port().expect("monitor");
-    get_json(port, "/jsz")[what].as_u64().unwrap_or(0)
-}
-
-/// Waits (bounded) until the server's `/healthz` body says `what`.
-fn wait_for_health(server: &TestServer, what: &str) {
-    let port = server.monitor_port().expect("monitor");
-    let deadline = Instant::now() + Duration::from_secs(9);
-    loop {
-        let (_, _, body) = common::monitor::get(port, "/healthz");
-        if body.contains(what) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/healthz says {body}, not {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The messages a live server's own replica holds.
-fn replica_messages(server: &TestServer) -> u64 {
-    jsz_count(server, "messages")
-}
-
-fn wait_for_replicas(servers: &[TestServer], want: u64) {
-    let deadline = Instant::now() + META_READY;
-    for server in servers {
-        while replica_messages(server) != want {
-            assert!(
-                Instant::now() < deadline,
-                "a replica holds {} of {want}",
-                replica_messages(server)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// Steps ORDERS's leader `from` down and waits (bounded) until another leads; its name.
-async fn step_down(client: &async_nats::Client, from: &str) -> String {
-    let stepped = api(client, "$JS.API.STREAM.LEADER.STEPDOWN.ORDERS", json!({})).await;
-    assert_eq!(stepped["success"], true, "{stepped}");
-    let deadline = Instant::now() + META_READY;
-    loop {
-        let now = info(client).await;
-        let current = now["cluster"]["leader"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        if !current.is_empty() && current != from {
-            return current;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the leadership never moved: {now}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn info(client: &async_nats::Client) -> Value {
-    until_answered(client, "$JS.API.STREAM.INFO.ORDERS", json!({})).await
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_r3_stream_is_acknowledged_by_its_group_and_survives_its_leaders_kill() {
@@ -331,22 +217,48 @@ async fn what_a_replicated_stream_cannot_do_yet_is_refused_by_name() {
     )
     .await;
     assert_eq!(update["error"]["err_code"], 10010, "{update}");
-    let durable = api(
-        &clients[0],
-        "$JS.API.CONSUMER.CREATE.ORDERS.D",
-        json!({"stream_name": "ORDERS", "config": {"durable_name": "D", "num_replicas": 3,
-               "ack_policy": "explicit"}}),
-    )
-    .await;
-    assert_eq!(durable["error"]["err_code"], 10010, "{durable}");
-    // An R1 consumer of it is made on the leader and says it is R1.
-    let r1 = api(
-        &clients[0],
+    // A consumer's replicas are its stream's or one.
+    for (config, what) in [
+        (
+            json!({"durable_name": "D", "num_replicas": 2}),
+            "a consumer with fewer replicas than its stream, but more than one",
+        ),
+        (
+            json!({"durable_name": "D", "num_replicas": 3, "mem_storage": true}),
+            "a replicated consumer with memory storage",
+        ),
+    ] {
+        let refused = api(
+            &clients[0],
+            "$JS.API.CONSUMER.CREATE.ORDERS.D",
+            json!({"stream_name": "ORDERS", "config": config}),
+        )
+        .await;
+        assert_eq!(refused["error"]["err_code"], 10010, "{refused}");
+        let description = refused["error"]["description"].as_str().unwrap_or_default();
+        assert!(description.contains(what), "{refused}");
+    }
+    // A durable gets the stream's replicas, an ephemeral one; an R1 durable can be asked for.
+    for (subject, config, replicas) in [
+        (".C3", json!({"durable_name": "C3"}), 3),
+        ("", json!({}), 1),
+        (".C1", json!({"durable_name": "C1", "num_replicas": 1}), 1),
+    ] {
+        let made = api(
+            &clients[0],
+            &format!("$JS.API.CONSUMER.CREATE.ORDERS{subject}"),
+            json!({"stream_name": "ORDERS", "config": config}),
+        )
+        .await;
+        assert_eq!(made["config"]["num_replicas"], replicas, "{made}");
+    }
+    let moved = api(
+        &clients[1],
         "$JS.API.CONSUMER.CREATE.ORDERS.C1",
-        json!({"stream_name": "ORDERS", "config": {"durable_name": "C1", "ack_policy": "explicit"}}),
+        json!({"stream_name": "ORDERS", "config": {"durable_name": "C1", "num_replicas": 3}}),
     )
     .await;
-    assert_eq!(r1["config"]["num_replicas"], 1, "{r1}");
+    assert_eq!(moved["error"]["err_code"], 10010, "{moved}");
     // Deleting it removes every replica and its group.
     let deleted = api(&clients[1], "$JS.API.STREAM.DELETE.ORDERS", json!({})).await;
     assert_eq!(deleted["success"], true, "{deleted}");
@@ -411,7 +323,7 @@ async fn an_r3_stream_comes_back_when_the_whole_cluster_is_killed_and_restarted(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consumer_made_on_the_leader_still_delivers_after_the_leadership_moves() {
+async fn an_r1_consumer_made_on_the_leader_still_delivers_after_the_leadership_moves() {
     let (_servers, clients) = cluster().await;
     create_orders(&clients[0]).await;
     let first = info(&clients[0]).await;
@@ -420,6 +332,7 @@ async fn a_consumer_made_on_the_leader_still_delivers_after_the_leadership_moves
     let consumer: jetstream::consumer::PullConsumer = stream
         .create_consumer(jetstream::consumer::pull::Config {
             durable_name: Some("C".into()),
+            num_replicas: 1,
             ..Default::default()
         })
         .await

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use jetlog::jetstream::api_types::PubAck;
 use jetlog::jetstream::replica::{rewind_store, RoundEntry};
+use jetlog::jetstream::replica_consumers::ConsumerOp;
 use jetlog::jetstream::replica_machine::{decode_acks, ReplicaHost, ReplicaMachine};
 use jetlog::jetstream::{Stream, StreamConfig};
 use jetlog::protocol::Publish;
@@ -46,6 +47,10 @@ impl ReplicaHost for Host {
     fn apply_round(&self, index: u64, entry: &RoundEntry) -> Vec<PubAck> {
         let mut stream = self.0.lock().unwrap_or_else(|p| p.into_inner());
         stream.apply_round(index, entry).0
+    }
+
+    fn apply_consumers(&self, index: u64, op: &ConsumerOp) {
+        panic!("this test proposes no consumer entries, yet entry {index} is {op:?}");
     }
 }
 

@@ -242,6 +242,12 @@ impl ConsumerConfig {
     pub fn is_kept_across_restarts(&self) -> bool {
         !self.mem_storage
     }
+
+    /// Whether the consumer's state is replicated in its stream's group: it has more than one
+    /// replica, which only a consumer of a replicated stream can have (`check_replicas`).
+    pub fn is_replicated(&self) -> bool {
+        self.num_replicas > 1
+    }
 }
 
 /// Go treats `""` as "not set"; so do we, by turning `Some("")` into `None`.

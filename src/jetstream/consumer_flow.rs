@@ -492,6 +492,14 @@ impl Consumer {
         }
     }
 
+    /// This server no longer leads the consumer's replicated stream: its waiting pull
+    /// requests end with nats-server's 409, and the client asks the new leader.
+    pub fn on_leadership_lost(&mut self, out: &mut Vec<Action>) {
+        for w in self.waiting.drain(..) {
+            out.push(status(&w.reply, 409, "Leadership Change", Vec::new()));
+        }
+    }
+
     /// The server is stopping: tell waiting pull requests what they still wanted, as
     /// nats-server does, so a client asks again after it reconnects instead of waiting for
     /// messages counted to a request that no longer exists.

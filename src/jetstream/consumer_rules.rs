@@ -30,11 +30,16 @@ impl ConsumerConfig {
         if !self.is_durable() && self.inactive_threshold <= 0 {
             self.inactive_threshold = DEFAULT_EPHEMERAL_INACTIVE_THRESHOLD_NS;
         }
-        // nats-server gives a consumer its stream's replicas; a jetlog cluster keeps a
-        // consumer's state on one server (`docs/clustering.md`), so a consumer of a
-        // replicated stream that does not ask for more is R1, and its config says so.
+        // nats-server gives a durable its stream's replicas and an ephemeral (of a limits
+        // stream) one; the config says which it got. A memory-storage consumer stays R1:
+        // its state is kept nowhere a group's entries could write it.
         if self.num_replicas == 0 {
-            self.num_replicas = 1;
+            let inherits = self.is_durable() && !self.mem_storage;
+            self.num_replicas = if inherits {
+                stream.num_replicas.max(1)
+            } else {
+                1
+            };
         }
         Ok(self)
     }
@@ -220,13 +225,20 @@ impl ConsumerConfig {
                 "consumer config replicas must match interest retention stream's replicas",
             ));
         }
-        if self.num_replicas > 1 {
-            // Only a replicated stream (so, a cluster) gets here: its consumers' state is
-            // not replicated yet.
+        // Only a replicated stream (so, a cluster) gets here. A replicated consumer keeps
+        // its state in the stream's group, so it has the stream's replicas or one.
+        let unbuilt = if self.num_replicas > 1 && self.num_replicas < stream_replicas {
+            Some("a consumer with fewer replicas than its stream, but more than one")
+        } else if self.num_replicas > 1 && self.mem_storage {
+            Some("a replicated consumer with memory storage")
+        } else {
+            None
+        };
+        if let Some(what) = unbuilt {
             return Err(ApiError::new(
                 503,
                 10010,
-                "JetStream clustering support required: a consumer with more than one replica is not built in a jetlog cluster yet",
+                format!("JetStream clustering support required: {what} is not built in a jetlog cluster yet"),
             ));
         }
         Ok(())

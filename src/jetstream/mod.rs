@@ -16,6 +16,7 @@ pub mod msg_ttl;
 pub mod placement;
 mod read_ahead;
 pub mod replica;
+pub mod replica_consumers;
 pub mod replica_machine;
 mod schedule_pattern;
 pub mod snapshot_archive;

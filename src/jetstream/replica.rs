@@ -41,8 +41,12 @@ pub enum EntryError {
     Short,
     #[error("replicated stream entry has format {0}, this server reads format {ENTRY_VERSION}")]
     Version(u8),
-    #[error("replicated stream entry has {0} bytes after its last publish")]
+    #[error("replicated stream entry has {0} bytes after its end")]
     Trailing(usize),
+    #[error("replicated consumer entry has unknown operation {0}")]
+    Operation(u8),
+    #[error("replicated consumer entry names a consumer in bytes that are not UTF-8")]
+    Name,
 }
 
 /// One actor round of a replicated stream, as its leader proposes it.
@@ -133,12 +137,12 @@ impl RoundEntry {
     }
 }
 
-fn put_field(out: &mut Vec<u8>, field: &Bytes) {
+pub(super) fn put_field(out: &mut Vec<u8>, field: &[u8]) {
     out.put_u32_le(u32::try_from(field.len()).unwrap_or(u32::MAX));
     out.put_slice(field);
 }
 
-fn take_field(buf: &mut Bytes) -> Result<Bytes, EntryError> {
+pub(super) fn take_field(buf: &mut Bytes) -> Result<Bytes, EntryError> {
     if buf.remaining() < 4 {
         return Err(EntryError::Short);
     }

@@ -5,12 +5,14 @@
 //! openraft re-applies the log from its start (a stream group keeps its whole log, see
 //! [`crate::raft::group::Compaction::KeepLog`]) every time a member starts; the machine
 //! skips every entry at or below the checkpoint its store was brought back to
-//! ([`super::replica::rewind_store`]), since those are in the store already.
+//! ([`super::replica::rewind_store`]), since those are in the store already. Consumer
+//! entries after the checkpoint apply again: each is idempotent (see `replica_consumers`).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::api_types::PubAck;
 use super::replica::{Checkpoint, RoundEntry};
+use super::replica_consumers::{ConsumerOp, GroupEntry};
 use crate::raft::machine::Machine;
 
 /// Where a replica's stream lives and what applying an entry to it involves beyond the
@@ -18,6 +20,9 @@ use crate::raft::machine::Machine;
 pub trait ReplicaHost: Send + Sync + 'static {
     /// Applies the entry at `index` to the stream (see `Stream::apply_round`).
     fn apply_round(&self, index: u64, entry: &RoundEntry) -> Vec<PubAck>;
+
+    /// Applies a change to the stream's replicated consumers (see `replica_consumers`).
+    fn apply_consumers(&self, index: u64, op: &ConsumerOp);
 }
 
 /// A stream's replica, driven by its group.
@@ -50,8 +55,14 @@ impl<H: ReplicaHost> Machine for ReplicaMachine<H> {
             return Vec::new();
         }
         self.applied = index;
-        match RoundEntry::decode(&Bytes::copy_from_slice(command)) {
-            Ok(entry) => encode_acks(&self.host.apply_round(index, &entry), &self.stream_json),
+        match GroupEntry::decode(&Bytes::copy_from_slice(command)) {
+            Ok(GroupEntry::Round(entry)) => {
+                encode_acks(&self.host.apply_round(index, &entry), &self.stream_json)
+            }
+            Ok(GroupEntry::Consumers(op)) => {
+                self.host.apply_consumers(index, &op);
+                Vec::new()
+            }
             // Every replica reads the same bytes the same way: none applies it.
             Err(e) => {
                 tracing::error!(index, error = %e, "replicated stream entry not applied");

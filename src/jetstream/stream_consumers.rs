@@ -138,6 +138,12 @@ impl Stream {
         Some(consumer)
     }
 
+    /// Takes a consumer out of the stream without ending it (its state lives on elsewhere:
+    /// a replicated consumer when this server stops leading its stream).
+    pub fn take_consumer(&mut self, name: &str) -> Option<Consumer> {
+        self.consumers.remove(name)
+    }
+
     /// The server is stopping: every consumer's waiting pull requests are told.
     pub fn shutdown_consumers(&mut self, out: &mut Vec<Action>) {
         for c in self.consumers.values_mut() {

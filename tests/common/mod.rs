@@ -8,6 +8,7 @@ pub mod monitor;
 pub mod netns;
 pub mod pki;
 pub mod process;
+pub mod r3;
 pub mod raw_js;
 pub mod rng;
 

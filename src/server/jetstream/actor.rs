@@ -97,6 +97,7 @@ pub(super) fn round(
     let due = state.last_persist.elapsed() >= CONSUMER_PERSIST_INTERVAL;
     if spill.is_none() && (!round.ack_replies.is_empty() || stop || due) {
         persist_consumers(entry);
+        entry.propose_consumer_states(&mut round.ack_replies);
         state.last_persist = Instant::now();
     }
     send_pub_acks(entry, publishes, &acks, client);
@@ -120,7 +121,7 @@ pub(super) fn round(
         direct_get(entry, &request.msg, client);
     }
     for name in round.expired.drain(..) {
-        entry.delete_consumer(&name, client);
+        entry.expire_consumer(&name, client);
     }
     stop
 }
@@ -399,7 +400,8 @@ pub(super) fn write_consumer_states(entry: &StreamEntry) -> Result<(), crate::me
         let names: Vec<String> = stream
             .consumers()
             .iter()
-            .filter(|(_, c)| c.dirty)
+            // A replicated consumer's state is written by applying its group's entries.
+            .filter(|(_, c)| c.dirty && !c.config.is_replicated())
             .map(|(n, _)| n.clone())
             .collect();
         names

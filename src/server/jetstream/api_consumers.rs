@@ -1,6 +1,8 @@
 //! `$JS.API.CONSUMER.*`: create (all three subject forms and DURABLE.CREATE), delete, info,
 //! names and list.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
 use super::api::{decode, find, parse_optional, Reply};
@@ -9,8 +11,9 @@ use crate::jetstream::advisories::{consumer_action, Lifecycle};
 use crate::jetstream::api_types::{first_unhonoured_setting, StreamListRequest};
 use crate::jetstream::consumer::Consumer;
 use crate::jetstream::consumer_config::{
-    check_create_subject, ConsumerInfo, CreateConsumerRequest,
+    check_create_subject, ConsumerConfig, ConsumerInfo, CreateConsumerRequest,
 };
+use crate::jetstream::stream::Stream;
 use crate::jetstream::ApiError;
 use crate::server::internal::InternalClient;
 
@@ -27,8 +30,22 @@ fn consumer_not_found() -> ApiError {
     ApiError::new(404, 10014, "consumer not found")
 }
 
-/// Creates or updates a consumer; `tokens` are the subject's tokens after `$JS.API.`.
-pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]) -> Reply {
+/// A create or update request, read and checked against its stream's config.
+pub(super) struct CreateRequest {
+    pub entry: Arc<StreamEntry>,
+    pub name: String,
+    pub config: ConsumerConfig,
+    /// `create`, `update`, or empty for either.
+    action: String,
+}
+
+/// Reads a create or update request; `tokens` are the subject's tokens after `$JS.API.`.
+pub(super) fn parse_create(
+    js: &JetStream,
+    tokens: &[&str],
+    stream_name: &str,
+    payload: &[u8],
+) -> Result<CreateRequest, ApiError> {
     let entry = find(js, stream_name)?;
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(Some("request body is empty")));
@@ -57,29 +74,59 @@ pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]
     let mut config = req.config.normalized(&stream_config)?;
     js.account_limits()
         .fit_max_ack_pending(requested_ack_pending, &mut config)?;
+    Ok(CreateRequest {
+        entry,
+        name,
+        config,
+        action: req.action,
+    })
+}
+
+/// Checks a create or update against the stream's consumers; true if it updates one.
+/// Only `CONSUMER.PAUSE` changes a pause: an update keeps the one in force, whatever it
+/// sends (nats-server, jsConsumerCreateRequest).
+pub(super) fn check_create(
+    js: &JetStream,
+    stream: &Stream,
+    req: &mut CreateRequest,
+) -> Result<bool, ApiError> {
+    match stream.consumers().get(&req.name) {
+        Some(existing) => {
+            req.config.pause_until = existing.config.pause_until.clone();
+            if req.action == "create" && existing.config != req.config {
+                return Err(ApiError::new(400, 10148, "consumer already exists"));
+            }
+            existing.config.check_update(&req.config)?;
+            Ok(true)
+        }
+        None => {
+            if req.action == "update" {
+                return Err(ApiError::new(400, 10149, "consumer does not exist"));
+            }
+            js.account_limits()
+                .check_new_consumer(stream.config().max_consumers, stream.consumers().len())?;
+            stream.check_new_consumer(&req.name, &req.config)?;
+            Ok(false)
+        }
+    }
+}
+
+/// Creates or updates a consumer; `tokens` are the subject's tokens after `$JS.API.`.
+pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]) -> Reply {
+    let mut req = parse_create(js, tokens, stream_name, payload)?;
+    let (entry, name) = (req.entry.clone(), req.name.clone());
     let now = now_ns();
     let mut actions = Vec::new();
     let created_ns = {
         let mut stream = entry.lock();
+        let updates = check_create(js, &stream, &mut req)?;
+        let config = req.config.clone();
         match stream.consumer_mut(&name) {
-            Some(existing) => {
-                // Only `CONSUMER.PAUSE` changes a pause: an update keeps the one in force,
-                // whatever it sends (nats-server, jsConsumerCreateRequest).
-                config.pause_until = existing.config.pause_until.clone();
-                if req.action == "create" && existing.config != config {
-                    return Err(ApiError::new(400, 10148, "consumer already exists"));
-                }
-                existing.config.check_update(&config)?;
-                existing.update_config(config.clone());
+            Some(existing) if updates => {
+                existing.update_config(config);
                 existing.created_ns
             }
-            None => {
-                if req.action == "update" {
-                    return Err(ApiError::new(400, 10149, "consumer does not exist"));
-                }
-                js.account_limits()
-                    .check_new_consumer(stream_config.max_consumers, stream.consumers().len())?;
-                stream.check_new_consumer(&name, &config)?;
+            _ => {
                 let created = now as i64;
                 let consumer = Consumer::new(
                     stream_name,
@@ -100,9 +147,9 @@ pub fn create(js: &JetStream, tokens: &[&str], stream_name: &str, payload: &[u8]
             }
         }
     };
-    if config.is_kept_across_restarts() {
+    if req.config.is_kept_across_restarts() {
         js.catalog
-            .put_consumer(stream_name, &name, &config, created_ns)
+            .put_consumer(stream_name, &name, &req.config, created_ns)
             .map_err(ApiError::store_failed)?;
     }
     entry.subscribe_consumer(&name, &InternalClient::new(js.router.clone()));
@@ -150,10 +197,18 @@ pub(super) fn consumer_info(
     let consumer = consumer.ok_or_else(consumer_not_found)?;
     let mut info = consumer.info(log, &js.server_name, now_ns(), push_bound);
     info.cluster.name = js.cluster().map(|c| c.cluster_name().to_owned());
+    // A replicated consumer's replicas are its stream's, led by the stream's leader.
+    if info.config.is_replicated() {
+        if let Some((leader, replicas)) = super::cluster_replicated::replicas_info(js, &entry.name)
+        {
+            info.cluster.leader = leader;
+            info.cluster.replicas = Some(replicas);
+        }
+    }
     Ok(info)
 }
 
-fn info_value(js: &JetStream, entry: &StreamEntry, name: &str) -> Reply {
+pub(super) fn info_value(js: &JetStream, entry: &StreamEntry, name: &str) -> Reply {
     serde_json::to_value(consumer_info(js, entry, name)?)
         .map_err(|e| ApiError::store_failed(e.to_string()))
 }

@@ -22,6 +22,14 @@ impl Catalog {
             .put_consumer(stream, &consumer_to_pb(name, config, created_ns))
     }
 
+    /// When consumer `name` of `stream` was created, if the catalog holds it.
+    pub fn consumer_created(&self, stream: &str, name: &str) -> Result<Option<i64>, MetaError> {
+        Ok(self
+            .meta()
+            .get_consumer(stream, name)?
+            .map(|c| c.created_unix_ns))
+    }
+
     pub fn delete_consumer(&self, stream: &str, name: &str) -> Result<bool, MetaError> {
         self.meta().delete_consumer(stream, name)
     }

@@ -64,7 +64,7 @@ pub(super) fn route(js: &JetStream, subject: &str, payload: &[u8], reply: Option
     }
     if !for_meta_leader {
         let replicated = stream_named(&tokens)
-            .and_then(|name| super::cluster_replicated::route(js, &tokens, name));
+            .and_then(|name| super::cluster_replicated::route(js, &tokens, name, payload, &reply));
         if let Some(route) = replicated {
             return route;
         }

@@ -3,16 +3,27 @@
 //!
 //! Every replica runs the stream, so "the server that runs it" is not one server: requests
 //! about the stream go to the replica that leads its group; a request about one consumer
-//! goes to the server that holds that consumer (consumers are R1, kept where they were made,
-//! see `docs/clustering.md`), or, when none does, to the leader, which says it is not found.
+//! goes to the server that runs that consumer: the leader for a replicated consumer (whose
+//! creates, updates and deletes are entries of the stream's group), the server it was made
+//! on for an R1 one, or, when none does, to the leader, which says it is not found.
 
 use serde_json::json;
 
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::api;
+use super::api_consumers::{check_create, info_value, parse_create};
 use super::cluster_api::{not_built, Route};
-use super::JetStream;
+use super::replicated::Proposal;
+use super::{now_ns, JetStream, StreamEntry};
 use crate::jetstream::api_types::PeerInfo;
+use crate::jetstream::replica_consumers::ConsumerOp;
 use crate::jetstream::stream_config::Retention;
 use crate::jetstream::{ApiError, StreamConfig};
+use crate::server::raft_link::publish;
 
 /// Refuses what a replicated stream cannot honour yet, by name. Each of these would let the
 /// replicas' stores differ: messages made by a replica's own timers or pumps (schedules,
@@ -68,7 +79,13 @@ pub(super) fn refuse_update(running: &StreamConfig, asked: &StreamConfig) -> Res
 
 /// Who answers a request about `stream`, when this server holds a replica of it; `None` for
 /// a stream that is not replicated here.
-pub(super) fn route(js: &JetStream, tokens: &[&str], stream: &str) -> Option<Route> {
+pub(super) fn route(
+    js: &JetStream,
+    tokens: &[&str],
+    stream: &str,
+    payload: &[u8],
+    reply: &Option<Bytes>,
+) -> Option<Route> {
     let entry = js.stream(stream)?;
     if !entry.replica.is_replicated() {
         return None;
@@ -82,16 +99,21 @@ pub(super) fn route(js: &JetStream, tokens: &[&str], stream: &str) -> Option<Rou
         _ => None,
     };
     if let Some(name) = consumer {
-        let here = entry.lock().consumers().contains_key(name);
-        return Some(match (tokens, here, leading) {
+        let replicated = entry
+            .lock()
+            .consumers()
+            .get(name)
+            .map(|c| c.config.is_replicated());
+        return Some(match (tokens, replicated, leading) {
+            (_, Some(true), _) => replicated_consumer(js, &entry, tokens, name, reply),
             // An R1 consumer has no group to hand over (nats-server: success, nothing done).
-            (["CONSUMER", "LEADER", "STEPDOWN", ..], true, _) => Route::Answered(
+            (["CONSUMER", "LEADER", "STEPDOWN", ..], Some(false), _) => Route::Answered(
                 "consumer_leader_stepdown_response",
                 Ok(json!({ "success": true })),
             ),
-            (_, true, _) => Route::Local,
-            (_, false, true) => Route::Local,
-            (_, false, false) => Route::Ignore,
+            (_, Some(false), _) => Route::Local,
+            (_, None, true) => Route::Local,
+            (_, None, false) => Route::Ignore,
         });
     }
     if !leading {
@@ -99,23 +121,16 @@ pub(super) fn route(js: &JetStream, tokens: &[&str], stream: &str) -> Option<Rou
     }
     let refused = |kind: &'static str, what: &str| Route::Answered(kind, Err(not_built(what)));
     Some(match tokens {
+        ["CONSUMER", "CREATE" | "DURABLE", ..] => {
+            create_consumer(js, tokens, stream, payload, reply)
+        }
         ["STREAM", "PURGE", _] => refused("stream_purge_response", "purging a replicated stream"),
         ["STREAM", "MSG", "DELETE", _] => refused(
             "stream_msg_delete_response",
             "deleting a message of a replicated stream",
         ),
         ["STREAM", "LEADER", "STEPDOWN", _] => {
-            let handed = js
-                .cluster()
-                .map(|c| c.stepdown_stream_group(js.account_name(), stream));
-            Route::Answered(
-                "stream_leader_stepdown_response",
-                match handed {
-                    Some(Ok(())) => Ok(json!({ "success": true })),
-                    Some(Err(e)) => Err(e),
-                    None => Err(ApiError::temporarily_unavailable()),
-                },
-            )
+            Route::Answered("stream_leader_stepdown_response", step_down(js, stream))
         }
         ["STREAM", "SNAPSHOT", _] => refused(
             "stream_snapshot_response",
@@ -123,6 +138,145 @@ pub(super) fn route(js: &JetStream, tokens: &[&str], stream: &str) -> Option<Rou
         ),
         _ => Route::Local,
     })
+}
+
+/// Hands the stream's group (and so its replicated consumers) to another replica.
+fn step_down(js: &JetStream, stream: &str) -> api::Reply {
+    match js
+        .cluster()
+        .map(|c| c.stepdown_stream_group(js.account_name(), stream))
+    {
+        Some(Ok(())) => Ok(json!({ "success": true })),
+        Some(Err(e)) => Err(e),
+        None => Err(ApiError::temporarily_unavailable()),
+    }
+}
+
+/// A request about a replicated consumer, on the leader that runs it (a follower does not
+/// hold it, and ignores the request). Its changes are entries of the stream's group.
+fn replicated_consumer(
+    js: &JetStream,
+    entry: &Arc<StreamEntry>,
+    tokens: &[&str],
+    name: &str,
+    reply: &Option<Bytes>,
+) -> Route {
+    let stream = entry.name();
+    match tokens {
+        // Its leader is the stream's: a stepdown hands over both.
+        ["CONSUMER", "LEADER", "STEPDOWN", ..] => {
+            Route::Answered("consumer_leader_stepdown_response", step_down(js, stream))
+        }
+        ["CONSUMER", "DELETE", ..] => {
+            let op = ConsumerOp::Delete {
+                name: name.to_string(),
+            };
+            proposed(js, entry, op, reply, "consumer_delete_response", |_, _| {
+                Ok(json!({ "success": true }))
+            })
+        }
+        ["CONSUMER", kind @ ("PAUSE" | "UNPIN" | "RESET"), ..] => Route::Answered(
+            match *kind {
+                "PAUSE" => "consumer_pause_response",
+                "UNPIN" => "consumer_unpin_response",
+                _ => "consumer_reset_response",
+            },
+            Err(not_built(&format!(
+                "{} of a replicated consumer",
+                kind.to_lowercase()
+            ))),
+        ),
+        _ => Route::Local,
+    }
+}
+
+/// A consumer create or update on a replicated stream's leader: a replicated consumer is
+/// made by its group (answered once the entry is applied here); an R1 one as on a single
+/// server.
+fn create_consumer(
+    js: &JetStream,
+    tokens: &[&str],
+    stream: &str,
+    payload: &[u8],
+    reply: &Option<Bytes>,
+) -> Route {
+    const KIND: &str = "consumer_create_response";
+    let checked = parse_create(js, tokens, stream, payload).and_then(|mut req| {
+        let entry = req.entry.clone();
+        let stream = entry.lock();
+        check_create(js, &stream, &mut req)?;
+        let was = stream
+            .consumers()
+            .get(&req.name)
+            .map(|c| c.config.is_replicated());
+        drop(stream);
+        Ok((req, was))
+    });
+    let (req, was) = match checked {
+        Ok(checked) => checked,
+        Err(e) => return Route::Answered(KIND, Err(e)),
+    };
+    let replicated = req.config.is_replicated();
+    if was.is_some_and(|was| was != replicated) {
+        return Route::Answered(
+            KIND,
+            Err(not_built("changing the number of a consumer's replicas")),
+        );
+    }
+    if !replicated {
+        return Route::Local;
+    }
+    let config = match serde_json::to_vec(&req.config) {
+        Ok(config) => config,
+        Err(e) => return Route::Answered(KIND, Err(ApiError::store_failed(e.to_string()))),
+    };
+    let op = ConsumerOp::Put {
+        name: req.name.clone(),
+        created_ns: now_ns(),
+        config: Bytes::from(config),
+    };
+    proposed(js, &req.entry, op, reply, KIND, move |js, entry| {
+        info_value(js, entry, &req.name)
+    })
+}
+
+/// How long an API request waits for its consumer entry to be applied before it is
+/// answered as unavailable (nats-server's clients wait 5 s by default).
+const CONSUMER_ENTRY_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// Proposes `op` and, once it is applied here, answers with `answer`.
+fn proposed(
+    js: &JetStream,
+    entry: &Arc<StreamEntry>,
+    op: ConsumerOp,
+    reply: &Option<Bytes>,
+    kind: &'static str,
+    answer: impl FnOnce(&JetStream, &StreamEntry) -> api::Reply + Send + 'static,
+) -> Route {
+    let (Some(cluster), Some(me)) = (js.cluster(), js.me.get().and_then(Weak::upgrade)) else {
+        return Route::Answered(kind, Err(ApiError::temporarily_unavailable()));
+    };
+    let (done, applied) = oneshot::channel();
+    let proposal = Proposal::Consumers {
+        op,
+        replies: Vec::new(),
+        done: Some(done),
+    };
+    if !entry.replica.propose(proposal) {
+        return Route::Answered(kind, Err(ApiError::temporarily_unavailable()));
+    }
+    let (entry, reply) = (entry.clone(), reply.clone());
+    cluster.spawn(async move {
+        let answer = match tokio::time::timeout(CONSUMER_ENTRY_WAIT, applied).await {
+            Ok(Ok(())) => answer(&me, &entry),
+            _ => Err(ApiError::temporarily_unavailable()),
+        };
+        if let Some(reply) = reply {
+            let (body, _) = api::encode(kind, answer);
+            publish(me.router(), reply, None, Bytes::from(body)).await;
+        }
+    });
+    Route::Deferred
 }
 
 /// `cluster.replicas` of a replicated stream's info, as its leader sees its group.

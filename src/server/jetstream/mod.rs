@@ -28,6 +28,7 @@ mod opening;
 mod origins;
 pub mod pool;
 mod replicated;
+mod replicated_consumers;
 mod report;
 mod restore;
 mod snapshot;
@@ -45,7 +46,6 @@ use super::internal::{self, InternalClient};
 use super::outbound::{InternalDelivery, InternalSink, Subscription};
 use super::router::Router;
 use crate::jetstream::api_types::json_string;
-use crate::jetstream::consumer::Consumer;
 use crate::jetstream::stream::Stream;
 use crate::jetstream::{ApiError, StreamConfig};
 use crate::protocol::pattern_index::PatternIndex;
@@ -481,43 +481,6 @@ impl JetStream {
         }
         drop(stream);
         Ok(entry)
-    }
-
-    /// Reopens the stream's durable consumers where their persisted state left them.
-    fn restore_consumers(&self, entry: &StreamEntry) -> Result<(), ApiError> {
-        let saved = self
-            .catalog
-            .list_consumers(&entry.name)
-            .map_err(ApiError::store_failed)?;
-        let client = InternalClient::new(self.router.clone());
-        let now = now_ns();
-        for (name, config, created_ns, state) in saved {
-            {
-                let mut stream = entry.lock();
-                let consumer = match &state {
-                    Some(state) => Consumer::restore(
-                        &entry.name,
-                        &name,
-                        config,
-                        created_ns,
-                        state,
-                        stream.log(),
-                        now,
-                    ),
-                    None => {
-                        Consumer::new(&entry.name, &name, config, created_ns, stream.log(), now)
-                    }
-                };
-                stream.insert_consumer(consumer);
-            }
-            // Subscribed already when the stream was wired before it opened (at start).
-            if !lock(&entry.consumer_subs).contains_key(&name) {
-                entry.subscribe_consumer(&name, &client);
-            }
-        }
-        // States clamped to a log that lost its tail are written before any new message can
-        // take a lost sequence (see `Consumer::restore`).
-        actor::write_consumer_states(entry).map_err(ApiError::store_failed)
     }
 
     /// A handle on this JetStream for a thread that must not keep it alive.

@@ -19,8 +19,9 @@ use tokio::sync::mpsc;
 
 use super::hooks::{consumer_hooks, stream_subscriptions, ConsumerHooks};
 use super::inline::InlinePublish;
-use super::{lock, JetStream};
-use crate::jetstream::StreamConfig;
+use super::{actor, lock, now_ns, JetStream, StreamEntry};
+use crate::jetstream::consumer::Consumer;
+use crate::jetstream::{ApiError, StreamConfig};
 use crate::server::internal::{self, InternalClient};
 use crate::server::outbound::{InlineTaker, InternalDelivery, Subscription};
 use crate::store::SyncPolicy;
@@ -140,6 +141,9 @@ impl JetStream {
             .list_consumers(&config.name)
             .map_err(|e| format!("cannot read the consumers of {}: {e}", config.name))?;
         for (name, consumer, _, _) in consumers {
+            if consumer.is_replicated() {
+                continue;
+            }
             let hooks = consumer_hooks(
                 client,
                 &config.name,
@@ -150,6 +154,47 @@ impl JetStream {
             wiring.consumers.insert(name, hooks);
         }
         Ok(wiring)
+    }
+
+    /// Reopens the stream's durable consumers where their persisted state left them.
+    pub(super) fn restore_consumers(&self, entry: &StreamEntry) -> Result<(), ApiError> {
+        let saved = self
+            .catalog
+            .list_consumers(&entry.name)
+            .map_err(ApiError::store_failed)?;
+        let client = InternalClient::new(self.router.clone());
+        let now = now_ns();
+        // A replicated consumer runs only where its stream leads (`replicated_consumers`).
+        for (name, config, created_ns, state) in saved {
+            if config.is_replicated() {
+                continue;
+            }
+            {
+                let mut stream = entry.lock();
+                let consumer = match &state {
+                    Some(state) => Consumer::restore(
+                        &entry.name,
+                        &name,
+                        config,
+                        created_ns,
+                        state,
+                        stream.log(),
+                        now,
+                    ),
+                    None => {
+                        Consumer::new(&entry.name, &name, config, created_ns, stream.log(), now)
+                    }
+                };
+                stream.insert_consumer(consumer);
+            }
+            // Subscribed already when the stream was wired before it opened (at start).
+            if !lock(&entry.consumer_subs).contains_key(&name) {
+                entry.subscribe_consumer(&name, &client);
+            }
+        }
+        // States clamped to a log that lost its tail are written before any new message can
+        // take a lost sequence (see `Consumer::restore`).
+        actor::write_consumer_states(entry).map_err(ApiError::store_failed)
     }
 
     /// Opens streams from `queue` until it is empty or JetStream stops. A stream that cannot

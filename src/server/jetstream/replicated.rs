@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::actor::{self, after_stored, fitting, MAX_BATCH_MSGS};
 use super::hooks::stream_subscriptions;
@@ -25,6 +25,7 @@ use super::{inline, lock, now_ns, JetStream, StreamEntry};
 use crate::jetstream::api_types::PubAck;
 use crate::jetstream::consumer::Consumer;
 use crate::jetstream::replica::{Checkpoint, RoundEntry};
+use crate::jetstream::replica_consumers::ConsumerOp;
 use crate::jetstream::replica_machine::{decode_acks, ReplicaHost};
 use crate::jetstream::StreamConfig;
 use crate::raft::types::{Command, JetlogRaft};
@@ -32,8 +33,21 @@ use crate::server::internal::InternalClient;
 use crate::server::outbound::InternalDelivery;
 use crate::server::router::Router;
 
-/// Publishes the actor handed over, waiting to be proposed.
-pub type Proposals = mpsc::UnboundedReceiver<Vec<InternalDelivery>>;
+/// What the leader hands its proposer, waiting to be proposed.
+pub type Proposals = mpsc::UnboundedReceiver<Proposal>;
+
+/// One thing for the stream's group to order.
+pub enum Proposal {
+    /// A round's publishes (consecutive ones go in one entry).
+    Publishes(Vec<InternalDelivery>),
+    /// A change to the replicated consumers. Once it is committed and applied, `replies`
+    /// (AckSync requests) are answered and `done` is told; if it is not, neither is.
+    Consumers {
+        op: ConsumerOp,
+        replies: Vec<Bytes>,
+        done: Option<oneshot::Sender<()>>,
+    },
+}
 
 /// What a stream group's member needs of the stream it replicates.
 pub struct Joined {
@@ -57,7 +71,7 @@ struct Replication {
     /// Whether this server's member leads the group and has applied every entry before
     /// its term: only then does it take publishes and answer the stream's API.
     leading: AtomicBool,
-    proposals: mpsc::UnboundedSender<Vec<InternalDelivery>>,
+    proposals: mpsc::UnboundedSender<Proposal>,
 }
 
 impl ReplicaSlot {
@@ -89,11 +103,20 @@ impl ReplicaSlot {
         }
         match self.group.get() {
             Some(g) if g.leading.load(Ordering::Acquire) => {
-                let _ = g.proposals.send(publishes);
+                let _ = g.proposals.send(Proposal::Publishes(publishes));
             }
             _ => tracing::debug!("publishes reached a replica that does not lead its group"),
         }
         Vec::new()
+    }
+
+    /// Hands `proposal` to the proposer while this replica leads its group; false (and
+    /// the proposal dropped) when it does not.
+    pub(super) fn propose(&self, proposal: Proposal) -> bool {
+        match self.group.get() {
+            Some(g) if g.leading.load(Ordering::Acquire) => g.proposals.send(proposal).is_ok(),
+            _ => false,
+        }
     }
 }
 
@@ -184,6 +207,9 @@ impl JetStream {
                     self.account_name,
                     entry.name
                 );
+                self.activate_consumers(entry);
+            } else {
+                self.deactivate_consumers(entry);
             }
             self.resubscribe(entry);
         }
@@ -200,6 +226,12 @@ impl ReplicaHost for EntryHost {
         };
         // The apply writes and fsyncs: not on a runtime worker's own time.
         tokio::task::block_in_place(|| entry.apply_replicated(index, round))
+    }
+
+    fn apply_consumers(&self, _index: u64, op: &ConsumerOp) {
+        if let Some(entry) = self.0.upgrade() {
+            tokio::task::block_in_place(|| entry.apply_consumer_op(op));
+        }
     }
 }
 
@@ -261,18 +293,30 @@ type Applied =
         JetlogRaft,
     >>::Receiver;
 
-/// A proposed round waiting for its entry to be applied.
+/// A proposed entry waiting to be applied.
 struct InFlight {
-    /// Each publish's reply subject, in the entry's order.
-    replies: Vec<Option<Bytes>>,
     applied: Applied,
-    no_ack: bool,
+    waiter: Waiter,
 }
 
-/// Proposes the publishes the actor hands over, one entry per batch, while this server
-/// leads, with up to [`MAX_ROUNDS_IN_FLIGHT`] entries in flight (openraft keeps them in
-/// order); a second task answers each publisher once its entry is applied. Ends when the
-/// stream stops.
+/// Who waits for a proposed entry.
+enum Waiter {
+    /// A round's publishers: each publish's reply subject, in the entry's order.
+    Publishers {
+        replies: Vec<Option<Bytes>>,
+        no_ack: bool,
+    },
+    /// AckSync requests and the API request that proposed a consumer change.
+    Consumers {
+        replies: Vec<Bytes>,
+        done: Option<oneshot::Sender<()>>,
+    },
+}
+
+/// Proposes what the leader hands over, one entry per batch of publishes and one per
+/// consumer change, in the order handed over, while this server leads, with up to
+/// [`MAX_ROUNDS_IN_FLIGHT`] entries in flight (openraft keeps them in order); a second task
+/// answers each waiter once its entry is applied. Ends when the stream stops.
 pub async fn propose_rounds(
     entry: Weak<StreamEntry>,
     raft: openraft::Raft<JetlogRaft>,
@@ -281,80 +325,122 @@ pub async fn propose_rounds(
 ) {
     let (in_flight, waiting) = mpsc::channel(MAX_ROUNDS_IN_FLIGHT);
     tokio::spawn(answer_rounds(waiting, router.clone()));
-    while let Some(mut batch) = proposals.recv().await {
-        while batch.len() < MAX_BATCH_MSGS {
-            match proposals.try_recv() {
-                Ok(more) => batch.extend(more),
-                Err(_) => break,
+    // A consumer change met while gathering publishes: proposed after them.
+    let mut next: Option<Proposal> = None;
+    loop {
+        let proposal = match next.take() {
+            Some(p) => p,
+            None => match proposals.recv().await {
+                Some(p) => p,
+                None => return,
+            },
+        };
+        let (command, waiter) = match proposal {
+            Proposal::Consumers { op, replies, done } => {
+                (op.encode(), Waiter::Consumers { replies, done })
             }
-        }
-        let Some(stream_entry) = entry.upgrade() else {
-            return;
-        };
-        // Storage limits are this server's own: checked here, never by the apply.
-        let (fit, scope, no_ack) = {
-            let stream = stream_entry.lock();
-            let incoming: Vec<_> = batch.iter().map(|d| &d.msg).collect();
-            let (fit, scope) = fitting(&stream_entry, &stream, &incoming);
-            (fit, scope, stream.config().no_ack)
-        };
-        let prefix = stream_entry.pub_ack_prefix.clone();
-        drop(stream_entry);
-        let refused = batch.split_off(fit);
-        if !no_ack {
-            let mut replies: Vec<(Bytes, Bytes)> = Vec::new();
-            for delivery in refused {
-                if let Some(reply) = delivery.msg.reply {
-                    let mut body = bytes::BytesMut::new();
-                    PubAck::Failed(scope.exceeded()).write_json(&mut body, &prefix);
-                    replies.push((reply, body.freeze()));
+            Proposal::Publishes(mut batch) => {
+                while batch.len() < MAX_BATCH_MSGS {
+                    match proposals.try_recv() {
+                        Ok(Proposal::Publishes(more)) => batch.extend(more),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                match round_of(&entry, batch, &router).await {
+                    Some(round) => round,
+                    None => continue,
                 }
             }
-            send_all(&router, replies).await;
-        }
-        if batch.is_empty() {
-            continue;
-        }
-        let round = RoundEntry {
-            now_ns: now_ns(),
-            publishes: batch.iter().map(|d| d.msg.clone()).collect(),
         };
-        match raft.client_write_ff(Command(round.encode())).await {
+        match raft.client_write_ff(Command(command)).await {
             Ok(applied) => {
-                let replies = batch.into_iter().map(|d| d.msg.reply).collect();
-                let waits = InFlight {
-                    replies,
-                    applied,
-                    no_ack,
-                };
-                if in_flight.send(waits).await.is_err() {
+                if in_flight.send(InFlight { applied, waiter }).await.is_err() {
                     return;
                 }
             }
-            Err(e) => tracing::debug!("replicated publishes not proposed: {e}"),
+            Err(e) => tracing::debug!("replicated stream entry not proposed: {e}"),
         }
     }
 }
 
-/// Answers the publishers of each proposed round, in order, once its entry is applied.
+/// The entry for a batch of publishes, after refusing those this server's storage limits
+/// have no room for (checked here, never by the apply); `None` if none is left, or the
+/// stream has stopped.
+async fn round_of(
+    entry: &Weak<StreamEntry>,
+    mut batch: Vec<InternalDelivery>,
+    router: &Arc<Router>,
+) -> Option<(Vec<u8>, Waiter)> {
+    let stream_entry = entry.upgrade()?;
+    let (fit, scope, no_ack) = {
+        let stream = stream_entry.lock();
+        let incoming: Vec<_> = batch.iter().map(|d| &d.msg).collect();
+        let (fit, scope) = fitting(&stream_entry, &stream, &incoming);
+        (fit, scope, stream.config().no_ack)
+    };
+    let prefix = stream_entry.pub_ack_prefix.clone();
+    drop(stream_entry);
+    let refused = batch.split_off(fit);
+    if !no_ack {
+        let mut replies: Vec<(Bytes, Bytes)> = Vec::new();
+        for delivery in refused {
+            if let Some(reply) = delivery.msg.reply {
+                let mut body = bytes::BytesMut::new();
+                PubAck::Failed(scope.exceeded()).write_json(&mut body, &prefix);
+                replies.push((reply, body.freeze()));
+            }
+        }
+        send_all(router, replies).await;
+    }
+    if batch.is_empty() {
+        return None;
+    }
+    let round = RoundEntry {
+        now_ns: now_ns(),
+        publishes: batch.iter().map(|d| d.msg.clone()).collect(),
+    };
+    let replies = batch.into_iter().map(|d| d.msg.reply).collect();
+    Some((round.encode(), Waiter::Publishers { replies, no_ack }))
+}
+
+/// Answers the waiters of each proposed entry, in order, once it is applied.
 async fn answer_rounds(mut waiting: mpsc::Receiver<InFlight>, router: Arc<Router>) {
     while let Some(round) = waiting.recv().await {
-        match round.applied.await {
-            Ok(Ok(response)) if !round.no_ack => {
+        let response = match round.applied.await {
+            Ok(Ok(response)) => response,
+            // No longer the leader, or shutting down: the publishers time out and retry
+            // (a message id keeps a retry from being stored twice), as do AckSyncs.
+            Ok(Err(e)) => {
+                tracing::debug!("replicated stream entry not committed: {e}");
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!("replicated stream entry: the group stopped");
+                continue;
+            }
+        };
+        match round.waiter {
+            Waiter::Publishers { no_ack: true, .. } => {}
+            Waiter::Publishers { replies, .. } => {
                 let acks = decode_acks(&response.data.0).unwrap_or_default();
-                let replies = round
-                    .replies
+                let replies = replies
                     .into_iter()
                     .zip(acks)
                     .filter_map(|(reply, ack)| reply.filter(|_| !ack.is_empty()).map(|r| (r, ack)))
                     .collect();
                 send_all(&router, replies).await;
             }
-            Ok(Ok(_)) => {}
-            // No longer the leader, or shutting down: the publishers time out and retry,
-            // and a message id keeps a retry from being stored twice.
-            Ok(Err(e)) => tracing::debug!("replicated publishes not committed: {e}"),
-            Err(_) => tracing::debug!("replicated publishes: the group stopped"),
+            Waiter::Consumers { replies, done } => {
+                let replies = replies.into_iter().map(|r| (r, Bytes::new())).collect();
+                send_all(&router, replies).await;
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
         }
     }
 }

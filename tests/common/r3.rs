@@ -1,0 +1,127 @@
+//! Helpers for the tests of replicated (R3) streams: the stream ORDERS on `orders.>`,
+//! publishes with message ids that retry across leader changes, and waits on the replicas.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use serde_json::{json, Value};
+
+use super::js_cluster::{api, until_answered, META_READY};
+use super::monitor::get_json;
+use super::TestServer;
+
+/// Publishes `from..to` with message ids through `js`, retrying one whose ack did not come
+/// (a leader change); returns the acknowledged sequences.
+pub async fn publish_range(js: &jetstream::Context, from: u64, to: u64) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    for n in from..to {
+        let deadline = Instant::now() + META_READY;
+        loop {
+            let headers = {
+                let mut h = async_nats::HeaderMap::new();
+                h.insert("Nats-Msg-Id", format!("m{n}").as_str());
+                h
+            };
+            let sent = js
+                .publish_with_headers(format!("orders.{}", n % 3), headers, format!("{n}").into())
+                .await;
+            let acked = match sent {
+                Ok(ack) => {
+                    tokio::time::timeout(
+                        Duration::from_secs(3),
+                        std::future::IntoFuture::into_future(ack),
+                    )
+                    .await
+                }
+                Err(_) => break,
+            };
+            if let Ok(Ok(ack)) = acked {
+                assert_eq!(ack.stream, "ORDERS");
+                seqs.push(ack.sequence);
+                break;
+            }
+            assert!(Instant::now() < deadline, "message {n} never acknowledged");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    seqs
+}
+
+/// An R3 stream ORDERS on `orders.>`, made through `client`.
+pub async fn create_orders(client: &async_nats::Client) {
+    let created = api(
+        client,
+        "$JS.API.STREAM.CREATE.ORDERS",
+        json!({"name": "ORDERS", "subjects": ["orders.>"], "num_replicas": 3}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+}
+
+/// A count from a server's own `/jsz`: the messages its replicas hold, or its streams.
+pub fn jsz_count(server: &TestServer, what: &str) -> u64 {
+    let port = server.monitor_port().expect("monitor");
+    get_json(port, "/jsz")[what].as_u64().unwrap_or(0)
+}
+
+/// Waits (bounded) until the server's `/healthz` body says `what`.
+pub fn wait_for_health(server: &TestServer, what: &str) {
+    let port = server.monitor_port().expect("monitor");
+    let deadline = Instant::now() + Duration::from_secs(9);
+    loop {
+        let (_, _, body) = super::monitor::get(port, "/healthz");
+        if body.contains(what) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz says {body}, not {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The messages a live server's own replica holds.
+pub fn replica_messages(server: &TestServer) -> u64 {
+    jsz_count(server, "messages")
+}
+
+pub fn wait_for_replicas(servers: &[TestServer], want: u64) {
+    let deadline = Instant::now() + META_READY;
+    for server in servers {
+        while replica_messages(server) != want {
+            assert!(
+                Instant::now() < deadline,
+                "a replica holds {} of {want}",
+                replica_messages(server)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Steps ORDERS's leader `from` down and waits (bounded) until another leads; its name.
+pub async fn step_down(client: &async_nats::Client, from: &str) -> String {
+    let stepped = api(client, "$JS.API.STREAM.LEADER.STEPDOWN.ORDERS", json!({})).await;
+    assert_eq!(stepped["success"], true, "{stepped}");
+    let deadline = Instant::now() + META_READY;
+    loop {
+        let now = info(client).await;
+        let current = now["cluster"]["leader"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !current.is_empty() && current != from {
+            return current;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leadership never moved: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub async fn info(client: &async_nats::Client) -> Value {
+    until_answered(client, "$JS.API.STREAM.INFO.ORDERS", json!({})).await
+}

@@ -1,0 +1,219 @@
+//! Replicated consumers of an R3 stream on three real jetlog servers, driven by async-nats
+//! (issue 20): a durable's state is kept by the stream's group, so after its leader is
+//! killed with kill -9 the new leader delivers from the committed state. No message whose
+//! AckSync was answered comes again, and every message delivered but not acknowledged does.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use common::js_cluster::{api, cluster, connect, META_READY};
+use common::r3::{create_orders, info, publish_range, step_down, wait_for_replicas};
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+/// How long a delivered message waits for its ack before it is delivered again.
+const ACK_WAIT: Duration = Duration::from_secs(2);
+
+async fn consumer_info(client: &async_nats::Client) -> Value {
+    common::js_cluster::until_answered(client, "$JS.API.CONSUMER.INFO.ORDERS.R", json!({})).await
+}
+
+/// Pulls until `want` messages have come (bounded), acknowledging each with AckSync;
+/// returns their stream sequences in delivery order.
+async fn pull_and_ack(consumer: &PullConsumer, want: usize) -> Vec<u64> {
+    let deadline = Instant::now() + META_READY;
+    let mut got = Vec::new();
+    while got.len() < want {
+        assert!(Instant::now() < deadline, "only {got:?} came");
+        let Ok(mut batch) = consumer
+            .batch()
+            .max_messages(want - got.len())
+            .expires(Duration::from_secs(3))
+            .messages()
+            .await
+        else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        while let Some(Ok(msg)) = batch.next().await {
+            let seq = msg.info().expect("a JetStream message").stream_sequence;
+            if msg.double_ack().await.is_ok() {
+                got.push(seq);
+            }
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_of_an_r3_stream_resumes_from_its_committed_state_after_its_leader_dies() {
+    let (mut servers, clients) = cluster().await;
+    create_orders(&clients[0]).await;
+    let js = jetstream::new(clients[1].clone());
+    assert_eq!(
+        publish_range(&js, 0, 20).await,
+        (1..=20).collect::<Vec<u64>>()
+    );
+    wait_for_replicas(&servers, 20);
+    let stream = js.get_stream("ORDERS").await.expect("stream");
+    let consumer: PullConsumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("R".into()),
+            ack_wait: ACK_WAIT,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let made = consumer_info(&clients[2]).await;
+    assert_eq!(made["config"]["num_replicas"], 3, "{made}");
+    let leader = info(&clients[0]).await["cluster"]["leader"]
+        .as_str()
+        .expect("leader")
+        .to_owned();
+    assert_eq!(made["cluster"]["leader"], leader.as_str(), "{made}");
+    assert_eq!(
+        made["cluster"]["replicas"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    // Ten delivered; the first six acknowledged with AckSync, four left pending.
+    let mut batch = consumer
+        .fetch()
+        .max_messages(10)
+        .expires(Duration::from_secs(3))
+        .messages()
+        .await
+        .expect("fetch");
+    let mut delivered = Vec::new();
+    while let Some(msg) = batch.next().await {
+        delivered.push(msg.expect("message"));
+    }
+    assert_eq!(delivered.len(), 10);
+    for msg in &delivered[..6] {
+        msg.double_ack().await.expect("ack committed");
+    }
+    drop(delivered);
+
+    // The stream's leader (and so the consumer's) is killed with kill -9.
+    let lost: usize = leader
+        .trim_start_matches('S')
+        .parse()
+        .expect("a server's name");
+    drop((consumer, stream, js, clients));
+    let _store = servers.remove(lost).kill_and_take_store();
+    let survivor = connect(&servers[0]).await;
+    let deadline = Instant::now() + META_READY;
+    let after = loop {
+        let now = consumer_info(&survivor).await;
+        if now["cluster"]["leader"]
+            .as_str()
+            .is_some_and(|l| l != leader)
+        {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "no new leader: {now}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(after["ack_floor"]["stream_seq"], 6, "{after}");
+    assert_eq!(after["delivered"]["stream_seq"], 10, "{after}");
+    assert_eq!(after["num_ack_pending"], 4, "{after}");
+
+    // The new leader redelivers the four pending ones after their ack wait, then the rest;
+    // none of the six acknowledged comes again.
+    let js = jetstream::new(survivor.clone());
+    let consumer: PullConsumer = js
+        .get_stream("ORDERS")
+        .await
+        .expect("stream")
+        .get_consumer("R")
+        .await
+        .expect("consumer");
+    let got = pull_and_ack(&consumer, 14).await;
+    let unique: BTreeSet<u64> = got.iter().copied().collect();
+    assert_eq!(unique, (7..=20).collect(), "delivered {got:?}");
+    assert_eq!(got.len(), 14, "none twice: {got:?}");
+    let end = consumer_info(&survivor).await;
+    assert_eq!(end["ack_floor"]["stream_seq"], 20, "{end}");
+    assert_eq!(end["num_ack_pending"], 0, "{end}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_consumer_moves_with_a_stepdown_and_is_deleted_by_its_group() {
+    let (servers, clients) = cluster().await;
+    create_orders(&clients[0]).await;
+    let js = jetstream::new(clients[1].clone());
+    assert_eq!(publish_range(&js, 0, 6).await, [1, 2, 3, 4, 5, 6]);
+    wait_for_replicas(&servers, 6);
+    let made = api(
+        &clients[2],
+        "$JS.API.CONSUMER.CREATE.ORDERS.R",
+        json!({"stream_name": "ORDERS", "config": {"durable_name": "R", "ack_policy": "explicit",
+               "deliver_policy": "new"}}),
+    )
+    .await;
+    assert_eq!(made["config"]["num_replicas"], 3, "{made}");
+    assert_eq!(made["num_pending"], 0, "{made}");
+    let leader = made["cluster"]["leader"]
+        .as_str()
+        .expect("leader")
+        .to_owned();
+
+    // A consumer stepdown hands the stream's group, and the consumer with it.
+    let stepped = api(
+        &clients[0],
+        "$JS.API.CONSUMER.LEADER.STEPDOWN.ORDERS.R",
+        json!({}),
+    )
+    .await;
+    assert_eq!(stepped["success"], true, "{stepped}");
+    let deadline = Instant::now() + META_READY;
+    let moved = loop {
+        let now = consumer_info(&clients[0]).await;
+        if now["cluster"]["leader"]
+            .as_str()
+            .is_some_and(|l| l != leader)
+        {
+            break now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the consumer did not move: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Made with deliver policy new on every replica from the same point of the log.
+    assert_eq!(moved["delivered"]["stream_seq"], 6, "{moved}");
+    assert_eq!(publish_range(&js, 6, 8).await, [7, 8]);
+    let consumer: PullConsumer = js
+        .get_stream("ORDERS")
+        .await
+        .expect("stream")
+        .get_consumer("R")
+        .await
+        .expect("consumer");
+    assert_eq!(pull_and_ack(&consumer, 2).await, [7, 8]);
+    let current = moved["cluster"]["leader"]
+        .as_str()
+        .expect("leader")
+        .to_owned();
+    step_down(&clients[1], &current).await;
+    assert_eq!(publish_range(&js, 8, 9).await, [9]);
+    assert_eq!(pull_and_ack(&consumer, 1).await, [9]);
+
+    // Pausing is not built for it, and says so; deleting it removes it everywhere.
+    let paused = api(
+        &clients[1],
+        "$JS.API.CONSUMER.PAUSE.ORDERS.R",
+        json!({"pause_until": "2099-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(paused["error"]["err_code"], 10010, "{paused}");
+    let deleted = api(&clients[2], "$JS.API.CONSUMER.DELETE.ORDERS.R", json!({})).await;
+    assert_eq!(deleted["success"], true, "{deleted}");
+    let gone = api(&clients[0], "$JS.API.CONSUMER.INFO.ORDERS.R", json!({})).await;
+    assert_eq!(gone["error"]["err_code"], 10014, "{gone}");
+    drop(servers);
+}
