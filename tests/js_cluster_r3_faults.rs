@@ -2,8 +2,10 @@
 //! message ids publishes one message after another, retrying each until it is acknowledged,
 //! while, in turn, the stream's leader is killed with kill -9 and restarted on its store, a
 //! follower is, and the leader is paused with SIGSTOP for longer than an election takes.
+//! A replicated durable is consumed meanwhile, each message acknowledged with AckSync.
 //! Then every replica must hold the same messages, and the checker counts what the issue
-//! names: acknowledged and lost, stored twice, and acknowledged out of order. All must be 0.
+//! names: acknowledged and lost, stored twice, acknowledged out of order, never consumed,
+//! and delivered again after its ack was answered. All must be 0.
 //!
 //! The short variant runs in CI; `JETLOG_R3_FAULTS=<n>` runs `n` kills, with 150 messages
 //! between them (docs/reliability.md records long runs).
@@ -21,6 +23,7 @@ use common::cluster::member_args;
 use common::js_cluster::{api, cluster, connect, until_answered};
 use common::monitor::get_json;
 use common::TestServer;
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 const BETWEEN_FAULTS: u64 = 150;
@@ -73,6 +76,77 @@ async fn publisher(urls: Vec<String>, count: u64, published: Arc<AtomicU64>) -> 
     acked
 }
 
+/// What the checking consumer saw: messages whose AckSync was answered, those whose AckSync
+/// went unanswered (a failover: the ack may or may not have been committed), and how many
+/// times a message came again after its AckSync was answered.
+#[derive(Default)]
+struct Consumed {
+    acked: BTreeSet<u64>,
+    unsure: BTreeSet<u64>,
+    acked_then_redelivered: u64,
+}
+
+/// Pulls from the replicated durable CHECK until every message has come and been
+/// acknowledged (answered or not), or until `ACK_WITHIN` after the publisher finished; each
+/// message is acknowledged with AckSync.
+async fn consumer(urls: Vec<String>, count: u64, finished: Arc<AtomicU64>) -> Consumed {
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(urls)
+        .await
+        .expect("connect");
+    let js = jetstream::new(client);
+    let mut seen = Consumed::default();
+    let mut done_at: Option<Instant> = None;
+    while ((seen.acked.len() + seen.unsure.len()) as u64) < count {
+        if finished.load(Ordering::Acquire) == 1 {
+            let at = *done_at.get_or_insert_with(Instant::now);
+            if at.elapsed() > ACK_WITHIN {
+                break;
+            }
+        }
+        let pulled = async {
+            let stream = js.get_stream("FAULTS").await.ok()?;
+            let consumer: jetstream::consumer::PullConsumer =
+                stream.get_consumer("CHECK").await.ok()?;
+            consumer
+                .batch()
+                .max_messages(50)
+                .expires(Duration::from_secs(2))
+                .messages()
+                .await
+                .ok()
+        };
+        let Ok(Some(mut batch)) = tokio::time::timeout(Duration::from_secs(3), pulled).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(3), batch.next()).await;
+            let Ok(Some(Ok(msg))) = next else {
+                break;
+            };
+            let n: u64 = String::from_utf8_lossy(&msg.payload)
+                .parse()
+                .expect("a message number");
+            if seen.acked.contains(&n) {
+                seen.acked_then_redelivered += 1;
+                continue;
+            }
+            match tokio::time::timeout(Duration::from_secs(3), msg.double_ack()).await {
+                Ok(Ok(())) => {
+                    seen.unsure.remove(&n);
+                    seen.acked.insert(n);
+                }
+                _ => {
+                    seen.unsure.insert(n);
+                }
+            }
+        }
+    }
+    seen
+}
+
 fn signal(which: &str, pid: &str) {
     let status = std::process::Command::new("kill")
         .args([which, pid])
@@ -102,13 +176,25 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
     )
     .await;
     assert!(created.get("error").is_none(), "{created}");
+    // A durable with the stream's replicas; its ack wait is well beyond the 3 s an AckSync
+    // is given, so a message is not delivered again while its answered ack is on its way.
+    let check = api(
+        &clients[0],
+        "$JS.API.CONSUMER.CREATE.FAULTS.CHECK",
+        json!({"stream_name": "FAULTS", "config": {"durable_name": "CHECK",
+               "ack_policy": "explicit", "ack_wait": 10_000_000_000u64}}),
+    )
+    .await;
+    assert_eq!(check["config"]["num_replicas"], 3, "{check}");
     drop(clients);
 
     let faults = faults();
     let count = (faults + 1) * BETWEEN_FAULTS;
     let urls: Vec<String> = servers.iter().map(TestServer::url).collect();
     let published = Arc::new(AtomicU64::new(0));
-    let publishing = tokio::spawn(publisher(urls, count, published.clone()));
+    let publishing = tokio::spawn(publisher(urls.clone(), count, published.clone()));
+    let finished = Arc::new(AtomicU64::new(0));
+    let consuming = tokio::spawn(consumer(urls, count, finished.clone()));
 
     for fault in 1..=faults {
         let deadline = Instant::now() + ACK_WITHIN;
@@ -160,6 +246,7 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
         .await
         .expect("the publisher finished in time")
         .expect("the publisher");
+    finished.store(1, Ordering::Release);
 
     // Every replica comes to hold the same number of messages.
     let deadline = Instant::now() + ACK_WITHIN;
@@ -206,13 +293,26 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
     let bodies: Vec<&String> = stored.values().collect();
     let distinct: BTreeSet<&String> = bodies.iter().copied().collect();
     let duplicated = bodies.len() - distinct.len();
+    // The consumer: every message consumed (acknowledged, or its ack unanswered and never
+    // delivered again), none delivered again after its ack was answered.
+    let consumed = tokio::time::timeout(ACK_WITHIN * 2, consuming)
+        .await
+        .expect("the consumer finished in time")
+        .expect("the consumer");
+    let skipped = (0..count)
+        .filter(|n| !consumed.acked.contains(n) && !consumed.unsure.contains(n))
+        .count();
     println!(
-        "faults {faults}, acknowledged {}, stored {}: lost {lost}, duplicated {duplicated}, reordered {reordered}",
+        "faults {faults}, acknowledged {}, stored {}: lost {lost}, duplicated {duplicated}, reordered {reordered}; consumed {} (ack unanswered {}): skipped {skipped}, acked-then-redelivered {}",
         acked.len(),
-        stored.len()
+        stored.len(),
+        consumed.acked.len(),
+        consumed.unsure.len(),
+        consumed.acked_then_redelivered,
     );
     assert_eq!(acked.len() as u64, count);
     assert_eq!((lost, duplicated, reordered), (0, 0, 0));
+    assert_eq!((skipped, consumed.acked_then_redelivered), (0, 0));
     assert_eq!(
         stored.len() as u64,
         count,
