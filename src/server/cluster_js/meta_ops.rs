@@ -29,6 +29,9 @@ const ELECT_PREFIX: &str = "$JLC.ELECT";
 const STEPDOWN_LIMIT: Duration = Duration::from_secs(15);
 /// How often the chosen server is asked to campaign meanwhile.
 const ELECT_EVERY: Duration = Duration::from_millis(300);
+/// How many times a stepdown asks one member to campaign before it asks the next (a member
+/// that cannot win, as one whose log is behind, would otherwise hold the handover up).
+const ASKS_PER_CANDIDATE: usize = 5;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -138,29 +141,33 @@ fn stepdown(cluster: &Arc<ClusterJs>, payload: &[u8]) -> Result<(), ApiError> {
 
 async fn hand_over(cluster: &ClusterJs, next: &str) {
     let subject = Bytes::from(format!("{ELECT_PREFIX}.{:x}", node_id(next)));
-    let handed = hand_over_group(&cluster.raft, &cluster.system, cluster.me_id, subject).await;
+    let handed = hand_over_group(&cluster.raft, &cluster.system, cluster.me_id, &[subject]).await;
     match handed {
         false => tracing::warn!("JetStream meta leader stepdown: {next} did not take over"),
         true => tracing::info!("JetStream meta leader stepped down for {next}"),
     }
 }
 
-/// Hands a group's leadership to the member that campaigns on `elect_subject`: this
-/// leader stops heartbeating and campaigning and asks it to campaign until it has won (or
-/// [`STEPDOWN_LIMIT`] has passed), then heartbeats again. Whether another member took over.
+/// Hands a group's leadership to a member that campaigns on one of `elect_subjects`: this
+/// leader stops heartbeating and campaigning and asks the first to campaign until it has
+/// won, the next after [`ASKS_PER_CANDIDATE`] asks, and so on (or until [`STEPDOWN_LIMIT`]
+/// has passed), then heartbeats again. Whether another member took over.
 pub(super) async fn hand_over_group(
     raft: &openraft::Raft<crate::raft::types::JetlogRaft>,
     system: &Arc<crate::server::router::Router>,
     me: NodeId,
-    elect_subject: Bytes,
+    elect_subjects: &[Bytes],
 ) -> bool {
     let leads = || raft.metrics().borrow().current_leader == Some(me);
     let config = raft.runtime_config();
     config.heartbeat(false);
     config.elect(false);
     let deadline = Instant::now() + STEPDOWN_LIMIT;
-    while leads() && Instant::now() < deadline {
-        publish(system, elect_subject.clone(), None, Bytes::new()).await;
+    let mut asks = 0usize;
+    while leads() && Instant::now() < deadline && !elect_subjects.is_empty() {
+        let subject = &elect_subjects[(asks / ASKS_PER_CANDIDATE) % elect_subjects.len()];
+        publish(system, subject.clone(), None, Bytes::new()).await;
+        asks += 1;
         tokio::time::sleep(ELECT_EVERY).await;
     }
     let config = raft.runtime_config();

@@ -202,18 +202,19 @@ impl ClusterJs {
             .map(|name| node_id(name))
             .filter(|id| *id != self.me_id && voters.contains(id))
             .collect();
-        // A different one each time, so repeated stepdowns go round the peers.
-        let pick = usize::try_from(crate::server::jetstream::now_ns() % 997).unwrap_or(0);
-        let Some(next) = candidates.get(pick % candidates.len().max(1)).copied() else {
+        if candidates.is_empty() {
             return Err(meta_ops::no_replacement());
-        };
-        let subject = Bytes::from(meta_ops::stream_elect_subject(
-            &group_name(account, stream),
-            next,
-        ));
+        }
+        // A different one first each time, so repeated stepdowns go round the peers.
+        let pick = usize::try_from(crate::server::jetstream::now_ns() % 997).unwrap_or(0);
+        let group = group_name(account, stream);
+        let subjects: Vec<Bytes> = (0..candidates.len())
+            .map(|i| candidates[(pick + i) % candidates.len()])
+            .map(|next| Bytes::from(meta_ops::stream_elect_subject(&group, next)))
+            .collect();
         let (system, me, stream) = (self.system.clone(), self.me_id, stream.to_owned());
         self.spawn(async move {
-            if !meta_ops::hand_over_group(&raft, &system, me, subject).await {
+            if !meta_ops::hand_over_group(&raft, &system, me, &subjects).await {
                 tracing::warn!(
                     stream,
                     "JetStream stream leader stepdown: no other peer took over"
