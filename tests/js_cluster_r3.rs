@@ -184,9 +184,10 @@ async fn what_a_replicated_stream_cannot_do_yet_is_refused_by_name() {
             "no suitable peers for placement",
         ),
         (
-            json!({"name": "WQ", "subjects": ["wq"], "num_replicas": 3, "retention": "workqueue"}),
+            json!({"name": "SC", "subjects": ["sc.>"], "num_replicas": 3,
+                   "allow_msg_schedules": true}),
             10010,
-            "a replicated stream with interest or work-queue retention",
+            "message schedules on a replicated stream",
         ),
         (
             json!({"name": "M", "num_replicas": 3, "mirror": {"name": "X"}}),

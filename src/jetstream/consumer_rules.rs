@@ -14,6 +14,21 @@ impl ConsumerConfig {
         }
         self.set_defaults(stream);
         self.normalize_level_1()?;
+        // nats-server gives a durable its stream's replicas, and an ephemeral one unless its
+        // stream's retention is interest or work queue; the config says which it got. A
+        // memory-storage durable of a limits stream stays R1: a replicated consumer's state
+        // is written by its group's entries to the catalog.
+        if self.num_replicas == 0 {
+            let inherits = match stream.retention {
+                Retention::Limits => self.is_durable() && !self.mem_storage,
+                Retention::Interest | Retention::WorkQueue => true,
+            };
+            self.num_replicas = if inherits {
+                stream.num_replicas.max(1)
+            } else {
+                1
+            };
+        }
         self.check(stream)?;
         self.check_work_queue(stream)?;
         if let Some(name) = self.effective_name() {
@@ -29,17 +44,6 @@ impl ConsumerConfig {
         // without the server's internal jitter.
         if !self.is_durable() && self.inactive_threshold <= 0 {
             self.inactive_threshold = DEFAULT_EPHEMERAL_INACTIVE_THRESHOLD_NS;
-        }
-        // nats-server gives a durable its stream's replicas and an ephemeral (of a limits
-        // stream) one; the config says which it got. A memory-storage consumer stays R1:
-        // its state is kept nowhere a group's entries could write it.
-        if self.num_replicas == 0 {
-            let inherits = self.is_durable() && !self.mem_storage;
-            self.num_replicas = if inherits {
-                stream.num_replicas.max(1)
-            } else {
-                1
-            };
         }
         Ok(self)
     }

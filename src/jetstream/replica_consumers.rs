@@ -7,12 +7,17 @@
 //! consumer (made from the log as it stands at that entry) and costs no second Raft group
 //! per consumer. Three kinds of entry exist: a create or update (`Put`), the states the
 //! leader's consumers reached (`States`, carrying the same prost message the catalog keeps,
-//! so applying one is a catalog write), and a delete. Every kind is idempotent: openraft may
+//! so applying one is a catalog write, and the messages their acks consumed under
+//! work-queue or interest retention), and a delete. Every kind is idempotent: openraft may
 //! apply an entry again after a crash, and an absolute state written twice is the same state.
+
+use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes};
 
 use super::replica::{put_field, take_field, EntryError, RoundEntry, ENTRY_VERSION};
+use super::Stream;
+use crate::protocol::subject::subject_matches;
 
 /// The first byte of a consumer entry (a round's first byte is [`ENTRY_VERSION`]).
 pub const CONSUMER_ENTRY: u8 = 2;
@@ -33,8 +38,12 @@ pub enum ConsumerOp {
         config: Bytes,
     },
     /// Consumers' states (each a `pb::ConsumerState`'s bytes), as the leader's consumers
-    /// reached them.
-    States(Vec<(String, Bytes)>),
+    /// reached them, and the messages their acks consumed under work-queue or interest
+    /// retention, which every replica removes as it applies the entry.
+    States {
+        states: Vec<(String, Bytes)>,
+        removed: Vec<u64>,
+    },
     /// Delete consumer `name`.
     Delete { name: String },
 }
@@ -72,12 +81,16 @@ impl ConsumerOp {
                 out.put_u64_le(*created_ns);
                 put_field(&mut out, config);
             }
-            ConsumerOp::States(states) => {
+            ConsumerOp::States { states, removed } => {
                 out.put_u8(OP_STATES);
                 out.put_u32_le(u32::try_from(states.len()).unwrap_or(u32::MAX));
                 for (name, state) in states {
                     put_field(&mut out, name.as_bytes());
                     put_field(&mut out, state);
+                }
+                out.put_u32_le(u32::try_from(removed.len()).unwrap_or(u32::MAX));
+                for seq in removed {
+                    out.put_u64_le(*seq);
                 }
             }
             ConsumerOp::Delete { name } => {
@@ -127,7 +140,15 @@ impl ConsumerOp {
                     let name = take_name(&mut buf)?;
                     states.push((name, take_field(&mut buf)?));
                 }
-                ConsumerOp::States(states)
+                if buf.remaining() < 4 {
+                    return Err(EntryError::Short);
+                }
+                let count = buf.get_u32_le() as usize;
+                if count > buf.remaining() / 8 {
+                    return Err(EntryError::Short);
+                }
+                let removed = (0..count).map(|_| buf.get_u64_le()).collect();
+                ConsumerOp::States { states, removed }
             }
             OP_DELETE => ConsumerOp::Delete {
                 name: take_name(&mut buf)?,
@@ -138,6 +159,83 @@ impl ConsumerOp {
             return Err(EntryError::Trailing(buf.remaining()));
         }
         Ok(op)
+    }
+}
+
+/// How a replica of a work-queue or interest stream removes what consumers consumed. The
+/// removals are decided by the leader's consumers as acks come, but made by every replica
+/// when the entry carrying them applies, so that all stores change at the same point of
+/// the log (a leader that removed at once and died before the entry committed would hold
+/// fewer messages than its group).
+#[derive(Debug, Default)]
+pub struct ReplicatedRetention {
+    /// Messages the leader's consumers consumed, for its next `States` entry.
+    consumed: Vec<u64>,
+    /// The subject filters of every replicated consumer, running here or not: a follower
+    /// has no consumers running, yet must drop a message no consumer is interested in just
+    /// as its leader does.
+    interest: BTreeMap<String, Vec<String>>,
+}
+
+impl Stream {
+    /// Makes this a replica whose retention removals wait for its group's entries.
+    pub fn replicate_retention(&mut self) {
+        self.replicated_retention
+            .get_or_insert_with(Default::default);
+    }
+
+    /// Holds `seqs` for the group instead of removing them; false (and nothing held) for a
+    /// stream that is not replicated.
+    pub(super) fn defer_removals(&mut self, seqs: &[u64]) -> bool {
+        match &mut self.replicated_retention {
+            Some(r) => {
+                r.consumed.extend_from_slice(seqs);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The consumed messages held since the last call, for the leader's next entry.
+    pub fn take_consumed(&mut self) -> Vec<u64> {
+        self.replicated_retention
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.consumed))
+            .unwrap_or_default()
+    }
+
+    /// Removes what a committed entry says the consumers consumed, and makes it durable.
+    pub fn remove_consumed(&mut self, seqs: &[u64]) -> crate::store::Result<()> {
+        let mut removed = false;
+        for seq in seqs {
+            removed |= self.log.delete(*seq)?;
+        }
+        if removed {
+            self.after_removal();
+            self.log.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Records replicated consumer `name`'s filters (empty: every subject), or forgets
+    /// them for `None`.
+    pub fn set_consumer_interest(&mut self, name: &str, filters: Option<Vec<String>>) {
+        let Some(r) = &mut self.replicated_retention else {
+            return;
+        };
+        match filters {
+            Some(filters) => r.interest.insert(name.to_string(), filters),
+            None => r.interest.remove(name),
+        };
+    }
+
+    /// Whether a replicated consumer, running here or not, wants messages on `subject`.
+    pub(super) fn replicated_interest_in(&self, subject: &str) -> bool {
+        self.replicated_retention.as_ref().is_some_and(|r| {
+            r.interest.values().any(|filters| {
+                filters.is_empty() || filters.iter().any(|f| subject_matches(f, subject))
+            })
+        })
     }
 }
 
@@ -157,10 +255,13 @@ mod tests {
                 created_ns: 42,
                 config: Bytes::from_static(br#"{"durable_name":"C"}"#),
             },
-            ConsumerOp::States(vec![
-                ("A".into(), Bytes::from_static(b"\x0a\x02\x08\x01")),
-                ("B".into(), Bytes::new()),
-            ]),
+            ConsumerOp::States {
+                states: vec![
+                    ("A".into(), Bytes::from_static(b"\x0a\x02\x08\x01")),
+                    ("B".into(), Bytes::new()),
+                ],
+                removed: vec![3, 9],
+            },
             ConsumerOp::Delete { name: "C".into() },
         ]
     }
@@ -187,6 +288,78 @@ mod tests {
                 Err(EntryError::Trailing(1))
             );
         }
+    }
+
+    #[test]
+    fn a_follower_keeps_what_its_leader_keeps_and_removes_consumed_messages_when_told() {
+        use crate::jetstream::consumer::Consumer;
+        use crate::jetstream::consumer_config::ConsumerConfig;
+        use crate::jetstream::test_publish::msg;
+        use crate::jetstream::StreamConfig;
+        use crate::store::SyncPolicy;
+
+        let config = serde_json::from_str::<StreamConfig>(
+            r#"{"name":"I","subjects":["i.>"],"retention":"interest"}"#,
+        )
+        .expect("parses")
+        .normalized()
+        .expect("valid");
+        let dirs = [
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        ];
+        let open = |dir: &tempfile::TempDir| {
+            let mut stream =
+                Stream::open(dir.path(), config.clone(), 0, SyncPolicy::Always, 0).expect("opens");
+            stream.replicate_retention();
+            stream.set_consumer_interest("C", Some(vec!["i.a".into()]));
+            stream
+        };
+        let (mut leader, mut follower) = (open(&dirs[0]), open(&dirs[1]));
+        // Only the leader runs the consumer; the follower knows its filter.
+        let consumer_config = serde_json::from_str::<ConsumerConfig>(
+            r#"{"durable_name":"C","filter_subject":"i.a","ack_policy":"explicit"}"#,
+        )
+        .expect("parses");
+        let consumer = Consumer::new("I", "C", consumer_config, 0, leader.log(), 0);
+        leader.insert_consumer(consumer);
+        let round = RoundEntry {
+            now_ns: 1,
+            publishes: vec![
+                msg("i.a", &[], "1"),
+                msg("i.b", &[], "2"),
+                msg("i.a", &[], "3"),
+            ],
+        };
+        for stream in [&mut leader, &mut follower] {
+            let mut out = Vec::new();
+            let (acks, _) = stream.apply_round(1, &round);
+            let appended: Vec<(u64, &str)> = acks
+                .iter()
+                .zip(["i.a", "i.b", "i.a"])
+                .filter_map(|(ack, subject)| ack.stored_seq().map(|seq| (seq, subject)))
+                .collect();
+            stream.after_append(&appended, false, 1, &|_| false, &mut out);
+            assert_eq!(
+                stream.log().msgs(),
+                2,
+                "the message nobody wants is dropped"
+            );
+        }
+        // The leader holds what its consumers consumed until its group's entry says so.
+        assert!(leader.defer_removals(&[1]));
+        assert_eq!(leader.log().msgs(), 2);
+        let consumed = leader.take_consumed();
+        assert_eq!(consumed, [1]);
+        assert!(leader.take_consumed().is_empty());
+        for stream in [&mut leader, &mut follower] {
+            stream.remove_consumed(&consumed).expect("removed");
+            stream.remove_consumed(&consumed).expect("again: nothing");
+            assert_eq!(stream.log().msgs(), 1);
+        }
+        // Forgotten interest: nothing new is kept, on either.
+        follower.set_consumer_interest("C", None);
+        assert!(!follower.replicated_interest_in("i.a"));
     }
 
     #[test]

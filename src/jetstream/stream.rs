@@ -81,6 +81,9 @@ pub struct Stream {
     /// stream is storing a sourced message (which the publish checks take as its origin had it).
     pub(super) sources: super::stream_sources::Sources,
     pub(super) sourcing: bool,
+    /// A replica's retention by its group's entries (see `replica_consumers`); `None` for a
+    /// stream that is not replicated.
+    pub(super) replicated_retention: Option<super::replica_consumers::ReplicatedRetention>,
 }
 
 /// Store limits for a stream configuration.
@@ -156,6 +159,7 @@ impl Stream {
             dir: dir.to_path_buf(),
             log,
             consumers: Default::default(),
+            replicated_retention: None,
             sync,
             last_msg_id: None,
             ttl: TtlIndex::default(),

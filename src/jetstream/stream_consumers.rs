@@ -247,7 +247,7 @@ impl Stream {
                             crate::protocol::subject::subject_matches(f.as_str(), *subject)
                         })
                 });
-                if !wanted {
+                if !wanted && !self.replicated_interest_in(subject) {
                     let _ = self.log.delete(*seq);
                 }
             }
@@ -322,16 +322,21 @@ impl Stream {
             })
             .collect();
         out.retain(|a| !matches!(a, Action::Consumed(_)));
+        let consumed: Vec<u64> = consumed
+            .into_iter()
+            .filter(|seq| match retention {
+                Retention::WorkQueue => true,
+                Retention::Interest => self.all_interested_done(*seq),
+                Retention::Limits => false,
+            })
+            .collect();
+        // A replica removes them when its group's entry says so (`replica_consumers`).
+        if self.defer_removals(&consumed) {
+            return;
+        }
         let mut removed = false;
         for seq in consumed {
-            let remove = match retention {
-                Retention::WorkQueue => true,
-                Retention::Interest => self.all_interested_done(seq),
-                Retention::Limits => false,
-            };
-            if remove {
-                removed |= self.log.delete(seq).unwrap_or(false);
-            }
+            removed |= self.log.delete(seq).unwrap_or(false);
         }
         if removed {
             for c in self.consumers.values_mut() {

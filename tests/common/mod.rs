@@ -131,6 +131,10 @@ impl TestServer {
         std::mem::replace(&mut self.store, tempfile::tempdir().expect("temp dir"))
     }
 
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
     pub fn log_contains(&self, needle: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }

@@ -21,15 +21,13 @@ use super::replicated::Proposal;
 use super::{now_ns, JetStream, StreamEntry};
 use crate::jetstream::api_types::PeerInfo;
 use crate::jetstream::replica_consumers::ConsumerOp;
-use crate::jetstream::stream_config::Retention;
 use crate::jetstream::{ApiError, StreamConfig};
 use crate::server::raft_link::publish;
 
 /// Refuses what a replicated stream cannot honour yet, by name. Each of these would let the
 /// replicas' stores differ: messages made by a replica's own timers or pumps (schedules,
 /// delete markers, mirrors and sources), state that lives outside the applied entries
-/// (staged atomic and fast batches), or removals made by one replica's consumers (interest
-/// and work-queue retention).
+/// (staged atomic and fast batches).
 pub(super) fn refuse_unbuilt(config: &StreamConfig) -> Result<(), ApiError> {
     if config.num_replicas <= 1 {
         return Ok(());
@@ -37,10 +35,6 @@ pub(super) fn refuse_unbuilt(config: &StreamConfig) -> Result<(), ApiError> {
     let unbuilt = [
         (config.mirror.is_some(), "a replicated mirror"),
         (config.sources.is_some(), "a replicated stream with sources"),
-        (
-            config.retention != Retention::Limits,
-            "a replicated stream with interest or work-queue retention",
-        ),
         (
             config.allow_msg_schedules,
             "message schedules on a replicated stream",

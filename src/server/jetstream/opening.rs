@@ -164,9 +164,16 @@ impl JetStream {
             .map_err(ApiError::store_failed)?;
         let client = InternalClient::new(self.router.clone());
         let now = now_ns();
-        // A replicated consumer runs only where its stream leads (`replicated_consumers`).
+        // A replicated consumer runs only where its stream leads (`replicated_consumers`);
+        // every replica keeps its filters for the interest its retention asks about.
+        if entry.replica.is_replicated() {
+            entry.lock().replicate_retention();
+        }
         for (name, config, created_ns, state) in saved {
             if config.is_replicated() {
+                entry
+                    .lock()
+                    .set_consumer_interest(&name, Some(config.filters()));
                 continue;
             }
             {

@@ -45,12 +45,19 @@ impl StreamEntry {
                     "replicated consumer config not applied: {e}"
                 ),
             },
-            ConsumerOp::States(states) => self.apply_states(states),
-            ConsumerOp::Delete { name } if leading => {
-                self.delete_consumer(name, client);
+            ConsumerOp::States { states, removed } => {
+                self.apply_states(states);
+                let mut stream = self.lock();
+                if let Err(e) = stream.remove_consumed(removed) {
+                    tracing::error!(stream = %self.name, "consumed messages not removed: {e}");
+                }
+                self.account(&stream);
             }
             ConsumerOp::Delete { name } => {
-                if let Err(e) = self.catalog.delete_consumer(&self.name, name) {
+                self.lock().set_consumer_interest(name, None);
+                if leading {
+                    self.delete_consumer(name, client);
+                } else if let Err(e) = self.catalog.delete_consumer(&self.name, name) {
                     tracing::error!(stream = %self.name, consumer = %name, "cannot delete consumer metadata: {e}");
                 }
             }
@@ -72,6 +79,7 @@ impl StreamEntry {
             .consumer_created(&self.name, name)
             .unwrap_or_default();
         let mut stream = self.lock();
+        stream.set_consumer_interest(name, Some(config.filters()));
         let written = match existing {
             Some(created) => self
                 .catalog
@@ -147,34 +155,39 @@ impl StreamEntry {
     }
 
     /// The leader's end of a round: the states its replicated consumers reached since the
-    /// last proposal, proposed with the round's AckSync `replies` (answered once committed).
-    /// Without such a state the replies are left to the caller to answer now.
+    /// last proposal, and the messages they consumed under work-queue or interest
+    /// retention, proposed with the round's AckSync `replies` (answered once committed).
+    /// Without such a change the replies are left to the caller to answer now.
     pub(super) fn propose_consumer_states(&self, replies: &mut Vec<Bytes>) {
         if !self.replica.leading() {
             return;
         }
-        let states: Vec<(String, Bytes)> = {
+        let (states, removed) = {
             let mut stream = self.lock();
+            let mut removed = stream.take_consumed();
+            removed.sort_unstable();
+            removed.dedup();
             let names: Vec<String> = stream
                 .consumers()
                 .iter()
                 .filter(|(_, c)| c.dirty && c.config.is_replicated())
                 .map(|(n, _)| n.clone())
                 .collect();
-            names
+            let states: Vec<(String, Bytes)> = names
                 .into_iter()
                 .filter_map(|name| {
                     let c = stream.consumer_mut(&name)?;
                     c.dirty = false;
                     Some((name, Bytes::from(c.state_pb().encode_to_vec())))
                 })
-                .collect()
+                .collect();
+            (states, removed)
         };
-        if states.is_empty() {
+        if states.is_empty() && removed.is_empty() {
             return;
         }
         let proposal = Proposal::Consumers {
-            op: ConsumerOp::States(states),
+            op: ConsumerOp::States { states, removed },
             replies: std::mem::take(replies),
             done: None,
         };
