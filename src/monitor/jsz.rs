@@ -83,6 +83,9 @@ pub struct Jsz {
     meta_cluster: Option<crate::server::cluster_js::report::MetaClusterReport>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     account_details: Vec<AccountDetail>,
+    /// jetlog's, with `raft=true`: every Raft group this server is a member of.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    raft_groups: Vec<crate::server::cluster_js::raft_report::RaftGroupReport>,
 }
 
 #[derive(Serialize)]
@@ -104,6 +107,9 @@ struct StreamDetail {
     cluster: Option<ClusterInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     config: Option<StreamConfig>,
+    /// With `raft=true`, a replicated stream's group (nats-server 2.10+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_raft_group: Option<String>,
     state: StreamState,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     consumer_detail: Vec<ConsumerInfo>,
@@ -119,12 +125,18 @@ pub fn storage_totals(js: &JetStreamReport) -> (u64, u64) {
         })
 }
 
-fn stream_detail(s: &crate::server::StreamReport, with_config: bool) -> StreamDetail {
+fn stream_detail(s: &crate::server::StreamReport, with_config: bool, raft: bool) -> StreamDetail {
     StreamDetail {
         name: s.info.config.name.clone(),
         created: s.info.created.clone(),
         cluster: s.info.cluster.clone(),
         config: with_config.then(|| s.info.config.clone()),
+        stream_raft_group: s
+            .info
+            .cluster
+            .as_ref()
+            .and_then(|c| c.raft_group.clone())
+            .filter(|_| raft),
         state: s.info.state.clone(),
         consumer_detail: s.consumers.clone(),
     }
@@ -132,8 +144,10 @@ fn stream_detail(s: &crate::server::StreamReport, with_config: bool) -> StreamDe
 
 /// `?accounts=true` lists the accounts (`acc=<name>` one of them), `streams=true` its streams, `consumers=true` their
 /// consumers, `config=true` each stream's config; each implies the ones before it.
+/// `raft=true` names each replicated stream's group and lists this server's Raft groups.
 pub fn jsz(monitor: &MonitorState, query: &Query) -> Result<Jsz, MonitorError> {
     let with_config = query.flag("config")?;
+    let with_raft = query.flag("raft")?;
     let with_consumers = query.flag("consumers")?;
     let with_streams = with_consumers || with_config || query.flag("streams")?;
     let with_account = with_streams || query.flag("accounts")?;
@@ -157,7 +171,7 @@ pub fn jsz(monitor: &MonitorState, query: &Query) -> Result<Jsz, MonitorError> {
                 true => js
                     .streams
                     .iter()
-                    .map(|s| stream_detail(s, with_config))
+                    .map(|s| stream_detail(s, with_config, with_raft))
                     .collect(),
                 false => Vec::new(),
             };
@@ -186,5 +200,9 @@ pub fn jsz(monitor: &MonitorState, query: &Query) -> Result<Jsz, MonitorError> {
         bytes: js.streams.iter().map(|s| s.info.state.bytes).sum(),
         meta_cluster: monitor.view.meta_cluster(),
         account_details,
+        raft_groups: match with_raft {
+            true => monitor.view.raft_groups(),
+            false => Vec::new(),
+        },
     })
 }

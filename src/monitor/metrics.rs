@@ -1,4 +1,4 @@
-//! `/metrics`: the `/varz` counters and per-stream and per-consumer gauges in Prometheus'
+//! `/metrics`: the `/varz` counters and per-stream, per-consumer and per-Raft-group gauges in Prometheus'
 //! text exposition format (version 0.0.4). Names carry the `jetlog_` prefix and units
 //! (`_bytes`, `_total` for counters), as Prometheus' naming rules ask.
 
@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use super::jsz::storage_totals;
 use super::MonitorState;
+use crate::server::cluster_js::raft_report::RaftGroupReport;
 
 /// The content type Prometheus expects for the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -323,7 +324,69 @@ pub fn metrics(monitor: &MonitorState) -> String {
         "Pull requests waiting.",
         |c| c.num_waiting,
     );
+    raft_families(&mut out, &monitor.view.raft_groups());
     out
+}
+
+/// The Raft groups this server is a member of (in a cluster): term, log and applied index,
+/// leadership, and on a leader each other member's lag.
+fn raft_families(out: &mut String, groups: &[RaftGroupReport]) {
+    let labels = |g: &RaftGroupReport| {
+        let mut labels = vec![("group", g.group.clone())];
+        if let (Some(account), Some(stream)) = (&g.account, &g.stream) {
+            labels.push(("account", account.clone()));
+            labels.push(("stream", stream.clone()));
+        }
+        labels
+    };
+    let gauge = |out: &mut String, name: &str, help: &str, value: fn(&RaftGroupReport) -> f64| {
+        let owned: Vec<(Vec<(&str, String)>, f64)> =
+            groups.iter().map(|g| (labels(g), value(g))).collect();
+        let samples: Vec<(Vec<(&str, &str)>, f64)> = owned
+            .iter()
+            .map(|(l, v)| (l.iter().map(|(k, v)| (*k, v.as_str())).collect(), *v))
+            .collect();
+        family(out, name, "gauge", help, &samples);
+    };
+    gauge(out, "jetlog_raft_term", "The group's current term.", |g| {
+        g.term as f64
+    });
+    gauge(
+        out,
+        "jetlog_raft_last_log_index",
+        "The last entry in this member's log.",
+        |g| g.last_index as f64,
+    );
+    gauge(
+        out,
+        "jetlog_raft_applied_index",
+        "The last entry this member's machine applied.",
+        |g| g.applied as f64,
+    );
+    gauge(
+        out,
+        "jetlog_raft_leader",
+        "1 where this member leads the group.",
+        |g| f64::from(u8::from(g.state == "leader")),
+    );
+    let owned: Vec<(Vec<(&str, &str)>, f64)> = groups
+        .iter()
+        .flat_map(|g| {
+            g.peers.iter().map(move |p| {
+                (
+                    vec![("group", g.group.as_str()), ("peer", p.name.as_str())],
+                    p.lag as f64,
+                )
+            })
+        })
+        .collect();
+    family(
+        out,
+        "jetlog_raft_peer_lag",
+        "gauge",
+        "On a group's leader: the entries another member lacks.",
+        &owned,
+    );
 }
 
 #[cfg(test)]

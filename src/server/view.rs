@@ -222,6 +222,15 @@ impl ServerView {
         self.state.clustered_js.get().map(|c| c.meta_report())
     }
 
+    /// Every Raft group this server is a member of; none outside a cluster.
+    pub fn raft_groups(&self) -> Vec<super::cluster_js::raft_report::RaftGroupReport> {
+        self.state
+            .clustered_js
+            .get()
+            .map(|c| c.raft_report())
+            .unwrap_or_default()
+    }
+
     /// Why this server's JetStream cannot serve its part of the cluster, if it cannot: no
     /// meta leader for longer than a new election takes, or a replica of a replicated
     /// stream whose group has no leader.

@@ -11,6 +11,7 @@
 mod host;
 pub mod machine;
 mod meta_ops;
+pub mod raft_report;
 pub mod report;
 pub(crate) mod requests;
 pub mod stream_groups;

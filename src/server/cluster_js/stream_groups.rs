@@ -46,6 +46,14 @@ impl StreamGroups {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Member>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Each group's handle, by `(account, stream)`.
+    pub(super) fn rafts(&self) -> Vec<((String, String), openraft::Raft<JetlogRaft>)> {
+        self.lock()
+            .iter()
+            .map(|(key, member)| (key.clone(), member.group.raft.clone()))
+            .collect()
+    }
 }
 
 /// A stream's group name: nats-server's `S-` prefix and eight characters that are the same

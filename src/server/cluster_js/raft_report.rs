@@ -1,0 +1,128 @@
+//! Every Raft group this server is a member of (the meta group and each replicated stream's),
+//! as `/jsz?raft=true` and `/metrics` show them (issue 20): who leads, the term, how far
+//! this member's log and its machine have got, and on the leader how far behind each other
+//! member is.
+
+use serde::Serialize;
+
+use super::stream_groups::group_name;
+use super::ClusterJs;
+use crate::raft::types::{node_id, JetlogRaft, NodeId};
+
+/// The meta group's name, as nats-server calls it.
+pub const META_GROUP: &str = "_meta_";
+
+/// One group as this member sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RaftGroupReport {
+    /// [`META_GROUP`], or a stream's `S-…`.
+    pub group: String,
+    /// The stream a stream group replicates, and its account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// This member's part: `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    pub term: u64,
+    /// The last entry in this member's log, and the last its machine applied.
+    pub last_index: u64,
+    pub applied: u64,
+    /// On the leader, each other voter: whether it has every entry, and how many it lacks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerLag>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerLag {
+    pub name: String,
+    pub current: bool,
+    pub lag: u64,
+}
+
+type Metrics = openraft::RaftMetrics<NodeId, openraft::BasicNode>;
+
+fn state_name(state: openraft::ServerState) -> &'static str {
+    match state {
+        openraft::ServerState::Leader => "leader",
+        openraft::ServerState::Follower => "follower",
+        openraft::ServerState::Candidate => "candidate",
+        openraft::ServerState::Learner => "learner",
+        openraft::ServerState::Shutdown => "shutdown",
+    }
+}
+
+/// A group's report from its metrics; `names` are the servers that may be its members.
+fn report_of(group: String, metrics: &Metrics, names: &[String], me: NodeId) -> RaftGroupReport {
+    let name_of = |id: NodeId| {
+        names
+            .iter()
+            .find(|n| node_id(n) == id)
+            .cloned()
+            .unwrap_or_else(|| format!("node {id:x}"))
+    };
+    let last = metrics.last_log_index.unwrap_or(0);
+    let mut peers: Vec<PeerLag> = match &metrics.replication {
+        Some(matched) => metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| *id != me)
+            .map(|id| {
+                let at = matched.get(&id).copied().flatten().map_or(0, |l| l.index);
+                PeerLag {
+                    name: name_of(id),
+                    current: at >= last,
+                    lag: last.saturating_sub(at),
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    peers.sort_by(|a, b| a.name.cmp(&b.name));
+    RaftGroupReport {
+        group,
+        account: None,
+        stream: None,
+        state: state_name(metrics.state),
+        leader: metrics.current_leader.map(name_of),
+        term: metrics.current_term,
+        last_index: last,
+        applied: metrics.last_applied.map_or(0, |l| l.index),
+        peers,
+    }
+}
+
+impl ClusterJs {
+    /// The meta group first, then each stream group by account and stream.
+    pub fn raft_report(&self) -> Vec<RaftGroupReport> {
+        let mut names: Vec<String> = self.routes.jetstream_peer_names().into_iter().collect();
+        names.push(self.me.clone());
+        let meta = self.raft.metrics().borrow().clone();
+        let mut out = vec![report_of(META_GROUP.to_owned(), &meta, &names, self.me_id)];
+        let groups: Vec<((String, String), openraft::Raft<JetlogRaft>)> =
+            self.stream_groups.rafts();
+        let mut streams: Vec<RaftGroupReport> = groups
+            .into_iter()
+            .map(|((account, stream), raft)| {
+                let metrics = raft.metrics().borrow().clone();
+                let mut peers = self
+                    .catalog()
+                    .stream(&account, &stream)
+                    .map(|s| s.placement.peers.clone())
+                    .unwrap_or_default();
+                peers.extend(names.iter().cloned());
+                let mut report =
+                    report_of(group_name(&account, &stream), &metrics, &peers, self.me_id);
+                report.account = Some(account);
+                report.stream = Some(stream);
+                report
+            })
+            .collect();
+        streams.sort_by(|a, b| (&a.account, &a.stream).cmp(&(&b.account, &b.stream)));
+        out.extend(streams);
+        out
+    }
+}
