@@ -149,22 +149,32 @@ async fn hand_over(cluster: &ClusterJs, next: &str) {
 }
 
 /// Hands a group's leadership to a member that campaigns on one of `elect_subjects`: this
-/// leader stops heartbeating and campaigning and asks the first to campaign until it has
-/// won, the next after [`ASKS_PER_CANDIDATE`] asks, and so on (or until [`STEPDOWN_LIMIT`]
-/// has passed), then heartbeats again. Whether another member took over.
+/// leader stops heartbeating and campaigning and asks the first to campaign until another
+/// member leads, the next after [`ASKS_PER_CANDIDATE`] asks, and so on (or until
+/// [`STEPDOWN_LIMIT`] has passed), then heartbeats and campaigns again. Whether another
+/// member took over.
 pub(super) async fn hand_over_group(
     raft: &openraft::Raft<crate::raft::types::JetlogRaft>,
     system: &Arc<crate::server::router::Router>,
     me: NodeId,
     elect_subjects: &[Bytes],
 ) -> bool {
-    let leads = || raft.metrics().borrow().current_leader == Some(me);
+    // Done only once another member leads: this one ceasing to lead is not enough, since a
+    // candidate whose log lacks the last entries makes it step down yet cannot win, and this
+    // member would then win the next election itself (seen when a stepdown came right
+    // after a consumer's entry).
+    let another_leads = || {
+        raft.metrics()
+            .borrow()
+            .current_leader
+            .is_some_and(|leader| leader != me)
+    };
     let config = raft.runtime_config();
     config.heartbeat(false);
     config.elect(false);
     let deadline = Instant::now() + STEPDOWN_LIMIT;
     let mut asks = 0usize;
-    while leads() && Instant::now() < deadline && !elect_subjects.is_empty() {
+    while !another_leads() && Instant::now() < deadline && !elect_subjects.is_empty() {
         let subject = &elect_subjects[(asks / ASKS_PER_CANDIDATE) % elect_subjects.len()];
         publish(system, subject.clone(), None, Bytes::new()).await;
         asks += 1;
@@ -173,7 +183,7 @@ pub(super) async fn hand_over_group(
     let config = raft.runtime_config();
     config.heartbeat(true);
     config.elect(true);
-    !leads()
+    another_leads()
 }
 
 /// The subject a stream group's member campaigns on when its leader hands over to it.
