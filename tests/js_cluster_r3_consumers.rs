@@ -211,14 +211,59 @@ async fn a_replicated_consumer_moves_with_a_stepdown_and_is_deleted_by_its_group
     assert_eq!(publish_range(&js, 8, 9).await, [9]);
     assert_eq!(pull_and_ack(&consumer, 1).await, [9]);
 
-    // Pausing is not built for it, and says so; deleting it removes it everywhere.
+    // A pause is kept by the group: the next leader's consumer is paused too; then resumed.
     let paused = api(
         &clients[1],
         "$JS.API.CONSUMER.PAUSE.ORDERS.R",
         json!({"pause_until": "2099-01-01T00:00:00Z"}),
     )
     .await;
-    assert_eq!(paused["error"]["err_code"], 10010, "{paused}");
+    assert_eq!(paused["paused"], true, "{paused}");
+    let current = consumer_info(&clients[0]).await["cluster"]["leader"]
+        .as_str()
+        .expect("leader")
+        .to_owned();
+    let next = step_down(&clients[1], &current).await;
+    let deadline = Instant::now() + META_READY;
+    loop {
+        let now = consumer_info(&clients[2]).await;
+        if now["cluster"]["leader"] == next.as_str() {
+            assert_eq!(now["paused"], true, "{now}");
+            assert_eq!(
+                now["config"]["pause_until"], "2099-01-01T00:00:00Z",
+                "{now}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the consumer did not move: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let resumed = api(&clients[0], "$JS.API.CONSUMER.PAUSE.ORDERS.R", json!({})).await;
+    assert_eq!(resumed["paused"], false, "{resumed}");
+    // A reset is committed before it is answered, and delivery starts again there: two
+    // messages delivered and left unacknowledged come again at once.
+    assert_eq!(publish_range(&js, 9, 11).await, [10, 11]);
+    let mut unacked = consumer
+        .fetch()
+        .max_messages(2)
+        .expires(Duration::from_secs(3))
+        .messages()
+        .await
+        .expect("fetch");
+    let mut left = 0;
+    while let Some(msg) = unacked.next().await {
+        msg.expect("message");
+        left += 1;
+    }
+    assert_eq!(left, 2);
+    let reset = api(&clients[2], "$JS.API.CONSUMER.RESET.ORDERS.R", json!({})).await;
+    assert_eq!(reset["reset_seq"], 10, "{reset}");
+    assert_eq!(pull_and_ack(&consumer, 2).await, [10, 11]);
+
+    // Deleting it removes it everywhere.
     let deleted = api(&clients[2], "$JS.API.CONSUMER.DELETE.ORDERS.R", json!({})).await;
     assert_eq!(deleted["success"], true, "{deleted}");
     let gone = api(&clients[0], "$JS.API.CONSUMER.INFO.ORDERS.R", json!({})).await;

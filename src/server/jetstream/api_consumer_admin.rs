@@ -56,9 +56,8 @@ fn save_config(js: &JetStream, entry: &StreamEntry, name: &str) -> Result<(), Ap
             .consumers()
             .get(name)
             .ok_or_else(consumer_not_found)?;
-        consumer
-            .config
-            .is_kept_across_restarts()
+        // A replicated consumer's config is written by its group's entry (the caller's).
+        (consumer.config.is_kept_across_restarts() && !consumer.config.is_replicated())
             .then(|| (consumer.config.clone(), consumer.created_ns))
     };
     if let Some((config, created_ns)) = saved {

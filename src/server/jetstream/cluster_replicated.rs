@@ -15,6 +15,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::api;
+use super::api_consumer_admin as admin;
 use super::api_consumers::{check_create, info_value, parse_create};
 use super::cluster_api::{not_built, Route};
 use super::replicated::Proposal;
@@ -99,7 +100,7 @@ pub(super) fn route(
             .get(name)
             .map(|c| c.config.is_replicated());
         return Some(match (tokens, replicated, leading) {
-            (_, Some(true), _) => replicated_consumer(js, &entry, tokens, name, reply),
+            (_, Some(true), _) => replicated_consumer(js, &entry, tokens, name, (payload, reply)),
             // An R1 consumer has no group to hand over (nats-server: success, nothing done).
             (["CONSUMER", "LEADER", "STEPDOWN", ..], Some(false), _) => Route::Answered(
                 "consumer_leader_stepdown_response",
@@ -153,7 +154,7 @@ fn replicated_consumer(
     entry: &Arc<StreamEntry>,
     tokens: &[&str],
     name: &str,
-    reply: &Option<Bytes>,
+    (payload, reply): (&[u8], &Option<Bytes>),
 ) -> Route {
     let stream = entry.name();
     match tokens {
@@ -169,17 +170,50 @@ fn replicated_consumer(
                 Ok(json!({ "success": true }))
             })
         }
-        ["CONSUMER", kind @ ("PAUSE" | "UNPIN" | "RESET"), ..] => Route::Answered(
-            match *kind {
-                "PAUSE" => "consumer_pause_response",
-                "UNPIN" => "consumer_unpin_response",
-                _ => "consumer_reset_response",
-            },
-            Err(not_built(&format!(
-                "{} of a replicated consumer",
-                kind.to_lowercase()
-            ))),
-        ),
+        // A pause is part of the config, a reset of the state: each is made on the
+        // leader's running consumer as on a single server, and answered once the group
+        // has the consumer's new config or state. A pin is not kept across restarts
+        // anywhere, so an unpin is the leader's alone.
+        ["CONSUMER", "PAUSE", ..] => {
+            let kind = "consumer_pause_response";
+            let answer = match admin::pause(js, stream, name, payload) {
+                Ok(answer) => answer,
+                Err(e) => return Route::Answered(kind, Err(e)),
+            };
+            let put = entry.lock().consumers().get(name).map(|c| {
+                let config = serde_json::to_vec(&c.config).unwrap_or_default();
+                ConsumerOp::Put {
+                    name: name.to_string(),
+                    created_ns: c.created_ns.max(0) as u64,
+                    config: Bytes::from(config),
+                }
+            });
+            match put {
+                Some(op) => proposed(js, entry, op, reply, kind, move |_, _| Ok(answer)),
+                None => Route::Answered(kind, Err(ApiError::consumer_not_found())),
+            }
+        }
+        ["CONSUMER", "RESET", ..] => {
+            let kind = "consumer_reset_response";
+            let answer = match admin::reset(js, stream, name, payload) {
+                Ok(answer) => answer,
+                Err(e) => return Route::Answered(kind, Err(e)),
+            };
+            let state = entry.lock().consumer_mut(name).map(|c| {
+                c.dirty = false;
+                Bytes::from(prost::Message::encode_to_vec(&c.state_pb()))
+            });
+            match state {
+                Some(state) => {
+                    let op = ConsumerOp::States {
+                        states: vec![(name.to_string(), state)],
+                        removed: Vec::new(),
+                    };
+                    proposed(js, entry, op, reply, kind, move |_, _| Ok(answer))
+                }
+                None => Route::Answered(kind, Err(ApiError::consumer_not_found())),
+            }
+        }
         _ => Route::Local,
     }
 }
