@@ -260,6 +260,10 @@ impl JetStream {
         let mut actions = Vec::new();
         let taken: Vec<String> = {
             let mut stream = entry.lock();
+            // What its consumers consumed and it did not propose goes too: their acks were
+            // not committed, and removals held until a later term could take messages a
+            // consumer has since been given again.
+            stream.take_consumed();
             let names: Vec<String> = stream
                 .consumers()
                 .iter()
