@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use common::js_cluster::{api, cluster, connect, META_READY};
-use common::r3::{create_orders, info, publish_range, step_down, wait_for_replicas};
+use common::r3::{
+    create_orders, durable_of, info, publish_range, pull_and_ack, step_down, wait_for_replicas,
+};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -20,33 +22,6 @@ const ACK_WAIT: Duration = Duration::from_secs(2);
 
 async fn consumer_info(client: &async_nats::Client) -> Value {
     common::js_cluster::until_answered(client, "$JS.API.CONSUMER.INFO.ORDERS.R", json!({})).await
-}
-
-/// Pulls until `want` messages have come (bounded), acknowledging each with AckSync;
-/// returns their stream sequences in delivery order.
-async fn pull_and_ack(consumer: &PullConsumer, want: usize) -> Vec<u64> {
-    let deadline = Instant::now() + META_READY;
-    let mut got = Vec::new();
-    while got.len() < want {
-        assert!(Instant::now() < deadline, "only {got:?} came");
-        let Ok(mut batch) = consumer
-            .batch()
-            .max_messages(want - got.len())
-            .expires(Duration::from_secs(3))
-            .messages()
-            .await
-        else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        while let Some(Ok(msg)) = batch.next().await {
-            let seq = msg.info().expect("a JetStream message").stream_sequence;
-            if msg.double_ack().await.is_ok() {
-                got.push(seq);
-            }
-        }
-    }
-    got
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,13 +100,7 @@ async fn a_durable_of_an_r3_stream_resumes_from_its_committed_state_after_its_le
     // The new leader redelivers the four pending ones after their ack wait, then the rest;
     // none of the six acknowledged comes again.
     let js = jetstream::new(survivor.clone());
-    let consumer: PullConsumer = js
-        .get_stream("ORDERS")
-        .await
-        .expect("stream")
-        .get_consumer("R")
-        .await
-        .expect("consumer");
+    let consumer = durable_of(&js, "ORDERS", "R").await;
     let got = pull_and_ack(&consumer, 14).await;
     let unique: BTreeSet<u64> = got.iter().copied().collect();
     assert_eq!(unique, (7..=20).collect(), "delivered {got:?}");
@@ -195,13 +164,7 @@ async fn a_replicated_consumer_moves_with_a_stepdown_and_is_deleted_by_its_group
     // Made with deliver policy new on every replica from the same point of the log.
     assert_eq!(moved["delivered"]["stream_seq"], 6, "{moved}");
     assert_eq!(publish_range(&js, 6, 8).await, [7, 8]);
-    let consumer: PullConsumer = js
-        .get_stream("ORDERS")
-        .await
-        .expect("stream")
-        .get_consumer("R")
-        .await
-        .expect("consumer");
+    let consumer = durable_of(&js, "ORDERS", "R").await;
     assert_eq!(pull_and_ack(&consumer, 2).await, [7, 8]);
     let current = moved["cluster"]["leader"]
         .as_str()
@@ -344,13 +307,7 @@ async fn work_queue_and_interest_r3_streams_remove_what_is_consumed_on_every_rep
     let survivor = connect(&servers[0]).await;
     assert_ne!(until_leader(&survivor, "WQ").await, leader);
     let js = jetstream::new(survivor.clone());
-    let worker: PullConsumer = js
-        .get_stream("WQ")
-        .await
-        .expect("stream")
-        .get_consumer("W")
-        .await
-        .expect("consumer");
+    let worker = durable_of(&js, "WQ", "W").await;
     assert_eq!(pull_and_ack(&worker, 6).await, [5, 6, 7, 8, 9, 10]);
     wait_for_replicas(&servers, 0);
     // Back on its store, the killed server applies the removals it missed.

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use base64::Engine;
 use common::cluster::member_args;
 use common::js_cluster::{api, cluster, connect, until_answered};
 use common::monitor::get_json;
+use common::r3::stored_body;
 use common::TestServer;
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -267,16 +267,7 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
     let last = info["state"]["last_seq"].as_u64().expect("last_seq");
     let mut stored: BTreeMap<u64, String> = BTreeMap::new();
     for seq in 1..=last {
-        let got = until_answered(
-            &client,
-            "$JS.API.STREAM.MSG.GET.FAULTS",
-            json!({ "seq": seq }),
-        )
-        .await;
-        let data = got["message"]["data"].as_str().expect("data");
-        let body = base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .expect("base64");
+        let body = stored_body(&client, "FAULTS", seq).await;
         stored.insert(seq, String::from_utf8_lossy(&body).into_owned());
     }
 

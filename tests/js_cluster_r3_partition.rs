@@ -13,11 +13,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
-use base64::Engine;
 use common::js_cluster::{api, until_answered, META_READY};
 use common::netns::{Net, NsServer};
-use common::r3::{create_orders, info, publish_range};
-use futures::StreamExt;
+use common::r3::{create_orders, durable_of, info, publish_range, pull_and_ack, stored_body};
 use serde_json::{json, Value};
 
 const PING_FLAGS: [&str; 4] = ["--ping_interval", "1s", "--ping_max", "2"];
@@ -49,32 +47,6 @@ fn start() -> Option<Cluster> {
         })
         .collect();
     Some(Cluster { servers, net })
-}
-
-/// Pulls until `want` messages have come (bounded), acknowledging each with AckSync.
-async fn pull_and_ack(consumer: &PullConsumer, want: usize) -> Vec<u64> {
-    let deadline = Instant::now() + META_READY;
-    let mut got = Vec::new();
-    while got.len() < want {
-        assert!(Instant::now() < deadline, "only {got:?} came");
-        let Ok(mut batch) = consumer
-            .batch()
-            .max_messages(want - got.len())
-            .expires(Duration::from_secs(2))
-            .messages()
-            .await
-        else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        while let Some(Ok(msg)) = batch.next().await {
-            let seq = msg.info().expect("a JetStream message").stream_sequence;
-            if msg.double_ack().await.is_ok() {
-                got.push(seq);
-            }
-        }
-    }
-    got
 }
 
 fn leader_index(info: &Value) -> usize {
@@ -176,37 +148,14 @@ async fn a_cut_off_leader_acknowledges_nothing_and_the_majority_goes_on_without_
 
     // Every acknowledged message once and in order; the cut-off publish nowhere.
     for seq in 1..=40u64 {
-        let got = until_answered(
-            &clients[majority],
-            "$JS.API.STREAM.MSG.GET.ORDERS",
-            json!({ "seq": seq }),
-        )
-        .await;
-        let data = got["message"]["data"].as_str().expect("data");
-        let body = base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .expect("base64");
+        let body = stored_body(&clients[majority], "ORDERS", seq).await;
         assert_eq!(body, (seq - 1).to_string().as_bytes(), "seq {seq}");
     }
 
     // The durable's acknowledged progress survived: it goes on at 11, the old leader's
     // server included, with none of the first ten again.
     let js = jetstream::new(clients[lost].clone());
-    let deadline = Instant::now() + META_READY;
-    let consumer: PullConsumer = loop {
-        let found = async {
-            js.get_stream("ORDERS")
-                .await
-                .ok()?
-                .get_consumer("R")
-                .await
-                .ok()
-        };
-        if let Ok(Some(c)) = tokio::time::timeout(Duration::from_secs(3), found).await {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "the consumer never answered");
-    };
+    let consumer = durable_of(&js, "ORDERS", "R").await;
     assert_eq!(
         pull_and_ack(&consumer, 30).await,
         (11..=40).collect::<Vec<u64>>()

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream;
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use base64::Engine;
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::js_cluster::{api, until_answered, META_READY};
@@ -124,4 +126,61 @@ pub async fn step_down(client: &async_nats::Client, from: &str) -> String {
 
 pub async fn info(client: &async_nats::Client) -> Value {
     until_answered(client, "$JS.API.STREAM.INFO.ORDERS", json!({})).await
+}
+
+/// Pulls until `want` messages have come (bounded), acknowledging each with AckSync;
+/// returns their stream sequences in delivery order.
+pub async fn pull_and_ack(consumer: &PullConsumer, want: usize) -> Vec<u64> {
+    let deadline = Instant::now() + META_READY;
+    let mut got = Vec::new();
+    while got.len() < want {
+        assert!(Instant::now() < deadline, "only {got:?} came");
+        let Ok(mut batch) = consumer
+            .batch()
+            .max_messages(want - got.len())
+            .expires(Duration::from_secs(3))
+            .messages()
+            .await
+        else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        while let Some(Ok(msg)) = batch.next().await {
+            let seq = msg.info().expect("a JetStream message").stream_sequence;
+            if msg.double_ack().await.is_ok() {
+                got.push(seq);
+            }
+        }
+    }
+    got
+}
+
+/// Durable `name` of `stream`, once its stream's leader answers (bounded).
+pub async fn durable_of(js: &jetstream::Context, stream: &str, name: &str) -> PullConsumer {
+    let deadline = Instant::now() + META_READY;
+    loop {
+        let found = async {
+            js.get_stream(stream)
+                .await
+                .ok()?
+                .get_consumer(name)
+                .await
+                .ok()
+        };
+        if let Ok(Some(consumer)) = tokio::time::timeout(Duration::from_secs(3), found).await {
+            return consumer;
+        }
+        assert!(Instant::now() < deadline, "consumer {name} never answered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The body of the message at `seq` of `stream`, read through its leader.
+pub async fn stored_body(client: &async_nats::Client, stream: &str, seq: u64) -> Vec<u8> {
+    let subject = format!("$JS.API.STREAM.MSG.GET.{stream}");
+    let got = until_answered(client, &subject, json!({ "seq": seq })).await;
+    let data = got["message"]["data"].as_str().expect("data");
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("base64")
 }
