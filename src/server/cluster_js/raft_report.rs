@@ -42,7 +42,7 @@ pub struct PeerLag {
     pub lag: u64,
 }
 
-type Metrics = openraft::RaftMetrics<NodeId, openraft::BasicNode>;
+pub(super) type Metrics = openraft::RaftMetrics<NodeId, openraft::BasicNode>;
 
 fn state_name(state: openraft::ServerState) -> &'static str {
     match state {
@@ -54,15 +54,15 @@ fn state_name(state: openraft::ServerState) -> &'static str {
     }
 }
 
-/// A group's report from its metrics; `names` are the servers that may be its members.
-fn report_of(group: String, metrics: &Metrics, names: &[String], me: NodeId) -> RaftGroupReport {
-    let name_of = |id: NodeId| {
-        names
-            .iter()
-            .find(|n| node_id(n) == id)
-            .cloned()
-            .unwrap_or_else(|| format!("node {id:x}"))
-    };
+/// A group's report from its metrics, the one computation of who leads and how far each
+/// other voter lags (also behind `meta_cluster` and `STREAM.INFO`'s `cluster`); `name_of`
+/// names a member by its node id.
+pub(super) fn report_of(
+    group: String,
+    metrics: &Metrics,
+    me: NodeId,
+    name_of: impl Fn(NodeId) -> String,
+) -> RaftGroupReport {
     let last = metrics.last_log_index.unwrap_or(0);
     let mut peers: Vec<PeerLag> = match &metrics.replication {
         Some(matched) => metrics
@@ -87,11 +87,22 @@ fn report_of(group: String, metrics: &Metrics, names: &[String], me: NodeId) -> 
         account: None,
         stream: None,
         state: state_name(metrics.state),
-        leader: metrics.current_leader.map(name_of),
+        leader: metrics.current_leader.map(&name_of),
         term: metrics.current_term,
         last_index: last,
         applied: metrics.last_applied.map_or(0, |l| l.index),
         peers,
+    }
+}
+
+/// Names a member among `names`, or by its node id when none is it.
+fn named_among(names: &[String]) -> impl Fn(NodeId) -> String + '_ {
+    |id| {
+        names
+            .iter()
+            .find(|n| node_id(n) == id)
+            .cloned()
+            .unwrap_or_else(|| format!("node {id:x}"))
     }
 }
 
@@ -101,7 +112,12 @@ impl ClusterJs {
         let mut names: Vec<String> = self.routes.jetstream_peer_names().into_iter().collect();
         names.push(self.me.clone());
         let meta = self.raft.metrics().borrow().clone();
-        let mut out = vec![report_of(META_GROUP.to_owned(), &meta, &names, self.me_id)];
+        let mut out = vec![report_of(
+            META_GROUP.to_owned(),
+            &meta,
+            self.me_id,
+            named_among(&names),
+        )];
         let groups: Vec<((String, String), openraft::Raft<JetlogRaft>)> =
             self.stream_groups.rafts();
         let mut streams: Vec<RaftGroupReport> = groups
@@ -114,8 +130,12 @@ impl ClusterJs {
                     .map(|s| s.placement.peers.clone())
                     .unwrap_or_default();
                 peers.extend(names.iter().cloned());
-                let mut report =
-                    report_of(group_name(&account, &stream), &metrics, &peers, self.me_id);
+                let mut report = report_of(
+                    group_name(&account, &stream),
+                    &metrics,
+                    self.me_id,
+                    named_among(&peers),
+                );
                 report.account = Some(account);
                 report.stream = Some(stream);
                 report

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::raft_report::{report_of, META_GROUP};
 use super::ClusterJs;
 use crate::raft::types::{node_id, peer_id};
 
@@ -51,35 +52,27 @@ impl ClusterJs {
                 .cloned()
                 .unwrap_or_else(|| format!("Server name unknown at this time (node {id:x})"))
         };
-        let voters: Vec<u64> = metrics.membership_config.membership().voter_ids().collect();
-        let leader = metrics.current_leader.map(name_of);
-        let last = metrics.last_log_index.unwrap_or(0);
-        let replicas = metrics.replication.as_ref().map(|matched| {
-            let mut replicas: Vec<MetaReplica> = voters
-                .iter()
-                .filter(|id| **id != self.me_id)
-                .map(|id| {
-                    let at = matched.get(id).copied().flatten().map_or(0, |l| l.index);
-                    let name = name_of(*id);
-                    MetaReplica {
-                        peer: peer_id(&name),
-                        current: at >= last,
-                        lag: last.saturating_sub(at),
-                        name,
-                    }
+        let report = report_of(META_GROUP.to_owned(), &metrics, self.me_id, name_of);
+        let replicas = metrics.replication.is_some().then(|| {
+            report
+                .peers
+                .into_iter()
+                .map(|p| MetaReplica {
+                    peer: peer_id(&p.name),
+                    current: p.current,
+                    lag: p.lag,
+                    name: p.name,
                 })
-                .collect();
-            replicas.sort_by(|a, b| a.name.cmp(&b.name));
-            replicas
+                .collect()
         });
         MetaClusterReport {
             name: self.cluster_name.clone(),
-            peer: leader.as_deref().map(peer_id),
-            leader,
+            peer: report.leader.as_deref().map(peer_id),
+            leader: report.leader,
             replicas,
-            cluster_size: voters.len(),
-            term: metrics.current_term,
-            applied: metrics.last_applied.map_or(0, |l| l.index),
+            cluster_size: metrics.membership_config.membership().voter_ids().count(),
+            term: report.term,
+            applied: report.applied,
         }
     }
 }

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use bytes::Bytes;
 
+use super::raft_report::report_of;
 use super::{meta_ops, ClusterJs};
 use crate::jetstream::replica_machine::ReplicaMachine;
 use crate::jetstream::ApiError;
@@ -273,31 +274,21 @@ impl ClusterJs {
             .stream(account, stream)
             .map(|s| s.placement.peers.clone())
             .unwrap_or_default();
-        let name_of = |id: NodeId| peers.iter().find(|p| node_id(p) == id).cloned();
-        let last = metrics.last_log_index.unwrap_or(0);
-        let replicas = metrics
-            .replication
-            .as_ref()
-            .map(|matched| {
-                let mut replicas: Vec<(String, bool, u64)> = peers
-                    .iter()
-                    .filter(|p| node_id(p) != self.me_id)
-                    .map(|p| {
-                        let at = matched
-                            .get(&node_id(p))
-                            .copied()
-                            .flatten()
-                            .map_or(0, |l| l.index);
-                        (p.clone(), at >= last, last.saturating_sub(at))
-                    })
-                    .collect();
-                replicas.sort();
-                replicas
-            })
-            .unwrap_or_default();
+        let name_of = |id: NodeId| {
+            peers
+                .iter()
+                .find(|p| node_id(p) == id)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let report = report_of(group_name(account, stream), &metrics, self.me_id, name_of);
         Some(GroupState {
-            leader: metrics.current_leader.and_then(name_of),
-            replicas,
+            leader: report.leader.filter(|l| !l.is_empty()),
+            replicas: report
+                .peers
+                .into_iter()
+                .map(|p| (p.name, p.current, p.lag))
+                .collect(),
         })
     }
 }
