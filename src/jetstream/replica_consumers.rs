@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes};
 
+use super::consumer_config::ConsumerConfig;
 use super::replica::{put_field, take_field, EntryError, RoundEntry, ENTRY_VERSION};
 use super::Stream;
 use crate::protocol::subject::subject_matches;
@@ -67,6 +68,21 @@ impl GroupEntry {
 }
 
 impl ConsumerOp {
+    /// A create or update of consumer `name` with `config`.
+    pub fn put(
+        name: &str,
+        created_ns: u64,
+        config: &ConsumerConfig,
+    ) -> Result<ConsumerOp, super::ApiError> {
+        let config =
+            serde_json::to_vec(config).map_err(|e| super::ApiError::store_failed(e.to_string()))?;
+        Ok(ConsumerOp::Put {
+            name: name.to_string(),
+            created_ns,
+            config: Bytes::from(config),
+        })
+    }
+
     /// The entry's bytes: [`CONSUMER_ENTRY`], the operation, then its fields.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![CONSUMER_ENTRY];
@@ -196,12 +212,17 @@ impl Stream {
         }
     }
 
-    /// The consumed messages held since the last call, for the leader's next entry.
+    /// The consumed messages held since the last call, in order and each once (two
+    /// consumers' acks may consume one message in a round), for the leader's next entry.
     pub fn take_consumed(&mut self) -> Vec<u64> {
-        self.replicated_retention
+        let mut consumed = self
+            .replicated_retention
             .as_mut()
             .map(|r| std::mem::take(&mut r.consumed))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        consumed.sort_unstable();
+        consumed.dedup();
+        consumed
     }
 
     /// Removes what a committed entry says the consumers consumed, and makes it durable.

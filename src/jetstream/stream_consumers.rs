@@ -138,6 +138,26 @@ impl Stream {
         Some(consumer)
     }
 
+    /// Marks each changed consumer that `mine` picks as written, and returns the states of
+    /// those kept across restarts (a replicated consumer always is), for the caller to
+    /// write or propose.
+    pub fn take_changed_states(
+        &mut self,
+        mine: impl Fn(&ConsumerConfig) -> bool,
+    ) -> Vec<(String, crate::meta::pb::ConsumerState)> {
+        let mut states = Vec::new();
+        for (name, c) in self.consumers.iter_mut() {
+            if !c.dirty || !mine(&c.config) {
+                continue;
+            }
+            c.dirty = false;
+            if c.config.is_kept_across_restarts() {
+                states.push((name.clone(), c.state_pb()));
+            }
+        }
+        states
+    }
+
     /// Takes a consumer out of the stream without ending it (its state lives on elsewhere:
     /// a replicated consumer when this server stops leading its stream).
     pub fn take_consumer(&mut self, name: &str) -> Option<Consumer> {

@@ -395,26 +395,10 @@ pub(super) fn persist_consumers(entry: &StreamEntry) {
 
 /// Writes the state of every durable consumer that changed, with one sync.
 pub(super) fn write_consumer_states(entry: &StreamEntry) -> Result<(), crate::meta::MetaError> {
-    let states: Vec<(String, crate::meta::pb::ConsumerState)> = {
-        let mut stream = entry.lock();
-        let names: Vec<String> = stream
-            .consumers()
-            .iter()
-            // A replicated consumer's state is written by applying its group's entries.
-            .filter(|(_, c)| c.dirty && !c.config.is_replicated())
-            .map(|(n, _)| n.clone())
-            .collect();
-        names
-            .into_iter()
-            .filter_map(|name| {
-                let c = stream.consumer_mut(&name)?;
-                c.dirty = false;
-                c.config
-                    .is_kept_across_restarts()
-                    .then(|| (name, c.state_pb()))
-            })
-            .collect()
-    };
+    // A replicated consumer's state is written by applying its group's entries.
+    let states = entry
+        .lock()
+        .take_changed_states(|config| !config.is_replicated());
     if states.is_empty() {
         return Ok(());
     }

@@ -180,16 +180,14 @@ fn replicated_consumer(
                 Ok(answer) => answer,
                 Err(e) => return Route::Answered(kind, Err(e)),
             };
-            let put = entry.lock().consumers().get(name).map(|c| {
-                let config = serde_json::to_vec(&c.config).unwrap_or_default();
-                ConsumerOp::Put {
-                    name: name.to_string(),
-                    created_ns: c.created_ns.max(0) as u64,
-                    config: Bytes::from(config),
-                }
-            });
+            let put = entry
+                .lock()
+                .consumers()
+                .get(name)
+                .map(|c| ConsumerOp::put(name, c.created_ns.max(0) as u64, &c.config));
             match put {
-                Some(op) => proposed(js, entry, op, reply, kind, move |_, _| Ok(answer)),
+                Some(Ok(op)) => proposed(js, entry, op, reply, kind, move |_, _| Ok(answer)),
+                Some(Err(e)) => Route::Answered(kind, Err(e)),
                 None => Route::Answered(kind, Err(ApiError::consumer_not_found())),
             }
         }
@@ -254,14 +252,9 @@ fn create_consumer(
     if !replicated {
         return Route::Local;
     }
-    let config = match serde_json::to_vec(&req.config) {
-        Ok(config) => config,
-        Err(e) => return Route::Answered(KIND, Err(ApiError::store_failed(e.to_string()))),
-    };
-    let op = ConsumerOp::Put {
-        name: req.name.clone(),
-        created_ns: now_ns(),
-        config: Bytes::from(config),
+    let op = match ConsumerOp::put(&req.name, now_ns(), &req.config) {
+        Ok(op) => op,
+        Err(e) => return Route::Answered(KIND, Err(e)),
     };
     proposed(js, &req.entry, op, reply, KIND, move |js, entry| {
         info_value(js, entry, &req.name)

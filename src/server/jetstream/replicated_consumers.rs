@@ -81,9 +81,15 @@ impl StreamEntry {
         let mut stream = self.lock();
         stream.set_consumer_interest(name, Some(config.filters()));
         let written = match existing {
-            Some(created) => self
-                .catalog
-                .put_consumer(&self.name, name, &config, created),
+            Some(created) => {
+                let written = self
+                    .catalog
+                    .put_consumer(&self.name, name, &config, created);
+                if let Some(running) = stream.consumer_mut(name).filter(|_| leading) {
+                    running.update_config(config);
+                }
+                written
+            }
             None => {
                 let created = created_ns as i64;
                 let consumer = Consumer::new(
@@ -116,9 +122,6 @@ impl StreamEntry {
         }
         if !leading {
             return;
-        }
-        if let Some(running) = stream.consumer_mut(name) {
-            running.update_config(config);
         }
         drop(stream);
         self.subscribe_consumer(name, client);
@@ -164,24 +167,12 @@ impl StreamEntry {
         }
         let (states, removed) = {
             let mut stream = self.lock();
-            let mut removed = stream.take_consumed();
-            removed.sort_unstable();
-            removed.dedup();
-            let names: Vec<String> = stream
-                .consumers()
-                .iter()
-                .filter(|(_, c)| c.dirty && c.config.is_replicated())
-                .map(|(n, _)| n.clone())
-                .collect();
-            let states: Vec<(String, Bytes)> = names
+            let states: Vec<(String, Bytes)> = stream
+                .take_changed_states(ConsumerConfig::is_replicated)
                 .into_iter()
-                .filter_map(|name| {
-                    let c = stream.consumer_mut(&name)?;
-                    c.dirty = false;
-                    Some((name, Bytes::from(c.state_pb().encode_to_vec())))
-                })
+                .map(|(name, state)| (name, Bytes::from(state.encode_to_vec())))
                 .collect();
-            (states, removed)
+            (states, stream.take_consumed())
         };
         if states.is_empty() && removed.is_empty() {
             return;
