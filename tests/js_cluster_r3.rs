@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use common::js_cluster::{api, cluster, connect, META_READY};
 use common::r3::{
-    create_orders, info, jsz_count, publish_range, step_down, wait_for_health, wait_for_replicas,
+    create_orders, info, jsz_count, publish_range, restart_member, server_index, step_down,
+    wait_for_health, wait_for_replicas,
 };
 use common::TestServer;
 use serde_json::json;
@@ -67,10 +68,7 @@ async fn an_r3_stream_is_acknowledged_by_its_group_and_survives_its_leaders_kill
 
     // kill -9 the stream's leader; the other two elect and go on.
     // The cluster's servers are S0, S1 and S2, in that order.
-    let lost: usize = leader
-        .trim_start_matches('S')
-        .parse()
-        .expect("a server's name");
+    let lost = server_index(&leader);
     drop(js);
     drop(clients);
     let store = servers.remove(lost).kill_and_take_store();
@@ -87,13 +85,11 @@ async fn an_r3_stream_is_acknowledged_by_its_group_and_survives_its_leaders_kill
     wait_for_replicas(&servers, 120);
 
     // Back on its store, the killed server catches up from the group's log.
-    let args = common::cluster::member_args(&leader, Some(&servers[0].route_url()));
-    let args: Vec<&str> = args
-        .iter()
-        .map(String::as_str)
-        .chain(["-m", "-1"])
-        .collect();
-    servers.push(TestServer::start_in(store, &args));
+    servers.push(restart_member(
+        &leader,
+        Some(&servers[0].route_url()),
+        store,
+    ));
     wait_for_replicas(&servers, 120);
     let last = info(&survivor).await;
     assert_eq!(last["state"]["messages"], 120, "{last}");
@@ -302,13 +298,7 @@ async fn an_r3_stream_comes_back_when_the_whole_cluster_is_killed_and_restarted(
     let mut servers: Vec<TestServer> = Vec::new();
     for (i, store) in stores.into_iter().enumerate() {
         let seed = servers.first().map(TestServer::route_url);
-        let args = common::cluster::member_args(&format!("S{i}"), seed.as_deref());
-        let args: Vec<&str> = args
-            .iter()
-            .map(String::as_str)
-            .chain(["-m", "-1"])
-            .collect();
-        servers.push(TestServer::start_in(store, &args));
+        servers.push(restart_member(&format!("S{i}"), seed.as_deref(), store));
     }
     common::cluster::wait_for_mesh(&servers);
     // Every member rejoins its group from its own log; a leader takes the stream on.

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use common::js_cluster::{api, cluster, connect, META_READY};
 use common::r3::{
-    create_orders, durable_of, info, publish_range, pull_and_ack, step_down, wait_for_replicas,
+    create_orders, durable_of, info, publish_range, pull_and_ack, restart_member, server_index,
+    step_down, wait_for_replicas,
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -74,10 +75,7 @@ async fn a_durable_of_an_r3_stream_resumes_from_its_committed_state_after_its_le
     drop(delivered);
 
     // The stream's leader (and so the consumer's) is killed with kill -9.
-    let lost: usize = leader
-        .trim_start_matches('S')
-        .parse()
-        .expect("a server's name");
+    let lost = server_index(&leader);
     drop((consumer, stream, js, clients));
     let _store = servers.remove(lost).kill_and_take_store();
     let survivor = connect(&servers[0]).await;
@@ -298,10 +296,7 @@ async fn work_queue_and_interest_r3_streams_remove_what_is_consumed_on_every_rep
 
     // The leader is killed: the new one hands out the rest, and removes them everywhere.
     let leader = until_leader(&clients[0], "WQ").await;
-    let lost: usize = leader
-        .trim_start_matches('S')
-        .parse()
-        .expect("a server's name");
+    let lost = server_index(&leader);
     drop((worker, js, clients));
     let store = servers.remove(lost).kill_and_take_store();
     let survivor = connect(&servers[0]).await;
@@ -311,13 +306,11 @@ async fn work_queue_and_interest_r3_streams_remove_what_is_consumed_on_every_rep
     assert_eq!(pull_and_ack(&worker, 6).await, [5, 6, 7, 8, 9, 10]);
     wait_for_replicas(&servers, 0);
     // Back on its store, the killed server applies the removals it missed.
-    let args = common::cluster::member_args(&leader, Some(&servers[0].route_url()));
-    let args: Vec<&str> = args
-        .iter()
-        .map(String::as_str)
-        .chain(["-m", "-1"])
-        .collect();
-    servers.push(common::TestServer::start_in(store, &args));
+    servers.push(restart_member(
+        &leader,
+        Some(&servers[0].route_url()),
+        store,
+    ));
     wait_for_replicas(&servers, 0);
 
     // Interest retention: with no consumer nothing is kept; with one, what it acknowledged

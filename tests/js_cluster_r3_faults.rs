@@ -18,10 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use common::cluster::member_args;
 use common::js_cluster::{api, cluster, connect, until_answered};
 use common::monitor::get_json;
-use common::r3::stored_body;
+use common::r3::{restart_member, server_index, stored_body};
 use common::TestServer;
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -39,15 +38,20 @@ fn faults() -> u64 {
         .unwrap_or(3)
 }
 
-/// Publishes `count` messages in order, each retried until acknowledged; returns each
-/// message's acknowledged sequence, in publishing order.
-async fn publisher(urls: Vec<String>, count: u64, published: Arc<AtomicU64>) -> Vec<u64> {
+/// A JetStream context on a client that follows the cluster's servers as they come and go.
+async fn jetstream_of(urls: Vec<String>) -> jetstream::Context {
     let client = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .connect(urls)
         .await
         .expect("connect");
-    let js = jetstream::new(client);
+    jetstream::new(client)
+}
+
+/// Publishes `count` messages in order, each retried until acknowledged; returns each
+/// message's acknowledged sequence, in publishing order.
+async fn publisher(urls: Vec<String>, count: u64, published: Arc<AtomicU64>) -> Vec<u64> {
+    let js = jetstream_of(urls).await;
     let mut acked = Vec::new();
     for n in 0..count {
         let deadline = Instant::now() + ACK_WITHIN;
@@ -90,12 +94,7 @@ struct Consumed {
 /// acknowledged (answered or not), or until `ACK_WITHIN` after the publisher finished; each
 /// message is acknowledged with AckSync.
 async fn consumer(urls: Vec<String>, count: u64, finished: Arc<AtomicU64>) -> Consumed {
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(urls)
-        .await
-        .expect("connect");
-    let js = jetstream::new(client);
+    let js = jetstream_of(urls).await;
     let mut seen = Consumed::default();
     let mut done_at: Option<Instant> = None;
     while ((seen.acked.len() + seen.unsure.len()) as u64) < count {
@@ -209,12 +208,8 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let Some(lost) = leader
-            .strip_prefix('S')
-            .and_then(|i| i.parse::<usize>().ok())
-        else {
-            panic!("no leader to kill at fault {fault}: {leader:?}");
-        };
+        assert!(!leader.is_empty(), "no leader to kill at fault {fault}");
+        let lost = server_index(&leader);
         // In turn: the leader killed, a follower killed, the leader paused.
         match fault % 3 {
             0 => {
@@ -232,13 +227,7 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
                 let store = servers.remove(victim).kill_and_take_store();
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let seed = servers[0].route_url();
-                let args = member_args(&name, Some(&seed));
-                let args: Vec<&str> = args
-                    .iter()
-                    .map(String::as_str)
-                    .chain(["-m", "-1"])
-                    .collect();
-                servers.insert(victim, TestServer::start_in(store, &args));
+                servers.insert(victim, restart_member(&name, Some(&seed), store));
             }
         }
     }

@@ -184,3 +184,22 @@ pub async fn stored_body(client: &async_nats::Client, stream: &str, seq: u64) ->
         .decode(data)
         .expect("base64")
 }
+
+/// Where server `name` stands in `cluster()`'s list: its servers are S0, S1 and S2, in order.
+pub fn server_index(name: &str) -> usize {
+    name.strip_prefix('S')
+        .and_then(|i| i.parse().ok())
+        .unwrap_or_else(|| panic!("not a cluster server's name: {name:?}"))
+}
+
+/// Starts cluster member `name` again on its `store`, routed to `seed`, with monitoring on,
+/// as `cluster()` started it.
+pub fn restart_member(name: &str, seed: Option<&str>, store: tempfile::TempDir) -> TestServer {
+    let args = super::cluster::member_args(name, seed);
+    let args: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .chain(["-m", "-1"])
+        .collect();
+    TestServer::start_in(store, &args)
+}
