@@ -12,10 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use jetlog::jetstream::api_types::PubAck;
 use jetlog::jetstream::replica::{rewind_store, RoundEntry};
 use jetlog::jetstream::replica_consumers::ConsumerOp;
 use jetlog::jetstream::replica_machine::{decode_acks, ReplicaHost, ReplicaMachine};
+use jetlog::jetstream::replica_snapshot::StreamSnapshot;
 use jetlog::jetstream::{Stream, StreamConfig};
 use jetlog::protocol::Publish;
 use jetlog::raft::group::{Compaction, RaftGroup};
@@ -51,6 +53,18 @@ impl ReplicaHost for Host {
 
     fn apply_consumers(&self, index: u64, op: &ConsumerOp) {
         panic!("this test proposes no consumer entries, yet entry {index} is {op:?}");
+    }
+
+    fn snapshot(&self) -> Result<StreamSnapshot, String> {
+        let stream = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        stream.snapshot().map_err(|e| e.description)
+    }
+
+    /// The groups here keep their whole log (`Compaction::KeepLog`): none is sent a snapshot.
+    fn catch_up(&self, index: u64, _: StreamSnapshot) -> BoxFuture<'static, Result<(), String>> {
+        Box::pin(std::future::ready(Err(format!(
+            "this test's groups keep their log, yet a snapshot at {index} was sent"
+        ))))
     }
 }
 

@@ -55,6 +55,15 @@ impl DedupWindow {
         }
     }
 
+    /// Every remembered id with its sequence and timestamp, oldest first: what a snapshot
+    /// of a replicated stream carries, so a replica that catches up from one refuses the
+    /// same duplicates as its group.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, u64, u64)> + '_ {
+        self.order
+            .iter()
+            .filter_map(|(ts, id)| Some((id.as_str(), *self.ids.get(id)?, *ts)))
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }

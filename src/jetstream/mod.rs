@@ -18,6 +18,7 @@ mod read_ahead;
 pub mod replica;
 pub mod replica_consumers;
 pub mod replica_machine;
+pub mod replica_snapshot;
 mod schedule_pattern;
 pub mod snapshot_archive;
 pub mod snapshot_state;

@@ -212,4 +212,4 @@ pub fn rewind_store(dir: &Path, config: &StreamConfig) -> Result<Checkpoint, Api
 
 #[cfg(test)]
 #[path = "replica_tests.rs"]
-mod tests;
+pub(crate) mod tests;

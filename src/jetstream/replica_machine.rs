@@ -2,18 +2,20 @@
 //! committed entry to [`ReplicaMachine`], which applies it to the replica's stream once and
 //! answers with the PubAcks, ready to send, for the leader that proposed it.
 //!
-//! openraft re-applies the log from its start (a stream group keeps its whole log, see
-//! [`crate::raft::group::Compaction::KeepLog`]) every time a member starts; the machine
-//! skips every entry at or below the checkpoint its store was brought back to
+//! openraft re-applies the log from its last snapshot every time a member starts; the
+//! machine skips every entry at or below the checkpoint its store was brought back to
 //! ([`super::replica::rewind_store`]), since those are in the store already. Consumer
 //! entries after the checkpoint apply again: each is idempotent (see `replica_consumers`).
+//! A snapshot is small ([`super::replica_snapshot`]); a member sent one because it lacks
+//! entries the group no longer keeps catches up through its host from a peer's store.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::api_types::PubAck;
 use super::replica::{Checkpoint, RoundEntry};
 use super::replica_consumers::{ConsumerOp, GroupEntry};
-use crate::raft::machine::Machine;
+use super::replica_snapshot::StreamSnapshot;
+use crate::raft::machine::{InstallFuture, Machine};
 
 /// Where a replica's stream lives and what applying an entry to it involves beyond the
 /// stream itself (on a server: the consumers' deliveries, the limits accounting).
@@ -23,6 +25,17 @@ pub trait ReplicaHost: Send + Sync + 'static {
 
     /// Applies a change to the stream's replicated consumers (see `replica_consumers`).
     fn apply_consumers(&self, index: u64, op: &ConsumerOp);
+
+    /// The stream and its replicated consumers as applied so far.
+    fn snapshot(&self) -> Result<StreamSnapshot, String>;
+
+    /// Brings the replica to `snapshot`, taken at log `index`: its store from a peer's,
+    /// its consumers from the snapshot.
+    fn catch_up(
+        &self,
+        index: u64,
+        snapshot: StreamSnapshot,
+    ) -> futures::future::BoxFuture<'static, Result<(), String>>;
 }
 
 /// A stream's replica, driven by its group.
@@ -71,16 +84,50 @@ impl<H: ReplicaHost> Machine for ReplicaMachine<H> {
         }
     }
 
-    /// Never asked for: a stream group keeps its log instead of snapshots.
+    /// An empty snapshot if the store cannot be read: a member sent it refuses it, and
+    /// the leader tries again with the next one.
     fn snapshot(&self) -> Vec<u8> {
-        Vec::new()
+        match self.host.snapshot() {
+            Ok(snapshot) => snapshot.encode(),
+            Err(e) => {
+                tracing::error!(error = %e, "replicated stream snapshot not taken");
+                Vec::new()
+            }
+        }
     }
 
-    fn restore(&mut self, _snapshot: &[u8]) -> Result<(), String> {
-        Err(
-            "a stream replica catches up from its group's log: stream snapshots are not built"
-                .into(),
-        )
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        self.restore_at(0, snapshot)
+    }
+
+    /// At open: every snapshot the group keeps was taken of entries this store had made
+    /// durable, so the store is at or past the snapshot's own checkpoint (the entries
+    /// after that one, up to the snapshot's index, did not touch the store); a store
+    /// behind it lost what it had.
+    fn restore_at(&mut self, index: u64, snapshot: &[u8]) -> Result<(), String> {
+        let snapshot = StreamSnapshot::decode(snapshot).map_err(|e| e.to_string())?;
+        match snapshot.store_index <= self.applied {
+            true => {
+                self.applied = self.applied.max(index);
+                Ok(())
+            }
+            false => Err(format!(
+                "the stream's store is at entry {} of its group, behind the group's snapshot at {}",
+                self.applied, snapshot.store_index
+            )),
+        }
+    }
+
+    fn install_at<'a>(&'a mut self, index: u64, snapshot: &'a [u8]) -> InstallFuture<'a> {
+        Box::pin(async move {
+            if index <= self.applied {
+                return Ok(());
+            }
+            let snapshot = StreamSnapshot::decode(snapshot).map_err(|e| e.to_string())?;
+            self.host.catch_up(index, snapshot).await?;
+            self.applied = index;
+            Ok(())
+        })
     }
 }
 

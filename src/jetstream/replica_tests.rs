@@ -13,7 +13,7 @@ use crate::jetstream::test_publish::msg;
 const SEC: u64 = 1_000_000_000;
 const SUBJECTS: [&str; 4] = ["o.a", "o.b", "o.c.x", "o.c.y"];
 
-fn config() -> StreamConfig {
+pub(crate) fn config() -> StreamConfig {
     serde_json::from_str::<StreamConfig>(
         r#"{"name":"O","subjects":["o.>"],"max_msgs":25,"max_msgs_per_subject":6,
             "duplicate_window":5000000000,"allow_rollup_hdrs":true}"#,
@@ -23,12 +23,12 @@ fn config() -> StreamConfig {
     .expect("the test's config is valid")
 }
 
-fn open(dir: &Path) -> Stream {
+pub(crate) fn open(dir: &Path) -> Stream {
     Stream::open(dir, config(), 0, SyncPolicy::Always, 0).expect("the stream opens")
 }
 
 /// Opens a replica as a server does: its store brought back to its checkpoint first.
-fn open_replica(dir: &Path) -> (Stream, Checkpoint) {
+pub(crate) fn open_replica(dir: &Path) -> (Stream, Checkpoint) {
     let checkpoint = rewind_store(dir, &config()).expect("rewind");
     (open(dir), checkpoint)
 }
@@ -46,7 +46,7 @@ impl Rng {
 
 /// Rounds of publishes that exercise dedup, expectations (met and missed), per-subject and
 /// stream limits and rollups, a second apart so the duplicate window also expires.
-fn rounds(seed: u64, n: usize) -> Vec<RoundEntry> {
+pub(crate) fn rounds(seed: u64, n: usize) -> Vec<RoundEntry> {
     let mut rng = Rng(seed | 1);
     (0..n)
         .map(|round| {
@@ -82,7 +82,7 @@ fn rounds(seed: u64, n: usize) -> Vec<RoundEntry> {
 }
 
 /// Everything a replica holds, for comparing.
-fn contents(stream: &Stream) -> Vec<(u64, String, Bytes, Bytes, u64)> {
+pub(crate) fn contents(stream: &Stream) -> Vec<(u64, String, Bytes, Bytes, u64)> {
     stream
         .log()
         .scan(0, &[], usize::MAX)

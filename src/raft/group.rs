@@ -48,9 +48,13 @@ pub enum Compaction {
     /// purged; a member that falls behind is sent the snapshot. For small machines (the
     /// meta group's catalog).
     Snapshots,
+    /// A snapshot after every `entries` entries, and the log before it purged but for the
+    /// last `keep` entries (a member that falls less behind catches up from the log). For
+    /// a stream, whose snapshot is small and whose messages a member fetches from a peer
+    /// (`jetstream::replica_snapshot`).
+    Every { entries: u64, keep: u64 },
     /// The log keeps every entry, and a member that falls behind catches up from it. For a
-    /// machine too large to send as one snapshot (a stream's messages), until snapshots
-    /// that carry a store's segments are built.
+    /// machine that starts from nothing whenever its server does (a memory stream's).
     KeepLog,
 }
 
@@ -94,7 +98,12 @@ impl<M: Machine> RaftGroup<M> {
             install_snapshot_timeout: millis(RPC_TIMEOUT),
             snapshot_policy: match compaction {
                 Compaction::Snapshots => Config::default().snapshot_policy,
+                Compaction::Every { entries, .. } => SnapshotPolicy::LogsSinceLast(entries),
                 Compaction::KeepLog => SnapshotPolicy::Never,
+            },
+            max_in_snapshot_log_to_keep: match compaction {
+                Compaction::Every { keep, .. } => keep,
+                _ => Config::default().max_in_snapshot_log_to_keep,
             },
             ..Config::default()
         }

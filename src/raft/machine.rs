@@ -45,7 +45,17 @@ pub trait Machine: Send + Sync + 'static {
         let _ = index;
         self.restore(snapshot)
     }
+    /// Installs a snapshot taken at log `index` that the group's leader sent because this
+    /// member lacks entries the group no longer keeps. A machine whose snapshots do not
+    /// hold its whole state fetches the rest here; by default, [`Machine::restore_at`].
+    fn install_at<'a>(&'a mut self, index: u64, snapshot: &'a [u8]) -> InstallFuture<'a> {
+        Box::pin(std::future::ready(self.restore_at(index, snapshot)))
+    }
 }
+
+/// What [`Machine::install_at`] returns: the install, which may wait on other servers.
+pub type InstallFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// A snapshot as kept in sled: openraft's metadata and the machine's bytes.
 #[derive(Serialize, Deserialize)]
@@ -255,7 +265,8 @@ impl<M: Machine> RaftStateMachine<JetlogRaft> for MachineStore<M> {
         let index = meta.last_log_id.map_or(0, |id| id.index);
         applied
             .machine
-            .restore_at(index, &stored.data.0)
+            .install_at(index, &stored.data.0)
+            .await
             .map_err(|e| {
                 StorageIOError::read_snapshot(Some(meta.signature()), AnyError::error(e))
             })?;

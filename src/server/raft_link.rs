@@ -24,6 +24,7 @@ use super::router::Router;
 use super::Server;
 use crate::raft::network::{answer, node_subjects, Transport, TransportError};
 use crate::raft::types::{JetlogRaft, NodeId};
+use crate::server::jetstream::SYNC_OP;
 
 /// Replies to a transport's requests arrive under `$JLR.R.<random token>.`.
 const INBOX_PREFIX: &str = "$JLR.R";
@@ -74,7 +75,7 @@ impl Server {
     ) -> Option<JoinHandle<()>> {
         let accounts = &self.state.accounts;
         let system = accounts.get(accounts.system_account())?;
-        Some(serve(system.router.clone(), group, me, raft))
+        Some(serve(system.router.clone(), group, me, raft, None))
     }
 }
 
@@ -177,6 +178,10 @@ impl Transport for RouterTransport {
     }
 }
 
+/// What answers a group's requests that are not openraft's: a stream replica's catch-up
+/// pages (`SYNC`, see `jetstream::replica_sync`).
+pub type SyncAnswer = Arc<dyn Fn(&[u8]) -> Bytes + Send + Sync>;
+
 /// Subscribes node `me`'s subjects of `group` and answers each request on its own task, so
 /// a slow snapshot install does not hold up votes and heartbeats.
 pub(super) fn serve(
@@ -184,6 +189,7 @@ pub(super) fn serve(
     group: &str,
     me: NodeId,
     raft: Raft<JetlogRaft>,
+    sync: Option<SyncAnswer>,
 ) -> JoinHandle<()> {
     let (sub, mut rx) = subscribe(&router, &node_subjects(group, me));
     tokio::spawn(async move {
@@ -192,10 +198,14 @@ pub(super) fn serve(
             let Some(reply) = delivery.msg.reply.clone() else {
                 continue;
             };
-            let (raft, router) = (raft.clone(), router.clone());
+            let (raft, router, sync) = (raft.clone(), router.clone(), sync.clone());
             tokio::spawn(async move {
                 let subject = String::from_utf8_lossy(&delivery.msg.subject).into_owned();
                 let op = subject.rsplit('.').next().unwrap_or_default();
+                if let Some(sync) = sync.filter(|_| op == SYNC_OP) {
+                    publish(&router, reply, None, sync(&delivery.msg.payload)).await;
+                    return;
+                }
                 match answer(&raft, op, &delivery.msg.payload).await {
                     Ok(body) => {
                         publish(&router, reply, None, body).await;

@@ -18,17 +18,51 @@ use bytes::Bytes;
 use super::raft_report::report_of;
 use super::{meta_ops, ClusterJs};
 use crate::jetstream::replica_machine::ReplicaMachine;
+use crate::jetstream::stream_config::Storage;
 use crate::jetstream::ApiError;
 use crate::raft::group::{Compaction, RaftGroup};
 use crate::raft::log_store::LogStore;
 use crate::raft::types::{node_id, peer_id, JetlogRaft, NodeId};
-use crate::server::jetstream::{propose_rounds, EntryHost, JetStream, StreamEntry};
-use crate::server::raft_link;
+use crate::server::jetstream::{propose_rounds, EntryHost, JetStream, StreamEntry, SyncLink};
+use crate::server::raft_link::{self, SyncAnswer};
 
 /// How long the server that forms a stream's group keeps campaigning for its first leader.
 const FIRST_ELECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long it waits for an election's outcome before it campaigns again.
 const FIRST_ELECTION_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A file stream's group takes a snapshot after this many entries ...
+const STREAM_SNAPSHOT_ENTRIES: u64 = 8192;
+/// ... and keeps this many before it, so a member a little behind catches up from the log.
+const STREAM_LOG_KEPT: u64 = 1024;
+/// Overrides [`STREAM_SNAPSHOT_ENTRIES`] (and keeps an eighth of it), so tests and users
+/// can see compaction and catch-up without writing thousands of entries.
+const STREAM_SNAPSHOT_ENTRIES_ENV: &str = "JETLOG_STREAM_SNAPSHOT_ENTRIES";
+
+/// How a file stream's group keeps its log short (see `jetstream::replica_snapshot`).
+fn stream_compaction() -> Compaction {
+    let set = std::env::var(STREAM_SNAPSHOT_ENTRIES_ENV).ok();
+    match set.as_deref().map(str::parse::<u64>) {
+        Some(Ok(entries)) if entries > 0 => Compaction::Every {
+            entries,
+            keep: entries / 8,
+        },
+        Some(_) => {
+            tracing::warn!(
+                "{STREAM_SNAPSHOT_ENTRIES_ENV}={set:?} is not a positive number: using {STREAM_SNAPSHOT_ENTRIES}"
+            );
+            default_compaction()
+        }
+        None => default_compaction(),
+    }
+}
+
+fn default_compaction() -> Compaction {
+    Compaction::Every {
+        entries: STREAM_SNAPSHOT_ENTRIES,
+        keep: STREAM_LOG_KEPT,
+    }
+}
 
 /// Where to answer a client: the account's router and the reply subject.
 pub type Answer = (Arc<crate::server::router::Router>, bytes::Bytes);
@@ -88,6 +122,11 @@ impl ClusterJs {
             return;
         };
         let name = group_name(js.account_name(), entry.name());
+        let answer_sync: SyncAnswer = Arc::new(joined.host.sync_answerer());
+        let compaction = match entry.lock().config().storage {
+            Storage::File => stream_compaction(),
+            Storage::Memory => Compaction::KeepLog,
+        };
         let machine = ReplicaMachine::new(joined.host, joined.checkpoint, joined.ack_prefix);
         let started = RaftGroup::start_with(
             &self.db,
@@ -95,7 +134,7 @@ impl ClusterJs {
             self.me_id,
             self.proposer.clone(),
             machine,
-            Compaction::KeepLog,
+            compaction,
         )
         .await;
         let group = match started {
@@ -108,7 +147,19 @@ impl ClusterJs {
                 return;
             }
         };
-        let serving = raft_link::serve(self.system.clone(), &name, self.me_id, group.raft.clone());
+        entry.set_sync_link(SyncLink {
+            transport: self.proposer.clone(),
+            group: name.clone(),
+            me: self.me_id,
+            raft: group.raft.clone(),
+        });
+        let serving = raft_link::serve(
+            self.system.clone(),
+            &name,
+            self.me_id,
+            group.raft.clone(),
+            Some(answer_sync),
+        );
         let peers = form.unwrap_or_default();
         if peers.first().map(String::as_str) == Some(self.me.as_str()) {
             let members: BTreeMap<NodeId, BasicNode> = peers

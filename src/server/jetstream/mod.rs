@@ -27,6 +27,7 @@ mod mirror_pump;
 mod opening;
 mod origins;
 pub mod pool;
+mod replica_sync;
 mod replicated;
 mod replicated_consumers;
 mod report;
@@ -58,6 +59,7 @@ pub use account_limits::AccountLimits;
 pub use api::API_EXCLUDED;
 pub use limits::StorageLimits;
 pub use origins::OriginResolver;
+pub use replica_sync::{SyncLink, SYNC_OP};
 pub use replicated::{propose_rounds, EntryHost};
 pub use report::{JetStreamReport, StreamReport};
 

@@ -21,12 +21,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::actor::{self, after_stored, fitting, MAX_BATCH_MSGS};
 use super::hooks::stream_subscriptions;
+use super::replica_sync::SyncLink;
 use super::{inline, lock, now_ns, JetStream, StreamEntry};
 use crate::jetstream::api_types::PubAck;
 use crate::jetstream::consumer::Consumer;
 use crate::jetstream::replica::{Checkpoint, RoundEntry};
 use crate::jetstream::replica_consumers::ConsumerOp;
 use crate::jetstream::replica_machine::{decode_acks, ReplicaHost};
+use crate::jetstream::replica_snapshot::StreamSnapshot;
 use crate::jetstream::StreamConfig;
 use crate::raft::types::{Command, JetlogRaft};
 use crate::server::internal::InternalClient;
@@ -72,6 +74,8 @@ struct Replication {
     /// its term: only then does it take publishes and answer the stream's API.
     leading: AtomicBool,
     proposals: mpsc::UnboundedSender<Proposal>,
+    /// How the replica reaches its peers to catch up, once its group has started.
+    link: OnceLock<SyncLink>,
 }
 
 impl ReplicaSlot {
@@ -110,6 +114,16 @@ impl ReplicaSlot {
         Vec::new()
     }
 
+    fn set_link(&self, link: SyncLink) {
+        if let Some(g) = self.group.get() {
+            let _ = g.link.set(link);
+        }
+    }
+
+    pub(super) fn link(&self) -> Option<&SyncLink> {
+        self.group.get().and_then(|g| g.link.get())
+    }
+
     /// Hands `proposal` to the proposer while this replica leads its group; false (and
     /// the proposal dropped) when it does not.
     pub(super) fn propose(&self, proposal: Proposal) -> bool {
@@ -123,6 +137,11 @@ impl ReplicaSlot {
 impl StreamEntry {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Gives the replica its way to its peers, once its group has started.
+    pub fn set_sync_link(&self, link: SyncLink) {
+        self.replica.set_link(link);
     }
 }
 
@@ -177,6 +196,7 @@ impl JetStream {
         let joined = Replication {
             leading: AtomicBool::new(false),
             proposals: tx,
+            link: OnceLock::new(),
         };
         entry.replica.group.set(joined).ok()?;
         let checkpoint = entry.lock().log().applied().unwrap_or_default();
@@ -219,6 +239,14 @@ impl JetStream {
 /// A replica's stream as its group's machine reaches it.
 pub struct EntryHost(Weak<StreamEntry>);
 
+impl EntryHost {
+    /// Answers a peer's catch-up request (see `replica_sync`).
+    pub fn sync_answerer(&self) -> impl Fn(&[u8]) -> Bytes + Send + Sync + 'static {
+        let entry = self.0.clone();
+        move |body| tokio::task::block_in_place(|| super::replica_sync::answer_sync(&entry, body))
+    }
+}
+
 impl ReplicaHost for EntryHost {
     fn apply_round(&self, index: u64, round: &RoundEntry) -> Vec<PubAck> {
         let Some(entry) = self.0.upgrade() else {
@@ -228,10 +256,35 @@ impl ReplicaHost for EntryHost {
         tokio::task::block_in_place(|| entry.apply_replicated(index, round))
     }
 
-    fn apply_consumers(&self, _index: u64, op: &ConsumerOp) {
-        if let Some(entry) = self.0.upgrade() {
-            tokio::task::block_in_place(|| entry.apply_consumer_op(op));
-        }
+    fn apply_consumers(&self, index: u64, op: &ConsumerOp) {
+        let Some(entry) = self.0.upgrade() else {
+            return;
+        };
+        tokio::task::block_in_place(|| {
+            entry.apply_consumer_op(op);
+            // An entry that removed messages moves the store's checkpoint, durably: a
+            // snapshot taken after it tells a peer, or this replica when it next opens,
+            // that the store reflects it.
+            if matches!(op, ConsumerOp::States { removed, .. } if !removed.is_empty()) {
+                let mut stream = entry.lock();
+                stream.log_mut().set_applied(index);
+                if let Err(e) = stream.log_mut().sync() {
+                    tracing::error!(stream = %entry.name, "consumed messages not made durable: {e}");
+                }
+            }
+        });
+    }
+
+    fn snapshot(&self) -> Result<StreamSnapshot, String> {
+        super::replica_sync::snapshot(&self.0)
+    }
+
+    fn catch_up(
+        &self,
+        index: u64,
+        snapshot: StreamSnapshot,
+    ) -> futures::future::BoxFuture<'static, Result<(), String>> {
+        super::replica_sync::catch_up(self.0.clone(), index, snapshot)
     }
 }
 

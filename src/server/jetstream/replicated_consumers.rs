@@ -230,6 +230,12 @@ impl JetStream {
             if stream.consumers().contains_key(&name) {
                 continue;
             }
+            tracing::debug!(
+                stream = %entry.name,
+                consumer = %name,
+                state = ?saved_state,
+                "replicated consumer runs here from its committed state"
+            );
             let consumer = match &saved_state {
                 Some(s) => {
                     Consumer::restore(&entry.name, &name, config, created_ns, s, stream.log(), now)
