@@ -7,6 +7,9 @@
 //! names: acknowledged and lost, stored twice, acknowledged out of order, never consumed,
 //! and delivered again after its ack was answered. All must be 0.
 //!
+//! The stream's group snapshots every 64 entries, so a restarted member has missed entries
+//! its group no longer keeps and catches up from a snapshot and a peer's store.
+//!
 //! The short variant runs in CI; `JETLOG_R3_FAULTS=<n>` runs `n` kills, with 150 messages
 //! between them (docs/reliability.md records long runs).
 
@@ -20,12 +23,14 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use common::js_cluster::{api, cluster, connect, until_answered};
 use common::monitor::get_json;
-use common::r3::{restart_member, server_index, stored_body};
+use common::r3::{ack_sync, restart_member, server_index, stored_body};
 use common::TestServer;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
 const BETWEEN_FAULTS: u64 = 150;
+/// How often the servers' stream groups take a snapshot (see `stream_groups.rs`).
+const SNAPSHOT_ENV: &str = "JETLOG_STREAM_SNAPSHOT_ENTRIES";
 /// How long a paused leader stays stopped: longer than an election takes.
 const PAUSE: Duration = Duration::from_secs(4);
 /// How long one message may take to be acknowledged, retries included (a failover).
@@ -92,7 +97,8 @@ struct Consumed {
 
 /// Pulls from the replicated durable CHECK until every message has come and been
 /// acknowledged (answered or not), or until `ACK_WITHIN` after the publisher finished; each
-/// message is acknowledged with AckSync.
+/// message is acknowledged with AckSync, and counts as acknowledged only once the server
+/// answered (`ack_sync`: a "no responders" status is no answer).
 async fn consumer(urls: Vec<String>, count: u64, finished: Arc<AtomicU64>) -> Consumed {
     let js = jetstream_of(urls).await;
     let mut seen = Consumed::default();
@@ -130,10 +136,14 @@ async fn consumer(urls: Vec<String>, count: u64, finished: Arc<AtomicU64>) -> Co
                 .expect("a message number");
             if seen.acked.contains(&n) {
                 seen.acked_then_redelivered += 1;
+                let info = msg.info().map(|i| (i.stream_sequence, i.delivered)).ok();
+                println!(
+                    "message {n} came again after its ack was answered: (seq, delivered) {info:?}"
+                );
                 continue;
             }
-            match tokio::time::timeout(Duration::from_secs(3), msg.double_ack()).await {
-                Ok(Ok(())) => {
+            match ack_sync(&msg).await {
+                Ok(()) => {
                     seen.unsure.remove(&n);
                     seen.acked.insert(n);
                 }
@@ -166,6 +176,11 @@ fn replica_messages(server: &TestServer) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_killed_and_paused() {
+    // The group snapshots every 64 entries and keeps 8 before the snapshot: a restarted
+    // member has missed more than that, so it catches up from a snapshot and a peer's store.
+    if std::env::var_os(SNAPSHOT_ENV).is_none() {
+        std::env::set_var(SNAPSHOT_ENV, "64");
+    }
     let (mut servers, clients) = cluster().await;
     let created = api(
         &clients[0],
@@ -224,8 +239,18 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
                     _ => (lost + 1) % 3,
                 };
                 let name = format!("S{victim}");
+                println!(
+                    "fault {fault}: {name} killed at {:?}",
+                    std::time::SystemTime::now()
+                );
                 let store = servers.remove(victim).kill_and_take_store();
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                // Down while a third of the messages between faults are stored: more
+                // entries than its group keeps after a snapshot.
+                let until = published.load(Ordering::Acquire) + BETWEEN_FAULTS / 3;
+                let deadline = Instant::now() + ACK_WITHIN;
+                while published.load(Ordering::Acquire) < until && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 let seed = servers[0].route_url();
                 servers.insert(victim, restart_member(&name, Some(&seed), store));
             }
@@ -282,8 +307,17 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
     let skipped = (0..count)
         .filter(|n| !consumed.acked.contains(n) && !consumed.unsure.contains(n))
         .count();
+    let caught_up: usize = servers
+        .iter()
+        .map(|s| {
+            s.log_lines()
+                .iter()
+                .filter(|l| l.contains("caught up"))
+                .count()
+        })
+        .sum();
     println!(
-        "faults {faults}, acknowledged {}, stored {}: lost {lost}, duplicated {duplicated}, reordered {reordered}; consumed {} (ack unanswered {}): skipped {skipped}, acked-then-redelivered {}",
+        "faults {faults}, acknowledged {}, stored {}: lost {lost}, duplicated {duplicated}, reordered {reordered}; consumed {} (ack unanswered {}): skipped {skipped}, acked-then-redelivered {}; catch-ups from a snapshot {caught_up}",
         acked.len(),
         stored.len(),
         consumed.acked.len(),

@@ -128,6 +128,22 @@ pub async fn info(client: &async_nats::Client) -> Value {
     until_answered(client, "$JS.API.STREAM.INFO.ORDERS", json!({})).await
 }
 
+/// Acknowledges `msg` with AckSync and waits (at most 3 s) for the server's answer.
+/// async-nats's `double_ack` takes any message on its inbox as the answer, the "503 no
+/// responders" status too: while a stream changes leader, nobody subscribes the ack subject
+/// for a moment, and an ack that reached no one looked answered (which made the fault
+/// harness count messages "acknowledged, then delivered again"). A request tells them apart.
+pub async fn ack_sync(msg: &jetstream::Message) -> Result<(), String> {
+    let reply = msg.reply.clone().ok_or("not a JetStream message")?;
+    let client = msg.context.client();
+    let asked = client.request(reply, bytes::Bytes::from_static(b"+ACK"));
+    match tokio::time::timeout(Duration::from_secs(3), asked).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 3 s".into()),
+    }
+}
+
 /// Pulls until `want` messages have come (bounded), acknowledging each with AckSync;
 /// returns their stream sequences in delivery order.
 pub async fn pull_and_ack(consumer: &PullConsumer, want: usize) -> Vec<u64> {
@@ -147,7 +163,7 @@ pub async fn pull_and_ack(consumer: &PullConsumer, want: usize) -> Vec<u64> {
         };
         while let Some(Ok(msg)) = batch.next().await {
             let seq = msg.info().expect("a JetStream message").stream_sequence;
-            if msg.double_ack().await.is_ok() {
+            if ack_sync(&msg).await.is_ok() {
                 got.push(seq);
             }
         }
