@@ -13,7 +13,7 @@ use async_nats::jetstream;
 use common::js_cluster::{cluster, connect, META_READY};
 use common::r3::{
     create_orders, durable_of, info, publish_range, pull_and_ack, restart_member, server_index,
-    step_down, stored_body, wait_for_replicas,
+    step_down, stored_body, wait_for_health, wait_for_replicas,
 };
 
 /// Entries between snapshots of a stream's group in this test's servers (an eighth of
@@ -81,6 +81,8 @@ async fn a_follower_that_missed_a_compacted_log_catches_up_from_the_snapshot_and
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     wait_for_replicas(&servers, 200);
+    // Caught up, it is current again: the catching-up flag went with the catch-up.
+    wait_for_health(&servers[down], "\"ok\"");
 
     // It leads: the messages it holds are the group's, and the durable resumes at 26.
     let mut current = leader;

@@ -239,10 +239,6 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
                     _ => (lost + 1) % 3,
                 };
                 let name = format!("S{victim}");
-                println!(
-                    "fault {fault}: {name} killed at {:?}",
-                    std::time::SystemTime::now()
-                );
                 let store = servers.remove(victim).kill_and_take_store();
                 // Down while a third of the messages between faults are stored: more
                 // entries than its group keeps after a snapshot.

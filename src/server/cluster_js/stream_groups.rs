@@ -8,6 +8,7 @@
 //! stream when this server begins or ceases to lead it (`JetStream::set_leading`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use openraft::{BasicNode, ServerState};
@@ -30,6 +31,11 @@ use crate::server::raft_link::{self, SyncAnswer};
 const FIRST_ELECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long it waits for an election's outcome before it campaigns again.
 const FIRST_ELECTION_RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A member holding more entries than this that it has not applied is behind its group
+/// (`/healthz`): a leader has at most 8 entries in flight (`MAX_ROUNDS_IN_FLIGHT`)
+/// when it keeps up.
+pub const HEALTHZ_APPLY_BACKLOG: u64 = 64;
 
 /// A file stream's group takes a snapshot after this many entries ...
 const STREAM_SNAPSHOT_ENTRIES: u64 = 8192;
@@ -71,6 +77,8 @@ pub type Answer = (Arc<crate::server::router::Router>, bytes::Bytes);
 struct Member {
     group: RaftGroup<ReplicaMachine<EntryHost>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Set while the replica catches up from a snapshot (see `replica_sync`).
+    catching_up: Arc<AtomicBool>,
 }
 
 /// This server's members of stream groups, by `(account, stream)`.
@@ -147,11 +155,13 @@ impl ClusterJs {
                 return;
             }
         };
+        let catching_up = Arc::new(AtomicBool::new(false));
         entry.set_sync_link(SyncLink {
             transport: self.proposer.clone(),
             group: name.clone(),
             me: self.me_id,
             raft: group.raft.clone(),
+            catching_up: catching_up.clone(),
         });
         let serving = raft_link::serve(
             self.system.clone(),
@@ -209,7 +219,11 @@ impl ClusterJs {
             )),
         ];
         let key = (js.account_name().to_owned(), entry.name().to_owned());
-        let member = Member { group, tasks };
+        let member = Member {
+            group,
+            tasks,
+            catching_up,
+        };
         self.stream_groups.lock().insert(key, member);
     }
 
@@ -284,15 +298,23 @@ impl ClusterJs {
         Ok(())
     }
 
-    /// Why one of this server's replicas cannot serve, in nats-server's `/healthz` words:
-    /// its group has no leader this member knows of, or its member stopped on an error.
+    /// Why one of this server's replicas cannot serve, in nats-server's `/healthz` words
+    /// where it has them: its member stopped on an error, its group has no leader this
+    /// member knows of, it is catching up from a snapshot, or it holds more entries than
+    /// [`HEALTHZ_APPLY_BACKLOG`] it has not yet applied.
     pub fn unhealthy_stream(&self) -> Option<String> {
         let groups = self.stream_groups.lock();
         groups.iter().find_map(|((account, stream), member)| {
             let metrics = member.group.raft.metrics().borrow().clone();
+            let applied = metrics.last_applied.map_or(0, |l| l.index);
+            let backlog = metrics.last_log_index.unwrap_or(0).saturating_sub(applied);
             let why = match (&metrics.running_state, metrics.current_leader) {
                 (Err(e), _) => format!("node write error: {e}"),
                 (Ok(()), None) => "group node unhealthy".to_owned(),
+                _ if member.catching_up.load(Ordering::Acquire) => "catching up".to_owned(),
+                _ if backlog > HEALTHZ_APPLY_BACKLOG => {
+                    format!("{backlog} entries not yet applied")
+                }
                 (Ok(()), Some(_)) => return None,
             };
             Some(format!(

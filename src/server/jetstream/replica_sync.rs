@@ -8,6 +8,7 @@
 //! applied the snapshot's entry itself (the next peer is asked). The group's leader is asked
 //! first: it has applied every committed entry.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,17 @@ pub struct SyncLink {
     pub group: String,
     pub me: NodeId,
     pub raft: openraft::Raft<JetlogRaft>,
+    /// Set while the replica catches up from a snapshot (`/healthz` says so).
+    pub catching_up: Arc<AtomicBool>,
+}
+
+/// Clears the catching-up flag however the catch-up ends.
+struct CatchingUp<'a>(&'a AtomicBool);
+
+impl Drop for CatchingUp<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl SyncLink {
@@ -131,6 +143,8 @@ pub(super) fn catch_up(
     Box::pin(async move {
         let entry = entry.upgrade().ok_or("the stream is gone")?;
         let link = wait_for_link(&entry).await?;
+        link.catching_up.store(true, Ordering::Release);
+        let _catching_up = CatchingUp(&link.catching_up);
         tracing::info!(
             stream = %entry.name,
             index,
