@@ -11,11 +11,12 @@
 //!
 //! **Crash replay.** Raft re-applies the entries after the last one a replica says it
 //! applied, so that must be exactly what its store reflects. Each apply records its
-//! [`Checkpoint`] in the store (`Log::set_applied`) and makes the store durable, whatever
-//! the sync policy: the checkpoint lands in the same atomic file as the removals the entry
-//! caused. When a replica opens, [`rewind_store`] reads the checkpoint and cuts off what an
-//! interrupted entry appended after it, so that entry applies again to exactly the state it
-//! first met. The caller reports the checkpoint's index to Raft as the last applied.
+//! [`Checkpoint`] in the store (`Log::set_applied`), and a store sync (at most every
+//! [`REPLICA_SYNC_EVERY`], and before every snapshot) writes it in the same atomic file as
+//! the removals the entries up to it caused, after the segments are durable. When a replica
+//! opens, [`rewind_store`] reads the durable checkpoint and cuts off what entries after it
+//! appended, so they apply again to exactly the state they first met. The caller reports
+//! the checkpoint's index to Raft as the last applied.
 
 use std::path::Path;
 
@@ -27,6 +28,10 @@ use super::stream_config::{Storage, StreamConfig};
 use super::{ApiError, Stream};
 use crate::protocol::Publish;
 use crate::store::{Log, SyncPolicy};
+
+/// How stale a replica's store may get before an apply makes it durable (see
+/// [`Stream::apply_round`]).
+pub const REPLICA_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The format of an encoded [`RoundEntry`]; a replica refuses any other.
 pub const ENTRY_VERSION: u8 = 1;
@@ -159,13 +164,21 @@ pub type Checkpoint = crate::store::meta::Applied;
 
 impl Stream {
     /// Applies one committed entry at log `index`: the round's publishes with the entry's
-    /// clock, made durable together with the checkpoint. Returns the PubAcks (meaningful on
-    /// the leader, which sends them) and the checkpoint. If the store could not be made
-    /// durable, every ack that named a stored message becomes that error.
+    /// clock, and the checkpoint recorded. Returns the PubAcks (meaningful on the leader,
+    /// which sends them) and the checkpoint.
+    ///
+    /// The store is made durable at most every [`REPLICA_SYNC_EVERY`], not per entry: a
+    /// quorum's Raft logs hold the entry on disk before it commits, which is what a PubAck
+    /// promises, and a replica that crashes replays from its store's last durable
+    /// checkpoint (the log keeps every entry after it: a snapshot syncs the store first).
+    /// If a sync fails, every ack that named a stored message becomes that error.
     pub fn apply_round(&mut self, index: u64, entry: &RoundEntry) -> (Vec<PubAck>, Checkpoint) {
         let mut acks = self.process(&entry.publishes, entry.now_ns);
         self.log_mut().set_applied(index);
-        if let Err(err) = self.log_mut().sync().map_err(store_error) {
+        let synced = self
+            .log_mut()
+            .sync_if_older(REPLICA_SYNC_EVERY, std::time::Instant::now());
+        if let Err(err) = synced.map_err(store_error) {
             for ack in &mut acks {
                 if ack.stored_seq().is_some() || matches!(ack, PubAck::Batch { .. }) {
                     *ack = PubAck::Failed(err.clone());

@@ -225,15 +225,19 @@ impl Stream {
         consumed
     }
 
-    /// Removes what a committed entry says the consumers consumed, and makes it durable.
-    pub fn remove_consumed(&mut self, seqs: &[u64]) -> crate::store::Result<()> {
+    /// Removes what a committed entry at log `index` says the consumers consumed, and
+    /// records the entry as the store's checkpoint (made durable with the removals by the
+    /// next sync, as a round's are).
+    pub fn remove_consumed(&mut self, index: u64, seqs: &[u64]) -> crate::store::Result<()> {
         let mut removed = false;
         for seq in seqs {
             removed |= self.log.delete(*seq)?;
         }
         if removed {
             self.after_removal();
-            self.log.sync()?;
+        }
+        if !seqs.is_empty() {
+            self.log.set_applied(index);
         }
         Ok(())
     }
@@ -374,8 +378,10 @@ mod tests {
         assert_eq!(consumed, [1]);
         assert!(leader.take_consumed().is_empty());
         for stream in [&mut leader, &mut follower] {
-            stream.remove_consumed(&consumed).expect("removed");
-            stream.remove_consumed(&consumed).expect("again: nothing");
+            stream.remove_consumed(7, &consumed).expect("removed");
+            stream
+                .remove_consumed(8, &consumed)
+                .expect("again: nothing");
             assert_eq!(stream.log().msgs(), 1);
         }
         // Forgotten interest: nothing new is kept, on either.

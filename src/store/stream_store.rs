@@ -65,6 +65,11 @@ impl StreamStore {
         forward!(self, log => log.sync())
     }
 
+    /// A full sync if the last one is at least `every` old (see `Log::sync_if_older`).
+    pub fn sync_if_older(&mut self, every: std::time::Duration, now: Instant) -> Result<bool> {
+        forward!(self, log => log.sync_if_older(every, now))
+    }
+
     /// Applies the sync policy; whether a full sync ran (never, in memory).
     pub fn sync_if_due(&mut self, now: Instant) -> Result<bool> {
         forward!(self, log => log.sync_if_due(now))

@@ -110,8 +110,13 @@ pub fn answer_sync(entry: &Weak<StreamEntry>, mut body: &[u8]) -> Bytes {
 /// consumers from the catalog.
 pub(super) fn snapshot(entry: &Weak<StreamEntry>) -> Result<StreamSnapshot, String> {
     let entry = entry.upgrade().ok_or("the stream is gone")?;
-    let mut snapshot = tokio::task::block_in_place(|| entry.lock().snapshot())
-        .map_err(|e| e.description.to_string())?;
+    // The store is made durable first: at open, a snapshot is taken only if the store's
+    // durable checkpoint is at or past the snapshot's (the log before it is gone).
+    let mut snapshot = tokio::task::block_in_place(|| {
+        let mut stream = entry.lock();
+        stream.log_mut().sync().map_err(|e| e.to_string())?;
+        stream.snapshot().map_err(|e| e.description)
+    })?;
     let consumers = entry
         .catalog
         .list_consumers(&entry.name)
@@ -180,7 +185,7 @@ pub(super) fn catch_up(
             entry.account(&stream);
             Ok::<_, String>(())
         })?;
-        tokio::task::block_in_place(|| install_consumers(&entry, &snapshot.consumers));
+        tokio::task::block_in_place(|| install_consumers(&entry, index, &snapshot.consumers));
         tracing::info!(stream = %entry.name, index, fetched, "caught up");
         Ok(())
     })
@@ -234,7 +239,7 @@ async fn fetch_page(
 
 /// Makes the catalog's replicated consumers the snapshot's: each one in it is put with its
 /// state, and any other replicated one is deleted.
-fn install_consumers(entry: &Arc<StreamEntry>, ops: &[ConsumerOp]) {
+fn install_consumers(entry: &Arc<StreamEntry>, index: u64, ops: &[ConsumerOp]) {
     let keep: Vec<&str> = ops
         .iter()
         .filter_map(|op| match op {
@@ -246,13 +251,13 @@ fn install_consumers(entry: &Arc<StreamEntry>, ops: &[ConsumerOp]) {
         Ok(saved) => {
             for (name, config, _, _) in saved {
                 if config.is_replicated() && !keep.contains(&name.as_str()) {
-                    entry.apply_consumer_op(&ConsumerOp::Delete { name });
+                    entry.apply_consumer_op(index, &ConsumerOp::Delete { name });
                 }
             }
         }
         Err(e) => tracing::error!(stream = %entry.name, "consumers not listed: {e}"),
     }
     for op in ops {
-        entry.apply_consumer_op(op);
+        entry.apply_consumer_op(index, op);
     }
 }

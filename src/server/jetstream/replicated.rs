@@ -257,22 +257,9 @@ impl ReplicaHost for EntryHost {
     }
 
     fn apply_consumers(&self, index: u64, op: &ConsumerOp) {
-        let Some(entry) = self.0.upgrade() else {
-            return;
-        };
-        tokio::task::block_in_place(|| {
-            entry.apply_consumer_op(op);
-            // An entry that removed messages moves the store's checkpoint, durably: a
-            // snapshot taken after it tells a peer, or this replica when it next opens,
-            // that the store reflects it.
-            if matches!(op, ConsumerOp::States { removed, .. } if !removed.is_empty()) {
-                let mut stream = entry.lock();
-                stream.log_mut().set_applied(index);
-                if let Err(e) = stream.log_mut().sync() {
-                    tracing::error!(stream = %entry.name, "consumed messages not made durable: {e}");
-                }
-            }
-        });
+        if let Some(entry) = self.0.upgrade() {
+            tokio::task::block_in_place(|| entry.apply_consumer_op(index, op));
+        }
     }
 
     fn snapshot(&self) -> Result<StreamSnapshot, String> {

@@ -26,9 +26,9 @@ use crate::meta::pb;
 use crate::server::internal::InternalClient;
 
 impl StreamEntry {
-    /// Applies a committed consumer entry to this replica: the catalog on every replica,
-    /// and the running consumers on the leader.
-    pub(super) fn apply_consumer_op(&self, op: &ConsumerOp) {
+    /// Applies a committed consumer entry (at log `index`) to this replica: the catalog on
+    /// every replica, and the running consumers on the leader.
+    pub(super) fn apply_consumer_op(&self, index: u64, op: &ConsumerOp) {
         let mut state = self.actor_state();
         let client = &mut state.client;
         let leading = self.replica.leading();
@@ -48,7 +48,7 @@ impl StreamEntry {
             ConsumerOp::States { states, removed } => {
                 self.apply_states(states);
                 let mut stream = self.lock();
-                if let Err(e) = stream.remove_consumed(removed) {
+                if let Err(e) = stream.remove_consumed(index, removed) {
                     tracing::error!(stream = %self.name, "consumed messages not removed: {e}");
                 }
                 self.account(&stream);

@@ -488,6 +488,16 @@ impl Log {
         Ok(())
     }
 
+    /// A full [`Log::sync`] if the last one is at least `every` old, whatever the policy:
+    /// for a replica, whose group's log already holds what it applies, and whose store only
+    /// needs to be durable often enough to keep the replay after a crash short.
+    pub fn sync_if_older(&mut self, every: std::time::Duration, now: Instant) -> Result<bool> {
+        if now.saturating_duration_since(self.last_sync) < every {
+            return Ok(false);
+        }
+        self.sync().map(|()| true)
+    }
+
     /// Applies the sync policy; call once after each batch (and periodically when idle).
     /// Returns whether a full sync ran. With `Always` it always syncs.
     pub fn sync_if_due(&mut self, now: Instant) -> Result<bool> {

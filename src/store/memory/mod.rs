@@ -237,6 +237,11 @@ impl MemLog {
         Ok(false)
     }
 
+    /// Nothing to make durable: always `Ok(false)`.
+    pub fn sync_if_older(&mut self, _every: std::time::Duration, _now: Instant) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Changes the limits; retention is applied at once (`max_age` against the newest
     /// timestamp seen). An invalid configuration is refused and the old one stays.
     pub fn update_config(&mut self, config: LogConfig) -> Result<()> {
