@@ -4,17 +4,21 @@
 //! with kill -9 while 190 more messages are stored and a durable is acknowledged, then
 //! restarted. Once it leads, it serves every message and the durable goes on from its
 //! committed state: nothing acknowledged comes again, nothing is skipped.
+//!
+//! And the stepdown that puts it in the lead: `placement.preferred` names the next leader,
+//! with nats-server 2.11's errors for what it cannot do.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use common::js_cluster::{cluster, connect, META_READY};
+use common::js_cluster::{api, cluster, connect, META_READY};
 use common::r3::{
     create_orders, durable_of, info, publish_range, pull_and_ack, restart_member, server_index,
-    step_down, stored_body, wait_for_health, wait_for_replicas,
+    step_down_to, stored_body, wait_for_health, wait_for_replicas,
 };
+use serde_json::json;
 
 /// Entries between snapshots of a stream's group in this test's servers (an eighth of
 /// them stays in the log after a snapshot).
@@ -85,14 +89,9 @@ async fn a_follower_that_missed_a_compacted_log_catches_up_from_the_snapshot_and
     wait_for_health(&servers[down], "\"ok\"");
 
     // It leads: the messages it holds are the group's, and the durable resumes at 26.
-    let mut current = leader;
-    for _ in 0..12 {
-        if current == down_name {
-            break;
-        }
-        current = step_down(&client, &current).await;
+    if leader != down_name {
+        step_down_to(&client, &down_name).await;
     }
-    assert_eq!(current, down_name, "the caught-up replica never led");
     let client = connect(&servers[down]).await;
     for seq in [1u64, 10, 11, 100, 199, 200] {
         assert_eq!(
@@ -112,4 +111,60 @@ async fn a_follower_that_missed_a_compacted_log_catches_up_from_the_snapshot_and
         pull_and_ack(&consumer, 175).await,
         (26..=200).collect::<Vec<u64>>()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_stepdown_hands_over_to_the_preferred_server_and_refuses_what_it_cannot_do() {
+    let (_servers, clients) = cluster().await;
+    create_orders(&clients[0]).await;
+    let leader = info(&clients[0]).await["cluster"]["leader"]
+        .as_str()
+        .expect("leader")
+        .to_owned();
+    let subject = "$JS.API.STREAM.LEADER.STEPDOWN.ORDERS";
+    let refusals = [
+        (
+            json!({"placement": {"preferred": leader}}),
+            10005,
+            format!("preferred server \"{leader}\" is already leader"),
+        ),
+        (
+            json!({"placement": {"preferred": "S9"}}),
+            10005,
+            "preferred server \"S9\" not known".to_owned(),
+        ),
+        (
+            json!({"placement": {"cluster": "elsewhere"}}),
+            10005,
+            "no replacement peer connected".to_owned(),
+        ),
+        (
+            json!({"placement": {"tags": ["ssd"]}}),
+            10011,
+            "tags placement not supported for operation".to_owned(),
+        ),
+    ];
+    for (body, code, description) in refusals {
+        let answer = api(&clients[1], subject, body.clone()).await;
+        assert_eq!(answer["error"]["err_code"], code, "{body}: {answer}");
+        assert_eq!(
+            answer["error"]["description"],
+            description.as_str(),
+            "{body}"
+        );
+    }
+    let bad = clients[1]
+        .request(subject, "{not json".into())
+        .await
+        .expect("answered");
+    let bad: serde_json::Value = serde_json::from_slice(&bad.payload).expect("json");
+    assert_eq!(bad["error"]["code"], 400, "{bad}");
+    assert_eq!(
+        info(&clients[0]).await["cluster"]["leader"],
+        leader.as_str()
+    );
+    // Each follower in turn, by name.
+    for target in ["S0", "S1", "S2"].into_iter().filter(|s| *s != leader) {
+        step_down_to(&clients[2], target).await;
+    }
 }

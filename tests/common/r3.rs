@@ -124,6 +124,19 @@ pub async fn step_down(client: &async_nats::Client, from: &str) -> String {
     }
 }
 
+/// Hands ORDERS's leadership to server `to` (`placement.preferred`) and waits (bounded)
+/// until it leads.
+pub async fn step_down_to(client: &async_nats::Client, to: &str) {
+    let body = json!({"placement": {"preferred": to}});
+    let stepped = api(client, "$JS.API.STREAM.LEADER.STEPDOWN.ORDERS", body).await;
+    assert_eq!(stepped["success"], true, "{stepped}");
+    let deadline = Instant::now() + META_READY;
+    while info(client).await["cluster"]["leader"] != to {
+        assert!(Instant::now() < deadline, "{to} never came to lead");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 pub async fn info(client: &async_nats::Client) -> Value {
     until_answered(client, "$JS.API.STREAM.INFO.ORDERS", json!({})).await
 }

@@ -33,18 +33,39 @@ const ELECT_EVERY: Duration = Duration::from_millis(300);
 /// that cannot win, as one whose log is behind, would otherwise hold the handover up).
 const ASKS_PER_CANDIDATE: usize = 5;
 
+/// A leader stepdown's body (nats-server 2.11's `JSApiLeaderStepdownRequest`).
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct StepdownRequest {
-    placement: Option<StepdownPlacement>,
+pub(super) struct StepdownRequest {
+    pub placement: Option<StepdownPlacement>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct StepdownPlacement {
-    cluster: String,
-    tags: Vec<String>,
-    preferred: String,
+pub(super) struct StepdownPlacement {
+    pub cluster: String,
+    pub tags: Vec<String>,
+    pub preferred: String,
+}
+
+impl StepdownRequest {
+    /// Reads a stepdown's body (empty: no placement); tags are refused by name, as
+    /// jetlog does not pick a leader by them.
+    pub(super) fn parse(payload: &[u8]) -> Result<StepdownPlacement, ApiError> {
+        let request: StepdownRequest = match payload.iter().all(u8::is_ascii_whitespace) {
+            true => StepdownRequest::default(),
+            false => serde_json::from_slice(payload).map_err(ApiError::invalid_json)?,
+        };
+        let placement = request.placement.unwrap_or_default();
+        if !placement.tags.is_empty() {
+            return Err(ApiError::new(
+                400,
+                10011,
+                "tags placement not supported for operation",
+            ));
+        }
+        Ok(placement)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -105,18 +126,7 @@ async fn reply(cluster: &ClusterJs, to: Option<Bytes>, kind: &str, answer: Resul
 
 /// Picks the next leader and starts handing over; answers at once, as nats-server does.
 fn stepdown(cluster: &Arc<ClusterJs>, payload: &[u8]) -> Result<(), ApiError> {
-    let request: StepdownRequest = match payload.iter().all(u8::is_ascii_whitespace) {
-        true => StepdownRequest::default(),
-        false => serde_json::from_slice(payload).map_err(ApiError::invalid_json)?,
-    };
-    let placement = request.placement.unwrap_or_default();
-    if !placement.tags.is_empty() {
-        return Err(ApiError::new(
-            400,
-            10011,
-            "tags placement not supported for operation",
-        ));
-    }
+    let placement = StepdownRequest::parse(payload)?;
     if !placement.cluster.is_empty() && placement.cluster != cluster.cluster_name {
         return Err(no_replacement());
     }

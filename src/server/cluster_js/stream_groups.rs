@@ -254,8 +254,16 @@ impl ClusterJs {
     }
 
     /// `STREAM.LEADER.STEPDOWN` on the stream's leader: hands the group to another online
-    /// peer (answered at once, as nats-server does; the handover takes a few seconds).
-    pub fn stepdown_stream_group(&self, account: &str, stream: &str) -> Result<(), ApiError> {
+    /// peer, or to the one `placement.preferred` names (answered at once, as nats-server
+    /// does; the handover takes a few seconds). nats-server 2.11's errors: 10005 for a
+    /// preferred server that is not a peer or already leads, or no peer to take over.
+    pub fn stepdown_stream_group(
+        &self,
+        account: &str,
+        stream: &str,
+        payload: &[u8],
+    ) -> Result<(), ApiError> {
+        let placement = meta_ops::StepdownRequest::parse(payload)?;
         let raft = {
             let groups = self.stream_groups.lock();
             let member = groups
@@ -270,13 +278,31 @@ impl ClusterJs {
             .membership()
             .voter_ids()
             .collect();
-        let online = self.hosts_online();
-        let candidates: Vec<NodeId> = online
-            .iter()
-            .map(|name| node_id(name))
-            .filter(|id| *id != self.me_id && voters.contains(id))
-            .collect();
-        if candidates.is_empty() {
+        let no_peers = |why: String| ApiError::new(400, 10005, why);
+        let candidates: Vec<NodeId> = if !placement.preferred.is_empty() {
+            let preferred = node_id(&placement.preferred);
+            if preferred == self.me_id {
+                return Err(no_peers(format!(
+                    "preferred server {:?} is already leader",
+                    placement.preferred
+                )));
+            }
+            if !voters.contains(&preferred) {
+                return Err(no_peers(format!(
+                    "preferred server {:?} not known",
+                    placement.preferred
+                )));
+            }
+            vec![preferred]
+        } else {
+            self.hosts_online()
+                .iter()
+                .map(|name| node_id(name))
+                .filter(|id| *id != self.me_id && voters.contains(id))
+                .collect()
+        };
+        let other_cluster = !placement.cluster.is_empty() && placement.cluster != self.cluster_name;
+        if candidates.is_empty() || other_cluster {
             return Err(meta_ops::no_replacement());
         }
         // A different one first each time, so repeated stepdowns go round the peers.

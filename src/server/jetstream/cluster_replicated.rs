@@ -124,9 +124,10 @@ pub(super) fn route(
             "stream_msg_delete_response",
             "deleting a message of a replicated stream",
         ),
-        ["STREAM", "LEADER", "STEPDOWN", _] => {
-            Route::Answered("stream_leader_stepdown_response", step_down(js, stream))
-        }
+        ["STREAM", "LEADER", "STEPDOWN", _] => Route::Answered(
+            "stream_leader_stepdown_response",
+            step_down(js, stream, payload),
+        ),
         ["STREAM", "SNAPSHOT", _] => refused(
             "stream_snapshot_response",
             "a snapshot of a replicated stream",
@@ -136,10 +137,10 @@ pub(super) fn route(
 }
 
 /// Hands the stream's group (and so its replicated consumers) to another replica.
-fn step_down(js: &JetStream, stream: &str) -> api::Reply {
+fn step_down(js: &JetStream, stream: &str, payload: &[u8]) -> api::Reply {
     match js
         .cluster()
-        .map(|c| c.stepdown_stream_group(js.account_name(), stream))
+        .map(|c| c.stepdown_stream_group(js.account_name(), stream, payload))
     {
         Some(Ok(())) => Ok(json!({ "success": true })),
         Some(Err(e)) => Err(e),
@@ -159,9 +160,10 @@ fn replicated_consumer(
     let stream = entry.name();
     match tokens {
         // Its leader is the stream's: a stepdown hands over both.
-        ["CONSUMER", "LEADER", "STEPDOWN", ..] => {
-            Route::Answered("consumer_leader_stepdown_response", step_down(js, stream))
-        }
+        ["CONSUMER", "LEADER", "STEPDOWN", ..] => Route::Answered(
+            "consumer_leader_stepdown_response",
+            step_down(js, stream, payload),
+        ),
         ["CONSUMER", "DELETE", ..] => {
             let op = ConsumerOp::Delete {
                 name: name.to_string(),
