@@ -6,9 +6,9 @@
 #   jspubsync  one publish at a time, each waiting for its ack (SYNC_N messages): p50/p99
 #   jsconsume  a pull consumer fetching and acking what jspub stored
 # The publisher and the consumer connect to s2. jetlog runs with its defaults (sync always: a
-# quorum's Raft logs are flushed before an entry commits, and the leader's store is fsynced
-# before it acknowledges); nats-server with its own (it does not fsync before acknowledging:
-# it syncs every 2 minutes).
+# quorum's Raft logs are flushed before an entry commits; each replica's store syncs at most
+# every second); nats-server with its own (it does not fsync before acknowledging: it syncs
+# every 2 minutes).
 # Usage: docs/bench/cluster_r3.sh [JETLOG_BINARY] [ROUNDS]   (from the project root)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
