@@ -5,6 +5,10 @@
 //! restarted. Once it leads, it serves every message and the durable goes on from its
 //! committed state: nothing acknowledged comes again, nothing is skipped.
 //!
+//! A work-queue stream's follower catches up the same way to the same gaps (the messages
+//! its consumer's acks removed) and the consumer's committed state, and leading, hands out
+//! exactly what was never acknowledged.
+//!
 //! And the stepdown that puts it in the lead: `placement.preferred` names the next leader,
 //! with nats-server 2.11's errors for what it cannot do.
 
@@ -16,7 +20,7 @@ use async_nats::jetstream;
 use common::js_cluster::{api, cluster, connect, META_READY};
 use common::r3::{
     create_orders, durable_of, info, publish_range, pull_and_ack, restart_member, server_index,
-    step_down_to, stored_body, wait_for_health, wait_for_replicas,
+    step_down_stream_to, step_down_to, stored_body, wait_for_health, wait_for_replicas,
 };
 use serde_json::json;
 
@@ -167,4 +171,153 @@ async fn a_stream_stepdown_hands_over_to_the_preferred_server_and_refuses_what_i
     for target in ["S0", "S1", "S2"].into_iter().filter(|s| *s != leader) {
         step_down_to(&clients[2], target).await;
     }
+}
+
+/// What `/jsz` says server `server`'s replica of `stream` holds: messages, bytes, first and
+/// last sequence, and how many sequences between them hold nothing.
+fn replica_state(server: &common::TestServer, stream: &str) -> [u64; 5] {
+    let port = server.monitor_port().expect("monitor");
+    let jsz = common::monitor::get_json(port, "/jsz?streams=true");
+    let found = jsz["account_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+        .find(|s| s["name"] == stream)
+        .map(|s| s["state"].clone())
+        .unwrap_or_default();
+    ["messages", "bytes", "first_seq", "last_seq", "num_deleted"]
+        .map(|k| found[k].as_u64().unwrap_or(0))
+}
+
+/// Publishes messages `from..to` to JOBS, each stored at sequence `n + 1`.
+async fn publish_jobs(js: &jetstream::Context, from: u64, to: u64) {
+    for n in from..to {
+        let ack = js.publish(format!("jobs.{}", n % 4), n.to_string().into());
+        let ack = ack.await.expect("sent").await.expect("acknowledged");
+        assert_eq!(ack.sequence, n + 1);
+    }
+}
+
+/// Pulls `want` messages of `consumer` (bounded) and acknowledges with AckSync those whose
+/// sequence is not a multiple of 10, leaving those pending; returns (acknowledged, left).
+async fn take_leaving_every_tenth(
+    consumer: &jetstream::consumer::PullConsumer,
+    want: usize,
+) -> (Vec<u64>, Vec<u64>) {
+    use futures::StreamExt;
+    let (mut acked, mut left) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + META_READY;
+    while acked.len() + left.len() < want {
+        assert!(
+            Instant::now() < deadline,
+            "only {acked:?} and {left:?} came"
+        );
+        let Ok(mut batch) = consumer
+            .batch()
+            .max_messages(want - acked.len() - left.len())
+            .expires(Duration::from_secs(3))
+            .messages()
+            .await
+        else {
+            continue;
+        };
+        while let Some(Ok(msg)) = batch.next().await {
+            let seq = msg.info().expect("a JetStream message").stream_sequence;
+            if seq % 10 == 0 {
+                left.push(seq);
+            } else {
+                common::r3::ack_sync(&msg).await.expect("ack answered");
+                acked.push(seq);
+            }
+        }
+    }
+    (acked, left)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_queue_follower_catches_up_to_the_same_gaps_and_consumer_state() {
+    std::env::set_var("JETLOG_STREAM_SNAPSHOT_ENTRIES", SNAPSHOT_EVERY);
+    let (mut servers, clients) = cluster().await;
+    let created = api(
+        &clients[0],
+        "$JS.API.STREAM.CREATE.JOBS",
+        json!({"name": "JOBS", "subjects": ["jobs.>"], "num_replicas": 3, "retention": "workqueue"}),
+    )
+    .await;
+    assert!(created.get("error").is_none(), "{created}");
+    let js = jetstream::new(clients[0].clone());
+    publish_jobs(&js, 0, 40).await;
+    let stream = js.get_stream("JOBS").await.expect("stream");
+    stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("W".into()),
+            ack_wait: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let consumer = durable_of(&js, "JOBS", "W").await;
+    let (mut acked, mut left) = take_leaving_every_tenth(&consumer, 20).await;
+
+    // A follower goes down while the others store 150 more and the consumer takes 100,
+    // its acks removing messages (gaps where every tenth is left), and snapshots come.
+    let leader = api(&clients[0], "$JS.API.STREAM.INFO.JOBS", json!({})).await["cluster"]["leader"]
+        .as_str()
+        .expect("leader")
+        .to_owned();
+    let down = (0..3)
+        .find(|i| *i != server_index(&leader))
+        .expect("a follower");
+    let down_name = format!("S{down}");
+    drop((consumer, stream, js, clients));
+    let store = servers.remove(down).kill_and_take_store();
+    let client = connect(&servers[0]).await;
+    let js = jetstream::new(client.clone());
+    publish_jobs(&js, 40, 190).await;
+    let consumer = durable_of(&js, "JOBS", "W").await;
+    let (more_acked, more_left) = take_leaving_every_tenth(&consumer, 100).await;
+    acked.extend(more_acked);
+    left.extend(more_left);
+    drop(consumer);
+
+    let seed = servers[0].route_url();
+    servers.insert(down, restart_member(&down_name, Some(&seed), store));
+    let deadline = Instant::now() + META_READY;
+    while !servers[down].log_contains("caught up") {
+        assert!(
+            Instant::now() < deadline,
+            "{down_name} never caught up from a snapshot"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every replica holds the same: 190 stored, the acknowledged removed.
+    let want = 190 - acked.len() as u64;
+    loop {
+        let states: Vec<[u64; 5]> = servers.iter().map(|s| replica_state(s, "JOBS")).collect();
+        if states.iter().all(|s| s == &states[0]) && states[0][0] == want {
+            assert_eq!(states[0][3], 190, "{states:?}");
+            assert!(
+                states[0][4] > 0,
+                "gaps where messages were consumed: {states:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "replicas differ: {states:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Leading, it hands out exactly what was never acknowledged.
+    if leader != down_name {
+        step_down_stream_to(&client, "JOBS", &down_name).await;
+    }
+    let client = connect(&servers[down]).await;
+    let js = jetstream::new(client);
+    let consumer = durable_of(&js, "JOBS", "W").await;
+    let mut rest = pull_and_ack(&consumer, want as usize).await;
+    rest.sort_unstable();
+    let mut expected: Vec<u64> = (1..=190).filter(|s| !acked.contains(s)).collect();
+    expected.sort_unstable();
+    assert_eq!(rest, expected);
+    assert!(left.iter().all(|s| rest.contains(s)));
 }
