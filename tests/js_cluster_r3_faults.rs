@@ -43,6 +43,37 @@ fn faults() -> u64 {
         .unwrap_or(3)
 }
 
+/// The client URLs of the servers running now. A restarted server listens on a new port,
+/// and async-nats learns a cluster's URLs only when it connects (it ignores the INFO
+/// updates that tell them later), so a client whose every known server has since moved can
+/// never reconnect: the publisher and the consumer connect again to these, as an
+/// application would be pointed at the new servers. (Found when the killed servers began
+/// to stay down longer: both stalled for good, "Disconnected", after a few faults.)
+type LiveUrls = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// How long a client may stay disconnected before it connects again to the live URLs.
+const RECONNECT_AFTER: Duration = Duration::from_secs(2);
+
+/// A fresh context on the live servers if `js`'s client has been disconnected for
+/// [`RECONNECT_AFTER`] (`since` tracks when it was first seen disconnected).
+async fn reconnected(
+    js: jetstream::Context,
+    live: &LiveUrls,
+    since: &mut Option<Instant>,
+) -> jetstream::Context {
+    if js.client().connection_state() != async_nats::connection::State::Disconnected {
+        *since = None;
+        return js;
+    }
+    let first = *since.get_or_insert_with(Instant::now);
+    if first.elapsed() < RECONNECT_AFTER {
+        return js;
+    }
+    *since = None;
+    let urls = live.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    jetstream_of(urls).await
+}
+
 /// A JetStream context on a client that follows the cluster's servers as they come and go.
 async fn jetstream_of(urls: Vec<String>) -> jetstream::Context {
     let client = async_nats::ConnectOptions::new()
@@ -55,29 +86,46 @@ async fn jetstream_of(urls: Vec<String>) -> jetstream::Context {
 
 /// Publishes `count` messages in order, each retried until acknowledged; returns each
 /// message's acknowledged sequence, in publishing order.
-async fn publisher(urls: Vec<String>, count: u64, published: Arc<AtomicU64>) -> Vec<u64> {
-    let js = jetstream_of(urls).await;
+async fn publisher(live: LiveUrls, count: u64, published: Arc<AtomicU64>) -> Vec<u64> {
+    let urls = live.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut js = jetstream_of(urls).await;
+    let mut disconnected = None;
     let mut acked = Vec::new();
     for n in 0..count {
         let deadline = Instant::now() + ACK_WITHIN;
+        // Why tries failed, and how often (for a failure's report).
+        let mut failures: BTreeMap<String, u64> = BTreeMap::new();
         loop {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", format!("m{n}").as_str());
             let sent = js
                 .publish_with_headers("faults.x", headers, n.to_string().into())
                 .await;
-            if let Ok(ack) = sent {
-                let ack = tokio::time::timeout(
-                    Duration::from_secs(3),
-                    std::future::IntoFuture::into_future(ack),
-                )
-                .await;
-                if let Ok(Ok(ack)) = ack {
-                    acked.push(ack.sequence);
-                    break;
+            let why = match sent {
+                Ok(ack) => {
+                    let ack = tokio::time::timeout(
+                        Duration::from_secs(3),
+                        std::future::IntoFuture::into_future(ack),
+                    )
+                    .await;
+                    match ack {
+                        Ok(Ok(ack)) => {
+                            acked.push(ack.sequence);
+                            break;
+                        }
+                        Ok(Err(e)) => format!("ack: {e}"),
+                        Err(_) => "no ack within 3 s".to_owned(),
+                    }
                 }
-            }
-            assert!(Instant::now() < deadline, "message {n} never acknowledged");
+                Err(e) => format!("publish: {e}"),
+            };
+            *failures.entry(why).or_default() += 1;
+            js = reconnected(js, &live, &mut disconnected).await;
+            assert!(
+                Instant::now() < deadline,
+                "message {n} never acknowledged: {failures:?}, connection {:?}",
+                js.client().connection_state()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         published.store(n + 1, Ordering::Release);
@@ -93,14 +141,18 @@ struct Consumed {
     acked: BTreeSet<u64>,
     unsure: BTreeSet<u64>,
     acked_then_redelivered: u64,
+    /// Why pulls failed, and how often (for a failure's report).
+    stalls: BTreeMap<String, u64>,
 }
 
 /// Pulls from the replicated durable CHECK until every message has come and been
 /// acknowledged (answered or not), or until `ACK_WITHIN` after the publisher finished; each
 /// message is acknowledged with AckSync, and counts as acknowledged only once the server
 /// answered (`ack_sync`: a "no responders" status is no answer).
-async fn consumer(urls: Vec<String>, count: u64, finished: Arc<AtomicU64>) -> Consumed {
-    let js = jetstream_of(urls).await;
+async fn consumer(live: LiveUrls, count: u64, finished: Arc<AtomicU64>) -> Consumed {
+    let urls = live.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut js = jetstream_of(urls).await;
+    let mut disconnected = None;
     let mut seen = Consumed::default();
     let mut done_at: Option<Instant> = None;
     while ((seen.acked.len() + seen.unsure.len()) as u64) < count {
@@ -111,25 +163,44 @@ async fn consumer(urls: Vec<String>, count: u64, finished: Arc<AtomicU64>) -> Co
             }
         }
         let pulled = async {
-            let stream = js.get_stream("FAULTS").await.ok()?;
-            let consumer: jetstream::consumer::PullConsumer =
-                stream.get_consumer("CHECK").await.ok()?;
+            let stream = js
+                .get_stream("FAULTS")
+                .await
+                .map_err(|e| format!("stream info: {e}"))?;
+            let consumer: jetstream::consumer::PullConsumer = stream
+                .get_consumer("CHECK")
+                .await
+                .map_err(|e| format!("consumer info: {e}"))?;
             consumer
                 .batch()
                 .max_messages(50)
                 .expires(Duration::from_secs(2))
                 .messages()
                 .await
-                .ok()
+                .map_err(|e| format!("pull: {e}"))
         };
-        let Ok(Some(mut batch)) = tokio::time::timeout(Duration::from_secs(3), pulled).await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
+        let mut batch = match tokio::time::timeout(Duration::from_secs(3), pulled).await {
+            Ok(Ok(batch)) => batch,
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e,
+                    _ => "no answer within 3 s".to_owned(),
+                };
+                *seen.stalls.entry(why).or_default() += 1;
+                js = reconnected(js, &live, &mut disconnected).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
         loop {
             let next = tokio::time::timeout(Duration::from_secs(3), batch.next()).await;
-            let Ok(Some(Ok(msg))) = next else {
-                break;
+            let msg = match next {
+                Ok(Some(Ok(msg))) => msg,
+                Ok(Some(Err(e))) => {
+                    *seen.stalls.entry(format!("batch: {e}")).or_default() += 1;
+                    break;
+                }
+                _ => break,
             };
             let n: u64 = String::from_utf8_lossy(&msg.payload)
                 .parse()
@@ -154,6 +225,20 @@ async fn consumer(urls: Vec<String>, count: u64, finished: Arc<AtomicU64>) -> Co
         }
     }
     seen
+}
+
+/// Writes every server's log, the killed ones' too, into a directory that outlives the
+/// test, for a failure's report; returns its path.
+fn keep_logs(servers: &[TestServer], killed: &[(String, Vec<String>)]) -> String {
+    let dir = std::env::temp_dir().join(format!("jetlog-r3-faults-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let live = servers
+        .iter()
+        .map(|s| (format!("live-{}", s.pid()), s.log_lines()));
+    for (name, lines) in killed.iter().cloned().chain(live) {
+        let _ = std::fs::write(dir.join(format!("{name}.log")), lines.join("\n"));
+    }
+    dir.display().to_string()
 }
 
 fn signal(which: &str, pid: &str) {
@@ -204,19 +289,23 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
 
     let faults = faults();
     let count = (faults + 1) * BETWEEN_FAULTS;
-    let urls: Vec<String> = servers.iter().map(TestServer::url).collect();
+    let live: LiveUrls = Arc::new(std::sync::Mutex::new(
+        servers.iter().map(TestServer::url).collect(),
+    ));
     let published = Arc::new(AtomicU64::new(0));
-    let publishing = tokio::spawn(publisher(urls.clone(), count, published.clone()));
+    let publishing = tokio::spawn(publisher(live.clone(), count, published.clone()));
     let finished = Arc::new(AtomicU64::new(0));
-    let consuming = tokio::spawn(consumer(urls, count, finished.clone()));
+    let consuming = tokio::spawn(consumer(live.clone(), count, finished.clone()));
 
+    // The logs of the servers killed so far, kept for a failure's report.
+    let mut logs: Vec<(String, Vec<String>)> = Vec::new();
     for fault in 1..=faults {
         let deadline = Instant::now() + ACK_WITHIN;
         while published.load(Ordering::Acquire) < fault * BETWEEN_FAULTS {
-            assert!(
-                Instant::now() < deadline,
-                "publishing stalled before fault {fault}"
-            );
+            if Instant::now() >= deadline {
+                let at = keep_logs(&servers, &logs);
+                panic!("publishing stalled before fault {fault}; the servers' logs are in {at}");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let leader = info_via(&servers[(fault as usize) % 3]).await["cluster"]["leader"]
@@ -239,7 +328,8 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
                     _ => (lost + 1) % 3,
                 };
                 let name = format!("S{victim}");
-                let store = servers.remove(victim).kill_and_take_store();
+                let (store, log) = servers.remove(victim).kill_and_take_store_and_log();
+                logs.push((format!("{name}-until-fault-{fault}"), log));
                 // Down while a third of the messages between faults are stored: more
                 // entries than its group keeps after a snapshot.
                 let until = published.load(Ordering::Acquire) + BETWEEN_FAULTS / 3;
@@ -249,6 +339,8 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
                 }
                 let seed = servers[0].route_url();
                 servers.insert(victim, restart_member(&name, Some(&seed), store));
+                *live.lock().unwrap_or_else(|p| p.into_inner()) =
+                    servers.iter().map(TestServer::url).collect();
             }
         }
     }
@@ -300,6 +392,11 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
         .await
         .expect("the consumer finished in time")
         .expect("the consumer");
+    if (consumed.acked.len() + consumed.unsure.len()) < count as usize {
+        let info = until_answered(&client, "$JS.API.CONSUMER.INFO.FAULTS.CHECK", json!({})).await;
+        let at = keep_logs(&servers, &logs);
+        println!("CHECK at the end: {info}; the servers' logs are in {at}; the consumer's failed pulls: {:?}", consumed.stalls);
+    }
     let skipped = (0..count)
         .filter(|n| !consumed.acked.contains(n) && !consumed.unsure.contains(n))
         .count();

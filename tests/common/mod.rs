@@ -119,6 +119,17 @@ impl TestServer {
         std::mem::replace(&mut self.store, tempfile::tempdir().expect("temp dir"))
     }
 
+    /// [`TestServer::kill_and_take_store`], also handing over what the server logged.
+    pub fn kill_and_take_store_and_log(mut self) -> (tempfile::TempDir, Vec<String>) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The reader thread takes the last lines the pipe held.
+        std::thread::sleep(Duration::from_millis(50));
+        let log = self.log_lines();
+        let store = std::mem::replace(&mut self.store, tempfile::tempdir().expect("temp dir"));
+        (store, log)
+    }
+
     /// Stops the server with SIGTERM (bounded wait) and hands over its store directory.
     pub fn store_handoff(mut self) -> tempfile::TempDir {
         let _ = Command::new("kill")
