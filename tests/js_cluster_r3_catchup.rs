@@ -28,6 +28,27 @@ use serde_json::json;
 /// them stays in the log after a snapshot).
 const SNAPSHOT_EVERY: &str = "16";
 
+/// A server of `cluster()` that does not lead: its place in the list and its name.
+fn a_follower(leader: &str) -> (usize, String) {
+    let down = (0..3)
+        .find(|i| *i != server_index(leader))
+        .expect("a follower");
+    (down, format!("S{down}"))
+}
+
+/// Waits (bounded) until `server` logs that it caught up from a snapshot.
+async fn until_caught_up(server: &common::TestServer) {
+    let deadline = Instant::now() + META_READY;
+    while !server.log_contains("caught up") {
+        assert!(
+            Instant::now() < deadline,
+            "never caught up from a snapshot: {:#?}",
+            server.log_lines()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_that_missed_a_compacted_log_catches_up_from_the_snapshot_and_a_peer() {
     // Every test of this file's binary wants it; the servers inherit it.
@@ -57,10 +78,7 @@ async fn a_follower_that_missed_a_compacted_log_catches_up_from_the_snapshot_and
         .as_str()
         .expect("leader")
         .to_owned();
-    let down = (0..3)
-        .find(|i| *i != server_index(&leader))
-        .expect("a follower");
-    let down_name = format!("S{down}");
+    let (down, down_name) = a_follower(&leader);
     drop((consumer, stream, js, clients));
     let store = servers.remove(down).kill_and_take_store();
     let client = connect(&servers[0]).await;
@@ -79,23 +97,13 @@ async fn a_follower_that_missed_a_compacted_log_catches_up_from_the_snapshot_and
     // Back up, it is sent a snapshot and fetches the messages it lacks.
     let seed = servers[0].route_url();
     servers.insert(down, restart_member(&down_name, Some(&seed), store));
-    let deadline = Instant::now() + META_READY;
-    while !servers[down].log_contains("caught up") {
-        assert!(
-            Instant::now() < deadline,
-            "{down_name} never caught up from a snapshot: {:#?}",
-            servers[down].log_lines()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_caught_up(&servers[down]).await;
     wait_for_replicas(&servers, 200);
     // Caught up, it is current again: the catching-up flag went with the catch-up.
     wait_for_health(&servers[down], "\"ok\"");
 
     // It leads: the messages it holds are the group's, and the durable resumes at 26.
-    if leader != down_name {
-        step_down_to(&client, &down_name).await;
-    }
+    step_down_to(&client, &down_name).await;
     let client = connect(&servers[down]).await;
     for seq in [1u64, 10, 11, 100, 199, 200] {
         assert_eq!(
@@ -266,10 +274,7 @@ async fn a_work_queue_follower_catches_up_to_the_same_gaps_and_consumer_state() 
         .as_str()
         .expect("leader")
         .to_owned();
-    let down = (0..3)
-        .find(|i| *i != server_index(&leader))
-        .expect("a follower");
-    let down_name = format!("S{down}");
+    let (down, down_name) = a_follower(&leader);
     drop((consumer, stream, js, clients));
     let store = servers.remove(down).kill_and_take_store();
     let client = connect(&servers[0]).await;
@@ -283,14 +288,8 @@ async fn a_work_queue_follower_catches_up_to_the_same_gaps_and_consumer_state() 
 
     let seed = servers[0].route_url();
     servers.insert(down, restart_member(&down_name, Some(&seed), store));
+    until_caught_up(&servers[down]).await;
     let deadline = Instant::now() + META_READY;
-    while !servers[down].log_contains("caught up") {
-        assert!(
-            Instant::now() < deadline,
-            "{down_name} never caught up from a snapshot"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     // Every replica holds the same: 190 stored, the acknowledged removed.
     let want = 190 - acked.len() as u64;
     loop {
@@ -308,9 +307,7 @@ async fn a_work_queue_follower_catches_up_to_the_same_gaps_and_consumer_state() 
     }
 
     // Leading, it hands out exactly what was never acknowledged.
-    if leader != down_name {
-        step_down_stream_to(&client, "JOBS", &down_name).await;
-    }
+    step_down_stream_to(&client, "JOBS", &down_name).await;
     let client = connect(&servers[down]).await;
     let js = jetstream::new(client);
     let consumer = durable_of(&js, "JOBS", "W").await;

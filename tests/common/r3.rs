@@ -124,20 +124,23 @@ pub async fn step_down(client: &async_nats::Client, from: &str) -> String {
     }
 }
 
-/// Hands ORDERS's leadership to server `to` (`placement.preferred`) and waits (bounded)
-/// until it leads.
+/// Hands ORDERS's leadership to server `to` (`placement.preferred`), unless it leads
+/// already, and waits (bounded) until it leads.
 pub async fn step_down_to(client: &async_nats::Client, to: &str) {
     step_down_stream_to(client, "ORDERS", to).await;
 }
 
 /// [`step_down_to`] for `stream`.
 pub async fn step_down_stream_to(client: &async_nats::Client, stream: &str, to: &str) {
+    let info = format!("$JS.API.STREAM.INFO.{stream}");
+    if until_answered(client, &info, json!({})).await["cluster"]["leader"] == to {
+        return;
+    }
     let body = json!({"placement": {"preferred": to}});
     let subject = format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}");
     let stepped = api(client, &subject, body).await;
     assert_eq!(stepped["success"], true, "{stepped}");
     let deadline = Instant::now() + META_READY;
-    let info = format!("$JS.API.STREAM.INFO.{stream}");
     while until_answered(client, &info, json!({})).await["cluster"]["leader"] != to {
         assert!(
             Instant::now() < deadline,

@@ -110,8 +110,9 @@ pub fn answer_sync(entry: &Weak<StreamEntry>, mut body: &[u8]) -> Bytes {
 /// consumers from the catalog.
 pub(super) fn snapshot(entry: &Weak<StreamEntry>) -> Result<StreamSnapshot, String> {
     let entry = entry.upgrade().ok_or("the stream is gone")?;
-    // The store is made durable first: at open, a snapshot is taken only if the store's
-    // durable checkpoint is at or past the snapshot's (the log before it is gone).
+    // The store is made durable first: at open, a snapshot is accepted only if the store's
+    // durable checkpoint is at or past the snapshot's `store_index` (the log before the
+    // snapshot is gone).
     let mut snapshot = tokio::task::block_in_place(|| {
         let mut stream = entry.lock();
         stream.log_mut().sync().map_err(|e| e.to_string())?;
