@@ -502,7 +502,7 @@ fn garbage_on_the_route_port_is_refused_and_the_cluster_keeps_serving() {
         "{said:?}"
     );
     assert!(
-        servers[0].log_contains("Unknown Protocol Operation"),
+        servers[0].logs_within("Unknown Protocol Operation", Duration::from_secs(5)),
         "{:?}",
         servers[0].log
     );

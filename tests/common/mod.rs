@@ -149,6 +149,22 @@ impl TestServer {
     pub fn log_contains(&self, needle: &str) -> bool {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }
+
+    /// Whether the server logs a line containing `needle` within `limit`: the log is read
+    /// from the server's stderr by a thread of its own, so a line the server wrote just
+    /// now may not be in it yet.
+    pub fn logs_within(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.log_contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for TestServer {
