@@ -28,12 +28,21 @@ use serde_json::json;
 /// them stays in the log after a snapshot).
 const SNAPSHOT_EVERY: &str = "16";
 
-/// A server of `cluster()` that does not lead: its place in the list and its name.
-fn a_follower(leader: &str) -> (usize, String) {
+/// Kills (kill -9) a server of `cluster()` that does not lead `stream`: its place in the
+/// list, its name and its store, for the restart.
+async fn kill_a_follower(
+    servers: &mut Vec<common::TestServer>,
+    client: &async_nats::Client,
+    stream: &str,
+) -> (usize, String, tempfile::TempDir) {
+    let subject = format!("$JS.API.STREAM.INFO.{stream}");
+    let info = common::js_cluster::until_answered(client, &subject, json!({})).await;
+    let leader = info["cluster"]["leader"].as_str().expect("leader");
     let down = (0..3)
         .find(|i| *i != server_index(leader))
         .expect("a follower");
-    (down, format!("S{down}"))
+    let store = servers.remove(down).kill_and_take_store();
+    (down, format!("S{down}"), store)
 }
 
 /// Waits (bounded) until `server` logs that it caught up from a snapshot.
@@ -74,13 +83,9 @@ async fn a_follower_that_missed_a_compacted_log_catches_up_from_the_snapshot_and
 
     // A follower goes down; the others store 190 more and acknowledge 20 more, one entry
     // each, while snapshots let their logs go.
-    let leader = info(&clients[0]).await["cluster"]["leader"]
-        .as_str()
-        .expect("leader")
-        .to_owned();
-    let (down, down_name) = a_follower(&leader);
-    drop((consumer, stream, js, clients));
-    let store = servers.remove(down).kill_and_take_store();
+    drop((consumer, stream, js));
+    let (down, down_name, store) = kill_a_follower(&mut servers, &clients[0], "ORDERS").await;
+    drop(clients);
     let client = connect(&servers[0]).await;
     let js = jetstream::new(client.clone());
     assert_eq!(
@@ -270,13 +275,9 @@ async fn a_work_queue_follower_catches_up_to_the_same_gaps_and_consumer_state() 
 
     // A follower goes down while the others store 150 more and the consumer takes 100,
     // its acks removing messages (gaps where every tenth is left), and snapshots come.
-    let leader = api(&clients[0], "$JS.API.STREAM.INFO.JOBS", json!({})).await["cluster"]["leader"]
-        .as_str()
-        .expect("leader")
-        .to_owned();
-    let (down, down_name) = a_follower(&leader);
-    drop((consumer, stream, js, clients));
-    let store = servers.remove(down).kill_and_take_store();
+    drop((consumer, stream, js));
+    let (down, down_name, store) = kill_a_follower(&mut servers, &clients[0], "JOBS").await;
+    drop(clients);
     let client = connect(&servers[0]).await;
     let js = jetstream::new(client.clone());
     publish_jobs(&js, 40, 190).await;

@@ -24,6 +24,7 @@ use super::stream::header;
 use super::stream::store_error;
 use super::{ApiError, Stream};
 use crate::protocol::headers::header_value;
+use crate::store::ranges::RangeSet;
 use crate::store::{NewMessage, PurgeRequest, StoredMessage};
 
 /// The format of an encoded [`StreamSnapshot`] and [`SyncPage`]; anything else is refused.
@@ -211,18 +212,6 @@ impl SyncPage {
     }
 }
 
-/// Consecutive sequences as inclusive ranges.
-fn ranges_of(seqs: &[u64]) -> Vec<(u64, u64)> {
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for &seq in seqs {
-        match out.last_mut() {
-            Some((_, hi)) if *hi + 1 == seq => *hi = seq,
-            _ => out.push((seq, seq)),
-        }
-    }
-    out
-}
-
 impl Stream {
     /// The stream's part of a snapshot: the store's bounds, the sequences between them that
     /// hold no message (a walk over the store's indexes), and the duplicate window.
@@ -232,7 +221,13 @@ impl Stream {
             store_index: self.log.applied().map_or(0, |a| a.index),
             first_seq: state.first_seq,
             last_seq: state.last_seq,
-            deleted: ranges_of(&state.deleted),
+            deleted: {
+                let mut gaps = RangeSet::default();
+                for seq in state.deleted {
+                    gaps.insert(seq);
+                }
+                gaps.ranges().collect()
+            },
             dedup: self
                 .dedup
                 .entries()
