@@ -19,44 +19,15 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use common::js_cluster::{api, cluster, connect, META_READY};
 use common::r3::{
-    create_orders, durable_of, info, publish_range, pull_and_ack, restart_member, server_index,
-    step_down_stream_to, step_down_to, stored_body, wait_for_health, wait_for_replicas,
+    create_orders, durable_of, info, kill_a_follower, publish_range, pull_and_ack, restart_member,
+    step_down_stream_to, step_down_to, stored_body, until_caught_up, wait_for_health,
+    wait_for_replicas,
 };
 use serde_json::json;
 
 /// Entries between snapshots of a stream's group in this test's servers (an eighth of
 /// them stays in the log after a snapshot).
 const SNAPSHOT_EVERY: &str = "16";
-
-/// Kills (kill -9) a server of `cluster()` that does not lead `stream`: its place in the
-/// list, its name and its store, for the restart.
-async fn kill_a_follower(
-    servers: &mut Vec<common::TestServer>,
-    client: &async_nats::Client,
-    stream: &str,
-) -> (usize, String, tempfile::TempDir) {
-    let subject = format!("$JS.API.STREAM.INFO.{stream}");
-    let info = common::js_cluster::until_answered(client, &subject, json!({})).await;
-    let leader = info["cluster"]["leader"].as_str().expect("leader");
-    let down = (0..3)
-        .find(|i| *i != server_index(leader))
-        .expect("a follower");
-    let store = servers.remove(down).kill_and_take_store();
-    (down, format!("S{down}"), store)
-}
-
-/// Waits (bounded) until `server` logs that it caught up from a snapshot.
-async fn until_caught_up(server: &common::TestServer) {
-    let deadline = Instant::now() + META_READY;
-    while !server.log_contains("caught up") {
-        assert!(
-            Instant::now() < deadline,
-            "never caught up from a snapshot: {:#?}",
-            server.log_lines()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_that_missed_a_compacted_log_catches_up_from_the_snapshot_and_a_peer() {

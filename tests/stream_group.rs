@@ -18,6 +18,7 @@ use jetlog::jetstream::replica::{rewind_store, RoundEntry};
 use jetlog::jetstream::replica_consumers::ConsumerOp;
 use jetlog::jetstream::replica_machine::{decode_acks, ReplicaHost, ReplicaMachine};
 use jetlog::jetstream::replica_snapshot::StreamSnapshot;
+use jetlog::jetstream::replica_stream_ops::{StreamOp, StreamOpOutcome};
 use jetlog::jetstream::{Stream, StreamConfig};
 use jetlog::protocol::Publish;
 use jetlog::raft::group::{Compaction, RaftGroup};
@@ -53,6 +54,10 @@ impl ReplicaHost for Host {
 
     fn apply_consumers(&self, index: u64, op: &ConsumerOp) {
         panic!("this test proposes no consumer entries, yet entry {index} is {op:?}");
+    }
+
+    fn apply_stream_op(&self, index: u64, op: &StreamOp) -> StreamOpOutcome {
+        panic!("this test proposes no stream entries, yet entry {index} is {op:?}");
     }
 
     fn snapshot(&self) -> Result<StreamSnapshot, String> {

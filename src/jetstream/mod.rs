@@ -19,6 +19,7 @@ pub mod replica;
 pub mod replica_consumers;
 pub mod replica_machine;
 pub mod replica_snapshot;
+pub mod replica_stream_ops;
 mod schedule_pattern;
 pub mod snapshot_archive;
 pub mod snapshot_state;

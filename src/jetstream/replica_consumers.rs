@@ -17,6 +17,7 @@ use bytes::{Buf, BufMut, Bytes};
 
 use super::consumer_config::ConsumerConfig;
 use super::replica::{put_field, take_field, EntryError, RoundEntry, ENTRY_VERSION};
+use super::replica_stream_ops::{StreamOp, STREAM_ENTRY};
 use super::Stream;
 use crate::protocol::subject::subject_matches;
 
@@ -54,6 +55,7 @@ pub enum ConsumerOp {
 pub enum GroupEntry {
     Round(RoundEntry),
     Consumers(ConsumerOp),
+    Stream(StreamOp),
 }
 
 impl GroupEntry {
@@ -61,6 +63,7 @@ impl GroupEntry {
     pub fn decode(bytes: &Bytes) -> Result<GroupEntry, EntryError> {
         match bytes.first() {
             Some(&CONSUMER_ENTRY) => ConsumerOp::decode(bytes).map(GroupEntry::Consumers),
+            Some(&STREAM_ENTRY) => StreamOp::decode(bytes).map(GroupEntry::Stream),
             Some(&ENTRY_VERSION) | None => RoundEntry::decode(bytes).map(GroupEntry::Round),
             Some(&other) => Err(EntryError::Version(other)),
         }

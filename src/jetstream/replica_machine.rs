@@ -15,6 +15,7 @@ use super::api_types::PubAck;
 use super::replica::{Checkpoint, RoundEntry};
 use super::replica_consumers::{ConsumerOp, GroupEntry};
 use super::replica_snapshot::StreamSnapshot;
+use super::replica_stream_ops::{StreamOp, StreamOpOutcome};
 use crate::raft::machine::{InstallFuture, Machine};
 
 /// Where a replica's stream lives and what applying an entry to it involves beyond the
@@ -25,6 +26,9 @@ pub trait ReplicaHost: Send + Sync + 'static {
 
     /// Applies a change to the stream's replicated consumers (see `replica_consumers`).
     fn apply_consumers(&self, index: u64, op: &ConsumerOp);
+
+    /// Applies a purge, message delete or new config (see `replica_stream_ops`).
+    fn apply_stream_op(&self, index: u64, op: &StreamOp) -> StreamOpOutcome;
 
     /// The stream and its replicated consumers as applied so far.
     fn snapshot(&self) -> Result<StreamSnapshot, String>;
@@ -76,6 +80,7 @@ impl<H: ReplicaHost> Machine for ReplicaMachine<H> {
                 self.host.apply_consumers(index, &op);
                 Vec::new()
             }
+            Ok(GroupEntry::Stream(op)) => self.host.apply_stream_op(index, &op).encode(),
             // Every replica reads the same bytes the same way: none applies it.
             Err(e) => {
                 tracing::error!(index, error = %e, "replicated stream entry not applied");

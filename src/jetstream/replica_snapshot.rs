@@ -27,8 +27,11 @@ use crate::protocol::headers::header_value;
 use crate::store::ranges::RangeSet;
 use crate::store::{NewMessage, PurgeRequest, StoredMessage};
 
-/// The format of an encoded [`StreamSnapshot`] and [`SyncPage`]; anything else is refused.
+/// The format of an encoded [`SyncPage`], and of a [`StreamSnapshot`] written before
+/// snapshots held the stream's config (still read); anything else is refused.
 pub const SNAPSHOT_VERSION: u8 = 1;
+/// The format of an encoded [`StreamSnapshot`] with its config, as written now.
+pub const SNAPSHOT_WITH_CONFIG: u8 = 2;
 /// A sync page carries at most this many messages ...
 pub const SYNC_PAGE_MSGS: usize = 1024;
 /// ... and stops adding them once it holds this many bytes (a single larger message still
@@ -52,11 +55,15 @@ pub struct StreamSnapshot {
     pub dedup: Vec<(String, u64, u64)>,
     /// The replicated consumers: a `Put` and then a `States` for all of them.
     pub consumers: Vec<ConsumerOp>,
+    /// The stream's config as JSON, as the entries up to the snapshot left it (a member
+    /// sent the snapshot may have missed an update); empty if not recorded, as in
+    /// snapshots written before it was.
+    pub config: Bytes,
 }
 
 impl StreamSnapshot {
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![SNAPSHOT_VERSION];
+        let mut out = vec![SNAPSHOT_WITH_CONFIG];
         out.put_u64_le(self.store_index);
         out.put_u64_le(self.first_seq);
         out.put_u64_le(self.last_seq);
@@ -75,6 +82,7 @@ impl StreamSnapshot {
         for op in &self.consumers {
             put_field(&mut out, &op.encode());
         }
+        put_field(&mut out, &self.config);
         out
     }
 
@@ -85,7 +93,7 @@ impl StreamSnapshot {
             return Err(EntryError::Short);
         }
         let version = buf.get_u8();
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != SNAPSHOT_WITH_CONFIG {
             return Err(EntryError::Version(version));
         }
         let store_index = buf.get_u64_le();
@@ -124,6 +132,10 @@ impl StreamSnapshot {
         for _ in 0..count {
             consumers.push(ConsumerOp::decode(&take_field(&mut buf)?)?);
         }
+        let config = match version {
+            SNAPSHOT_WITH_CONFIG => take_field(&mut buf)?,
+            _ => Bytes::new(),
+        };
         if buf.has_remaining() {
             return Err(EntryError::Trailing(buf.remaining()));
         }
@@ -134,6 +146,7 @@ impl StreamSnapshot {
             deleted,
             dedup,
             consumers,
+            config,
         })
     }
 }
@@ -234,6 +247,7 @@ impl Stream {
                 .map(|(id, seq, ts)| (id.to_owned(), seq, ts))
                 .collect(),
             consumers: Vec::new(),
+            config: Bytes::from(serde_json::to_vec(self.config()).map_err(ApiError::invalid_json)?),
         })
     }
 

@@ -221,9 +221,10 @@ fn damaged_snapshots_and_pages_are_errors() {
                 removed: vec![],
             },
         ],
+        config: Bytes::from_static(br#"{"name":"S"}"#),
     };
     let bytes = snapshot.encode();
-    assert_eq!(StreamSnapshot::decode(&bytes), Ok(snapshot));
+    assert_eq!(StreamSnapshot::decode(&bytes), Ok(snapshot.clone()));
     for cut in 0..bytes.len() {
         assert!(
             StreamSnapshot::decode(&bytes[..cut]).is_err(),
@@ -231,8 +232,16 @@ fn damaged_snapshots_and_pages_are_errors() {
         );
     }
     let mut newer = bytes.clone();
-    newer[0] = SNAPSHOT_VERSION + 1;
-    assert_eq!(StreamSnapshot::decode(&newer), Err(EntryError::Version(2)));
+    newer[0] = SNAPSHOT_WITH_CONFIG + 1;
+    assert_eq!(StreamSnapshot::decode(&newer), Err(EntryError::Version(3)));
+    // A snapshot written before snapshots held the config still reads, without one.
+    let mut older = bytes[..bytes.len() - 4 - snapshot.config.len()].to_vec();
+    older[0] = SNAPSHOT_VERSION;
+    let without = StreamSnapshot {
+        config: Bytes::new(),
+        ..snapshot.clone()
+    };
+    assert_eq!(StreamSnapshot::decode(&older), Ok(without));
 
     let page = SyncPage {
         messages: vec![StoredMessage {

@@ -245,3 +245,33 @@ pub fn restart_member(name: &str, seed: Option<&str>, store: tempfile::TempDir) 
         .collect();
     TestServer::start_in(store, &args)
 }
+
+/// Kills (kill -9) a server of `cluster()` that does not lead `stream`: its place in the
+/// list, its name and its store, for the restart.
+pub async fn kill_a_follower(
+    servers: &mut Vec<TestServer>,
+    client: &async_nats::Client,
+    stream: &str,
+) -> (usize, String, tempfile::TempDir) {
+    let subject = format!("$JS.API.STREAM.INFO.{stream}");
+    let info = until_answered(client, &subject, json!({})).await;
+    let leader = info["cluster"]["leader"].as_str().expect("leader");
+    let down = (0..3)
+        .find(|i| *i != server_index(leader))
+        .expect("a follower");
+    let store = servers.remove(down).kill_and_take_store();
+    (down, format!("S{down}"), store)
+}
+
+/// Waits (bounded) until `server` logs that it caught up from a snapshot.
+pub async fn until_caught_up(server: &TestServer) {
+    let deadline = Instant::now() + META_READY;
+    while !server.log_contains("caught up") {
+        assert!(
+            Instant::now() < deadline,
+            "never caught up from a snapshot: {:#?}",
+            server.log_lines()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

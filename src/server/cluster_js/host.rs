@@ -19,6 +19,7 @@ use super::super::ServerState;
 use super::machine::MetaEvent;
 use super::ClusterJs;
 use crate::jetstream::assignments::{MetaCommand, MetaOutcome, StreamAssignment};
+use crate::server::jetstream::CatalogUpdate;
 
 /// Where the index of the last entry acted on is kept.
 const ACTED_KEY: &[u8] = b"acted";
@@ -129,6 +130,9 @@ async fn apply(
             {
                 return;
             }
+            if update && update_replicated(state, cluster, &stream, &reply).await {
+                return;
+            }
             // A replicated stream's create is answered by its group's first leader.
             let replicated = stream.placement.peers.len() > 1 && !update;
             let created = reply.clone().filter(|_| replicated);
@@ -166,6 +170,44 @@ async fn apply(
         // Consumers live with their stream's server (see docs/clustering.md).
         MetaCommand::AssignConsumer { .. } | MetaCommand::RemoveConsumer { .. } => {}
     }
+}
+
+/// The catalog's update of a stream that runs replicated here (false if it does not): the
+/// replica that leads it proposes the new config to the stream's group and answers; the
+/// others take it from the group. A refused change is taken back, as `host` does.
+async fn update_replicated(
+    state: &ServerState,
+    cluster: &ClusterJs,
+    stream: &StreamAssignment,
+    reply: &Option<String>,
+) -> bool {
+    let Some(account) = state.accounts.get(&stream.account) else {
+        return false;
+    };
+    let Some(js) = account.jetstream.clone() else {
+        return false;
+    };
+    let (body, undo) = match js.update_replicated(&stream.name, &stream.config).await {
+        CatalogUpdate::NotReplicated => return false,
+        CatalogUpdate::NotLeading => return true,
+        CatalogUpdate::Answered { body, undo } => (body, undo),
+    };
+    if let Some(reply) = reply {
+        publish(&account.router, Bytes::from(reply.clone()), None, body).await;
+    }
+    if let Some(running) = undo {
+        let mut back = stream.clone();
+        back.config = running;
+        let command = MetaCommand::AssignStream {
+            stream: back,
+            update: true,
+            reply: None,
+        };
+        if let Err(e) = cluster.propose(command).await {
+            tracing::warn!(stream = %stream.name, "could not take back a refused change: {e}");
+        }
+    }
+    true
 }
 
 /// What hosting one assignment came to (nothing, by default).

@@ -21,7 +21,7 @@ use crate::jetstream::api_types::{
 use crate::jetstream::stream_config::is_valid_name;
 use crate::jetstream::time::{format_rfc3339, parse_rfc3339};
 use crate::jetstream::versioning;
-use crate::jetstream::{ApiError, StreamConfig};
+use crate::jetstream::{ApiError, Stream, StreamConfig};
 use crate::protocol::subject::subjects_overlap;
 use crate::store::{PurgeRequest, StoredMessage};
 
@@ -446,28 +446,41 @@ fn stream_list(js: &JetStream, payload: &[u8]) -> Reply {
 
 fn stream_purge(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
     let entry = find(js, name)?;
+    let mut stream = entry.lock();
+    let request = purge_request(js, &stream, payload)?;
+    let purged = stream.purge(&request).map_err(ApiError::purge_failed)?;
+    stream.log_mut().sync().map_err(ApiError::purge_failed)?;
+    entry.account(&stream);
+    Ok(purged_answer(purged))
+}
+
+/// A purge request, checked against the stream (a replicated one's leader checks it so).
+pub(super) fn purge_request(
+    js: &JetStream,
+    stream: &Stream,
+    payload: &[u8],
+) -> Result<PurgeRequest, ApiError> {
     let req: PurgeRequestJson = parse_optional(js, payload)?;
     if req.seq.is_some() && req.keep.is_some() {
         return Err(ApiError::bad_request(Some(
             "sequence and keep cannot both be set",
         )));
     }
-    let mut stream = entry.lock();
     if stream.config().sealed {
         return Err(ApiError::sealed());
     }
     if stream.config().deny_purge {
         return Err(ApiError::purge_failed("stream purge not permitted"));
     }
-    let request = PurgeRequest {
+    Ok(PurgeRequest {
         filter: req.filter.filter(|f| !f.is_empty()),
         up_to_seq: req.seq,
         keep: req.keep,
-    };
-    let purged = stream.purge(&request).map_err(ApiError::purge_failed)?;
-    stream.log_mut().sync().map_err(ApiError::purge_failed)?;
-    entry.account(&stream);
-    Ok(json!({ "success": true, "purged": purged }))
+    })
+}
+
+pub(super) fn purged_answer(purged: u64) -> Value {
+    json!({ "success": true, "purged": purged })
 }
 
 fn msg_get(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
@@ -522,19 +535,13 @@ fn api_message(msg: &StoredMessage, no_hdr: bool) -> ApiMessage {
 
 fn msg_delete(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
     let entry = find(js, name)?;
-    let req: MsgDeleteRequest = decode(js, payload)?;
     let mut stream = entry.lock();
-    if stream.config().sealed {
-        return Err(ApiError::sealed());
-    }
-    if stream.config().deny_delete {
-        return Err(ApiError::msg_delete_failed("message delete not permitted"));
-    }
+    let seq = msg_delete_request(js, &stream, payload)?;
     let removed = stream
-        .delete_msg(req.seq)
+        .delete_msg(seq)
         .map_err(ApiError::msg_delete_failed)?;
     if !removed {
-        return Err(ApiError::sequence_not_found(req.seq));
+        return Err(ApiError::sequence_not_found(seq));
     }
     stream
         .log_mut()
@@ -542,6 +549,22 @@ fn msg_delete(js: &JetStream, name: &str, payload: &[u8]) -> Reply {
         .map_err(ApiError::msg_delete_failed)?;
     entry.account(&stream);
     Ok(json!({ "success": true }))
+}
+
+/// The sequence a message delete asks for, checked against the stream.
+pub(super) fn msg_delete_request(
+    js: &JetStream,
+    stream: &Stream,
+    payload: &[u8],
+) -> Result<u64, ApiError> {
+    let req: MsgDeleteRequest = decode(js, payload)?;
+    if stream.config().sealed {
+        return Err(ApiError::sealed());
+    }
+    if stream.config().deny_delete {
+        return Err(ApiError::msg_delete_failed("message delete not permitted"));
+    }
+    Ok(req.seq)
 }
 
 #[cfg(test)]

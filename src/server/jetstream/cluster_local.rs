@@ -55,6 +55,8 @@ impl JetStream {
         };
         let name = config.name.clone();
         let result = match self.stream(&name) {
+            // A replicated stream's config changes through its group, never here.
+            Some(entry) if entry.replica.is_replicated() => Ok(entry),
             Some(_) => self.update_stream(config),
             None => self.create_stream(config),
         };

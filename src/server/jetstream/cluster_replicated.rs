@@ -19,6 +19,7 @@ use super::api_consumer_admin as admin;
 use super::api_consumers::{check_create, info_value, parse_create};
 use super::cluster_api::{not_built, Route};
 use super::replicated::Proposal;
+use super::replicated_stream_ops as stream_ops;
 use super::{now_ns, JetStream, StreamEntry};
 use crate::jetstream::api_types::PeerInfo;
 use crate::jetstream::replica_consumers::ConsumerOp;
@@ -57,18 +58,13 @@ pub(super) fn refuse_unbuilt(config: &StreamConfig) -> Result<(), ApiError> {
     }
 }
 
-/// Refuses a change of a replicated stream, or into one: moving data between a stream's
-/// replicas, and a config change applied in step with the stream's entries, are not built.
+/// Refuses a change of the number of a stream's replicas: moving its data onto other
+/// servers, or off them, is not built. Other changes of a replicated stream are entries of
+/// its group (`replicated_stream_ops`).
 pub(super) fn refuse_update(running: &StreamConfig, asked: &StreamConfig) -> Result<(), ApiError> {
-    if running.num_replicas == asked.num_replicas && running.num_replicas <= 1 {
-        return Ok(());
-    }
-    if running.num_replicas != asked.num_replicas {
-        return Err(not_built("changing the number of a stream's replicas"));
-    }
-    match running == asked {
+    match running.num_replicas == asked.num_replicas {
         true => Ok(()),
-        false => Err(not_built("updating a replicated stream")),
+        false => Err(not_built("changing the number of a stream's replicas")),
     }
 }
 
@@ -119,11 +115,8 @@ pub(super) fn route(
         ["CONSUMER", "CREATE" | "DURABLE", ..] => {
             create_consumer(js, tokens, stream, payload, reply)
         }
-        ["STREAM", "PURGE", _] => refused("stream_purge_response", "purging a replicated stream"),
-        ["STREAM", "MSG", "DELETE", _] => refused(
-            "stream_msg_delete_response",
-            "deleting a message of a replicated stream",
-        ),
+        ["STREAM", "PURGE", _] => stream_ops::purge(js, &entry, payload, reply),
+        ["STREAM", "MSG", "DELETE", _] => stream_ops::msg_delete(js, &entry, payload, reply),
         ["STREAM", "LEADER", "STEPDOWN", _] => Route::Answered(
             "stream_leader_stepdown_response",
             step_down(js, stream, payload),

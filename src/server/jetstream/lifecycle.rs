@@ -110,17 +110,47 @@ impl JetStream {
         let entry = self
             .stream(&config.name)
             .ok_or_else(ApiError::stream_not_found)?;
-        let (old, created_ns) = {
-            let stream = entry.lock();
-            (stream.config().clone(), stream.created_ns())
-        };
-        self.settle_mirror_direct(&mut config);
-        old.check_update(&config)?;
-        self.check_origins(&config)?;
-        self.account_limits().check_stream(&config, None)?;
-        entry.lock().check_consumer_limits(&old, &config)?;
-        self.check_overlap(&config, Some(&config.name))?;
-        self.limits.check_reservation(&self.account_name, &config)?;
+        self.check_stream_update(&entry, &mut config)?;
+        self.apply_stream_update(&entry, config, None)?;
+        Ok(entry)
+    }
+
+    /// Whether `entry` may take `config`, as settled for this server (a replicated
+    /// stream's leader asks before it proposes the change).
+    pub(super) fn check_stream_update(
+        &self,
+        entry: &StreamEntry,
+        config: &mut StreamConfig,
+    ) -> Result<(), ApiError> {
+        let old = entry.lock().config().clone();
+        self.settle_mirror_direct(config);
+        old.check_update(config)?;
+        self.check_origins(config)?;
+        self.account_limits().check_stream(config, None)?;
+        entry.lock().check_consumer_limits(&old, config)?;
+        self.check_overlap(config, Some(&config.name))?;
+        self.limits.check_reservation(&self.account_name, config)
+    }
+
+    /// Gives a running stream its new config: the catalog, the store's limits, the
+    /// subscriptions. A replica passes the index of the group's entry that carries the
+    /// change (see `replicated_stream_ops`): the store is made durable before the catalog
+    /// changes, so that entries before this one never apply again under the new config,
+    /// and again with the entry as its checkpoint after the change.
+    pub(super) fn apply_stream_update(
+        &self,
+        entry: &Arc<StreamEntry>,
+        config: StreamConfig,
+        index: Option<u64>,
+    ) -> Result<(), ApiError> {
+        let created_ns = entry.lock().created_ns();
+        if index.is_some() {
+            entry
+                .lock()
+                .log_mut()
+                .sync()
+                .map_err(ApiError::store_failed)?;
+        }
         self.catalog
             .put_stream(&config, created_ns)
             .map_err(ApiError::store_failed)?;
@@ -132,10 +162,18 @@ impl JetStream {
             self.index_subjects(&entry.name, &old_subjects, &stream.config().subjects);
             // A max_age set now wants ticks that nothing else would ask for.
             entry.want_ticks_if_needed(&stream, stream.next_wake_ns());
+            if let Some(index) = index {
+                stream.log_mut().set_applied(index);
+                stream.log_mut().sync().map_err(ApiError::store_failed)?;
+            }
+            entry.account(&stream);
         }
-        self.resubscribe(&entry);
-        self.announce(stream_action(&entry.name, Lifecycle::Updated, now_ns()));
-        Ok(entry)
+        self.resubscribe(entry);
+        // A replicated stream's change is announced once, by its leader.
+        if !entry.replica.is_replicated() || entry.replica.leading() {
+            self.announce(stream_action(&entry.name, Lifecycle::Updated, now_ns()));
+        }
+        Ok(())
     }
 
     /// Deletes a stream and its files.

@@ -30,6 +30,7 @@ pub mod pool;
 mod replica_sync;
 mod replicated;
 mod replicated_consumers;
+mod replicated_stream_ops;
 mod report;
 mod restore;
 mod snapshot;
@@ -61,6 +62,7 @@ pub use limits::StorageLimits;
 pub use origins::OriginResolver;
 pub use replica_sync::{SyncLink, SYNC_OP};
 pub use replicated::{propose_rounds, EntryHost};
+pub use replicated_stream_ops::CatalogUpdate;
 pub use report::{JetStreamReport, StreamReport};
 
 /// What the API thread's subscription is tagged with.

@@ -16,9 +16,11 @@ use bytes::{Buf, BufMut, Bytes};
 use futures::future::BoxFuture;
 use prost::Message;
 
-use super::StreamEntry;
+use super::{JetStream, StreamEntry};
+use crate::jetstream::api_types::from_go_json;
 use crate::jetstream::replica_consumers::ConsumerOp;
 use crate::jetstream::replica_snapshot::{StreamSnapshot, SyncPage};
+use crate::jetstream::StreamConfig;
 use crate::raft::network::{Transport, RAFT_SUBJECT_PREFIX};
 use crate::raft::types::{JetlogRaft, NodeId};
 use crate::server::raft_link::RouterTransport;
@@ -140,14 +142,19 @@ pub(super) fn snapshot(entry: &Weak<StreamEntry>) -> Result<StreamSnapshot, Stri
     Ok(snapshot)
 }
 
-/// Brings `entry` to `snapshot`, taken at log `index`.
+/// Brings `entry` to `snapshot`, taken at log `index`: first its config, if the snapshot's
+/// differs (the messages fetched are stored under the limits they were stored under on
+/// the peer), then its store, then its consumers.
 pub(super) fn catch_up(
     entry: Weak<StreamEntry>,
+    js: Weak<JetStream>,
     index: u64,
     snapshot: StreamSnapshot,
 ) -> BoxFuture<'static, Result<(), String>> {
     Box::pin(async move {
         let entry = entry.upgrade().ok_or("the stream is gone")?;
+        let js = js.upgrade().ok_or("the account's JetStream is gone")?;
+        tokio::task::block_in_place(|| adopt_config(&js, &entry, &snapshot.config))?;
         let link = wait_for_link(&entry).await?;
         link.catching_up.store(true, Ordering::Release);
         let _catching_up = CatchingUp(&link.catching_up);
@@ -190,6 +197,22 @@ pub(super) fn catch_up(
         tracing::info!(stream = %entry.name, index, fetched, "caught up");
         Ok(())
     })
+}
+
+/// Gives the replica the snapshot's config (JSON; empty: not recorded) if its own differs.
+/// Not as an entry: a crash before the catch-up ends brings the store back to its last
+/// checkpoint, and the group sends the snapshot again.
+fn adopt_config(js: &JetStream, entry: &Arc<StreamEntry>, config: &[u8]) -> Result<(), String> {
+    if config.is_empty() {
+        return Ok(());
+    }
+    let config: StreamConfig = from_go_json(config).map_err(|e| e.to_string())?;
+    if *entry.lock().config() == config {
+        return Ok(());
+    }
+    tracing::info!(stream = %entry.name, "taking the stream's config from the group's snapshot");
+    js.apply_stream_update(entry, config, None)
+        .map_err(|e| e.description.to_string())
 }
 
 async fn wait_for_link(entry: &Arc<StreamEntry>) -> Result<&SyncLink, String> {

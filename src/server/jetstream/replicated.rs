@@ -29,6 +29,7 @@ use crate::jetstream::replica::{Checkpoint, RoundEntry};
 use crate::jetstream::replica_consumers::ConsumerOp;
 use crate::jetstream::replica_machine::{decode_acks, ReplicaHost};
 use crate::jetstream::replica_snapshot::StreamSnapshot;
+use crate::jetstream::replica_stream_ops::{StreamOp, StreamOpOutcome};
 use crate::jetstream::StreamConfig;
 use crate::raft::types::{Command, JetlogRaft};
 use crate::server::internal::InternalClient;
@@ -48,6 +49,11 @@ pub enum Proposal {
         op: ConsumerOp,
         replies: Vec<Bytes>,
         done: Option<oneshot::Sender<()>>,
+    },
+    /// A purge, message delete or new config; `done` is told what the apply here did.
+    Stream {
+        op: StreamOp,
+        done: oneshot::Sender<StreamOpOutcome>,
     },
 }
 
@@ -202,7 +208,10 @@ impl JetStream {
         let checkpoint = entry.lock().log().applied().unwrap_or_default();
         Some(Joined {
             proposals: rx,
-            host: EntryHost(Arc::downgrade(entry)),
+            host: EntryHost(
+                Arc::downgrade(entry),
+                self.me.get().cloned().unwrap_or_default(),
+            ),
             checkpoint,
             ack_prefix: entry.pub_ack_prefix.clone(),
         })
@@ -228,6 +237,7 @@ impl JetStream {
                     entry.name
                 );
                 self.activate_consumers(entry);
+                self.reconcile_config(entry);
             } else {
                 self.deactivate_consumers(entry);
             }
@@ -236,8 +246,9 @@ impl JetStream {
     }
 }
 
-/// A replica's stream as its group's machine reaches it.
-pub struct EntryHost(Weak<StreamEntry>);
+/// A replica's stream as its group's machine reaches it, and the account's JetStream
+/// (a new config changes what the account's streams subscribe to).
+pub struct EntryHost(Weak<StreamEntry>, Weak<JetStream>);
 
 impl EntryHost {
     /// Answers a peer's catch-up request (see `replica_sync`).
@@ -262,6 +273,15 @@ impl ReplicaHost for EntryHost {
         }
     }
 
+    fn apply_stream_op(&self, index: u64, op: &StreamOp) -> StreamOpOutcome {
+        match (self.0.upgrade(), self.1.upgrade()) {
+            (Some(entry), Some(js)) => {
+                tokio::task::block_in_place(|| js.apply_stream_op(&entry, index, op))
+            }
+            _ => StreamOpOutcome::Failed,
+        }
+    }
+
     fn snapshot(&self) -> Result<StreamSnapshot, String> {
         super::replica_sync::snapshot(&self.0)
     }
@@ -271,7 +291,7 @@ impl ReplicaHost for EntryHost {
         index: u64,
         snapshot: StreamSnapshot,
     ) -> futures::future::BoxFuture<'static, Result<(), String>> {
-        super::replica_sync::catch_up(self.0.clone(), index, snapshot)
+        super::replica_sync::catch_up(self.0.clone(), self.1.clone(), index, snapshot)
     }
 }
 
@@ -351,6 +371,8 @@ enum Waiter {
         replies: Vec<Bytes>,
         done: Option<oneshot::Sender<()>>,
     },
+    /// The API request that proposed a stream change.
+    Stream(oneshot::Sender<StreamOpOutcome>),
 }
 
 /// Proposes what the leader hands over, one entry per batch of publishes and one per
@@ -379,6 +401,7 @@ pub async fn propose_rounds(
             Proposal::Consumers { op, replies, done } => {
                 (op.encode(), Waiter::Consumers { replies, done })
             }
+            Proposal::Stream { op, done } => (op.encode(), Waiter::Stream(done)),
             Proposal::Publishes(mut batch) => {
                 while batch.len() < MAX_BATCH_MSGS {
                     match proposals.try_recv() {
@@ -480,6 +503,9 @@ async fn answer_rounds(mut waiting: mpsc::Receiver<InFlight>, router: Arc<Router
                 if let Some(done) = done {
                     let _ = done.send(());
                 }
+            }
+            Waiter::Stream(done) => {
+                let _ = done.send(StreamOpOutcome::decode(&response.data.0));
             }
         }
     }
