@@ -135,7 +135,7 @@ async fn a_server_in_lame_duck_mode_moves_its_clients_to_the_others_and_exits() 
         started.elapsed() >= Duration::from_secs(1),
         "the grace period was kept"
     );
-    assert!(leaving.log_contains("Entering lame duck mode"));
+    assert!(leaving.logs_within("Entering lame duck mode", Duration::from_secs(5)));
     drop(seed);
 }
 
