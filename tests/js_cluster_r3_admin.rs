@@ -5,7 +5,8 @@
 //!
 //! A replica that was down while the config changed takes it from the group: from the
 //! group's snapshot when the log that held the change is gone, and after a kill -9 from
-//! its own catalog.
+//! its own catalog. And a backup (`STREAM.SNAPSHOT`) of a replicated stream comes from its
+//! leader, with its replicated consumer, and restores on a server of its own.
 
 mod common;
 
@@ -15,9 +16,10 @@ use async_nats::jetstream;
 use common::js_cluster::{api, cluster, connect, until_answered, META_READY};
 use common::monitor::get_json;
 use common::r3::{
-    create_orders, info, kill_a_follower, publish_range, restart_member, step_down_to,
-    until_caught_up, wait_for_health, wait_for_replicas,
+    create_orders, durable_of, info, kill_a_follower, publish_range, pull_and_ack, restart_member,
+    step_down_to, until_caught_up, wait_for_health, wait_for_replicas,
 };
+use common::snapshot::{restore, snapshot};
 use common::TestServer;
 use serde_json::{json, Value};
 
@@ -202,4 +204,48 @@ async fn a_replica_down_during_an_update_takes_the_config_from_the_snapshot_and_
     let now = info(&client).await;
     assert_eq!(now["config"]["max_msgs"], 50, "{now}");
     assert_eq!(state_of(&now), (50, 71, 120, 0), "{now}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_stream_backs_up_from_its_leader_and_restores_on_one_server() {
+    let (_servers, clients) = cluster().await;
+    create_orders(&clients[0]).await;
+    let js = jetstream::new(clients[0].clone());
+    assert_eq!(
+        publish_range(&js, 0, 20).await,
+        (1..=20).collect::<Vec<u64>>()
+    );
+    let stream = js.get_stream("ORDERS").await.expect("stream");
+    stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("R".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let consumer = durable_of(&js, "ORDERS", "R").await;
+    assert_eq!(pull_and_ack(&consumer, 5).await, vec![1, 2, 3, 4, 5]);
+    let deleted = api(
+        &clients[1],
+        "$JS.API.STREAM.MSG.DELETE.ORDERS",
+        json!({"seq": 7}),
+    )
+    .await;
+    assert_eq!(deleted["success"], true, "{deleted}");
+
+    // Asked through any server, the leader sends the backup.
+    let (archive, reply) = snapshot(&clients[2], "ORDERS", json!({})).await;
+    assert_eq!(state_of(&reply), (19, 1, 20, 1), "{reply}");
+
+    // On a server of its own, as R1, it is the same stream, and the durable goes on at 6.
+    let single = TestServer::start(&[]);
+    let client = connect(&single).await;
+    let mut config = reply["config"].clone();
+    config["num_replicas"] = json!(1);
+    let restored = restore(&client, &config, &archive).await;
+    assert_eq!(state_of(&restored), (19, 1, 20, 1), "{restored}");
+    let js = jetstream::new(client);
+    let consumer = durable_of(&js, "ORDERS", "R").await;
+    let rest: Vec<u64> = (6..=20).filter(|seq| *seq != 7).collect();
+    assert_eq!(pull_and_ack(&consumer, rest.len()).await, rest);
 }

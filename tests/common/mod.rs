@@ -11,6 +11,7 @@ pub mod process;
 pub mod r3;
 pub mod raw_js;
 pub mod rng;
+pub mod snapshot;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

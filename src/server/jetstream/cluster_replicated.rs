@@ -110,7 +110,6 @@ pub(super) fn route(
     if !leading {
         return Some(Route::Ignore);
     }
-    let refused = |kind: &'static str, what: &str| Route::Answered(kind, Err(not_built(what)));
     Some(match tokens {
         ["CONSUMER", "CREATE" | "DURABLE", ..] => {
             create_consumer(js, tokens, stream, payload, reply)
@@ -120,10 +119,6 @@ pub(super) fn route(
         ["STREAM", "LEADER", "STEPDOWN", _] => Route::Answered(
             "stream_leader_stepdown_response",
             step_down(js, stream, payload),
-        ),
-        ["STREAM", "SNAPSHOT", _] => refused(
-            "stream_snapshot_response",
-            "a snapshot of a replicated stream",
         ),
         _ => Route::Local,
     })

@@ -377,8 +377,12 @@ impl JetStream {
         fs::rename(staging, &dir).map_err(|e| undo(failed(e)))?;
         for (consumer, archived) in &checked.consumers {
             let state = persisted(&archived.state);
+            // A backup of a replicated stream restored with fewer replicas: its durables
+            // had the stream's replicas, and take the restored stream's.
+            let mut consumer_config = archived.config.clone();
+            consumer_config.num_replicas = consumer_config.num_replicas.min(config.num_replicas);
             self.catalog
-                .put_consumer(&name, consumer, &archived.config, created_ns)
+                .put_consumer(&name, consumer, &consumer_config, created_ns)
                 .and_then(|_| {
                     self.catalog
                         .put_consumer_states(&[(&name, consumer, &state)])
