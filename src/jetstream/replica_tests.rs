@@ -186,6 +186,27 @@ fn a_store_with_messages_no_entry_accounts_for_is_refused() {
 }
 
 #[test]
+fn a_store_that_begins_a_group_keeps_its_messages_as_the_groups_from_entry_0() {
+    let dir = tempfile::tempdir().expect("dir");
+    // A stream of its own, and one that was a replica at entry 40 before it was one.
+    for earlier in [None, Some(40)] {
+        let mut stream = open(dir.path());
+        stream.process(&rounds(3, 1)[0].publishes, 1_000 * SEC);
+        if let Some(index) = earlier {
+            stream.log_mut().set_applied(index);
+        }
+        let last_seq = stream.log().last_seq();
+        stream.log_mut().begin_group();
+        stream.log_mut().sync().expect("sync");
+        let before = contents(&stream);
+        drop(stream);
+        let checkpoint = rewind_store(dir.path(), &config()).expect("accounted for");
+        assert_eq!(checkpoint, Checkpoint { index: 0, last_seq });
+        assert_eq!(contents(&open(dir.path())), before);
+    }
+}
+
+#[test]
 fn an_entry_reads_back_exactly_and_every_cut_of_it_is_refused() {
     let mut entry = rounds(11, 1).remove(0);
     entry.publishes.push(Publish {

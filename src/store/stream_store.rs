@@ -131,6 +131,11 @@ impl StreamStore {
         forward!(self, log => log.applied())
     }
 
+    /// Makes the store a new group's (see `Log::begin_group`).
+    pub fn begin_group(&mut self) {
+        forward!(self, log => log.begin_group())
+    }
+
     /// Records that the entry at `index` has been applied (see `Log::set_applied`).
     pub fn set_applied(&mut self, index: u64) {
         forward!(self, log => log.set_applied(index))

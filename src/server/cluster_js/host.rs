@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use super::super::raft_link::publish;
 use super::super::ServerState;
 use super::machine::MetaEvent;
+use super::stream_moves::Role;
 use super::ClusterJs;
 use crate::jetstream::assignments::{MetaCommand, MetaOutcome, StreamAssignment};
 use crate::server::jetstream::CatalogUpdate;
@@ -112,7 +113,7 @@ pub async fn run(
 
 async fn apply(
     state: &ServerState,
-    cluster: &ClusterJs,
+    cluster: &Arc<ClusterJs>,
     record: &HostRecord,
     command: MetaCommand,
 ) {
@@ -120,8 +121,16 @@ async fn apply(
         MetaCommand::AssignStream {
             stream,
             update,
-            reply,
+            mut reply,
         } => {
+            if update {
+                match cluster.on_moved(state, &stream, &reply).await {
+                    Role::Handled => return,
+                    // The server the stream ran on answers; this one opens an empty replica.
+                    Role::Joining => reply = None,
+                    Role::None => {}
+                }
+            }
             if !stream
                 .placement
                 .peers
@@ -244,7 +253,10 @@ async fn host(
     if done.running.is_ok() && stream.placement.peers.len() > 1 {
         if let Some(entry) = js.stream(&stream.name) {
             let peers = Some(stream.placement.peers.clone());
-            let created = created.map(|reply| (account.router.clone(), Bytes::from(reply)));
+            let created = created.map(|reply| {
+                let router = account.router.clone();
+                (router, Bytes::from(reply), "stream_create_response")
+            });
             cluster
                 .start_stream_group(&js, &entry, peers, created)
                 .await;

@@ -15,6 +15,7 @@ pub mod raft_report;
 pub mod report;
 pub(crate) mod requests;
 pub mod stream_groups;
+mod stream_moves;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLockReadGuard};

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use bytes::Bytes;
 
 use super::raft_report::report_of;
-use super::{meta_ops, ClusterJs};
+use super::{meta_ops, stream_moves, ClusterJs};
 use crate::jetstream::replica_machine::ReplicaMachine;
 use crate::jetstream::stream_config::Storage;
 use crate::jetstream::ApiError;
@@ -70,8 +70,13 @@ fn default_compaction() -> Compaction {
     }
 }
 
-/// Where to answer a client: the account's router and the reply subject.
-pub type Answer = (Arc<crate::server::router::Router>, bytes::Bytes);
+/// Where to answer a client: the account's router, the reply subject and the answer's kind
+/// (`stream_create_response`, or `stream_update_response` for a stream made replicated).
+pub type Answer = (
+    Arc<crate::server::router::Router>,
+    bytes::Bytes,
+    &'static str,
+);
 
 /// One stream group's member on this server.
 struct Member {
@@ -201,9 +206,16 @@ impl ClusterJs {
             &meta_ops::stream_elect_subject(&name, self.me_id),
             group.raft.clone(),
         );
+        let leaving = serve_leave(
+            self.system.clone(),
+            &stream_moves::leave_subject(&name, self.me_id),
+            js,
+            entry.name(),
+        );
         let tasks = vec![
             serving,
             campaigns,
+            leaving,
             tokio::spawn(propose_rounds(
                 Arc::downgrade(entry),
                 group.raft.clone(),
@@ -360,6 +372,25 @@ impl ClusterJs {
         }
     }
 
+    /// This server's member of `stream`'s group.
+    pub(super) fn stream_group_raft(
+        &self,
+        account: &str,
+        stream: &str,
+    ) -> Option<openraft::Raft<JetlogRaft>> {
+        let groups = self.stream_groups.lock();
+        let member = groups.get(&(account.to_owned(), stream.to_owned()))?;
+        Some(member.group.raft.clone())
+    }
+
+    /// The node that leads `stream`'s group, as this server's member sees it.
+    pub fn stream_group_leader(&self, account: &str, stream: &str) -> Option<NodeId> {
+        let groups = self.stream_groups.lock();
+        let member = groups.get(&(account.to_owned(), stream.to_owned()))?;
+        let leader = member.group.raft.metrics().borrow().current_leader;
+        leader
+    }
+
     /// How `stream`'s group stands, as this server sees it; `None` if it has no member here.
     pub fn stream_group_state(&self, account: &str, stream: &str) -> Option<GroupState> {
         let metrics = {
@@ -409,6 +440,40 @@ fn serve_campaigns(
     })
 }
 
+/// Leaves the group when its leader says so and the catalog agrees (`stream_moves`).
+fn serve_leave(
+    system: Arc<crate::server::router::Router>,
+    subject: &str,
+    js: &Arc<JetStream>,
+    stream: &str,
+) -> JoinHandle<()> {
+    let (sub, mut asks) = raft_link::subscribe(&system, subject);
+    let (js, stream) = (Arc::downgrade(js), stream.to_owned());
+    tokio::spawn(async move {
+        let _unsubscribe = raft_link::Unsubscribe(system.clone(), sub);
+        while let Some(ask) = asks.recv().await {
+            let Some(js) = js.upgrade() else {
+                return;
+            };
+            let Some(cluster) = js.cluster().cloned() else {
+                return;
+            };
+            if !cluster.may_leave(js.account_name(), &stream) {
+                continue;
+            }
+            if let Some(reply) = ask.msg.reply {
+                raft_link::publish(&system, reply, None, Bytes::from_static(b"+OK")).await;
+            }
+            // Not on this task: leaving stops the member's tasks, this one among them.
+            let stream = stream.clone();
+            cluster.clone().spawn(async move {
+                stream_moves::leave(&cluster, &js, &stream).await;
+            });
+            return;
+        }
+    })
+}
+
 /// Tells the stream whenever this server begins or ceases to lead its group. It leads only
 /// once it has applied every entry up to the start of its term, so that its store holds all
 /// that was committed before it took office.
@@ -442,8 +507,8 @@ async fn watch_leadership(
         };
         js.set_leading(&entry, leading);
         if leading {
-            if let Some((router, reply)) = created.take() {
-                let body = js.created_answer(&entry);
+            if let Some((router, reply, kind)) = created.take() {
+                let body = js.created_answer(&entry, kind);
                 raft_link::publish(&router, reply, None, body).await;
             }
         } else if raft

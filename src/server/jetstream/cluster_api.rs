@@ -296,7 +296,13 @@ fn checked(
                 from_go_json(old.config.as_bytes()).map_err(ApiError::invalid_json)?;
             super::cluster_replicated::refuse_update(&running, &config)?;
             running.check_update(&config)?;
-            old.placement.clone()
+            match running.num_replicas == config.num_replicas {
+                true => old.placement.clone(),
+                false => {
+                    let existing = keeping_leader_first(cluster, account, name, old);
+                    place(cluster, &catalog, account, &config, &existing)?
+                }
+            }
         }
         (Some(old), false) if old.config == config_json => return Ok(old.clone()),
         (Some(_), false) => return Err(ApiError::stream_name_in_use()),
@@ -307,7 +313,7 @@ fn checked(
                     return Err(ApiError::max_streams());
                 }
             }
-            place(cluster, &catalog, account, &config)?
+            place(cluster, &catalog, account, &config, &[])?
         }
     };
     Ok(StreamAssignment {
@@ -336,13 +342,34 @@ fn configs<'a>(
         })
 }
 
+/// A stream's peers, the one that leads its group first when this server knows it: a
+/// stream that goes down to fewer replicas keeps the first ones, and its leader is the one
+/// sure to hold all it committed (the others are brought there by the membership change).
+fn keeping_leader_first(
+    cluster: &ClusterJs,
+    account: &str,
+    name: &str,
+    old: &StreamAssignment,
+) -> Vec<String> {
+    let mut peers = old.placement.peers.clone();
+    let leader = cluster.stream_group_leader(account, name);
+    let leads = |p: &String| Some(crate::raft::types::node_id(p)) == leader;
+    if let Some(at) = peers.iter().position(leads) {
+        let leader = peers.remove(at);
+        peers.insert(0, leader);
+    }
+    peers
+}
+
 /// Where a new stream runs: with the streams it copies from (a mirror or source reads
-/// them on its own server), else on the online server with the fewest streams.
+/// them on its own server), else on the online server with the fewest streams. A stream
+/// whose replicas change keeps its `existing` peers, as many as it still has.
 fn place(
     cluster: &ClusterJs,
     catalog: &Assignments,
     account: &str,
     config: &StreamConfig,
+    existing: &[String],
 ) -> Result<Placement, ApiError> {
     let wanted = config.placement.clone().unwrap_or_default();
     if !wanted.tags.is_empty() {
@@ -384,7 +411,7 @@ fn place(
                     Storage::Memory => placement::Storage::Memory,
                 },
                 max_bytes: u64::try_from(config.max_bytes).unwrap_or(0),
-                existing: &[],
+                existing,
                 ignore: &[],
                 max_ha_assets: 0,
             };

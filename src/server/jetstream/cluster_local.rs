@@ -28,7 +28,7 @@ impl JetStream {
         let _ = self.cluster.set(cluster);
     }
 
-    pub(super) fn cluster(&self) -> Option<&Arc<ClusterJs>> {
+    pub fn cluster(&self) -> Option<&Arc<ClusterJs>> {
         self.cluster.get()
     }
 

@@ -23,6 +23,7 @@ use super::replicated_stream_ops as stream_ops;
 use super::{now_ns, JetStream, StreamEntry};
 use crate::jetstream::api_types::PeerInfo;
 use crate::jetstream::replica_consumers::ConsumerOp;
+use crate::jetstream::stream_config::Storage;
 use crate::jetstream::{ApiError, StreamConfig};
 use crate::server::raft_link::publish;
 
@@ -58,13 +59,23 @@ pub(super) fn refuse_unbuilt(config: &StreamConfig) -> Result<(), ApiError> {
     }
 }
 
-/// Refuses a change of the number of a stream's replicas: moving its data onto other
-/// servers, or off them, is not built. Other changes of a replicated stream are entries of
-/// its group (`replicated_stream_ops`).
+/// Refuses the replica changes not built: those of a memory stream (its messages would not
+/// survive the stream's reopening as, or as no longer, replicated), and those between two
+/// counts above one. A file stream's move to or from one replica is `cluster_js::stream_moves`;
+/// other changes of a replicated stream are entries of its group (`replicated_stream_ops`).
 pub(super) fn refuse_update(running: &StreamConfig, asked: &StreamConfig) -> Result<(), ApiError> {
-    match running.num_replicas == asked.num_replicas {
-        true => Ok(()),
-        false => Err(not_built("changing the number of a stream's replicas")),
+    let (from, to) = (running.num_replicas.max(1), asked.num_replicas.max(1));
+    if from == to {
+        return Ok(());
+    }
+    match (running.storage, from.min(to)) {
+        (Storage::File, 1) => Ok(()),
+        (Storage::Memory, _) => Err(not_built(
+            "changing the number of a memory stream's replicas",
+        )),
+        (Storage::File, _) => Err(not_built(
+            "changing a replicated stream's number of replicas other than to or from one",
+        )),
     }
 }
 

@@ -214,7 +214,7 @@ impl JetStream {
     }
 
     /// Unsubscribes a stream and waits for its actor to finish what it had queued.
-    fn stop(&self, entry: &StreamEntry) {
+    pub(super) fn stop(&self, entry: &StreamEntry) {
         entry.stopping.store(true, Ordering::Release);
         let client = InternalClient::new(self.router.clone());
         for sub in lock(&entry.subs).drain(..) {

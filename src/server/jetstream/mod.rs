@@ -27,6 +27,7 @@ mod mirror_pump;
 mod opening;
 mod origins;
 pub mod pool;
+mod replica_moves;
 mod replica_sync;
 mod replicated;
 mod replicated_consumers;

@@ -217,11 +217,12 @@ impl JetStream {
         })
     }
 
-    /// The answer to the create of a replicated stream, sent by the replica that first
-    /// leads its group (as nats-server's stream leader answers it), with the group's state.
-    pub fn created_answer(&self, entry: &StreamEntry) -> Bytes {
+    /// The answer to the create of a replicated stream (`kind`: or to the update that made
+    /// it replicated), sent by the replica that first leads its group (as nats-server's
+    /// stream leader answers it), with the group's state.
+    pub fn created_answer(&self, entry: &StreamEntry, kind: &'static str) -> Bytes {
         let info = super::api::changed_stream_info(self, entry);
-        Bytes::from(super::api::encode("stream_create_response", info).0)
+        Bytes::from(super::api::encode(kind, info).0)
     }
 
     /// This server's member began or ceased to lead the stream's group.
@@ -238,6 +239,9 @@ impl JetStream {
                 );
                 self.activate_consumers(entry);
                 self.reconcile_config(entry);
+                if let Some(cluster) = self.cluster() {
+                    cluster.reconcile_membership(&self.account_name, &entry.name);
+                }
             } else {
                 self.deactivate_consumers(entry);
             }

@@ -40,6 +40,19 @@ impl Log {
         self.applied
     }
 
+    /// Makes the log the store of a new group that has applied nothing yet (a stream that
+    /// becomes replicated, or stops being so and later becomes it again): its checkpoint is
+    /// entry 0 at the current last sequence, made durable by the next `sync`, so that the
+    /// messages it holds are the group's from its start.
+    pub fn begin_group(&mut self) {
+        self.applied = Some(Applied {
+            index: 0,
+            last_seq: self.last_seq,
+        });
+        self.defer_unlink = true;
+        self.deletes_dirty = true;
+    }
+
     /// Records that the entry at `index` has been applied: its checkpoint (with the current
     /// last sequence) is made durable by the next `sync`, atomically with the entry's
     /// removals. From now on emptied segments are unlinked only by `sync`.

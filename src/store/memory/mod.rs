@@ -270,6 +270,14 @@ impl MemLog {
         self.applied
     }
 
+    /// Makes the store a new group's (see `Log::begin_group`).
+    pub fn begin_group(&mut self) {
+        self.applied = Some(Applied {
+            index: 0,
+            last_seq: self.last_seq,
+        });
+    }
+
     /// Records that the entry at `index` has been applied (see `Log::set_applied`).
     pub fn set_applied(&mut self, index: u64) {
         self.applied = Some(Applied {

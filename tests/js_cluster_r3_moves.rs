@@ -1,0 +1,147 @@
+//! A file stream updated from one replica to three and back moves its messages (issue 20),
+//! on three real jetlog servers through async-nats: up, the new servers fetch every message
+//! from the stream's server and any of them can lead; a durable made meanwhile is
+//! replicated; down, the stream stays on the server that led it, with every message, the
+//! durable goes on there from its committed state as an R1 consumer, and the other servers
+//! delete their replicas. A memory stream's move is refused by name.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use common::js_cluster::{api, cluster, connect, until_answered, META_READY};
+use common::r3::{
+    durable_of, info, jsz_count, publish_range, pull_and_ack, restart_member, server_index,
+    step_down_to, stored_body, wait_for_replicas,
+};
+use common::TestServer;
+use serde_json::{json, Value};
+
+fn orders(replicas: u64) -> Value {
+    json!({"name": "ORDERS", "subjects": ["orders.>"], "num_replicas": replicas})
+}
+
+/// Waits (bounded) until the servers hold `want` streams each, in order.
+fn wait_for_streams(servers: &[TestServer], want: &[u64]) {
+    let deadline = Instant::now() + META_READY;
+    loop {
+        let now: Vec<u64> = servers.iter().map(|s| jsz_count(s, "streams")).collect();
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the servers hold {now:?} streams"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_goes_from_one_replica_to_three_and_back_with_its_messages() {
+    let (mut servers, clients) = cluster().await;
+    let created = api(&clients[0], "$JS.API.STREAM.CREATE.ORDERS", orders(1)).await;
+    assert!(created.get("error").is_none(), "{created}");
+    let home = info(&clients[0]).await["cluster"]["leader"]
+        .as_str()
+        .expect("the stream's server")
+        .to_owned();
+    let js = jetstream::new(clients[0].clone());
+    assert_eq!(
+        publish_range(&js, 0, 50).await,
+        (1..=50).collect::<Vec<u64>>()
+    );
+
+    // Up: answered by the stream's server once it leads the new group; the others fetch
+    // the 50 messages.
+    let up = api(&clients[1], "$JS.API.STREAM.UPDATE.ORDERS", orders(3)).await;
+    assert_eq!(up["config"]["num_replicas"], 3, "{up}");
+    assert_eq!(up["cluster"]["leader"], home.as_str(), "{up}");
+    wait_for_replicas(&servers, 50);
+    let stream = js.get_stream("ORDERS").await.expect("stream");
+    stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("P".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("durable");
+    let consumer = durable_of(&js, "ORDERS", "P").await;
+    assert_eq!(
+        pull_and_ack(&consumer, 20).await,
+        (1..=20).collect::<Vec<u64>>()
+    );
+    assert_eq!(
+        publish_range(&js, 50, 60).await,
+        (51..=60).collect::<Vec<u64>>()
+    );
+    wait_for_replicas(&servers, 60);
+
+    // A server that only fetched them leads and serves them.
+    let other = ["S0", "S1", "S2"]
+        .into_iter()
+        .find(|s| *s != home)
+        .expect("another server");
+    step_down_to(&clients[0], other).await;
+    for seq in [1u64, 25, 50, 60] {
+        assert_eq!(
+            stored_body(&clients[0], "ORDERS", seq).await,
+            (seq - 1).to_string().into_bytes(),
+            "message {seq}"
+        );
+    }
+
+    // Down: it stays on the server that leads, the others delete their replicas.
+    let down = until_answered(&clients[2], "$JS.API.STREAM.UPDATE.ORDERS", orders(1)).await;
+    assert_eq!(down["config"]["num_replicas"], 1, "{down}");
+    let kept = server_index(other);
+    let want: Vec<u64> = (0..3).map(|i| u64::from(i == kept)).collect();
+    wait_for_streams(&servers, &want);
+    let now = info(&clients[0]).await;
+    assert_eq!(now["cluster"]["leader"], other, "{now}");
+    assert_eq!(now["state"]["messages"], 60, "{now}");
+    assert!(now["cluster"]["replicas"].is_null(), "{now}");
+    assert_eq!(
+        publish_range(&js, 60, 70).await,
+        (61..=70).collect::<Vec<u64>>()
+    );
+    // The durable is R1 there now, and goes on from what its group committed.
+    let consumer = durable_of(&js, "ORDERS", "P").await;
+    assert_eq!(consumer.cached_info().config.num_replicas, 1);
+    assert_eq!(
+        pull_and_ack(&consumer, 50).await,
+        (21..=70).collect::<Vec<u64>>()
+    );
+
+    // Killed and back, it is an R1 stream over the same store.
+    drop((consumer, stream, js));
+    let store = servers.remove(kept).kill_and_take_store();
+    let seed = servers[0].route_url();
+    servers.insert(kept, restart_member(other, Some(&seed), store));
+    let client = connect(&servers[(kept + 1) % 3]).await;
+    let now = info(&client).await;
+    assert_eq!(
+        (&now["state"]["messages"], &now["state"]["last_seq"]),
+        (&json!(70), &json!(70)),
+        "{now}"
+    );
+    assert_eq!(now["config"]["num_replicas"], 1, "{now}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_streams_replicas_cannot_change() {
+    let (_servers, clients) = cluster().await;
+    let config = json!({"name": "M", "subjects": ["m.>"], "storage": "memory"});
+    let created = api(&clients[0], "$JS.API.STREAM.CREATE.M", config.clone()).await;
+    assert!(created.get("error").is_none(), "{created}");
+    let mut up = config;
+    up["num_replicas"] = json!(3);
+    let refused = api(&clients[1], "$JS.API.STREAM.UPDATE.M", up).await;
+    assert_eq!(refused["error"]["err_code"], 10010, "{refused}");
+    let description = refused["error"]["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains("changing the number of a memory stream's replicas"),
+        "{refused}"
+    );
+}
