@@ -95,8 +95,22 @@ pub fn answer_sync(entry: &Weak<StreamEntry>, mut body: &[u8]) -> Bytes {
     let Some(entry) = entry.upgrade() else {
         return Bytes::new();
     };
+    // The store's checkpoint moves only with the entries that change the store (or to a
+    // snapshot's index, after a catch-up): a replica whose group has applied `index` has
+    // every change up to it in its store, whatever its checkpoint says.
+    let group_applied = entry
+        .replica
+        .link()
+        .and_then(|link| link.raft.metrics().borrow().last_applied)
+        .map_or(0, |l| l.index);
     let stream = entry.lock();
-    if stream.log().applied().map_or(0, |a| a.index) < index {
+    if stream
+        .log()
+        .applied()
+        .map_or(0, |a| a.index)
+        .max(group_applied)
+        < index
+    {
         return Bytes::new();
     }
     match stream.sync_page(from, upto) {
