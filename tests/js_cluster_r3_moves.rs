@@ -3,17 +3,19 @@
 //! from the stream's server and any of them can lead; a durable made meanwhile is
 //! replicated; down, the stream stays on the server that led it, with every message, the
 //! durable goes on there from its committed state as an R1 consumer, and the other servers
-//! delete their replicas. A memory stream's move is refused by name.
+//! delete their replicas. A memory stream's move is refused by name. And on four servers,
+//! `STREAM.PEER.REMOVE` gives a removed peer's place to the server without a replica,
+//! which fetches the stream and can lead it.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use common::js_cluster::{api, cluster, connect, until_answered, META_READY};
+use common::js_cluster::{api, cluster, cluster_of, connect, until_answered, META_READY};
 use common::r3::{
-    durable_of, info, jsz_count, publish_range, pull_and_ack, restart_member, server_index,
-    step_down_to, stored_body, wait_for_replicas,
+    create_orders, durable_of, info, jsz_count, publish_range, pull_and_ack, restart_member,
+    server_index, step_down_to, stored_body, wait_for_replicas,
 };
 use common::TestServer;
 use serde_json::{json, Value};
@@ -143,5 +145,94 @@ async fn a_memory_streams_replicas_cannot_change() {
     assert!(
         description.contains("changing the number of a memory stream's replicas"),
         "{refused}"
+    );
+}
+
+/// The servers of `cluster_of(4)` that hold a replica of ORDERS, by its info: the leader first.
+fn replica_servers(info: &Value) -> Vec<String> {
+    let cluster = &info["cluster"];
+    let mut names = vec![cluster["leader"].as_str().expect("leader").to_owned()];
+    for replica in cluster["replicas"].as_array().expect("replicas") {
+        names.push(replica["name"].as_str().expect("name").to_owned());
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_peer_is_replaced_by_a_server_that_fetches_the_stream() {
+    let (servers, clients) = cluster_of(4).await;
+    create_orders(&clients[0]).await;
+    let js = jetstream::new(clients[0].clone());
+    assert_eq!(
+        publish_range(&js, 0, 30).await,
+        (1..=30).collect::<Vec<u64>>()
+    );
+    let stream = js.get_stream("ORDERS").await.expect("stream");
+    stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("P".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("durable");
+    let consumer = durable_of(&js, "ORDERS", "P").await;
+    assert_eq!(
+        pull_and_ack(&consumer, 10).await,
+        (1..=10).collect::<Vec<u64>>()
+    );
+
+    // A follower goes, and the server that held nothing takes its place; then the leader.
+    for which in [1usize, 0] {
+        let holding = replica_servers(&info(&clients[0]).await);
+        let gone = holding[which].clone();
+        let spare = ["S0", "S1", "S2", "S3"]
+            .into_iter()
+            .find(|s| !holding.iter().any(|h| h == s))
+            .expect("a server without a replica");
+        let removed = api(
+            &clients[3],
+            "$JS.API.STREAM.PEER.REMOVE.ORDERS",
+            json!({ "peer": gone }),
+        )
+        .await;
+        assert_eq!(removed["success"], true, "{removed}");
+        let mut want = [1u64; 4];
+        want[server_index(&gone)] = 0;
+        wait_for_streams(&servers, &want);
+        let live: Vec<&TestServer> = servers
+            .iter()
+            .filter(|s| jsz_count(s, "streams") == 1)
+            .collect();
+        for server in live {
+            let deadline = Instant::now() + META_READY;
+            while jsz_count(server, "messages") != 30 {
+                assert!(
+                    Instant::now() < deadline,
+                    "a replica holds {} messages: {:#?}",
+                    jsz_count(server, "messages"),
+                    server.log_lines()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let now = info(&clients[0]).await;
+        let holding = replica_servers(&now);
+        assert!(holding.iter().any(|h| h == spare), "{now}");
+        assert!(!holding.contains(&gone), "{now}");
+        // The new replica leads, and serves every message.
+        step_down_to(&clients[0], spare).await;
+        for seq in [1u64, 15, 30] {
+            assert_eq!(
+                stored_body(&clients[0], "ORDERS", seq).await,
+                (seq - 1).to_string().into_bytes(),
+                "message {seq}"
+            );
+        }
+    }
+    // The durable goes on where its group left it.
+    let consumer = durable_of(&js, "ORDERS", "P").await;
+    assert_eq!(
+        pull_and_ack(&consumer, 20).await,
+        (11..=30).collect::<Vec<u64>>()
     );
 }

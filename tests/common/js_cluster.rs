@@ -31,7 +31,12 @@ pub async fn api(client: &async_nats::Client, subject: &str, body: Value) -> Val
 
 /// Three servers whose meta group has a leader: `$JS.API.INFO` is answered.
 pub async fn cluster() -> (Vec<TestServer>, Vec<async_nats::Client>) {
-    let servers = start_cluster_with(3, &["-m", "-1"]);
+    cluster_of(3).await
+}
+
+/// [`cluster`] with `n` servers, S0 to S<n-1>.
+pub async fn cluster_of(n: usize) -> (Vec<TestServer>, Vec<async_nats::Client>) {
+    let servers = start_cluster_with(n, &["-m", "-1"]);
     let mut clients = Vec::new();
     for server in &servers {
         clients.push(connect(server).await);

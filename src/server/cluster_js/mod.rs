@@ -17,6 +17,8 @@ pub(crate) mod requests;
 pub mod stream_groups;
 mod stream_moves;
 
+pub use stream_moves::Removal;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLockReadGuard};
 use std::time::Duration;

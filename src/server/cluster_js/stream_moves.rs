@@ -19,8 +19,12 @@
 //! of its own (its replicated consumers become R1 ones with their committed states) and
 //! answers the update.
 //!
-//! A server that begins to lead a stream's group makes its members the placement's too, so
-//! a change whose leader lost office part-way is finished by the next one.
+//! A server that begins to lead a stream's group adds the placement's missing members, so a
+//! move up whose leader lost office part-way is finished by the next one. Only a server
+//! that has applied the meta change drops members (its catalog is then at least that new;
+//! one that merely begins to lead might hold an older catalog than its group): the server
+//! kept and the servers dropped each make the change themselves if they come to lead
+//! before it is done, and a dropped server leaves once the group no longer counts it.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
@@ -51,10 +55,13 @@ const LEAVE_WAIT: Duration = Duration::from_secs(30);
 const LEAVE_EVERY: Duration = Duration::from_millis(500);
 /// How long the server a stream goes down to waits to be its group's only member.
 const SOLO_WAIT: Duration = Duration::from_secs(60);
+/// How often a server whose part in a move waits on its group looks again, and makes the
+/// change itself if it has come to lead the group.
+const MOVE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// What a committed update of a stream's placement is to this server.
 pub(super) enum Role {
-    /// Not a change of the stream's replicas here.
+    /// Nothing to move here: the update goes on as any other's.
     None,
     /// A server added to the stream: it opens an empty replica, and does not answer.
     Joining,
@@ -106,13 +113,19 @@ impl ClusterJs {
                 Role::Handled
             }
             (true, true, false) => {
-                self.reconcile_membership(&account, &name);
+                self.reconcile_membership(&account, &name, Removal::Yes);
                 let cluster = self.clone();
                 self.spawn(async move { cluster.go_solo(js, config, answer).await });
                 Role::Handled
             }
+            // Its replicas stay, and may have another server among them (a peer replaced):
+            // the update goes on as any other's.
+            (true, true, true) => {
+                self.reconcile_membership(&account, &name, Removal::Yes);
+                Role::None
+            }
             (false, true, _) => {
-                self.reconcile_membership(&account, &name);
+                self.reconcile_membership(&account, &name, Removal::Yes);
                 let cluster = Arc::downgrade(self);
                 self.spawn(leave_unless_told(cluster, Arc::downgrade(&js), name));
                 Role::Handled
@@ -157,21 +170,37 @@ impl ClusterJs {
             return;
         };
         let me = self.me_id;
-        let alone = raft
-            .wait(Some(SOLO_WAIT))
-            .metrics(
-                |m| {
-                    let voters: BTreeSet<NodeId> =
-                        m.membership_config.membership().voter_ids().collect();
-                    voters == BTreeSet::from([me])
-                        && m.state == ServerState::Leader
-                        && m.last_applied.map(|l| l.index) == m.last_log_index
-                },
-                "the only member of the stream's group",
-            )
-            .await;
-        if let Err(e) = alone {
-            tracing::error!(stream = %name, "the stream did not go down to one replica: {e}");
+        let deadline = Instant::now() + SOLO_WAIT;
+        loop {
+            let alone = raft
+                .wait(Some(MOVE_CHECK_EVERY))
+                .metrics(
+                    |m| {
+                        let voters: BTreeSet<NodeId> =
+                            m.membership_config.membership().voter_ids().collect();
+                        voters == BTreeSet::from([me])
+                            && m.state == ServerState::Leader
+                            && m.last_applied.map(|l| l.index) == m.last_log_index
+                    },
+                    "the only member of the stream's group",
+                )
+                .await;
+            if alone.is_ok() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::error!(stream = %name, "the stream did not go down to one replica within {SOLO_WAIT:?}");
+                return;
+            }
+            // Leading now, this server makes the change (the leader that began it may be gone).
+            self.reconcile_membership(&account, &name, Removal::Yes);
+        }
+        // Its own from now on, even if this server stops before the stream is reopened: the
+        // group's log goes next.
+        let keeping = (js.clone(), config.clone());
+        let kept = tokio::task::spawn_blocking(move || keeping.0.keep_config(&keeping.1)).await;
+        if let Ok(Err(e)) = kept {
+            tracing::error!(stream = %name, "the stream's new config was not recorded: {e}");
             return;
         }
         self.stop_stream_group(&account, &name, true).await;
@@ -191,11 +220,16 @@ impl ClusterJs {
     }
 
     /// On the leader of `stream`'s group: makes the group's voters the catalog's placement,
-    /// in a task of its own (nothing happens on another member, or when they match).
-    pub fn reconcile_membership(&self, account: &str, stream: &str) {
+    /// in a task of its own (nothing happens on another member, or when they match, or
+    /// while a change is under way, or while this server's catalog may be stale: its meta
+    /// group has no leader it knows of).
+    pub fn reconcile_membership(&self, account: &str, stream: &str, removal: Removal) {
         let Some(raft) = self.stream_group_raft(account, stream) else {
             return;
         };
+        if self.raft.metrics().borrow().current_leader.is_none() {
+            return;
+        }
         let peers = self
             .catalog()
             .stream(account, stream)
@@ -208,7 +242,7 @@ impl ClusterJs {
             stream.to_owned(),
         );
         self.spawn(async move {
-            match change_members(&raft, &want).await {
+            match change_members(&raft, &want, removal).await {
                 Ok(dropped) => {
                     for node in dropped {
                         tell_to_leave(&transport, &group, node).await;
@@ -232,16 +266,34 @@ impl ClusterJs {
     }
 }
 
+/// Whether a membership change may drop voters: only when the meta group's change that
+/// placed the stream elsewhere is applied here, never when a server merely begins to lead
+/// (its catalog could be older than its group's membership).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Yes,
+    No,
+}
+
 /// Makes the group's voters `want` when this member leads: new ones join as learners from
 /// a snapshot taken now (a group made from a stream of one replica has no entries for
 /// what its store held before), then the voters are replaced. The voters dropped.
 async fn change_members(
     raft: &openraft::Raft<JetlogRaft>,
     want: &BTreeSet<NodeId>,
+    removal: Removal,
 ) -> Result<Vec<NodeId>, String> {
     let metrics = raft.metrics().borrow().clone();
-    let voters: BTreeSet<NodeId> = metrics.membership_config.membership().voter_ids().collect();
-    if metrics.state != ServerState::Leader || want.is_empty() || *want == voters {
+    let membership = metrics.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let joint = membership.get_joint_config().len() > 1;
+    let drops = !voters.is_subset(want);
+    if metrics.state != ServerState::Leader
+        || want.is_empty()
+        || *want == voters
+        || joint
+        || (drops && removal == Removal::No)
+    {
         return Ok(Vec::new());
     }
     let added: Vec<NodeId> = want.difference(&voters).copied().collect();
@@ -292,19 +344,44 @@ async fn tell_to_leave(transport: &raft_link::RouterTransport, group: &str, node
     }
 }
 
-/// A server the stream was dropped from, if no leader tells it to leave within
-/// [`LEAVE_WAIT`] (one that was down meanwhile has no leader left to tell it).
+/// A server the stream was dropped from, until it leaves: while it leads the group it
+/// makes the change itself (the leader that began it may be gone); it leaves once the group
+/// no longer counts it, or, when [`LEAVE_WAIT`] has passed, if it knows of no leader (it was
+/// down while the stream moved, and nobody is left to tell it).
 async fn leave_unless_told(cluster: Weak<ClusterJs>, js: Weak<JetStream>, stream: String) {
-    tokio::time::sleep(LEAVE_WAIT).await;
-    let (Some(cluster), Some(js)) = (cluster.upgrade(), js.upgrade()) else {
-        return;
-    };
-    if cluster
-        .stream_group_raft(js.account_name(), &stream)
-        .is_some()
-        && cluster.may_leave(js.account_name(), &stream)
-    {
-        leave(&cluster, &js, &stream).await;
+    let deadline = Instant::now() + LEAVE_WAIT;
+    loop {
+        tokio::time::sleep(MOVE_CHECK_EVERY).await;
+        let (Some(cluster), Some(js)) = (cluster.upgrade(), js.upgrade()) else {
+            return;
+        };
+        let account = js.account_name();
+        let Some(raft) = cluster.stream_group_raft(account, &stream) else {
+            return;
+        };
+        if !cluster.may_leave(account, &stream) {
+            return;
+        }
+        let metrics = raft.metrics().borrow().clone();
+        let mut voters = metrics.membership_config.membership().voter_ids();
+        if !voters.any(|v| v == cluster.me_id) {
+            return leave(&cluster, &js, &stream).await;
+        }
+        if metrics.state == ServerState::Leader {
+            cluster.reconcile_membership(account, &stream, Removal::Yes);
+        }
+        if Instant::now() >= deadline {
+            match metrics.current_leader {
+                None => return leave(&cluster, &js, &stream).await,
+                Some(_) => {
+                    tracing::warn!(
+                        stream,
+                        "the stream's group still counts this server, which the stream left"
+                    );
+                    return;
+                }
+            }
+        }
     }
 }
 

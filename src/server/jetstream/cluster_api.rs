@@ -91,10 +91,7 @@ pub(super) fn route(js: &JetStream, subject: &str, payload: &[u8], reply: Option
             );
             Route::Ignore
         }
-        ["STREAM", "PEER", "REMOVE", name] => Route::Answered(
-            "stream_remove_peer_response",
-            peer_remove(js, cluster, name, payload),
-        ),
+        ["STREAM", "PEER", "REMOVE", name] => peer_remove(js, cluster, name, payload, reply),
         ["STREAM", "PEER" | "CANCEL_MOVE", ..] => Route::Answered(
             "system_response",
             Err(not_built("moving a stream between servers")),
@@ -165,7 +162,32 @@ fn stream_named<'a>(tokens: &[&'a str]) -> Option<&'a str> {
 /// messages (nats-server 2.9.10 re-created it empty elsewhere; its current source refuses a
 /// removal it cannot replace, 10075), so the only member is refused; anyone else is not a
 /// member.
-fn peer_remove(js: &JetStream, cluster: &ClusterJs, name: &str, payload: &[u8]) -> api::Reply {
+/// `STREAM.PEER.REMOVE`: a replicated stream's peer is replaced by a server that holds no
+/// replica of it, which catches up from the group (`cluster_js::stream_moves`), and the peer
+/// leaves; answered once the meta group has the new placement. With no server to take its
+/// place (or for an R1 stream, whose only server cannot go without its messages) the
+/// removal is refused as nats-server refuses it: 503/10075 "peer remap failed".
+fn peer_remove(
+    js: &JetStream,
+    cluster: &Arc<ClusterJs>,
+    name: &str,
+    payload: &[u8],
+    reply: Option<Bytes>,
+) -> Route {
+    const KIND: &str = "stream_remove_peer_response";
+    match replacing_peer(js, cluster, name, payload) {
+        Ok(stream) => proposed_placement(js, cluster, stream, KIND, reply),
+        Err(e) => Route::Answered(KIND, Err(e)),
+    }
+}
+
+/// The stream with the removed peer's place taken by another server.
+fn replacing_peer(
+    js: &JetStream,
+    cluster: &ClusterJs,
+    name: &str,
+    payload: &[u8],
+) -> Result<StreamAssignment, ApiError> {
     #[derive(serde::Deserialize, Default)]
     #[serde(default)]
     struct PeerRemove {
@@ -182,15 +204,67 @@ fn peer_remove(js: &JetStream, cluster: &ClusterJs, name: &str, payload: &[u8]) 
     let stream = catalog
         .stream(&js.account_name, name)
         .ok_or_else(ApiError::stream_not_found)?;
-    let member = stream
+    let removed = stream
         .placement
         .peers
         .iter()
-        .any(|p| *p == request.peer || crate::raft::types::peer_id(p) == request.peer);
-    match member {
-        false => Err(ApiError::new(400, 10040, "peer not a member")),
-        true => Err(ApiError::new(503, 10075, "peer remap failed")),
+        .find(|p| **p == request.peer || crate::raft::types::peer_id(p) == request.peer)
+        .ok_or_else(|| ApiError::new(400, 10040, "peer not a member"))?
+        .clone();
+    let remap_failed = || ApiError::new(503, 10075, "peer remap failed");
+    let config: StreamConfig =
+        from_go_json(stream.config.as_bytes()).map_err(ApiError::invalid_json)?;
+    if stream.placement.peers.len() < 2 || config.storage == Storage::Memory {
+        return Err(remap_failed());
     }
+    let kept: Vec<String> = stream
+        .placement
+        .peers
+        .iter()
+        .filter(|p| **p != removed)
+        .cloned()
+        .collect();
+    let placement = place(
+        cluster,
+        &catalog,
+        &js.account_name,
+        &config,
+        &kept,
+        &[removed],
+    )
+    .map_err(|_| remap_failed())?;
+    let mut replaced = stream.clone();
+    replaced.placement = placement;
+    Ok(replaced)
+}
+
+/// Proposes `stream` with its new placement, and answers success once it is committed.
+fn proposed_placement(
+    js: &JetStream,
+    cluster: &Arc<ClusterJs>,
+    stream: StreamAssignment,
+    kind: &'static str,
+    reply: Option<Bytes>,
+) -> Route {
+    let proposer = cluster.clone();
+    let router = js.router.clone();
+    cluster.spawn(async move {
+        let command = MetaCommand::AssignStream {
+            stream,
+            update: true,
+            reply: None,
+        };
+        let answer = match proposer.propose(command).await {
+            Ok(MetaOutcome::Done | MetaOutcome::Unchanged) => Ok(json!({ "success": true })),
+            Ok(outcome) => Err(refusal(outcome)),
+            Err(_) => Err(ApiError::temporarily_unavailable()),
+        };
+        if let Some(reply) = reply {
+            let (body, _) = api::encode(kind, answer);
+            publish(&router, reply, None, Bytes::from(body)).await;
+        }
+    });
+    Route::Deferred
 }
 
 /// A request a jetlog cluster cannot serve yet, refused by name.
@@ -300,7 +374,7 @@ fn checked(
                 true => old.placement.clone(),
                 false => {
                     let existing = keeping_leader_first(cluster, account, name, old);
-                    place(cluster, &catalog, account, &config, &existing)?
+                    place(cluster, &catalog, account, &config, &existing, &[])?
                 }
             }
         }
@@ -313,7 +387,7 @@ fn checked(
                     return Err(ApiError::max_streams());
                 }
             }
-            place(cluster, &catalog, account, &config, &[])?
+            place(cluster, &catalog, account, &config, &[], &[])?
         }
     };
     Ok(StreamAssignment {
@@ -363,13 +437,15 @@ fn keeping_leader_first(
 
 /// Where a new stream runs: with the streams it copies from (a mirror or source reads
 /// them on its own server), else on the online server with the fewest streams. A stream
-/// whose replicas change keeps its `existing` peers, as many as it still has.
+/// whose replicas change keeps its `existing` peers, as many as it still has; one whose
+/// peer is replaced never gets the servers it `ignore`s.
 fn place(
     cluster: &ClusterJs,
     catalog: &Assignments,
     account: &str,
     config: &StreamConfig,
     existing: &[String],
+    ignore: &[String],
 ) -> Result<Placement, ApiError> {
     let wanted = config.placement.clone().unwrap_or_default();
     if !wanted.tags.is_empty() {
@@ -412,7 +488,7 @@ fn place(
                 },
                 max_bytes: u64::try_from(config.max_bytes).unwrap_or(0),
                 existing,
-                ignore: &[],
+                ignore,
                 max_ha_assets: 0,
             };
             placement::select_peers(&request, &candidates, |order| {

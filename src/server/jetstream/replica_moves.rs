@@ -65,6 +65,18 @@ impl JetStream {
         self.open_stream(config, created_ns, None)
     }
 
+    /// Records `config` for running stream `config.name` in the catalog, ahead of its
+    /// reopening: a server that stops in between opens it as it was to become.
+    pub fn keep_config(&self, config: &StreamConfig) -> Result<(), ApiError> {
+        let entry = self
+            .stream(&config.name)
+            .ok_or_else(ApiError::stream_not_found)?;
+        let created_ns = entry.lock().created_ns();
+        self.catalog
+            .put_stream(config, created_ns)
+            .map_err(ApiError::store_failed)
+    }
+
     /// Gives the stream's replicated consumers one replica in the catalog.
     fn consumers_to_r1(&self, stream: &str) -> Result<(), ApiError> {
         let saved = self

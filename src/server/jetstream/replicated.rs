@@ -32,6 +32,7 @@ use crate::jetstream::replica_snapshot::StreamSnapshot;
 use crate::jetstream::replica_stream_ops::{StreamOp, StreamOpOutcome};
 use crate::jetstream::StreamConfig;
 use crate::raft::types::{Command, JetlogRaft};
+use crate::server::cluster_js::Removal;
 use crate::server::internal::InternalClient;
 use crate::server::outbound::InternalDelivery;
 use crate::server::router::Router;
@@ -240,7 +241,7 @@ impl JetStream {
                 self.activate_consumers(entry);
                 self.reconcile_config(entry);
                 if let Some(cluster) = self.cluster() {
-                    cluster.reconcile_membership(&self.account_name, &entry.name);
+                    cluster.reconcile_membership(&self.account_name, &entry.name, Removal::No);
                 }
             } else {
                 self.deactivate_consumers(entry);
