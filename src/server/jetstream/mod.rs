@@ -16,6 +16,7 @@ mod catalog;
 mod catalog_consumers;
 mod cluster_api;
 mod cluster_local;
+mod cluster_placement;
 mod cluster_replicated;
 mod direct;
 mod direct_batch;
