@@ -205,19 +205,6 @@ async fn what_a_replicated_stream_cannot_do_yet_is_refused_by_name() {
     }
     create_orders(&clients[0]).await;
     info(&clients[1]).await;
-    // Moving a stream between two counts of replicas above one is not built.
-    let update = api(
-        &clients[2],
-        "$JS.API.STREAM.UPDATE.ORDERS",
-        json!({"name": "ORDERS", "subjects": ["orders.>"], "num_replicas": 2}),
-    )
-    .await;
-    assert_eq!(update["error"]["err_code"], 10010, "{update}");
-    let description = update["error"]["description"].as_str().unwrap_or_default();
-    assert!(
-        description.contains("number of replicas other than to or from one"),
-        "{update}"
-    );
     // A consumer's replicas are its stream's or one.
     for (config, what) in [
         (

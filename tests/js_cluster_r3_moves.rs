@@ -3,7 +3,8 @@
 //! from the stream's server and any of them can lead; a durable made meanwhile is
 //! replicated; down, the stream stays on the server that led it, with every message, the
 //! durable goes on there from its committed state as an R1 consumer, and the other servers
-//! delete their replicas. A memory stream's move is refused by name. And on four servers,
+//! delete their replicas. On five servers a stream goes from three to five replicas and
+//! back the same way. A memory stream's move is refused by name. And on four servers,
 //! `STREAM.PEER.REMOVE` gives a removed peer's place to the server without a replica,
 //! which fetches the stream and can lead it.
 
@@ -235,4 +236,70 @@ async fn a_removed_peer_is_replaced_by_a_server_that_fetches_the_stream() {
         pull_and_ack(&consumer, 20).await,
         (11..=30).collect::<Vec<u64>>()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_goes_from_three_replicas_to_five_and_back() {
+    let (servers, clients) = cluster_of(5).await;
+    create_orders(&clients[0]).await;
+    let js = jetstream::new(clients[0].clone());
+    assert_eq!(
+        publish_range(&js, 0, 20).await,
+        (1..=20).collect::<Vec<u64>>()
+    );
+
+    // Five: the two servers without a replica fetch the stream, and the group counts them.
+    let up = until_answered(&clients[1], "$JS.API.STREAM.UPDATE.ORDERS", orders(5)).await;
+    assert_eq!(up["config"]["num_replicas"], 5, "{up}");
+    wait_for_streams(&servers, &[1; 5]);
+    wait_for_replicas(&servers, 20);
+    let deadline = Instant::now() + META_READY;
+    while replica_servers(&info(&clients[0]).await).len() != 5 {
+        assert!(Instant::now() < deadline, "the group never counted five");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        publish_range(&js, 20, 30).await,
+        (21..=30).collect::<Vec<u64>>()
+    );
+    wait_for_replicas(&servers, 30);
+
+    // Three again: the leader stays, two servers delete their replicas.
+    let leader = info(&clients[0]).await["cluster"]["leader"]
+        .as_str()
+        .expect("leader")
+        .to_owned();
+    let down = until_answered(&clients[2], "$JS.API.STREAM.UPDATE.ORDERS", orders(3)).await;
+    assert_eq!(down["config"]["num_replicas"], 3, "{down}");
+    let deadline = Instant::now() + META_READY;
+    let holding = loop {
+        let now: Vec<u64> = servers.iter().map(|s| jsz_count(s, "streams")).collect();
+        if now.iter().sum::<u64>() == 3 {
+            break now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the servers hold {now:?} streams"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        holding[server_index(&leader)],
+        1,
+        "the leader kept its replica"
+    );
+    let now = info(&clients[0]).await;
+    assert_eq!(replica_servers(&now).len(), 3, "{now}");
+    assert_eq!(now["state"]["messages"], 30, "{now}");
+    assert_eq!(
+        publish_range(&js, 30, 35).await,
+        (31..=35).collect::<Vec<u64>>()
+    );
+    let kept: Vec<TestServer> = servers
+        .into_iter()
+        .zip(holding)
+        .filter(|(_, held)| *held == 1)
+        .map(|(server, _)| server)
+        .collect();
+    wait_for_replicas(&kept, 35);
 }

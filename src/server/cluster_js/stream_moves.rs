@@ -1,5 +1,7 @@
-//! A file stream that goes from one replica to several, or back (issue 20): its messages
-//! move with it.
+//! A file stream that goes from one replica to several, or back, or between two counts
+//! above one (issue 20): its messages move with it. Between two counts above one the group
+//! runs on: its leader adds or drops members as below, and the new config is an entry of
+//! the group (`server::jetstream::replicated_stream_ops`).
 //!
 //! **Up** (R1 to R3). The meta leader keeps the stream's server first in the new placement
 //! and adds others. That server reopens the stream as the only member of a new group whose

@@ -59,23 +59,17 @@ pub(super) fn refuse_unbuilt(config: &StreamConfig) -> Result<(), ApiError> {
     }
 }
 
-/// Refuses the replica changes not built: those of a memory stream (its messages would not
-/// survive the stream's reopening as, or as no longer, replicated), and those between two
-/// counts above one. A file stream's move to or from one replica is `cluster_js::stream_moves`;
-/// other changes of a replicated stream are entries of its group (`replicated_stream_ops`).
+/// Refuses a change of the number of a memory stream's replicas: its messages would not
+/// survive the stream's reopening as, or as no longer, replicated. A file stream's replicas
+/// move with `cluster_js::stream_moves`; other changes of a replicated stream are entries of
+/// its group (`replicated_stream_ops`).
 pub(super) fn refuse_update(running: &StreamConfig, asked: &StreamConfig) -> Result<(), ApiError> {
-    let (from, to) = (running.num_replicas.max(1), asked.num_replicas.max(1));
-    if from == to {
-        return Ok(());
-    }
-    match (running.storage, from.min(to)) {
-        (Storage::File, 1) => Ok(()),
-        (Storage::Memory, _) => Err(not_built(
+    let changed = running.num_replicas.max(1) != asked.num_replicas.max(1);
+    match (changed, running.storage) {
+        (true, Storage::Memory) => Err(not_built(
             "changing the number of a memory stream's replicas",
         )),
-        (Storage::File, _) => Err(not_built(
-            "changing a replicated stream's number of replicas other than to or from one",
-        )),
+        _ => Ok(()),
     }
 }
 
