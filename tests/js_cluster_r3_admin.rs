@@ -16,8 +16,8 @@ use async_nats::jetstream;
 use common::js_cluster::{api, cluster, connect, until_answered, META_READY};
 use common::monitor::get_json;
 use common::r3::{
-    create_orders, durable_of, info, kill_a_follower, publish_range, pull_and_ack, restart_member,
-    step_down_to, until_caught_up, wait_for_health, wait_for_replicas,
+    create_orders, durable_of, info, kill_a_follower, new_durable, publish_range, pull_and_ack,
+    restart_member, step_down_to, until_caught_up, wait_for_health, wait_for_replicas,
 };
 use common::snapshot::{restore, snapshot};
 use common::TestServer;
@@ -215,15 +215,7 @@ async fn a_replicated_stream_backs_up_from_its_leader_and_restores_on_one_server
         publish_range(&js, 0, 20).await,
         (1..=20).collect::<Vec<u64>>()
     );
-    let stream = js.get_stream("ORDERS").await.expect("stream");
-    stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            durable_name: Some("R".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
-    let consumer = durable_of(&js, "ORDERS", "R").await;
+    let consumer = new_durable(&js, "ORDERS", "R").await;
     assert_eq!(pull_and_ack(&consumer, 5).await, vec![1, 2, 3, 4, 5]);
     let deleted = api(
         &clients[1],

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use common::js_cluster::{api, cluster, connect, META_READY};
 use common::r3::{
-    create_orders, durable_of, info, kill_a_follower, publish_range, pull_and_ack, restart_member,
-    step_down_stream_to, step_down_to, stored_body, until_caught_up, wait_for_health,
-    wait_for_replicas,
+    create_orders, durable_of, info, kill_a_follower, new_durable, publish_range, pull_and_ack,
+    restart_member, step_down_stream_to, step_down_to, stored_body, until_caught_up,
+    wait_for_health, wait_for_replicas,
 };
 use serde_json::json;
 
@@ -40,21 +40,13 @@ async fn a_follower_that_missed_a_compacted_log_catches_up_from_the_snapshot_and
         publish_range(&js, 0, 10).await,
         (1..=10).collect::<Vec<u64>>()
     );
-    let stream = js.get_stream("ORDERS").await.expect("stream");
-    stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            durable_name: Some("R".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
-    let consumer = durable_of(&js, "ORDERS", "R").await;
+    let consumer = new_durable(&js, "ORDERS", "R").await;
     assert_eq!(pull_and_ack(&consumer, 5).await, vec![1, 2, 3, 4, 5]);
     wait_for_replicas(&servers, 10);
 
     // A follower goes down; the others store 190 more and acknowledge 20 more, one entry
     // each, while snapshots let their logs go.
-    drop((consumer, stream, js));
+    drop((consumer, js));
     let (down, down_name, store) = kill_a_follower(&mut servers, &clients[0], "ORDERS").await;
     drop(clients);
     let client = connect(&servers[0]).await;

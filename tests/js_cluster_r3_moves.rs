@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use common::js_cluster::{api, cluster, cluster_of, connect, until_answered, META_READY};
 use common::r3::{
-    create_orders, durable_of, info, jsz_count, publish_range, pull_and_ack, restart_member,
-    server_index, step_down_to, stored_body, wait_for_replicas,
+    create_orders, durable_of, info, jsz_count, new_durable, publish_range, pull_and_ack,
+    restart_member, server_index, step_down_to, stored_body, wait_for_replicas,
 };
 use common::TestServer;
 use serde_json::{json, Value};
@@ -62,15 +62,7 @@ async fn a_stream_goes_from_one_replica_to_three_and_back_with_its_messages() {
     assert_eq!(up["config"]["num_replicas"], 3, "{up}");
     assert_eq!(up["cluster"]["leader"], home.as_str(), "{up}");
     wait_for_replicas(&servers, 50);
-    let stream = js.get_stream("ORDERS").await.expect("stream");
-    stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            durable_name: Some("P".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("durable");
-    let consumer = durable_of(&js, "ORDERS", "P").await;
+    let consumer = new_durable(&js, "ORDERS", "P").await;
     assert_eq!(
         pull_and_ack(&consumer, 20).await,
         (1..=20).collect::<Vec<u64>>()
@@ -118,7 +110,7 @@ async fn a_stream_goes_from_one_replica_to_three_and_back_with_its_messages() {
     );
 
     // Killed and back, it is an R1 stream over the same store.
-    drop((consumer, stream, js));
+    drop((consumer, js));
     let store = servers.remove(kept).kill_and_take_store();
     let seed = servers[0].route_url();
     servers.insert(kept, restart_member(other, Some(&seed), store));
@@ -168,15 +160,7 @@ async fn a_removed_peer_is_replaced_by_a_server_that_fetches_the_stream() {
         publish_range(&js, 0, 30).await,
         (1..=30).collect::<Vec<u64>>()
     );
-    let stream = js.get_stream("ORDERS").await.expect("stream");
-    stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            durable_name: Some("P".into()),
-            ..Default::default()
-        })
-        .await
-        .expect("durable");
-    let consumer = durable_of(&js, "ORDERS", "P").await;
+    let consumer = new_durable(&js, "ORDERS", "P").await;
     assert_eq!(
         pull_and_ack(&consumer, 10).await,
         (1..=10).collect::<Vec<u64>>()

@@ -197,6 +197,21 @@ pub async fn pull_and_ack(consumer: &PullConsumer, want: usize) -> Vec<u64> {
     got
 }
 
+/// A new pull durable `name` of `stream` with the default config, once its stream's leader
+/// answers for it (bounded).
+pub async fn new_durable(js: &jetstream::Context, stream: &str, name: &str) -> PullConsumer {
+    js.get_stream(stream)
+        .await
+        .expect("stream")
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some(name.into()),
+            ..Default::default()
+        })
+        .await
+        .expect("durable");
+    durable_of(js, stream, name).await
+}
+
 /// Durable `name` of `stream`, once its stream's leader answers (bounded).
 pub async fn durable_of(js: &jetstream::Context, stream: &str, name: &str) -> PullConsumer {
     let deadline = Instant::now() + META_READY;
