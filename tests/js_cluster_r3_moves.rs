@@ -6,8 +6,9 @@
 //! delete their replicas. On five servers a stream goes from three to five replicas and
 //! back the same way. A memory stream's move is refused by name. And on four servers,
 //! `STREAM.PEER.REMOVE` gives a removed peer's place to the server without a replica,
-//! which fetches the stream and can lead it.
+//! which fetches the stream and can lead it; `jetlog stream cluster` asks for both.
 
+mod cli_support;
 mod common;
 
 use std::time::{Duration, Instant};
@@ -286,4 +287,47 @@ async fn a_stream_goes_from_three_replicas_to_five_and_back() {
         .map(|(server, _)| server)
         .collect();
     wait_for_replicas(&kept, 35);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_steps_a_streams_leader_down_and_asks_to_replace_a_server() {
+    let (servers, clients) = cluster().await;
+    create_orders(&clients[0]).await;
+    let url = servers[0].url();
+    let leader = info(&clients[0]).await["cluster"]["leader"]
+        .as_str()
+        .expect("leader")
+        .to_owned();
+    let next = ["S0", "S1", "S2"]
+        .into_iter()
+        .find(|s| *s != leader)
+        .expect("another server");
+    let stepped = cli_support::jetlog_at(
+        &url,
+        &[
+            "stream",
+            "cluster",
+            "step-down",
+            "ORDERS",
+            "--preferred",
+            next,
+        ],
+    );
+    assert!(
+        stepped
+            .ok()
+            .contains(&format!("leader {leader} stepped down, {next} leads")),
+        "{stepped:#?}"
+    );
+    // Three servers, three replicas: nobody can take a server's place.
+    cli_support::jetlog_at(
+        &url,
+        &["stream", "cluster", "peer-remove", "ORDERS", next, "-f"],
+    )
+    .fails_with("peer remap failed");
+    cli_support::jetlog_at(
+        &url,
+        &["stream", "cluster", "peer-remove", "ORDERS", "S9", "-f"],
+    )
+    .fails_with("peer not a member");
 }

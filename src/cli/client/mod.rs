@@ -30,6 +30,7 @@ mod server_check_js;
 pub mod server_ops;
 mod stream;
 mod stream_backup;
+mod stream_cluster;
 mod stream_config;
 mod stream_view;
 mod units;

@@ -22,6 +22,7 @@ use super::connect::{self, CommonArgs};
 use super::output::{self, MessageView};
 use super::pubsub::{check_filter_subject, check_publish_subject};
 use super::stream_backup;
+use super::stream_cluster;
 use super::stream_config::ConfigArgs;
 use super::stream_view;
 use crate::jetstream::stream_config::is_valid_name;
@@ -171,6 +172,9 @@ enum StreamAction {
         #[arg(long)]
         no_progress: bool,
     },
+    /// A replicated stream's group: step its leader down, replace one of its servers.
+    #[command(subcommand)]
+    Cluster(stream_cluster::ClusterAction),
     /// List the subjects a stream holds messages on, with their counts.
     Subjects {
         /// Stream name.
@@ -291,6 +295,7 @@ pub async fn run(args: StreamArgs) -> Result<()> {
         StreamAction::Restore { dir, no_progress } => {
             stream_backup::restore(&js, &dir, !no_progress).await
         }
+        StreamAction::Cluster(action) => stream_cluster::run(&js, common, action).await,
     }
 }
 
@@ -308,6 +313,7 @@ impl StreamAction {
             | Self::Subjects { name, .. }
             | Self::View { name, .. }
             | Self::Backup { name, .. } => Some(name),
+            Self::Cluster(action) => Some(action.stream_name()),
             Self::Ls { .. } | Self::Report | Self::Find(_) | Self::Restore { .. } => None,
         }
     }
