@@ -241,3 +241,37 @@ async fn a_replicated_stream_backs_up_from_its_leader_and_restores_on_one_server
     let rest: Vec<u64> = (6..=20).filter(|seq| *seq != 7).collect();
     assert_eq!(pull_and_ack(&consumer, rest.len()).await, rest);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_restores_into_the_cluster_on_three_replicas() {
+    let (servers, clients) = cluster().await;
+    create_orders(&clients[0]).await;
+    let js = jetstream::new(clients[0].clone());
+    assert_eq!(
+        publish_range(&js, 0, 40).await,
+        (1..=40).collect::<Vec<u64>>()
+    );
+    let (archive, reply) = snapshot(&clients[1], "ORDERS", json!({})).await;
+    let deleted = api(&clients[2], "$JS.API.STREAM.DELETE.ORDERS", json!({})).await;
+    assert_eq!(deleted["success"], true, "{deleted}");
+    wait_for_replicas(&servers, 0);
+
+    // Through any server: the meta leader takes it, and the replicas fetch it.
+    let restored = restore(&clients[2], &reply["config"], &archive).await;
+    assert_eq!(restored["config"]["num_replicas"], 3, "{restored}");
+    assert_eq!(state_of(&restored), (40, 1, 40, 0), "{restored}");
+    wait_for_replicas(&servers, 40);
+    assert_eq!(
+        publish_range(&js, 40, 45).await,
+        (41..=45).collect::<Vec<u64>>()
+    );
+    wait_for_replicas(&servers, 45);
+    // A second restore of the same name is refused.
+    let again = api(
+        &clients[0],
+        "$JS.API.STREAM.RESTORE.ORDERS",
+        json!({"config": reply["config"], "state": {}}),
+    )
+    .await;
+    assert_eq!(again["error"]["err_code"], 10130, "{again}");
+}

@@ -77,9 +77,9 @@ pub(super) fn route(js: &JetStream, subject: &str, payload: &[u8], reply: Option
             Route::Answered("stream_names_response", names(js, cluster, payload))
         }
         ["STREAM", "LIST"] => list(js, cluster, payload, reply),
-        ["STREAM", "RESTORE", _] => Route::Answered(
+        ["STREAM", "RESTORE", name] => Route::Answered(
             "stream_restore_response",
-            Err(not_built("restoring a snapshot into a cluster")),
+            super::restore::stream_restore(js, name, payload),
         ),
         // The system account's requests (`server::cluster_js::meta_ops`): from any other
         // account nats-server ignores them, with a warning.

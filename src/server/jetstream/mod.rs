@@ -35,6 +35,7 @@ mod replicated_consumers;
 mod replicated_stream_ops;
 mod report;
 mod restore;
+mod restore_cluster;
 mod snapshot;
 mod source_pump;
 mod timer;

@@ -86,6 +86,9 @@ pub(super) fn stream_restore(js: &JetStream, name: &str, payload: &[u8]) -> Repl
             "jetlog restores file streams only (restore a memory stream's backup with storage: file)",
         ));
     }
+    if js.cluster().is_some() {
+        super::cluster_replicated::refuse_unbuilt(&config)?;
+    }
     js.restorable(&config)?;
     let subject = format!("$JS.SNAPSHOT.RESTORE.{name}.{}", fresh_id());
     let dir = js.store_dir.join("restores").join(fresh_id());
@@ -140,26 +143,15 @@ impl Session {
             return;
         };
         let name = self.config.name.clone();
-        let result = js.install(self.config.clone(), &archive, &self.dir.join("log"));
+        // In a cluster the stream is built here with one replica, then given to the catalog
+        // (`restore_cluster`), which answers.
+        let wanted = self.config.clone();
+        let mut here = self.config.clone();
+        if js.cluster().is_some() {
+            here.num_replicas = 1;
+        }
+        let result = js.install(here, &archive, &self.dir.join("log"));
         let _ = fs::remove_dir_all(&self.dir);
-        let mut body = match result.and_then(|_| {
-            let entry = super::api::find(js, &name)?;
-            let mut info = stream_info_of(js, &entry, &StreamInfoRequest::default())?;
-            info.cluster = None;
-            serde_json::to_value(&info).map_err(ApiError::store_failed)
-        }) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => serde_json::Map::new(),
-            Err(err) => {
-                let mut map = serde_json::Map::new();
-                map.insert("error".into(), json!(err));
-                map
-            }
-        };
-        body.insert(
-            "type".into(),
-            json!("io.nats.jetstream.api.v1.stream_create_response"),
-        );
         js.announce(event(
             format!("$JS.EVENT.ADVISORY.STREAM.RESTORE_COMPLETE.{name}"),
             "io.nats.jetstream.advisory.v1.restore_complete",
@@ -171,8 +163,13 @@ impl Session {
                 "bytes": bytes,
             }),
         ));
-        let body = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
-        self.client.publish(reply, None, Bytes::from(body));
+        match (result, js.cluster()) {
+            (Ok(()), Some(cluster)) => super::restore_cluster::adopt(js, cluster, wanted, reply),
+            (result, _) => {
+                let body = restored_answer(js, &name, result, false);
+                self.client.publish(reply, None, body);
+            }
+        }
     }
 
     /// Takes chunks into `archive` until the empty one that ends the transfer; returns its
@@ -205,6 +202,36 @@ impl Session {
             self.client.publish(reply, None, Bytes::new());
         }
     }
+}
+
+/// The answer to a restore: the stream's info (with its cluster, in one), or the error.
+pub(super) fn restored_answer(
+    js: &JetStream,
+    name: &str,
+    result: Result<(), ApiError>,
+    clustered: bool,
+) -> Bytes {
+    let mut body = match result.and_then(|_| {
+        let entry = super::api::find(js, name)?;
+        let mut info = stream_info_of(js, &entry, &StreamInfoRequest::default())?;
+        if !clustered {
+            info.cluster = None;
+        }
+        serde_json::to_value(&info).map_err(ApiError::store_failed)
+    }) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => serde_json::Map::new(),
+        Err(err) => {
+            let mut map = serde_json::Map::new();
+            map.insert("error".into(), json!(err));
+            map
+        }
+    };
+    body.insert(
+        "type".into(),
+        json!("io.nats.jetstream.api.v1.stream_create_response"),
+    );
+    Bytes::from(serde_json::to_vec(&Value::Object(body)).unwrap_or_default())
 }
 
 /// What the archive holds, read through once before anything is built.
@@ -337,7 +364,12 @@ impl JetStream {
     /// account's and server's limits room for it.
     fn restorable(&self, config: &StreamConfig) -> Result<(), ApiError> {
         self.wait_opened(None);
-        if self.stream(&config.name).is_some() {
+        let in_catalog = self.cluster().is_some_and(|c| {
+            c.catalog()
+                .stream(&self.account_name, &config.name)
+                .is_some()
+        });
+        if self.stream(&config.name).is_some() || in_catalog {
             return Err(name_in_use());
         }
         let existing = super::lock(&self.streams).len();
