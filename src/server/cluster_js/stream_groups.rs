@@ -84,6 +84,9 @@ struct Member {
     tasks: Vec<JoinHandle<()>>,
     /// Set while the replica catches up from a snapshot (see `replica_sync`).
     catching_up: Arc<AtomicBool>,
+    /// Set while this member, leading, changes the group's members (`stream_moves`): one
+    /// change at a time, or each would take a new snapshot under the last one's learners.
+    changing: Arc<AtomicBool>,
 }
 
 /// This server's members of stream groups, by `(account, stream)`.
@@ -235,6 +238,7 @@ impl ClusterJs {
             group,
             tasks,
             catching_up,
+            changing: Arc::default(),
         };
         self.stream_groups.lock().insert(key, member);
     }
@@ -378,9 +382,20 @@ impl ClusterJs {
         account: &str,
         stream: &str,
     ) -> Option<openraft::Raft<JetlogRaft>> {
+        self.stream_group_change(account, stream)
+            .map(|(raft, _)| raft)
+    }
+
+    /// This server's member of `stream`'s group, and its flag for a membership change
+    /// under way.
+    pub(super) fn stream_group_change(
+        &self,
+        account: &str,
+        stream: &str,
+    ) -> Option<(openraft::Raft<JetlogRaft>, Arc<AtomicBool>)> {
         let groups = self.stream_groups.lock();
         let member = groups.get(&(account.to_owned(), stream.to_owned()))?;
-        Some(member.group.raft.clone())
+        Some((member.group.raft.clone(), member.changing.clone()))
     }
 
     /// The node that leads `stream`'s group, as this server's member sees it.

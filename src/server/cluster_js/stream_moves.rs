@@ -29,6 +29,7 @@
 //! before it is done, and a dropped server leaves once the group no longer counts it.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -226,7 +227,7 @@ impl ClusterJs {
     /// while a change is under way, or while this server's catalog may be stale: its meta
     /// group has no leader it knows of).
     pub fn reconcile_membership(&self, account: &str, stream: &str, removal: Removal) {
-        let Some(raft) = self.stream_group_raft(account, stream) else {
+        let Some((raft, changing)) = self.stream_group_change(account, stream) else {
             return;
         };
         if self.raft.metrics().borrow().current_leader.is_none() {
@@ -243,8 +244,15 @@ impl ClusterJs {
             group_name(account, stream),
             stream.to_owned(),
         );
+        if changing.swap(true, Ordering::AcqRel) {
+            return;
+        }
         self.spawn(async move {
-            match change_members(&raft, &want, removal).await {
+            let changed = {
+                let _done = Changing(changing);
+                change_members(&raft, &want, removal).await
+            };
+            match changed {
                 Ok(dropped) => {
                     for node in dropped {
                         tell_to_leave(&transport, &group, node).await;
@@ -265,6 +273,15 @@ impl ClusterJs {
             .catalog()
             .stream(account, stream)
             .is_some_and(|s| s.placement.peers.contains(&self.me))
+    }
+}
+
+/// Clears a group's change-under-way flag however the change ends.
+struct Changing(Arc<AtomicBool>);
+
+impl Drop for Changing {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
