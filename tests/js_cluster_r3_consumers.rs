@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use common::js_cluster::{api, cluster, connect, META_READY};
 use common::r3::{
-    create_orders, durable_of, info, publish_range, pull_and_ack, restart_member, server_index,
-    step_down, wait_for_replicas,
+    create_durable, create_orders, durable_of, info, publish_range, pull_and_ack, restart_member,
+    server_index, step_down, wait_for_replicas,
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -249,18 +249,6 @@ async fn publish_acked(js: &jetstream::Context, subject: &str, count: u64) {
     }
 }
 
-async fn durable(js: &jetstream::Context, stream: &str, name: &str) -> PullConsumer {
-    js.get_stream(stream)
-        .await
-        .expect("stream")
-        .create_consumer(jetstream::consumer::pull::Config {
-            durable_name: Some(name.into()),
-            ..Default::default()
-        })
-        .await
-        .expect("consumer")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_queue_and_interest_r3_streams_remove_what_is_consumed_on_every_replica() {
     let (mut servers, clients) = cluster().await;
@@ -280,7 +268,7 @@ async fn work_queue_and_interest_r3_streams_remove_what_is_consumed_on_every_rep
     assert!(created.get("error").is_none(), "{created}");
     let js = jetstream::new(clients[1].clone());
     publish_acked(&js, "wq.a", 10).await;
-    let worker = durable(&js, "WQ", "W").await;
+    let worker = create_durable(&js, "WQ", "W").await;
     // An ephemeral of a work-queue stream has its replicas too; a second unfiltered
     // consumer is refused by the leader, as on a single server.
     let second = api(
@@ -318,7 +306,7 @@ async fn work_queue_and_interest_r3_streams_remove_what_is_consumed_on_every_rep
     until_leader(&survivor, "IN").await;
     publish_acked(&js, "in.a", 3).await;
     wait_for_replicas(&servers, 0);
-    let reader = durable(&js, "IN", "I").await;
+    let reader = create_durable(&js, "IN", "I").await;
     publish_acked(&js, "in.a", 4).await;
     wait_for_replicas(&servers, 4);
     assert_eq!(pull_and_ack(&reader, 2).await, [4, 5]);

@@ -197,9 +197,8 @@ pub async fn pull_and_ack(consumer: &PullConsumer, want: usize) -> Vec<u64> {
     got
 }
 
-/// A new pull durable `name` of `stream` with the default config, once its stream's leader
-/// answers for it (bounded).
-pub async fn new_durable(js: &jetstream::Context, stream: &str, name: &str) -> PullConsumer {
+/// Creates pull durable `name` of `stream` with the default config.
+pub async fn create_durable(js: &jetstream::Context, stream: &str, name: &str) -> PullConsumer {
     js.get_stream(stream)
         .await
         .expect("stream")
@@ -208,7 +207,13 @@ pub async fn new_durable(js: &jetstream::Context, stream: &str, name: &str) -> P
             ..Default::default()
         })
         .await
-        .expect("durable");
+        .expect("consumer")
+}
+
+/// A new pull durable `name` of `stream` with the default config, once its stream's leader
+/// answers for it (bounded).
+pub async fn new_durable(js: &jetstream::Context, stream: &str, name: &str) -> PullConsumer {
+    create_durable(js, stream, name).await;
     durable_of(js, stream, name).await
 }
 

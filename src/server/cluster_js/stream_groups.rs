@@ -400,9 +400,8 @@ impl ClusterJs {
 
     /// The node that leads `stream`'s group, as this server's member sees it.
     pub fn stream_group_leader(&self, account: &str, stream: &str) -> Option<NodeId> {
-        let groups = self.stream_groups.lock();
-        let member = groups.get(&(account.to_owned(), stream.to_owned()))?;
-        let leader = member.group.raft.metrics().borrow().current_leader;
+        let raft = self.stream_group_raft(account, stream)?;
+        let leader = raft.metrics().borrow().current_leader;
         leader
     }
 

@@ -269,9 +269,6 @@ fn proposed(
     kind: &'static str,
     answer: impl FnOnce(&JetStream, &StreamEntry) -> api::Reply + Send + 'static,
 ) -> Route {
-    let (Some(cluster), Some(me)) = (js.cluster(), js.me.get().and_then(Weak::upgrade)) else {
-        return Route::Answered(kind, Err(ApiError::temporarily_unavailable()));
-    };
     let (done, applied) = oneshot::channel();
     let proposal = Proposal::Consumers {
         op,
@@ -281,12 +278,33 @@ fn proposed(
     if !entry.replica.propose(proposal) {
         return Route::Answered(kind, Err(ApiError::temporarily_unavailable()));
     }
-    let (entry, reply) = (entry.clone(), reply.clone());
-    cluster.spawn(async move {
-        let answer = match tokio::time::timeout(CONSUMER_ENTRY_WAIT, applied).await {
+    let entry = entry.clone();
+    answer_later(js, reply, kind, move |me| async move {
+        match tokio::time::timeout(CONSUMER_ENTRY_WAIT, applied).await {
             Ok(Ok(())) => answer(&me, &entry),
             _ => Err(ApiError::temporarily_unavailable()),
-        };
+        }
+    })
+}
+
+/// Answers `reply` with what `work` comes to, from a task on the cluster's runtime (a
+/// request about a replicated stream whose answer waits for its group).
+pub(super) fn answer_later<F, Fut>(
+    js: &JetStream,
+    reply: &Option<Bytes>,
+    kind: &'static str,
+    work: F,
+) -> Route
+where
+    F: FnOnce(Arc<JetStream>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = api::Reply> + Send + 'static,
+{
+    let (Some(cluster), Some(me)) = (js.cluster(), js.me.get().and_then(Weak::upgrade)) else {
+        return Route::Answered(kind, Err(ApiError::temporarily_unavailable()));
+    };
+    let reply = reply.clone();
+    cluster.spawn(async move {
+        let answer = work(me.clone()).await;
         if let Some(reply) = reply {
             let (body, _) = api::encode(kind, answer);
             publish(me.router(), reply, None, Bytes::from(body)).await;

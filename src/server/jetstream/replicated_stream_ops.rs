@@ -20,12 +20,12 @@ use tokio::sync::oneshot;
 
 use super::api;
 use super::cluster_api::Route;
+use super::cluster_replicated::answer_later;
 use super::replicated::Proposal;
 use super::{JetStream, StreamEntry};
 use crate::jetstream::api_types::from_go_json;
 use crate::jetstream::replica_stream_ops::{StreamOp, StreamOpOutcome};
 use crate::jetstream::{ApiError, Stream, StreamConfig};
-use crate::server::raft_link::publish;
 
 /// How long a request waits for its entry to be applied on the leader before it is
 /// answered as unavailable (nats-server's clients wait 5 s by default).
@@ -199,18 +199,10 @@ fn proposed(
     kind: &'static str,
     answer: impl FnOnce(StreamOpOutcome) -> api::Reply + Send + 'static,
 ) -> Route {
-    let (Some(cluster), Some(me)) = (js.cluster(), js.me.get().and_then(Weak::upgrade)) else {
-        return Route::Answered(kind, Err(ApiError::temporarily_unavailable()));
-    };
-    let (entry, reply) = (entry.clone(), reply.clone());
-    cluster.spawn(async move {
-        let answer = me.propose_stream_op(&entry, op).await.and_then(answer);
-        if let Some(reply) = reply {
-            let (body, _) = api::encode(kind, answer);
-            publish(me.router(), reply, None, Bytes::from(body)).await;
-        }
-    });
-    Route::Deferred
+    let entry = entry.clone();
+    answer_later(js, reply, kind, move |me| async move {
+        me.propose_stream_op(&entry, op).await.and_then(answer)
+    })
 }
 
 /// What a replica made of the catalog's update of a stream.
