@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use jetlog::jetstream::assignments::{MetaCommand, Placement, StreamAssignment};
+use jetlog::raft::log_store::RaftDisk;
 use jetlog::raft::types::{node_id, Command, NodeId};
 use jetlog::server::meta_group::MetaGroup;
 
@@ -28,8 +29,8 @@ impl Node {
     async fn start(name: &str, seed: Option<std::net::SocketAddr>) -> (Node, std::net::SocketAddr) {
         let (server, store, addr) = bind_clustered(name, "meta", seed).await;
         let raft_dir = tempfile::tempdir().expect("raft dir");
-        let db = sled::open(raft_dir.path()).expect("sled");
-        let meta = server.start_meta_group(&db).await.expect("meta group");
+        let disk = RaftDisk::open(raft_dir.path()).expect("sled");
+        let meta = server.start_meta_group(&disk).await.expect("meta group");
         let running = Running::start(server);
         let node = Node {
             name: name.to_owned(),

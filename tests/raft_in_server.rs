@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use jetlog::raft::group::RaftGroup;
+use jetlog::raft::log_store::RaftDisk;
 use jetlog::raft::types::{node_id, Command, NodeId};
 use openraft::{BasicNode, ServerState};
 use raft_support::Journal;
@@ -35,10 +36,10 @@ impl Node {
     async fn start(name: &str, seed: Option<std::net::SocketAddr>) -> (Node, std::net::SocketAddr) {
         let (server, store, addr) = bind_clustered(name, "raft", seed).await;
         let raft_dir = tempfile::tempdir().expect("raft dir");
-        let db = sled::open(raft_dir.path()).expect("sled");
+        let disk = RaftDisk::open(raft_dir.path()).expect("sled");
         let id = node_id(name);
         let transport = server.raft_transport().expect("system account");
-        let group = RaftGroup::start(&db, GROUP, id, transport, Journal::default())
+        let group = RaftGroup::start(&disk, GROUP, id, transport, Journal::default())
             .await
             .expect("group starts");
         let serving = server

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::start_cluster;
 use jetlog::raft::group::RaftGroup;
+use jetlog::raft::log_store::RaftDisk;
 use jetlog::raft::nats_transport::{serve, NatsTransport};
 use jetlog::raft::types::{node_id, Command, NodeId};
 use openraft::{BasicNode, ServerState};
@@ -40,10 +41,10 @@ impl Member {
             .connect(url)
             .await
             .expect("connect");
-        let db = open_db(dir.path()).await;
+        let disk = open_disk(dir.path()).await;
         let id = node_id(name);
         let group = RaftGroup::start(
-            &db,
+            &disk,
             GROUP,
             id,
             NatsTransport(client.clone()),
@@ -77,12 +78,12 @@ impl Member {
     }
 }
 
-/// Opens a member's sled database; a stopped member's tasks may hold its lock a moment longer.
-async fn open_db(path: &std::path::Path) -> sled::Db {
+/// Opens a member's store; a stopped member's tasks may hold its sled lock a moment longer.
+async fn open_disk(path: &std::path::Path) -> RaftDisk {
     let deadline = Instant::now() + CONVERGE;
     loop {
-        match sled::open(path) {
-            Ok(db) => return db,
+        match RaftDisk::open(path) {
+            Ok(disk) => return disk,
             Err(e) if Instant::now() < deadline => {
                 let _ = e;
                 tokio::time::sleep(Duration::from_millis(50)).await;

@@ -22,6 +22,7 @@ use jetlog::jetstream::replica_stream_ops::{StreamOp, StreamOpOutcome};
 use jetlog::jetstream::{Stream, StreamConfig};
 use jetlog::protocol::Publish;
 use jetlog::raft::group::{Compaction, RaftGroup};
+use jetlog::raft::log_store::RaftDisk;
 use jetlog::raft::types::{node_id, Command, NodeId};
 use jetlog::store::SyncPolicy;
 use openraft::{BasicNode, ServerState};
@@ -108,14 +109,15 @@ impl Node {
         let checkpoint = rewind_store(&dirs.stream, &config()).expect("rewind");
         let stream = Stream::open(&dirs.stream, config(), 0, SyncPolicy::Always, 0).expect("open");
         let stream = Arc::new(Mutex::new(stream));
-        let db = sled::open(&dirs.raft).expect("sled");
+        let disk = RaftDisk::open(&dirs.raft).expect("sled");
         let id = node_id(name);
         let machine =
             ReplicaMachine::new(Host(stream.clone()), checkpoint, "\"ORDERS\"".to_owned());
         let transport = server.raft_transport().expect("system account");
-        let group = RaftGroup::start_with(&db, GROUP, id, transport, machine, Compaction::KeepLog)
-            .await
-            .expect("group starts");
+        let group =
+            RaftGroup::start_with(&disk, GROUP, id, transport, machine, Compaction::KeepLog)
+                .await
+                .expect("group starts");
         let serving = server
             .serve_raft(GROUP, id, group.raft.clone())
             .expect("system account");

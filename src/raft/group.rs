@@ -8,7 +8,7 @@ use std::time::Duration;
 use openraft::error::{InitializeError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 
-use super::log_store::LogStore;
+use super::log_store::{LogOpenError, LogStore, RaftDisk};
 use super::machine::{Machine, MachineError, MachineStore, StateReader};
 use super::network::{is_valid_group_name, Network, Transport};
 use super::types::{JetlogRaft, NodeId};
@@ -31,6 +31,8 @@ pub enum GroupError {
     BadName(String),
     #[error("raft log storage: {0}")]
     Storage(#[from] sled::Error),
+    #[error(transparent)]
+    Log(#[from] LogOpenError),
     #[error(transparent)]
     Machine(#[from] MachineError),
     #[error("raft configuration: {0}")]
@@ -67,20 +69,20 @@ pub struct RaftGroup<M> {
 }
 
 impl<M: Machine> RaftGroup<M> {
-    /// Starts this server's member of group `name`, resuming from what `db` holds for it.
+    /// Starts this server's member of group `name`, resuming from what `disk` holds for it.
     pub async fn start<T: Transport>(
-        db: &sled::Db,
+        disk: &RaftDisk,
         name: &str,
         me: NodeId,
         transport: T,
         machine: M,
     ) -> Result<Self, GroupError> {
-        Self::start_with(db, name, me, transport, machine, Compaction::Snapshots).await
+        Self::start_with(disk, name, me, transport, machine, Compaction::Snapshots).await
     }
 
     /// [`RaftGroup::start`] with the log kept as `compaction` says.
     pub async fn start_with<T: Transport>(
-        db: &sled::Db,
+        disk: &RaftDisk,
         name: &str,
         me: NodeId,
         transport: T,
@@ -108,8 +110,8 @@ impl<M: Machine> RaftGroup<M> {
             ..Config::default()
         }
         .validate()?;
-        let log = LogStore::open(db, name)?;
-        let store = MachineStore::open(db, name, machine)?;
+        let log = LogStore::open(disk, name)?;
+        let store = MachineStore::open(&disk.db, name, machine)?;
         let state = store.reader();
         let network = Network {
             transport,

@@ -1,13 +1,17 @@
-//! A group's Raft log and vote, kept in sled.
+//! A group's Raft log and vote: the entries in an [`EntryLog`] of their own, the vote, the
+//! committed id and the purge point in a sled tree.
 //!
-//! Entries live in one tree keyed by their big-endian index, so sled's order is the log's
-//! order; the vote, the committed id and the last purged id live in a second tree. Every write
-//! that openraft must find after a crash (appended entries, the vote, the purge point) is
-//! flushed to disk before openraft hears it is done: a follower whose log went backwards after
-//! a power loss would break Raft's promise (and panic openraft's leader).
+//! Every write that openraft must find after a crash (appended entries, the vote, the purge
+//! point) is durable before openraft hears it is done: a follower whose log went backwards
+//! after a power loss would break Raft's promise (and panic openraft's leader).
+//!
+//! Logs written before the entries had files of their own are in a sled tree
+//! (`raft.<group>.log`); opening the group moves them over once.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
@@ -16,35 +20,101 @@ use openraft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::codec;
+use super::entry_log::{EntryLog, EntryLogError};
 use super::types::{JetlogRaft, NodeId};
 
 const VOTE_KEY: &[u8] = b"vote";
 const COMMITTED_KEY: &[u8] = b"committed";
 const PURGED_KEY: &[u8] = b"purged";
+/// The directory, inside the server's cluster store, that holds one entry log per group.
+pub const LOGS_DIR: &str = "raft-logs";
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
+
+/// Why a group's log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum LogOpenError {
+    #[error("raft state: {0}")]
+    Sled(#[from] sled::Error),
+    #[error(transparent)]
+    Entries(#[from] EntryLogError),
+    #[error("raft log kept in sled: {0}")]
+    Legacy(String),
+}
+
+/// Where a server's groups keep what they must find after a restart: a sled database (votes,
+/// machines, snapshots) and, beside its files, a directory of entry logs.
+#[derive(Clone)]
+pub struct RaftDisk {
+    pub db: sled::Db,
+    pub logs: PathBuf,
+}
+
+impl RaftDisk {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, sled::Error> {
+        Ok(Self {
+            db: sled::open(dir)?,
+            logs: dir.join(LOGS_DIR),
+        })
+    }
+
+    fn group_dir(&self, group: &str) -> PathBuf {
+        self.logs.join(group)
+    }
+}
 
 /// The Raft log of one group.
 #[derive(Clone)]
 pub struct LogStore {
-    entries: sled::Tree,
+    entries: Arc<Mutex<EntryLog>>,
     state: sled::Tree,
 }
 
+fn legacy_tree(group: &str) -> String {
+    format!("raft.{group}.log")
+}
+
+fn state_tree(group: &str) -> String {
+    format!("raft.{group}.state")
+}
+
 impl LogStore {
-    /// Opens (or creates) the log of group `group` in `db`.
-    pub fn open(db: &sled::Db, group: &str) -> Result<Self, sled::Error> {
+    /// Opens (or creates) the log of group `group` in `disk`.
+    pub fn open(disk: &RaftDisk, group: &str) -> Result<Self, LogOpenError> {
+        let state = disk.db.open_tree(state_tree(group))?;
+        let purged: Option<LogId<NodeId>> = match state.get(PURGED_KEY)? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| LogOpenError::Legacy(format!("purge point: {e}")))?,
+            None => None,
+        };
+        let mut entries = EntryLog::open(&disk.group_dir(group), purged.map(|p| p.index))?;
+        migrate_from_sled(&disk.db, group, &mut entries, purged.map(|p| p.index))?;
         Ok(Self {
-            entries: db.open_tree(format!("raft.{group}.log"))?,
-            state: db.open_tree(format!("raft.{group}.state"))?,
+            entries: Arc::new(Mutex::new(entries)),
+            state,
         })
     }
 
     /// Removes a group's log and vote, for a group this server has left.
-    pub fn destroy(db: &sled::Db, group: &str) -> Result<(), sled::Error> {
-        db.drop_tree(format!("raft.{group}.log"))?;
-        db.drop_tree(format!("raft.{group}.state"))?;
+    pub fn destroy(disk: &RaftDisk, group: &str) -> Result<(), LogOpenError> {
+        if disk
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n == legacy_tree(group).as_bytes())
+        {
+            disk.db.drop_tree(legacy_tree(group))?;
+        }
+        disk.db.drop_tree(state_tree(group))?;
+        EntryLog::destroy(&disk.group_dir(group))?;
         Ok(())
+    }
+
+    fn entries(&self) -> MutexGuard<'_, EntryLog> {
+        // A panic while holding the lock leaves the log as consistent as any crash would.
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn read_state<T: DeserializeOwned>(&self, key: &[u8]) -> StoreResult<Option<T>> {
@@ -63,10 +133,6 @@ impl LogStore {
         self.state
             .insert(key, bytes)
             .map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
-        self.flush().await
-    }
-
-    async fn flush(&self) -> StoreResult<()> {
         self.state
             .flush_async()
             .await
@@ -74,42 +140,76 @@ impl LogStore {
             .map_err(|e| StorageIOError::write(AnyError::new(&e)).into())
     }
 
-    fn decode(bytes: &[u8]) -> StoreResult<Entry<JetlogRaft>> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)).into())
-    }
-
-    fn last_entry_id(&self) -> StoreResult<Option<LogId<NodeId>>> {
-        match self.entries.last() {
-            Ok(None) => Ok(None),
-            Ok(Some((_, bytes))) => Ok(Some(*Self::decode(&bytes)?.get_log_id())),
-            Err(e) => Err(StorageIOError::read_logs(AnyError::new(&e)).into()),
-        }
-    }
-
-    /// Removes every entry whose index is in `range`.
-    fn remove_range(&self, range: (Bound<[u8; 8]>, Bound<[u8; 8]>)) -> StoreResult<()> {
-        let mut batch = sled::Batch::default();
-        for key in self.entries.range(range) {
-            let (key, _) = key.map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
-            batch.remove(key);
-        }
-        self.entries
-            .apply_batch(batch)
-            .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
+    fn read_range(&self, from: u64, to: u64) -> StoreResult<Vec<Entry<JetlogRaft>>> {
+        let encoded = self
+            .entries()
+            .read(from, to)
+            .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?;
+        encoded
+            .iter()
+            .map(|bytes| {
+                codec::decode_entry(bytes)
+                    .map_err(|e| StorageIOError::read_logs(AnyError::new(&e)).into())
+            })
+            .collect()
     }
 }
 
-fn key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
+/// Moves a log kept in sled by an earlier jetlog into `entries`, then drops the tree. A
+/// crash half-way is harmless: the tree stays until the entries are durable in the files, and
+/// entries the files already hold are not written again.
+fn migrate_from_sled(
+    db: &sled::Db,
+    group: &str,
+    entries: &mut EntryLog,
+    purged: Option<u64>,
+) -> Result<(), LogOpenError> {
+    let name = legacy_tree(group);
+    if !db.tree_names().iter().any(|n| n == name.as_bytes()) {
+        return Ok(());
+    }
+    let tree = db.open_tree(&name)?;
+    let mut batch = Vec::new();
+    for item in tree.iter() {
+        let (_, bytes) = item?;
+        let entry: Entry<JetlogRaft> =
+            serde_json::from_slice(&bytes).map_err(|e| LogOpenError::Legacy(e.to_string()))?;
+        let index = entry.get_log_id().index;
+        let held = entries.last_index().is_some_and(|last| index <= last);
+        if held || purged.is_some_and(|p| index <= p) {
+            continue;
+        }
+        let mut encoded = Vec::new();
+        codec::encode_entry(&entry, &mut encoded);
+        batch.push((index, encoded));
+    }
+    if !batch.is_empty() {
+        tracing::info!(
+            group,
+            entries = batch.len(),
+            "moving the raft log out of sled"
+        );
+        if let Some(pending) = entries.append(&batch)? {
+            pending.sync()?;
+        }
+    }
+    drop(tree);
+    db.drop_tree(&name)?;
+    Ok(())
 }
 
-fn key_bound(bound: Bound<&u64>) -> Bound<[u8; 8]> {
-    match bound {
-        Bound::Included(i) => Bound::Included(key(*i)),
-        Bound::Excluded(i) => Bound::Excluded(key(*i)),
-        Bound::Unbounded => Bound::Unbounded,
-    }
+fn range_bounds(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let from = match range.start_bound() {
+        Bound::Included(i) => *i,
+        Bound::Excluded(i) => i.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let to = match range.end_bound() {
+        Bound::Included(i) => i.saturating_add(1),
+        Bound::Excluded(i) => *i,
+        Bound::Unbounded => u64::MAX,
+    };
+    (from, to)
 }
 
 impl RaftLogReader<JetlogRaft> for LogStore {
@@ -117,13 +217,8 @@ impl RaftLogReader<JetlogRaft> for LogStore {
         &mut self,
         range: RB,
     ) -> StoreResult<Vec<Entry<JetlogRaft>>> {
-        let bounds = (key_bound(range.start_bound()), key_bound(range.end_bound()));
-        let mut out = Vec::new();
-        for item in self.entries.range(bounds) {
-            let (_, bytes) = item.map_err(|e| StorageIOError::read_logs(AnyError::new(&e)))?;
-            out.push(Self::decode(&bytes)?);
-        }
-        Ok(out)
+        let (from, to) = range_bounds(&range);
+        self.read_range(from, to)
     }
 }
 
@@ -132,7 +227,12 @@ impl RaftLogStorage<JetlogRaft> for LogStore {
 
     async fn get_log_state(&mut self) -> StoreResult<LogState<JetlogRaft>> {
         let last_purged_log_id: Option<LogId<NodeId>> = self.read_state(PURGED_KEY)?;
-        let last_log_id = self.last_entry_id()?.or(last_purged_log_id);
+        let last = self.entries().last_index();
+        let last_entry = match last {
+            Some(index) => self.read_range(index, index + 1)?.pop(),
+            None => None,
+        };
+        let last_log_id = last_entry.map(|e| *e.get_log_id()).or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
@@ -171,26 +271,30 @@ impl RaftLogStorage<JetlogRaft> for LogStore {
             .flatten())
     }
 
+    /// Writes the entries at once and makes them durable off the runtime's threads; openraft
+    /// hears of it (`callback`) only once the `fdatasync` is done.
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<JetlogRaft>) -> StoreResult<()>
     where
         I: IntoIterator<Item = Entry<JetlogRaft>> + Send,
         I::IntoIter: Send,
     {
-        let mut batch = sled::Batch::default();
-        for entry in entries {
-            let bytes = serde_json::to_vec(&entry)
-                .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
-            batch.insert(&key(entry.get_log_id().index), bytes);
-        }
-        self.entries
-            .apply_batch(batch)
-            .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)))?;
-        let flushed = self
-            .entries
-            .flush_async()
-            .await
-            .map(drop)
-            .map_err(std::io::Error::other);
+        let encoded: Vec<(u64, Vec<u8>)> = entries
+            .into_iter()
+            .map(|entry| {
+                let mut bytes = Vec::new();
+                codec::encode_entry(&entry, &mut bytes);
+                (entry.get_log_id().index, bytes)
+            })
+            .collect();
+        let written = self.entries().append(&encoded);
+        let flushed = match written {
+            Ok(None) => Ok(()),
+            Ok(Some(pending)) => match tokio::task::spawn_blocking(move || pending.sync()).await {
+                Ok(synced) => synced.map_err(std::io::Error::other),
+                Err(join) => Err(std::io::Error::other(join)),
+            },
+            Err(e) => Err(std::io::Error::other(e)),
+        };
         let failed = flushed.as_ref().err().map(AnyError::new);
         callback.log_io_completed(flushed);
         match failed {
@@ -200,8 +304,9 @@ impl RaftLogStorage<JetlogRaft> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
-        self.remove_range((Bound::Included(key(log_id.index)), Bound::Unbounded))?;
-        self.flush().await
+        self.entries()
+            .truncate(log_id.index)
+            .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> StoreResult<()> {
@@ -209,6 +314,8 @@ impl RaftLogStorage<JetlogRaft> for LogStore {
         // The purge point is durable before the entries go, so a crash in between leaves
         // entries that are already purged, never a hole that nothing accounts for.
         self.write_state(PURGED_KEY, &log_id).await?;
-        self.remove_range((Bound::Unbounded, Bound::Included(key(log_id.index))))
+        self.entries()
+            .purge(log_id.index)
+            .map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
     }
 }

@@ -1,11 +1,12 @@
 //! openraft's own test suite for storage implementations, run on jetlog's log store and
-//! machine store, plus the crash cases the suite does not cover.
+//! machine store, plus the crash cases the suite does not cover and the move of a log kept
+//! in sled by an earlier jetlog.
 
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;
 
-use super::log_store::LogStore;
+use super::log_store::{LogStore, RaftDisk};
 use super::machine::{Machine, MachineStore};
 use super::types::NodeId;
 
@@ -38,9 +39,9 @@ impl StoreBuilder<super::types::JetlogRaft, LogStore, MachineStore<Journal>, tem
         &self,
     ) -> Result<(tempfile::TempDir, LogStore, MachineStore<Journal>), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = sled::open(dir.path()).expect("sled");
-        let log = LogStore::open(&db, "g").expect("log");
-        let sm = MachineStore::open(&db, "g", Journal::default()).expect("machine");
+        let disk = RaftDisk::open(dir.path()).expect("sled");
+        let log = LogStore::open(&disk, "g").expect("log");
+        let sm = MachineStore::open(&disk.db, "g", Journal::default()).expect("machine");
         Ok((dir, log, sm))
     }
 }
@@ -64,9 +65,9 @@ async fn log_vote_and_snapshot_survive_reopening() {
         payload: EntryPayload::Normal(Command(data.to_vec())),
     };
     {
-        let db = sled::open(dir.path()).expect("sled");
-        let mut log = LogStore::open(&db, "g").expect("log");
-        let mut sm = MachineStore::open(&db, "g", Journal::default()).expect("machine");
+        let disk = RaftDisk::open(dir.path()).expect("sled");
+        let mut log = LogStore::open(&disk, "g").expect("log");
+        let mut sm = MachineStore::open(&disk.db, "g", Journal::default()).expect("machine");
         log.save_vote(&Vote::new(3, 1)).await.expect("vote");
         let entries = vec![entry(3, 1, b"a"), entry(3, 2, b"b"), entry(3, 3, b"c")];
         log.blocking_append(entries.clone()).await.expect("append");
@@ -82,9 +83,9 @@ async fn log_vote_and_snapshot_survive_reopening() {
     // sled's flusher thread may hold the first handle's file lock for a moment after the
     // drop (the open failed now and then under a loaded test run): retry, bounded.
     let mut tries = 0;
-    let db = loop {
-        match sled::open(dir.path()) {
-            Ok(db) => break db,
+    let disk = loop {
+        match RaftDisk::open(dir.path()) {
+            Ok(disk) => break disk,
             Err(_) if tries < 200 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(10));
@@ -92,8 +93,8 @@ async fn log_vote_and_snapshot_survive_reopening() {
             Err(e) => panic!("sled reopen: {e}"),
         }
     };
-    let mut log = LogStore::open(&db, "g").expect("log");
-    let mut sm = MachineStore::open(&db, "g", Journal::default()).expect("machine");
+    let mut log = LogStore::open(&disk, "g").expect("log");
+    let mut sm = MachineStore::open(&disk.db, "g", Journal::default()).expect("machine");
     assert_eq!(log.read_vote().await.expect("vote"), Some(Vote::new(3, 1)));
     let state = log.get_log_state().await.expect("state");
     assert_eq!(state.last_purged_log_id, Some(log_id(3, 1)));
@@ -106,4 +107,50 @@ async fn log_vote_and_snapshot_survive_reopening() {
         reader.read(|j| j.0.clone()).await,
         vec![b"a".to_vec(), b"b".to_vec()]
     );
+}
+
+#[tokio::test]
+async fn a_log_kept_in_sled_moves_to_the_entry_files_once() {
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader};
+
+    use super::types::{Command, JetlogRaft};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let entry = |index: u64| Entry::<JetlogRaft> {
+        log_id: LogId::new(CommittedLeaderId::new(2, 1), index),
+        payload: EntryPayload::Normal(Command(vec![index as u8; 3])),
+    };
+    {
+        // What an earlier jetlog wrote: JSON entries keyed by big-endian index, entries up
+        // to 2 purged.
+        let db = sled::open(dir.path()).expect("sled");
+        let tree = db.open_tree("raft.g.log").expect("tree");
+        for index in 2..=5 {
+            let json = serde_json::to_vec(&entry(index)).expect("json");
+            tree.insert(index.to_be_bytes(), json).expect("insert");
+        }
+        let state = db.open_tree("raft.g.state").expect("state");
+        let purged = serde_json::to_vec(&entry(2).log_id).expect("json");
+        state.insert("purged", purged).expect("insert");
+        db.flush().expect("flush");
+    }
+    for _ in 0..2 {
+        let disk = loop {
+            match RaftDisk::open(dir.path()) {
+                Ok(disk) => break disk,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        };
+        let mut log = LogStore::open(&disk, "g").expect("log");
+        assert!(!disk
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n == b"raft.g.log".as_slice()));
+        let state = log.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id, Some(entry(2).log_id));
+        assert_eq!(state.last_log_id, Some(entry(5).log_id));
+        let held = log.try_get_log_entries(3..6).await.expect("read");
+        assert_eq!(held, (3..=5).map(entry).collect::<Vec<_>>());
+    }
 }

@@ -2,8 +2,10 @@
 //!
 //! A group's members talk over the cluster's existing connections: an RPC is a request on
 //! `$JLR.<group>.<target node id>.<op>` answered on the sender's inbox, so it crosses the same
-//! routes as every other message and needs no port or connection of its own. Bodies are
-//! openraft's own serde types in JSON; the reply is the `Result` the target's `Raft` returned.
+//! routes as every other message and needs no port or connection of its own. AppendEntries,
+//! which carries the data, goes in [`codec`]'s binary frame; the other requests are
+//! openraft's own serde types in JSON. The reply is the `Result` the target's `Raft` returned,
+//! in JSON.
 //!
 //! [`Transport`] is the one thing this module needs from the messaging layer: a request with a
 //! deadline. [`answer`] is the receiving side.
@@ -24,6 +26,7 @@ use openraft::{BasicNode, RPCTypes, Raft};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::codec;
 use super::types::{JetlogRaft, NodeId};
 
 /// The subject prefix of Raft traffic between jetlog servers.
@@ -144,6 +147,20 @@ impl<T: Transport> Peer<T> {
     {
         let body =
             serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.send(op, action, body, option).await
+    }
+
+    async fn send<A, E>(
+        &self,
+        op: Op,
+        action: RPCTypes,
+        body: Vec<u8>,
+        option: &RPCOption,
+    ) -> Result<A, RPCError<NodeId, BasicNode, E>>
+    where
+        A: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
         let timeout = option.hard_ttl();
         let reply = self
             .transport
@@ -175,7 +192,8 @@ impl<T: Transport> RaftNetwork<JetlogRaft> for Peer<T> {
         rpc: AppendEntriesRequest<JetlogRaft>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(Op::AppendEntries, RPCTypes::AppendEntries, &rpc, &option)
+        let body = codec::encode_append(&rpc);
+        self.send(Op::AppendEntries, RPCTypes::AppendEntries, body, &option)
             .await
     }
 
@@ -212,6 +230,8 @@ pub enum AnswerError {
     UnknownOp(String),
     #[error("undecodable raft request: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error("undecodable raft request: {0}")]
+    Binary(#[from] codec::CodecError),
 }
 
 /// Answers one RPC addressed to this node: decodes it, hands it to `raft`, and returns the
@@ -225,9 +245,16 @@ pub async fn answer(raft: &Raft<JetlogRaft>, op: &str, body: &[u8]) -> Result<By
             .unwrap_or_default()
     }
     match Op::from_token(op) {
-        Some(Op::AppendEntries) => Ok(encode(
-            &raft.append_entries(serde_json::from_slice(body)?).await,
-        )),
+        Some(Op::AppendEntries) => {
+            // Binary since the entries have a log format of their own; JSON from a server
+            // that predates it.
+            let request = if body.first() == Some(&codec::APPEND_MAGIC) {
+                codec::decode_append(body)?
+            } else {
+                serde_json::from_slice(body)?
+            };
+            Ok(encode(&raft.append_entries(request).await))
+        }
         Some(Op::Vote) => Ok(encode(&raft.vote(serde_json::from_slice(body)?).await)),
         Some(Op::InstallSnapshot) => Ok(encode(
             &raft.install_snapshot(serde_json::from_slice(body)?).await,

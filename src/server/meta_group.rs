@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use super::cluster_js::machine::{Catalog, MetaEvent, MetaMachine};
 use super::Server;
 use crate::raft::group::{GroupError, RaftGroup};
+use crate::raft::log_store::RaftDisk;
 use crate::raft::types::{node_id, NodeId};
 
 /// The meta group's name, as nats-server's.
@@ -100,7 +101,7 @@ pub enum MetaGroupError {
 impl Server {
     /// Starts this server's member of the meta group on `db`, and the task that forms and
     /// grows the group from the route mesh.
-    pub async fn start_meta_group(&self, db: &sled::Db) -> Result<MetaGroup, MetaGroupError> {
+    pub async fn start_meta_group(&self, disk: &RaftDisk) -> Result<MetaGroup, MetaGroupError> {
         let cluster = self
             .state
             .cluster
@@ -114,7 +115,7 @@ impl Server {
         let id = node_id(&me);
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let (machine, catalog) = MetaMachine::new(events_tx);
-        let group = RaftGroup::start(db, META_GROUP, id, transport, machine)
+        let group = RaftGroup::start(disk, META_GROUP, id, transport, machine)
             .await
             .map_err(Box::new)?;
         let serving = self

@@ -31,6 +31,7 @@ use super::raft_link::RouterTransport;
 use super::router::Router;
 use super::Server;
 use crate::jetstream::assignments::{Assignments, MetaCommand, MetaOutcome};
+use crate::raft::log_store::RaftDisk;
 use crate::raft::network::Transport;
 use crate::raft::types::node_id;
 use machine::Catalog;
@@ -62,7 +63,7 @@ pub struct ClusterJs {
     /// Since when no meta leader has been seen (`None` while there is one).
     leaderless_since: std::sync::Mutex<Option<std::time::Instant>>,
     /// Where every group's log lives (the meta group's and the stream groups').
-    db: sled::Db,
+    disk: RaftDisk,
     /// This server's members of replicated streams' groups.
     stream_groups: stream_groups::StreamGroups,
 }
@@ -200,15 +201,15 @@ impl Server {
     /// routes are accepted, on the runtime.
     pub async fn start_clustered_jetstream(&self) -> Result<Arc<ClusterJs>, ClusterJsError> {
         let path = self.state.config.store_dir.join(META_DIR);
-        let db = sled::open(&path).map_err(|error| ClusterJsError::Store {
+        let disk = RaftDisk::open(&path).map_err(|error| ClusterJsError::Store {
             path: path.display().to_string(),
             error,
         })?;
-        let record = host::HostRecord::open(&db).map_err(|error| ClusterJsError::Store {
+        let record = host::HostRecord::open(&disk.db).map_err(|error| ClusterJsError::Store {
             path: path.display().to_string(),
             error,
         })?;
-        let mut meta = self.start_meta_group(&db).await?;
+        let mut meta = self.start_meta_group(&disk).await?;
         let events = meta.events.take();
         let routes = self
             .state
@@ -238,7 +239,7 @@ impl Server {
             leaderless_since: std::sync::Mutex::new(Some(std::time::Instant::now())),
             held_out: meta.held_out.clone(),
             meta: tokio::sync::Mutex::new(Some(meta)),
-            db: db.clone(),
+            disk: disk.clone(),
             stream_groups: Default::default(),
         });
         let accounts = self.state.clone();

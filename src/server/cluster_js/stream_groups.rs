@@ -145,7 +145,7 @@ impl ClusterJs {
         };
         let machine = ReplicaMachine::new(joined.host, joined.checkpoint, joined.ack_prefix);
         let started = RaftGroup::start_with(
-            &self.db,
+            &self.disk,
             &name,
             self.me_id,
             self.proposer.clone(),
@@ -258,8 +258,10 @@ impl ClusterJs {
         drop(member);
         if forget {
             let name = group_name(account, stream);
-            let removed = LogStore::destroy(&self.db, &name)
-                .and_then(|()| self.db.drop_tree(format!("raft.{name}.snapshot")).map(drop));
+            let removed = LogStore::destroy(&self.disk, &name).and_then(|()| {
+                let snapshot = self.disk.db.drop_tree(format!("raft.{name}.snapshot"));
+                Ok(snapshot.map(drop)?)
+            });
             if let Err(e) = removed {
                 tracing::warn!(
                     stream,
