@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::internal::{self, InternalClient};
-use super::outbound::{InternalDelivery, InternalSink, Subscription};
+use super::outbound::{InlineTaker, InternalDelivery, InternalQueue, InternalSink, Subscription};
 use super::router::Router;
 use super::Server;
 use crate::raft::network::{answer, node_subjects, Transport, TransportError};
@@ -83,18 +83,13 @@ impl RouterTransport {
     fn start(router: Arc<Router>) -> Self {
         // A fresh random token per transport: several may share a server.
         let prefix = format!("{INBOX_PREFIX}.{}", super::new_token());
-        let (inbox, mut rx) = subscribe(&router, &format!("{prefix}.*"));
         let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Bytes>>>> = Arc::default();
-        let waiting = pending.clone();
+        let taker = Arc::new(ReplyTaker(pending.clone()));
+        let (inbox, mut rx) = subscribe_with(&router, &format!("{prefix}.*"), Some(taker.clone()));
+        // What the router could not hand over inline (published where there is no runtime).
         let reader = tokio::spawn(async move {
             while let Some(delivery) = rx.recv().await {
-                let id = std::str::from_utf8(&delivery.msg.subject)
-                    .ok()
-                    .and_then(|s| s.rsplit('.').next())
-                    .and_then(|token| token.parse::<u64>().ok());
-                if let Some(caller) = id.and_then(|id| lock(&waiting).remove(&id)) {
-                    let _ = caller.send(delivery.msg.payload);
-                }
+                taker.hand_over(delivery);
             }
         });
         RouterTransport {
@@ -110,17 +105,86 @@ impl RouterTransport {
     }
 }
 
+/// Hands each reply to the request waiting for it, on the thread that routed it: an RPC's
+/// answer then wakes its caller directly instead of passing through a reading task (two
+/// context switches on every AppendEntries round trip).
+struct ReplyTaker(Arc<Mutex<HashMap<u64, oneshot::Sender<Bytes>>>>);
+
+impl ReplyTaker {
+    fn hand_over(&self, delivery: InternalDelivery) {
+        let id = std::str::from_utf8(&delivery.msg.subject)
+            .ok()
+            .and_then(|s| s.rsplit('.').next())
+            .and_then(|token| token.parse::<u64>().ok());
+        // A reply nobody waits for any more (the request timed out) is dropped.
+        if let Some(caller) = id.and_then(|id| lock(&self.0).remove(&id)) {
+            let _ = caller.send(delivery.msg.payload);
+        }
+    }
+}
+
+impl InlineTaker for ReplyTaker {
+    fn routed(&self) {}
+
+    fn try_take(
+        &self,
+        delivery: InternalDelivery,
+        _spill: &mut InternalQueue,
+    ) -> Option<InternalDelivery> {
+        self.hand_over(delivery);
+        None
+    }
+}
+
+/// Starts the task that answers each request of a group's member, on the thread that routed
+/// it, saving the hand-over to the serving loop. Declines (the loop gets it) where there is
+/// no runtime to start a task on.
+struct RequestTaker {
+    raft: Raft<JetlogRaft>,
+    router: Arc<Router>,
+    sync: Option<SyncAnswer>,
+}
+
+impl InlineTaker for RequestTaker {
+    fn routed(&self) {}
+
+    fn try_take(
+        &self,
+        delivery: InternalDelivery,
+        _spill: &mut InternalQueue,
+    ) -> Option<InternalDelivery> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Some(delivery);
+        };
+        runtime.spawn(answer_request(
+            self.raft.clone(),
+            self.router.clone(),
+            self.sync.clone(),
+            delivery,
+        ));
+        None
+    }
+}
+
 /// An internal subscription to `subject` and the channel its messages arrive on.
 pub(super) fn subscribe(
     router: &Arc<Router>,
     subject: &str,
+) -> (Arc<Subscription>, mpsc::Receiver<InternalDelivery>) {
+    subscribe_with(router, subject, None)
+}
+
+fn subscribe_with(
+    router: &Arc<Router>,
+    subject: &str,
+    inline: Option<Arc<dyn InlineTaker>>,
 ) -> (Arc<Subscription>, mpsc::Receiver<InternalDelivery>) {
     let (tx, rx) = internal::channel();
     let sink = InternalSink {
         tag: 0,
         tx,
         exclude: &[],
-        inline: None,
+        inline,
         origin: false,
     };
     let sub = InternalClient::new(router.clone()).subscribe(subject, None, sink);
@@ -191,30 +255,43 @@ pub(super) fn serve(
     raft: Raft<JetlogRaft>,
     sync: Option<SyncAnswer>,
 ) -> JoinHandle<()> {
-    let (sub, mut rx) = subscribe(&router, &node_subjects(group, me));
+    let taker = RequestTaker {
+        raft: raft.clone(),
+        router: router.clone(),
+        sync: sync.clone(),
+    };
+    let (sub, mut rx) = subscribe_with(&router, &node_subjects(group, me), Some(Arc::new(taker)));
     tokio::spawn(async move {
         let _unsubscribe = Unsubscribe(router.clone(), sub);
         while let Some(delivery) = rx.recv().await {
-            let Some(reply) = delivery.msg.reply.clone() else {
-                continue;
-            };
             let (raft, router, sync) = (raft.clone(), router.clone(), sync.clone());
-            tokio::spawn(async move {
-                let subject = String::from_utf8_lossy(&delivery.msg.subject).into_owned();
-                let op = subject.rsplit('.').next().unwrap_or_default();
-                if let Some(sync) = sync.filter(|_| op == SYNC_OP) {
-                    publish(&router, reply, None, sync(&delivery.msg.payload)).await;
-                    return;
-                }
-                match answer(&raft, op, &delivery.msg.payload).await {
-                    Ok(body) => {
-                        publish(&router, reply, None, body).await;
-                    }
-                    Err(e) => tracing::warn!("raft rpc {subject}: {e}"),
-                }
-            });
+            tokio::spawn(answer_request(raft, router, sync, delivery));
         }
     })
+}
+
+/// Answers one request to a group's member on its reply subject.
+async fn answer_request(
+    raft: Raft<JetlogRaft>,
+    router: Arc<Router>,
+    sync: Option<SyncAnswer>,
+    delivery: InternalDelivery,
+) {
+    let Some(reply) = delivery.msg.reply.clone() else {
+        return;
+    };
+    let subject = String::from_utf8_lossy(&delivery.msg.subject).into_owned();
+    let op = subject.rsplit('.').next().unwrap_or_default();
+    if let Some(sync) = sync.filter(|_| op == SYNC_OP) {
+        publish(&router, reply, None, sync(&delivery.msg.payload)).await;
+        return;
+    }
+    match answer(&raft, op, &delivery.msg.payload).await {
+        Ok(body) => {
+            publish(&router, reply, None, body).await;
+        }
+        Err(e) => tracing::warn!("raft rpc {subject}: {e}"),
+    }
 }
 
 /// Removes a subscription when dropped (the serving task ends or is aborted).
