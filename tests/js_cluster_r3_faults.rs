@@ -7,6 +7,9 @@
 //! names: acknowledged and lost, stored twice, acknowledged out of order, never consumed,
 //! and delivered again after its ack was answered. All must be 0.
 //!
+//! The servers' stream clocks disagree by up to three minutes (`JETLOG_FAULT_CLOCK_SKEW`),
+//! so every failover is also a jump of the stream's clock.
+//!
 //! The stream's group snapshots every 64 entries, so a restarted member has missed entries
 //! its group no longer keeps and catches up from a snapshot and a peer's store.
 //!
@@ -31,6 +34,8 @@ use serde_json::{json, Value};
 const BETWEEN_FAULTS: u64 = 150;
 /// How often the servers' stream groups take a snapshot (see `stream_groups.rs`).
 const SNAPSHOT_ENV: &str = "JETLOG_STREAM_SNAPSHOT_ENTRIES";
+/// Sets each server's stream clock off the machine's (`server::stream_clock`).
+const SKEW_ENV: &str = "JETLOG_FAULT_CLOCK_SKEW";
 /// How long a paused leader stays stopped: longer than an election takes.
 const PAUSE: Duration = Duration::from_secs(4);
 /// How long one message may take to be acknowledged, retries included (a failover).
@@ -265,6 +270,11 @@ async fn an_r3_stream_loses_repeats_and_reorders_nothing_while_its_servers_are_k
     // member has missed more than that, so it catches up from a snapshot and a peer's store.
     if std::env::var_os(SNAPSHOT_ENV).is_none() {
         std::env::set_var(SNAPSHOT_ENV, "64");
+    }
+    // The servers' clocks disagree by up to three minutes, so every failover is a jump of
+    // the stream's clock, forward or back.
+    if std::env::var_os(SKEW_ENV).is_none() {
+        std::env::set_var(SKEW_ENV, "S0=0,S1=-90000,S2=90000");
     }
     let (mut servers, clients) = cluster().await;
     let created = api(

@@ -463,6 +463,22 @@ pub fn run(args: ServerArgs) -> ExitCode {
     }
 }
 
+/// Sets the stream clock off the machine's when the fault-test variable names this server
+/// (`server::stream_clock`); a value that does not parse stops the server.
+fn skew_clock_for_faults(server_name: Option<&str>) -> Result<(), String> {
+    use crate::server::stream_clock::{self as clock, FAULT_SKEW_ENV};
+    let Ok(spec) = std::env::var(FAULT_SKEW_ENV) else {
+        return Ok(());
+    };
+    if let Some(millis) = clock::skew_for(&spec, server_name.unwrap_or_default())? {
+        clock::set_skew(millis);
+        tracing::warn!(
+            "Stream clock runs {millis} ms off the machine's ({FAULT_SKEW_ENV}, for fault tests)"
+        );
+    }
+    Ok(())
+}
+
 async fn serve(launch: Launch) -> Result<(), String> {
     let config = launch.config;
     if config.jetstream {
@@ -482,6 +498,7 @@ async fn serve(launch: Launch) -> Result<(), String> {
     if let Some(name) = &config.server_name {
         tracing::info!("  Name:     {name}");
     }
+    skew_clock_for_faults(config.server_name.as_deref())?;
     let open_files = super::fd_limit::raise_open_files_limit();
     match open_files {
         Some(n) => tracing::debug!("Open files limit: {n}"),

@@ -45,6 +45,7 @@ use tokio::task::JoinSet;
 
 pub use config::{AuthConfig, ServerConfig, SyncMode, UserAuth};
 pub use conn_stats::{ClientMeta, Traffic};
+pub use jetstream::clock as stream_clock;
 pub use jetstream::AccountLimits;
 use outbound::{ClientHandle, CloseReason, WriteSink};
 pub use routes::{ClusterReport, RouteReport};

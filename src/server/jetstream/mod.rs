@@ -14,6 +14,7 @@ mod api_consumers;
 mod audit;
 mod catalog;
 mod catalog_consumers;
+pub mod clock;
 mod cluster_api;
 mod cluster_local;
 mod cluster_placement;
@@ -75,12 +76,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Nanoseconds since the Unix epoch: the stream clock.
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
+pub use clock::now_ns;
 
 /// One stream as the server runs it.
 pub struct StreamEntry {
