@@ -91,14 +91,22 @@ impl Consumer {
         delivered.stream_seq = delivered.stream_seq.min(last);
         ack_floor.stream_seq = ack_floor.stream_seq.min(delivered.stream_seq);
         ack_floor.consumer_seq = ack_floor.consumer_seq.min(delivered.consumer_seq);
+        // A state made by a server whose clock ran ahead of this one's (a leader taken over
+        // from, or this server before its clock was stepped back) stamped its deliveries in
+        // this server's future: its newest delivery or ack says by how much at least. Every
+        // deadline moves that much earlier, so an unacknowledged message waits its ack wait
+        // (or backoff, or nak delay) and not also the clocks' difference.
+        let newest = delivered.last_active_ns.max(ack_floor.last_active_ns);
+        let behind = newest.saturating_sub(now_ns);
         let mut pending = BTreeMap::new();
         for p in &state.pending {
             if p.stream_seq > last || p.stream_seq <= ack_floor.stream_seq {
                 continue;
             }
             let deliveries = 1 + state.redelivered.get(&p.stream_seq).copied().unwrap_or(0);
-            let deadline_ns =
-                (p.timestamp_unix_ns.max(0) as u64).saturating_add(config.ack_wait.max(0) as u64);
+            let deadline_ns = (p.timestamp_unix_ns.max(0) as u64)
+                .saturating_add(config.ack_wait.max(0) as u64)
+                .saturating_sub(behind);
             pending.insert(
                 p.stream_seq,
                 Pending {

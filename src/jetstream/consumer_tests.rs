@@ -453,3 +453,33 @@ fn an_ack_for_a_message_that_is_no_longer_there_adopts_nothing() {
         .collect();
     assert_eq!(delivered, vec![1, 2, 3, 4, 5]);
 }
+
+#[test]
+fn a_state_from_a_clock_ahead_redelivers_after_the_ack_wait_not_the_clocks_difference() {
+    let store = store_with(3);
+    let ahead = 240_000 * MS;
+    let then = 1_000_000 * MS;
+    let mut c = Consumer::new("S", "c", config(AckPolicy::Explicit), 0, &store, then);
+    assert_eq!(pull(&mut c, &store, 1, then), vec![(1, 1)]);
+    let state = c.state_pb();
+    // Taken over by a server whose clock reads four minutes earlier, 10 ms later.
+    let here = then - ahead + 10 * MS;
+    let mut back = Consumer::restore("S", "c", c.config.clone(), 0, &state, &store, here);
+    let mut out = Vec::new();
+    back.tick(&store, here + ACK_WAIT - 20 * MS, Delivery::Pull, &mut out);
+    assert_eq!(
+        pull(&mut back, &store, 1, here + ACK_WAIT - 20 * MS),
+        vec![(2, 1)]
+    );
+    back.tick(&store, here + ACK_WAIT, Delivery::Pull, &mut out);
+    assert_eq!(pull(&mut back, &store, 1, here + ACK_WAIT), vec![(1, 2)]);
+    // The same state restored on a clock that agrees keeps the deadline it had.
+    let mut same = Consumer::restore("S", "c", c.config.clone(), 0, &state, &store, then);
+    same.tick(&store, then + ACK_WAIT - MS, Delivery::Pull, &mut out);
+    assert_eq!(
+        pull(&mut same, &store, 1, then + ACK_WAIT - MS),
+        vec![(2, 1)]
+    );
+    same.tick(&store, then + ACK_WAIT, Delivery::Pull, &mut out);
+    assert_eq!(pull(&mut same, &store, 1, then + ACK_WAIT), vec![(1, 2)]);
+}
