@@ -322,3 +322,39 @@ async fn until_leader(client: &async_nats::Client, stream: &str) -> String {
         .expect("a leader")
         .to_owned()
 }
+
+/// Creates of one replicated durable with different configs, sent at once: nats-server's
+/// meta leader takes them one at a time, so one is made and the others are told 10148. In
+/// jetlog each passes the leader's check before any is applied, and the group decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_creates_of_one_replicated_durable_make_it_once_and_refuse_the_rest() {
+    let (_servers, clients) = cluster().await;
+    create_orders(&clients[0]).await;
+    let creates = (0..6).map(|i| {
+        let body = json!({"stream_name": "ORDERS", "action": "create",
+            "config": {"durable_name": "RACE", "ack_policy": "explicit",
+                       "description": format!("create {i}")}});
+        let client = clients[0].clone();
+        async move { api(&client, "$JS.API.CONSUMER.CREATE.ORDERS.RACE", body).await }
+    });
+    let answers = futures::future::join_all(creates).await;
+    let made: Vec<&Value> = answers
+        .iter()
+        .filter(|a| a.get("error").is_none())
+        .collect();
+    assert_eq!(made.len(), 1, "{answers:?}");
+    for refused in answers.iter().filter(|a| a.get("error").is_some()) {
+        assert_eq!(refused["error"]["err_code"], 10148, "{refused}");
+        assert_eq!(refused["error"]["description"], "consumer already exists");
+    }
+    let info = common::js_cluster::until_answered(
+        &clients[1],
+        "$JS.API.CONSUMER.INFO.ORDERS.RACE",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        info["config"]["description"], made[0]["config"]["description"],
+        "{info}"
+    );
+}

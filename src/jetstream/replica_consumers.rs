@@ -27,6 +27,8 @@ pub const CONSUMER_ENTRY: u8 = 2;
 const OP_PUT: u8 = 1;
 const OP_STATES: u8 = 2;
 const OP_DELETE: u8 = 3;
+/// A `Put` that only creates: see [`ConsumerOp::Put::only_new`].
+const OP_CREATE: u8 = 4;
 
 /// A change to a replicated stream's consumers, as its leader proposes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +40,11 @@ pub enum ConsumerOp {
         name: String,
         created_ns: u64,
         config: Bytes,
+        /// A create that must not change a consumer of the name (`action: "create"`):
+        /// applied only if no consumer of that name exists or it has this very config. Two
+        /// such creates racing through the group then leave the first one's config, and the
+        /// second is answered 10148, as its check would have answered after the first.
+        only_new: bool,
     },
     /// Consumers' states (each a `pb::ConsumerState`'s bytes), as the leader's consumers
     /// reached them, and the messages their acks consumed under work-queue or interest
@@ -76,6 +83,7 @@ impl ConsumerOp {
         name: &str,
         created_ns: u64,
         config: &ConsumerConfig,
+        only_new: bool,
     ) -> Result<ConsumerOp, super::ApiError> {
         let config =
             serde_json::to_vec(config).map_err(|e| super::ApiError::store_failed(e.to_string()))?;
@@ -83,6 +91,7 @@ impl ConsumerOp {
             name: name.to_string(),
             created_ns,
             config: Bytes::from(config),
+            only_new,
         })
     }
 
@@ -94,8 +103,9 @@ impl ConsumerOp {
                 name,
                 created_ns,
                 config,
+                only_new,
             } => {
-                out.put_u8(OP_PUT);
+                out.put_u8(if *only_new { OP_CREATE } else { OP_PUT });
                 put_field(&mut out, name.as_bytes());
                 out.put_u64_le(*created_ns);
                 put_field(&mut out, config);
@@ -131,7 +141,7 @@ impl ConsumerOp {
             return Err(EntryError::Version(kind));
         }
         let op = match buf.get_u8() {
-            OP_PUT => {
+            op @ (OP_PUT | OP_CREATE) => {
                 let name = take_name(&mut buf)?;
                 if buf.remaining() < 8 {
                     return Err(EntryError::Short);
@@ -142,6 +152,7 @@ impl ConsumerOp {
                     name,
                     created_ns,
                     config,
+                    only_new: op == OP_CREATE,
                 }
             }
             OP_STATES => {
@@ -282,6 +293,13 @@ mod tests {
                 name: "C".into(),
                 created_ns: 42,
                 config: Bytes::from_static(br#"{"durable_name":"C"}"#),
+                only_new: false,
+            },
+            ConsumerOp::Put {
+                name: "D".into(),
+                created_ns: 43,
+                config: Bytes::from_static(br#"{"durable_name":"D"}"#),
+                only_new: true,
             },
             ConsumerOp::States {
                 states: vec![

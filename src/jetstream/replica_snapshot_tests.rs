@@ -215,6 +215,7 @@ fn damaged_snapshots_and_pages_are_errors() {
                 name: "C".into(),
                 created_ns: 3,
                 config: Bytes::from_static(b"{}"),
+                only_new: false,
             },
             ConsumerOp::States {
                 states: vec![("C".into(), Bytes::from_static(b"\x08\x01"))],

@@ -36,7 +36,7 @@ pub(super) struct CreateRequest {
     pub name: String,
     pub config: ConsumerConfig,
     /// `create`, `update`, or empty for either.
-    action: String,
+    pub action: String,
 }
 
 /// Reads a create or update request; `tokens` are the subject's tokens after `$JS.API.`.

@@ -30,6 +30,16 @@ impl Catalog {
             .map(|c| c.created_unix_ns))
     }
 
+    /// Whether consumer `name` of `stream` is in the catalog with a config other than
+    /// `config`. An unreadable entry counts as differing: a create is not applied over it.
+    pub fn consumer_differs(&self, stream: &str, name: &str, config: &ConsumerConfig) -> bool {
+        match self.meta().get_consumer(stream, name) {
+            Ok(Some(saved)) => saved != consumer_to_pb(name, config, saved.created_unix_ns),
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
     pub fn delete_consumer(&self, stream: &str, name: &str) -> Result<bool, MetaError> {
         self.meta().delete_consumer(stream, name)
     }

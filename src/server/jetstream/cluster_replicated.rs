@@ -179,7 +179,7 @@ fn replicated_consumer(
                 .lock()
                 .consumers()
                 .get(name)
-                .map(|c| ConsumerOp::put(name, c.created_ns.max(0) as u64, &c.config));
+                .map(|c| ConsumerOp::put(name, c.created_ns.max(0) as u64, &c.config, false));
             match put {
                 Some(Ok(op)) => proposed(js, entry, op, reply, kind, move |_, _| Ok(answer)),
                 Some(Err(e)) => Route::Answered(kind, Err(e)),
@@ -247,11 +247,22 @@ fn create_consumer(
     if !replicated {
         return Route::Local;
     }
-    let op = match ConsumerOp::put(&req.name, now_ns(), &req.config) {
+    let only_new = req.action == "create";
+    let op = match ConsumerOp::put(&req.name, now_ns(), &req.config, only_new) {
         Ok(op) => op,
         Err(e) => return Route::Answered(KIND, Err(e)),
     };
     proposed(js, &req.entry, op, reply, KIND, move |js, entry| {
+        // A create that raced another create of the name through the group was not
+        // applied (`ConsumerOp::Put::only_new`): the consumer has the other one's config.
+        let running = entry
+            .lock()
+            .consumers()
+            .get(&req.name)
+            .map(|c| c.config == req.config);
+        if only_new && running == Some(false) {
+            return Err(ApiError::new(400, 10148, "consumer already exists"));
+        }
         info_value(js, entry, &req.name)
     })
 }

@@ -143,7 +143,8 @@ pub(super) fn snapshot(entry: &Weak<StreamEntry>) -> Result<StreamSnapshot, Stri
         if !config.is_replicated() {
             continue;
         }
-        let put = ConsumerOp::put(&name, created as u64, &config).map_err(|e| e.description)?;
+        let put =
+            ConsumerOp::put(&name, created as u64, &config, false).map_err(|e| e.description)?;
         snapshot.consumers.push(put);
         if let Some(state) = state {
             states.push((name, Bytes::from(state.encode_to_vec())));

@@ -37,7 +37,13 @@ impl StreamEntry {
                 name,
                 created_ns,
                 config,
+                only_new,
             } => match serde_json::from_slice::<ConsumerConfig>(config) {
+                Ok(config)
+                    if *only_new && self.catalog.consumer_differs(&self.name, name, &config) =>
+                {
+                    tracing::debug!(stream = %self.name, consumer = %name, "a create of a consumer another create made first: not applied");
+                }
                 Ok(config) => self.apply_put(name, *created_ns, config, leading, client),
                 Err(e) => tracing::error!(
                     stream = %self.name,
