@@ -5,7 +5,8 @@
 //! group of its own: its deliveries are made from the stream's log, so ordering its changes
 //! with the stream's rounds in one log gives every replica the same position for a new
 //! consumer (made from the log as it stands at that entry) and costs no second Raft group
-//! per consumer. Three kinds of entry exist: a create or update (`Put`), the states the
+//! per consumer. Three kinds of entry exist: a create or update (`Put`; a create that must
+//! not replace another config applies only where none holds the name), the states the
 //! leader's consumers reached (`States`, carrying the same prost message the catalog keeps,
 //! so applying one is a catalog write, and the messages their acks consumed under
 //! work-queue or interest retention), and a delete. Every kind is idempotent: openraft may
