@@ -54,7 +54,10 @@ pub struct PeerInfo {
     pub name: String,
     /// Whether it has every entry the leader has.
     pub current: bool,
-    /// Nanoseconds since the leader last heard from it (jetlog does not track it yet: 0).
+    /// Not reachable now (no route to its server); left out when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub offline: bool,
+    /// Nanoseconds since it last answered the leader.
     pub active: u64,
     /// Entries it is behind the leader.
     #[serde(skip_serializing_if = "is_zero")]

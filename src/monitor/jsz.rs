@@ -146,6 +146,9 @@ fn stream_detail(s: &crate::server::StreamReport, with_config: bool, raft: bool)
 /// consumers, `config=true` each stream's config; each implies the ones before it.
 /// `raft=true` names each replicated stream's group and lists this server's Raft groups.
 pub fn jsz(monitor: &MonitorState, query: &Query) -> Result<Jsz, MonitorError> {
+    if query.flag("leader_only")? && !monitor.view.is_meta_leader() {
+        return Err(MonitorError::NotLeader);
+    }
     let with_config = query.flag("config")?;
     let with_raft = query.flag("raft")?;
     let with_consumers = query.flag("consumers")?;

@@ -58,6 +58,10 @@ pub enum MonitorError {
     },
     #[error("{0}")]
     BadRequest(String),
+    /// `leader_only` asked of a server that does not lead the meta group: over HTTP a
+    /// 400, to a system request no answer (the leader answers).
+    #[error("not leader")]
+    NotLeader,
 }
 
 /// What every handler reads.

@@ -33,7 +33,7 @@ pub fn start(view: ServerView) -> std::io::Result<()> {
     ];
     view.serve_system_requests(
         subjects,
-        Arc::new(move |subject, body| Some(answer(&state, subject, body))),
+        Arc::new(move |subject, body| answer(&state, subject, body)),
     )
 }
 
@@ -101,13 +101,21 @@ fn statsz(state: &MonitorState) -> Value {
     })
 }
 
-fn answer(state: &MonitorState, subject: &str, body: &[u8]) -> Vec<u8> {
+/// The answer to one system request; `None` where nats-server stays silent (a `JSZ` asked
+/// only of the meta leader, on another server).
+fn answer(state: &MonitorState, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
     let query = match options(body) {
         Ok(query) => query,
-        Err(e) => return envelope(state, "data", Err(e)),
+        Err(e) => return Some(envelope(state, "data", Err(e))),
     };
     let tokens: Vec<&str> = subject.split('.').skip(2).collect();
-    match tokens.as_slice() {
+    if matches!(tokens.as_slice(), ["SERVER", _, "JSZ"])
+        && query.flag("leader_only").unwrap_or(false)
+        && !state.view.is_meta_leader()
+    {
+        return None;
+    }
+    Some(match tokens.as_slice() {
         ["SERVER", "PING"] | ["SERVER", _, "STATSZ"] => {
             envelope(state, "statsz", Ok(statsz(state)))
         }
@@ -120,7 +128,7 @@ fn answer(state: &MonitorState, subject: &str, body: &[u8]) -> Vec<u8> {
             account_endpoint(state, account, endpoint, query),
         ),
         _ => envelope(state, "data", Err(format!("unknown request {subject}"))),
-    }
+    })
 }
 
 fn server_endpoint(state: &MonitorState, endpoint: &str, query: &Query) -> Result<Value, String> {

@@ -10,7 +10,7 @@ use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 
 use super::log_store::{LogOpenError, LogStore, RaftDisk};
 use super::machine::{Machine, MachineError, MachineStore, StateReader};
-use super::network::{is_valid_group_name, Network, Transport};
+use super::network::{is_valid_group_name, Network, PeerSeen, Transport};
 use super::types::{JetlogRaft, NodeId};
 
 /// How often a leader heartbeats its followers. openraft's 50 ms default costs too much idle
@@ -64,6 +64,8 @@ pub enum Compaction {
 pub struct RaftGroup<M> {
     pub raft: Raft<JetlogRaft>,
     pub state: StateReader<M>,
+    /// When each other member last answered this one.
+    pub seen: Arc<PeerSeen>,
     pub name: String,
     pub me: NodeId,
 }
@@ -113,15 +115,18 @@ impl<M: Machine> RaftGroup<M> {
         let log = LogStore::open(disk, name)?;
         let store = MachineStore::open(&disk.db, name, machine)?;
         let state = store.reader();
+        let seen = Arc::new(PeerSeen::default());
         let network = Network {
             transport,
             group: name.to_owned(),
             me,
+            seen: seen.clone(),
         };
         let raft = Raft::new(me, Arc::new(config), network, log, store).await?;
         Ok(Self {
             raft,
             state,
+            seen,
             name: name.to_owned(),
             me,
         })

@@ -10,8 +10,10 @@
 //! [`Transport`] is the one thing this module needs from the messaging layer: a request with a
 //! deadline. [`answer`] is the receiving side.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use openraft::error::{
@@ -103,12 +105,44 @@ pub fn node_subjects(group: &str, node: NodeId) -> String {
     format!("{RAFT_SUBJECT_PREFIX}.{group}.{node:016x}.*")
 }
 
+/// When this member last heard back from each other member: any answer to an RPC counts.
+/// openraft 0.9 keeps no such time, and nats-server reports it (`active` in a group's
+/// replicas), so the network layer, which sees every answer, keeps it.
+#[derive(Debug)]
+pub struct PeerSeen {
+    started: Instant,
+    last: Mutex<HashMap<NodeId, Instant>>,
+}
+
+impl Default for PeerSeen {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            last: Mutex::default(),
+        }
+    }
+}
+
+impl PeerSeen {
+    fn record(&self, peer: NodeId) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.insert(peer, Instant::now());
+    }
+
+    /// How long since `peer` last answered; since this member started if it never has.
+    pub fn since(&self, peer: NodeId) -> Duration {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.get(&peer).unwrap_or(&self.started).elapsed()
+    }
+}
+
 /// Makes one [`Peer`] per target for openraft.
 #[derive(Clone)]
 pub struct Network<T> {
     pub transport: T,
     pub group: String,
     pub me: NodeId,
+    pub seen: Arc<PeerSeen>,
 }
 
 impl<T: Transport> RaftNetworkFactory<JetlogRaft> for Network<T> {
@@ -120,6 +154,7 @@ impl<T: Transport> RaftNetworkFactory<JetlogRaft> for Network<T> {
             group: self.group.clone(),
             me: self.me,
             target,
+            seen: self.seen.clone(),
         }
     }
 }
@@ -130,6 +165,7 @@ pub struct Peer<T> {
     group: String,
     me: NodeId,
     target: NodeId,
+    seen: Arc<PeerSeen>,
 }
 
 impl<T: Transport> Peer<T> {
@@ -180,6 +216,7 @@ impl<T: Transport> Peer<T> {
                 }),
                 TransportError::Failed(_) => RPCError::Network(NetworkError::new(&e)),
             })?;
+        self.seen.record(self.target);
         let answer: Result<A, E> =
             serde_json::from_slice(&reply).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         answer.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))

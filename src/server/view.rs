@@ -222,6 +222,15 @@ impl ServerView {
         self.state.clustered_js.get().map(|c| c.meta_report())
     }
 
+    /// Whether this server answers for JetStream as a whole: it leads the meta group, or
+    /// runs JetStream on its own (no cluster).
+    pub fn is_meta_leader(&self) -> bool {
+        match self.state.clustered_js.get() {
+            Some(cluster) => cluster.is_leader(),
+            None => self.state.cluster.is_none(),
+        }
+    }
+
     /// Every Raft group this server is a member of; none outside a cluster.
     pub fn raft_groups(&self) -> Vec<super::cluster_js::raft_report::RaftGroupReport> {
         self.state

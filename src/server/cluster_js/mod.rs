@@ -49,6 +49,8 @@ pub const LEADERLESS_GRACE: Duration = Duration::from_secs(10);
 pub struct ClusterJs {
     meta: tokio::sync::Mutex<Option<MetaGroup>>,
     raft: openraft::Raft<crate::raft::types::JetlogRaft>,
+    /// When each other member of the meta group last answered this one.
+    meta_seen: Arc<crate::raft::network::PeerSeen>,
     me_id: crate::raft::types::NodeId,
     catalog: Catalog,
     me: String,
@@ -227,6 +229,7 @@ impl Server {
         let proposer = self.raft_transport().ok_or(MetaGroupError::NoCluster)?;
         let cluster = Arc::new(ClusterJs {
             raft: meta.group.raft.clone(),
+            meta_seen: meta.group.seen.clone(),
             me_id: meta.group.me,
             catalog: meta.catalog.clone(),
             me: routes.server_name().to_owned(),

@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::stream_groups::group_name;
 use super::ClusterJs;
-use crate::raft::types::{node_id, JetlogRaft, NodeId};
+use crate::raft::network::PeerSeen;
+use crate::raft::types::{node_id, NodeId};
 
 /// The meta group's name, as nats-server calls it.
 pub const META_GROUP: &str = "_meta_";
@@ -40,6 +41,8 @@ pub struct PeerLag {
     pub name: String,
     pub current: bool,
     pub lag: u64,
+    /// Nanoseconds since it last answered this member (nats-server's `active`).
+    pub active: u64,
 }
 
 pub(super) type Metrics = openraft::RaftMetrics<NodeId, openraft::BasicNode>;
@@ -62,6 +65,7 @@ pub(super) fn report_of(
     metrics: &Metrics,
     me: NodeId,
     name_of: impl Fn(NodeId) -> String,
+    seen: &PeerSeen,
 ) -> RaftGroupReport {
     let last = metrics.last_log_index.unwrap_or(0);
     let mut peers: Vec<PeerLag> = match &metrics.replication {
@@ -76,6 +80,7 @@ pub(super) fn report_of(
                     name: name_of(id),
                     current: at >= last,
                     lag: last.saturating_sub(at),
+                    active: u64::try_from(seen.since(id).as_nanos()).unwrap_or(u64::MAX),
                 }
             })
             .collect(),
@@ -117,12 +122,12 @@ impl ClusterJs {
             &meta,
             self.me_id,
             named_among(&names),
+            &self.meta_seen,
         )];
-        let groups: Vec<((String, String), openraft::Raft<JetlogRaft>)> =
-            self.stream_groups.rafts();
+        let groups = self.stream_groups.rafts();
         let mut streams: Vec<RaftGroupReport> = groups
             .into_iter()
-            .map(|((account, stream), raft)| {
+            .map(|((account, stream), (raft, seen))| {
                 let metrics = raft.metrics().borrow().clone();
                 let mut peers = self
                     .catalog()
@@ -135,6 +140,7 @@ impl ClusterJs {
                     &metrics,
                     self.me_id,
                     named_among(&peers),
+                    &seen,
                 );
                 report.account = Some(account);
                 report.stream = Some(stream);

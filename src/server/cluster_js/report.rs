@@ -30,6 +30,11 @@ pub struct MetaClusterReport {
 pub struct MetaReplica {
     pub name: String,
     pub current: bool,
+    /// No route to it now.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub offline: bool,
+    /// Nanoseconds since it last answered the leader.
+    pub active: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub lag: u64,
     pub peer: String,
@@ -43,7 +48,8 @@ impl ClusterJs {
     /// The meta group as this server sees it now.
     pub fn meta_report(&self) -> MetaClusterReport {
         let metrics = self.raft.metrics().borrow().clone();
-        let mut names: Vec<String> = self.routes.jetstream_peer_names().into_iter().collect();
+        let online: Vec<String> = self.routes.jetstream_peer_names().into_iter().collect();
+        let mut names = online.clone();
         names.push(self.me.clone());
         let name_of = |id: u64| {
             names
@@ -52,7 +58,13 @@ impl ClusterJs {
                 .cloned()
                 .unwrap_or_else(|| format!("Server name unknown at this time (node {id:x})"))
         };
-        let report = report_of(META_GROUP.to_owned(), &metrics, self.me_id, name_of);
+        let report = report_of(
+            META_GROUP.to_owned(),
+            &metrics,
+            self.me_id,
+            name_of,
+            &self.meta_seen,
+        );
         let replicas = metrics.replication.is_some().then(|| {
             report
                 .peers
@@ -60,6 +72,8 @@ impl ClusterJs {
                 .map(|p| MetaReplica {
                     peer: peer_id(&p.name),
                     current: p.current,
+                    offline: !online.contains(&p.name),
+                    active: p.active,
                     lag: p.lag,
                     name: p.name,
                 })

@@ -17,12 +17,14 @@ use tokio::task::JoinHandle;
 use bytes::Bytes;
 
 use super::raft_report::report_of;
+use super::raft_report::PeerLag;
 use super::{meta_ops, stream_moves, ClusterJs};
 use crate::jetstream::replica_machine::ReplicaMachine;
 use crate::jetstream::stream_config::Storage;
 use crate::jetstream::ApiError;
 use crate::raft::group::{Compaction, RaftGroup};
 use crate::raft::log_store::LogStore;
+use crate::raft::network::PeerSeen;
 use crate::raft::types::{node_id, peer_id, JetlogRaft, NodeId};
 use crate::server::jetstream::{propose_rounds, EntryHost, JetStream, StreamEntry, SyncLink};
 use crate::server::raft_link::{self, SyncAnswer};
@@ -99,13 +101,19 @@ impl StreamGroups {
     }
 
     /// Each group's handle, by `(account, stream)`.
-    pub(super) fn rafts(&self) -> Vec<((String, String), openraft::Raft<JetlogRaft>)> {
+    pub(super) fn rafts(&self) -> Vec<((String, String), MemberView)> {
         self.lock()
             .iter()
-            .map(|(key, member)| (key.clone(), member.group.raft.clone()))
+            .map(|(key, member)| {
+                let view = (member.group.raft.clone(), member.group.seen.clone());
+                (key.clone(), view)
+            })
             .collect()
     }
 }
+
+/// A member's Raft handle and when its peers last answered it.
+pub(super) type MemberView = (openraft::Raft<JetlogRaft>, Arc<PeerSeen>);
 
 /// A stream's group name: nats-server's `S-` prefix and eight characters that are the same
 /// on every server, so no server needs to be told it.
@@ -117,8 +125,8 @@ pub fn group_name(account: &str, stream: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct GroupState {
     pub leader: Option<String>,
-    /// The other peers as the leader sees them: name, whether current, entries behind.
-    pub replicas: Vec<(String, bool, u64)>,
+    /// The other peers as the leader sees them.
+    pub replicas: Vec<PeerLag>,
 }
 
 impl ClusterJs {
@@ -409,11 +417,11 @@ impl ClusterJs {
 
     /// How `stream`'s group stands, as this server sees it; `None` if it has no member here.
     pub fn stream_group_state(&self, account: &str, stream: &str) -> Option<GroupState> {
-        let metrics = {
+        let (metrics, seen) = {
             let groups = self.stream_groups.lock();
             let member = groups.get(&(account.to_owned(), stream.to_owned()))?;
             let metrics = member.group.raft.metrics().borrow().clone();
-            metrics
+            (metrics, member.group.seen.clone())
         };
         let peers: Vec<String> = self
             .catalog()
@@ -427,14 +435,16 @@ impl ClusterJs {
                 .cloned()
                 .unwrap_or_default()
         };
-        let report = report_of(group_name(account, stream), &metrics, self.me_id, name_of);
+        let report = report_of(
+            group_name(account, stream),
+            &metrics,
+            self.me_id,
+            name_of,
+            &seen,
+        );
         Some(GroupState {
             leader: report.leader.filter(|l| !l.is_empty()),
-            replicas: report
-                .peers
-                .into_iter()
-                .map(|p| (p.name, p.current, p.lag))
-                .collect(),
+            replicas: report.peers,
         })
     }
 }

@@ -326,18 +326,19 @@ where
 
 /// `cluster.replicas` of a replicated stream's info, as its leader sees its group.
 pub(super) fn replicas_info(js: &JetStream, stream: &str) -> Option<(String, Vec<PeerInfo>)> {
-    let state = js
-        .cluster()?
-        .stream_group_state(js.account_name(), stream)?;
+    let cluster = js.cluster()?;
+    let state = cluster.stream_group_state(js.account_name(), stream)?;
+    let online = cluster.hosts_online();
     let replicas = state
         .replicas
         .into_iter()
-        .map(|(name, current, lag)| PeerInfo {
-            peer: crate::raft::types::peer_id(&name),
-            name,
-            current,
-            active: 0,
-            lag,
+        .map(|p| PeerInfo {
+            peer: crate::raft::types::peer_id(&p.name),
+            offline: !online.contains(&p.name),
+            name: p.name,
+            current: p.current,
+            active: p.active,
+            lag: p.lag,
         })
         .collect();
     Some((state.leader.unwrap_or_default(), replicas))
