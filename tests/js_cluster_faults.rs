@@ -126,6 +126,42 @@ async fn the_system_account_steps_the_meta_leader_down_and_removes_a_server() {
         leader_row.contains(before.as_str().expect("name")),
         "{report}"
     );
+    // natscli's `server check meta`: only the meta leader answers its JSZ request.
+    let leader_name = before.as_str().expect("name").to_owned();
+    let admin_url = format!("nats://admin:pw@127.0.0.1:{}", servers[0].port);
+    let checks = tokio::task::spawn_blocking(move || {
+        let check = |expect: &str| {
+            let args = [
+                "server",
+                "check",
+                "meta",
+                "--expect",
+                expect,
+                "--lag-critical",
+                "50",
+                "--seen-critical",
+                "5s",
+            ];
+            cli_support::jetlog_at(&admin_url, &args)
+        };
+        (check("3"), check("4"))
+    })
+    .await
+    .expect("checks");
+    assert_eq!(checks.0.code, Some(0), "{:#?}", checks.0);
+    assert!(
+        checks.0.stdout.starts_with(&format!(
+            "OK JetStream Meta Cluster OK:3 peers led by {leader_name} | peers=3;3;3"
+        )),
+        "{:#?}",
+        checks.0
+    );
+    assert_eq!(checks.1.code, Some(2), "{:#?}", checks.1);
+    assert!(
+        checks.1.stdout.contains("Crit:3 peers of expected 4"),
+        "{:#?}",
+        checks.1
+    );
     // Refusals in nats-server's words.
     let tags = api(
         &admin,

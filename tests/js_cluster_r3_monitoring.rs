@@ -3,11 +3,13 @@
 //! its leader, term, log and applied index, and on the leader each other member's lag;
 //! `/metrics` has the same as gauges.
 
+mod cli_support;
 mod common;
 
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
+use cli_support::jetlog_at;
 use common::js_cluster::{cluster, META_READY};
 use common::monitor::{get, get_json};
 use common::r3::{create_orders, info, publish_range, wait_for_replicas};
@@ -98,4 +100,81 @@ async fn jsz_and_metrics_show_every_raft_group_with_its_leader_term_and_lag() {
         assert_eq!(lag_lines, if group["state"] == "leader" { 2 } else { 0 });
     }
     assert_eq!(leaders, 1);
+}
+
+/// The peer flags of `server check stream`, natscli's check of a replicated stream,
+/// against three servers and then with one of them killed: each follower's `active` (since
+/// it last answered its leader) and `offline` are what it judges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_check_sees_every_peer_and_then_the_one_that_is_gone() {
+    let (mut servers, clients) = cluster().await;
+    create_orders(&clients[0]).await;
+    let leader = info(&clients[0]).await["cluster"]["leader"]
+        .as_str()
+        .expect("leader")
+        .to_owned();
+    let check = [
+        "server",
+        "check",
+        "stream",
+        "--stream",
+        "ORDERS",
+        "--peer-expect",
+        "3",
+        "--peer-lag-critical",
+        "50",
+        "--peer-seen-critical",
+        "3s",
+    ];
+    let url = servers[0].url();
+    let deadline = Instant::now() + META_READY;
+    loop {
+        let run = jetlog_at(&url, &check);
+        if run.code == Some(0) {
+            let out = run.stdout.trim_end();
+            assert_eq!(
+                out,
+                "OK Stream OK:3 peers OK:replicas are current OK:replicas are active OK:0 sources | sources=0",
+                "{run:#?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{run:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let five = jetlog_at(&url, &[&check[..6], &["5"], &check[7..]].concat());
+    assert_eq!(five.code, Some(2), "{five:#?}");
+    assert!(
+        five.stdout.contains("Expected 5 replicas got 3"),
+        "{five:#?}"
+    );
+
+    // `leader_only`: the meta leader answers, the others refuse.
+    let answered: Vec<u16> = servers
+        .iter()
+        .map(|s| get(s.monitor_port().expect("monitor"), "/jsz?leader_only=true").0)
+        .collect();
+    let mut sorted = answered.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![200, 400, 400], "{answered:?}");
+
+    // A follower goes away: offline at once, inactive once unheard for longer than 3 s.
+    let gone = (0..3)
+        .find(|i| format!("S{i}") != leader)
+        .expect("a follower");
+    let url = servers[(gone + 1) % 3].url();
+    let _store = servers.remove(gone).kill_and_take_store();
+    let deadline = Instant::now() + META_READY;
+    loop {
+        let run = jetlog_at(&url, &check);
+        let out = &run.stdout;
+        if run.code == Some(2)
+            && out.contains("1 replicas offline")
+            && out.contains("1 replicas inactive")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{run:#?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }

@@ -30,6 +30,25 @@ pub enum CheckKind {
     /// The account's JetStream use against its limits.
     #[command(visible_alias = "js")]
     Jetstream(JetStreamCheck),
+    /// The JetStream meta group: its leader, how many servers, and how far behind and how
+    /// long unheard each other one is (over the system account).
+    #[command(visible_alias = "raft")]
+    Meta(MetaCheck),
+}
+
+#[derive(Debug, Args)]
+pub struct MetaCheck {
+    /// How many servers the meta group must have.
+    #[arg(long, value_name = "SERVERS")]
+    pub(super) expect: usize,
+    /// Critical when a server is more than this many operations behind the leader.
+    #[arg(long, value_name = "OPS")]
+    pub(super) lag_critical: u64,
+    /// Critical when a server last answered the leader longer ago than this.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(super) seen_critical: Duration,
+    #[command(flatten)]
+    pub(super) out: CheckOutput,
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +96,15 @@ pub struct StreamCheck {
     /// Critical when the mirror or any source was last heard from longer ago than this.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(super) seen_critical: Option<Duration>,
+    /// Critical unless the stream's group has this many peers (its leader included).
+    #[arg(long, value_name = "SERVERS")]
+    pub(super) peer_expect: Option<usize>,
+    /// Critical when a peer is more than this many operations behind its leader.
+    #[arg(long, value_name = "OPS")]
+    pub(super) peer_lag_critical: Option<u64>,
+    /// Critical when a peer last answered its leader longer ago than this.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(super) peer_seen_critical: Option<Duration>,
     /// Critical with fewer sources than this.
     #[arg(long, value_name = "SOURCES")]
     pub(super) min_sources: Option<usize>,
@@ -306,6 +334,7 @@ pub async fn run(kind: CheckKind) -> Result<()> {
         CheckKind::Stream(args) => super::server_check_js::stream(args).await,
         CheckKind::Consumer(args) => super::server_check_js::consumer(args).await,
         CheckKind::Jetstream(args) => super::server_check_js::jetstream(args).await,
+        CheckKind::Meta(args) => super::server_check_js::meta(args).await,
     }
 }
 

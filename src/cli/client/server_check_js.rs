@@ -4,7 +4,9 @@
 use anyhow::Result;
 use serde_json::Value;
 
-use super::server_check::{api, connected, ConsumerCheck, JetStreamCheck, Outcome, StreamCheck};
+use super::server_check::{
+    api, connected, ConsumerCheck, JetStreamCheck, MetaCheck, Outcome, StreamCheck,
+};
 use crate::jetstream::time::parse_rfc3339;
 
 fn count(v: &Value) -> u64 {
@@ -24,6 +26,7 @@ pub(super) async fn stream(args: StreamCheck) -> Result<()> {
             return outcome.finish(format);
         }
     };
+    cluster(&mut outcome, &info["cluster"], &args);
     // The mirror, or each source: how far behind, and when last heard from.
     let origins: Vec<&Value> = match &info["mirror"] {
         Value::Null => info["sources"].as_array().into_iter().flatten().collect(),
@@ -95,6 +98,55 @@ pub(super) async fn stream(args: StreamCheck) -> Result<()> {
         }
     }
     outcome.finish(format)
+}
+
+/// The stream's group: its leader, how many peers, and how far behind and how long unheard
+/// each follower is, as natscli's stream check judges them (when the stream is in a
+/// cluster, or peers are expected).
+fn cluster(outcome: &mut Outcome, cluster: &Value, args: &StreamCheck) {
+    if cluster.is_null() {
+        if args.peer_expect.is_some() {
+            outcome.critical("Stream is not clustered".to_string());
+        }
+        return;
+    }
+    let none = Vec::new();
+    let replicas = cluster["replicas"].as_array().unwrap_or(&none);
+    if cluster["leader"].as_str().is_none_or(str::is_empty) {
+        outcome.critical("No leader".to_string());
+        return;
+    }
+    let peers = replicas.len() + 1;
+    if let Some(expected) = args.peer_expect.filter(|e| *e != peers) {
+        outcome.critical(format!("Expected {expected} replicas got {peers}"));
+        return;
+    }
+    outcome.ok(format!("{peers} peers"));
+    let lagged = replicas
+        .iter()
+        .filter(|r| args.peer_lag_critical.is_some_and(|l| count(&r["lag"]) > l))
+        .count();
+    let inactive = replicas
+        .iter()
+        .filter(|r| {
+            args.peer_seen_critical
+                .is_some_and(|s| u128::from(count(&r["active"])) > s.as_nanos())
+        })
+        .count();
+    let offline = replicas.iter().filter(|r| r["offline"] == true).count();
+    if offline > 0 {
+        outcome.critical(format!("{offline} replicas offline"));
+    }
+    match (args.peer_lag_critical, lagged) {
+        (None, _) => {}
+        (Some(_), 0) => outcome.ok("replicas are current".to_string()),
+        (Some(_), n) => outcome.critical(format!("{n} replicas lagged")),
+    }
+    match (args.peer_seen_critical, inactive) {
+        (None, _) => {}
+        (Some(_), 0) => outcome.ok("replicas are active".to_string()),
+        (Some(_), n) => outcome.critical(format!("{n} replicas inactive")),
+    }
 }
 
 /// Seconds since an RFC 3339 time, if there is one.
@@ -256,4 +308,99 @@ pub(super) async fn jetstream(args: JetStreamCheck) -> Result<()> {
         }
     }
     outcome.finish(format)
+}
+
+/// `server check meta`: the meta group as its leader reports it (`$SYS.REQ.SERVER.PING.JSZ`
+/// with `leader_only`, so that only the leader answers), judged as natscli judges it.
+pub(super) async fn meta(args: MetaCheck) -> Result<()> {
+    let mut outcome = Outcome::new("JetStream Meta Cluster", "meta");
+    let format = args.out.format;
+    let Some(client) = connected(&mut outcome, &args.out.common).await else {
+        return outcome.finish(format);
+    };
+    let asked = client.request("$SYS.REQ.SERVER.PING.JSZ", r#"{"leader_only":true}"#.into());
+    let answer = match tokio::time::timeout(args.out.common.timeout, asked).await {
+        Ok(Ok(reply)) => serde_json::from_slice::<Value>(&reply.payload),
+        Ok(Err(e)) => {
+            outcome.critical(format!("JSZ API request failed: {e}"));
+            return outcome.finish(format);
+        }
+        Err(_) => {
+            outcome.critical("JSZ API request failed: timed out".to_string());
+            return outcome.finish(format);
+        }
+    };
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) => {
+            outcome.critical(format!("invalid result received: {e}"));
+            return outcome.finish(format);
+        }
+    };
+    if let Some(error) = answer["error"]["description"].as_str() {
+        outcome.critical(format!("invalid result received: {error}"));
+        return outcome.finish(format);
+    }
+    let meta = &answer["data"]["meta_cluster"];
+    if meta.is_null() {
+        outcome.critical("no cluster information".to_string());
+        return outcome.finish(format);
+    }
+    let Some(leader) = meta["leader"].as_str().filter(|l| !l.is_empty()) else {
+        outcome.critical("No leader".to_string());
+        return outcome.finish(format);
+    };
+    let none = Vec::new();
+    let replicas = meta["replicas"].as_array().unwrap_or(&none);
+    let peers = replicas.len() + 1;
+    let expect = args.expect as f64;
+    outcome.perf("peers", peers as f64, expect, expect, "");
+    if peers != args.expect {
+        outcome.critical(format!("{peers} peers of expected {}", args.expect));
+    }
+    let seen = args.seen_critical.as_nanos();
+    let tally = |f: &dyn Fn(&Value) -> bool| replicas.iter().filter(|r| f(r)).count();
+    let not_current = tally(&|r| r["current"] != true);
+    let offline = tally(&|r| r["offline"] == true);
+    let inactive = tally(&|r| u128::from(count(&r["active"])) > seen);
+    let lagged = tally(&|r| count(&r["lag"]) > args.lag_critical);
+    outcome.perf("peer_offline", offline as f64, 0.0, 0.0, "");
+    outcome.perf("peer_not_current", not_current as f64, 0.0, 0.0, "");
+    outcome.perf("peer_inactive", inactive as f64, 0.0, 0.0, "");
+    outcome.perf("peer_lagged", lagged as f64, 0.0, 0.0, "");
+    if not_current > 0 {
+        outcome.critical(format!("{not_current} not current"));
+    }
+    if inactive > 0 {
+        let seen = humantime(args.seen_critical);
+        outcome.critical(format!("{inactive} inactive more than {seen}"));
+    }
+    if offline > 0 {
+        outcome.critical(format!("{offline} offline"));
+    }
+    if lagged > 0 {
+        outcome.critical(format!(
+            "{lagged} lagged more than {} ops",
+            args.lag_critical
+        ));
+    }
+    if outcome.is_quiet() {
+        outcome.ok(format!("{peers} peers led by {leader}"));
+    }
+    outcome.finish(format)
+}
+
+/// A duration as Go prints one (`10s`, `1m30s`, `500ms`), as natscli's messages show it.
+fn humantime(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs_f64();
+    let (m, s) = ((secs / 60.0).floor(), secs % 60.0);
+    let s = format!("{s}").trim_end_matches(".0").to_string();
+    match m as u64 {
+        0 => format!("{s}s"),
+        m => format!("{m}m{s}s"),
+    }
 }
