@@ -107,3 +107,46 @@ fn a_server_that_cannot_be_reached_is_critical() {
         "{out}"
     );
 }
+
+#[test]
+fn the_kv_check_finds_the_bucket_its_values_and_a_key_that_holds_one() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    jetlog_at(&url, &["kv", "add", "CFG"]).ok();
+    jetlog_at(&url, &["kv", "put", "CFG", "a", "1"]).ok();
+    jetlog_at(&url, &["kv", "put", "CFG", "b", "2"]).ok();
+    jetlog_at(&url, &["kv", "del", "CFG", "b", "-f"]).ok();
+    let kv = |extra: &[&str]| {
+        let args = [&["server", "check", "kv", "--bucket"][..], extra].concat();
+        line(&jetlog_at(&url, &args))
+    };
+    let (code, out) = kv(&["CFG", "--key", "a"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.starts_with("OK CFG OK:bucket CFG OK:key a found | values=2;-1;-1 bytes="),
+        "{out}"
+    );
+    assert!(out.ends_with("B replicas=1"), "{out}");
+    let (code, out) = kv(&["CFG", "--key", "b"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.starts_with("CRITICAL CFG Crit:key b is deleted"),
+        "{out}"
+    );
+    let (code, out) = kv(&["CFG", "--key", "zz"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("Crit:key zz not found"), "{out}");
+    let (code, out) = kv(&["NOPE"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.starts_with("CRITICAL NOPE Crit:bucket NOPE not found"),
+        "{out}"
+    );
+    // A critical threshold below the warning one is a floor: 2 values is at most 5.
+    let (code, out) = kv(&["CFG", "--values-critical", "1", "--values-warn", "5"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("Warn:2 values"), "{out}");
+    let (code, out) = kv(&["CFG", "--values-critical", "2", "--values-warn", "1"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("Crit:2 values"), "{out}");
+}

@@ -27,6 +27,7 @@ mod pubsub;
 mod replay;
 pub mod server_check;
 mod server_check_js;
+mod server_check_kv;
 pub mod server_ops;
 mod stream;
 mod stream_backup;

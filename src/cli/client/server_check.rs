@@ -34,6 +34,28 @@ pub enum CheckKind {
     /// long unheard each other one is (over the system account).
     #[command(visible_alias = "raft")]
     Meta(MetaCheck),
+    /// A key-value bucket: its values, and optionally a key that must hold one.
+    Kv(KvCheck),
+}
+
+#[derive(Debug, Args)]
+pub struct KvCheck {
+    /// The bucket to check.
+    #[arg(long)]
+    pub(super) bucket: String,
+    /// Critical unless this key holds a value (not a delete or purge marker).
+    #[arg(long)]
+    pub(super) key: Option<String>,
+    /// Warning at this many values (at or below it when it is above the critical one); -1
+    /// for none.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub(super) values_warn: i64,
+    /// Critical at this many values (at or below it when it is below the warning one); -1
+    /// for none.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub(super) values_critical: i64,
+    #[command(flatten)]
+    pub(super) out: CheckOutput,
 }
 
 #[derive(Debug, Args)]
@@ -219,7 +241,7 @@ impl Perf {
 #[derive(Debug, Serialize)]
 pub(super) struct Outcome {
     #[serde(rename = "check_name")]
-    name: &'static str,
+    name: std::borrow::Cow<'static, str>,
     #[serde(rename = "check_suite")]
     suite: &'static str,
     status: &'static str,
@@ -234,8 +256,16 @@ pub(super) struct Outcome {
 
 impl Outcome {
     pub(super) fn new(name: &'static str, suite: &'static str) -> Self {
+        Self::new_named(std::borrow::Cow::Borrowed(name), suite)
+    }
+
+    /// [`Outcome::new`] for a check named by what it checks (a bucket).
+    pub(super) fn new_named(
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        suite: &'static str,
+    ) -> Self {
         Self {
-            name,
+            name: name.into(),
             suite,
             status: "UNKNOWN",
             criticals: Vec::new(),
@@ -335,6 +365,7 @@ pub async fn run(kind: CheckKind) -> Result<()> {
         CheckKind::Consumer(args) => super::server_check_js::consumer(args).await,
         CheckKind::Jetstream(args) => super::server_check_js::jetstream(args).await,
         CheckKind::Meta(args) => super::server_check_js::meta(args).await,
+        CheckKind::Kv(args) => super::server_check_kv::kv(args).await,
     }
 }
 

@@ -101,13 +101,17 @@ pub(super) async fn stream(args: StreamCheck) -> Result<()> {
 }
 
 /// The stream's group: its leader, how many peers, and how far behind and how long unheard
-/// each follower is, as natscli's stream check judges them (when the stream is in a
-/// cluster, or peers are expected).
+/// each follower is, as natscli's stream check judges them: when the stream has replicas,
+/// or a peer flag asks. (A stream of one server also reports its leader in `cluster`.)
 fn cluster(outcome: &mut Outcome, cluster: &Value, args: &StreamCheck) {
+    let asked = args.peer_expect.is_some()
+        || args.peer_lag_critical.is_some()
+        || args.peer_seen_critical.is_some();
+    if !asked && cluster["replicas"].as_array().is_none_or(Vec::is_empty) {
+        return;
+    }
     if cluster.is_null() {
-        if args.peer_expect.is_some() {
-            outcome.critical("Stream is not clustered".to_string());
-        }
+        outcome.critical("Stream is not clustered".to_string());
         return;
     }
     let none = Vec::new();
