@@ -109,6 +109,9 @@ fn answer(state: &MonitorState, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
         Err(e) => return Some(envelope(state, "data", Err(e))),
     };
     let tokens: Vec<&str> = subject.split('.').skip(2).collect();
+    if matches!(tokens.as_slice(), ["SERVER", ..]) && filtered_out(state, body) {
+        return None;
+    }
     if matches!(tokens.as_slice(), ["SERVER", _, "JSZ"])
         && query.flag("leader_only").unwrap_or(false)
         && !state.view.is_meta_leader()
@@ -129,6 +132,38 @@ fn answer(state: &MonitorState, subject: &str, body: &[u8]) -> Option<Vec<u8>> {
         ),
         _ => envelope(state, "data", Err(format!("unknown request {subject}"))),
     })
+}
+
+/// nats-server's `filterRequest`: whether a server request's event filter (`name`, `host`
+/// and `cluster`, contained or with `exact_match` equal; every one of `tags`; `domain`)
+/// leaves this server out, so that it does not answer. jetlog servers have no tags.
+fn filtered_out(state: &MonitorState, body: &[u8]) -> bool {
+    let Ok(Value::Object(filter)) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    let me = state.view.event_identity();
+    let exact = filter.get("exact_match") == Some(&Value::Bool(true));
+    let asked = |key: &str| {
+        filter
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let differs = |key: &str, mine: &str| match asked(key) {
+        None => false,
+        Some(want) if exact => want != mine,
+        Some(want) => !mine.contains(want),
+    };
+    let tags = filter
+        .get("tags")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty());
+    let domain = asked("domain").is_some_and(|d| me.domain.as_deref() != Some(d));
+    differs("name", &me.name)
+        || differs("host", &me.host)
+        || differs("cluster", &me.cluster)
+        || tags
+        || domain
 }
 
 fn server_endpoint(state: &MonitorState, endpoint: &str, query: &Query) -> Result<Value, String> {

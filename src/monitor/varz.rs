@@ -24,6 +24,8 @@ pub struct Varz {
     #[serde(skip_serializing_if = "Option::is_none")]
     http_port: Option<u16>,
     auth_required: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls_required: bool,
     max_connections: usize,
     /// Nanoseconds, as Go marshals a `time.Duration`.
     ping_interval: u128,
@@ -108,6 +110,7 @@ pub fn varz(monitor: &MonitorState) -> Varz {
         http_host: monitor.listen.map(|a| a.ip().to_string()),
         http_port: monitor.listen.map(|a| a.port()),
         auth_required: config.auth.is_some() && config.no_auth_user.is_none(),
+        tls_required: config.tls.as_ref().is_some_and(|t| !t.allow_non_tls),
         max_connections: config.max_connections,
         ping_interval: config.ping_interval.as_nanos(),
         ping_max: config.max_pings_out,

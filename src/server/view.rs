@@ -222,6 +222,21 @@ impl ServerView {
         self.state.clustered_js.get().map(|c| c.meta_report())
     }
 
+    /// What a system request's event filter is matched against.
+    pub fn event_identity(&self) -> EventIdentity {
+        EventIdentity {
+            name: self.state.info.server_name.clone(),
+            host: self.state.info.host.clone(),
+            cluster: self
+                .state
+                .cluster
+                .as_ref()
+                .map(|c| c.name().name)
+                .unwrap_or_default(),
+            domain: self.state.config.js_domain.clone(),
+        }
+    }
+
     /// Whether this server answers for JetStream as a whole: it leads the meta group, or
     /// runs JetStream on its own (no cluster).
     pub fn is_meta_leader(&self) -> bool {
@@ -329,4 +344,13 @@ impl ServerView {
             })
             .collect()
     }
+}
+
+/// A server as a system request's event filter names it (`name`, `host`, `cluster`,
+/// `domain`).
+pub struct EventIdentity {
+    pub name: String,
+    pub host: String,
+    pub cluster: String,
+    pub domain: Option<String>,
 }
