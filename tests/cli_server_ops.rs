@@ -85,3 +85,77 @@ fn ping_info_list_and_report_ask_every_server_through_the_system_account() {
     jetlog_at(&app, &["server", "ping", "--timeout", "1s"])
         .fails_with("connect as a user of the system account");
 }
+
+#[test]
+fn the_server_check_asks_the_named_server_and_judges_its_varz() {
+    let (server, _dir) = TestServer::start_with_config(CONF, &[]);
+    let admin = url(&server, "admin");
+    let check = |extra: &[&str]| {
+        let args = [&["server", "check", "server"][..], extra].concat();
+        let run = jetlog_at(&admin, &args);
+        (run.code, run.stdout.trim_end().to_string())
+    };
+    let (code, out) = check(&[
+        "--name",
+        "ops-test",
+        "--js-required",
+        "--auth-required",
+        "--conn-critical",
+        "100",
+        "--conn-warn",
+        "50",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.starts_with("OK ops-test OK:JetStream enabled OK:Authentication required OK:Connections 1.00 | uptime="),
+        "{out}"
+    );
+    assert!(out.contains(" connections=1;50;100 "), "{out}");
+    // A critical threshold below the warning one is a floor: one connection is at most 5.
+    let (code, out) = check(&[
+        "--name",
+        "ops-test",
+        "--conn-critical",
+        "0",
+        "--conn-warn",
+        "5",
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("Warn:Connections 1.00"), "{out}");
+    // CPU and memory are ceilings only.
+    let (code, out) = check(&[
+        "--name",
+        "ops-test",
+        "--mem-critical",
+        "1",
+        "--mem-warn",
+        "2",
+    ]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("Crit:Memory invalid thresholds"), "{out}");
+    let (code, out) = check(&["--name", "ops-test", "--tls-required"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("Crit:TLS not required"), "{out}");
+    let (code, out) = check(&[
+        "--name",
+        "ops-test",
+        "--uptime-critical",
+        "1h",
+        "--uptime-warn",
+        "2h",
+    ]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.starts_with("CRITICAL ops-test Crit:Up "), "{out}");
+    // The event filter matches names that contain the one asked for; the check then
+    // wants that very name, as natscli's does.
+    let (code, out) = check(&["--name", "ops"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("Crit:result from wrong server \"ops-test\""),
+        "{out}"
+    );
+    // A name no server has: nobody answers (the event filter leaves every server out).
+    let (code, out) = check(&["--name", "nobody", "--timeout", "1s"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("varz failed"), "{out}");
+}

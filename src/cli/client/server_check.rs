@@ -36,6 +36,52 @@ pub enum CheckKind {
     Meta(MetaCheck),
     /// A key-value bucket: its values, and optionally a key that must hold one.
     Kv(KvCheck),
+    /// One server, by name, over the system account: its uptime, CPU, memory, connections
+    /// and subscriptions, and whether it requires authentication and TLS and runs JetStream.
+    Server(ServerCheck),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerCheck {
+    /// The server to check (the one whose name contains this answers).
+    #[arg(long)]
+    pub(super) name: String,
+    /// Warning at this CPU use, in percent.
+    #[arg(long, default_value_t = 0)]
+    pub(super) cpu_warn: u64,
+    #[arg(long, default_value_t = 0)]
+    pub(super) cpu_critical: u64,
+    /// Warning at this memory use, in bytes.
+    #[arg(long, default_value_t = 0)]
+    pub(super) mem_warn: u64,
+    #[arg(long, default_value_t = 0)]
+    pub(super) mem_critical: u64,
+    /// Warning at this many connections (at or below it when it is above the critical one).
+    #[arg(long, default_value_t = 0)]
+    pub(super) conn_warn: u64,
+    #[arg(long, default_value_t = 0)]
+    pub(super) conn_critical: u64,
+    /// Warning at this many subscriptions (at or below it when it is above the critical one).
+    #[arg(long, default_value_t = 0)]
+    pub(super) subs_warn: u64,
+    #[arg(long, default_value_t = 0)]
+    pub(super) subs_critical: u64,
+    /// Warning when the server has been up for this long or less.
+    #[arg(long, value_parser = parse_duration)]
+    pub(super) uptime_warn: Option<Duration>,
+    #[arg(long, value_parser = parse_duration)]
+    pub(super) uptime_critical: Option<Duration>,
+    /// Critical unless the server requires authentication.
+    #[arg(long)]
+    pub(super) auth_required: bool,
+    /// Critical unless the server requires TLS.
+    #[arg(long)]
+    pub(super) tls_required: bool,
+    /// Critical unless the server runs JetStream.
+    #[arg(long)]
+    pub(super) js_required: bool,
+    #[command(flatten)]
+    pub(super) out: CheckOutput,
 }
 
 #[derive(Debug, Args)]
@@ -366,6 +412,7 @@ pub async fn run(kind: CheckKind) -> Result<()> {
         CheckKind::Jetstream(args) => super::server_check_js::jetstream(args).await,
         CheckKind::Meta(args) => super::server_check_js::meta(args).await,
         CheckKind::Kv(args) => super::server_check_kv::kv(args).await,
+        CheckKind::Server(args) => super::server_check_server::server(args).await,
     }
 }
 
