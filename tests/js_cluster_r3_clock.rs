@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use common::js_cluster::{cluster, META_READY};
-use common::r3::{create_orders, info, step_down_to, wait_for_replicas};
+use common::r3::{create_durable_with, create_orders, info, step_down_to, wait_for_replicas};
 use futures::StreamExt;
 
 const SKEW_ENV: &str = "JETLOG_FAULT_CLOCK_SKEW";
@@ -83,15 +83,11 @@ async fn a_jump_of_the_stream_clock_back_neither_delays_redelivery_nor_lets_a_du
     let js = jetstream::new(client.clone());
     assert_eq!(publish_with_id(&js, "a").await, (1, false));
     assert_eq!(publish_with_id(&js, "b").await, (2, false));
-    let stream = js.get_stream("ORDERS").await.expect("stream");
-    let consumer: PullConsumer = stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            durable_name: Some("R".into()),
-            ack_wait: ACK_WAIT,
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
+    let config = jetstream::consumer::pull::Config {
+        ack_wait: ACK_WAIT,
+        ..Default::default()
+    };
+    let consumer = create_durable_with(&js, "ORDERS", "R", config).await;
     // Delivered by S2 and left unacknowledged; its state reaches the group (proposed at
     // most every 100 ms) before the leadership moves.
     assert_eq!(

@@ -9,11 +9,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer::PullConsumer};
+use async_nats::jetstream;
 use common::js_cluster::{api, cluster, connect, META_READY};
 use common::r3::{
-    create_durable, create_orders, durable_of, info, publish_range, pull_and_ack, restart_member,
-    server_index, step_down, wait_for_replicas,
+    create_durable, create_durable_with, create_orders, durable_of, info, publish_range,
+    pull_and_ack, restart_member, server_index, step_down, wait_for_replicas,
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -35,15 +35,11 @@ async fn a_durable_of_an_r3_stream_resumes_from_its_committed_state_after_its_le
         (1..=20).collect::<Vec<u64>>()
     );
     wait_for_replicas(&servers, 20);
-    let stream = js.get_stream("ORDERS").await.expect("stream");
-    let consumer: PullConsumer = stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            durable_name: Some("R".into()),
-            ack_wait: ACK_WAIT,
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
+    let config = jetstream::consumer::pull::Config {
+        ack_wait: ACK_WAIT,
+        ..Default::default()
+    };
+    let consumer = create_durable_with(&js, "ORDERS", "R", config).await;
     let made = consumer_info(&clients[2]).await;
     assert_eq!(made["config"]["num_replicas"], 3, "{made}");
     let leader = info(&clients[0]).await["cluster"]["leader"]
@@ -76,7 +72,7 @@ async fn a_durable_of_an_r3_stream_resumes_from_its_committed_state_after_its_le
 
     // The stream's leader (and so the consumer's) is killed with kill -9.
     let lost = server_index(&leader);
-    drop((consumer, stream, js, clients));
+    drop((consumer, js, clients));
     let _store = servers.remove(lost).kill_and_take_store();
     let survivor = connect(&servers[0]).await;
     let deadline = Instant::now() + META_READY;

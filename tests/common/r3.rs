@@ -199,12 +199,22 @@ pub async fn pull_and_ack(consumer: &PullConsumer, want: usize) -> Vec<u64> {
 
 /// Creates pull durable `name` of `stream` with the default config.
 pub async fn create_durable(js: &jetstream::Context, stream: &str, name: &str) -> PullConsumer {
+    create_durable_with(js, stream, name, Default::default()).await
+}
+
+/// Creates pull durable `name` of `stream` with `config` (its name set here).
+pub async fn create_durable_with(
+    js: &jetstream::Context,
+    stream: &str,
+    name: &str,
+    config: jetstream::consumer::pull::Config,
+) -> PullConsumer {
     js.get_stream(stream)
         .await
         .expect("stream")
         .create_consumer(jetstream::consumer::pull::Config {
             durable_name: Some(name.into()),
-            ..Default::default()
+            ..config
         })
         .await
         .expect("consumer")
