@@ -150,3 +150,70 @@ fn the_kv_check_finds_the_bucket_its_values_and_a_key_that_holds_one() {
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("Crit:2 values"), "{out}");
 }
+
+/// A `.creds` file with a user JWT expiring `exp` seconds from now (0: never).
+fn creds_expiring(dir: &std::path::Path, name: &str, exp: i64) -> String {
+    use jetlog::server::jwt::{encode, now_secs};
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let mut claims = serde_json::json!({"sub": user.public_key(), "name": name,
+        "nats": {"type": "user", "version": 2}});
+    if exp > 0 {
+        claims["exp"] = (now_secs() + exp).into();
+    }
+    let jwt = encode(claims, &account);
+    let text = format!(
+        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        user.seed().expect("seed")
+    );
+    let path = dir.join(format!("{name}.creds"));
+    std::fs::write(&path, text).expect("write creds");
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn the_credential_check_reads_the_jwts_expiry() {
+    let dir = tempfile::tempdir().expect("dir");
+    let check = |path: &str, extra: &[&str]| {
+        let args = [
+            &["server", "check", "credential", "--credential", path][..],
+            extra,
+        ]
+        .concat();
+        line(&cli_support::jetlog(&args))
+    };
+    let day = creds_expiring(dir.path(), "day", 86_400);
+    let (code, out) = check(
+        &day,
+        &["--validity-warn", "2d", "--validity-critical", "1h"],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with("WARNING Credential Warn:expires sooner than 2d"),
+        "{out}"
+    );
+    assert!(out.contains(" | expiry=86"), "{out}");
+    let (code, out) = check(&day, &["--validity-critical", "2d"]);
+    assert_eq!(code, Some(2), "{out}");
+    let (code, out) = check(&day, &["--validity-warn", "1h"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("OK Credential OK:expires in 20"), "{out}");
+    let never = creds_expiring(dir.path(), "never", 0);
+    let (code, out) = check(&never, &[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.starts_with("CRITICAL Credential Crit:never expires"),
+        "{out}"
+    );
+    let (code, out) = check(&never, &["--require-expiry", "false"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("OK Credential OK:never expires"), "{out}");
+    let (code, out) = check("/nonexistent/user.creds", &[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("Crit:credential not accessible"), "{out}");
+    let broken = dir.path().join("broken.creds");
+    std::fs::write(&broken, "not a credential\n").expect("write");
+    let (code, out) = check(broken.to_str().expect("path"), &[]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("Crit:invalid credential"), "{out}");
+}

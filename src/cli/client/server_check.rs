@@ -39,6 +39,27 @@ pub enum CheckKind {
     /// One server, by name, over the system account: its uptime, CPU, memory, connections
     /// and subscriptions, and whether it requires authentication and TLS and runs JetStream.
     Server(ServerCheck),
+    /// A credentials file: the user JWT in it, and how long until it expires.
+    Credential(CredentialCheck),
+}
+
+#[derive(Debug, Args)]
+pub struct CredentialCheck {
+    /// The file holding the credential.
+    #[arg(long)]
+    pub(super) credential: std::path::PathBuf,
+    /// Warning when it expires sooner than this.
+    #[arg(long, value_parser = parse_duration)]
+    pub(super) validity_warn: Option<Duration>,
+    /// Critical when it expires sooner than this.
+    #[arg(long, value_parser = parse_duration)]
+    pub(super) validity_critical: Option<Duration>,
+    /// Critical when it never expires (`--require-expiry false` to allow that).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub(super) require_expiry: bool,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value = "nagios")]
+    pub(super) format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -413,6 +434,7 @@ pub async fn run(kind: CheckKind) -> Result<()> {
         CheckKind::Meta(args) => super::server_check_js::meta(args).await,
         CheckKind::Kv(args) => super::server_check_kv::kv(args).await,
         CheckKind::Server(args) => super::server_check_server::server(args).await,
+        CheckKind::Credential(args) => super::server_check_server::credential(args),
     }
 }
 

@@ -1,15 +1,18 @@
 //! `jetlog server check server`: one server's `VARZ`, asked of the server by name through the
-//! system account, judged as natscli judges it.
+//! system account; and `server check credential`: a credentials file's user JWT and its
+//! expiry. Both judged as natscli judges them.
 
 use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::server_check::{connected, Outcome, ServerCheck};
+use super::server_check::{connected, CredentialCheck, Outcome, ServerCheck};
 use crate::jetstream::time::parse_rfc3339;
+use crate::server::jwt::{self, UserClaims};
 
-/// A duration as natscli's messages print one: `1d2h3m4s`, seconds to two decimals.
+/// A duration as natscli's messages print one: `1d2h3m4s`, fractional seconds to two
+/// decimals.
 fn human(d: Duration) -> String {
     let secs = d.as_secs();
     let (days, hours, mins) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
@@ -20,7 +23,10 @@ fn human(d: Duration) -> String {
             out.push_str(&format!("{n}{unit}"));
         }
     }
-    out.push_str(&format!("{rest:.2}s"));
+    match rest.fract() == 0.0 {
+        true => out.push_str(&format!("{rest:.0}s")),
+        false => out.push_str(&format!("{rest:.2}s")),
+    }
     out
 }
 
@@ -144,4 +150,56 @@ pub(super) async fn server(args: ServerCheck) -> Result<()> {
     judge(&mut outcome, "Connections", (nc, nw), conns, true);
     judge(&mut outcome, "Subscriptions", (sc, sw), subs, true);
     outcome.finish(format)
+}
+
+/// The JWT of a credentials file: between its `-----BEGIN … JWT-----` and `------END …`
+/// lines, or the whole text when it has no such block (nkeys' `ParseDecoratedJWT`).
+fn decorated_jwt(text: &str) -> &str {
+    let mut lines = text.lines().map(str::trim);
+    let block = lines
+        .by_ref()
+        .find(|l| l.starts_with("---") && l.contains("BEGIN") && l.contains("JWT"))
+        .and_then(|_| lines.find(|l| !l.is_empty()));
+    block.unwrap_or(text.trim())
+}
+
+pub(super) fn credential(args: CredentialCheck) -> Result<()> {
+    let mut outcome = Outcome::new("Credential", "credential");
+    let text = match std::fs::read_to_string(&args.credential) {
+        Ok(text) => text,
+        Err(e) => {
+            outcome.critical(format!("credential not accessible: {e}"));
+            return outcome.finish(args.format);
+        }
+    };
+    let claims = match jwt::decode::<UserClaims>(decorated_jwt(&text)) {
+        Ok(claims) => claims,
+        Err(e) => {
+            outcome.critical(format!("invalid credential: {e}"));
+            return outcome.finish(args.format);
+        }
+    };
+    let until = claims.exp - jwt::now_secs();
+    let secs = |d: Option<Duration>| d.map_or(0, |d| d.as_secs() as i64);
+    let (warn, crit) = (secs(args.validity_warn), secs(args.validity_critical));
+    outcome.perf("expiry", until as f64, warn as f64, crit as f64, "s");
+    match () {
+        _ if claims.exp == 0 && args.require_expiry => outcome.critical("never expires".into()),
+        _ if crit > 0 && until <= crit => outcome.critical(format!(
+            "expires sooner than {}",
+            human(Duration::from_secs(crit as u64))
+        )),
+        _ if warn > 0 && until <= warn => outcome.warn(format!(
+            "expires sooner than {}",
+            human(Duration::from_secs(warn as u64))
+        )),
+        _ if claims.exp == 0 => outcome.ok("never expires".into()),
+        _ => {
+            let at = crate::jetstream::time::format_rfc3339(Some(
+                claims.exp.saturating_mul(1_000_000_000),
+            ));
+            outcome.ok(format!("expires in {at}"))
+        }
+    }
+    outcome.finish(args.format)
 }
