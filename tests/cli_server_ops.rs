@@ -159,3 +159,37 @@ fn the_server_check_asks_the_named_server_and_judges_its_varz() {
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("varz failed"), "{out}");
 }
+
+#[test]
+fn the_accounts_report_sums_each_accounts_connections_over_the_servers() {
+    let (server, _dir) = TestServer::start_with_config(CONF, &[]);
+    // Two connections of APP with three subscriptions between them.
+    let mut apps = Vec::new();
+    for subs in [1, 2] {
+        let mut app = server.raw();
+        app.send(b"CONNECT {\"user\":\"app\",\"pass\":\"pw\",\"verbose\":false}\r\n");
+        for i in 0..subs {
+            app.send(format!("SUB app.{i} {i}\r\n").as_bytes());
+        }
+        app.send(b"PING\r\n");
+        app.read_until_contains(b"PONG", std::time::Duration::from_secs(5));
+        apps.push(app);
+    }
+    let admin = url(&server, "admin");
+    let rows = jetlog_at(&admin, &["server", "report", "accounts", "--json"]).json();
+    let app = rows
+        .as_array()
+        .and_then(|r| r.iter().find(|a| a["account"] == "APP"))
+        .unwrap_or_else(|| panic!("no APP row: {rows}"));
+    assert_eq!(app["connections"], 2, "{rows}");
+    assert_eq!(app["subscriptions"], 3, "{rows}");
+    assert_eq!(app["servers"], serde_json::json!(["ops-test"]), "{rows}");
+    // Sorted by subscriptions, largest first; one account asked for, only it.
+    let only = jetlog_at(&admin, &["server", "report", "accounts", "APP", "--json"]).json();
+    assert_eq!(only.as_array().map(Vec::len), Some(1), "{only}");
+    let table = jetlog_at(&admin, &["server", "report", "acct", "--sort", "conns"])
+        .ok()
+        .to_string();
+    assert!(table.contains("APP") && table.contains("OPS"), "{table}");
+    drop(apps);
+}

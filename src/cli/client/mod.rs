@@ -30,6 +30,7 @@ mod server_check_js;
 mod server_check_kv;
 mod server_check_server;
 pub mod server_ops;
+mod server_report_accounts;
 mod stream;
 mod stream_backup;
 mod stream_cluster;

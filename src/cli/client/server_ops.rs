@@ -54,6 +54,33 @@ pub enum ReportKind {
     /// Each server's JetStream: streams, consumers, messages, storage and API use.
     #[command(visible_alias = "js")]
     Jetstream(OpsArgs),
+    /// Each account's activity across the servers: connections, subscriptions, traffic.
+    #[command(visible_alias = "acct")]
+    Accounts(AccountsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AccountsArgs {
+    /// Only this account.
+    pub(super) account: Option<String>,
+    /// What to sort by, largest first.
+    #[arg(long, value_enum, default_value = "subs")]
+    pub(super) sort: AccountSort,
+    /// Show at most this many accounts.
+    #[arg(long, default_value_t = 1000)]
+    pub(super) top: usize,
+    #[command(flatten)]
+    pub(super) ops: OpsArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(super) enum AccountSort {
+    InBytes,
+    OutBytes,
+    InMsgs,
+    OutMsgs,
+    Conns,
+    Subs,
 }
 
 #[derive(Debug, Args)]
@@ -62,12 +89,12 @@ pub struct OpsArgs {
     #[arg(long, value_name = "N")]
     expect: Option<usize>,
     #[command(flatten)]
-    common: CommonArgs,
+    pub(super) common: CommonArgs,
 }
 
 /// One server's answer and how long it took.
-struct Answer {
-    body: Value,
+pub(super) struct Answer {
+    pub(super) body: Value,
     rtt: Duration,
 }
 
@@ -77,7 +104,7 @@ async fn gather(client: &Client, subject: &str, args: &OpsArgs) -> Result<Vec<An
 }
 
 /// Sends `subject` with the request options `body` to every server and gathers the answers.
-async fn gather_with(
+pub(super) async fn gather_with(
     client: &Client,
     subject: &str,
     body: &str,
@@ -138,6 +165,9 @@ pub async fn run(ops: ServerOps) -> Result<()> {
         ServerOps::Report {
             what: ReportKind::Jetstream(args),
         } => report_jetstream(&args).await,
+        ServerOps::Report {
+            what: ReportKind::Accounts(args),
+        } => super::server_report_accounts::report(&args).await,
         ServerOps::Check { what } => super::server_check::run(what).await,
     }
 }
