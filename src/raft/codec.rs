@@ -100,12 +100,13 @@ pub fn encode_append(request: &AppendEntriesRequest<JetlogRaft>) -> Vec<u8> {
     put_optional_log_id(&mut out, request.prev_log_id.as_ref());
     put_optional_log_id(&mut out, request.leader_commit.as_ref());
     out.extend_from_slice(&(request.entries.len() as u32).to_le_bytes());
-    let mut entry = Vec::new();
     for e in &request.entries {
-        entry.clear();
-        encode_entry(e, &mut entry);
-        out.extend_from_slice(&(entry.len() as u32).to_le_bytes());
-        out.extend_from_slice(&entry);
+        // Encoded in place; its length word is filled in after.
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        encode_entry(e, &mut out);
+        let len = (out.len() - at - 4) as u32;
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }
     out
 }

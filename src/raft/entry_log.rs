@@ -96,6 +96,41 @@ impl PendingSync {
     }
 }
 
+/// Entries laid out as the log's records, each encoded once, straight into the bytes that
+/// one write puts in the segment.
+#[derive(Default)]
+pub struct RecordBatch {
+    buf: Vec<u8>,
+    /// Each entry's index and length.
+    entries: Vec<(u64, usize)>,
+}
+
+impl RecordBatch {
+    /// Adds the record of entry `index`, whose bytes `encode` appends to the buffer it is
+    /// given (the record's header is filled in after it).
+    pub fn push(&mut self, index: u64, encode: impl FnOnce(&mut Vec<u8>)) {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&[0; RECORD_HEADER_BYTES]);
+        encode(&mut self.buf);
+        let entry = &self.buf[at + RECORD_HEADER_BYTES..];
+        let len = entry.len();
+        let crc = crc32fast::hash(entry);
+        // A length past u32 is refused by `EntryLog::append` before anything is written.
+        let len_word = u32::try_from(len).unwrap_or(u32::MAX);
+        self.buf[at..at + 4].copy_from_slice(&len_word.to_le_bytes());
+        self.buf[at + 4..at + RECORD_HEADER_BYTES].copy_from_slice(&crc.to_le_bytes());
+        self.entries.push((index, len));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
 /// The entries of one group, in order, from `first` on.
 pub struct EntryLog {
     dir: PathBuf,
@@ -241,15 +276,21 @@ impl EntryLog {
         (!self.locations.is_empty()).then(|| self.next_index() - 1)
     }
 
-    /// Appends encoded entries (index, bytes), which must follow the last entry held (or be
-    /// anything when the log is empty). Written but not yet durable: the caller runs the
-    /// returned [`PendingSync`] before anyone may count on them.
-    pub fn append(&mut self, entries: &[(u64, Vec<u8>)]) -> Result<Option<PendingSync>> {
-        let Some((first_index, _)) = entries.first() else {
+    /// Appends `batch`'s entries, which must follow the last entry held (or be anything
+    /// when the log is empty). Written but not yet durable: the caller runs the returned
+    /// [`PendingSync`] before anyone may count on them.
+    pub fn append(&mut self, batch: &RecordBatch) -> Result<Option<PendingSync>> {
+        let Some((first_index, _)) = batch.entries.first() else {
             return Ok(None);
         };
         debug_assert!(self.locations.is_empty() || *first_index == self.next_index());
-        debug_assert!(entries.windows(2).all(|w| w[1].0 == w[0].0 + 1));
+        debug_assert!(batch.entries.windows(2).all(|w| w[1].0 == w[0].0 + 1));
+        if let Some((_, len)) = batch.entries.iter().find(|(_, len)| *len > MAX_ENTRY_BYTES) {
+            return Err(damaged(
+                &self.dir,
+                format!("entry of {len} bytes is too large"),
+            ));
+        }
         let mut new_dir = None;
         if self.locations.is_empty() {
             self.first = *first_index;
@@ -263,39 +304,20 @@ impl EntryLog {
             self.segments.push(self.create_segment(*first_index)?);
             new_dir = Some(self.dir.clone());
         }
-        let total: usize = entries
-            .iter()
-            .map(|(_, e)| RECORD_HEADER_BYTES + e.len())
-            .sum();
-        let mut buf = Vec::with_capacity(total);
-        for (_, entry) in entries {
-            let len = u32::try_from(entry.len())
-                .ok()
-                .filter(|l| (*l as usize) <= MAX_ENTRY_BYTES);
-            let Some(len) = len else {
-                return Err(damaged(
-                    &self.dir,
-                    format!("entry of {} bytes is too large", entry.len()),
-                ));
-            };
-            buf.extend_from_slice(&len.to_le_bytes());
-            buf.extend_from_slice(&crc32fast::hash(entry).to_le_bytes());
-            buf.extend_from_slice(entry);
-        }
         let Some(segment) = self.segments.last_mut() else {
             return Err(damaged(&self.dir, "no segment to append to".into()));
         };
         let at = segment.end;
-        reserve(segment, at + total as u64)?;
-        write_all_at(segment.file.as_ref(), &buf, at).map_err(io_error(&segment.path))?;
+        reserve(segment, at + batch.buf.len() as u64)?;
+        write_all_at(segment.file.as_ref(), &batch.buf, at).map_err(io_error(&segment.path))?;
         let mut offset = at;
-        for (_, entry) in entries {
+        for (_, len) in &batch.entries {
             offset += RECORD_HEADER_BYTES as u64;
             self.locations.push_back(Location {
                 offset,
-                len: entry.len() as u32,
+                len: *len as u32,
             });
-            offset += entry.len() as u64;
+            offset += *len as u64;
         }
         segment.end = offset;
         Ok(Some(PendingSync {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 
-use super::entry_log::{EntryLog, SEGMENT_EXT};
+use super::entry_log::{EntryLog, RecordBatch, SEGMENT_EXT};
 
 /// An encoded entry as the codec lays it out: a header whose bytes 17..25 are the index, and
 /// a body that differs per index.
@@ -18,7 +18,10 @@ fn entry(index: u64, body: usize) -> Vec<u8> {
 }
 
 fn append(log: &mut EntryLog, from: u64, count: u64, body: usize) {
-    let batch: Vec<(u64, Vec<u8>)> = (from..from + count).map(|i| (i, entry(i, body))).collect();
+    let mut batch = RecordBatch::default();
+    for i in from..from + count {
+        batch.push(i, |buf| buf.extend_from_slice(&entry(i, body)));
+    }
     if let Some(pending) = log.append(&batch).expect("append") {
         pending.sync().expect("sync");
     }

@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::codec;
-use super::entry_log::{EntryLog, EntryLogError, PendingSync};
+use super::entry_log::{EntryLog, EntryLogError, PendingSync, RecordBatch};
 use super::types::{JetlogRaft, NodeId};
 
 const VOTE_KEY: &[u8] = b"vote";
@@ -169,7 +169,7 @@ fn migrate_from_sled(
         return Ok(());
     }
     let tree = db.open_tree(&name)?;
-    let mut batch = Vec::new();
+    let mut batch = RecordBatch::default();
     for item in tree.iter() {
         let (_, bytes) = item?;
         let entry: Entry<JetlogRaft> =
@@ -179,9 +179,7 @@ fn migrate_from_sled(
         if held || purged.is_some_and(|p| index <= p) {
             continue;
         }
-        let mut encoded = Vec::new();
-        codec::encode_entry(&entry, &mut encoded);
-        batch.push((index, encoded));
+        batch.push(index, |buf| codec::encode_entry(&entry, buf));
     }
     if !batch.is_empty() {
         tracing::info!(
@@ -297,15 +295,13 @@ impl RaftLogStorage<JetlogRaft> for LogStore {
         I: IntoIterator<Item = Entry<JetlogRaft>> + Send,
         I::IntoIter: Send,
     {
-        let encoded: Vec<(u64, Vec<u8>)> = entries
-            .into_iter()
-            .map(|entry| {
-                let mut bytes = Vec::new();
-                codec::encode_entry(&entry, &mut bytes);
-                (entry.get_log_id().index, bytes)
-            })
-            .collect();
-        let written = self.entries().append(&encoded);
+        let mut batch = RecordBatch::default();
+        for entry in entries {
+            batch.push(entry.get_log_id().index, |buf| {
+                codec::encode_entry(&entry, buf)
+            });
+        }
+        let written = self.entries().append(&batch);
         let flushed = match written {
             Ok(None) => Ok(()),
             Ok(Some(pending)) => make_durable(pending).await,
