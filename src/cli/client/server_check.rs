@@ -521,14 +521,33 @@ async fn connection(args: ConnectionCheck) -> Result<()> {
 
 /// The answer to a JetStream API request, or why there is none.
 pub(super) async fn api(client: &async_nats::Client, subject: &str) -> Result<Value, String> {
-    let asked = client.request(subject.to_string(), json!({}).to_string().into());
-    let reply = asked.await.map_err(|e| e.to_string())?;
-    let body: Value = serde_json::from_slice(&reply.payload).map_err(|e| e.to_string())?;
-    match body.get("error") {
-        Some(error) => Err(error["description"]
-            .as_str()
-            .unwrap_or("the server refused")
-            .to_string()),
-        None => Ok(body),
+    api_request(client, subject.to_string(), json!({}))
+        .await
+        .map_err(|error| {
+            error["description"]
+                .as_str()
+                .unwrap_or("the server refused")
+                .to_string()
+        })
+}
+
+/// The answer to a JetStream API request with `body`; an error is the answer's error
+/// object (`err_code` and `description`), or one with only a `description` when there was
+/// no answer.
+pub(super) async fn api_request(
+    client: &async_nats::Client,
+    subject: String,
+    body: Value,
+) -> Result<Value, Value> {
+    let failed = |e: String| json!({ "description": e });
+    let reply = client
+        .request(subject, body.to_string().into())
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let answer: Value =
+        serde_json::from_slice(&reply.payload).map_err(|e| failed(e.to_string()))?;
+    match answer.get("error") {
+        Some(error) => Err(error.clone()),
+        None => Ok(answer),
     }
 }

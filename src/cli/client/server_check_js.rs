@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::server_check::{
     api, connected, ConsumerCheck, JetStreamCheck, MetaCheck, Outcome, StreamCheck,
 };
+use super::units::format_duration;
 use crate::jetstream::time::parse_rfc3339;
 
 fn count(v: &Value) -> u64 {
@@ -376,7 +377,7 @@ pub(super) async fn meta(args: MetaCheck) -> Result<()> {
         outcome.critical(format!("{not_current} not current"));
     }
     if inactive > 0 {
-        let seen = humantime(args.seen_critical);
+        let seen = format_duration(args.seen_critical);
         outcome.critical(format!("{inactive} inactive more than {seen}"));
     }
     if offline > 0 {
@@ -392,19 +393,4 @@ pub(super) async fn meta(args: MetaCheck) -> Result<()> {
         outcome.ok(format!("{peers} peers led by {leader}"));
     }
     outcome.finish(format)
-}
-
-/// A duration as Go prints one (`10s`, `1m30s`, `500ms`), as natscli's messages show it.
-fn humantime(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let secs = d.as_secs_f64();
-    let (m, s) = ((secs / 60.0).floor(), secs % 60.0);
-    let s = format!("{s}").trim_end_matches(".0").to_string();
-    match m as u64 {
-        0 => format!("{s}s"),
-        m => format!("{m}m{s}s"),
-    }
 }

@@ -5,25 +5,7 @@ use anyhow::Result;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::server_check::{connected, KvCheck, Outcome};
-
-/// A JetStream API request with `body`: the answer, or the error it carries.
-async fn request(
-    client: &async_nats::Client,
-    subject: String,
-    body: Value,
-) -> Result<Value, Value> {
-    let reply = client
-        .request(subject, body.to_string().into())
-        .await
-        .map_err(|e| json!({ "description": e.to_string() }))?;
-    let answer: Value = serde_json::from_slice(&reply.payload)
-        .map_err(|e| json!({ "description": e.to_string() }))?;
-    match answer.get("error") {
-        Some(error) => Err(error.clone()),
-        None => Ok(answer),
-    }
-}
+use super::server_check::{api_request as request, connected, KvCheck, Outcome};
 
 /// The `KV-Operation` header of a stored message's base64 headers, if any.
 fn operation(hdrs: &Value) -> Option<String> {
