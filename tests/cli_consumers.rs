@@ -8,38 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use cli_support::{block_on, jetlog, jetlog_at, js, Listening, ReferenceServer};
+use cli_support::{block_on, jetlog, jetlog_at, js, AnyServer, Listening};
 use common::TestServer;
-
-/// Whichever server the test runs against; it is held only so dropping it stops the server.
-struct AnyServer {
-    _jetlog: Option<TestServer>,
-    _reference: Option<ReferenceServer>,
-}
-
-impl AnyServer {
-    fn start() -> (Self, String) {
-        match ReferenceServer::from_env() {
-            Some(reference) => {
-                let url = reference.url.clone();
-                let server = Self {
-                    _jetlog: None,
-                    _reference: Some(reference),
-                };
-                (server, url)
-            }
-            None => {
-                let jetlog = TestServer::start(&[]);
-                let url = jetlog.url();
-                let server = Self {
-                    _jetlog: Some(jetlog),
-                    _reference: None,
-                };
-                (server, url)
-            }
-        }
-    }
-}
 
 /// A server with ORDERS on `orders.>` holding `n` messages `orders.{eu|us}.{i}` = `m{i}`.
 fn server_with_orders(n: u64) -> (AnyServer, String) {

@@ -4,8 +4,9 @@
 mod cli_support;
 mod common;
 
-use cli_support::{jetlog_at, Run};
+use cli_support::{jetlog_at, AnyServer, Run};
 use common::TestServer;
+use futures::StreamExt;
 
 /// The run's exit code and its one line of output.
 fn line(run: &Run) -> (Option<i32>, String) {
@@ -216,4 +217,208 @@ fn the_credential_check_reads_the_jwts_expiry() {
     let (code, out) = check(broken.to_str().expect("path"), &[]);
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("Crit:invalid credential"), "{out}");
+}
+
+fn unix_now() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.expect("clock after 1970").as_secs()
+}
+
+#[test]
+fn the_message_check_judges_the_newest_message_by_age_and_content() {
+    let (_server, url) = AnyServer::start();
+    jetlog_at(&url, &["stream", "add", "EV", "--subjects", "ev.>"]).ok();
+    jetlog_at(&url, &["pub", "ev.a", "hello world"]).ok();
+    jetlog_at(&url, &["pub", "ev.old", "1000000000"]).ok();
+    jetlog_at(&url, &["pub", "ev.t", &unix_now().to_string()]).ok();
+    let check = |extra: &[&str]| {
+        let args = [&["server", "check", "message", "--stream", "EV"][..], extra].concat();
+        line(&jetlog_at(&url, &args))
+    };
+    // The default subject, `>`, takes the stream's newest message: ten digits of now.
+    let (code, out) = check(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.starts_with("OK Stream Message OK:Valid message on EV > > | age="),
+        "{out}"
+    );
+    assert!(out.ends_with("s size=10B"), "{out}");
+    let a = ["--subject", "ev.a"];
+    let (code, out) = check(&[&a[..], &["--content", "wor(ld|k)$"]].concat());
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = check(&[&a[..], &["--content", "^bye"]].concat());
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.starts_with("CRITICAL Stream Message Crit:does not match regex: ^bye | age="),
+        "{out}"
+    );
+    // Stored a moment ago: older than a millisecond, younger than an hour.
+    let (code, out) = check(&[&a[..], &["--age-warn", "1ms", "--age-critical", "1h"]].concat());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("WARNING Stream Message Warn:"), "{out}");
+    assert!(
+        out.contains(" old | age=") && out.contains("s;0.0010;3600.0000 "),
+        "{out}"
+    );
+    let (code, out) = check(&[&a[..], &["--age-critical", "1h"]].concat());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(" | age=") && out.contains("s;;3600.0000 size=11B"),
+        "{out}"
+    );
+    // The body as the time: now is fresh, 2001 is not.
+    let stamped = ["--body-timestamp", "--age-critical", "1d"];
+    let (code, out) = check(&[&["--subject", "ev.t"][..], &stamped].concat());
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = check(&[&["--subject", "ev.old"][..], &stamped].concat());
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.starts_with("CRITICAL Stream Message Crit:") && out.contains("h"),
+        "{out}"
+    );
+    let (code, out) = check(&[&a[..], &["--body-timestamp"]].concat());
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.starts_with("CRITICAL Stream Message Crit:invalid timestamp body: "),
+        "{out}"
+    );
+    let (code, out) = check(&["--subject", "ev.none"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(2), "CRITICAL Stream Message Crit:no message found")
+    );
+    let missing = jetlog_at(&url, &["server", "check", "message", "--stream", "NOPE"]);
+    assert_eq!(
+        line(&missing),
+        (
+            Some(2),
+            "CRITICAL Stream Message Crit:msg load failed: stream not found".into()
+        )
+    );
+    let bad = jetlog_at(
+        &url,
+        &[
+            "server",
+            "check",
+            "message",
+            "--stream",
+            "EV",
+            "--content",
+            "(",
+        ],
+    );
+    assert_eq!(bad.code, Some(1), "{bad:?}");
+    assert!(
+        bad.stderr.starts_with(
+            "error: invalid value '(' for '--content <CONTENT>': invalid regular expression: unclosed group\n"
+        ),
+        "{bad:?}"
+    );
+}
+
+/// Answers requests on `svc.echo` with `hello WHO: BODY` (WHO from the `Who` header) and a
+/// `Status-Text: fine` header, and on `svc.slow` the same after 300 ms.
+async fn echo_service(url: &str) -> async_nats::Client {
+    let client = async_nats::connect(url).await.expect("connect");
+    let mut requests = client.subscribe("svc.*").await.expect("subscribe");
+    client.flush().await.expect("flush");
+    let responder = client.clone();
+    tokio::spawn(async move {
+        while let Some(request) = requests.next().await {
+            let Some(reply) = request.reply else { continue };
+            if request.subject.as_str() == "svc.slow" {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            let who = request.headers.as_ref().and_then(|h| h.get("Who"));
+            let who = who.map_or(String::new(), |v| v.to_string());
+            let body = format!("hello {who}: {}", String::from_utf8_lossy(&request.payload));
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Status-Text", "fine");
+            let _ = responder
+                .publish_with_headers(reply, headers, body.into())
+                .await;
+            let _ = responder.flush().await;
+        }
+    });
+    client
+}
+
+#[test]
+fn the_request_check_judges_a_services_answer() {
+    let (_server, url) = AnyServer::start();
+    cli_support::block_on(async {
+        let _service = echo_service(&url).await;
+        let check = |extra: &[&str]| {
+            let args: Vec<String> = ["server", "check", "request"]
+                .iter()
+                .chain(extra)
+                .map(|s| s.to_string())
+                .collect();
+            let url = url.clone();
+            tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                line(&jetlog_at(&url, &args))
+            })
+        };
+        let echo = [
+            "--subject",
+            "svc.echo",
+            "--payload",
+            "ping",
+            "--headers",
+            "Who=ops",
+        ];
+        let wanted = [
+            "--match-payload",
+            "^hello ops: ping$",
+            "--match-headers",
+            "Status-Text=fine",
+        ];
+        let (code, out) = check(&[&echo[..], &wanted, &["--response-critical", "5s"]].concat())
+            .await
+            .expect("run");
+        assert_eq!(code, Some(0), "{out}");
+        assert!(
+            out.starts_with("OK svc.echo OK:Valid response | time="),
+            "{out}"
+        );
+        assert!(out.ends_with("s;;5.0000"), "{out}");
+        let (code, out) = check(&[&echo[..], &["--match-payload", "^bye"]].concat())
+            .await
+            .expect("run");
+        assert_eq!(code, Some(2), "{out}");
+        assert!(
+            out.starts_with("CRITICAL svc.echo Crit:response does not match regexp | time="),
+            "{out}"
+        );
+        let headers = [
+            "--match-headers",
+            "Status-Text=bad",
+            "--match-headers",
+            "X-None=1",
+        ];
+        let (code, out) = check(&[&echo[..], &headers].concat()).await.expect("run");
+        assert_eq!(code, Some(2), "{out}");
+        assert!(
+            out.starts_with(
+                r#"CRITICAL svc.echo Crit:invalid header "Status-Text" = "fine" Crit:invalid header "X-None" = """#
+            ),
+            "{out}"
+        );
+        let slow = ["--subject", "svc.slow", "--response-warn", "100ms"];
+        let (code, out) = check(&slow).await.expect("run");
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.starts_with("WARNING svc.slow Warn:response took 3"),
+            "{out}"
+        );
+        let (code, out) = check(&["--subject", "svc.none.here", "--timeout", "2s"])
+            .await
+            .expect("run");
+        assert_eq!(code, Some(2), "{out}");
+        assert!(
+            out.starts_with("CRITICAL svc.none.here Crit:could not send request: "),
+            "{out}"
+        );
+    });
 }

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 
+use crate::common::TestServer;
+
 /// Longest any one CLI invocation may take in a test before it is killed and the test fails.
 pub const RUN_LIMIT: Duration = Duration::from_secs(20);
 
@@ -297,6 +299,37 @@ pub fn unreachable_url() -> String {
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
+}
+
+/// Whichever server the test runs against: nats-server when `JETLOG_REFERENCE_SERVER` names
+/// it, else jetlog; it is held only so dropping it stops the server.
+pub struct AnyServer {
+    _jetlog: Option<TestServer>,
+    _reference: Option<ReferenceServer>,
+}
+
+impl AnyServer {
+    pub fn start() -> (Self, String) {
+        match ReferenceServer::from_env() {
+            Some(reference) => {
+                let url = reference.url.clone();
+                let server = Self {
+                    _jetlog: None,
+                    _reference: Some(reference),
+                };
+                (server, url)
+            }
+            None => {
+                let jetlog = TestServer::start(&[]);
+                let url = jetlog.url();
+                let server = Self {
+                    _jetlog: Some(jetlog),
+                    _reference: None,
+                };
+                (server, url)
+            }
+        }
+    }
 }
 
 /// nats-server itself, for running the same CLI tests against the reference server when the

@@ -28,6 +28,7 @@ mod replay;
 pub mod server_check;
 mod server_check_js;
 mod server_check_kv;
+mod server_check_msg;
 mod server_check_server;
 pub mod server_ops;
 mod server_report_accounts;

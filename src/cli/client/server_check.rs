@@ -41,6 +41,12 @@ pub enum CheckKind {
     Server(ServerCheck),
     /// A credentials file: the user JWT in it, and how long until it expires.
     Credential(CredentialCheck),
+    /// A stream's newest message (on a subject): its age, and its body against a regular
+    /// expression.
+    Message(super::server_check_msg::MessageCheck),
+    /// A request-reply service: whether it answers, how fast, and what with.
+    #[command(visible_alias = "req")]
+    Request(super::server_check_msg::RequestCheck),
 }
 
 #[derive(Debug, Args)]
@@ -435,6 +441,8 @@ pub async fn run(kind: CheckKind) -> Result<()> {
         CheckKind::Kv(args) => super::server_check_kv::kv(args).await,
         CheckKind::Server(args) => super::server_check_server::server(args).await,
         CheckKind::Credential(args) => super::server_check_server::credential(args),
+        CheckKind::Message(args) => super::server_check_msg::message(args).await,
+        CheckKind::Request(args) => super::server_check_msg::request(args).await,
     }
 }
 
