@@ -6,18 +6,18 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use async_nats::jetstream::consumer::{self, pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::consumer::{self, pull, AckPolicy};
 use async_nats::jetstream::Context;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::api::{self, describe};
 use super::connect::{self, CommonArgs};
+use super::consumer_config::ConsumerConfigArgs;
 use super::consumer_edit::ConsumerSettings;
 use super::consumer_view;
 use super::output::{self, MessageView};
-use super::pubsub::{check_filter_subject, check_publish_subject};
 use super::stream::{check_stream_name, confirm};
 use super::units::{format_duration, parse_since};
 use crate::cli::parse_duration;
@@ -42,10 +42,11 @@ enum ConsumerAction {
     Add {
         /// Stream name.
         stream: String,
-        /// Consumer (durable) name.
-        name: String,
+        /// Consumer (durable) name (with --config, the file's when not given).
+        #[arg(required_unless_present = "config")]
+        name: Option<String>,
         #[command(flatten)]
-        config: ConsumerConfigArgs,
+        config: Box<ConsumerConfigArgs>,
     },
     /// List a stream's consumers.
     #[command(visible_alias = "list")]
@@ -101,6 +102,10 @@ enum ConsumerAction {
         /// Do not acknowledge the messages (they are redelivered after ack-wait).
         #[arg(long)]
         no_ack: bool,
+        /// Wait a random part of this long before acknowledging each message, as natscli's
+        /// `--wait` does to stand in for work.
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        wait: Option<Duration>,
     },
     /// Pause a consumer: nothing is delivered until the time given (nats-server 2.11+).
     Pause {
@@ -125,62 +130,6 @@ enum ConsumerAction {
     },
 }
 
-/// The `--ack` choices.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum AckArg {
-    Explicit,
-    All,
-    None,
-}
-
-#[derive(Debug, Args)]
-struct ConsumerConfigArgs {
-    /// A pull consumer (the default).
-    #[arg(long, conflicts_with = "push")]
-    pull: bool,
-    /// A push consumer delivering to this subject.
-    #[arg(long, value_name = "SUBJECT")]
-    push: Option<String>,
-    /// For push consumers: deliver to one member of this queue group.
-    #[arg(long, requires = "push")]
-    deliver_group: Option<String>,
-    /// How messages are acknowledged.
-    #[arg(long, value_enum, default_value = "explicit")]
-    ack: AckArg,
-    /// Where delivery starts: all, last, new, last-per-subject, seq:N, or time:T (T an RFC 3339
-    /// time or a duration back, such as 1h).
-    #[arg(long, default_value = "all", value_parser = parse_deliver_policy)]
-    deliver: DeliverPolicy,
-    /// The settings `consumer edit` can change too.
-    #[command(flatten)]
-    settings: ConsumerSettings,
-}
-
-/// Parses `--deliver`.
-fn parse_deliver_policy(text: &str) -> Result<DeliverPolicy, String> {
-    match text {
-        "all" => return Ok(DeliverPolicy::All),
-        "last" => return Ok(DeliverPolicy::Last),
-        "new" => return Ok(DeliverPolicy::New),
-        "last-per-subject" | "last_per_subject" => return Ok(DeliverPolicy::LastPerSubject),
-        _ => {}
-    }
-    if let Some(seq) = text.strip_prefix("seq:") {
-        let start_sequence = seq
-            .parse::<u64>()
-            .map_err(|_| format!("invalid --deliver {text:?}: seq:N needs a number"))?;
-        return Ok(DeliverPolicy::ByStartSequence { start_sequence });
-    }
-    if let Some(time) = text.strip_prefix("time:") {
-        return Ok(DeliverPolicy::ByStartTime {
-            start_time: start_time(time)?,
-        });
-    }
-    Err(format!(
-        "invalid --deliver {text:?}: use all, last, new, last-per-subject, seq:N or time:T"
-    ))
-}
-
 /// A start time from `--since` or `--deliver time:`: a duration back from now, or RFC 3339.
 pub fn start_time(text: &str) -> Result<async_nats::datetime::DateTime, String> {
     let now = SystemTime::now()
@@ -189,45 +138,6 @@ pub fn start_time(text: &str) -> Result<async_nats::datetime::DateTime, String> 
     let now_nanos = i64::try_from(now.as_nanos()).map_err(|_| "the clock is too far ahead")?;
     let nanos = parse_since(text, now_nanos)?;
     async_nats::datetime::from_nanos(i128::from(nanos)).map_err(|err| format!("{text:?}: {err}"))
-}
-
-impl ConsumerConfigArgs {
-    fn to_config(&self, name: &str) -> Result<consumer::Config> {
-        if let Some(subject) = &self.push {
-            check_publish_subject(subject)?;
-        }
-        let settings = &self.settings;
-        if let Some(filter) = &settings.filter {
-            check_filter_subject(filter)?;
-        }
-        let mut config = consumer::Config {
-            durable_name: Some(name.to_string()),
-            name: Some(name.to_string()),
-            description: settings.description.clone(),
-            // `--pull` is the default and conflicts with `--push`; it exists for symmetry.
-            deliver_subject: if self.pull { None } else { self.push.clone() },
-            deliver_group: self.deliver_group.clone(),
-            deliver_policy: self.deliver,
-            ack_policy: match self.ack {
-                AckArg::Explicit => AckPolicy::Explicit,
-                AckArg::All => AckPolicy::All,
-                AckArg::None => AckPolicy::None,
-            },
-            filter_subject: settings.filter.clone().unwrap_or_default(),
-            backoff: settings.backoff.clone(),
-            ..Default::default()
-        };
-        if let Some(wait) = settings.ack_wait {
-            config.ack_wait = wait;
-        }
-        if let Some(n) = settings.max_deliver {
-            config.max_deliver = n;
-        }
-        if let Some(n) = settings.max_ack_pending {
-            config.max_ack_pending = n;
-        }
-        Ok(config)
-    }
 }
 
 /// One line for a failed consumer call, with the server's description when there is one.
@@ -251,14 +161,20 @@ fn check_consumer_name(name: &str) -> Result<()> {
 pub async fn run(args: ConsumerArgs) -> Result<()> {
     let common = &args.common;
     let (stream, name) = match &args.action {
-        ConsumerAction::Add { stream, name, .. }
+        ConsumerAction::Add {
+            stream,
+            name: Some(name),
+            ..
+        }
         | ConsumerAction::Info { stream, name }
         | ConsumerAction::Edit { stream, name, .. }
         | ConsumerAction::Rm { stream, name, .. }
         | ConsumerAction::Next { stream, name, .. }
         | ConsumerAction::Pause { stream, name, .. }
         | ConsumerAction::Resume { stream, name } => (stream, Some(name)),
-        ConsumerAction::Ls { stream, .. } | ConsumerAction::Report { stream } => (stream, None),
+        ConsumerAction::Ls { stream, .. }
+        | ConsumerAction::Report { stream }
+        | ConsumerAction::Add { stream, .. } => (stream, None),
     };
     check_stream_name(stream)?;
     if let Some(name) = name {
@@ -271,10 +187,15 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
             name,
             config,
         } => {
-            let config = config.to_config(&name)?;
-            js.create_consumer_on_stream(config, stream.as_str())
+            let config = config.to_config(name.as_deref().unwrap_or_default())?;
+            let name = config["durable_name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            check_consumer_name(&name)?;
+            let request = json!({ "stream_name": stream, "config": config });
+            api::request(&js, &format!("CONSUMER.CREATE.{stream}.{name}"), &request)
                 .await
-                .map_err(consumer_error)
                 .with_context(|| format!("cannot create consumer {name} on stream {stream}"))?;
             if !common.json {
                 output::line(format!("consumer {name} created on stream {stream}"))?;
@@ -321,7 +242,8 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
             name,
             count,
             no_ack,
-        } => next(&js, common, &stream, &name, count, no_ack).await,
+            wait,
+        } => next(&js, common, (&stream, &name), count, no_ack, wait).await,
         ConsumerAction::Pause {
             stream,
             name,
@@ -381,10 +303,10 @@ async fn info_json(js: &Context, stream: &str, name: &str) -> Result<Value> {
 async fn next(
     js: &Context,
     common: &CommonArgs,
-    stream: &str,
-    name: &str,
+    (stream, name): (&str, &str),
     count: usize,
     no_ack: bool,
+    wait: Option<Duration>,
 ) -> Result<()> {
     if count == 0 || count > MAX_NEXT_COUNT {
         bail!("--count must be between 1 and {MAX_NEXT_COUNT}");
@@ -431,6 +353,12 @@ async fn next(
         }
         .print(common.json)?;
         if !no_ack && consumer.cached_info().config.ack_policy != AckPolicy::None {
+            if let Some(wait) = wait {
+                // The clock's nanoseconds are random enough to spread simulated work.
+                let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
+                let part = f64::from(now.subsec_nanos()) / 1e9;
+                tokio::time::sleep(wait.mul_f64(part)).await;
+            }
             message
                 .double_ack()
                 .await
@@ -454,30 +382,4 @@ async fn next(
         eprintln!("received {received} of {count} messages: {why}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deliver_policies_parse_from_their_cli_spelling() {
-        assert_eq!(parse_deliver_policy("all"), Ok(DeliverPolicy::All));
-        assert_eq!(
-            parse_deliver_policy("last-per-subject"),
-            Ok(DeliverPolicy::LastPerSubject)
-        );
-        assert_eq!(
-            parse_deliver_policy("seq:42"),
-            Ok(DeliverPolicy::ByStartSequence { start_sequence: 42 })
-        );
-        let Ok(DeliverPolicy::ByStartTime { start_time }) =
-            parse_deliver_policy("time:1970-01-01T00:00:01Z")
-        else {
-            panic!("time: parses");
-        };
-        assert_eq!(start_time.unix_timestamp(), 1);
-        assert!(parse_deliver_policy("seq:x").is_err());
-        assert!(parse_deliver_policy("sometime").is_err());
-    }
 }

@@ -21,7 +21,7 @@ pub struct ConsumerSettings {
     #[arg(long)]
     pub filter: Option<String>,
     /// How long the server waits for an ack before redelivering, e.g. 30s.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, visible_alias = "wait", value_parser = parse_duration)]
     pub ack_wait: Option<Duration>,
     /// Most deliveries of one message (-1: unlimited).
     #[arg(long, allow_negative_numbers = true)]
@@ -30,20 +30,20 @@ pub struct ConsumerSettings {
     #[arg(long, value_delimiter = ',', value_parser = parse_duration)]
     pub backoff: Vec<Duration>,
     /// Most messages delivered but not yet acknowledged.
-    #[arg(long)]
+    #[arg(long, visible_alias = "max-pending")]
     pub max_ack_pending: Option<i64>,
     /// A description.
     #[arg(long)]
     pub description: Option<String>,
 }
 
-fn nanos(d: Duration) -> Result<i64> {
+pub(super) fn nanos(d: Duration) -> Result<i64> {
     i64::try_from(d.as_nanos()).map_err(|_| anyhow!("duration {d:?} is too long"))
 }
 
 impl ConsumerSettings {
     /// Writes the given settings into `config` under NATS' JSON names; whether any was given.
-    fn apply(&self, config: &mut Map<String, Value>) -> Result<bool> {
+    pub(super) fn apply(&self, config: &mut Map<String, Value>) -> Result<bool> {
         let before = config.clone();
         if let Some(filter) = &self.filter {
             check_filter_subject(filter)?;

@@ -13,6 +13,7 @@ mod bench;
 mod buckets;
 mod connect;
 mod consumer;
+mod consumer_config;
 mod consumer_edit;
 mod consumer_view;
 mod context;

@@ -45,13 +45,16 @@ pub struct PubArgs {
 #[derive(Debug, Args)]
 pub struct SubArgs {
     /// Subject to subscribe to; wildcards `*` and `>` are allowed.
-    subject: String,
+    #[arg(required_unless_present = "stream")]
+    subject: Option<String>,
     /// Join this queue group: each message goes to one member of the group.
     #[arg(long)]
     queue: Option<String>,
     /// Exit after this many messages (default: run until interrupted).
     #[arg(long)]
     count: Option<u64>,
+    #[command(flatten)]
+    stream: super::replay::StreamSubArgs,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -349,7 +352,17 @@ fn print_ack(
 
 /// `jetlog sub`.
 pub async fn subscribe(args: SubArgs) -> Result<()> {
-    check_filter_subject(&args.subject)?;
+    if args.stream.wanted() {
+        if args.queue.is_some() {
+            bail!("--queue is for core NATS subscriptions; a stream is read by one consumer");
+        }
+        let subscribe = super::replay::subscribe_stream;
+        return subscribe(args.subject, args.stream, args.count, args.common).await;
+    }
+    let Some(subject) = args.subject else {
+        bail!("give a SUBJECT to subscribe to");
+    };
+    check_filter_subject(&subject)?;
     if let Some(queue) = &args.queue {
         if !is_valid_queue_name(queue) {
             bail!("invalid queue group {queue:?}");
@@ -357,19 +370,14 @@ pub async fn subscribe(args: SubArgs) -> Result<()> {
     }
     let client = connect::connect(&args.common).await?;
     let subscribed = match &args.queue {
-        Some(queue) => {
-            client
-                .queue_subscribe(args.subject.clone(), queue.clone())
-                .await
-        }
-        None => client.subscribe(args.subject.clone()).await,
+        Some(queue) => client.queue_subscribe(subject.clone(), queue.clone()).await,
+        None => client.subscribe(subject.clone()).await,
     };
-    let mut subscriber =
-        subscribed.map_err(|err| anyhow!("subscribing to {}: {err}", args.subject))?;
+    let mut subscriber = subscribed.map_err(|err| anyhow!("subscribing to {subject}: {err}"))?;
     // Once the server has the SUB, say so on stderr: scripts and tests wait for this line
     // before publishing.
     connect::flush(&client, &args.common).await?;
-    eprintln!("listening on {}", args.subject);
+    eprintln!("listening on {subject}");
     let mut received = 0u64;
     while args.count.is_none_or(|count| received < count) {
         let Some(message) = subscriber.next().await else {
@@ -432,19 +440,15 @@ pub async fn request(args: ReqArgs) -> Result<()> {
 /// `jetlog reply`: answers every request on the subject with the same body.
 pub async fn reply(args: ReplyArgs) -> Result<()> {
     check_filter_subject(&args.subject)?;
+    let subject = &args.subject;
     let client = connect::connect(&args.common).await?;
     let subscribed = match &args.queue {
-        Some(queue) => {
-            client
-                .queue_subscribe(args.subject.clone(), queue.clone())
-                .await
-        }
-        None => client.subscribe(args.subject.clone()).await,
+        Some(queue) => client.queue_subscribe(subject.clone(), queue.clone()).await,
+        None => client.subscribe(subject.clone()).await,
     };
-    let mut subscriber =
-        subscribed.map_err(|err| anyhow!("subscribing to {}: {err}", args.subject))?;
+    let mut subscriber = subscribed.map_err(|err| anyhow!("subscribing to {subject}: {err}"))?;
     connect::flush(&client, &args.common).await?;
-    eprintln!("listening on {}", args.subject);
+    eprintln!("listening on {subject}");
     let body = Bytes::from(args.body);
     let mut answered = 0u64;
     while args.count.is_none_or(|count| answered < count) {

@@ -48,8 +48,95 @@ pub struct ReplayArgs {
     /// Keep printing new events as they arrive, until interrupted.
     #[arg(long)]
     follow: bool,
+    /// Where `sub --stream` starts when it is not a sequence or a time.
+    #[arg(skip)]
+    policy: Option<DeliverPolicy>,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+/// `sub`'s flags for reading a stream, as natscli's `sub --stream` and its start flags.
+#[derive(Debug, Args)]
+pub struct StreamSubArgs {
+    /// Read this stream's messages (on SUBJECT, when given) through an ordered consumer.
+    #[arg(long)]
+    stream: Option<String>,
+    /// From the stream's first message (the default with --stream).
+    #[arg(long, group = "start")]
+    all: bool,
+    /// Only messages stored from now on.
+    #[arg(long, group = "start")]
+    new: bool,
+    /// From the stream's last message.
+    #[arg(long, group = "start")]
+    last: bool,
+    /// The last message of each subject, then new ones.
+    #[arg(long, group = "start")]
+    last_per_subject: bool,
+    /// From this time: a duration back (1d3h) or an RFC 3339 time.
+    #[arg(long, group = "start", value_parser = start_time, value_name = "DURATION")]
+    since: Option<DateTime>,
+    /// From this stream sequence.
+    #[arg(long, group = "start", value_name = "SEQUENCE")]
+    start_sequence: Option<u64>,
+    /// Stop once every message stored when it started has been printed.
+    #[arg(short = 'T', long)]
+    terminate_at_end: bool,
+}
+
+impl StreamSubArgs {
+    /// Whether `sub` reads a stream rather than subscribing to core NATS.
+    pub fn wanted(&self) -> bool {
+        self.stream.is_some()
+            || self.all
+            || self.new
+            || self.last
+            || self.last_per_subject
+            || self.since.is_some()
+            || self.start_sequence.is_some()
+            || self.terminate_at_end
+    }
+}
+
+/// `jetlog sub [SUBJECT] --stream S`: the stream's messages (those on SUBJECT) from the start
+/// asked for, then new ones as they are stored; without `--stream`, the stream that captures
+/// SUBJECT.
+pub async fn subscribe_stream(
+    subject: Option<String>,
+    sub: StreamSubArgs,
+    count: Option<u64>,
+    common: CommonArgs,
+) -> Result<()> {
+    if let Some(subject) = &subject {
+        check_filter_subject(subject)?;
+    }
+    let js = connect::connect_jetstream(&common).await?;
+    let stream = match (sub.stream, &subject) {
+        (Some(stream), _) => stream,
+        (None, Some(subject)) => js
+            .stream_by_subject(subject.as_str())
+            .await
+            .map_err(|err| anyhow!("no stream stores {subject}: {err}"))?,
+        (None, None) => bail!("give a SUBJECT or --stream"),
+    };
+    check_stream_name(&stream)?;
+    let policy = match (sub.new, sub.last, sub.last_per_subject) {
+        (true, _, _) => Some(DeliverPolicy::New),
+        (_, true, _) => Some(DeliverPolicy::Last),
+        (_, _, true) => Some(DeliverPolicy::LastPerSubject),
+        _ => None,
+    };
+    let args = ReplayArgs {
+        stream,
+        subject,
+        from_seq: sub.start_sequence,
+        since: sub.since,
+        to_seq: None,
+        follow: !sub.terminate_at_end,
+        policy,
+        common,
+    };
+    replay(&js, &args, count).await
 }
 
 /// A progress line on stderr, drawn only when stderr is a terminal.
@@ -121,6 +208,7 @@ pub async fn view(
         since,
         to_seq: None,
         follow: false,
+        policy: None,
         common,
     };
     replay(js, &args, count).await
@@ -140,10 +228,10 @@ async fn replay(js: &Context, args: &ReplayArgs, limit: Option<u64>) -> Result<(
     if !args.follow && (info.state.messages == 0 || end.is_some_and(|e| e < start)) {
         return Ok(());
     }
-    let deliver_policy = match (args.from_seq, args.since) {
-        (Some(start_sequence), _) => DeliverPolicy::ByStartSequence { start_sequence },
-        (None, Some(start_time)) => DeliverPolicy::ByStartTime { start_time },
-        (None, None) => DeliverPolicy::All,
+    let deliver_policy = match (args.from_seq, args.since, args.policy) {
+        (Some(start_sequence), _, _) => DeliverPolicy::ByStartSequence { start_sequence },
+        (None, Some(start_time), _) => DeliverPolicy::ByStartTime { start_time },
+        (None, None, policy) => policy.unwrap_or(DeliverPolicy::All),
     };
     let consumer = js
         .create_consumer_on_stream(

@@ -40,8 +40,9 @@ enum StreamAction {
     /// Create a stream.
     #[command(visible_alias = "create")]
     Add {
-        /// Stream name.
-        name: String,
+        /// Stream name (with --config, the file's when not given).
+        #[arg(required_unless_present = "config_file")]
+        name: Option<String>,
         #[command(flatten)]
         config: ConfigArgs,
     },
@@ -201,7 +202,7 @@ pub async fn run(args: StreamArgs) -> Result<()> {
     }
     let js = connect::connect_jetstream(common).await?;
     match args.action {
-        StreamAction::Add { name, config } => add(&js, common, &name, &config).await,
+        StreamAction::Add { name, config } => add(&js, common, name, &config).await,
         StreamAction::Ls { names } => stream_view::list(&js, common, names).await,
         StreamAction::Info { name } => {
             let info = info_json(&js, &name).await?;
@@ -302,8 +303,8 @@ pub async fn run(args: StreamArgs) -> Result<()> {
 impl StreamAction {
     fn stream_name(&self) -> Option<&str> {
         match self {
-            Self::Add { name, .. }
-            | Self::Info { name }
+            Self::Add { name, .. } => name.as_deref(),
+            Self::Info { name }
             | Self::Edit { name, .. }
             | Self::Rm { name, .. }
             | Self::Purge { name, .. }
@@ -326,25 +327,45 @@ pub async fn info_json(js: &Context, name: &str) -> Result<Value> {
         .with_context(|| format!("stream {name}"))
 }
 
-async fn add(js: &Context, common: &CommonArgs, name: &str, args: &ConfigArgs) -> Result<()> {
-    // async-nats' default config gives the full shape; "unlimited" is -1 for NATS.
-    let defaults = stream::Config {
-        name: name.to_string(),
-        subjects: vec![name.to_string()],
-        max_messages: -1,
-        max_bytes: -1,
-        max_messages_per_subject: -1,
-        max_message_size: -1,
-        max_consumers: -1,
-        num_replicas: 1,
-        ..Default::default()
+async fn add(
+    js: &Context,
+    common: &CommonArgs,
+    name: Option<String>,
+    args: &ConfigArgs,
+) -> Result<()> {
+    let (name, mut config) = match args.file_config()? {
+        Some(mut file) => {
+            let name = match name.or_else(|| file.get("name")?.as_str().map(str::to_string)) {
+                Some(name) => name,
+                None => bail!("the stream needs a name: give NAME, or name in the --config file"),
+            };
+            check_stream_name(&name)?;
+            file.insert("name".into(), json!(name));
+            (name, file)
+        }
+        None => {
+            let name = name.unwrap_or_default();
+            // async-nats' default config gives the full shape; "unlimited" is -1 for NATS.
+            let defaults = stream::Config {
+                name: name.clone(),
+                subjects: vec![name.clone()],
+                max_messages: -1,
+                max_bytes: -1,
+                max_messages_per_subject: -1,
+                max_message_size: -1,
+                max_consumers: -1,
+                num_replicas: 1,
+                ..Default::default()
+            };
+            match serde_json::to_value(&defaults)? {
+                Value::Object(map) => (name, map),
+                _ => bail!("async-nats' stream config did not encode as an object"),
+            }
+        }
     };
-    let mut config = match serde_json::to_value(&defaults)? {
-        Value::Object(map) => map,
-        _ => bail!("async-nats' stream config did not encode as an object"),
-    };
+    let name = name.as_str();
     args.apply(&mut config)?;
-    if args.copies_without_subjects() {
+    if args.copies_without_subjects() && args.file_config()?.is_none() {
         config.remove("subjects");
     }
     let info = api::request(js, &format!("STREAM.CREATE.{name}"), &config)
@@ -358,10 +379,12 @@ async fn add(js: &Context, common: &CommonArgs, name: &str, args: &ConfigArgs) -
 
 async fn edit(js: &Context, common: &CommonArgs, name: &str, args: &ConfigArgs) -> Result<()> {
     let current = info_json(js, name).await?;
-    let mut config = match current.get("config") {
-        Some(Value::Object(map)) => map.clone(),
-        _ => bail!("unexpected stream info reply: no config object"),
+    let mut config = match (args.file_config()?, current.get("config")) {
+        (Some(file), _) => file,
+        (None, Some(Value::Object(map))) => map.clone(),
+        (None, _) => bail!("unexpected stream info reply: no config object"),
     };
+    config.insert("name".into(), json!(name));
     args.apply(&mut config)?;
     let info = api::request(js, &format!("STREAM.UPDATE.{name}"), &config)
         .await

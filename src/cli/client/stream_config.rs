@@ -34,10 +34,29 @@ enum DiscardArg {
     New,
 }
 
+/// The JSON object in a `--config` file (a stream's or a consumer's configuration, as
+/// natscli writes and reads them).
+pub fn read_config_file(path: &std::path::Path) -> Result<Map<String, Value>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(anyhow!(
+            "{}: a configuration must be a JSON object",
+            path.display()
+        )),
+        Err(e) => Err(anyhow!("{}: invalid JSON: {e}", path.display())),
+    }
+}
+
 /// Configuration flags shared by `add` and `edit`. Every field is optional so `edit` can tell
 /// "not given" from a value; `add` starts from defaults.
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
+    /// A JSON file holding the stream's configuration (as natscli's `--config`); the other
+    /// flags given change it.
+    #[arg(long = "config", id = "config_file", value_name = "FILE")]
+    config_file: Option<std::path::PathBuf>,
     /// Subjects the stream stores, comma separated or repeated (default: the stream's name).
     #[arg(long, value_delimiter = ',')]
     subjects: Vec<String>,
@@ -98,6 +117,14 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
+    /// The configuration in the `--config` file, when one was given.
+    pub fn file_config(&self) -> Result<Option<Map<String, Value>>> {
+        self.config_file
+            .as_deref()
+            .map(read_config_file)
+            .transpose()
+    }
+
     /// Whether the stream copies other streams and was given no subjects: it then has none
     /// of its own (not even its name), as nats-server makes it.
     pub fn copies_without_subjects(&self) -> bool {
