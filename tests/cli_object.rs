@@ -187,3 +187,43 @@ fn watch_prints_each_store_and_delete() {
     let out = watch.finish();
     assert_eq!(out.ok(), "W > a.txt PUT 5 bytes\nW > a.txt DEL\n");
 }
+
+/// What `jetlog ARGS -s URL` writes to a terminal: run under `script`, which gives it a
+/// pseudo-terminal, bounded by `timeout`.
+fn on_a_terminal(url: &str, args: &[&str]) -> String {
+    let mut line = vec![env!("CARGO_BIN_EXE_jetlog").to_string()];
+    line.extend(args.iter().map(|a| a.to_string()));
+    line.extend(["-s".to_string(), url.to_string()]);
+    let output = std::process::Command::new("timeout")
+        .args(["20", "script", "-qec", &line.join(" "), "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn transfers_draw_a_progress_line_on_a_terminal() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("f.bin");
+    std::fs::write(&file, pattern(1 << 20)).expect("write");
+    let file = file.to_str().expect("path");
+    jetlog_at(&url, &["object", "add", "B"]).ok();
+    let shown = on_a_terminal(&url, &["object", "put", "B", file, "--name", "f"]);
+    assert!(shown.contains("put B > f (bytes): "), "{shown:?}");
+    assert!(shown.contains("/1048576 ("), "{shown:?}");
+    let out = dir.path().join("out.bin");
+    let out = out.to_str().expect("path");
+    let shown = on_a_terminal(&url, &["object", "get", "B", "f", "-O", out]);
+    assert!(shown.contains("get B > f (bytes): "), "{shown:?}");
+    assert_eq!(std::fs::read(out).expect("read"), pattern(1 << 20));
+    let quiet = ["object", "get", "B", "f", "-O", out, "-f", "--no-progress"];
+    let shown = on_a_terminal(&url, &quiet);
+    assert!(!shown.contains("(bytes)"), "{shown:?}");
+    // Not a terminal: no progress line at all.
+    let run = jetlog_at(&url, &["object", "put", "B", file, "--name", "g"]);
+    assert!(!run.stderr.contains("(bytes)"), "{run:?}");
+}

@@ -22,10 +22,11 @@ use clap::Args;
 
 use super::connect::{self, CommonArgs};
 use super::output;
+use super::progress::Progress;
 use super::pubsub::check_publish_subject;
 use super::stream::check_stream_name;
 use super::units::parse_size;
-use report::{Progress, Report};
+use report::Report;
 
 /// Clients per side: far more than a benchmark on one machine needs, and a bound on the
 /// connections one command opens.

@@ -24,6 +24,7 @@ mod kv_view;
 mod object;
 mod object_view;
 mod output;
+mod progress;
 mod pubsub;
 mod replay;
 pub mod server_check;

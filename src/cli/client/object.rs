@@ -20,6 +20,7 @@ use super::connect::{self, CommonArgs};
 use super::kv::StorageArg;
 use super::object_view;
 use super::output;
+use super::progress::{Counted, Progress};
 use super::pubsub::parse_headers;
 use super::stream::confirm;
 use super::units::{parse_limit_duration, parse_size};
@@ -66,6 +67,9 @@ enum ObjectAction {
         /// Replace an existing object without asking.
         #[arg(short = 'f', long)]
         force: bool,
+        /// No progress line on a terminal.
+        #[arg(long)]
+        no_progress: bool,
     },
     /// Fetch an object into a file (or stdout with `-O -`), checking its digest.
     Get {
@@ -78,6 +82,9 @@ enum ObjectAction {
         /// Overwrite an existing file without asking.
         #[arg(short = 'f', long)]
         force: bool,
+        /// No progress line on a terminal.
+        #[arg(long)]
+        no_progress: bool,
     },
     /// List buckets, or the objects in BUCKET.
     #[command(visible_alias = "list")]
@@ -162,6 +169,7 @@ pub async fn run(args: ObjectArgs) -> Result<()> {
             description,
             headers,
             force,
+            no_progress,
         } => {
             let name = match (name, &file) {
                 (Some(name), _) => name,
@@ -174,14 +182,16 @@ pub async fn run(args: ObjectArgs) -> Result<()> {
                 headers: parse_headers(&headers)?,
                 ..Default::default()
             };
-            put(&js, common, &bucket, file.as_deref(), meta, force).await
+            let file = file.as_deref();
+            put(&js, common, &bucket, file, meta, (force, !no_progress)).await
         }
         ObjectAction::Get {
             bucket,
             name,
             output,
             force,
-        } => get(&js, common, &bucket, &name, output, force).await,
+            no_progress,
+        } => get(&js, common, (&bucket, &name), output, force, !no_progress).await,
         ObjectAction::Ls { bucket, names } => match bucket {
             Some(bucket) => {
                 let store = open(&js, &bucket).await?;
@@ -305,7 +315,7 @@ async fn put(
     bucket: &str,
     file: Option<&Path>,
     meta: ObjectMetadata,
-    force: bool,
+    (force, show_progress): (bool, bool),
 ) -> Result<()> {
     let store = open(js, bucket).await?;
     let name = meta.name.clone();
@@ -314,7 +324,7 @@ async fn put(
             confirm(&format!("replace {bucket} > {name}"), force)?;
         }
     }
-    let mut source: Box<dyn AsyncRead + Unpin> = match file {
+    let source: Box<dyn AsyncRead + Unpin> = match file {
         Some(path) => Box::new(
             tokio::fs::File::open(path)
                 .await
@@ -322,11 +332,27 @@ async fn put(
         ),
         None => Box::new(tokio::io::stdin()),
     };
+    // From stdin the size is unknown: the line shows the bytes sent so far.
+    let total = match file {
+        Some(path) => tokio::fs::metadata(path).await.map_or(0, |m| m.len()),
+        None => 0,
+    };
+    let progress = Progress::new();
+    let mut source = Counted::new(source, progress.clone());
     // Each chunk's publish and ack is bounded by --timeout inside the client.
-    let info = store
-        .put(meta, &mut source)
-        .await
-        .map_err(|err| anyhow!("cannot put {bucket} > {name}: {err}"))?;
+    let upload = store.put(meta, &mut source);
+    let label = format!("put {bucket} > {name} (bytes)");
+    let stored = match show_progress {
+        true => tokio::select! {
+            done = upload => done,
+            never = progress.draw(&label, total) => match never {},
+        },
+        false => upload.await,
+    };
+    if show_progress {
+        Progress::clear();
+    }
+    let info = stored.map_err(|err| anyhow!("cannot put {bucket} > {name}: {err}"))?;
     object_view::show_object(&info, common.json)
 }
 
@@ -352,21 +378,36 @@ fn default_output(name: &str) -> Result<PathBuf> {
 async fn get(
     js: &Context,
     common: &CommonArgs,
-    bucket: &str,
-    name: &str,
+    (bucket, name): (&str, &str),
     output: Option<String>,
     force: bool,
+    show_progress: bool,
 ) -> Result<()> {
     let store = open(js, bucket).await?;
     // Fail on a missing object before a file is created or anyone is asked anything.
-    object_info(&store, bucket, name).await?;
-    let mut object = store
+    let size = object_info(&store, bucket, name).await?.size as u64;
+    let object = store
         .get(name)
         .await
         .map_err(|err| anyhow!("cannot get {bucket} > {name}: {err}"))?;
+    let progress = Progress::new();
+    let mut object = Counted::new(object, progress.clone());
+    let label = format!("get {bucket} > {name} (bytes)");
+    let drawn = async {
+        match show_progress {
+            true => progress.draw(&label, size).await,
+            false => std::future::pending().await,
+        }
+    };
     if output.as_deref() == Some(STDOUT_PATH) {
         let mut stdout = tokio::io::stdout();
-        copy_with_idle_timeout(&mut object, &mut stdout, common.timeout).await?;
+        tokio::select! {
+            done = copy_with_idle_timeout(&mut object, &mut stdout, common.timeout) => done?,
+            never = drawn => match never {},
+        };
+        if show_progress {
+            Progress::clear();
+        }
         return Ok(());
     }
     let target = match output {
@@ -382,7 +423,13 @@ async fn get(
     let mut file = tokio::fs::File::create(&partial)
         .await
         .with_context(|| format!("cannot create {}", partial.display()))?;
-    let copied = copy_with_idle_timeout(&mut object, &mut file, common.timeout).await;
+    let copied = tokio::select! {
+        done = copy_with_idle_timeout(&mut object, &mut file, common.timeout) => done,
+        never = drawn => match never {},
+    };
+    if show_progress {
+        Progress::clear();
+    }
     let finished = match copied {
         Ok(bytes) => file.sync_all().await.map(|()| bytes).map_err(Into::into),
         Err(err) => Err(err),

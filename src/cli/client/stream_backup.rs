@@ -14,7 +14,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::api;
-use super::bench::report::Progress;
+use super::progress::Progress;
 
 /// The archive and the description, natscli's names.
 const ARCHIVE_FILE: &str = "stream.tar.s2";

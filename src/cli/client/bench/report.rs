@@ -5,20 +5,13 @@
 //! keys in the same order, so scripts can diff runs; a value that was not measured (latency in
 //! an async publish run) is `-`. Megabytes are 1,000,000 bytes.
 
-use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
 use super::super::output;
-
-/// How often the progress line on a terminal is redrawn.
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Bytes in the megabyte of `mb_per_s`.
 const BYTES_PER_MB: f64 = 1_000_000.0;
@@ -252,59 +245,6 @@ impl Report {
             );
         }
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-    }
-}
-
-/// A count of finished messages shared by all clients of a run, drawn as a progress line on
-/// stderr when stderr is a terminal.
-#[derive(Clone)]
-pub struct Progress {
-    /// Shared by every client; relaxed ordering, since it is only displayed.
-    pub done: Arc<AtomicU64>,
-}
-
-impl Progress {
-    pub fn new() -> Self {
-        Self {
-            done: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    pub fn add(&self, count: u64) {
-        self.done.fetch_add(count, Ordering::Relaxed);
-    }
-
-    /// Redraws the line until dropped (the caller races this against the run); never
-    /// returns when stderr is not a terminal, so it costs nothing then.
-    pub async fn draw(&self, label: &str, total: u64) -> Infallible {
-        if !std::io::stderr().is_terminal() {
-            return std::future::pending().await;
-        }
-        let started = Instant::now();
-        let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
-        loop {
-            ticker.tick().await;
-            let done = self.done.load(Ordering::Relaxed);
-            let percent = if total == 0 {
-                100.0
-            } else {
-                done as f64 * 100.0 / total as f64
-            };
-            let mut err = std::io::stderr().lock();
-            let _ = write!(
-                err,
-                "\r\x1b[K{label}: {done}/{total} ({percent:.0}%) {:.1}s",
-                started.elapsed().as_secs_f64()
-            );
-            let _ = err.flush();
-        }
-    }
-
-    /// Clears the line, if one was drawn.
-    pub fn clear() {
-        if std::io::stderr().is_terminal() {
-            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
-        }
     }
 }
 
