@@ -11,6 +11,7 @@ mod consume;
 mod core_nats;
 mod js;
 pub(super) mod report;
+mod shapes;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,9 +45,14 @@ const YIELD_EVERY_MSGS: u64 = 64;
 const QUEUE_GROUP: &str = "jetlog-bench";
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BenchArgs {
+    /// natscli's form: `bench pub SUBJECT`, `bench js pub async SUBJECT`, … (see --help).
+    #[command(subcommand)]
+    shape: Option<shapes::BenchShape>,
     /// Subject to publish to; with --js, the subject the stream captures.
-    subject: String,
+    #[arg(required = true)]
+    subject: Option<String>,
     /// Publishers (requesters with --request). Default 1.
     #[arg(long = "pub", value_name = "N", conflicts_with_all = ["pull", "push"])]
     pubs: Option<usize>,
@@ -88,8 +94,87 @@ pub struct BenchArgs {
     /// Write one CSV row per client to FILE.
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
+    /// No progress line on a terminal.
+    #[arg(long)]
+    no_progress: bool,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+/// What a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Core publishers and counting subscribers (either side may be absent: natscli's
+    /// `bench pub` and `bench sub` run apart).
+    Core,
+    /// Requesters and queue-grouped responders (either side may be absent).
+    Request,
+    /// JetStream publishers.
+    Js { sync: bool },
+    /// Readers sharing one durable pull consumer.
+    Pull,
+    /// Readers sharing one durable push consumer.
+    Push,
+    /// Readers with an ordered consumer each.
+    Ordered,
+}
+
+/// A run as asked for, by jetlog's flags or natscli's subcommands, before it is checked.
+#[derive(Debug)]
+struct Setup {
+    mode: Mode,
+    subject: String,
+    pubs: usize,
+    subs: usize,
+    msgs: u64,
+    size: i64,
+    stream: String,
+    async_window: usize,
+    batch: usize,
+    csv: Option<PathBuf>,
+    progress: bool,
+}
+
+impl BenchArgs {
+    /// The run jetlog's flag form asks for, with its own defaults and checks.
+    fn setup(self) -> Result<Setup> {
+        let consumes = self.pull || self.push;
+        let pubs = self.pubs.unwrap_or(if consumes { 0 } else { 1 });
+        let subs = self
+            .subs
+            .unwrap_or(if consumes || self.request { 1 } else { 0 });
+        if !consumes && pubs == 0 {
+            bail!("--pub must be at least 1");
+        }
+        if (consumes || self.request) && subs == 0 {
+            bail!("--sub must be at least 1 with --request, --pull or --push");
+        }
+        if self.js && subs > 0 {
+            bail!(
+                "--js measures publishing only; read the stream afterwards with --pull or --push"
+            );
+        }
+        let mode = match (self.request, self.js, self.pull, self.push) {
+            (true, _, _, _) => Mode::Request,
+            (_, true, _, _) => Mode::Js { sync: self.sync },
+            (_, _, true, _) => Mode::Pull,
+            (_, _, _, true) => Mode::Push,
+            _ => Mode::Core,
+        };
+        Ok(Setup {
+            mode,
+            subject: self.subject.unwrap_or_default(),
+            pubs,
+            subs,
+            msgs: self.msgs,
+            size: self.size,
+            stream: self.stream,
+            async_window: self.async_window,
+            batch: self.batch,
+            csv: self.csv,
+            progress: !self.no_progress,
+        })
+    }
 }
 
 /// The checked shape of a run, shared by every mode.
@@ -129,77 +214,79 @@ impl Plan {
 }
 
 /// `jetlog bench`.
-pub async fn run(args: BenchArgs) -> Result<()> {
-    check_publish_subject(&args.subject)?;
-    check_stream_name(&args.stream)?;
-    let consumes = args.pull || args.push;
-    let pubs = args.pubs.unwrap_or(if consumes { 0 } else { 1 });
-    let subs = args
-        .subs
-        .unwrap_or(if consumes || args.request { 1 } else { 0 });
+pub async fn run(mut args: BenchArgs) -> Result<()> {
+    let common = args.common.clone();
+    let setup = match args.shape.take() {
+        Some(shape) => shape.setup(),
+        None => args.setup()?,
+    };
+    execute(setup, common).await
+}
+
+async fn execute(setup: Setup, common: CommonArgs) -> Result<()> {
+    check_publish_subject(&setup.subject)?;
+    check_stream_name(&setup.stream)?;
+    let (pubs, subs) = (setup.pubs, setup.subs);
     if pubs > MAX_CLIENTS || subs > MAX_CLIENTS {
-        bail!("--pub and --sub must be at most {MAX_CLIENTS}");
+        bail!("--pub, --sub and --clients must be at most {MAX_CLIENTS}");
     }
-    if !consumes && pubs == 0 {
-        bail!("--pub must be at least 1");
+    if pubs == 0 && subs == 0 {
+        bail!("--clients must be at least 1");
     }
-    if (consumes || args.request) && subs == 0 {
-        bail!("--sub must be at least 1 with --request, --pull or --push");
-    }
-    if args.js && subs > 0 {
-        bail!("--js measures publishing only; read the stream afterwards with --pull or --push");
-    }
-    if args.msgs == 0 || args.msgs > MAX_MSGS {
+    if setup.msgs == 0 || setup.msgs > MAX_MSGS {
         bail!("--msgs must be between 1 and {MAX_MSGS}");
     }
-    if args.async_window == 0 || args.batch == 0 {
+    if setup.async_window == 0 || setup.batch == 0 {
         bail!("--async-window and --batch must be at least 1");
     }
-    let size = usize::try_from(args.size).map_err(|_| anyhow::anyhow!("--size cannot be -1"))?;
+    let size = usize::try_from(setup.size).map_err(|_| anyhow::anyhow!("--size cannot be -1"))?;
     // One connection up front learns the server's limit, so an oversized payload is one clear
     // line rather than a failure in every publisher.
-    let probe = connect::connect(&args.common).await?;
+    let probe = connect::connect(&common).await?;
     let max_payload = probe.server_info().max_payload;
     if size > max_payload {
         bail!("--size {size} is larger than the server's max_payload ({max_payload} bytes)");
     }
     let plan = Plan {
-        subject: args.subject,
+        subject: setup.subject,
         pubs,
         subs,
-        msgs: args.msgs,
+        msgs: setup.msgs,
         payload: Bytes::from(vec![b'x'; size]),
-        stream: args.stream,
-        async_window: args.async_window,
-        batch: args.batch,
-        common: args.common,
+        stream: setup.stream,
+        async_window: setup.async_window,
+        batch: setup.batch,
+        common,
         progress: Progress::new(),
     };
     let run = async {
-        if args.request {
-            core_nats::request_reply(&plan).await
-        } else if args.js {
-            js::publish(&plan, &probe, args.sync).await
-        } else if args.pull {
-            consume::pull(&plan, &probe).await
-        } else if args.push {
-            consume::push(&plan, &probe).await
-        } else {
-            core_nats::pub_sub(&plan).await
+        match setup.mode {
+            Mode::Request => core_nats::request_reply(&plan).await,
+            Mode::Js { sync } => js::publish(&plan, &probe, sync).await,
+            Mode::Pull => consume::pull(&plan, &probe).await,
+            Mode::Push => consume::push(&plan, &probe).await,
+            Mode::Ordered => consume::ordered(&plan).await,
+            Mode::Core => core_nats::pub_sub(&plan).await,
         }
     };
-    let total = if consumes {
-        plan.msgs
-    } else {
-        plan.msgs.saturating_mul(pubs as u64)
+    // What the progress line counts to; 0 (unknown) for responders that run until stopped.
+    let total = match setup.mode {
+        Mode::Pull | Mode::Push => plan.msgs,
+        Mode::Request if pubs == 0 => 0,
+        _ => plan.msgs.saturating_mul(pubs.max(subs) as u64),
     };
-    let report = tokio::select! {
-        report = run => report,
-        never = plan.progress.draw("bench", total) => match never {},
+    let report = match setup.progress {
+        true => tokio::select! {
+            report = run => report,
+            never = plan.progress.draw("bench", total) => match never {},
+        },
+        false => run.await,
     };
-    Progress::clear();
+    if setup.progress {
+        Progress::clear();
+    }
     let report: Report = report?;
-    if let Some(path) = &args.csv {
+    if let Some(path) = &setup.csv {
         report.write_csv(path)?;
     }
     match plan.common.json {

@@ -272,6 +272,52 @@ async fn push_reader(
     Ok(stats)
 }
 
+/// natscli's `bench js ordered`: each reader reads `--msgs` messages of the stream from its
+/// start through an ordered consumer of its own (ephemeral, no acks).
+pub async fn ordered(plan: &Plan) -> Result<Report> {
+    let mut readers = Vec::with_capacity(plan.subs);
+    for index in 1..=plan.subs {
+        let client = plan.connect().await?;
+        let js = connect::jetstream(client, &plan.common);
+        check_stream_holds(&js, plan).await?;
+        readers.push(ordered_reader(plan, index, js));
+    }
+    let started = Instant::now();
+    let outcome = try_join_all(readers).await;
+    consume_report(plan, "jsordered", "ordered", outcome?, started.elapsed())
+}
+
+async fn ordered_reader(plan: &Plan, index: usize, js: Context) -> Result<ClientStats> {
+    let config = pull::OrderedConfig::default();
+    let consumer = js
+        .create_consumer_on_stream(config, plan.stream.as_str())
+        .await
+        .map_err(|err| anyhow!("ordered consumer on stream {}: {err}", plan.stream))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|err| anyhow!("reading stream {}: {err}", plan.stream))?;
+    let mut stats = ClientStats::new("sub", index);
+    let started = Instant::now();
+    while stats.msgs < plan.msgs {
+        let message = match tokio::time::timeout(plan.stall_limit(), messages.next()).await {
+            Ok(Some(message)) => message.map_err(|err| anyhow!("reading: {err}"))?,
+            Ok(None) => bail!("ordered reader {index}: the connection to the server was closed"),
+            Err(_) => bail!(
+                "ordered reader {index} read {} of {} messages: none arrived within {}",
+                stats.msgs,
+                plan.msgs,
+                format_duration(plan.stall_limit())
+            ),
+        };
+        stats.msgs += 1;
+        stats.bytes += message.payload.len() as u64;
+        plan.progress.add(1);
+    }
+    stats.elapsed = started.elapsed();
+    Ok(stats)
+}
+
 /// The report of a consume run.
 fn consume_report(
     plan: &Plan,
@@ -295,8 +341,15 @@ fn consume_report(
         elapsed,
         clients,
         title: format!(
-            "JetStream {kind} consume from stream {}: {} subscriber(s), {} msgs, acking each",
-            plan.stream, plan.subs, plan.msgs
+            "JetStream {kind} consume from stream {}: {} subscriber(s), {} msgs{}",
+            plan.stream,
+            plan.subs,
+            plan.msgs,
+            if kind == "ordered" {
+                " each"
+            } else {
+                ", acking each"
+            }
         ),
     })
 }

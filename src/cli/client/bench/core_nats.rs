@@ -47,7 +47,12 @@ impl Pace {
 /// has confirmed it) before the first publish, and the run ends when each subscriber has
 /// received every publisher's messages.
 pub async fn pub_sub(plan: &Plan) -> Result<Report> {
-    let expected = plan.msgs.saturating_mul(plan.pubs as u64);
+    // Without publishers of its own (natscli's `bench sub`) each subscriber waits for --msgs
+    // from whoever publishes.
+    let expected = match plan.pubs {
+        0 => plan.msgs,
+        pubs => plan.msgs.saturating_mul(pubs as u64),
+    };
     let pace = Pace {
         published: AtomicU64::new(0),
         received: (0..plan.subs).map(|_| AtomicU64::new(0)).collect(),
@@ -65,6 +70,10 @@ pub async fn pub_sub(plan: &Plan) -> Result<Report> {
             plan, pace, index, client, subscriber, expected,
         ));
     }
+    if plan.pubs == 0 {
+        // As `sub` says it: a script may start its publishers once this line is out.
+        eprintln!("listening on {}", plan.subject);
+    }
     let mut publishers = Vec::with_capacity(plan.pubs);
     for index in 1..=plan.pubs {
         let client = plan.connect().await?;
@@ -73,15 +82,19 @@ pub async fn pub_sub(plan: &Plan) -> Result<Report> {
     let started = Instant::now();
     let (mut clients, subs) =
         futures::try_join!(try_join_all(publishers), try_join_all(subscribers))?;
-    let elapsed = started.elapsed();
     let received = subs.iter().map(|c| c.msgs).sum();
+    let (elapsed, msgs) = match plan.pubs {
+        // Subscribers alone: from their first message on, not from when they started waiting.
+        0 => (busiest(&subs), received),
+        _ => (started.elapsed(), expected),
+    };
     clients.extend(subs);
     Ok(Report {
         bench: "core",
         sync: false,
         pubs: plan.pubs,
         subs: plan.subs,
-        msgs: expected,
+        msgs,
         received,
         size: plan.payload.len(),
         elapsed,
@@ -95,6 +108,11 @@ pub async fn pub_sub(plan: &Plan) -> Result<Report> {
             plan.subs
         ),
     })
+}
+
+/// The longest any of `clients` was busy: a run's span when only one side of it ran here.
+fn busiest(clients: &[ClientStats]) -> std::time::Duration {
+    clients.iter().map(|c| c.elapsed).max().unwrap_or_default()
 }
 
 /// One publisher: sends its messages, then flushes so they have all reached the server.
@@ -150,6 +168,9 @@ async fn count_messages(
                 if let Some(received) = pace.received.get(index - 1) {
                     received.store(stats.msgs, Ordering::Relaxed);
                 }
+                if plan.pubs == 0 {
+                    plan.progress.add(1);
+                }
             }
             Ok(None) => bail!("subscriber {index}: the connection to the server was closed"),
             Err(_) => bail!(
@@ -177,6 +198,9 @@ pub async fn request_reply(plan: &Plan) -> Result<Report> {
         connect::flush(&client, &plan.common).await?;
         responders.push(respond(plan, index, client, subscriber, done_rx.clone()));
     }
+    if plan.pubs == 0 {
+        eprintln!("listening on {}", plan.subject);
+    }
     let mut requesters = Vec::with_capacity(plan.pubs);
     for index in 1..=plan.pubs {
         let client = plan.connect().await?;
@@ -184,21 +208,29 @@ pub async fn request_reply(plan: &Plan) -> Result<Report> {
     }
     let started = Instant::now();
     let requesting = async {
+        // Responders alone (natscli's `bench service serve`) answer until interrupted.
+        if plan.pubs == 0 {
+            let _ = tokio::signal::ctrl_c().await;
+        }
         let outcome = try_join_all(requesters).await;
         // Every request has its reply (or the run failed): the responders can stop.
         let _ = done_tx.send(true);
         outcome
     };
     let (mut clients, answered) = futures::try_join!(requesting, try_join_all(responders))?;
-    let elapsed = started.elapsed();
     let received = answered.iter().map(|c| c.msgs).sum();
+    let (elapsed, msgs) = match plan.pubs {
+        // Responders alone: from their first request on, not from when they started.
+        0 => (busiest(&answered), received),
+        pubs => (started.elapsed(), plan.msgs.saturating_mul(pubs as u64)),
+    };
     clients.extend(answered);
     Ok(Report {
         bench: "request",
         sync: true,
         pubs: plan.pubs,
         subs: plan.subs,
-        msgs: plan.msgs.saturating_mul(plan.pubs as u64),
+        msgs,
         received,
         size: plan.payload.len(),
         elapsed,
@@ -275,6 +307,9 @@ async fn respond(
             .map_err(|err| anyhow!("responder {index}: replying: {err}"))?;
         stats.msgs += 1;
         stats.bytes += plan.payload.len() as u64;
+        if plan.pubs == 0 {
+            plan.progress.add(1);
+        }
     }
     stats.elapsed = first.map(|t| t.elapsed()).unwrap_or_default();
     Ok(stats)
