@@ -390,6 +390,67 @@ fn natscli_bench_subcommands_run_as_natscli_names_them() {
     );
     let fetched = json(&[&["bench", "js", "fetch", "--batch", "50"][..], &read].concat());
     assert_eq!(fetched["received"], 1100);
+    let batches = ["--msgs", "1000", "--batch", "100"];
+    let atomic = [
+        "bench", "js", "pub", "atomic", "shape.at", "--stream", "ATOMIC",
+    ];
+    let atomic = json(&[&atomic[..], &batches].concat());
+    assert_eq!(
+        (atomic["msgs"].as_u64(), atomic["sync"].as_bool()),
+        (Some(1000), Some(true))
+    );
+    assert_eq!(stream_info(&url, "ATOMIC").state.messages, 1000);
+    let fast = [
+        "bench",
+        "js",
+        "pub",
+        "fast",
+        "shape.fa",
+        "--stream",
+        "FAST",
+        "--clients",
+        "2",
+    ];
+    let fast = json(&[&fast[..], &batches].concat());
+    assert_eq!(fast["msgs"], 2000);
+    assert_eq!(stream_info(&url, "FAST").state.messages, 2000);
+    let get = [
+        "bench", "js", "get", "sync", "--stream", "SHAPES", "--msgs", "300",
+    ];
+    let got = json(&get);
+    assert_eq!(
+        (got["bench"].as_str(), got["received"].as_u64()),
+        (Some("jsget"), Some(300))
+    );
+    let batch_get = [
+        "bench", "js", "get", "batch", "--stream", "SHAPES", "--msgs", "300",
+    ];
+    let refused = jetlog_at(&url, &batch_get);
+    assert!(
+        refused.stderr.contains("is allow_direct set?"),
+        "{refused:?}"
+    );
+    jetlog_at(&url, &["stream", "edit", "SHAPES", "--allow-direct"]).ok();
+    let got = json(&[&batch_get[..], &["--batch", "64"]].concat());
+    assert_eq!(got["received"], 300);
+    let put = json(&["bench", "kv", "put", "--clients", "2", "--msgs", "200"]);
+    assert_eq!(
+        (put["bench"].as_str(), put["pubs"].as_u64()),
+        (Some("kv"), Some(2))
+    );
+    let read = json(&[
+        "bench",
+        "kv",
+        "--bucket",
+        "benchbucket",
+        "get",
+        "--clients",
+        "2",
+        "--msgs",
+        "200",
+    ]);
+    assert_eq!(read["received"], 400);
+    jetlog_at(&url, &["bench", "kv", "get", "--msgs", "500"]).fails_with("key 400 has no value");
     // natscli's flags jetlog has no function for are refused by name.
     let unknown = jetlog_at(&url, &[&js_pub[..], &["--multisubject"]].concat());
     assert_ne!(unknown.code, Some(0), "{unknown:?}");

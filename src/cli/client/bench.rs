@@ -7,9 +7,11 @@
 //! summary and the `key=value` line go to stdout; the progress line goes to stderr, and only
 //! when stderr is a terminal.
 
+mod batch_pub;
 mod consume;
 mod core_nats;
 mod js;
+mod reads;
 pub(super) mod report;
 mod shapes;
 
@@ -24,7 +26,7 @@ use clap::Args;
 use super::connect::{self, CommonArgs};
 use super::output;
 use super::progress::Progress;
-use super::pubsub::check_publish_subject;
+use super::pubsub::{check_filter_subject, check_publish_subject};
 use super::stream::check_stream_name;
 use super::units::parse_size;
 use report::Report;
@@ -110,13 +112,17 @@ enum Mode {
     /// Requesters and queue-grouped responders (either side may be absent).
     Request,
     /// JetStream publishers.
-    Js { sync: bool },
+    Js(js::PubKind),
     /// Readers sharing one durable pull consumer.
     Pull,
     /// Readers sharing one durable push consumer.
     Push,
     /// Readers with an ordered consumer each.
     Ordered,
+    /// Readers getting messages by sequence, or in batches of direct gets.
+    Get { batched: bool },
+    /// Key-value writers or readers.
+    Kv { put: bool },
 }
 
 /// A run as asked for, by jetlog's flags or natscli's subcommands, before it is checked.
@@ -156,7 +162,8 @@ impl BenchArgs {
         }
         let mode = match (self.request, self.js, self.pull, self.push) {
             (true, _, _, _) => Mode::Request,
-            (_, true, _, _) => Mode::Js { sync: self.sync },
+            (_, true, _, _) if self.sync => Mode::Js(js::PubKind::Sync),
+            (_, true, _, _) => Mode::Js(js::PubKind::Async),
             (_, _, true, _) => Mode::Pull,
             (_, _, _, true) => Mode::Push,
             _ => Mode::Core,
@@ -224,7 +231,10 @@ pub async fn run(mut args: BenchArgs) -> Result<()> {
 }
 
 async fn execute(setup: Setup, common: CommonArgs) -> Result<()> {
-    check_publish_subject(&setup.subject)?;
+    match setup.mode {
+        Mode::Get { batched: true } => check_filter_subject(&setup.subject)?,
+        _ => check_publish_subject(&setup.subject)?,
+    }
     check_stream_name(&setup.stream)?;
     let (pubs, subs) = (setup.pubs, setup.subs);
     if pubs > MAX_CLIENTS || subs > MAX_CLIENTS {
@@ -262,10 +272,12 @@ async fn execute(setup: Setup, common: CommonArgs) -> Result<()> {
     let run = async {
         match setup.mode {
             Mode::Request => core_nats::request_reply(&plan).await,
-            Mode::Js { sync } => js::publish(&plan, &probe, sync).await,
+            Mode::Js(kind) => js::publish(&plan, &probe, kind).await,
             Mode::Pull => consume::pull(&plan, &probe).await,
             Mode::Push => consume::push(&plan, &probe).await,
             Mode::Ordered => consume::ordered(&plan).await,
+            Mode::Get { batched } => reads::gets(&plan, batched).await,
+            Mode::Kv { put } => reads::kv(&plan, put).await,
             Mode::Core => core_nats::pub_sub(&plan).await,
         }
     };

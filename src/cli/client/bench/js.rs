@@ -4,45 +4,82 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context as _, Result};
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
-use async_nats::jetstream::{self, stream, Context};
+use async_nats::jetstream::{self, Context};
 use async_nats::{Client, Subject};
 use futures::future::try_join_all;
+use serde_json::json;
 
+use super::batch_pub;
 use super::report::{latency_us, ClientStats, Report};
 use super::Plan;
-use crate::cli::client::api::describe;
+use crate::cli::client::api::{self, describe};
 use crate::cli::client::connect;
 use crate::cli::client::units::format_duration;
 
+/// How a JetStream publisher publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PubKind {
+    /// One PubAck awaited at a time, each timed.
+    Sync,
+    /// Up to `--async-window` publishes awaiting their PubAcks.
+    Async,
+    /// Atomic batches of `--batch` (natscli's `js pub atomic`).
+    Atomic,
+    /// One fast-ingest batch (natscli's `js pub fast`).
+    Fast,
+}
+
+/// Creates the run's stream when it does not exist, allowing the batches `kind` publishes.
+async fn ensure_stream(js: &Context, plan: &Plan, kind: PubKind) -> Result<()> {
+    let info = format!("STREAM.INFO.{}", plan.stream);
+    if api::request(js, &info, &json!({})).await.is_ok() {
+        return Ok(());
+    }
+    let config = json!({
+        "name": plan.stream,
+        "subjects": [plan.subject],
+        "allow_atomic": kind == PubKind::Atomic,
+        "allow_batched": kind == PubKind::Fast,
+    });
+    api::request(js, &format!("STREAM.CREATE.{}", plan.stream), &config)
+        .await
+        .with_context(|| format!("creating stream {}", plan.stream))?;
+    Ok(())
+}
+
 /// `--js`: every publisher publishes `--msgs` messages into the stream, creating the stream
 /// first when it does not exist.
-pub async fn publish(plan: &Plan, control: &Client, sync: bool) -> Result<Report> {
+pub async fn publish(plan: &Plan, control: &Client, kind: PubKind) -> Result<Report> {
     let js = connect::jetstream(control.clone(), &plan.common);
-    js.get_or_create_stream(stream::Config {
-        name: plan.stream.clone(),
-        subjects: vec![plan.subject.clone()],
-        ..Default::default()
-    })
-    .await
-    .map_err(|err| anyhow!("creating stream {}: {err}", plan.stream))?;
+    ensure_stream(&js, plan, kind).await?;
     let mut publishers = Vec::with_capacity(plan.pubs);
     for index in 1..=plan.pubs {
-        let js = connect::jetstream(plan.connect().await?, &plan.common);
-        publishers.push(publish_js(plan, index, js, sync));
+        let client = plan.connect().await?;
+        publishers.push(async move {
+            match kind {
+                PubKind::Sync | PubKind::Async => {
+                    let js = connect::jetstream(client, &plan.common);
+                    publish_js(plan, index, js, kind == PubKind::Sync).await
+                }
+                PubKind::Atomic => batch_pub::atomic(plan, index, client).await,
+                PubKind::Fast => batch_pub::fast(plan, index, client).await,
+            }
+        });
     }
     let started = Instant::now();
     let clients = try_join_all(publishers).await?;
     let elapsed = started.elapsed();
-    let mode = if sync {
-        "sync".to_string()
-    } else {
-        format!("async, window {}", plan.async_window)
+    let mode = match kind {
+        PubKind::Sync => "sync".to_string(),
+        PubKind::Async => format!("async, window {}", plan.async_window),
+        PubKind::Atomic => format!("atomic batches of {}", plan.async_window),
+        PubKind::Fast => "fast batch".to_string(),
     };
     Ok(Report {
         bench: "jspub",
-        sync,
+        sync: kind != PubKind::Async,
         pubs: plan.pubs,
         subs: 0,
         msgs: plan.msgs.saturating_mul(plan.pubs as u64),

@@ -8,11 +8,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::js::PubKind;
 use super::{Mode, Setup};
 use crate::cli::client::units::parse_size;
 
-/// natscli's default stream for JetStream benchmarks.
+/// natscli's default stream for JetStream benchmarks, and bucket for KV ones.
 const DEFAULT_STREAM: &str = "benchstream";
+const DEFAULT_BUCKET: &str = "benchbucket";
 
 #[derive(Debug, Subcommand)]
 pub enum BenchShape {
@@ -23,9 +25,45 @@ pub enum BenchShape {
     /// Request/reply: `service request` sends, `service serve` answers until interrupted.
     #[command(subcommand)]
     Service(ServiceShape),
-    /// JetStream: `js pub sync|async`, `js ordered|consume|fetch`.
+    /// JetStream: `js pub sync|async|atomic|fast`, `js ordered|consume|fetch`, `js get`.
     #[command(subcommand)]
     Js(JsShape),
+    /// Key-value: `kv put` (creates the bucket when missing), `kv get`.
+    Kv(KvShape),
+}
+
+#[derive(Debug, Args)]
+pub struct KvShape {
+    /// The bucket to use.
+    #[arg(long, global = true, default_value = DEFAULT_BUCKET)]
+    bucket: String,
+    #[command(subcommand)]
+    op: KvOp,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KvOp {
+    /// Put --msgs keys per client, each put acknowledged before the next.
+    Put(ShapeArgs),
+    /// Get the keys `kv put` stored, one at a time.
+    Get(ShapeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JsGetShape {
+    /// One message at a time by sequence (STREAM.MSG.GET), from the stream's first.
+    Sync(JsReadShape),
+    /// Direct gets of --batch messages at a time (the stream needs allow_direct).
+    Batch(JsGetBatchShape),
+}
+
+#[derive(Debug, Args)]
+pub struct JsGetBatchShape {
+    /// Only messages on these subjects.
+    #[arg(long, default_value = ">")]
+    filter: String,
+    #[command(flatten)]
+    read: JsReadShape,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +85,9 @@ pub enum JsShape {
     Consume(JsReadShape),
     /// As `consume`: jetlog's pull readers fetch in batches of --batch either way.
     Fetch(JsReadShape),
+    /// Read messages with gets: `js get sync`, `js get batch`.
+    #[command(subcommand)]
+    Get(JsGetShape),
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +96,13 @@ pub enum JsPubShape {
     Sync(JsPubArgs),
     /// Keep up to --batch publishes in flight per client.
     Async(JsPubArgs),
+    /// Atomic batches of --batch messages, each committed and acknowledged whole (the stream
+    /// is created with allow_atomic when missing).
+    #[command(visible_alias = "batch")]
+    Atomic(JsPubArgs),
+    /// One fast-ingest batch per client, paced by the server's flow acks of up to --batch
+    /// messages (the stream is created with allow_batched when missing).
+    Fast(JsPubArgs),
 }
 
 /// The flags natscli's bench commands share.
@@ -93,7 +141,8 @@ pub struct JsPubArgs {
     /// The stream to publish into.
     #[arg(long, default_value = DEFAULT_STREAM)]
     stream: String,
-    /// With `async`: publishes in flight per client.
+    /// Publishes in flight per client (`async`), messages per batch (`atomic`), or the most
+    /// between flow acks (`fast`).
     #[arg(long, default_value_t = 500)]
     batch: usize,
     #[command(flatten)]
@@ -151,20 +200,41 @@ impl BenchShape {
                 core.shared.setup(Mode::Request, core.subject, (0, clients))
             }
             Self::Js(JsShape::Pub(shape)) => {
-                let (sync, args) = match shape {
-                    JsPubShape::Sync(args) => (true, args),
-                    JsPubShape::Async(args) => (false, args),
+                let (kind, args) = match shape {
+                    JsPubShape::Sync(args) => (PubKind::Sync, args),
+                    JsPubShape::Async(args) => (PubKind::Async, args),
+                    JsPubShape::Atomic(args) => (PubKind::Atomic, args),
+                    JsPubShape::Fast(args) => (PubKind::Fast, args),
                 };
                 let clients = args.shared.clients;
                 let mut setup = args
                     .shared
-                    .setup(Mode::Js { sync }, args.subject, (clients, 0));
+                    .setup(Mode::Js(kind), args.subject, (clients, 0));
                 setup.stream = args.stream;
                 setup.async_window = args.batch;
                 setup
             }
             Self::Js(JsShape::Ordered(args)) => args.read(Mode::Ordered),
             Self::Js(JsShape::Consume(args) | JsShape::Fetch(args)) => args.read(Mode::Pull),
+            Self::Js(JsShape::Get(JsGetShape::Sync(args))) => {
+                args.read(Mode::Get { batched: false })
+            }
+            Self::Js(JsShape::Get(JsGetShape::Batch(args))) => {
+                let mut setup = args.read.read(Mode::Get { batched: true });
+                setup.subject = args.filter;
+                setup
+            }
+            Self::Kv(KvShape { bucket, op }) => {
+                let (put, shared) = match op {
+                    KvOp::Put(shared) => (true, shared),
+                    KvOp::Get(shared) => (false, shared),
+                };
+                let clients = shared.clients;
+                let sides = if put { (clients, 0) } else { (0, clients) };
+                let mut setup = shared.setup(Mode::Kv { put }, "bench".to_string(), sides);
+                setup.stream = bucket;
+                setup
+            }
         }
     }
 }
