@@ -115,6 +115,22 @@ fn streams_and_consumers_are_made_from_config_files() {
     let info = jetlog_at(&url, &["stream", "info", "FILED", "--json"]).json();
     assert_eq!(info["config"]["max_msgs"], 10);
 
+    // natscli's other stream flags write their JSON fields.
+    let flags = ["--max-consumers", "5", "--no-ack", "--tag", "ssd"];
+    jetlog_at(
+        &url,
+        &[
+            &["stream", "add", "FLAGGED", "--subjects", "fl.>"][..],
+            &flags,
+        ]
+        .concat(),
+    )
+    .ok();
+    let config = jetlog_at(&url, &["stream", "info", "FLAGGED", "--json"]).json()["config"].clone();
+    assert_eq!(config["max_consumers"], 5);
+    assert_eq!(config["no_ack"], true);
+    assert_eq!(config["placement"]["tags"], serde_json::json!(["ssd"]));
+
     let consumer_file = dir.path().join("consumer.json");
     let consumer = r#"{"durable_name":"FROMFILE","ack_policy":"explicit","deliver_policy":"last","max_deliver":3}"#;
     std::fs::write(&consumer_file, consumer).expect("write");

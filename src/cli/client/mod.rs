@@ -38,6 +38,7 @@ mod stream;
 mod stream_backup;
 mod stream_cluster;
 mod stream_config;
+mod stream_features;
 mod stream_view;
 mod units;
 

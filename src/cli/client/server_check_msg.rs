@@ -13,6 +13,7 @@ use regex::bytes::Regex;
 use serde_json::json;
 
 use super::server_check::{api_request, connected, CheckOutput, Outcome};
+use super::stream_features::parse_pair;
 use super::units::format_duration;
 use crate::cli::parse_duration;
 use crate::jetstream::time::parse_rfc3339;
@@ -85,14 +86,6 @@ fn parse_regex(text: &str) -> Result<Regex, String> {
             .trim_start_matches("error: ");
         format!("invalid regular expression: {why}")
     })
-}
-
-/// A `KEY=VALUE` flag, as natscli's string maps take them.
-fn parse_pair(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-        _ => Err(format!("expected KEY=VALUE got '{text}'")),
-    }
 }
 
 fn seconds(limit: Option<Duration>) -> f64 {

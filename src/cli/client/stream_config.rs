@@ -114,6 +114,8 @@ pub struct ConfigArgs {
     /// sources an `edit` had).
     #[arg(long, value_delimiter = ',')]
     source: Vec<String>,
+    #[command(flatten)]
+    features: Box<super::stream_features::FeatureArgs>,
 }
 
 impl ConfigArgs {
@@ -192,7 +194,7 @@ impl ConfigArgs {
                 set(key, json!(on));
             }
         }
-        Ok(())
+        self.features.apply(config)
     }
 }
 
