@@ -181,3 +181,63 @@ fn sub_reads_a_stream_from_where_it_is_asked_to() {
         .fails_with("--queue is for core NATS subscriptions");
     jetlog_at(&url, &["sub", "nowhere.x", "--all", "-T"]).fails_with("no stream stores nowhere.x");
 }
+
+/// natscli's consumer flags for features nats-server 2.9 lacks (metadata, pause, priority
+/// groups), so against jetlog only.
+#[test]
+fn consumer_add_takes_natscli_flags_of_newer_servers() {
+    let server = common::TestServer::start(&[]);
+    let url = server.url();
+    jetlog_at(&url, &["stream", "add", "ORD", "--subjects", "o.>"]).ok();
+    let add = |name: &str, extra: &[&str]| {
+        let args = [&["consumer", "add", "ORD", name][..], extra].concat();
+        jetlog_at(&url, &args).ok().to_string()
+    };
+    let linear = [
+        "--backoff",
+        "linear",
+        "--backoff-steps",
+        "3",
+        "--backoff-min",
+        "1s",
+    ];
+    add(
+        "LIN",
+        &[&linear[..], &["--backoff-max", "4s", "--max-deliver", "5"]].concat(),
+    );
+    let config = consumer_config(&url, "LIN");
+    let second = 1_000_000_000u64;
+    assert_eq!(
+        config["backoff"],
+        serde_json::json!([second, 2 * second, 3 * second])
+    );
+    let newer = [
+        "--metadata",
+        "team=ops",
+        "--pause",
+        "2099-01-02 03:04:05",
+        "--pinned-groups",
+        "A",
+        "--pinned-ttl",
+        "30s",
+        "--sample",
+        "50",
+    ];
+    add("NEWER", &newer);
+    let config = consumer_config(&url, "NEWER");
+    assert_eq!(config["metadata"]["team"], "ops");
+    assert_eq!(config["pause_until"], "2099-01-02T03:04:05Z");
+    assert_eq!(config["priority_policy"], "pinned_client");
+    assert_eq!(config["priority_groups"], serde_json::json!(["A"]));
+    assert_eq!(config["priority_timeout"], 30 * second);
+    assert_eq!(config["sample_freq"], "50%");
+    add("EPH", &["--ephemeral", "--inactive-threshold", "1m"]);
+    let config = consumer_config(&url, "EPH");
+    assert!(config.get("durable_name").is_none(), "{config}");
+    assert_eq!(config["name"], "EPH");
+    let bad = jetlog_at(&url, &["consumer", "add", "ORD", "X", "--pause", "someday"]);
+    assert!(
+        bad.stderr.contains("invalid --pause \"someday\""),
+        "{bad:?}"
+    );
+}

@@ -188,10 +188,7 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
             config,
         } => {
             let config = config.to_config(name.as_deref().unwrap_or_default())?;
-            let name = config["durable_name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let name = config["name"].as_str().unwrap_or_default().to_string();
             check_consumer_name(&name)?;
             let request = json!({ "stream_name": stream, "config": config });
             api::request(&js, &format!("CONSUMER.CREATE.{stream}.{name}"), &request)

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use super::consumer_edit::{nanos, ConsumerSettings};
 use super::pubsub::check_publish_subject;
 use super::stream_config::read_config_file;
+use super::stream_features::parse_pair;
 use super::units::parse_since;
 use crate::cli::parse_duration;
 use crate::jetstream::time::format_rfc3339;
@@ -91,9 +92,51 @@ pub struct ConsumerConfigArgs {
     /// Remove the consumer once it has been unused for this long.
     #[arg(long, value_parser = parse_duration, value_name = "THRESHOLD")]
     inactive_threshold: Option<Duration>,
+    /// Metadata as KEY=VALUE (repeatable).
+    #[arg(long, value_parser = parse_pair, value_name = "KEY=VALUE")]
+    metadata: Vec<(String, String)>,
+    /// Start paused: until a time (`2030-01-01 00:00:00`, UTC, or RFC 3339) or for a duration.
+    #[arg(long, value_parser = parse_pause, value_name = "TIME|DURATION")]
+    pause: Option<String>,
+    /// Pinned-client priority groups (comma separated or repeated).
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["overflow_groups", "prioritized_groups"])]
+    pinned_groups: Vec<String>,
+    /// How long a pinned client may go without pulling before another is pinned.
+    #[arg(long, value_parser = parse_duration, requires = "pinned_groups", value_name = "TTL")]
+    pinned_ttl: Option<Duration>,
+    /// Overflow priority groups (comma separated or repeated).
+    #[arg(long, value_delimiter = ',', conflicts_with = "prioritized_groups")]
+    overflow_groups: Vec<String>,
+    /// Prioritized priority groups (comma separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    prioritized_groups: Vec<String>,
+    /// Percentage of acks sampled for the ack advisories.
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    sample: Option<u8>,
+    /// An ephemeral consumer (named NAME): removed by the server once unused for its
+    /// inactive threshold.
+    #[arg(long)]
+    ephemeral: bool,
     /// The settings `consumer edit` can change too.
     #[command(flatten)]
     pub settings: ConsumerSettings,
+}
+
+/// `--pause`: natscli's `YYYY-MM-DD HH:MM:SS` (UTC), an RFC 3339 time, or a duration from now;
+/// the RFC 3339 time the server is sent.
+fn parse_pause(text: &str) -> Result<String, String> {
+    let rfc3339 = text.replacen(' ', "T", 1) + if text.contains(' ') { "Z" } else { "" };
+    if let Ok(Some(at)) = crate::jetstream::time::parse_rfc3339(&rfc3339) {
+        return Ok(format_rfc3339(Some(at)));
+    }
+    let span = parse_duration(text).map_err(|_| {
+        format!("invalid --pause {text:?}: a time (2030-01-01 00:00:00) or a duration")
+    })?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| "the system clock is before 1970".to_string())?;
+    let at = i64::try_from((now + span).as_nanos()).map_err(|_| "the pause is too long")?;
+    Ok(format_rfc3339(Some(at)))
 }
 
 /// Parses `--deliver` in natscli's spellings and jetlog's.
@@ -152,6 +195,8 @@ impl ConsumerConfigArgs {
         if !name.is_empty() {
             config.insert("durable_name".into(), json!(name));
             config.insert("name".into(), json!(name));
+        } else if let Some(durable) = config.get("durable_name").cloned() {
+            config.entry("name").or_insert(durable);
         }
         let mut set = |key: &str, value: Value| {
             config.insert(key.to_string(), value);
@@ -208,6 +253,35 @@ impl ConsumerConfigArgs {
                 set(key, json!(true));
             }
         }
+        if !self.metadata.is_empty() {
+            let metadata: Map<String, Value> = self
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            config.insert("metadata".into(), Value::Object(metadata));
+        }
+        if let Some(until) = &self.pause {
+            config.insert("pause_until".into(), json!(until));
+        }
+        let priority = [
+            ("pinned_client", &self.pinned_groups),
+            ("overflow", &self.overflow_groups),
+            ("prioritized", &self.prioritized_groups),
+        ];
+        if let Some((policy, groups)) = priority.iter().find(|(_, g)| !g.is_empty()) {
+            config.insert("priority_policy".into(), json!(policy));
+            config.insert("priority_groups".into(), json!(groups));
+        }
+        if let Some(ttl) = self.pinned_ttl {
+            config.insert("priority_timeout".into(), json!(nanos(ttl)?));
+        }
+        if let Some(percent) = self.sample {
+            config.insert("sample_freq".into(), json!(format!("{percent}%")));
+        }
+        if self.ephemeral {
+            config.remove("durable_name");
+        }
         if let Some(StartPolicy(start)) = &self.deliver {
             for key in ["deliver_policy", "opt_start_seq", "opt_start_time"] {
                 config.remove(key);
@@ -215,7 +289,7 @@ impl ConsumerConfigArgs {
             config.extend(start.clone());
         }
         self.settings.apply(&mut config)?;
-        if config.get("durable_name").is_none_or(Value::is_null) {
+        if config.get("name").is_none_or(Value::is_null) {
             return Err(anyhow!(
                 "the consumer needs a name: give NAME, or durable_name in the --config file"
             ));

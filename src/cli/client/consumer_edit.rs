@@ -26,15 +26,59 @@ pub struct ConsumerSettings {
     /// Most deliveries of one message (-1: unlimited).
     #[arg(long, allow_negative_numbers = true)]
     pub max_deliver: Option<i64>,
-    /// Redelivery delays, comma separated, e.g. 1s,5s,30s.
-    #[arg(long, value_delimiter = ',', value_parser = parse_duration)]
-    pub backoff: Vec<Duration>,
+    /// Redelivery delays, comma separated (1s,5s,30s), or natscli's `linear` (from
+    /// --backoff-steps, --backoff-min and --backoff-max) or `none`.
+    #[arg(long, value_parser = parse_backoff, value_name = "DELAYS|linear|none")]
+    pub backoff: Option<Backoff>,
+    /// With `--backoff linear`: how many delays.
+    #[arg(long, default_value_t = 10)]
+    pub backoff_steps: u32,
+    /// With `--backoff linear`: the first delay.
+    #[arg(long, value_parser = parse_duration, default_value = "1m")]
+    pub backoff_min: Duration,
+    /// With `--backoff linear`: the last delay's bound.
+    #[arg(long, value_parser = parse_duration, default_value = "20m")]
+    pub backoff_max: Duration,
     /// Most messages delivered but not yet acknowledged.
     #[arg(long, visible_alias = "max-pending")]
     pub max_ack_pending: Option<i64>,
     /// A description.
     #[arg(long)]
     pub description: Option<String>,
+}
+
+/// `--backoff`: delays given, or a policy natscli names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backoff {
+    Delays(Vec<Duration>),
+    Linear,
+    None,
+}
+
+fn parse_backoff(text: &str) -> Result<Backoff, String> {
+    match text {
+        "linear" => Ok(Backoff::Linear),
+        "none" => Ok(Backoff::None),
+        _ => text
+            .split(',')
+            .map(parse_duration)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Backoff::Delays),
+    }
+}
+
+/// natscli's linear backoff (jsm.go's `LinearBackoffPeriods`): `steps` delays from `min`,
+/// evenly spaced below `max`.
+pub fn linear_backoff(steps: u32, min: Duration, max: Duration) -> Result<Vec<Duration>> {
+    if steps == 0 || min.is_zero() || max.is_zero() {
+        bail!("--backoff linear needs --backoff-steps, --backoff-min and --backoff-max above 0");
+    }
+    let (min, max) = (min.min(max), min.max(max));
+    let step = (max - min) / steps;
+    if max != min && step.is_zero() {
+        bail!("--backoff-min {min:?} to --backoff-max {max:?} is too small for {steps} steps");
+    }
+    Ok((0..steps).map(|i| min + step * i).collect())
 }
 
 pub(super) fn nanos(d: Duration) -> Result<i64> {
@@ -59,9 +103,25 @@ impl ConsumerSettings {
         if let Some(n) = self.max_deliver {
             config.insert("max_deliver".into(), json!(n));
         }
-        if !self.backoff.is_empty() {
-            let backoff: Result<Vec<i64>> = self.backoff.iter().map(|d| nanos(*d)).collect();
-            config.insert("backoff".into(), json!(backoff?));
+        let delays = match &self.backoff {
+            Some(Backoff::Delays(delays)) => Some(delays.clone()),
+            Some(Backoff::Linear) => Some(linear_backoff(
+                self.backoff_steps,
+                self.backoff_min,
+                self.backoff_max,
+            )?),
+            Some(Backoff::None) => Some(Vec::new()),
+            None => None,
+        };
+        match delays {
+            Some(delays) if delays.is_empty() => {
+                config.remove("backoff");
+            }
+            Some(delays) => {
+                let backoff: Result<Vec<i64>> = delays.iter().map(|d| nanos(*d)).collect();
+                config.insert("backoff".into(), json!(backoff?));
+            }
+            None => {}
         }
         if let Some(n) = self.max_ack_pending {
             config.insert("max_ack_pending".into(), json!(n));
