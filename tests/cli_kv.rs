@@ -278,3 +278,42 @@ fn bad_names_are_refused_before_connecting() {
     // A good name gets as far as the connection.
     jetlog_at(&url, &["kv", "ls"]).fails_with("cannot connect");
 }
+
+#[test]
+fn add_takes_natscli_flags_for_sources_mirrors_and_features() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    add_bucket(&url, "ORIGIN", "1");
+    jetlog_at(&url, &["kv", "put", "ORIGIN", "a", "1"]).ok();
+    let features = ["--compress", "--marker-ttl", "1m", "--tags", "ssd"];
+    let aggregate = ["kv", "add", "AGG", "--source", "ORIGIN"];
+    jetlog_at(&url, &[&aggregate[..], &features].concat()).ok();
+    let config = jetlog_at(&url, &["stream", "info", "KV_AGG", "--json"]).json()["config"].clone();
+    assert_eq!(config["compression"], "s2");
+    assert_eq!(config["allow_msg_ttl"], true);
+    assert_eq!(config["subject_delete_marker_ttl"], 60_000_000_000u64);
+    assert_eq!(config["placement"]["tags"], serde_json::json!(["ssd"]));
+    let transform = &config["sources"][0]["subject_transforms"][0];
+    assert_eq!(
+        (transform["src"].as_str(), transform["dest"].as_str()),
+        (Some("$KV.ORIGIN.>"), Some("$KV.AGG.>"))
+    );
+    // The source's value arrives under the aggregate's own key.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while entry(&url, "AGG", "a").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the source's value never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    jetlog_at(&url, &["kv", "add", "READ", "--mirror", "ORIGIN"]).ok();
+    let config = jetlog_at(&url, &["stream", "info", "KV_READ", "--json"]).json()["config"].clone();
+    assert_eq!(config["mirror"]["name"], "KV_ORIGIN");
+    assert_eq!(config["mirror_direct"], true);
+    let both = jetlog_at(
+        &url,
+        &["kv", "add", "X", "--mirror", "ORIGIN", "--source", "AGG"],
+    );
+    assert!(both.stderr.contains("cannot be used with"), "{both:?}");
+}

@@ -6,25 +6,21 @@
 //! what an application using async-nats does; the CLI adds argument checks, confirmations
 //! for destructive steps, and output.
 
-use std::time::Duration;
-
 use anyhow::{anyhow, bail, Context as _, Result};
 use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
-use async_nats::jetstream::stream::StorageType;
 use async_nats::jetstream::Context;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use futures::{StreamExt, TryStreamExt};
 
 use super::buckets::{self, check_bucket_name, BucketKind};
 use super::connect::{self, CommonArgs};
+use super::kv_config::BucketArgs;
 use super::kv_view;
 use super::output;
 use super::pubsub::read_body;
 use super::stream::confirm;
-use super::units::{parse_limit_duration, parse_size, parse_size_i32};
 
 /// The most revisions a bucket may keep per key (nats-server and the clients agree on 64).
-const MAX_HISTORY: i64 = 64;
 
 #[derive(Debug, Args)]
 pub struct KvArgs {
@@ -42,7 +38,7 @@ enum KvAction {
         /// Bucket name.
         bucket: String,
         #[command(flatten)]
-        config: BucketArgs,
+        config: Box<BucketArgs>,
     },
     /// Store a value under a key.
     Put {
@@ -135,70 +131,6 @@ enum KvAction {
     /// Show a bucket's configuration and state.
     #[command(visible_aliases = ["status", "view"])]
     Info { bucket: String },
-}
-
-/// Where a bucket's data lives.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum StorageArg {
-    File,
-    Memory,
-}
-
-impl From<StorageArg> for StorageType {
-    fn from(arg: StorageArg) -> Self {
-        match arg {
-            StorageArg::File => StorageType::File,
-            StorageArg::Memory => StorageType::Memory,
-        }
-    }
-}
-
-/// The flags of `kv add`, named as in `nats kv add`.
-#[derive(Debug, Args)]
-struct BucketArgs {
-    /// How many revisions to keep per key (1 to 64).
-    #[arg(long, default_value_t = 1)]
-    history: i64,
-    /// How long values live, e.g. 10s or 24h (0 = forever).
-    #[arg(long, value_parser = parse_limit_duration)]
-    ttl: Option<Duration>,
-    /// Replicas of the data (1 on a single server).
-    #[arg(long, default_value_t = 1)]
-    replicas: usize,
-    /// Largest value accepted, e.g. 1MB (-1 = the server's limit).
-    #[arg(long, value_parser = parse_size_i32)]
-    max_value_size: Option<i32>,
-    /// Largest the bucket may grow, e.g. 1GB (-1 = unlimited).
-    #[arg(long, value_parser = parse_size)]
-    max_bucket_size: Option<i64>,
-    /// Free text.
-    #[arg(long)]
-    description: Option<String>,
-    /// Where the data lives.
-    #[arg(long, value_enum, default_value = "file")]
-    storage: StorageArg,
-}
-
-impl BucketArgs {
-    fn config(&self, bucket: &str) -> Result<kv::Config> {
-        if !(1..=MAX_HISTORY).contains(&self.history) {
-            bail!(
-                "--history must be between 1 and {MAX_HISTORY}, not {}",
-                self.history
-            );
-        }
-        Ok(kv::Config {
-            bucket: bucket.to_string(),
-            description: self.description.clone().unwrap_or_default(),
-            history: self.history,
-            max_age: self.ttl.unwrap_or(Duration::ZERO),
-            max_value_size: self.max_value_size.unwrap_or(-1),
-            max_bytes: self.max_bucket_size.unwrap_or(-1),
-            storage: self.storage.into(),
-            num_replicas: self.replicas,
-            ..Default::default()
-        })
-    }
 }
 
 impl KvAction {

@@ -20,6 +20,7 @@ mod context;
 mod credentials;
 pub mod global_flags;
 mod kv;
+mod kv_config;
 mod kv_view;
 mod object;
 mod object_view;

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::buckets::{self, check_bucket_name, BucketKind};
 use super::connect::{self, CommonArgs};
-use super::kv::StorageArg;
+use super::kv_config::StorageArg;
 use super::object_view;
 use super::output;
 use super::progress::{Counted, Progress};
