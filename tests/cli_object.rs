@@ -227,3 +227,48 @@ fn transfers_draw_a_progress_line_on_a_terminal() {
     let run = jetlog_at(&url, &["object", "put", "B", file, "--name", "g"]);
     assert!(!run.stderr.contains("(bytes)"), "{run:?}");
 }
+
+#[test]
+fn add_and_put_take_natscli_flags() {
+    let server = TestServer::start(&[]);
+    let url = server.url();
+    jetlog_at(
+        &url,
+        &["object", "add", "OC", "--compress", "--tags", "ssd"],
+    )
+    .ok();
+    let config = jetlog_at(&url, &["stream", "info", "OBJ_OC", "--json"]).json()["config"].clone();
+    assert_eq!(config["compression"], "s2");
+    assert_eq!(config["placement"]["tags"], serde_json::json!(["ssd"]));
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("c.bin");
+    std::fs::write(&file, pattern(100_000)).expect("write");
+    let file = file.to_str().expect("path");
+    let put = [
+        "object",
+        "put",
+        "OC",
+        file,
+        "--name",
+        "c",
+        "--chunk-size",
+        "10KB",
+        "--json",
+    ];
+    let info = jetlog_at(&url, &put).json();
+    assert_eq!(info["chunks"], 10, "{info}");
+    jetlog_at(
+        &url,
+        &[
+            "object",
+            "put",
+            "OC",
+            file,
+            "--name",
+            "d",
+            "--chunk-size",
+            "0",
+        ],
+    )
+    .fails_with("--chunk-size must be above 0");
+}

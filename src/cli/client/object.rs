@@ -70,6 +70,9 @@ enum ObjectAction {
         /// No progress line on a terminal.
         #[arg(long)]
         no_progress: bool,
+        /// Bytes per chunk (default 128 KiB).
+        #[arg(long, value_parser = parse_size)]
+        chunk_size: Option<i64>,
     },
     /// Fetch an object into a file (or stdout with `-O -`), checking its digest.
     Get {
@@ -137,6 +140,15 @@ struct BucketArgs {
     /// Where the data lives.
     #[arg(long, value_enum, default_value = "file")]
     storage: StorageArg,
+    /// Place the bucket on servers with these tags (repeatable).
+    #[arg(long)]
+    tags: Vec<String>,
+    /// Place the bucket in this cluster.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Compress the bucket's data (s2).
+    #[arg(long)]
+    compress: bool,
 }
 
 impl ObjectAction {
@@ -170,7 +182,12 @@ pub async fn run(args: ObjectArgs) -> Result<()> {
             headers,
             force,
             no_progress,
+            chunk_size,
         } => {
+            let chunk_size = chunk_size
+                .map(|n| usize::try_from(n).ok().filter(|&n| n > 0))
+                .map(|n| n.ok_or_else(|| anyhow!("--chunk-size must be above 0")))
+                .transpose()?;
             let name = match (name, &file) {
                 (Some(name), _) => name,
                 (None, Some(file)) => object_name_for(file),
@@ -180,6 +197,7 @@ pub async fn run(args: ObjectArgs) -> Result<()> {
                 name,
                 description,
                 headers: parse_headers(&headers)?,
+                chunk_size,
                 ..Default::default()
             };
             let file = file.as_deref();
@@ -297,7 +315,13 @@ async fn add(js: &Context, common: &CommonArgs, bucket: &str, args: &BucketArgs)
         max_bytes: args.max_bucket_size.unwrap_or(-1),
         storage: args.storage.into(),
         num_replicas: args.replicas,
-        ..Default::default()
+        compression: args.compress,
+        placement: (!args.tags.is_empty() || args.cluster.is_some()).then(|| {
+            async_nats::jetstream::stream::Placement {
+                tags: args.tags.clone(),
+                cluster: args.cluster.clone(),
+            }
+        }),
     };
     js.create_object_store(config)
         .await
