@@ -41,6 +41,10 @@ fn consumer_add_takes_natscli_flag_names() {
             "5",
         ],
     );
+    // natscli's short command names.
+    assert_eq!(jetlog_at(&url, &["s", "l", "-n"]).ok().trim(), "ORD");
+    let info = jetlog_at(&url, &["c", "nfo", "ORD", "SEQ", "--json"]).json();
+    assert_eq!(info["name"], "SEQ");
     let config = consumer_config(&url, "SEQ");
     assert_eq!(config["deliver_policy"], "by_start_sequence");
     assert_eq!(config["opt_start_seq"], 2);

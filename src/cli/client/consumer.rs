@@ -38,7 +38,7 @@ pub struct ConsumerArgs {
 #[derive(Debug, Subcommand)]
 enum ConsumerAction {
     /// Create a durable consumer (pull unless --push is given).
-    #[command(visible_alias = "create")]
+    #[command(visible_alias = "create", aliases = ["new"])]
     Add {
         /// Stream name.
         stream: String,
@@ -73,6 +73,7 @@ enum ConsumerAction {
         stream: String,
     },
     /// Show a consumer's configuration and state.
+    #[command(aliases = ["nfo"])]
     Info {
         /// Stream name.
         stream: String,
@@ -80,7 +81,7 @@ enum ConsumerAction {
         name: String,
     },
     /// Delete a consumer.
-    #[command(visible_alias = "delete")]
+    #[command(visible_alias = "delete", aliases = ["del"])]
     Rm {
         /// Stream name.
         stream: String,

@@ -60,10 +60,10 @@ pub enum ClientCommand {
     /// Answer requests on a subject with a fixed body.
     Reply(pubsub::ReplyArgs),
     /// Manage JetStream streams.
-    #[command(visible_alias = "str")]
+    #[command(visible_alias = "str", aliases = ["st", "ms", "s"])]
     Stream(stream::StreamArgs),
     /// Manage JetStream consumers and pull messages.
-    #[command(visible_alias = "con")]
+    #[command(visible_alias = "con", aliases = ["obs", "c"])]
     Consumer(consumer::ConsumerArgs),
     /// Manage key-value buckets and their keys.
     Kv(kv::KvArgs),

@@ -38,7 +38,7 @@ pub struct StreamArgs {
 #[derive(Debug, Subcommand)]
 enum StreamAction {
     /// Create a stream.
-    #[command(visible_alias = "create")]
+    #[command(visible_alias = "create", aliases = ["new"])]
     Add {
         /// Stream name (with --config, the file's when not given).
         #[arg(required_unless_present = "config_file")]
@@ -47,13 +47,14 @@ enum StreamAction {
         config: ConfigArgs,
     },
     /// List streams.
-    #[command(visible_alias = "list")]
+    #[command(visible_alias = "list", aliases = ["l"])]
     Ls {
         /// Only the names, one per line.
         #[arg(short = 'n', long)]
         names: bool,
     },
     /// Show a stream's configuration and state.
+    #[command(aliases = ["nfo", "i"])]
     Info {
         /// Stream name.
         name: String,
@@ -67,7 +68,7 @@ enum StreamAction {
         config: ConfigArgs,
     },
     /// Delete a stream and all its messages.
-    #[command(visible_alias = "delete")]
+    #[command(visible_alias = "delete", aliases = ["del"])]
     Rm {
         /// Stream name.
         name: String,
@@ -135,6 +136,7 @@ enum StreamAction {
         count: Option<u64>,
     },
     /// The names of the streams that match every condition given (natscli's `stream find`).
+    #[command(aliases = ["query"])]
     Find(stream_view::FindArgs),
     /// Seal a stream: no more messages, deletes or purges, for good.
     Seal {
@@ -177,6 +179,7 @@ enum StreamAction {
     #[command(subcommand)]
     Cluster(stream_cluster::ClusterAction),
     /// List the subjects a stream holds messages on, with their counts.
+    #[command(aliases = ["subj"])]
     Subjects {
         /// Stream name.
         name: String,
