@@ -1,7 +1,7 @@
 //! A file stream updated from one replica to three and back moves its messages (issue 20),
 //! on three real jetlog servers through async-nats: up, the new servers fetch every message
-//! from the stream's server and any of them can lead; a durable made meanwhile is
-//! replicated; down, the stream stays on the server that led it, with every message, the
+//! from the stream's server and any of them can lead; a durable made before goes along with
+//! its state, and one made meanwhile is replicated; down, the stream stays on the server that led it, with every message, the
 //! durable goes on there from its committed state as an R1 consumer, and the other servers
 //! delete their replicas. On five servers a stream goes from three to five replicas and
 //! back the same way. A memory stream's move is refused by name. And on four servers,
@@ -123,6 +123,47 @@ async fn a_stream_goes_from_one_replica_to_three_and_back_with_its_messages() {
         "{now}"
     );
     assert_eq!(now["config"]["num_replicas"], 1, "{now}");
+}
+
+/// A durable made on an R1 stream follows it to three replicas, as nats-server moves it:
+/// its state goes along, so after a failover it neither repeats nor skips a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durables_of_an_r1_stream_follow_it_to_three_replicas() {
+    let (servers, clients) = cluster().await;
+    let created = api(&clients[0], "$JS.API.STREAM.CREATE.ORDERS", orders(1)).await;
+    assert!(created.get("error").is_none(), "{created}");
+    let home = info(&clients[0]).await["cluster"]["leader"]
+        .as_str()
+        .expect("the stream's server")
+        .to_owned();
+    let js = jetstream::new(clients[0].clone());
+    assert_eq!(
+        publish_range(&js, 0, 30).await,
+        (1..=30).collect::<Vec<u64>>()
+    );
+    let consumer = new_durable(&js, "ORDERS", "D").await;
+    assert_eq!(consumer.cached_info().config.num_replicas, 1);
+    assert_eq!(
+        pull_and_ack(&consumer, 10).await,
+        (1..=10).collect::<Vec<u64>>()
+    );
+    drop(consumer);
+
+    let up = api(&clients[1], "$JS.API.STREAM.UPDATE.ORDERS", orders(3)).await;
+    assert_eq!(up["config"]["num_replicas"], 3, "{up}");
+    wait_for_replicas(&servers, 30);
+    let consumer = durable_of(&js, "ORDERS", "D").await;
+    assert_eq!(consumer.cached_info().config.num_replicas, 3);
+    let other = ["S0", "S1", "S2"]
+        .into_iter()
+        .find(|s| *s != home)
+        .expect("another server");
+    step_down_to(&clients[0], other).await;
+    let consumer = durable_of(&js, "ORDERS", "D").await;
+    assert_eq!(
+        pull_and_ack(&consumer, 20).await,
+        (11..=30).collect::<Vec<u64>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{lock, JetStream, StreamEntry};
+use crate::jetstream::stream_config::Retention;
 use crate::jetstream::{ApiError, StreamConfig};
 
 /// How long a reopening waits for the last task holding the stream to let it go: its store's
@@ -56,8 +57,9 @@ impl JetStream {
             std::thread::sleep(Duration::from_millis(10));
         }
         drop(entry);
-        if !self.replicates(&config) {
-            self.consumers_to_r1(&name)?;
+        match self.replicates(&config) {
+            true => self.consumers_to_group(&config)?,
+            false => self.consumers_to_r1(&name)?,
         }
         self.catalog
             .put_stream(&config, created_ns)
@@ -75,6 +77,29 @@ impl JetStream {
         self.catalog
             .put_stream(config, created_ns)
             .map_err(ApiError::store_failed)
+    }
+
+    /// Gives the consumers that follow a stream going from one replica to more the stream's
+    /// replicas in the catalog, as nats-server moves them: its durables, and every consumer
+    /// of an interest or work-queue stream. Their state, persisted when the stream stopped,
+    /// becomes the group's (the new replicas get it in the group's snapshot). One kept in
+    /// memory stays R1: jetlog keeps no replicated consumer in memory.
+    fn consumers_to_group(&self, config: &StreamConfig) -> Result<(), ApiError> {
+        let saved = self
+            .catalog
+            .list_consumers(&config.name)
+            .map_err(ApiError::store_failed)?;
+        let every_one = config.retention != Retention::Limits;
+        for (name, mut consumer, created_ns, _) in saved {
+            let follows = (every_one || consumer.is_durable()) && !consumer.mem_storage;
+            if follows && !consumer.is_replicated() {
+                consumer.num_replicas = config.num_replicas;
+                self.catalog
+                    .put_consumer(&config.name, &name, &consumer, created_ns)
+                    .map_err(ApiError::store_failed)?;
+            }
+        }
+        Ok(())
     }
 
     /// Gives the stream's replicated consumers one replica in the catalog.
