@@ -30,6 +30,42 @@ impl From<StorageArg> for StorageType {
     }
 }
 
+/// The flags `kv add` and `object add` share, named as natscli's.
+#[derive(Debug, Args)]
+pub struct SharedBucketArgs {
+    /// Replicas of the data (1 on a single server).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+    /// Largest the bucket may grow, e.g. 1GB (-1 = unlimited).
+    #[arg(long, value_parser = parse_size)]
+    pub max_bucket_size: Option<i64>,
+    /// Free text.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Where the data lives.
+    #[arg(long, value_enum, default_value = "file")]
+    pub storage: StorageArg,
+    /// Place the bucket on servers with these tags (repeatable).
+    #[arg(long)]
+    tags: Vec<String>,
+    /// Place the bucket in this cluster.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Compress the bucket's data (s2).
+    #[arg(long)]
+    pub compress: bool,
+}
+
+impl SharedBucketArgs {
+    /// `--tags` and `--cluster` as a placement, when either was given.
+    pub fn placement(&self) -> Option<Placement> {
+        (!self.tags.is_empty() || self.cluster.is_some()).then(|| Placement {
+            tags: self.tags.clone(),
+            cluster: self.cluster.clone(),
+        })
+    }
+}
+
 /// The flags of `kv add`, named as in `nats kv add`.
 #[derive(Debug, Args)]
 pub struct BucketArgs {
@@ -39,33 +75,12 @@ pub struct BucketArgs {
     /// How long values live, e.g. 10s or 24h (0 = forever).
     #[arg(long, value_parser = parse_limit_duration)]
     ttl: Option<Duration>,
-    /// Replicas of the data (1 on a single server).
-    #[arg(long, default_value_t = 1)]
-    replicas: usize,
     /// Largest value accepted, e.g. 1MB (-1 = the server's limit).
     #[arg(long, value_parser = parse_size_i32)]
     max_value_size: Option<i32>,
-    /// Largest the bucket may grow, e.g. 1GB (-1 = unlimited).
-    #[arg(long, value_parser = parse_size)]
-    max_bucket_size: Option<i64>,
-    /// Free text.
-    #[arg(long)]
-    description: Option<String>,
-    /// Where the data lives.
-    #[arg(long, value_enum, default_value = "file")]
-    storage: StorageArg,
     /// Per-key TTLs, and markers for keys removed by limits that stay this long.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     marker_ttl: Option<Duration>,
-    /// Place the bucket on servers with these tags (repeatable).
-    #[arg(long)]
-    tags: Vec<String>,
-    /// Place the bucket in this cluster.
-    #[arg(long)]
-    cluster: Option<String>,
-    /// Compress the bucket's data (s2).
-    #[arg(long)]
-    compress: bool,
     /// Republish values written on keys matching this subject (with --republish-destination).
     #[arg(long, requires = "republish_destination", value_name = "SRC")]
     republish_source: Option<String>,
@@ -84,6 +99,8 @@ pub struct BucketArgs {
     /// Take in the values of these buckets (repeatable), under this bucket's keys.
     #[arg(long, value_name = "BUCKET")]
     source: Vec<String>,
+    #[command(flatten)]
+    shared: SharedBucketArgs,
 }
 
 impl BucketArgs {
@@ -96,19 +113,16 @@ impl BucketArgs {
         }
         Ok(kv::Config {
             bucket: bucket.to_string(),
-            description: self.description.clone().unwrap_or_default(),
+            description: self.shared.description.clone().unwrap_or_default(),
             history: self.history,
             max_age: self.ttl.unwrap_or(Duration::ZERO),
             max_value_size: self.max_value_size.unwrap_or(-1),
-            max_bytes: self.max_bucket_size.unwrap_or(-1),
-            storage: self.storage.into(),
-            num_replicas: self.replicas,
+            max_bytes: self.shared.max_bucket_size.unwrap_or(-1),
+            storage: self.shared.storage.into(),
+            num_replicas: self.shared.replicas,
             limit_markers: self.marker_ttl,
-            compression: self.compress,
-            placement: (!self.tags.is_empty() || self.cluster.is_some()).then(|| Placement {
-                tags: self.tags.clone(),
-                cluster: self.cluster.clone(),
-            }),
+            compression: self.shared.compress,
+            placement: self.shared.placement(),
             republish: self.republish(),
             mirror: self.mirror.as_ref().map(|origin| Source {
                 name: origin.clone(),

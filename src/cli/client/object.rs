@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::buckets::{self, check_bucket_name, BucketKind};
 use super::connect::{self, CommonArgs};
-use super::kv_config::StorageArg;
+use super::kv_config::SharedBucketArgs;
 use super::object_view;
 use super::output;
 use super::progress::{Counted, Progress};
@@ -128,27 +128,8 @@ struct BucketArgs {
     /// How long objects live, e.g. 24h (0 = forever).
     #[arg(long, value_parser = parse_limit_duration)]
     ttl: Option<Duration>,
-    /// Replicas of the data (1 on a single server).
-    #[arg(long, default_value_t = 1)]
-    replicas: usize,
-    /// Largest the bucket may grow, e.g. 10GB (-1 = unlimited).
-    #[arg(long, value_parser = parse_size)]
-    max_bucket_size: Option<i64>,
-    /// Free text.
-    #[arg(long)]
-    description: Option<String>,
-    /// Where the data lives.
-    #[arg(long, value_enum, default_value = "file")]
-    storage: StorageArg,
-    /// Place the bucket on servers with these tags (repeatable).
-    #[arg(long)]
-    tags: Vec<String>,
-    /// Place the bucket in this cluster.
-    #[arg(long)]
-    cluster: Option<String>,
-    /// Compress the bucket's data (s2).
-    #[arg(long)]
-    compress: bool,
+    #[command(flatten)]
+    shared: SharedBucketArgs,
 }
 
 impl ObjectAction {
@@ -310,18 +291,13 @@ async fn list_all(mut list: object_store::List) -> Result<Vec<object_store::Obje
 async fn add(js: &Context, common: &CommonArgs, bucket: &str, args: &BucketArgs) -> Result<()> {
     let config = object_store::Config {
         bucket: bucket.to_string(),
-        description: args.description.clone(),
+        description: args.shared.description.clone(),
         max_age: args.ttl.unwrap_or(Duration::ZERO),
-        max_bytes: args.max_bucket_size.unwrap_or(-1),
-        storage: args.storage.into(),
-        num_replicas: args.replicas,
-        compression: args.compress,
-        placement: (!args.tags.is_empty() || args.cluster.is_some()).then(|| {
-            async_nats::jetstream::stream::Placement {
-                tags: args.tags.clone(),
-                cluster: args.cluster.clone(),
-            }
-        }),
+        max_bytes: args.shared.max_bucket_size.unwrap_or(-1),
+        storage: args.shared.storage.into(),
+        num_replicas: args.shared.replicas,
+        compression: args.shared.compress,
+        placement: args.shared.placement(),
     };
     js.create_object_store(config)
         .await
