@@ -239,3 +239,79 @@ async fn what_a_counter_refuses() {
         )
     );
 }
+
+/// The headers of `subject`'s last message in `stream`, as text.
+async fn last_headers(client: &async_nats::Client, stream: &str, subject: &str) -> String {
+    let got = call(
+        client,
+        &format!("$JS.API.STREAM.MSG.GET.{stream}"),
+        json!({"last_by_subj": subject}),
+    )
+    .await;
+    let hdrs = got["message"]["hdrs"].as_str().unwrap_or_default();
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, hdrs).unwrap();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A counter stream with sources adds up its origins' totals (ADR-49): each sourced total
+/// counts as its difference from the one last seen from that origin and subject, recorded in
+/// `Nats-Counter-Sources`, which local increments carry forward.
+#[tokio::test]
+async fn a_counter_stream_sums_its_sources_totals() {
+    let server = TestServer::start(&[]);
+    let client = connect(&server).await;
+    for (name, subject) in [("EU", "eu.>"), ("US", "us.>")] {
+        let config = json!({"name": name, "subjects": [subject], "allow_msg_counter": true});
+        let made = call(&client, &format!("$JS.API.STREAM.CREATE.{name}"), config).await;
+        assert!(made.get("error").is_none(), "{made}");
+    }
+    let sources = json!([
+        {"name": "EU", "subject_transforms": [{"src": "eu.>", "dest": "all.>"}]},
+        {"name": "US", "subject_transforms": [{"src": "us.>", "dest": "all.>"}]},
+    ]);
+    let config = json!({"name": "ALL", "subjects": ["all.>"], "allow_msg_counter": true,
+        "sources": sources});
+    let made = call(&client, "$JS.API.STREAM.CREATE.ALL", config).await;
+    assert!(made.get("error").is_none(), "{made}");
+    for (subject, incr) in [("eu.hits", "5"), ("us.hits", "3"), ("eu.hits", "2")] {
+        let ack = raw_publish(&client, subject, &[("Nats-Incr", incr)], "").await;
+        assert!(ack.get("error").is_none(), "{ack}");
+    }
+    let total = |want: &'static str| {
+        let client = client.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let request = json!({"last_by_subj": "all.hits"});
+                let got = call(&client, "$JS.API.STREAM.MSG.GET.ALL", request).await;
+                if got.get("message").is_some()
+                    && last_body(&client, "ALL", "all.hits").await["val"] == want
+                {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the last message is {got}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    within("the sources' totals", total("10")).await;
+    let headers = last_headers(&client, "ALL", "all.hits").await;
+    assert!(
+        headers.contains(r#"Nats-Counter-Sources: {"EU":{"eu.hits":"7"},"US":{"us.hits":"3"}}"#),
+        "{headers}"
+    );
+    // A local increment adds to the total and carries the record forward.
+    let ack = raw_publish(&client, "all.hits", &[("Nats-Incr", "100")], "").await;
+    assert_eq!(ack["val"], "110", "{ack}");
+    let headers = last_headers(&client, "ALL", "all.hits").await;
+    assert!(headers.contains(r#""EU":{"eu.hits":"7"}"#), "{headers}");
+    // The next sourced total counts as its difference: EU went from 7 to 8.
+    raw_publish(&client, "eu.hits", &[("Nats-Incr", "1")], "").await;
+    within("the next difference", total("111")).await;
+    let headers = last_headers(&client, "ALL", "all.hits").await;
+    assert!(headers.contains("Nats-Incr: 1\r\n"), "{headers}");
+    assert!(headers.contains(r#""EU":{"eu.hits":"8"}"#), "{headers}");
+}

@@ -8,7 +8,7 @@
 //! exact state nats-server's one-at-a-time processing would show it.
 
 use super::msg_ttl::{MsgTtl, TtlIndex};
-use super::stream_counters::counter_body;
+use super::stream_counters::CounterChange;
 pub use super::stream_expectations::{header, MAX_HEADER_BYTES};
 use super::stream_fast_batch::{parse_reply, FastGate, FastRef};
 use super::stream_republish::{Republished, Transforms};
@@ -357,10 +357,23 @@ impl Stream {
                     Some(self.refused(&fast, PubAck::Duplicate { seq }, &mut acks[index]));
                 continue;
             }
-            let (payload, val) = match &expect.incr {
-                None => (msg.payload.clone(), None),
-                Some(incr) => match self.counter_total(&subject_text(&subject), incr) {
-                    Ok(total) => (counter_body(&total), Some(total.to_string())),
+            let change = match (&expect.incr, &expect.sourced) {
+                (Some(incr), _) => Some(CounterChange::Local(incr)),
+                (None, Some(count)) => Some(CounterChange::Sourced(count)),
+                (None, None) => None,
+            };
+            let (payload, val, counted_headers) = match change {
+                None => (msg.payload.clone(), None, None),
+                Some(change) => match self.counter_base(&subject_text(&subject)) {
+                    Ok(mut base) => {
+                        let given = expect.headers.as_ref().or(msg.headers.as_ref());
+                        let counted = base.apply(change, given);
+                        (
+                            counted.body,
+                            Some(counted.total.to_string()),
+                            counted.headers,
+                        )
+                    }
                     Err(err) => {
                         acks[index] =
                             Some(self.refused(&fast, PubAck::Failed(err), &mut acks[index]));
@@ -373,9 +386,8 @@ impl Stream {
             }
             messages.push(NewMessage {
                 subject: subject_text(&subject),
-                headers: expect
-                    .headers
-                    .clone()
+                headers: counted_headers
+                    .or_else(|| expect.headers.clone())
                     .or_else(|| msg.headers.clone())
                     .unwrap_or_default(),
                 payload,

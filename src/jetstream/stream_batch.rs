@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use num_bigint::BigInt;
 use serde_json::json;
 
 use super::advisories::event;
@@ -24,7 +23,7 @@ use super::api_level::{required_level_unmet, REQUIRED_API_LEVEL_HEADER};
 use super::api_types::PubAck;
 use super::error::ApiError;
 use super::stream::{store_error, Stream};
-use super::stream_counters::counter_body;
+use super::stream_counters::{CounterBase, CounterChange};
 use super::stream_expectations::Expectations;
 use crate::protocol::headers::{extend_block, header_value, without_header};
 use crate::protocol::subject::subject_matches;
@@ -362,10 +361,10 @@ impl Stream {
         let last_seq = self.log.last_seq();
         let mut ids: HashSet<String> = HashSet::new();
         let mut written: Vec<String> = Vec::new();
-        let mut totals: HashMap<String, BigInt> = HashMap::new();
+        let mut totals: HashMap<String, CounterBase> = HashMap::new();
         let mut plan = Vec::with_capacity(msgs.len());
         for (k, msg) in (1u64..).zip(msgs) {
-            let expect = self.check_stateless(msg)?;
+            let mut expect = self.check_stateless(msg)?;
             let subject = String::from_utf8_lossy(&self.stored_subject(&msg.subject)).into_owned();
             if expect.last_msg_id.is_some() {
                 return Err(err(
@@ -421,13 +420,18 @@ impl Stream {
             let payload = match &expect.incr {
                 None => None,
                 Some(incr) => {
-                    let total = match totals.get(&subject) {
-                        Some(before) => before + incr,
-                        None => self.counter_total(&subject, incr)?,
+                    let base = match totals.get_mut(&subject) {
+                        Some(base) => base,
+                        None => totals
+                            .entry(subject.clone())
+                            .or_insert(self.counter_base(&subject)?),
                     };
-                    let body = counter_body(&total);
-                    totals.insert(subject.clone(), total);
-                    Some(body)
+                    let given = expect.headers.as_ref().or(msg.headers.as_ref());
+                    let counted = base.apply(CounterChange::Local(incr), given);
+                    if counted.headers.is_some() {
+                        expect.headers = counted.headers;
+                    }
+                    Some(counted.body)
                 }
             };
             written.push(subject.clone());

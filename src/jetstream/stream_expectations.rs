@@ -5,6 +5,8 @@
 use bytes::Bytes;
 use num_bigint::BigInt;
 
+use super::stream_counters::SourcedCount;
+
 use super::error::ApiError;
 use super::feature_headers::check_feature_headers;
 use super::msg_ttl::MsgTtl;
@@ -47,6 +49,8 @@ pub(super) struct Expectations {
     pub(super) headers: Option<Bytes>,
     /// The increment of a counter stream's publish (`Nats-Incr`).
     pub(super) incr: Option<BigInt>,
+    /// The origin total a counter stream's sourced message brings (ADR-49).
+    pub(super) sourced: Option<SourcedCount>,
 }
 
 impl Expectations {
@@ -78,6 +82,7 @@ impl Expectations {
             ttl: None,
             headers: None,
             incr: None,
+            sourced: None,
         })
     }
 
@@ -88,6 +93,7 @@ impl Expectations {
             || self.last_msg_id.is_some()
             || self.rollup.is_some()
             || self.incr.is_some()
+            || self.sourced.is_some()
     }
 }
 
@@ -149,8 +155,17 @@ impl Stream {
                 }
             }
         }
-        self.check_increment_present(&incr)?;
+        // A counter stream's sourced message brings its origin's total instead of an
+        // increment (ADR-49).
+        let sourced = match self.sourcing && self.config().allow_msg_counter {
+            true => Some(self.sourced_count(msg.headers.as_ref(), &msg.payload)?),
+            false => None,
+        };
+        if sourced.is_none() {
+            self.check_increment_present(&incr)?;
+        }
         expect.incr = incr;
+        expect.sourced = sourced;
         let size = msg.headers.as_ref().map_or(0, Bytes::len) + msg.payload.len();
         if self.config().max_msg_size > 0 && size as i64 > self.config().max_msg_size {
             return Err(ApiError::message_too_large());

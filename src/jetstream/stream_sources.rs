@@ -161,9 +161,6 @@ pub fn check_sources(config: &StreamConfig, sources: &Value) -> Result<Vec<Origi
             ));
         }
     }
-    if !specs.is_empty() && config.allow_msg_counter {
-        return Err(not_built("sources on a counter stream"));
-    }
     Ok(specs)
 }
 
