@@ -2,6 +2,7 @@
 //! `Nats-Stream-Source` header, filters and transforms, own publishes mixed in, dedup across
 //! sources, positions that survive kill -9 and a purge, sources added, removed and re-added
 //! by update, an origin deleted and created anew, and the config errors nats-server gives.
+//! Workqueue and interest origins: `js_origin_holds.rs`.
 
 mod common;
 
@@ -569,53 +570,6 @@ async fn async_nats_reads_a_sourced_streams_info() {
     assert_eq!(info.sources[0].name, "O");
     assert_eq!(info.sources[0].filter_subject.as_deref(), Some("o.a"));
     assert!(info.sources[0].active.is_some());
-}
-
-#[tokio::test]
-async fn workqueue_and_interest_origins_are_refused_by_name() {
-    let server = TestServer::start(&[]);
-    let client = connect(&server).await;
-    let unsupported = error(
-        500,
-        10052,
-        "a mirror or source of a workqueue or interest stream is not supported by jetlog yet",
-    );
-    create(
-        &client,
-        "WQ",
-        json!({"subjects": ["w.>"], "retention": "workqueue"}),
-    )
-    .await;
-    create(
-        &client,
-        "IN",
-        json!({"subjects": ["i.>"], "retention": "interest"}),
-    )
-    .await;
-    let sourced = create(&client, "T", json!({"sources": [{"name": "WQ"}]})).await;
-    assert_eq!(sourced["error"], unsupported);
-    let mirrored = create(&client, "M", json!({"mirror": {"name": "IN"}})).await;
-    assert_eq!(mirrored["error"], unsupported);
-    // An origin that appears later as one is reported in INFO, and nothing is taken from it.
-    create(&client, "LATE", json!({"sources": [{"name": "L"}]})).await;
-    create(
-        &client,
-        "L",
-        json!({"subjects": ["l.>"], "retention": "workqueue"}),
-    )
-    .await;
-    publish(&client, "l.a", 1, None).await;
-    let deadline = Instant::now() + CATCH_UP;
-    loop {
-        let now = info(&client, "LATE").await;
-        if now["sources"][0]["error"] == unsupported {
-            assert_eq!(now["state"]["messages"], 0);
-            break;
-        }
-        assert!(Instant::now() < deadline, "{now}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(info(&client, "L").await["state"]["messages"], 1);
 }
 
 /// The `sources.state` file under a store.

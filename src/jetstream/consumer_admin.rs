@@ -218,6 +218,31 @@ impl Consumer {
         Ok(reset_seq)
     }
 
+    /// Counts everything up to stream sequence `upto` as delivered and acknowledged, for a
+    /// mirror's or source's hold on its origin, which reads the log itself.
+    pub fn release_to(&mut self, upto: u64, store: &StreamStore, now_ns: u64) {
+        debug_assert!(
+            self.config.sourcing,
+            "only a sourcing hold is released by hand"
+        );
+        let floor = SeqPair {
+            consumer_seq: self.delivered.consumer_seq,
+            stream_seq: upto,
+            last_active_ns: now_ns,
+        };
+        self.ack_floor = floor;
+        self.delivered = floor;
+        self.pending.retain(|seq, _| *seq > upto);
+        self.redeliver.retain(|seq| *seq > upto);
+        self.skip_list.retain(|s| *s > upto);
+        self.next_seq = self.next_seq.max(upto + 1);
+        self.last_activity_ns = now_ns;
+        self.num_pending = None;
+        self.read_ahead.clear();
+        self.on_removed(store);
+        self.dirty = true;
+    }
+
     /// Which sequences a deliver policy lets a reset name (nats-server, `resetConsumer`).
     fn check_reset_seq(&self, seq: u64, store: &StreamStore) -> Result<(), ApiError> {
         let invalid = |why: &str| ApiError::new(400, 10204, format!("invalid reset: {why}"));

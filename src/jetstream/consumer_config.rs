@@ -233,6 +233,11 @@ pub struct ConsumerConfig {
     /// How long a pinned client keeps its pin without pulling, in ns.
     #[serde(skip_serializing_if = "is_zero_i64")]
     pub priority_timeout: i64,
+    /// A mirror's or source's hold on a workqueue or interest origin (nats-server's
+    /// `sourcing`, `server::jetstream::origin_hold`): exempt from the work-queue rules on
+    /// other consumers. Only the server sets it; `CONSUMER.CREATE` refuses it.
+    #[serde(skip_serializing_if = "is_false")]
+    pub sourcing: bool,
 }
 
 impl ConsumerConfig {

@@ -61,7 +61,8 @@ impl Stream {
         }
         let mine = config.filters();
         for (other_name, other) in &self.consumers {
-            if other_name == name {
+            // A mirror's or source's hold shares the messages with anyone (nats-server).
+            if other_name == name || config.sourcing || other.config.sourcing {
                 continue;
             }
             if mine.is_empty() || other.filters.is_empty() {
@@ -85,6 +86,34 @@ impl Stream {
             }
         }
         Ok(())
+    }
+
+    /// Moves consumer `name` (a mirror's or source's hold, `origin_hold`) past `upto`: what it
+    /// matches up to there counts as delivered and acknowledged, so the stream's retention
+    /// lets it go (a workqueue at once, interest once its other consumers are done too).
+    pub fn release_held(&mut self, name: &str, upto: u64, now_ns: u64) {
+        let Some(consumer) = self.consumers.get_mut(name) else {
+            return;
+        };
+        if upto < consumer.next_seq {
+            return;
+        }
+        let mut out = Vec::new();
+        for seq in consumer.next_seq..=upto {
+            let Ok(Some(msg)) = self.log.get(seq) else {
+                continue;
+            };
+            let matches = consumer.filters.is_empty()
+                || consumer
+                    .filters
+                    .iter()
+                    .any(|f| crate::protocol::subject::subject_matches(f, &msg.subject));
+            if matches {
+                out.push(Action::Consumed(seq));
+            }
+        }
+        consumer.release_to(upto, &self.log, now_ns);
+        self.apply_retention(&mut out);
     }
 
     /// Refuses a stream update whose changed consumer limits are below what an existing

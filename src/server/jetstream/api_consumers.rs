@@ -64,6 +64,12 @@ pub(super) fn parse_create(
             ApiError::invalid_json(format!("json: unknown field {field:?}"))
         });
     }
+    // Only the server makes a mirror's or source's hold.
+    if req.config.sourcing {
+        return Err(ApiError::consumer_create(
+            "consumer config field \"sourcing\" is not supported by jetlog".to_string(),
+        ));
+    }
     let name = check_create_subject(
         tokens,
         &mut req,

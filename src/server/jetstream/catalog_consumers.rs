@@ -102,6 +102,7 @@ fn consumer_to_pb(name: &str, c: &ConsumerConfig, created_ns: i64) -> pb::Consum
             .and_then(|t| parse_rfc3339(t).ok().flatten()),
         priority_groups: c.priority_groups.clone(),
         priority_timeout_ns: c.priority_timeout,
+        sourcing: c.sourcing,
         ..pb::ConsumerConfig::default()
     };
     out.set_priority_policy(match c.priority_policy {
@@ -188,5 +189,6 @@ fn consumer_from_pb(p: &pb::ConsumerConfig) -> ConsumerConfig {
             _ => PriorityPolicy::None,
         },
         priority_timeout: p.priority_timeout_ns,
+        sourcing: p.sourcing,
     }
 }

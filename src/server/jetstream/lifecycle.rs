@@ -144,6 +144,7 @@ impl JetStream {
         index: Option<u64>,
     ) -> Result<(), ApiError> {
         let created_ns = entry.lock().created_ns();
+        let holds_before = super::origin_hold::holds_of(entry);
         if index.is_some() {
             entry
                 .lock()
@@ -169,6 +170,7 @@ impl JetStream {
             entry.account(&stream);
         }
         self.resubscribe(entry);
+        self.drop_holds(holds_before, &super::origin_hold::holds_of(entry));
         // A replicated stream's change is announced once, by its leader.
         if !entry.replica.is_replicated() || entry.replica.leading() {
             self.announce(stream_action(&entry.name, Lifecycle::Updated, now_ns()));
@@ -182,6 +184,7 @@ impl JetStream {
         let entry = lock(&self.streams)
             .remove(name)
             .ok_or_else(ApiError::stream_not_found)?;
+        let holds = super::origin_hold::holds_of(&entry);
         self.stop(&entry);
         // As nats-server does, pull requests still waiting hear `409 Consumer Deleted`
         // rather than waiting out their expiry for a stream that is gone.
@@ -203,6 +206,7 @@ impl JetStream {
             .delete_stream(name)
             .map_err(ApiError::store_failed)?;
         self.announce(stream_action(name, Lifecycle::Deleted, now_ns()));
+        self.drop_holds(holds, &[]);
         // A memory stream never made a directory, so there may be nothing to remove.
         let dir = self.stream_dir(name);
         match std::fs::remove_dir_all(&dir) {

@@ -28,6 +28,12 @@ pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &OriginSpec) -> bo
             return false;
         }
     };
+    let hold = super::origin_hold::hold_name(true, &entry.name, &spec.name);
+    if let Err(why) = js.hold_origin(&origin, &hold, spec) {
+        entry.lock().mirror_origin_unreadable(why);
+        return false;
+    }
+    let held = super::origin_hold::needs_hold(&origin);
     let filters = spec.filters();
     let started = std::time::Instant::now();
     loop {
@@ -54,6 +60,9 @@ pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &OriginSpec) -> bo
         {
             tracing::warn!(origin = %spec.name, error = %err, "mirror cannot store");
             return false;
+        }
+        if let (true, Some(last)) = (held, batch[..fit].last()) {
+            super::origin_hold::release(&origin, &hold, last.seq);
         }
         if fit < batch.len() {
             return false;

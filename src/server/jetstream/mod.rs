@@ -27,6 +27,7 @@ mod lifecycle;
 mod limits;
 mod mirror_pump;
 mod opening;
+mod origin_hold;
 mod origins;
 pub mod pool;
 mod replica_moves;

@@ -11,19 +11,20 @@ use crate::jetstream::stream_origin::OriginSpec;
 use crate::jetstream::{ApiError, StreamConfig};
 use crate::protocol::subject::subjects_overlap;
 
-/// Why jetlog cannot copy a stream of this retention: nats-server's copies ack the origin's
-/// messages through a consumer, so that a workqueue or interest origin keeps them for the
-/// copy and then lets them go; jetlog's read the log and hold no such interest.
-fn uncopyable(retention: Retention) -> Option<ApiError> {
-    (retention != Retention::Limits).then(|| {
+/// Why jetlog cannot copy this stream: a workqueue or interest origin is held by a consumer
+/// of the copy's (`origin_hold`), which jetlog makes only on an origin that is not
+/// replicated.
+fn uncopyable(origin: &StreamConfig) -> Option<ApiError> {
+    (origin.retention != Retention::Limits && origin.num_replicas > 1).then(|| {
         ApiError::stream_invalid_config(
-            "a mirror or source of a workqueue or interest stream is not supported by jetlog yet",
+            "a mirror or source of a replicated workqueue or interest stream is not supported by jetlog yet",
         )
     })
 }
 
-/// The origin a pump may read: open, and of limits retention.
-pub(super) fn readable_origin(
+/// The origin a spec names, wherever it lives: this account's stream, or through an import
+/// another account's.
+pub(super) fn hold_origin_entry(
     js: &JetStream,
     spec: &OriginSpec,
 ) -> Result<Arc<StreamEntry>, ApiError> {
@@ -40,11 +41,18 @@ pub(super) fn readable_origin(
         }
         None => js,
     };
-    let origin = home
-        .stream_if_open(&spec.name)
-        .ok_or_else(ApiError::stream_not_found)?;
-    let retention = origin.lock().config().retention;
-    match uncopyable(retention) {
+    home.stream_if_open(&spec.name)
+        .ok_or_else(ApiError::stream_not_found)
+}
+
+/// The origin a pump may read: open, and not a replicated workqueue or interest stream.
+pub(super) fn readable_origin(
+    js: &JetStream,
+    spec: &OriginSpec,
+) -> Result<Arc<StreamEntry>, ApiError> {
+    let origin = hold_origin_entry(js, spec)?;
+    let why = uncopyable(origin.lock().config());
+    match why {
         Some(why) => Err(why),
         None => Ok(origin),
     }
@@ -115,7 +123,7 @@ impl JetStream {
         };
         let named = mirror.iter().chain(sources.iter());
         for origin in named.filter_map(|o| self.config_of(&o.name)) {
-            if let Some(why) = uncopyable(origin.retention) {
+            if let Some(why) = uncopyable(&origin) {
                 return Err(why);
             }
         }

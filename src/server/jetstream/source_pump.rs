@@ -41,6 +41,12 @@ fn pump_one(
             return false;
         }
     };
+    let hold = super::origin_hold::hold_name(false, &entry.name, iname);
+    if let Err(why) = js.hold_origin(&origin, &hold, spec) {
+        entry.lock().source_origin_unreadable(iname, why);
+        return false;
+    }
+    let held = super::origin_hold::needs_hold(&origin);
     let filters = spec.filters();
     loop {
         let Some((start, _)) = entry.lock().source_start(iname, now_ns()) else {
@@ -69,6 +75,9 @@ fn pump_one(
         let stored = entry
             .lock()
             .source_store(iname, from, &batch[..fit], lag, &ident, now_ns());
+        if let (true, Ok(true), Some(last)) = (held, &stored, batch[..fit].last()) {
+            super::origin_hold::release(&origin, &hold, last.seq);
+        }
         match stored {
             Ok(true) if fit == batch.len() => {}
             Ok(_) => return false,
