@@ -245,3 +245,86 @@ fn consumer_add_takes_natscli_flags_of_newer_servers() {
         "{bad:?}"
     );
 }
+
+/// natscli's `stream state/copy` and `consumer state/copy/reset/unpin/cluster step-down`.
+#[test]
+fn natscli_stream_and_consumer_commands_beyond_add_and_info() {
+    let server = common::TestServer::start(&[]);
+    let url = server.url();
+    jetlog_at(
+        &url,
+        &[
+            "stream",
+            "add",
+            "ORD",
+            "--subjects",
+            "o.>",
+            "--max-msgs",
+            "9",
+        ],
+    )
+    .ok();
+    for body in ["m1", "m2", "m3"] {
+        jetlog_at(&url, &["pub", "o.a", body, "--js"]).ok();
+    }
+    let state = jetlog_at(&url, &["stream", "state", "ORD", "--json"]).json();
+    assert_eq!(
+        (state["messages"].as_u64(), state["last_seq"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert!(state.get("config").is_none(), "{state}");
+    jetlog_at(
+        &url,
+        &["stream", "copy", "ORD", "COPY", "--subjects", "c.>"],
+    )
+    .ok();
+    let copied = jetlog_at(&url, &["stream", "info", "COPY", "--json"]).json();
+    assert_eq!(copied["config"]["max_msgs"], 9);
+    assert_eq!(copied["state"]["messages"], 0);
+
+    jetlog_at(
+        &url,
+        &[
+            "consumer",
+            "add",
+            "ORD",
+            "C",
+            "--pull",
+            "--max-deliver",
+            "4",
+        ],
+    )
+    .ok();
+    jetlog_at(&url, &["consumer", "next", "ORD", "C", "--count", "2"]).ok();
+    let state = jetlog_at(&url, &["consumer", "state", "ORD", "C", "--json"]).json();
+    assert_eq!(state["ack_floor"]["stream_seq"], 2);
+    assert!(state.get("config").is_none(), "{state}");
+    jetlog_at(
+        &url,
+        &["consumer", "cp", "ORD", "C", "C2", "--max-ack-pending", "7"],
+    )
+    .ok();
+    let copy = jetlog_at(&url, &["consumer", "info", "ORD", "C2", "--json"]).json();
+    assert_eq!(
+        (
+            copy["config"]["max_deliver"].as_i64(),
+            copy["config"]["max_ack_pending"].as_i64()
+        ),
+        (Some(4), Some(7))
+    );
+    assert_eq!(copy["num_pending"], 3);
+    let reset = jetlog_at(&url, &["consumer", "reset", "ORD", "C", "--sequence", "1"]);
+    reset.fails_with("refusing without -f/--force");
+    let reset = jetlog_at(
+        &url,
+        &["consumer", "reset", "ORD", "C", "--sequence", "1", "-f"],
+    );
+    assert!(reset.ok().contains("from stream sequence 1"), "{reset:?}");
+    let next = jetlog_at(&url, &["consumer", "next", "ORD", "C"]);
+    assert!(next.ok().contains("m1"), "{next:?}");
+    jetlog_at(&url, &["consumer", "unpin", "ORD", "C", "g", "-f"])
+        .fails_with("Provided priority group does not exist for this consumer");
+    // One server: no group to step down.
+    jetlog_at(&url, &["consumer", "cluster", "step-down", "ORD", "C"])
+        .fails_with("JetStream clustering support required");
+}

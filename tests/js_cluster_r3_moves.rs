@@ -360,6 +360,17 @@ async fn the_cli_steps_a_streams_leader_down_and_asks_to_replace_a_server() {
             .contains(&format!("leader {leader} stepped down, {next} leads")),
         "{stepped:#?}"
     );
+    // A durable's group is its stream's: stepping the consumer down moves both.
+    let js = jetstream::new(clients[0].clone());
+    new_durable(&js, "ORDERS", "D").await;
+    let stepped =
+        cli_support::jetlog_at(&url, &["consumer", "cluster", "step-down", "ORDERS", "D"]);
+    assert!(
+        stepped.ok().contains(&format!(
+            "consumer D of stream ORDERS: leader {next} stepped down"
+        )),
+        "{stepped:#?}"
+    );
     // Three servers, three replicas: nobody can take a server's place.
     cli_support::jetlog_at(
         &url,

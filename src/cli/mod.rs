@@ -104,3 +104,15 @@ pub fn main() -> ExitCode {
         Command::Man { dir } => generated::man(dir.as_deref()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks the definitions (unique names, flags that exist) only when a command is
+    /// parsed: this checks every subcommand's at once.
+    #[test]
+    fn every_command_definition_is_sound() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -72,6 +72,53 @@ enum ConsumerAction {
         /// Stream name.
         stream: String,
     },
+    /// Show a consumer's state only.
+    State {
+        /// Stream name.
+        stream: String,
+        /// Consumer name.
+        name: String,
+    },
+    /// Create a durable with another's configuration (and the settings given).
+    #[command(visible_alias = "cp")]
+    Copy {
+        /// Stream name.
+        stream: String,
+        /// The consumer whose configuration is copied.
+        source: String,
+        /// The new consumer's name.
+        destination: String,
+        #[command(flatten)]
+        settings: ConsumerSettings,
+    },
+    /// Start delivery again from a stream sequence (or where the deliver policy starts).
+    Reset {
+        /// Stream name.
+        stream: String,
+        /// Consumer name.
+        name: String,
+        /// The stream sequence to deliver from next.
+        #[arg(long)]
+        sequence: Option<u64>,
+        /// Do not ask for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// Take the pin from a priority group's pinned client.
+    Unpin {
+        /// Stream name.
+        stream: String,
+        /// Consumer name.
+        name: String,
+        /// The priority group.
+        group: String,
+        /// Do not ask for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// A replicated consumer's group: hand its leadership to another server.
+    #[command(subcommand)]
+    Cluster(super::consumer_ops::ConsumerCluster),
     /// Show a consumer's configuration and state.
     #[command(aliases = ["nfo"])]
     Info {
@@ -168,6 +215,18 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
             ..
         }
         | ConsumerAction::Info { stream, name }
+        | ConsumerAction::State { stream, name }
+        | ConsumerAction::Copy {
+            stream,
+            source: name,
+            ..
+        }
+        | ConsumerAction::Reset { stream, name, .. }
+        | ConsumerAction::Unpin { stream, name, .. }
+        | ConsumerAction::Cluster(super::consumer_ops::ConsumerCluster::StepDown {
+            stream,
+            name,
+        })
         | ConsumerAction::Edit { stream, name, .. }
         | ConsumerAction::Rm { stream, name, .. }
         | ConsumerAction::Next { stream, name, .. }
@@ -215,6 +274,35 @@ pub async fn run(args: ConsumerArgs) -> Result<()> {
             }
             consumer_view::show_info(info, common.json)
         }
+        ConsumerAction::State { stream, name } => {
+            super::consumer_ops::state(&js, common, &stream, &name).await
+        }
+        ConsumerAction::Copy {
+            stream,
+            source,
+            destination,
+            settings,
+        } => {
+            check_consumer_name(&destination)?;
+            let names = (stream.as_str(), source.as_str(), destination.as_str());
+            super::consumer_ops::copy(&js, common, names, &settings).await
+        }
+        ConsumerAction::Reset {
+            stream,
+            name,
+            sequence,
+            force,
+        } => super::consumer_ops::reset(&js, common, (&stream, &name), sequence, force).await,
+        ConsumerAction::Unpin {
+            stream,
+            name,
+            group,
+            force,
+        } => {
+            let names = (stream.as_str(), name.as_str(), group.as_str());
+            super::consumer_ops::unpin(&js, common, names, force).await
+        }
+        ConsumerAction::Cluster(action) => super::consumer_ops::cluster(&js, common, action).await,
         ConsumerAction::Info { stream, name } => {
             consumer_view::show_info(info_json(&js, &stream, &name).await?, common.json)
         }

@@ -24,6 +24,7 @@ use super::pubsub::{check_filter_subject, check_publish_subject};
 use super::stream_backup;
 use super::stream_cluster;
 use super::stream_config::ConfigArgs;
+use super::stream_edit;
 use super::stream_view;
 use crate::jetstream::stream_config::is_valid_name;
 
@@ -58,6 +59,23 @@ enum StreamAction {
     Info {
         /// Stream name.
         name: String,
+    },
+    /// Show a stream's state only.
+    State {
+        /// Stream name.
+        name: String,
+    },
+    /// Create a stream with another's configuration (and the flags given), not its messages.
+    #[command(visible_alias = "cp")]
+    Copy {
+        /// The stream whose configuration is copied.
+        #[arg(value_name = "SOURCE")]
+        from: String,
+        /// The new stream's name.
+        #[arg(value_name = "DESTINATION")]
+        to: String,
+        #[command(flatten)]
+        config: ConfigArgs,
     },
     /// Change a stream's configuration; flags not given keep their value.
     #[command(visible_alias = "update")]
@@ -205,13 +223,19 @@ pub async fn run(args: StreamArgs) -> Result<()> {
     }
     let js = connect::connect_jetstream(common).await?;
     match args.action {
-        StreamAction::Add { name, config } => add(&js, common, name, &config).await,
+        StreamAction::Add { name, config } => stream_edit::add(&js, common, name, &config).await,
         StreamAction::Ls { names } => stream_view::list(&js, common, names).await,
         StreamAction::Info { name } => {
             let info = info_json(&js, &name).await?;
             stream_view::show_info(info, common.json)
         }
-        StreamAction::Edit { name, config } => edit(&js, common, &name, &config).await,
+        StreamAction::Edit { name, config } => stream_edit::edit(&js, common, &name, &config).await,
+        StreamAction::Copy { from, to, config } => {
+            stream_edit::copy(&js, common, &from, &to, &config).await
+        }
+        StreamAction::State { name } => {
+            stream_view::show_state(info_json(&js, &name).await?, common.json)
+        }
         StreamAction::Rm { name, force } => remove(&js, common, &name, force).await,
         StreamAction::Purge {
             name,
@@ -307,7 +331,9 @@ impl StreamAction {
     fn stream_name(&self) -> Option<&str> {
         match self {
             Self::Add { name, .. } => name.as_deref(),
+            Self::Copy { from, .. } => Some(from),
             Self::Info { name }
+            | Self::State { name }
             | Self::Edit { name, .. }
             | Self::Rm { name, .. }
             | Self::Purge { name, .. }
@@ -328,74 +354,6 @@ pub async fn info_json(js: &Context, name: &str) -> Result<Value> {
     api::request(js, &format!("STREAM.INFO.{name}"), &json!({}))
         .await
         .with_context(|| format!("stream {name}"))
-}
-
-async fn add(
-    js: &Context,
-    common: &CommonArgs,
-    name: Option<String>,
-    args: &ConfigArgs,
-) -> Result<()> {
-    let (name, mut config) = match args.file_config()? {
-        Some(mut file) => {
-            let name = match name.or_else(|| file.get("name")?.as_str().map(str::to_string)) {
-                Some(name) => name,
-                None => bail!("the stream needs a name: give NAME, or name in the --config file"),
-            };
-            check_stream_name(&name)?;
-            file.insert("name".into(), json!(name));
-            (name, file)
-        }
-        None => {
-            let name = name.unwrap_or_default();
-            // async-nats' default config gives the full shape; "unlimited" is -1 for NATS.
-            let defaults = stream::Config {
-                name: name.clone(),
-                subjects: vec![name.clone()],
-                max_messages: -1,
-                max_bytes: -1,
-                max_messages_per_subject: -1,
-                max_message_size: -1,
-                max_consumers: -1,
-                num_replicas: 1,
-                ..Default::default()
-            };
-            match serde_json::to_value(&defaults)? {
-                Value::Object(map) => (name, map),
-                _ => bail!("async-nats' stream config did not encode as an object"),
-            }
-        }
-    };
-    let name = name.as_str();
-    args.apply(&mut config)?;
-    if args.copies_without_subjects() && args.file_config()?.is_none() {
-        config.remove("subjects");
-    }
-    let info = api::request(js, &format!("STREAM.CREATE.{name}"), &config)
-        .await
-        .with_context(|| format!("cannot create stream {name}"))?;
-    if !common.json {
-        output::line(format!("stream {name} created"))?;
-    }
-    stream_view::show_info(info, common.json)
-}
-
-async fn edit(js: &Context, common: &CommonArgs, name: &str, args: &ConfigArgs) -> Result<()> {
-    let current = info_json(js, name).await?;
-    let mut config = match (args.file_config()?, current.get("config")) {
-        (Some(file), _) => file,
-        (None, Some(Value::Object(map))) => map.clone(),
-        (None, _) => bail!("unexpected stream info reply: no config object"),
-    };
-    config.insert("name".into(), json!(name));
-    args.apply(&mut config)?;
-    let info = api::request(js, &format!("STREAM.UPDATE.{name}"), &config)
-        .await
-        .with_context(|| format!("cannot update stream {name}"))?;
-    if !common.json {
-        output::line(format!("stream {name} updated"))?;
-    }
-    stream_view::show_info(info, common.json)
 }
 
 /// Asks on the terminal before a destructive step; without a terminal, `-f` is required so a

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::api;
 use super::connect::CommonArgs;
 use super::output;
-use super::stream::{confirm, info_json};
+use super::stream::confirm;
 use super::stream_view;
 
 /// How often the leader is looked at while a step-down takes effect.
@@ -85,34 +85,58 @@ async fn step_down(
     name: &str,
     preferred: Option<&str>,
 ) -> Result<()> {
-    let before = leader(&info_json(js, name).await?);
-    if before.is_empty() {
-        bail!("stream {name} has no leader to step down");
-    }
     let body = match preferred {
         Some(server) => json!({ "placement": { "preferred": server } }),
         None => json!({}),
     };
-    api::request(js, &format!("STREAM.LEADER.STEPDOWN.{name}"), &body)
+    let group = Group {
+        what: format!("stream {name}"),
+        info: format!("STREAM.INFO.{name}"),
+        step_down: format!("STREAM.LEADER.STEPDOWN.{name}"),
+    };
+    let info = step_down_group(js, common, &group, &body).await?;
+    stream_view::show_info(info, common.json)
+}
+
+/// A replicated group's API subjects (after `$JS.API.`), and what to call it.
+pub(super) struct Group {
+    pub what: String,
+    pub info: String,
+    pub step_down: String,
+}
+
+/// Asks `group`'s leader to step down and waits (bounded) until another server leads; the
+/// group's info then.
+pub(super) async fn step_down_group(
+    js: &Context,
+    common: &CommonArgs,
+    group: &Group,
+    body: &Value,
+) -> Result<Value> {
+    let what = &group.what;
+    let info_of = || async { api::request(js, &group.info, &json!({})).await };
+    let before = leader(&info_of().await.with_context(|| what.clone())?);
+    if before.is_empty() {
+        bail!("{what} has no leader to step down");
+    }
+    api::request(js, &group.step_down, body)
         .await
-        .with_context(|| format!("leader {before} of stream {name} did not step down"))?;
+        .with_context(|| format!("leader {before} of {what} did not step down"))?;
     let deadline = Instant::now() + common.timeout.max(STEP_DOWN_WAIT);
     loop {
         tokio::time::sleep(LEADER_POLL).await;
         // Requests go unanswered while the group elects: asked again until the deadline.
-        if let Ok(info) = info_json(js, name).await {
+        if let Ok(info) = info_of().await {
             let now = leader(&info);
             if !now.is_empty() && now != before {
                 if !common.json {
-                    output::line(format!(
-                        "stream {name}: leader {before} stepped down, {now} leads"
-                    ))?;
+                    output::line(format!("{what}: leader {before} stepped down, {now} leads"))?;
                 }
-                return stream_view::show_info(info, common.json);
+                return Ok(info);
             }
         }
         if Instant::now() >= deadline {
-            bail!("stream {name}: {before} still leads after the step-down");
+            bail!("{what}: {before} still leads after the step-down");
         }
     }
 }

@@ -151,6 +151,20 @@ pub fn show_info(info: Value, json: bool) -> Result<()> {
         output::line("\nCopying:")?;
         output::print_table(&output::properties(rows))?;
     }
+    output::line("\nState:")?;
+    print_state(state)
+}
+
+/// `stream state`: the state part of `stream info`.
+pub fn show_state(info: Value, json: bool) -> Result<()> {
+    if json {
+        return output::json_pretty(&info["state"]);
+    }
+    let info: stream::Info = decode(info, "stream info")?;
+    print_state(&info.state)
+}
+
+fn print_state(state: &stream::State) -> Result<()> {
     let deleted = state.deleted_count.unwrap_or(0);
     let rows = vec![
         ("Messages", state.messages.to_string()),
@@ -167,7 +181,6 @@ pub fn show_info(info: Value, json: bool) -> Result<()> {
         ("Subjects", state.subjects_count.to_string()),
         ("Consumers", state.consumer_count.to_string()),
     ];
-    output::line("\nState:")?;
     output::print_table(&output::properties(rows))
 }
 
