@@ -10,7 +10,7 @@ use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 
 use super::log_store::{LogOpenError, LogStore, RaftDisk};
 use super::machine::{Machine, MachineError, MachineStore, StateReader};
-use super::network::{is_valid_group_name, Network, PeerSeen, Transport};
+use super::network::{is_valid_group_name, LeaderHeard, Network, PeerSeen, Transport};
 use super::types::{JetlogRaft, NodeId};
 
 /// How often a leader heartbeats its followers. openraft's 50 ms default costs too much idle
@@ -66,6 +66,8 @@ pub struct RaftGroup<M> {
     pub state: StateReader<M>,
     /// When each other member last answered this one.
     pub seen: Arc<PeerSeen>,
+    /// The leader's commit index as this member last heard it.
+    pub heard: Arc<LeaderHeard>,
     pub name: String,
     pub me: NodeId,
 }
@@ -127,6 +129,7 @@ impl<M: Machine> RaftGroup<M> {
             raft,
             state,
             seen,
+            heard: Arc::default(),
             name: name.to_owned(),
             me,
         })

@@ -61,7 +61,7 @@ pub async fn serve(
             let raft = raft.clone();
             let client = client.clone();
             tokio::spawn(async move {
-                match answer(&raft, &op, &message.payload).await {
+                match answer(&raft, &op, &message.payload, None).await {
                     Ok(body) => {
                         let _ = client.publish(reply, body).await;
                     }

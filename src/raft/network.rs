@@ -136,6 +136,27 @@ impl PeerSeen {
     }
 }
 
+/// The leader's commit index as this member last heard it in an AppendEntries (heartbeats
+/// included). openraft 0.9 keeps a follower's own commit bounded by its own log, so a
+/// follower that is sent no entries would look current; nats-server's `/healthz` compares a
+/// follower with the leader's commit, and so can this.
+#[derive(Debug, Default)]
+pub struct LeaderHeard {
+    commit: std::sync::atomic::AtomicU64,
+}
+
+impl LeaderHeard {
+    fn record(&self, commit: u64) {
+        self.commit
+            .fetch_max(commit, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The highest leader commit index heard (0 before any).
+    pub fn commit(&self) -> u64 {
+        self.commit.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Makes one [`Peer`] per target for openraft.
 #[derive(Clone)]
 pub struct Network<T> {
@@ -274,7 +295,12 @@ pub enum AnswerError {
 /// Answers one RPC addressed to this node: decodes it, hands it to `raft`, and returns the
 /// reply body. A request that cannot be decoded gets no reply: the sender times out and
 /// retries, as it would for a lost message.
-pub async fn answer(raft: &Raft<JetlogRaft>, op: &str, body: &[u8]) -> Result<Bytes, AnswerError> {
+pub async fn answer(
+    raft: &Raft<JetlogRaft>,
+    op: &str,
+    body: &[u8],
+    heard: Option<&LeaderHeard>,
+) -> Result<Bytes, AnswerError> {
     fn encode<R: Serialize>(reply: &R) -> Bytes {
         // Encoding openraft's own serde types into a Vec cannot fail.
         serde_json::to_vec(reply)
@@ -285,11 +311,15 @@ pub async fn answer(raft: &Raft<JetlogRaft>, op: &str, body: &[u8]) -> Result<By
         Some(Op::AppendEntries) => {
             // Binary since the entries have a log format of their own; JSON from a server
             // that predates it.
-            let request = if body.first() == Some(&codec::APPEND_MAGIC) {
-                codec::decode_append(body)?
-            } else {
-                serde_json::from_slice(body)?
-            };
+            let request: openraft::raft::AppendEntriesRequest<JetlogRaft> =
+                if body.first() == Some(&codec::APPEND_MAGIC) {
+                    codec::decode_append(body)?
+                } else {
+                    serde_json::from_slice(body)?
+                };
+            if let (Some(heard), Some(commit)) = (heard, &request.leader_commit) {
+                heard.record(commit.index);
+            }
             Ok(encode(&raft.append_entries(request).await))
         }
         Some(Op::Vote) => Ok(encode(&raft.vote(serde_json::from_slice(body)?).await)),
@@ -297,5 +327,19 @@ pub async fn answer(raft: &Raft<JetlogRaft>, op: &str, body: &[u8]) -> Result<By
             &raft.install_snapshot(serde_json::from_slice(body)?).await,
         )),
         None => Err(AnswerError::UnknownOp(op.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LeaderHeard;
+
+    #[test]
+    fn the_leaders_commit_is_kept_at_its_highest() {
+        let heard = LeaderHeard::default();
+        assert_eq!(heard.commit(), 0);
+        heard.record(7);
+        heard.record(5);
+        assert_eq!(heard.commit(), 7);
     }
 }

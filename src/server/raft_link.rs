@@ -22,7 +22,7 @@ use super::internal::{self, InternalClient};
 use super::outbound::{InlineTaker, InternalDelivery, InternalQueue, InternalSink, Subscription};
 use super::router::Router;
 use super::Server;
-use crate::raft::network::{answer, node_subjects, Transport, TransportError};
+use crate::raft::network::{answer, node_subjects, LeaderHeard, Transport, TransportError};
 use crate::raft::types::{JetlogRaft, NodeId};
 use crate::server::jetstream::SYNC_OP;
 
@@ -75,7 +75,7 @@ impl Server {
     ) -> Option<JoinHandle<()>> {
         let accounts = &self.state.accounts;
         let system = accounts.get(accounts.system_account())?;
-        Some(serve(system.router.clone(), group, me, raft, None))
+        Some(serve(system.router.clone(), group, me, raft, (None, None)))
     }
 }
 
@@ -143,6 +143,7 @@ struct RequestTaker {
     raft: Raft<JetlogRaft>,
     router: Arc<Router>,
     sync: Option<SyncAnswer>,
+    heard: Option<Arc<LeaderHeard>>,
 }
 
 impl InlineTaker for RequestTaker {
@@ -159,7 +160,7 @@ impl InlineTaker for RequestTaker {
         runtime.spawn(answer_request(
             self.raft.clone(),
             self.router.clone(),
-            self.sync.clone(),
+            (self.sync.clone(), self.heard.clone()),
             delivery,
         ));
         None
@@ -253,19 +254,21 @@ pub(super) fn serve(
     group: &str,
     me: NodeId,
     raft: Raft<JetlogRaft>,
-    sync: Option<SyncAnswer>,
+    (sync, heard): (Option<SyncAnswer>, Option<Arc<LeaderHeard>>),
 ) -> JoinHandle<()> {
     let taker = RequestTaker {
         raft: raft.clone(),
         router: router.clone(),
         sync: sync.clone(),
+        heard: heard.clone(),
     };
     let (sub, mut rx) = subscribe_with(&router, &node_subjects(group, me), Some(Arc::new(taker)));
     tokio::spawn(async move {
         let _unsubscribe = Unsubscribe(router.clone(), sub);
         while let Some(delivery) = rx.recv().await {
-            let (raft, router, sync) = (raft.clone(), router.clone(), sync.clone());
-            tokio::spawn(answer_request(raft, router, sync, delivery));
+            let (raft, router) = (raft.clone(), router.clone());
+            let extra = (sync.clone(), heard.clone());
+            tokio::spawn(answer_request(raft, router, extra, delivery));
         }
     })
 }
@@ -274,7 +277,7 @@ pub(super) fn serve(
 async fn answer_request(
     raft: Raft<JetlogRaft>,
     router: Arc<Router>,
-    sync: Option<SyncAnswer>,
+    (sync, heard): (Option<SyncAnswer>, Option<Arc<LeaderHeard>>),
     delivery: InternalDelivery,
 ) {
     let Some(reply) = delivery.msg.reply.clone() else {
@@ -286,7 +289,7 @@ async fn answer_request(
         publish(&router, reply, None, sync(&delivery.msg.payload)).await;
         return;
     }
-    match answer(&raft, op, &delivery.msg.payload).await {
+    match answer(&raft, op, &delivery.msg.payload, heard.as_deref()).await {
         Ok(body) => {
             publish(&router, reply, None, body).await;
         }

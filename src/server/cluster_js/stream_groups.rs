@@ -184,7 +184,7 @@ impl ClusterJs {
             &name,
             self.me_id,
             group.raft.clone(),
-            Some(answer_sync),
+            (Some(answer_sync), Some(group.heard.clone())),
         );
         let peers = form.unwrap_or_default();
         if peers.first().map(String::as_str) == Some(self.me.as_str()) {
@@ -353,19 +353,29 @@ impl ClusterJs {
     /// Why one of this server's replicas cannot serve, in nats-server's `/healthz` words
     /// where it has them: its member stopped on an error, its group has no leader this
     /// member knows of, it is catching up from a snapshot, or it holds more entries than
-    /// [`HEALTHZ_APPLY_BACKLOG`] it has not yet applied.
+    /// [`HEALTHZ_APPLY_BACKLOG`] it has not yet applied, or (a follower) has applied that
+    /// many fewer than the leader said it committed.
     pub fn unhealthy_stream(&self) -> Option<String> {
         let groups = self.stream_groups.lock();
         groups.iter().find_map(|((account, stream), member)| {
             let metrics = member.group.raft.metrics().borrow().clone();
             let applied = metrics.last_applied.map_or(0, |l| l.index);
             let backlog = metrics.last_log_index.unwrap_or(0).saturating_sub(applied);
+            // A follower also against the leader's commit: one sent no entries has no
+            // backlog of its own.
+            let behind = match metrics.current_leader == Some(self.me_id) {
+                true => 0,
+                false => member.group.heard.commit().saturating_sub(applied),
+            };
             let why = match (&metrics.running_state, metrics.current_leader) {
                 (Err(e), _) => format!("node write error: {e}"),
                 (Ok(()), None) => "group node unhealthy".to_owned(),
                 _ if member.catching_up.load(Ordering::Acquire) => "catching up".to_owned(),
                 _ if backlog > HEALTHZ_APPLY_BACKLOG => {
                     format!("{backlog} entries not yet applied")
+                }
+                _ if behind > HEALTHZ_APPLY_BACKLOG => {
+                    format!("{behind} entries behind the leader")
                 }
                 (Ok(()), Some(_)) => return None,
             };
