@@ -112,6 +112,13 @@ async fn get_batches(plan: &Plan, index: usize, client: Client) -> Result<Client
             match reply.status.map(|s| s.as_u16()) {
                 None => {}
                 Some(204) => break,
+                Some(404) => bail!(
+                    "stream {} has only {} messages on {} from sequence 1, fewer than --msgs {}",
+                    plan.stream,
+                    stats.msgs,
+                    plan.subject,
+                    plan.msgs
+                ),
                 Some(code) => bail!(
                     "direct get from {} refused: {code} {} (is allow_direct set?)",
                     plan.stream,
