@@ -332,7 +332,7 @@ impl Consumer {
             .max()
     }
 
-    fn matches(&self, subject: &str) -> bool {
+    pub(crate) fn matches(&self, subject: &str) -> bool {
         self.filters.is_empty()
             || self
                 .filters

@@ -88,30 +88,33 @@ impl Stream {
         Ok(())
     }
 
-    /// Moves consumer `name` (a mirror's or source's hold, `origin_hold`) past `upto`: what it
-    /// matches up to there counts as delivered and acknowledged, so the stream's retention
-    /// lets it go (a workqueue at once, interest once its other consumers are done too).
-    pub fn release_held(&mut self, name: &str, upto: u64, now_ns: u64) {
+    /// Moves consumer `name` (a mirror's or source's hold, `origin_hold`) past `seqs`, the
+    /// messages its copy read (they match its filter) and stored: they count as delivered
+    /// and acknowledged, so the stream's retention lets them go (a workqueue at once,
+    /// interest once its other consumers are done too).
+    pub fn release_held(&mut self, name: &str, seqs: &[u64], now_ns: u64) {
+        let (Some(&first), Some(&upto)) = (seqs.first(), seqs.last()) else {
+            return;
+        };
         let Some(consumer) = self.consumers.get_mut(name) else {
             return;
         };
         if upto < consumer.next_seq {
             return;
         }
+        // What the copy read before this batch but the hold never passed (the copy stored
+        // it and the server stopped before the hold was persisted) is found in the log.
         let mut out = Vec::new();
-        for seq in consumer.next_seq..=upto {
+        for seq in consumer.next_seq..first {
             let Ok(Some(msg)) = self.log.get(seq) else {
                 continue;
             };
-            let matches = consumer.filters.is_empty()
-                || consumer
-                    .filters
-                    .iter()
-                    .any(|f| crate::protocol::subject::subject_matches(f, &msg.subject));
-            if matches {
+            if consumer.matches(&msg.subject) {
                 out.push(Action::Consumed(seq));
             }
         }
+        let fresh = seqs.iter().filter(|seq| **seq >= consumer.next_seq);
+        out.extend(fresh.map(|seq| Action::Consumed(*seq)));
         consumer.release_to(upto, &self.log, now_ns);
         self.apply_retention(&mut out);
     }
@@ -400,11 +403,7 @@ impl Stream {
             return false;
         };
         self.consumers.values().all(|c| {
-            let matches = c.filters.is_empty()
-                || c.filters.iter().any(|f| {
-                    crate::protocol::subject::subject_matches(f.as_str(), msg.subject.as_str())
-                });
-            !matches
+            !c.matches(&msg.subject)
                 || (seq < c.next_seq
                     && !c.pending.contains_key(&seq)
                     && !c.skip_list.contains(&seq))

@@ -18,6 +18,14 @@ use serde_json::{json, Value};
 /// page, so this covers over a million streams while keeping the loop bounded.
 const MAX_LIST_PAGES: usize = 4096;
 
+/// The `config` object of a stream's or consumer's INFO reply (`what` names the reply).
+pub fn config_object(info: &Value, what: &str) -> Result<serde_json::Map<String, Value>> {
+    match info.get("config") {
+        Some(Value::Object(map)) => Ok(map.clone()),
+        _ => bail!("unexpected {what} info reply: no config object"),
+    }
+}
+
 /// Sends `$JS.API.<subject>` with a JSON body and returns the reply, or the server's error.
 pub async fn request(js: &Context, subject: &str, body: &impl Serialize) -> Result<Value> {
     let response: Response<Value> =

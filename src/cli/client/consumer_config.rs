@@ -9,11 +9,12 @@ use anyhow::{anyhow, Result};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Map, Value};
 
-use super::consumer_edit::{nanos, ConsumerSettings};
+use super::consumer::start_time;
+use super::consumer_edit::ConsumerSettings;
 use super::pubsub::check_publish_subject;
 use super::stream_config::read_config_file;
 use super::stream_features::parse_pair;
-use super::units::parse_since;
+use super::units::nanos;
 use crate::cli::parse_duration;
 use crate::jetstream::time::format_rfc3339;
 
@@ -166,16 +167,13 @@ pub fn parse_deliver_policy(text: &str) -> Result<StartPolicy, String> {
         return Ok(by_seq(seq));
     }
     let since = text.strip_prefix("time:").unwrap_or(text);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| "the system clock is before 1970".to_string())?;
-    let now_nanos = i64::try_from(now.as_nanos()).map_err(|_| "the clock is too far ahead")?;
-    let at = parse_since(since, now_nanos).map_err(|_| {
+    let at = start_time(since).map_err(|_| {
         format!(
             "invalid --deliver {text:?}: use all, new, last, subject, a sequence, a duration \
              back such as 1h, or time:T"
         )
     })?;
+    let at = i64::try_from(at.unix_timestamp_nanos()).map_err(|_| "the time is out of range")?;
     let mut map = policy("by_start_time");
     map.insert("opt_start_time".into(), json!(format_rfc3339(Some(at))));
     Ok(StartPolicy(map))

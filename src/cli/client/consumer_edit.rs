@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use async_nats::jetstream::Context;
 use clap::Args;
 use serde_json::{json, Map, Value};
 
 use super::api;
 use super::pubsub::check_filter_subject;
+use super::units::nanos;
 use crate::cli::parse_duration;
 
 /// The consumer settings `consumer add` sets and `consumer edit` can change; in an edit,
@@ -81,10 +82,6 @@ pub fn linear_backoff(steps: u32, min: Duration, max: Duration) -> Result<Vec<Du
     Ok((0..steps).map(|i| min + step * i).collect())
 }
 
-pub(super) fn nanos(d: Duration) -> Result<i64> {
-    i64::try_from(d.as_nanos()).map_err(|_| anyhow!("duration {d:?} is too long"))
-}
-
 impl ConsumerSettings {
     /// Writes the given settings into `config` under NATS' JSON names; whether any was given.
     pub(super) fn apply(&self, config: &mut Map<String, Value>) -> Result<bool> {
@@ -140,10 +137,7 @@ pub async fn edit(
     let info = api::request(js, &format!("CONSUMER.INFO.{stream}.{name}"), &json!({}))
         .await
         .with_context(|| format!("consumer {name} of stream {stream}"))?;
-    let mut config = match info.get("config") {
-        Some(Value::Object(map)) => map.clone(),
-        _ => bail!("unexpected consumer info reply: no config object"),
-    };
+    let mut config = api::config_object(&info, "consumer")?;
     if !args.apply(&mut config)? {
         bail!("nothing to change: give at least one setting (see --help)");
     }

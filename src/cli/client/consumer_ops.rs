@@ -74,10 +74,7 @@ pub async fn copy(
     settings: &ConsumerSettings,
 ) -> Result<()> {
     let info = info_json(js, stream, source).await?;
-    let mut config = match info.get("config") {
-        Some(Value::Object(map)) => map.clone(),
-        _ => bail!("unexpected consumer info reply: no config object"),
-    };
+    let mut config = api::config_object(&info, "consumer")?;
     config.insert("durable_name".into(), json!(destination));
     config.insert("name".into(), json!(destination));
     // A push consumer's deliver subject is its own: two would share one inbox.

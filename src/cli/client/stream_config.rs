@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{json, Map, Value};
 
 use super::pubsub::check_filter_subject;
-use super::units::{parse_limit_duration, parse_size, parse_size_i32};
+use super::units::{nanos, parse_limit_duration, parse_size, parse_size_i32};
 use crate::cli::parse_duration;
 
 /// The `--storage` choices.
@@ -204,9 +204,4 @@ fn value_name(value: impl ValueEnum) -> String {
         .to_possible_value()
         .map(|v| v.get_name().to_string())
         .unwrap_or_default()
-}
-
-/// A duration as NATS JSON carries it: integer nanoseconds.
-fn nanos(duration: Duration) -> Result<i64> {
-    i64::try_from(duration.as_nanos()).map_err(|_| anyhow!("duration {duration:?} is too long"))
 }

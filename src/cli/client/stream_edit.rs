@@ -6,7 +6,7 @@
 use anyhow::{bail, Context as _, Result};
 use async_nats::jetstream::stream;
 use async_nats::jetstream::Context;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::api;
 use super::connect::CommonArgs;
@@ -56,11 +56,29 @@ pub(super) async fn add(
     if args.copies_without_subjects() && args.file_config()?.is_none() {
         config.remove("subjects");
     }
-    let info = api::request(js, &format!("STREAM.CREATE.{name}"), &config)
-        .await
-        .with_context(|| format!("cannot create stream {name}"))?;
+    let subject = format!("STREAM.CREATE.{name}");
+    let done = format!("stream {name} created");
+    send(
+        js,
+        common,
+        (&subject, &config),
+        format!("cannot create stream {name}"),
+        done,
+    )
+    .await
+}
+
+/// Sends `config` to the API `subject`, then prints `done` and the stream's info.
+async fn send(
+    js: &Context,
+    common: &CommonArgs,
+    (subject, config): (&str, &Map<String, Value>),
+    failed: String,
+    done: String,
+) -> Result<()> {
+    let info = api::request(js, subject, config).await.context(failed)?;
     if !common.json {
-        output::line(format!("stream {name} created"))?;
+        output::line(done)?;
     }
     stream_view::show_info(info, common.json)
 }
@@ -72,20 +90,22 @@ pub(super) async fn edit(
     args: &ConfigArgs,
 ) -> Result<()> {
     let current = info_json(js, name).await?;
-    let mut config = match (args.file_config()?, current.get("config")) {
-        (Some(file), _) => file,
-        (None, Some(Value::Object(map))) => map.clone(),
-        (None, _) => bail!("unexpected stream info reply: no config object"),
+    let mut config = match args.file_config()? {
+        Some(file) => file,
+        None => api::config_object(&current, "stream")?,
     };
     config.insert("name".into(), json!(name));
     args.apply(&mut config)?;
-    let info = api::request(js, &format!("STREAM.UPDATE.{name}"), &config)
-        .await
-        .with_context(|| format!("cannot update stream {name}"))?;
-    if !common.json {
-        output::line(format!("stream {name} updated"))?;
-    }
-    stream_view::show_info(info, common.json)
+    let subject = format!("STREAM.UPDATE.{name}");
+    let done = format!("stream {name} updated");
+    send(
+        js,
+        common,
+        (&subject, &config),
+        format!("cannot update stream {name}"),
+        done,
+    )
+    .await
 }
 
 /// `stream copy SOURCE DESTINATION`: a new stream with SOURCE's configuration (and the flags
@@ -98,20 +118,11 @@ pub(super) async fn copy(
     args: &ConfigArgs,
 ) -> Result<()> {
     check_stream_name(destination)?;
-    let current = info_json(js, source).await?;
-    let mut config = match current.get("config") {
-        Some(Value::Object(map)) => map.clone(),
-        _ => bail!("unexpected stream info reply: no config object"),
-    };
+    let mut config = api::config_object(&info_json(js, source).await?, "stream")?;
     config.insert("name".into(), json!(destination));
     args.apply(&mut config)?;
-    let info = api::request(js, &format!("STREAM.CREATE.{destination}"), &config)
-        .await
-        .with_context(|| format!("cannot create stream {destination}"))?;
-    if !common.json {
-        output::line(format!(
-            "stream {destination} created from {source}'s configuration"
-        ))?;
-    }
-    stream_view::show_info(info, common.json)
+    let subject = format!("STREAM.CREATE.{destination}");
+    let failed = format!("cannot create stream {destination}");
+    let done = format!("stream {destination} created from {source}'s configuration");
+    send(js, common, (&subject, &config), failed, done).await
 }

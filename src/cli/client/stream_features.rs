@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Map, Value};
 
+use super::units::nanos;
 use crate::cli::parse_duration;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -28,10 +29,6 @@ pub fn parse_pair(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
         _ => Err(format!("expected KEY=VALUE got '{text}'")),
     }
-}
-
-fn nanos(d: Duration) -> Result<i64> {
-    i64::try_from(d.as_nanos()).map_err(|_| anyhow!("duration {d:?} is too long"))
 }
 
 /// The allow-flags are given bare (`--allow-msg-ttl`) or with a value (`--allow-msg-ttl=false`).

@@ -122,6 +122,12 @@ pub fn format_limit_count(count: i64) -> String {
     }
 }
 
+/// A duration as NATS JSON carries it: integer nanoseconds.
+pub fn nanos(duration: Duration) -> anyhow::Result<i64> {
+    i64::try_from(duration.as_nanos())
+        .map_err(|_| anyhow::anyhow!("duration {duration:?} is too long"))
+}
+
 /// Formats a duration the way Go prints one, which is what NATS users read everywhere:
 /// `1h0m0s`, `2m30s`, `1.5s`, `250ms`.
 pub fn format_duration(duration: Duration) -> String {

@@ -29,11 +29,13 @@ pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &OriginSpec) -> bo
         }
     };
     let hold = super::origin_hold::hold_name(true, &entry.name, &spec.name);
-    if let Err(why) = js.hold_origin(&origin, &hold, spec) {
-        entry.lock().mirror_origin_unreadable(why);
-        return false;
-    }
-    let held = super::origin_hold::needs_hold(&origin);
+    let held = match js.hold_origin(&origin, &hold, spec) {
+        Ok(held) => held,
+        Err(why) => {
+            entry.lock().mirror_origin_unreadable(why);
+            return false;
+        }
+    };
     let filters = spec.filters();
     let started = std::time::Instant::now();
     loop {
@@ -61,8 +63,8 @@ pub(super) fn pump(js: &JetStream, entry: &StreamEntry, spec: &OriginSpec) -> bo
             tracing::warn!(origin = %spec.name, error = %err, "mirror cannot store");
             return false;
         }
-        if let (true, Some(last)) = (held, batch[..fit].last()) {
-            super::origin_hold::release(&origin, &hold, last.seq);
+        if held {
+            super::origin_hold::release(&origin, &hold, &batch[..fit]);
         }
         if fit < batch.len() {
             return false;

@@ -18,7 +18,9 @@ use crate::jetstream::consumer_config::ConsumerConfig;
 use crate::jetstream::stream_config::Retention;
 use crate::jetstream::stream_origin::OriginSpec;
 use crate::jetstream::ApiError;
+use crate::protocol::transform::fnv1a32;
 use crate::server::internal::InternalClient;
+use crate::store::StoredMessage;
 
 /// The most messages a hold may have outstanding, as nats-server's sourcing durable shows.
 const HOLD_MAX_ACK_PENDING: i64 = 1000;
@@ -27,30 +29,30 @@ const HOLD_MAX_ACK_PENDING: i64 = 1000;
 /// copies (the origin's index name), so each copy of an origin has its own.
 pub(super) fn hold_name(mirror: bool, target: &str, iname: &str) -> String {
     // FNV-1a: stable across versions and runs, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in target.bytes().chain([0]).chain(iname.bytes()) {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = fnv1a32(format!("{target}\0{iname}").as_bytes());
     let kind = if mirror { "MIRROR" } else { "SRC" };
-    format!("JS_{kind}_{:08X}", hash as u32)
-}
-
-/// Whether `origin` needs a hold: its retention lets messages go once consumed.
-pub(super) fn needs_hold(origin: &StreamEntry) -> bool {
-    origin.lock().config().retention != Retention::Limits
+    format!("JS_{kind}_{hash:08X}")
 }
 
 impl JetStream {
-    /// Makes sure `origin` has the hold `name`, filtered as the copy reads it.
+    /// Makes sure `origin` has the hold `name`, filtered as the copy reads it, when its
+    /// retention lets messages go once consumed; whether it is held.
     pub(super) fn hold_origin(
         &self,
         origin: &Arc<StreamEntry>,
         name: &str,
         spec: &OriginSpec,
-    ) -> Result<(), ApiError> {
-        if !needs_hold(origin) || origin.lock().consumers().contains_key(name) {
-            return Ok(());
-        }
+    ) -> Result<bool, ApiError> {
+        let stream_config = {
+            let stream = origin.lock();
+            if stream.config().retention == Retention::Limits {
+                return Ok(false);
+            }
+            if stream.consumers().contains_key(name) {
+                return Ok(true);
+            }
+            stream.config().clone()
+        };
         let filters: Vec<&str> = spec.filters();
         let mut request = json!({
             "durable_name": name,
@@ -66,7 +68,6 @@ impl JetStream {
         }
         let config: ConsumerConfig =
             serde_json::from_value(request).map_err(ApiError::invalid_json)?;
-        let stream_config = origin.lock().config().clone();
         let mut config = config.normalized(&stream_config)?;
         config.sourcing = true;
         let now = now_ns();
@@ -86,7 +87,8 @@ impl JetStream {
         origin
             .catalog
             .put_consumer(&origin.name, name, &config, now as i64)
-            .map_err(ApiError::store_failed)
+            .map_err(ApiError::store_failed)?;
+        Ok(true)
     }
 
     /// Deletes the hold `name` on the origin `spec` names, if this server has it.
@@ -134,9 +136,10 @@ impl JetStream {
     }
 }
 
-/// Moves the hold `name` past origin sequence `upto`, which the copy has stored.
-pub(super) fn release(origin: &StreamEntry, name: &str, upto: u64) {
-    origin.lock().release_held(name, upto, now_ns());
+/// Moves the hold `name` past `stored`, the messages of the origin the copy has stored.
+pub(super) fn release(origin: &StreamEntry, name: &str, stored: &[StoredMessage]) {
+    let seqs: Vec<u64> = stored.iter().map(|m| m.seq).collect();
+    origin.lock().release_held(name, &seqs, now_ns());
     origin.kick();
 }
 

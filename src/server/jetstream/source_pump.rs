@@ -42,11 +42,13 @@ fn pump_one(
         }
     };
     let hold = super::origin_hold::hold_name(false, &entry.name, iname);
-    if let Err(why) = js.hold_origin(&origin, &hold, spec) {
-        entry.lock().source_origin_unreadable(iname, why);
-        return false;
-    }
-    let held = super::origin_hold::needs_hold(&origin);
+    let held = match js.hold_origin(&origin, &hold, spec) {
+        Ok(held) => held,
+        Err(why) => {
+            entry.lock().source_origin_unreadable(iname, why);
+            return false;
+        }
+    };
     let filters = spec.filters();
     loop {
         let Some((start, _)) = entry.lock().source_start(iname, now_ns()) else {
@@ -75,8 +77,8 @@ fn pump_one(
         let stored = entry
             .lock()
             .source_store(iname, from, &batch[..fit], lag, &ident, now_ns());
-        if let (true, Ok(true), Some(last)) = (held, &stored, batch[..fit].last()) {
-            super::origin_hold::release(&origin, &hold, last.seq);
+        if held && matches!(stored, Ok(true)) {
+            super::origin_hold::release(&origin, &hold, &batch[..fit]);
         }
         match stored {
             Ok(true) if fit == batch.len() => {}

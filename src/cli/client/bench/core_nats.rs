@@ -10,7 +10,7 @@ use futures::future::try_join_all;
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use super::report::{latency_us, ClientStats, Report};
+use super::report::{ClientStats, Report};
 use super::{Plan, QUEUE_GROUP, YIELD_EVERY_MSGS};
 use crate::cli::client::connect;
 use crate::cli::client::units::format_duration;
@@ -269,9 +269,7 @@ async fn request(plan: &Plan, index: usize, client: Client) -> Result<ClientStat
                 RequestErrorKind::TimedOut => no_reply(),
                 _ => anyhow!("request on {subject} failed: {err}"),
             })?;
-        stats.latencies_us.push(latency_us(sent.elapsed()));
-        stats.msgs += 1;
-        stats.bytes += plan.payload.len() as u64;
+        stats.answered(sent, plan.payload.len());
         plan.progress.add(1);
     }
     stats.elapsed = started.elapsed();

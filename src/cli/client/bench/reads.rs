@@ -76,9 +76,7 @@ async fn get_one_by_one(
             .get_raw_message(seq)
             .await
             .map_err(|err| anyhow!("getting sequence {seq} of {}: {err}", plan.stream))?;
-        stats.latencies_us.push(latency_us(sent.elapsed()));
-        stats.msgs += 1;
-        stats.bytes += message.payload.len() as u64;
+        stats.answered(sent, message.payload.len());
         plan.progress.add(1);
     }
     stats.elapsed = started.elapsed();
@@ -202,9 +200,7 @@ async fn kv_client(
                 .ok_or_else(|| anyhow!("key {key} has no value (put the keys first)"))?
                 .len(),
         };
-        stats.latencies_us.push(latency_us(sent.elapsed()));
-        stats.msgs += 1;
-        stats.bytes += bytes as u64;
+        stats.answered(sent, bytes);
         plan.progress.add(1);
     }
     stats.elapsed = started.elapsed();

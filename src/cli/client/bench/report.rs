@@ -46,6 +46,13 @@ impl ClientStats {
         }
     }
 
+    /// Counts one message of `bytes` that waited for its answer since `sent`.
+    pub fn answered(&mut self, sent: std::time::Instant, bytes: usize) {
+        self.latencies_us.push(latency_us(sent.elapsed()));
+        self.msgs += 1;
+        self.bytes += bytes as u64;
+    }
+
     fn msgs_per_s(&self) -> f64 {
         rate(self.msgs as f64, self.elapsed)
     }
